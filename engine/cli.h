@@ -1,0 +1,37 @@
+/* cli.h — the parsed command line shared by every subcommand (cmd-*.c).
+ * main.c fills it; commands read it and return an exit code from exitcode.h. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct Cli {
+        const char *argv0;
+        /* global */
+        char **policy_paths; /* -p/--policy, repeatable; default RETENTIOND_SYSCONFDIR/policies.d */
+        size_t n_policy_paths;
+        bool policy_paths_given;
+        const char *conninfo; /* -d/--database, or NULL: libpq environment decides */
+        bool json;
+        const char *log_target; /* auto|journal|console */
+        bool quiet;
+
+        /* command options */
+        char **rules; /* --rule, repeatable */
+        size_t n_rules;
+        bool dry_run, force, sql, fail_on_overdue, all;
+        const char *hash_key_file;
+        const char *reason, *until, *by, *hold_name;
+        long lock_timeout_ms, statement_timeout_ms; /* <0: default */
+
+        /* positional arguments after the command */
+        char **args;
+        int n_args;
+} Cli;
+
+int cmd_check(Cli *cli);
+int cmd_audit(Cli *cli);
+int cmd_run(Cli *cli);
+int cmd_migrate(Cli *cli);
+int cmd_hold(Cli *cli);
+int cmd_daemon(Cli *cli);

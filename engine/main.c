@@ -1,0 +1,237 @@
+/* main.c — parse the command line, call one command, return its exit code.
+ * Nothing else lives here: every command is in cmd-*.c, every piece of logic in the library. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "exitcode.h"
+#include "util.h"
+
+static void help(FILE *f) {
+        fprintf(f,
+                "Usage: retentiond [OPTIONS] COMMAND [ARGS...]\n"
+                "\n"
+                "Enforce a privacy policy's retention periods inside PostgreSQL.\n"
+                "\n"
+                "Commands:\n"
+                "  check                 Validate the policy files (add -d to check the database too)\n"
+                "  audit                 Dry run: report what is due, held and overdue; changes nothing\n"
+                "  run                   Delete or anonymise expired rows now (--dry-run = audit)\n"
+                "  migrate               Create or upgrade the retention schema in the database\n"
+                "  hold add SUBJECT KEY  Place an operator hold (--reason required; --until, --by)\n"
+                "  hold list             List active holds (--all: released and expired too)\n"
+                "  hold release ID       Release a hold (--by)\n"
+                "  daemon                Run as a service: enforce on schedule (systemd Type=notify)\n"
+                "\n"
+                "Options:\n"
+                "  -p, --policy PATH         Policy file or directory of *.yaml (repeatable;\n"
+                "                            default " RETENTIOND_SYSCONFDIR "/policies.d)\n"
+                "  -d, --database CONNINFO   libpq connection string or URI (default: libpq environment,\n"
+                "                            PGHOST, PGDATABASE, PGSERVICE, PGPASSFILE ...)\n"
+                "      --json                Machine-readable output\n"
+                "  -r, --rule NAME           Only this rule (repeatable; audit, run)\n"
+                "      --dry-run             With run: report only, like audit\n"
+                "      --force               With run: override the circuit breaker for this run\n"
+                "      --sql                 With audit: print the statements run would execute\n"
+                "      --fail-on-overdue     With audit: exit 1 when any row is past its deadline\n"
+                "      --hash-key-file FILE  Key for the hash method (else $CREDENTIALS_DIRECTORY/hash-key,\n"
+                "                            else $RETENTIOND_HASH_KEY_FILE)\n"
+                "      --lock-timeout MS     lock_timeout per statement (default 2000)\n"
+                "      --statement-timeout MS statement_timeout per statement (default 60000)\n"
+                "      --reason TEXT, --until TIMESTAMP, --by NAME, --all   hold options\n"
+                "      --log-target TARGET   auto, journal or console (daemon)\n"
+                "  -q, --quiet               Print only errors\n"
+                "  -h, --help                Show this help\n"
+                "      --version             Show the version\n"
+                "\n"
+                "Exit status: 0 ok, 1 needs attention, 64 usage, 65 invalid policy, 66 input not found,\n"
+                "69 database unavailable, 75 temporary failure, 77 permission denied, 78 configuration error.\n"
+                "\n"
+                "See retentiond(8) and retentiond.policy(5) for details.\n");
+}
+
+enum {
+        OPT_JSON = 0x100,
+        OPT_DRY_RUN,
+        OPT_FORCE,
+        OPT_SQL,
+        OPT_FAIL_ON_OVERDUE,
+        OPT_HASH_KEY_FILE,
+        OPT_REASON,
+        OPT_UNTIL,
+        OPT_BY,
+        OPT_ALL,
+        OPT_HOLD,
+        OPT_LOG_TARGET,
+        OPT_LOCK_TIMEOUT,
+        OPT_STATEMENT_TIMEOUT,
+        OPT_VERSION,
+};
+
+static bool parse_ms(const char *s, long *ret) {
+        int64_t v;
+        if (!parse_int64(s, &v) || v > INT_MAX)
+                return false;
+        *ret = (long) v;
+        return true;
+}
+
+static void cli_done(Cli *cli) {
+        free(cli->policy_paths);
+        free(cli->rules);
+}
+
+int main(int argc, char **argv) {
+        static const struct option options[] = {
+                { "policy", required_argument, NULL, 'p' },
+                { "database", required_argument, NULL, 'd' },
+                { "json", no_argument, NULL, OPT_JSON },
+                { "rule", required_argument, NULL, 'r' },
+                { "dry-run", no_argument, NULL, OPT_DRY_RUN },
+                { "force", no_argument, NULL, OPT_FORCE },
+                { "sql", no_argument, NULL, OPT_SQL },
+                { "fail-on-overdue", no_argument, NULL, OPT_FAIL_ON_OVERDUE },
+                { "hash-key-file", required_argument, NULL, OPT_HASH_KEY_FILE },
+                { "reason", required_argument, NULL, OPT_REASON },
+                { "until", required_argument, NULL, OPT_UNTIL },
+                { "by", required_argument, NULL, OPT_BY },
+                { "all", no_argument, NULL, OPT_ALL },
+                { "hold", required_argument, NULL, OPT_HOLD },
+                { "log-target", required_argument, NULL, OPT_LOG_TARGET },
+                { "lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT },
+                { "statement-timeout", required_argument, NULL, OPT_STATEMENT_TIMEOUT },
+                { "quiet", no_argument, NULL, 'q' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, OPT_VERSION },
+                {},
+        };
+        static const struct {
+                const char *name;
+                int (*fn)(Cli *);
+        } commands[] = {
+                { "check", cmd_check },   { "audit", cmd_audit }, { "run", cmd_run },
+                { "migrate", cmd_migrate }, { "hold", cmd_hold },  { "daemon", cmd_daemon },
+        };
+        _cleanup_(cli_done) Cli cli = {
+                .argv0 = argv[0],
+                .log_target = "auto",
+                .lock_timeout_ms = -1,
+                .statement_timeout_ms = -1,
+        };
+        int c;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":p:d:r:qh", options, NULL)) >= 0) {
+                switch (c) {
+                case 'p':
+                        cli.policy_paths = xreallocarray(cli.policy_paths, cli.n_policy_paths + 1, sizeof(char *));
+                        cli.policy_paths[cli.n_policy_paths++] = optarg;
+                        cli.policy_paths_given = true;
+                        break;
+                case 'd':
+                        cli.conninfo = optarg;
+                        break;
+                case OPT_JSON:
+                        cli.json = true;
+                        break;
+                case 'r':
+                        cli.rules = xreallocarray(cli.rules, cli.n_rules + 1, sizeof(char *));
+                        cli.rules[cli.n_rules++] = optarg;
+                        break;
+                case OPT_DRY_RUN:
+                        cli.dry_run = true;
+                        break;
+                case OPT_FORCE:
+                        cli.force = true;
+                        break;
+                case OPT_SQL:
+                        cli.sql = true;
+                        break;
+                case OPT_FAIL_ON_OVERDUE:
+                        cli.fail_on_overdue = true;
+                        break;
+                case OPT_HASH_KEY_FILE:
+                        cli.hash_key_file = optarg;
+                        break;
+                case OPT_REASON:
+                        cli.reason = optarg;
+                        break;
+                case OPT_UNTIL:
+                        cli.until = optarg;
+                        break;
+                case OPT_BY:
+                        cli.by = optarg;
+                        break;
+                case OPT_ALL:
+                        cli.all = true;
+                        break;
+                case OPT_HOLD:
+                        cli.hold_name = optarg;
+                        break;
+                case OPT_LOG_TARGET:
+                        if (!streq(optarg, "auto") && !streq(optarg, "journal") && !streq(optarg, "console")) {
+                                fprintf(stderr, "retentiond: invalid --log-target \"%s\"\n"
+                                                "HINT:  Use auto, journal or console.\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        cli.log_target = optarg;
+                        break;
+                case OPT_LOCK_TIMEOUT:
+                case OPT_STATEMENT_TIMEOUT:
+                        if (!parse_ms(optarg, c == OPT_LOCK_TIMEOUT ? &cli.lock_timeout_ms : &cli.statement_timeout_ms)) {
+                                fprintf(stderr, "retentiond: invalid value for --%s: \"%s\"\n"
+                                                "HINT:  Give a whole number of milliseconds.\n",
+                                        c == OPT_LOCK_TIMEOUT ? "lock-timeout" : "statement-timeout", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case 'q':
+                        cli.quiet = true;
+                        break;
+                case 'h':
+                        help(stdout);
+                        return EXIT_OK;
+                case OPT_VERSION:
+                        printf("retentiond " RETENTIOND_VERSION "\n");
+                        return EXIT_OK;
+                case ':':
+                        fprintf(stderr, "retentiond: option %s needs a value\n"
+                                        "HINT:  Try \"retentiond --help\" for more information.\n", argv[optind - 1]);
+                        return EXIT_USAGE;
+                default:
+                        fprintf(stderr, "retentiond: unknown option %s\n"
+                                        "HINT:  Try \"retentiond --help\" for more information.\n", argv[optind - 1]);
+                        return EXIT_USAGE;
+                }
+        }
+
+        if (optind >= argc) {
+                fprintf(stderr, "retentiond: no command given\n"
+                                "HINT:  Try \"retentiond --help\" for the list of commands.\n");
+                return EXIT_USAGE;
+        }
+
+        static char *default_policy[] = { RETENTIOND_SYSCONFDIR "/policies.d" };
+        if (cli.n_policy_paths == 0) {
+                cli.policy_paths = xmalloc(sizeof(char *));
+                cli.policy_paths[0] = default_policy[0];
+                cli.n_policy_paths = 1;
+        }
+
+        const char *command = argv[optind];
+        cli.args = argv + optind + 1;
+        cli.n_args = argc - optind - 1;
+
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(commands[i].name, command))
+                        return commands[i].fn(&cli);
+
+        fprintf(stderr, "retentiond: unknown command \"%s\"\n"
+                        "HINT:  Try \"retentiond --help\" for the list of commands.\n", command);
+        return EXIT_USAGE;
+}

@@ -1,0 +1,148 @@
+/* policy.h — the validated, immutable model of a retention policy.
+ * A Policy is built only by policy-load.c and never changes afterwards; nothing here
+ * talks to PostgreSQL or reads files. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "duration.h"
+#include "ident.h"
+
+/* Where something came from in a policy file: 1-based line and column. */
+typedef struct Location {
+        const char *file; /* owned by Policy.files */
+        unsigned line;
+        unsigned column;
+} Location;
+
+typedef enum Action {
+        ACTION_DELETE,
+        ACTION_ANONYMISE,
+} Action;
+
+typedef enum Method {
+        METHOD_NULL,          /* column := NULL */
+        METHOD_REDACT,        /* column := constant text */
+        METHOD_HASH,          /* column := 'hmac-sha256:' || hex(HMAC-SHA256(key, column::text)) */
+        METHOD_TRUNCATE_IP,   /* IPv4 to /24, IPv6 to /48, host bits cleared */
+        METHOD_EMAIL_DOMAIN,  /* 'user@example.com' -> '*@example.com' */
+        METHOD_TRUNCATE_DATE, /* date_trunc(month|year, column) */
+        _METHOD_MAX,
+} Method;
+
+typedef enum DatePrecision {
+        PRECISION_MONTH,
+        PRECISION_YEAR,
+} DatePrecision;
+
+typedef struct ColumnMethod {
+        char *column; /* identifier, unquoted (exact catalog name) */
+        Method method;
+        char *redact_value;      /* METHOD_REDACT */
+        DatePrecision precision; /* METHOD_TRUNCATE_DATE */
+        Location loc;
+} ColumnMethod;
+
+typedef struct Subject {
+        char *name;
+        QualifiedName table;
+        char *key; /* identifier of the subject's key column in `table` */
+        Location loc;
+} Subject;
+
+typedef struct Hold {
+        char *name;
+        char *reason;
+        char *subject_name;
+        const struct Subject *subject; /* resolved */
+        bool registry;                 /* true: operator holds in retention.holds */
+        /* derived holds (registry == false): held while `table` has a row whose
+         * `subject_column` equals the subject's key and whose `column` is not older
+         * than now() - retain (a NULL age counts as young: it never expires). */
+        QualifiedName table;
+        char *subject_column;
+        char *column;
+        Duration retain;
+        Location loc;
+} Hold;
+
+typedef struct Rule {
+        char *name;
+        char *clause;
+        QualifiedName table;
+        char *column; /* age basis; NULL never expires */
+        Duration retain;
+        bool has_deadline;
+        Duration deadline; /* overdue once older than retain + deadline */
+
+        Action action;
+        ColumnMethod *columns; /* anonymise */
+        size_t n_columns;
+
+        char *subject_name; /* optional */
+        const struct Subject *subject;
+        char *subject_column; /* column holding the subject key; NULL when table is the subject's table */
+
+        char **hold_names;
+        const struct Hold **holds;
+        size_t n_holds;
+
+        bool has_while_held;
+        Action while_held_action; /* always ACTION_ANONYMISE in version 1 */
+        ColumnMethod *while_held_columns;
+        size_t n_while_held_columns;
+
+        int64_t batch_size;
+        Duration schedule;
+        char *window; /* "HH:MM-HH:MM" local time, or NULL */
+        double max_fraction;      /* 0 < x <= 1; default 0.5 */
+        int64_t max_rows;         /* 0: no limit */
+        int64_t breaker_min_rows; /* default 1000 */
+        char *where;              /* trusted administrator SQL, or NULL */
+
+        Location loc;
+} Rule;
+
+typedef struct Policy {
+        char **files; /* every file that was read, in order */
+        size_t n_files;
+
+        Subject *subjects;
+        size_t n_subjects;
+        Hold *holds;
+        size_t n_holds;
+        Rule *rules;
+        size_t n_rules;
+} Policy;
+
+/* Defaults that apply when neither the rule nor the policy's `defaults:` says otherwise. */
+#define POLICY_DEFAULT_BATCH_SIZE 5000
+#define POLICY_DEFAULT_SCHEDULE_USEC (INT64_C(3600) * 1000000) /* 1 hour */
+#define POLICY_DEFAULT_MAX_FRACTION 0.5
+#define POLICY_DEFAULT_BREAKER_MIN_ROWS 1000
+#define POLICY_MAX_BATCH_SIZE 1000000
+
+void policy_free(Policy *p);
+static inline void policy_freep(Policy **p) {
+        policy_free(*p);
+}
+#define _cleanup_policy_ __attribute__((cleanup(policy_freep)))
+
+const Rule *policy_find_rule(const Policy *p, const char *name);
+const Hold *policy_find_hold(const Policy *p, const char *name);
+const Subject *policy_find_subject(const Policy *p, const char *name);
+
+const char *action_to_string(Action a);
+const char *method_to_string(Method m);
+/* Parses a method name ("null", "hash", ...); returns -1 when unknown. */
+int method_from_string(const char *s);
+
+/* Does `rule` need the hash key (some column uses METHOD_HASH)? */
+bool rule_needs_hash_key(const Rule *rule);
+bool policy_needs_hash_key(const Policy *p);
+
+/* One-line human summary for `check`, e.g.
+ * "delete app.access_log rows whose requested_at is older than 7 days". Caller frees. */
+char *rule_summary(const Rule *rule);
