@@ -1,0 +1,109 @@
+/* event.h — the one event and log API of retentiond: structured journald events with a stable
+ * MESSAGE_ID per type, or readable lines on stderr, through the same code path.
+ * Never pass personal data or secrets in any message or field (see below). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <syslog.h>
+
+#include "util.h"
+
+/* Every event type. The MESSAGE_ID of each is in event-ids.h and documented in
+ * packaging/retentiond.catalog and the README's "Monitoring" section. Append only. */
+typedef enum EventType {
+        EVENT_RUN_STARTED,
+        EVENT_RUN_FINISHED,
+        EVENT_RULE_ENFORCED,
+        EVENT_RULE_FAILED,
+        EVENT_BREAKER_TRIPPED,
+        EVENT_ROWS_HELD,
+        EVENT_OVERDUE_FOUND,
+        EVENT_FK_ISOLATED,
+        EVENT_POLICY_LOADED,
+        EVENT_POLICY_REJECTED,
+        EVENT_DATABASE_LOST,
+        EVENT_DATABASE_BACK,
+        EVENT_DAEMON_STARTED,
+        EVENT_DAEMON_STOPPING,
+        EVENT_RUN_REQUESTED,     /* an immediate run was requested by signal (SIGUSR1) */
+        EVENT_RUN_INTERRUPTED,
+        EVENT_PARTITION_DROPPED,
+        EVENT_HOLD_PLACED,
+        EVENT_HOLD_RELEASED,
+        EVENT_ROWS_SKIPPED,      /* locked rows left for the next run */
+        EVENT_POLICY_FILE_WRITABLE, /* a policy file is writable by a non-root user */
+        _EVENT_MAX,
+} EventType;
+
+typedef enum LogTarget {
+        LOG_TARGET_AUTO,    /* journal when JOURNAL_STREAM or INVOCATION_ID is set, else console */
+        LOG_TARGET_JOURNAL, /* sd_journal_sendv with structured fields */
+        LOG_TARGET_CONSOLE, /* one readable line per message on stderr */
+} LogTarget;
+
+/* The structured fields of an event. Absent fields are not sent: strings NULL or "", numbers < 0,
+ * policy_line 0.
+ *
+ * NO PERSONAL DATA, NO SECRETS: these fields (and the message text) end up in the journal, which
+ * is kept and shipped far longer than any retention period. Pass only names that come from the
+ * policy (rule, clause, table, action, hold name or id), counts, cutoff timestamps, SQLSTATE codes
+ * and policy file paths. Never a row's values, a subject key, a connection string or a password.
+ * Control characters in string fields are replaced by '?' (every field is a single line). */
+typedef struct EventFields {
+        const char *rule, *clause, *table, *action, *cutoff, *sqlstate, *policy_file, *hold;
+        int64_t rows_deleted, rows_anonymised, rows_held, rows_overdue, rows_skipped; /* < 0: absent */
+        int64_t run_id;        /* < 0: absent */
+        int64_t duration_usec; /* < 0: absent */
+        unsigned policy_line;  /* 0: absent */
+} EventFields;
+
+#define EVENT_FIELDS_INIT                                                                       \
+        {                                                                                       \
+                .rows_deleted = -1, .rows_anonymised = -1, .rows_held = -1, .rows_overdue = -1, \
+                .rows_skipped = -1, .run_id = -1, .duration_usec = -1                          \
+        }
+
+/* Choose the sink. AUTO is resolved here, from the environment; until log_setup() is called the
+ * target is AUTO, resolved on first use. */
+void log_setup(LogTarget target);
+/* The resolved target: never LOG_TARGET_AUTO. */
+LogTarget log_target(void);
+/* Messages and events with a priority numerically above this are dropped (default LOG_INFO). */
+void log_set_max_level(int priority);
+int log_get_max_level(void);
+/* Console only: append the fields as KEY=value after the message (default off). */
+void log_set_show_fields(bool b);
+
+/* Emits one event: MESSAGE=formatted text, MESSAGE_ID, PRIORITY, SYSLOG_IDENTIFIER=retentiond and
+ * every present field as RULE=, CLAUSE=, TABLE=, ACTION=, ROWS_DELETED=, ROWS_ANONYMISED=,
+ * ROWS_HELD=, ROWS_OVERDUE=, ROWS_SKIPPED=, CUTOFF=, DURATION_USEC=, RUN_ID=, SQLSTATE=,
+ * POLICY_FILE=, POLICY_LINE=, HOLD=. On the console: "retentiond: [warning: |error: ]MESSAGE".
+ * f may be NULL (no fields). errno is preserved, and %m works in fmt. */
+void event_emit(EventType type, int priority, const EventFields *f, const char *fmt, ...) _printf_(4, 5);
+
+/* Plain log lines without a MESSAGE_ID (same sinks). errno is preserved. */
+void log_full(int priority, const char *fmt, ...) _printf_(2, 3);
+#define log_error(...) log_full(LOG_ERR, __VA_ARGS__)
+#define log_warning(...) log_full(LOG_WARNING, __VA_ARGS__)
+#define log_notice(...) log_full(LOG_NOTICE, __VA_ARGS__)
+#define log_info(...) log_full(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_full(LOG_DEBUG, __VA_ARGS__)
+
+/* PostgreSQL message style for runtime errors: a primary message, optional DETAIL and HINT.
+ * Console: "retentiond: error: PRIMARY\nDETAIL:  ...\nHINT:  ...".
+ * Journal: MESSAGE=PRIMARY, ERROR_DETAIL=, ERROR_HINT= and the fields. detail/hint may be NULL. */
+void log_pg_style(int priority, const EventFields *f, const char *primary, const char *detail, const char *hint);
+/* The same with a MESSAGE_ID: an event whose text is in PostgreSQL style. */
+void event_emit_pg_style(
+                EventType type,
+                int priority,
+                const EventFields *f,
+                const char *primary,
+                const char *detail,
+                const char *hint);
+
+/* 32 lowercase hex characters, or NULL when t is out of range. */
+const char *event_message_id(EventType t);
+/* "run-started", "rule-enforced", ...; NULL when t is out of range. */
+const char *event_name(EventType t);
