@@ -14,28 +14,29 @@
 static const struct {
         const char *id;
         const char *name;
+        int priority; /* the usual priority; documented in the README */
 } event_table[] = {
-        [EVENT_RUN_STARTED] = { RETENTIOND_MESSAGE_RUN_STARTED, "run-started" },
-        [EVENT_RUN_FINISHED] = { RETENTIOND_MESSAGE_RUN_FINISHED, "run-finished" },
-        [EVENT_RULE_ENFORCED] = { RETENTIOND_MESSAGE_RULE_ENFORCED, "rule-enforced" },
-        [EVENT_RULE_FAILED] = { RETENTIOND_MESSAGE_RULE_FAILED, "rule-failed" },
-        [EVENT_BREAKER_TRIPPED] = { RETENTIOND_MESSAGE_BREAKER_TRIPPED, "breaker-tripped" },
-        [EVENT_ROWS_HELD] = { RETENTIOND_MESSAGE_ROWS_HELD, "rows-held" },
-        [EVENT_OVERDUE_FOUND] = { RETENTIOND_MESSAGE_OVERDUE_FOUND, "overdue-found" },
-        [EVENT_FK_ISOLATED] = { RETENTIOND_MESSAGE_FK_ISOLATED, "fk-isolated" },
-        [EVENT_POLICY_LOADED] = { RETENTIOND_MESSAGE_POLICY_LOADED, "policy-loaded" },
-        [EVENT_POLICY_REJECTED] = { RETENTIOND_MESSAGE_POLICY_REJECTED, "policy-rejected" },
-        [EVENT_DATABASE_LOST] = { RETENTIOND_MESSAGE_DATABASE_LOST, "database-lost" },
-        [EVENT_DATABASE_BACK] = { RETENTIOND_MESSAGE_DATABASE_BACK, "database-back" },
-        [EVENT_DAEMON_STARTED] = { RETENTIOND_MESSAGE_DAEMON_STARTED, "daemon-started" },
-        [EVENT_DAEMON_STOPPING] = { RETENTIOND_MESSAGE_DAEMON_STOPPING, "daemon-stopping" },
-        [EVENT_RUN_REQUESTED] = { RETENTIOND_MESSAGE_RUN_REQUESTED, "run-requested" },
-        [EVENT_RUN_INTERRUPTED] = { RETENTIOND_MESSAGE_RUN_INTERRUPTED, "run-interrupted" },
-        [EVENT_PARTITION_DROPPED] = { RETENTIOND_MESSAGE_PARTITION_DROPPED, "partition-dropped" },
-        [EVENT_HOLD_PLACED] = { RETENTIOND_MESSAGE_HOLD_PLACED, "hold-placed" },
-        [EVENT_HOLD_RELEASED] = { RETENTIOND_MESSAGE_HOLD_RELEASED, "hold-released" },
-        [EVENT_ROWS_SKIPPED] = { RETENTIOND_MESSAGE_ROWS_SKIPPED, "rows-skipped" },
-        [EVENT_POLICY_FILE_WRITABLE] = { RETENTIOND_MESSAGE_POLICY_FILE_WRITABLE, "policy-file-writable" },
+        [EVENT_RUN_STARTED] = { RETENTIOND_MESSAGE_RUN_STARTED, "run-started", LOG_INFO },
+        [EVENT_RUN_FINISHED] = { RETENTIOND_MESSAGE_RUN_FINISHED, "run-finished", LOG_NOTICE },
+        [EVENT_RULE_ENFORCED] = { RETENTIOND_MESSAGE_RULE_ENFORCED, "rule-enforced", LOG_INFO },
+        [EVENT_RULE_FAILED] = { RETENTIOND_MESSAGE_RULE_FAILED, "rule-failed", LOG_ERR },
+        [EVENT_BREAKER_TRIPPED] = { RETENTIOND_MESSAGE_BREAKER_TRIPPED, "breaker-tripped", LOG_ERR },
+        [EVENT_ROWS_HELD] = { RETENTIOND_MESSAGE_ROWS_HELD, "rows-held", LOG_INFO },
+        [EVENT_OVERDUE_FOUND] = { RETENTIOND_MESSAGE_OVERDUE_FOUND, "overdue-found", LOG_WARNING },
+        [EVENT_FK_ISOLATED] = { RETENTIOND_MESSAGE_FK_ISOLATED, "fk-isolated", LOG_WARNING },
+        [EVENT_POLICY_LOADED] = { RETENTIOND_MESSAGE_POLICY_LOADED, "policy-loaded", LOG_NOTICE },
+        [EVENT_POLICY_REJECTED] = { RETENTIOND_MESSAGE_POLICY_REJECTED, "policy-rejected", LOG_ERR },
+        [EVENT_DATABASE_LOST] = { RETENTIOND_MESSAGE_DATABASE_LOST, "database-lost", LOG_WARNING },
+        [EVENT_DATABASE_BACK] = { RETENTIOND_MESSAGE_DATABASE_BACK, "database-back", LOG_NOTICE },
+        [EVENT_DAEMON_STARTED] = { RETENTIOND_MESSAGE_DAEMON_STARTED, "daemon-started", LOG_NOTICE },
+        [EVENT_DAEMON_STOPPING] = { RETENTIOND_MESSAGE_DAEMON_STOPPING, "daemon-stopping", LOG_NOTICE },
+        [EVENT_RUN_REQUESTED] = { RETENTIOND_MESSAGE_RUN_REQUESTED, "run-requested", LOG_NOTICE },
+        [EVENT_RUN_INTERRUPTED] = { RETENTIOND_MESSAGE_RUN_INTERRUPTED, "run-interrupted", LOG_WARNING },
+        [EVENT_PARTITION_DROPPED] = { RETENTIOND_MESSAGE_PARTITION_DROPPED, "partition-dropped", LOG_INFO },
+        [EVENT_HOLD_PLACED] = { RETENTIOND_MESSAGE_HOLD_PLACED, "hold-placed", LOG_NOTICE },
+        [EVENT_HOLD_RELEASED] = { RETENTIOND_MESSAGE_HOLD_RELEASED, "hold-released", LOG_NOTICE },
+        [EVENT_ROWS_SKIPPED] = { RETENTIOND_MESSAGE_ROWS_SKIPPED, "rows-skipped", LOG_NOTICE },
+        [EVENT_POLICY_FILE_WRITABLE] = { RETENTIOND_MESSAGE_POLICY_FILE_WRITABLE, "policy-file-writable", LOG_WARNING },
 };
 _Static_assert(ELEMENTSOF(event_table) == _EVENT_MAX, "every EventType needs a MESSAGE_ID and a name");
 
@@ -53,6 +54,12 @@ const char *event_name(EventType t) {
         if ((unsigned) t >= _EVENT_MAX)
                 return NULL;
         return event_table[t].name;
+}
+
+int event_priority(EventType t) {
+        if ((unsigned) t >= _EVENT_MAX)
+                return LOG_INFO;
+        return event_table[t].priority;
 }
 
 static LogTarget resolve_target(LogTarget t) {

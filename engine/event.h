@@ -107,3 +107,7 @@ void event_emit_pg_style(
 const char *event_message_id(EventType t);
 /* "run-started", "rule-enforced", ...; NULL when t is out of range. */
 const char *event_name(EventType t);
+/* The usual priority of the event type (LOG_ERR for rule-failed, LOG_WARNING for overdue-found,
+ * ...), as documented in the README; callers pass it to event_emit() unless the situation is
+ * worse or better than usual (e.g. run-finished is LOG_WARNING when a rule failed). */
+int event_priority(EventType t);

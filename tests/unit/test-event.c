@@ -62,6 +62,7 @@ static void test_ids_distinct(void **state) {
                 assert_non_null(name);
                 assert_true(is_lower_hex32(id));
                 assert_true(strlen(name) > 0);
+                assert_in_range(event_priority((EventType) i), LOG_ERR, LOG_INFO);
                 for (int j = 0; j < i; j++) {
                         assert_string_not_equal(id, event_message_id((EventType) j));
                         assert_string_not_equal(name, event_name((EventType) j));
@@ -75,6 +76,9 @@ static void test_ids_distinct(void **state) {
         assert_string_equal(event_message_id(EVENT_DATABASE_LOST), RETENTIOND_MESSAGE_DATABASE_LOST);
         assert_string_equal(event_message_id(EVENT_POLICY_FILE_WRITABLE), RETENTIOND_MESSAGE_POLICY_FILE_WRITABLE);
         assert_string_equal(event_name(EVENT_RULE_ENFORCED), "rule-enforced");
+        assert_int_equal(event_priority(EVENT_RULE_FAILED), LOG_ERR);
+        assert_int_equal(event_priority(EVENT_OVERDUE_FOUND), LOG_WARNING);
+        assert_int_equal(event_priority(EVENT_RULE_ENFORCED), LOG_INFO);
 }
 
 static void emit_plain(void) {
