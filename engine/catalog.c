@@ -1,0 +1,256 @@
+/* catalog.c — read the PostgreSQL catalog for the tables a policy names.
+ * Only SELECTs on pg_catalog (and count(*) when no estimate exists); never writes. */
+#include "catalog.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define OID_DATE 1082
+#define OID_TIMESTAMP 1114
+#define OID_TIMESTAMPTZ 1184
+#define OID_INET 869
+#define OID_CIDR 650
+
+static ColumnKind kind_from(uint32_t base, const char *category) {
+        switch (base) {
+        case OID_DATE: return COLKIND_DATE;
+        case OID_TIMESTAMP: return COLKIND_TIMESTAMP;
+        case OID_TIMESTAMPTZ: return COLKIND_TIMESTAMPTZ;
+        case OID_INET: return COLKIND_INET;
+        case OID_CIDR: return COLKIND_CIDR;
+        }
+        if (category && streq(category, "S"))
+                return COLKIND_TEXT;
+        return COLKIND_OTHER;
+}
+
+const char *column_kind_to_string(ColumnKind k) {
+        switch (k) {
+        case COLKIND_TIMESTAMPTZ: return "timestamptz";
+        case COLKIND_TIMESTAMP: return "timestamp";
+        case COLKIND_DATE: return "date";
+        case COLKIND_INET: return "inet";
+        case COLKIND_CIDR: return "cidr";
+        case COLKIND_TEXT: return "text";
+        default: return "other";
+        }
+}
+
+void cat_table_free(CatTable *t) {
+        if (!t)
+                return;
+        qualified_name_done(&t->name);
+        for (size_t i = 0; i < t->n_columns; i++) {
+                free(t->columns[i].name);
+                free(t->columns[i].type);
+        }
+        free(t->columns);
+        for (size_t i = 0; i < t->n_indexed_first_columns; i++)
+                free(t->indexed_first_columns[i]);
+        free(t->indexed_first_columns);
+        free(t->partition_column);
+        for (size_t i = 0; i < t->n_referenced_by; i++) {
+                CatForeignKey *fk = &t->referenced_by[i];
+                free(fk->name);
+                qualified_name_done(&fk->child);
+                for (size_t j = 0; j < fk->n_columns; j++) {
+                        free(fk->child_columns[j]);
+                        free(fk->parent_columns[j]);
+                }
+                free(fk->child_columns);
+                free(fk->parent_columns);
+        }
+        free(t->referenced_by);
+        free(t);
+}
+
+static int load_by_oid_text(Pg *pg, const char *oidtext, CatTable **ret, PgError *err) {
+        _cleanup_pgresult_ PGresult *r = NULL;
+        const char *p[] = { oidtext };
+        int k;
+
+        k = pg_exec(pg, &r, err,
+                    "SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples,"
+                    " has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'DELETE'),"
+                    " has_table_privilege(c.oid, 'UPDATE'),"
+                    " (SELECT a.attname FROM pg_partitioned_table pt"
+                    "    JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]"
+                    "   WHERE pt.partrelid = c.oid AND pt.partstrat = 'r' AND pt.partnatts = 1)"
+                    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE c.oid = $1::oid",
+                    1, p);
+        if (k)
+                return k;
+        if (PQntuples(r) != 1)
+                return -1;
+
+        _cleanup_(cat_table_freep) CatTable *t = xcalloc(1, sizeof(CatTable));
+        t->oid = (uint32_t) strtoul(PQgetvalue(r, 0, 0), NULL, 10);
+        t->name.schema = xstrdup(PQgetvalue(r, 0, 1));
+        t->name.name = xstrdup(PQgetvalue(r, 0, 2));
+        t->relkind = PQgetvalue(r, 0, 3)[0];
+        t->reltuples = strtod(PQgetvalue(r, 0, 4), NULL);
+        t->can_select = streq(PQgetvalue(r, 0, 5), "t");
+        t->can_delete = streq(PQgetvalue(r, 0, 6), "t");
+        t->can_update = streq(PQgetvalue(r, 0, 7), "t");
+        if (!PQgetisnull(r, 0, 8))
+                t->partition_column = xstrdup(PQgetvalue(r, 0, 8));
+        PQclear(TAKE_PTR(r));
+
+        k = pg_exec(pg, &r, err,
+                    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attnum,"
+                    " CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,"
+                    " (SELECT bt.typcategory FROM pg_type bt"
+                    "   WHERE bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END)"
+                    " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+                    " WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                    1, p);
+        if (k)
+                return k;
+        t->n_columns = (size_t) PQntuples(r);
+        t->columns = xcalloc(t->n_columns, sizeof(CatColumn));
+        for (size_t i = 0; i < t->n_columns; i++) {
+                CatColumn *c = &t->columns[i];
+                c->name = xstrdup(PQgetvalue(r, (int) i, 0));
+                c->type = xstrdup(PQgetvalue(r, (int) i, 1));
+                c->not_null = streq(PQgetvalue(r, (int) i, 2), "t");
+                c->attnum = atoi(PQgetvalue(r, (int) i, 3));
+                c->kind = kind_from((uint32_t) strtoul(PQgetvalue(r, (int) i, 4), NULL, 10), PQgetvalue(r, (int) i, 5));
+        }
+        PQclear(TAKE_PTR(r));
+
+        k = pg_exec(pg, &r, err,
+                    "SELECT a.attname FROM pg_index i"
+                    " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+                    " WHERE i.indrelid = $1::oid AND i.indisvalid AND i.indpred IS NULL",
+                    1, p);
+        if (k)
+                return k;
+        t->n_indexed_first_columns = (size_t) PQntuples(r);
+        t->indexed_first_columns = xcalloc(t->n_indexed_first_columns, sizeof(char *));
+        for (size_t i = 0; i < t->n_indexed_first_columns; i++)
+                t->indexed_first_columns[i] = xstrdup(PQgetvalue(r, (int) i, 0));
+        PQclear(TAKE_PTR(r));
+
+        /* Foreign keys of other tables (and this one) that reference this table. Clones of a
+         * partitioned table's constraint (conparentid <> 0) are represented by their parent. */
+        k = pg_exec(pg, &r, err,
+                    "SELECT con.conname, con.conrelid, cn.nspname, cc.relname, con.confdeltype,"
+                    " ca.attname, pa.attname"
+                    " FROM pg_constraint con"
+                    " JOIN pg_class cc ON cc.oid = con.conrelid"
+                    " JOIN pg_namespace cn ON cn.oid = cc.relnamespace"
+                    " CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(ck, pk, ord)"
+                    " JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.ck"
+                    " JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pk"
+                    " WHERE con.contype = 'f' AND con.confrelid = $1::oid AND con.conparentid = 0"
+                    " ORDER BY con.conrelid, con.conname, k.ord",
+                    1, p);
+        if (k)
+                return k;
+        for (int i = 0; i < PQntuples(r); i++) {
+                const char *name = PQgetvalue(r, i, 0);
+                uint32_t child = (uint32_t) strtoul(PQgetvalue(r, i, 1), NULL, 10);
+                CatForeignKey *fk = t->n_referenced_by ? &t->referenced_by[t->n_referenced_by - 1] : NULL;
+                if (!fk || fk->child_oid != child || !streq(fk->name, name)) {
+                        t->referenced_by = xreallocarray(t->referenced_by, t->n_referenced_by + 1, sizeof(CatForeignKey));
+                        fk = &t->referenced_by[t->n_referenced_by++];
+                        *fk = (CatForeignKey) {
+                                .name = xstrdup(name),
+                                .child_oid = child,
+                                .child = { .schema = xstrdup(PQgetvalue(r, i, 2)), .name = xstrdup(PQgetvalue(r, i, 3)) },
+                                .on_delete = PQgetvalue(r, i, 4)[0],
+                        };
+                }
+                fk->child_columns = xreallocarray(fk->child_columns, fk->n_columns + 1, sizeof(char *));
+                fk->parent_columns = xreallocarray(fk->parent_columns, fk->n_columns + 1, sizeof(char *));
+                fk->child_columns[fk->n_columns] = xstrdup(PQgetvalue(r, i, 5));
+                fk->parent_columns[fk->n_columns] = xstrdup(PQgetvalue(r, i, 6));
+                fk->n_columns++;
+        }
+
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+int catalog_load_table(Pg *pg, const QualifiedName *name, CatTable **ret, PgError *err) {
+        _cleanup_free_ char *q = qualified_name_quote(name);
+        _cleanup_free_ char *oid = NULL;
+        const char *p[] = { q };
+        int k = pg_value(pg, &oid, err,
+                         "SELECT c.oid FROM pg_class c WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')", 1, p);
+        if (k == PG_ERR_OTHER && err && streq_ptr(err->primary, "query returned no rows"))
+                k = -1;
+        if (k < 0 || (k == 0 && !oid)) {
+                _cleanup_free_ char *d = qualified_name_display(name);
+                pg_error_set(err, "42P01", NULL,
+                             "Check the table name in the policy, the database given with -d, and the search_path.",
+                             "relation \"%s\" does not exist", d);
+                return PG_ERR_UNDEFINED;
+        }
+        if (k)
+                return k;
+        k = load_by_oid_text(pg, oid, ret, err);
+        if (k < 0) {
+                _cleanup_free_ char *d = qualified_name_display(name);
+                pg_error_set(err, "42P01", NULL, NULL, "relation \"%s\" does not exist", d);
+                return PG_ERR_UNDEFINED;
+        }
+        return k;
+}
+
+int catalog_load_table_oid(Pg *pg, uint32_t oid, CatTable **ret, PgError *err) {
+        char buf[16];
+        snprintf(buf, sizeof(buf), "%u", oid);
+        int k = load_by_oid_text(pg, buf, ret, err);
+        if (k < 0) {
+                pg_error_set(err, "42P01", NULL, NULL, "relation with OID %u does not exist", oid);
+                return PG_ERR_UNDEFINED;
+        }
+        return k;
+}
+
+const CatColumn *cat_table_column(const CatTable *t, const char *name) {
+        for (size_t i = 0; i < t->n_columns; i++)
+                if (streq(t->columns[i].name, name))
+                        return &t->columns[i];
+        return NULL;
+}
+
+bool cat_table_has_index_on(const CatTable *t, const char *column) {
+        for (size_t i = 0; i < t->n_indexed_first_columns; i++)
+                if (streq(t->indexed_first_columns[i], column))
+                        return true;
+        return false;
+}
+
+int catalog_row_estimate(Pg *pg, const CatTable *t, int64_t *ret, PgError *err) {
+        _cleanup_pgresult_ PGresult *r = NULL;
+        char oid[16];
+        snprintf(oid, sizeof(oid), "%u", t->oid);
+        const char *p[] = { oid };
+        int k = pg_exec(pg, &r, err,
+                        "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint, coalesce(bool_or(c.reltuples < 0), false)"
+                        " FROM pg_partition_tree($1::oid) pt JOIN pg_class c ON c.oid = pt.relid"
+                        " WHERE pt.isleaf",
+                        1, p);
+        if (k)
+                return k;
+        bool unknown = streq(PQgetvalue(r, 0, 1), "t");
+        if (!unknown) {
+                *ret = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+                return 0;
+        }
+        /* Never analysed: count exactly rather than read a missing estimate as zero. */
+        _cleanup_free_ char *q = qualified_name_quote(&t->name);
+        _cleanup_free_ char *sql = xasprintf("SELECT count(*) FROM %s", q);
+        _cleanup_free_ char *v = NULL;
+        k = pg_value(pg, &v, err, sql, 0, NULL);
+        if (k)
+                return k;
+        *ret = strtoll(v, NULL, 10);
+        return 0;
+}

@@ -1,0 +1,73 @@
+/* catalog.h — what PostgreSQL's catalog says about the tables a policy names: columns and
+ * types, indexes on age columns, partitions, foreign keys, size estimates, privileges.
+ * Read-only: never changes the database. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ident.h"
+#include "pg.h"
+
+typedef enum ColumnKind {
+        COLKIND_OTHER,
+        COLKIND_TIMESTAMPTZ,
+        COLKIND_TIMESTAMP,
+        COLKIND_DATE,
+        COLKIND_INET,
+        COLKIND_CIDR,
+        COLKIND_TEXT, /* text, varchar, bpchar, citext and other string types */
+} ColumnKind;
+
+typedef struct CatColumn {
+        char *name;
+        char *type; /* format_type() */
+        ColumnKind kind;
+        bool not_null;
+        int attnum;
+} CatColumn;
+
+typedef struct CatForeignKey {
+        char *name;
+        uint32_t child_oid;
+        QualifiedName child; /* the referencing table */
+        char **child_columns;
+        char **parent_columns;
+        size_t n_columns;
+        char on_delete; /* 'a' no action, 'r' restrict, 'c' cascade, 'n' set null, 'd' set default */
+} CatForeignKey;
+
+typedef struct CatTable {
+        uint32_t oid;
+        QualifiedName name; /* schema always set */
+        char relkind;       /* 'r' table, 'p' partitioned */
+        CatColumn *columns;
+        size_t n_columns;
+        double reltuples; /* < 0: never analysed */
+        char **indexed_first_columns; /* first key column of every valid index */
+        size_t n_indexed_first_columns;
+        /* range partitioning on one column */
+        char *partition_column; /* NULL when not range-partitioned on a single column */
+        CatForeignKey *referenced_by; /* foreign keys of other tables pointing here */
+        size_t n_referenced_by;
+        bool can_select, can_delete, can_update;
+} CatTable;
+
+/* Loads a table. Returns 0; PG_ERR_UNDEFINED with *err ("relation ... does not exist") when
+ * missing; another PgErrorClass on failure. */
+int catalog_load_table(Pg *pg, const QualifiedName *name, CatTable **ret, PgError *err);
+/* Same by oid (used while walking foreign keys). */
+int catalog_load_table_oid(Pg *pg, uint32_t oid, CatTable **ret, PgError *err);
+void cat_table_free(CatTable *t);
+static inline void cat_table_freep(CatTable **t) {
+        cat_table_free(*t);
+}
+
+const CatColumn *cat_table_column(const CatTable *t, const char *name);
+bool cat_table_has_index_on(const CatTable *t, const char *column);
+const char *column_kind_to_string(ColumnKind k);
+
+/* Row count estimate: reltuples (summed over partitions); when the table (or a partition)
+ * was never analysed, an exact count(*) — a missing estimate is never read as zero. */
+int catalog_row_estimate(Pg *pg, const CatTable *t, int64_t *ret, PgError *err);

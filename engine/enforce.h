@@ -1,0 +1,125 @@
+/* enforce.h — runs a policy against a database: the rule run as a sequence of short
+ * steps (start, one batch at a time, finish), the dry-run audit, the audit trail.
+ * Never touches a row that is not provably expired and unheld. */
+#pragma once
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hashkey.h"
+#include "pg.h"
+#include "plan.h"
+#include "policy.h"
+
+#define RETENTION_SCHEMA_VERSION 1
+/* pg_advisory_lock(int4, int4) keys: "RTND" and a purpose. */
+#define ADVISORY_CLASS 0x52544E44
+#define ADVISORY_ENFORCE 1
+#define ADVISORY_MIGRATE 2
+
+typedef enum RuleOutcome {
+        RULE_RUNNING,
+        RULE_SUCCESS,
+        RULE_FAILED,
+        RULE_BREAKER,
+        RULE_INTERRUPTED,
+        RULE_SKIPPED, /* could not take its locks in time: left for the next run */
+} RuleOutcome;
+
+const char *rule_outcome_to_string(RuleOutcome o);
+
+typedef struct NamedCount {
+        char *name;
+        int64_t rows;
+} NamedCount;
+
+typedef struct RuleResult {
+        const Rule *rule;
+        int64_t rule_run_id; /* -1 in a dry run */
+        char *cutoff;        /* as PostgreSQL computed it */
+
+        /* tally (audit: before; run: after) */
+        int64_t due, held, actionable, overdue, fk_blocked, while_held_due, cascade_held;
+        char *oldest_age; /* interval text, NULL when nothing is due */
+        NamedCount *holds;
+        size_t n_holds;
+        NamedCount *fks;
+        size_t n_fks;
+
+        /* what was done */
+        int64_t deleted, anonymised, skipped_locked, partitions_dropped, batches;
+        int64_t longest_batch_usec;
+
+        /* breaker */
+        bool breaker_checked, breaker_tripped, forced;
+        int64_t breaker_rows, table_rows, breaker_limit;
+
+        bool has_index;
+        char **warnings;
+        size_t n_warnings;
+
+        RuleOutcome outcome;
+        PgError error; /* when FAILED, BREAKER or SKIPPED */
+        uint64_t duration_usec;
+} RuleResult;
+
+void rule_result_done(RuleResult *r);
+
+typedef struct EnforceOptions {
+        bool dry_run;
+        bool force;
+        char *const *only_rules; /* NULL: every rule */
+        size_t n_only_rules;
+        const HashKey *hash_key;
+        const char *mode; /* "run" or "daemon" for the audit trail */
+        volatile sig_atomic_t *stop; /* checked between batches; set: finish cleanly, record interrupted */
+} EnforceOptions;
+
+typedef struct RunResult {
+        int64_t run_id; /* -1 in a dry run */
+        RuleResult *rules;
+        size_t n_rules;
+        bool interrupted;
+        uint64_t duration_usec;
+} RunResult;
+
+void run_result_free(RunResult *r);
+static inline void run_result_freep(RunResult **r) {
+        run_result_free(*r);
+}
+
+/* Checks that the retention schema is installed at the version this build knows.
+ * Returns 0; otherwise a PgErrorClass or -1 (wrong/missing version) with *err filled. */
+int trail_check_schema(Pg *pg, PgError *err);
+
+/* Takes the per-database enforcement lock (session level). Returns 0, 1 when another run
+ * holds it (err says which), or a PgErrorClass. */
+int enforce_lock(Pg *pg, PgError *err);
+void enforce_unlock(Pg *pg);
+
+/* Loads catalog facts for every table a set of rules needs into cache. Returns 0, or a
+ * PgErrorClass (first failure) — missing tables are reported per rule by plan_build(). */
+int enforce_load_catalog(Pg *pg, const Policy *p, CatCache *cache, PgError *err);
+
+/* The whole run from the terminal: every selected rule in policy order, each to completion.
+ * dry_run: one READ ONLY REPEATABLE READ transaction, tallies only, nothing recorded.
+ * Returns 0 with *ret filled (rule failures are in the results), or a PgErrorClass /
+ * -1 with *err for failures that stop the whole run (connection lost, lock held, schema). */
+int enforce_run(Pg *pg, const Policy *p, const EnforceOptions *o, RunResult **ret, PgError *err);
+
+/* ---- the steps, for the daemon ---- */
+typedef struct RuleRun RuleRun;
+/* Starts one rule: plan, audit-trail row, cutoffs, breaker, partition drops. On return
+ * *ret is set even when the rule already ended (breaker, error): check rule_run_done(). */
+int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, const EnforceOptions *o,
+                   int64_t run_id, RuleRun **ret);
+/* One batch (one short transaction). */
+int rule_run_step(RuleRun *rr);
+bool rule_run_done(const RuleRun *rr);
+/* Tally, audit trail, result. Takes ownership of the result fields into *out. */
+int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out);
+void rule_run_free(RuleRun *rr);
+
+int trail_run_begin(Pg *pg, const char *mode, int64_t *ret, PgError *err);
+int trail_run_end(Pg *pg, int64_t run_id, const char *outcome, int rules_total, int rules_failed, PgError *err);

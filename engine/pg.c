@@ -1,0 +1,206 @@
+/* pg.c — libpq connection, session settings, parameterised execution, SQLSTATE classes.
+ * Never interpolates a value into SQL text and never logs parameter values (they may
+ * be keys or personal data). */
+#include "pg.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+void pg_error_done(PgError *e) {
+        if (!e)
+                return;
+        free(e->primary);
+        free(e->detail);
+        free(e->hint);
+        *e = (PgError) {};
+}
+
+void pg_error_set(PgError *e, const char *sqlstate, const char *detail, const char *hint, const char *fmt, ...) {
+        if (!e)
+                return;
+        pg_error_done(e);
+        va_list ap;
+        va_start(ap, fmt);
+        e->primary = xvasprintf(fmt, ap);
+        va_end(ap);
+        snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate ? sqlstate : "");
+        e->detail = detail ? xstrdup(detail) : NULL;
+        e->hint = hint ? xstrdup(hint) : NULL;
+}
+
+PgErrorClass pg_error_class(const char *s) {
+        if (!s || !*s)
+                return PG_ERR_CONNECTION; /* no SQLSTATE: the client lost the server */
+        if (strncmp(s, "08", 2) == 0 || streq(s, "57P01") || streq(s, "57P02") || streq(s, "57P03"))
+                return PG_ERR_CONNECTION;
+        if (streq(s, "55P03"))
+                return PG_ERR_LOCK_TIMEOUT;
+        if (streq(s, "57014"))
+                return PG_ERR_STATEMENT_TIMEOUT;
+        if (streq(s, "40001") || streq(s, "40P01") || strncmp(s, "53", 2) == 0)
+                return PG_ERR_TRANSIENT;
+        if (streq(s, "23503"))
+                return PG_ERR_FOREIGN_KEY;
+        if (streq(s, "42501"))
+                return PG_ERR_PERMISSION;
+        if (streq(s, "42P01") || streq(s, "42703") || streq(s, "3F000") || streq(s, "42883"))
+                return PG_ERR_UNDEFINED;
+        if (streq(s, "25006"))
+                return PG_ERR_READ_ONLY;
+        return PG_ERR_OTHER;
+}
+
+static char *trim_newline(const char *s) {
+        if (!s)
+                return NULL;
+        char *r = xstrdup(s);
+        size_t n = strlen(r);
+        while (n > 0 && (r[n - 1] == '\n' || r[n - 1] == ' '))
+                r[--n] = 0;
+        return r;
+}
+
+static int error_from_result(Pg *pg, const PGresult *r, PgError *err) {
+        const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+        if (err) {
+                pg_error_done(err);
+                snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state ? state : "");
+                err->primary = trim_newline(primary ? primary : PQerrorMessage(pg->conn));
+                if (!err->primary || !*err->primary) {
+                        free(err->primary);
+                        err->primary = xstrdup("lost connection to the database server");
+                }
+                err->detail = trim_newline(r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL);
+                err->hint = trim_newline(r ? PQresultErrorField(r, PG_DIAG_MESSAGE_HINT) : NULL);
+        }
+        if (!state && PQstatus(pg->conn) != CONNECTION_OK)
+                return PG_ERR_CONNECTION;
+        if (!state)
+                return PG_ERR_OTHER;
+        return (int) pg_error_class(state);
+}
+
+int pg_exec(Pg *pg, PGresult **ret, PgError *err, const char *sql, int nparams, const char *const *params) {
+        PGresult *r = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+                int k = error_from_result(pg, r, err);
+                if (r)
+                        PQclear(r);
+                if (ret)
+                        *ret = NULL;
+                return k;
+        }
+        if (ret)
+                *ret = r;
+        else
+                PQclear(r);
+        return 0;
+}
+
+int pg_exec0(Pg *pg, PGresult **ret, PgError *err, const char *sql) {
+        return pg_exec(pg, ret, err, sql, 0, NULL);
+}
+
+int pg_value(Pg *pg, char **ret, PgError *err, const char *sql, int nparams, const char *const *params) {
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k = pg_exec(pg, &r, err, sql, nparams, params);
+        if (k)
+                return k;
+        if (PQntuples(r) < 1 || PQnfields(r) < 1) {
+                pg_error_set(err, NULL, NULL, NULL, "query returned no rows");
+                return PG_ERR_OTHER;
+        }
+        *ret = PQgetisnull(r, 0, 0) ? NULL : xstrdup(PQgetvalue(r, 0, 0));
+        return 0;
+}
+
+bool pg_connection_ok(const Pg *pg) {
+        return pg && pg->conn && PQstatus(pg->conn) == CONNECTION_OK;
+}
+
+static void notice_ignore(void *arg, const PGresult *res) {
+        (void) arg;
+        (void) res;
+}
+
+int pg_connect(const char *conninfo, const PgSettings *s, Pg **ret, PgError *err) {
+        const char *keys[] = { "dbname", "application_name", "options", NULL };
+        const char *vals[] = { conninfo && *conninfo ? conninfo : NULL, "retentiond", NULL, NULL };
+        PgSettings settings = s ? *s : (PgSettings) {};
+        if (settings.lock_timeout_ms < 0 || (!s))
+                settings.lock_timeout_ms = PG_DEFAULT_LOCK_TIMEOUT_MS;
+        if (settings.statement_timeout_ms < 0 || (!s))
+                settings.statement_timeout_ms = PG_DEFAULT_STATEMENT_TIMEOUT_MS;
+
+        /* Session settings travel in the startup packet, so they hold from the first
+         * statement on and cannot be forgotten after a reconnect. */
+        _cleanup_free_ char *options = xasprintf(
+                "-c lock_timeout=%ld -c statement_timeout=%ld -c synchronous_commit=off -c jit=off"
+                " -c DateStyle=ISO -c IntervalStyle=postgres -c idle_in_transaction_session_timeout=%ld%s",
+                settings.lock_timeout_ms, settings.statement_timeout_ms,
+                settings.statement_timeout_ms * 2 + 10000,
+                settings.read_only ? " -c default_transaction_read_only=on" : "");
+        vals[2] = options;
+        if (!vals[0]) {
+                keys[0] = "application_name";
+                vals[0] = "retentiond";
+                keys[1] = "options";
+                vals[1] = options;
+                keys[2] = NULL;
+        }
+
+        PGconn *c = PQconnectdbParams(keys, vals, 1);
+        if (!c)
+                oom();
+        if (PQstatus(c) != CONNECTION_OK) {
+                _cleanup_free_ char *m = trim_newline(PQerrorMessage(c));
+                pg_error_set(err, "08006", NULL,
+                             "Check the connection string given with -d/--database or the PG* environment variables, "
+                             "and that the server is running.",
+                             "could not connect to the database: %s", m);
+                PQfinish(c);
+                return PG_ERR_CONNECTION;
+        }
+        PQsetNoticeReceiver(c, notice_ignore, NULL);
+        Pg *pg = xcalloc(1, sizeof(Pg));
+        pg->conn = c;
+        pg->server_version = PQserverVersion(c);
+        pg->settings = settings;
+        if (pg->server_version < 130000) {
+                pg_error_set(err, NULL, NULL, "Upgrade PostgreSQL to version 13 or later.",
+                             "PostgreSQL %d.%d is not supported", pg->server_version / 10000,
+                             pg->server_version % 10000);
+                pg_free(pg);
+                return PG_ERR_OTHER;
+        }
+        *ret = pg;
+        return 0;
+}
+
+void pg_free(Pg *pg) {
+        if (!pg)
+                return;
+        if (pg->conn)
+                PQfinish(pg->conn);
+        free(pg);
+}
+
+char *pg_literal(const char *s) {
+        StrBuf b = {};
+        bool backslash = strchr(s, '\\') != NULL;
+        if (backslash)
+                strbuf_appendc(&b, 'E');
+        strbuf_appendc(&b, '\'');
+        for (const char *p = s; *p; p++) {
+                if (*p == '\'' || *p == '\\')
+                        strbuf_appendc(&b, *p);
+                strbuf_appendc(&b, *p);
+        }
+        strbuf_appendc(&b, '\'');
+        return strbuf_steal(&b);
+}

@@ -1,0 +1,80 @@
+/* pg.h — the one place that talks libpq: connect with our session settings, run
+ * parameterised statements, classify errors by SQLSTATE. Values are always parameters;
+ * nothing here ever builds SQL from data. */
+#pragma once
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct PgError {
+        char sqlstate[6]; /* "" when the error did not come from the server */
+        char *primary;
+        char *detail;
+        char *hint;
+} PgError;
+
+void pg_error_done(PgError *e);
+void pg_error_set(PgError *e, const char *sqlstate, const char *detail, const char *hint, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+
+typedef enum PgErrorClass {
+        PG_OK = 0,
+        PG_ERR_CONNECTION,        /* 08xxx, 57P01-57P03, lost connection: retry after reconnect */
+        PG_ERR_LOCK_TIMEOUT,      /* 55P03: lock_timeout or NOWAIT: skip, next run */
+        PG_ERR_STATEMENT_TIMEOUT, /* 57014 */
+        PG_ERR_TRANSIENT,         /* 40001, 40P01, 53xxx: retry */
+        PG_ERR_FOREIGN_KEY,       /* 23503 */
+        PG_ERR_PERMISSION,        /* 42501 */
+        PG_ERR_UNDEFINED,         /* 42P01, 42703, 3F000: missing table, column, schema */
+        PG_ERR_READ_ONLY,         /* 25006 */
+        PG_ERR_OTHER,
+} PgErrorClass;
+
+PgErrorClass pg_error_class(const char *sqlstate);
+
+typedef struct PgSettings {
+        long lock_timeout_ms;      /* default 2000 */
+        long statement_timeout_ms; /* default 60000 */
+        bool read_only;            /* default_transaction_read_only = on */
+} PgSettings;
+
+#define PG_DEFAULT_LOCK_TIMEOUT_MS 2000
+#define PG_DEFAULT_STATEMENT_TIMEOUT_MS 60000
+
+typedef struct Pg {
+        PGconn *conn;
+        int server_version;
+        PgSettings settings;
+} Pg;
+
+/* Connects (conninfo NULL or "": libpq's environment decides, as psql does), sets
+ * application_name=retentiond and the session settings: lock_timeout, statement_timeout,
+ * synchronous_commit=off, jit=off, DateStyle=ISO, IntervalStyle=postgres,
+ * idle_in_transaction_session_timeout. Returns 0, or -1 with *err filled. */
+int pg_connect(const char *conninfo, const PgSettings *s, Pg **ret, PgError *err);
+void pg_free(Pg *pg);
+static inline void pg_freep(Pg **p) {
+        pg_free(*p);
+}
+
+/* Runs one statement with text parameters (NULL entries are SQL NULL). On success returns
+ * 0 and, if ret is not NULL, the result (caller PQclear()s). On failure returns the
+ * PgErrorClass (> 0) and fills *err. */
+int pg_exec(Pg *pg, PGresult **ret, PgError *err, const char *sql, int nparams, const char *const *params);
+/* Same, without parameters. */
+int pg_exec0(Pg *pg, PGresult **ret, PgError *err, const char *sql);
+/* Convenience: single value of a single-row result, malloc'd copy; NULL for SQL NULL. */
+int pg_value(Pg *pg, char **ret, PgError *err, const char *sql, int nparams, const char *const *params);
+/* Is the connection still good? */
+bool pg_connection_ok(const Pg *pg);
+
+static inline void pqclearp(PGresult **r) {
+        if (*r)
+                PQclear(*r);
+}
+#define _cleanup_pgresult_ __attribute__((cleanup(pqclearp)))
+
+/* Quote a string literal for the few places where a value cannot be a parameter (never
+ * needed for data; used to print --sql output). Caller frees. */
+char *pg_literal(const char *s);

@@ -1,0 +1,932 @@
+/* plan.c — turn a rule and catalog facts into the SQL of a rule run.
+ * Pure text generation: never executes. Every identifier goes through ident_quote(),
+ * every value through a $n parameter; only the administrator's `where:` is pasted. */
+#include "plan.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+#define MAX_CASCADE_DEPTH 5
+
+/* ---- catalog cache ---- */
+
+const CatTable *cat_cache_find_oid(const CatCache *c, uint32_t oid) {
+        for (size_t i = 0; i < c->n_tables; i++)
+                if (c->tables[i]->oid == oid)
+                        return c->tables[i];
+        return NULL;
+}
+
+static bool name_matches(const CatTable *t, const QualifiedName *n) {
+        if (!streq(t->name.name, n->name))
+                return false;
+        if (n->schema)
+                return streq(t->name.schema, n->schema);
+        return true; /* unqualified names are resolved by the loader; any schema matches here */
+}
+
+const CatTable *cat_cache_find_name(const CatCache *c, const QualifiedName *name) {
+        /* Prefer an exact schema match; unqualified names match the first loaded table
+         * of that name, which is the one to_regclass() resolved through search_path. */
+        for (size_t i = 0; i < c->n_tables; i++)
+                if (name_matches(c->tables[i], name))
+                        return c->tables[i];
+        return NULL;
+}
+
+const CatTable *cat_cache_add(CatCache *c, CatTable *t) {
+        const CatTable *e = cat_cache_find_oid(c, t->oid);
+        if (e) {
+                cat_table_free(t);
+                return e;
+        }
+        c->tables = xreallocarray(c->tables, c->n_tables + 1, sizeof(CatTable *));
+        c->tables[c->n_tables++] = t;
+        return t;
+}
+
+void cat_cache_done(CatCache *c) {
+        for (size_t i = 0; i < c->n_tables; i++)
+                cat_table_free(c->tables[i]);
+        free(c->tables);
+        c->tables = NULL;
+        c->n_tables = 0;
+}
+
+/* ---- statement builder ---- */
+
+typedef struct Gen {
+        const Policy *policy;
+        const CatCache *cache;
+        Plan *plan;
+        /* current statement */
+        PlanParam *params;
+        size_t n_params;
+        unsigned alias_counter;
+} Gen;
+
+static char *param(Gen *g, ParamKind kind, size_t slot, const char *value, const char *label) {
+        for (size_t i = 0; i < g->n_params; i++) {
+                PlanParam *p = &g->params[i];
+                if (p->kind == kind && p->slot == slot && streq_ptr(p->value, value))
+                        return xasprintf("$%zu", i + 1);
+        }
+        g->params = xreallocarray(g->params, g->n_params + 1, sizeof(PlanParam));
+        g->params[g->n_params++] = (PlanParam) {
+                .kind = kind,
+                .slot = slot,
+                .value = value ? xstrdup(value) : NULL,
+                .label = xstrdup(label),
+        };
+        return xasprintf("$%zu", g->n_params);
+}
+
+static void finish_statement(Gen *g, PlanStatement *st, char *sql) {
+        st->sql = sql;
+        st->params = g->params;
+        st->n_params = g->n_params;
+        g->params = NULL;
+        g->n_params = 0;
+        g->alias_counter = 0;
+}
+
+static void statement_done(PlanStatement *st) {
+        free(st->sql);
+        for (size_t i = 0; i < st->n_params; i++) {
+                free(st->params[i].value);
+                free(st->params[i].label);
+        }
+        free(st->params);
+        *st = (PlanStatement) {};
+}
+
+static size_t slot_get(Plan *p, TimeSlotKind kind, const void *ref, const Duration *d, const Duration *d2) {
+        for (size_t i = 0; i < p->n_slots; i++)
+                if (p->slots[i].kind == kind && p->slots[i].ref == ref)
+                        return i;
+        char buf[DURATION_FORMAT_MAX];
+        p->slots = xreallocarray(p->slots, p->n_slots + 1, sizeof(TimeSlot));
+        p->slots[p->n_slots] = (TimeSlot) {
+                .kind = kind,
+                .ref = ref,
+                .interval = xstrdup(duration_to_interval(d, buf, sizeof(buf))),
+                .interval2 = d2 ? xstrdup(duration_to_interval(d2, buf, sizeof(buf))) : NULL,
+        };
+        return p->n_slots++;
+}
+
+static const char *kind_sql_type(ColumnKind k) {
+        switch (k) {
+        case COLKIND_TIMESTAMPTZ: return "timestamptz";
+        case COLKIND_TIMESTAMP: return "timestamp";
+        case COLKIND_DATE: return "date";
+        default: return NULL;
+        }
+}
+
+/* The cutoff parameter, converted to the age column's type. For a date column the cutoff
+ * is truncated to its day: a date is older than the cutoff only when the whole day is. */
+static char *cut_expr(Gen *g, size_t slot, ColumnKind k) {
+        const TimeSlot *s = &g->plan->slots[slot];
+        const char *label = s->kind == SLOT_CUTOFF    ? "cutoff: now() - retain"
+                            : s->kind == SLOT_OVERDUE ? "overdue cutoff: now() - retain - deadline"
+                            : s->kind == SLOT_HOLD    ? "hold cutoff: now() - hold retain"
+                                                      : "cutoff of another rule on this table";
+        _cleanup_free_ char *p = param(g, PARAM_TIME, slot, NULL, label);
+        if (k == COLKIND_TIMESTAMPTZ)
+                return xasprintf("%s::timestamptz", p);
+        return xasprintf("(%s::timestamptz)::%s", p, kind_sql_type(k));
+}
+
+static char *col(const char *alias, const char *column) {
+        _cleanup_free_ char *q = ident_quote(column);
+        return xasprintf("%s.%s", alias, q);
+}
+
+static char *new_alias(Gen *g, const char *prefix) {
+        return xasprintf("%s%u", prefix, ++g->alias_counter);
+}
+
+static const CatTable *table_of_rule(const Gen *g, const Rule *r) {
+        return cat_cache_find_name(g->cache, &r->table);
+}
+
+/* The expression of the subject key of a row of rule r's table. */
+static char *subject_key_expr(const Rule *r, const char *alias) {
+        if (r->subject_column)
+                return col(alias, r->subject_column);
+        return col(alias, r->subject->key);
+}
+
+/* Is the hold in force for the row `alias` of a table whose subject key is `key`? */
+static char *hold_expr(Gen *g, const Hold *h, const char *key) {
+        if (h->registry) {
+                _cleanup_free_ char *s = param(g, PARAM_CONST, 0, h->subject->name, "subject name");
+                _cleanup_free_ char *a = new_alias(g, "rh");
+                return xasprintf("EXISTS (SELECT 1 FROM retention.holds %s WHERE %s.subject = %s"
+                                 " AND %s.subject_key = (%s)::text AND %s.released_at IS NULL"
+                                 " AND (%s.expires_at IS NULL OR %s.expires_at > now()))",
+                                 a, a, s, a, key, a, a, a);
+        }
+        const CatTable *ev = cat_cache_find_name(g->cache, &h->table);
+        const CatColumn *c = ev ? cat_table_column(ev, h->column) : NULL;
+        ColumnKind k = c ? c->kind : COLKIND_TIMESTAMPTZ;
+        size_t slot = slot_get(g->plan, SLOT_HOLD, h, &h->retain, NULL);
+        _cleanup_free_ char *a = new_alias(g, "ev");
+        _cleanup_free_ char *tq = qualified_name_quote(&h->table);
+        _cleanup_free_ char *sc = col(a, h->subject_column);
+        _cleanup_free_ char *ac = col(a, h->column);
+        _cleanup_free_ char *cut = cut_expr(g, slot, k);
+        /* Evidence is young unless provably older than the hold's cutoff: NULL holds. */
+        return xasprintf("EXISTS (SELECT 1 FROM %s %s WHERE %s = %s AND (%s >= %s OR %s IS NULL))",
+                         tq, a, sc, key, ac, cut, ac);
+}
+
+/* OR of the rule's holds for row `alias`; NULL when the rule has none. */
+static char *rule_holds_expr(Gen *g, const Rule *r, const char *alias) {
+        if (r->n_holds == 0 || !r->subject)
+                return NULL;
+        StrBuf b = {};
+        _cleanup_free_ char *key = subject_key_expr(r, alias);
+        for (size_t i = 0; i < r->n_holds; i++) {
+                _cleanup_free_ char *e = hold_expr(g, r->holds[i], key);
+                strbuf_append(&b, i ? " OR " : "(");
+                strbuf_append(&b, e);
+        }
+        strbuf_append(&b, ")");
+        return strbuf_steal(&b);
+}
+
+/* Rows of table `t` (row alias `alias`) that a hold protects: rows of rules with holds on
+ * that table which are held, and evidence rows of derived holds that are still young. */
+static char *protected_rows_expr(Gen *g, const CatTable *t, const char *alias) {
+        StrBuf b = {};
+        for (size_t i = 0; i < g->policy->n_rules; i++) {
+                const Rule *r = &g->policy->rules[i];
+                const CatTable *rt = table_of_rule(g, r);
+                if (!rt || rt->oid != t->oid)
+                        continue;
+                _cleanup_free_ char *e = rule_holds_expr(g, r, alias);
+                if (!e)
+                        continue;
+                strbuf_append(&b, b.len ? " OR " : "(");
+                strbuf_append(&b, e);
+        }
+        for (size_t i = 0; i < g->policy->n_holds; i++) {
+                const Hold *h = &g->policy->holds[i];
+                if (h->registry)
+                        continue;
+                const CatTable *ht = cat_cache_find_name(g->cache, &h->table);
+                if (!ht || ht->oid != t->oid)
+                        continue;
+                const CatColumn *c = cat_table_column(ht, h->column);
+                size_t slot = slot_get(g->plan, SLOT_HOLD, h, &h->retain, NULL);
+                _cleanup_free_ char *ac = col(alias, h->column);
+                _cleanup_free_ char *cut = cut_expr(g, slot, c ? c->kind : COLKIND_TIMESTAMPTZ);
+                strbuf_append(&b, b.len ? " OR " : "(");
+                strbuf_appendf(&b, "(%s >= %s OR %s IS NULL)", ac, cut, ac);
+        }
+        if (!b.len)
+                return NULL;
+        strbuf_append(&b, ")");
+        return strbuf_steal(&b);
+}
+
+static char *fk_join(const CatForeignKey *fk, const char *child_alias, const char *parent_alias) {
+        StrBuf b = {};
+        for (size_t j = 0; j < fk->n_columns; j++) {
+                _cleanup_free_ char *cc = col(child_alias, fk->child_columns[j]);
+                _cleanup_free_ char *pc = col(parent_alias, fk->parent_columns[j]);
+                strbuf_appendf(&b, "%s%s = %s", j ? " AND " : "", cc, pc);
+        }
+        return strbuf_steal(&b);
+}
+
+/* Would deleting row `alias` of `t` cascade into (or set NULL in) rows a hold protects?
+ * NULL when no such path exists. Beyond MAX_CASCADE_DEPTH, or around a cycle, the mere
+ * existence of a referencing row counts as protected: we cannot prove it is not. */
+static char *cascade_expr(Gen *g, const CatTable *t, const char *alias, unsigned depth, uint32_t *path, size_t n_path) {
+        StrBuf b = {};
+        for (size_t i = 0; i < t->n_referenced_by; i++) {
+                const CatForeignKey *fk = &t->referenced_by[i];
+                if (fk->on_delete != 'c' && fk->on_delete != 'n' && fk->on_delete != 'd')
+                        continue;
+                const CatTable *child = cat_cache_find_oid(g->cache, fk->child_oid);
+                _cleanup_free_ char *a = new_alias(g, "cc");
+                _cleanup_free_ char *inner = NULL;
+                bool cycle = false;
+                for (size_t j = 0; j < n_path; j++)
+                        if (path[j] == fk->child_oid)
+                                cycle = true;
+                if (!child || depth >= MAX_CASCADE_DEPTH || cycle) {
+                        bool relevant = !child || cycle || depth >= MAX_CASCADE_DEPTH;
+                        if (relevant)
+                                inner = xstrdup("true");
+                } else {
+                        _cleanup_free_ char *prot = protected_rows_expr(g, child, a);
+                        _cleanup_free_ char *deeper = NULL;
+                        if (fk->on_delete == 'c') {
+                                uint32_t np[MAX_CASCADE_DEPTH + 2];
+                                size_t nn = n_path < MAX_CASCADE_DEPTH ? n_path : MAX_CASCADE_DEPTH;
+                                memcpy(np, path, nn * sizeof(uint32_t));
+                                np[nn] = child->oid;
+                                deeper = cascade_expr(g, child, a, depth + 1, np, nn + 1);
+                        }
+                        if (prot && deeper)
+                                inner = xasprintf("%s OR %s", prot, deeper);
+                        else if (prot)
+                                inner = TAKE_PTR(prot);
+                        else if (deeper)
+                                inner = TAKE_PTR(deeper);
+                }
+                if (!inner)
+                        continue;
+                _cleanup_free_ char *tq = qualified_name_quote(&fk->child);
+                _cleanup_free_ char *join = fk_join(fk, a, alias);
+                strbuf_append(&b, b.len ? " OR " : "(");
+                strbuf_appendf(&b, "EXISTS (SELECT 1 FROM %s %s WHERE %s AND (%s))", tq, a, join, inner);
+        }
+        if (!b.len)
+                return NULL;
+        strbuf_append(&b, ")");
+        return strbuf_steal(&b);
+}
+
+static char *restrict_expr_one(Gen *g, const CatForeignKey *fk, const char *alias) {
+        _cleanup_free_ char *a = new_alias(g, "fr");
+        _cleanup_free_ char *tq = qualified_name_quote(&fk->child);
+        _cleanup_free_ char *join = fk_join(fk, a, alias);
+        return xasprintf("EXISTS (SELECT 1 FROM %s %s WHERE %s)", tq, a, join);
+}
+
+static bool fk_restricts(const CatForeignKey *fk) {
+        return fk->on_delete == 'a' || fk->on_delete == 'r';
+}
+
+/* OR over RESTRICT/NO ACTION references; NULL when none. */
+static char *restrict_expr(Gen *g, const CatTable *t, const char *alias) {
+        StrBuf b = {};
+        for (size_t i = 0; i < t->n_referenced_by; i++) {
+                if (!fk_restricts(&t->referenced_by[i]))
+                        continue;
+                _cleanup_free_ char *e = restrict_expr_one(g, &t->referenced_by[i], alias);
+                strbuf_append(&b, b.len ? " OR " : "(");
+                strbuf_append(&b, e);
+        }
+        if (!b.len)
+                return NULL;
+        strbuf_append(&b, ")");
+        return strbuf_steal(&b);
+}
+
+static char *where_expr(const Rule *r) {
+        return r->where ? xasprintf("coalesce((%s), false)", r->where) : NULL;
+}
+
+/* For a delete rule: the row must also be expired (and unheld) under every other delete
+ * rule on the same table that covers it — the longest retention wins. NULL when none.
+ * The expression is true when another rule keeps the row. */
+static char *other_rules_keep_expr(Gen *g, const Rule *r, const char *alias, const Rule *only) {
+        StrBuf b = {};
+        if (r->action != ACTION_DELETE)
+                return NULL;
+        for (size_t i = 0; i < g->policy->n_rules; i++) {
+                const Rule *o = &g->policy->rules[i];
+                if (o == r || o->action != ACTION_DELETE || (only && o != only))
+                        continue;
+                const CatTable *ot = table_of_rule(g, o);
+                if (!ot || ot->oid != g->plan->table->oid)
+                        continue;
+                const CatColumn *c = cat_table_column(ot, o->column);
+                size_t slot = slot_get(g->plan, SLOT_OTHER_RULE, o, &o->retain, NULL);
+                _cleanup_free_ char *oc = col(alias, o->column);
+                _cleanup_free_ char *cut = cut_expr(g, slot, c ? c->kind : COLKIND_TIMESTAMPTZ);
+                _cleanup_free_ char *holds = rule_holds_expr(g, o, alias);
+                _cleanup_free_ char *w = where_expr(o);
+                StrBuf e = {};
+                strbuf_appendf(&e, "NOT (%s < %s)", oc, cut);
+                strbuf_appendf(&e, " OR %s IS NULL", oc);
+                if (holds)
+                        strbuf_appendf(&e, " OR %s", holds);
+                _cleanup_free_ char *es = strbuf_steal(&e);
+                strbuf_append(&b, b.len ? " OR " : "(");
+                if (w)
+                        strbuf_appendf(&b, "(%s AND (%s))", w, es);
+                else
+                        strbuf_appendf(&b, "(%s)", es);
+        }
+        if (!b.len)
+                return NULL;
+        strbuf_append(&b, ")");
+        return strbuf_steal(&b);
+}
+
+/* ---- anonymisation expressions ---- */
+
+static const char *HASH_PREFIX = "hmac-sha256:";
+
+static char *anon_expr(Gen *g, const ColumnMethod *m, ColumnKind k, const char *x) {
+        switch (m->method) {
+        case METHOD_NULL:
+                return xstrdup("NULL");
+        case METHOD_REDACT: {
+                _cleanup_free_ char *p = param(g, PARAM_CONST, 0, m->redact_value, "redact constant");
+                return xasprintf("CASE WHEN %s IS NULL THEN NULL ELSE %s END", x, p);
+        }
+        case METHOD_HASH: {
+                _cleanup_free_ char *ip = param(g, PARAM_HASH_IPAD, 0, NULL, "hash key (inner pad, never shown)");
+                _cleanup_free_ char *op = param(g, PARAM_HASH_OPAD, 0, NULL, "hash key (outer pad, never shown)");
+                return xasprintf("CASE WHEN %s IS NULL OR (%s)::text ~ '^%s[0-9a-f]{64}$' THEN %s"
+                                 " ELSE '%s' || encode(sha256(%s::bytea || sha256(%s::bytea"
+                                 " || convert_to((%s)::text, 'UTF8'))), 'hex') END",
+                                 x, x, HASH_PREFIX, x, HASH_PREFIX, op, ip, x);
+        }
+        case METHOD_TRUNCATE_IP:
+                if (k == COLKIND_INET)
+                        return xasprintf("network(set_masklen(%s, least(masklen(%s),"
+                                         " CASE family(%s) WHEN 4 THEN 24 ELSE 48 END)))::inet",
+                                         x, x, x);
+                if (k == COLKIND_CIDR)
+                        return xasprintf("set_masklen(%s, least(masklen(%s), CASE family(%s) WHEN 4 THEN 24 ELSE 48 END))",
+                                         x, x, x);
+                return xasprintf("host(network(set_masklen((%s)::inet, least(masklen((%s)::inet),"
+                                 " CASE family((%s)::inet) WHEN 4 THEN 24 ELSE 48 END))))",
+                                 x, x, x);
+        case METHOD_EMAIL_DOMAIN:
+                return xasprintf("CASE WHEN strpos(%s, '@') > 0 THEN '*@' || split_part(%s, '@', -1) ELSE NULL END", x, x);
+        case METHOD_TRUNCATE_DATE: {
+                const char *unit = m->precision == PRECISION_YEAR ? "year" : "month";
+                if (k == COLKIND_DATE)
+                        return xasprintf("date_trunc('%s', %s)::date", unit, x);
+                return xasprintf("date_trunc('%s', %s)", unit, x);
+        }
+        default:
+                return xstrdup("NULL");
+        }
+}
+
+/* Is the column already in its anonymised form? Always true or false, never NULL. */
+static char *done_expr(Gen *g, const ColumnMethod *m, ColumnKind k, const char *x) {
+        if (m->method == METHOD_NULL)
+                return xasprintf("%s IS NULL", x);
+        if (m->method == METHOD_HASH)
+                return xasprintf("(%s IS NULL OR (%s)::text ~ '^%s[0-9a-f]{64}$')", x, x, HASH_PREFIX);
+        _cleanup_free_ char *a = anon_expr(g, m, k, x);
+        return xasprintf("(%s IS NULL OR %s IS NOT DISTINCT FROM %s)", x, x, a);
+}
+
+static ColumnKind column_kind(const CatTable *t, const char *name) {
+        const CatColumn *c = cat_table_column(t, name);
+        return c ? c->kind : COLKIND_OTHER;
+}
+
+/* AND of done_expr over columns; used negated to find rows still to anonymise. */
+static char *all_done_expr(Gen *g, const ColumnMethod *cols, size_t n, const char *alias) {
+        StrBuf b = {};
+        strbuf_append(&b, "(");
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *x = col(alias, cols[i].column);
+                _cleanup_free_ char *d = done_expr(g, &cols[i], column_kind(g->plan->table, cols[i].column), x);
+                strbuf_appendf(&b, "%s%s", i ? " AND " : "", d);
+        }
+        strbuf_append(&b, ")");
+        return strbuf_steal(&b);
+}
+
+static char *set_list(Gen *g, const ColumnMethod *cols, size_t n, const char *alias) {
+        StrBuf b = {};
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *q = ident_quote(cols[i].column);
+                _cleanup_free_ char *x = col(alias, cols[i].column);
+                _cleanup_free_ char *a = anon_expr(g, &cols[i], column_kind(g->plan->table, cols[i].column), x);
+                strbuf_appendf(&b, "%s%s = %s", i ? ", " : "", q, a);
+        }
+        return strbuf_steal(&b);
+}
+
+/* ---- the pieces of a rule's row predicate, for alias t ---- */
+
+typedef struct Preds {
+        char *age;        /* t.col < cutoff */
+        char *where;      /* administrator filter or NULL */
+        char *not_done;   /* anonymise: NOT all done, or NULL */
+        char *holds;      /* rule holds or NULL */
+        char *cascade;    /* cascade protection or NULL */
+        char *others;     /* longer rules keep it, or NULL */
+        char *restricts;  /* RESTRICT references or NULL */
+        char *overdue;    /* t.col < overdue cutoff, or NULL */
+} Preds;
+
+static void preds_done(Preds *p) {
+        free(p->age);
+        free(p->where);
+        free(p->not_done);
+        free(p->holds);
+        free(p->cascade);
+        free(p->others);
+        free(p->restricts);
+        free(p->overdue);
+}
+
+static void preds_build(Gen *g, const Rule *r, const char *alias, Preds *p) {
+        Plan *plan = g->plan;
+        size_t cut = slot_get(plan, SLOT_CUTOFF, r, &r->retain, NULL);
+        _cleanup_free_ char *c = col(alias, r->column);
+        _cleanup_free_ char *ce = cut_expr(g, cut, plan->age_kind);
+        *p = (Preds) {};
+        p->age = xasprintf("%s < %s", c, ce);
+        p->where = where_expr(r);
+        if (r->action == ACTION_ANONYMISE) {
+                _cleanup_free_ char *d = all_done_expr(g, r->columns, r->n_columns, alias);
+                p->not_done = xasprintf("NOT %s", d);
+        }
+        p->holds = rule_holds_expr(g, r, alias);
+        if (r->action == ACTION_DELETE) {
+                uint32_t path[1] = { plan->table->oid };
+                p->cascade = cascade_expr(g, plan->table, alias, 0, path, 1);
+                p->others = other_rules_keep_expr(g, r, alias, NULL);
+                p->restricts = restrict_expr(g, plan->table, alias);
+        }
+        if (r->has_deadline) {
+                size_t od = slot_get(plan, SLOT_OVERDUE, r, &r->retain, &r->deadline);
+                _cleanup_free_ char *oe = cut_expr(g, od, plan->age_kind);
+                p->overdue = xasprintf("%s < %s", c, oe);
+        }
+}
+
+/* due: age and where and not_done */
+static char *due_expr(const Preds *p) {
+        StrBuf b = {};
+        strbuf_append(&b, p->age);
+        if (p->where)
+                strbuf_appendf(&b, " AND %s", p->where);
+        if (p->not_done)
+                strbuf_appendf(&b, " AND %s", p->not_done);
+        return strbuf_steal(&b);
+}
+
+/* held: holds or cascade protection */
+static char *held_expr(const Preds *p) {
+        if (p->holds && p->cascade)
+                return xasprintf("(%s OR %s)", p->holds, p->cascade);
+        if (p->holds)
+                return xstrdup(p->holds);
+        if (p->cascade)
+                return xstrdup(p->cascade);
+        return NULL;
+}
+
+/* kept: held or a longer rule keeps it */
+static char *kept_expr(const Preds *p) {
+        _cleanup_free_ char *h = held_expr(p);
+        if (h && p->others)
+                return xasprintf("(%s OR %s)", h, p->others);
+        if (h)
+                return TAKE_PTR(h);
+        if (p->others)
+                return xstrdup(p->others);
+        return NULL;
+}
+
+/* Rows the normal action takes: due, not kept, not blocked by a reference. */
+static char *actionable_expr(const Preds *p) {
+        StrBuf b = {};
+        _cleanup_free_ char *d = due_expr(p);
+        _cleanup_free_ char *k = kept_expr(p);
+        strbuf_append(&b, d);
+        if (k)
+                strbuf_appendf(&b, " AND NOT %s", k);
+        if (p->restricts)
+                strbuf_appendf(&b, " AND NOT %s", p->restricts);
+        return strbuf_steal(&b);
+}
+
+/* ---- checks ---- */
+
+static void add_msg(char ***v, size_t *n, char *m) {
+        *v = xreallocarray(*v, *n + 1, sizeof(char *));
+        (*v)[(*n)++] = m;
+}
+
+static bool method_fits(Method m, ColumnKind k) {
+        switch (m) {
+        case METHOD_NULL: return true;
+        case METHOD_REDACT:
+        case METHOD_HASH:
+        case METHOD_EMAIL_DOMAIN: return k == COLKIND_TEXT;
+        case METHOD_TRUNCATE_IP: return k == COLKIND_INET || k == COLKIND_CIDR || k == COLKIND_TEXT;
+        case METHOD_TRUNCATE_DATE: return k == COLKIND_DATE || k == COLKIND_TIMESTAMP || k == COLKIND_TIMESTAMPTZ;
+        default: return false;
+        }
+}
+
+static void check_columns(const Rule *r, const CatTable *t, const ColumnMethod *cols, size_t n, char ***errors,
+                          size_t *n_errors) {
+        _cleanup_free_ char *tn = qualified_name_display(&t->name);
+        for (size_t i = 0; i < n; i++) {
+                const CatColumn *c = cat_table_column(t, cols[i].column);
+                _cleanup_free_ char *cn = ident_display(cols[i].column);
+                if (!c) {
+                        add_msg(errors, n_errors, xasprintf("rule \"%s\": column \"%s\" does not exist in table %s", r->name, cn, tn));
+                        continue;
+                }
+                if (!method_fits(cols[i].method, c->kind))
+                        add_msg(errors, n_errors,
+                                xasprintf("rule \"%s\": method %s does not fit column %s.%s of type %s", r->name,
+                                          method_to_string(cols[i].method), tn, cn, c->type));
+                else if (cols[i].method == METHOD_NULL && c->not_null)
+                        add_msg(errors, n_errors,
+                                xasprintf("rule \"%s\": method null on column %s.%s, which is NOT NULL", r->name, tn, cn));
+                if (streq(cols[i].column, r->column))
+                        add_msg(errors, n_errors,
+                                xasprintf("rule \"%s\": column %s is the rule's age column and cannot be anonymised", r->name, cn));
+        }
+}
+
+size_t plan_check_rule(const Policy *policy, const Rule *r, const CatCache *cache, char ***errors, size_t *n_errors,
+                       char ***warnings, size_t *n_warnings) {
+        size_t before = *n_errors;
+        const CatTable *t = cat_cache_find_name(cache, &r->table);
+        _cleanup_free_ char *rt = qualified_name_display(&r->table);
+        if (!t) {
+                add_msg(errors, n_errors, xasprintf("rule \"%s\": relation \"%s\" does not exist", r->name, rt));
+                return *n_errors - before;
+        }
+        _cleanup_free_ char *tn = qualified_name_display(&t->name);
+        _cleanup_free_ char *an = ident_display(r->column);
+        const CatColumn *age = cat_table_column(t, r->column);
+        if (!age)
+                add_msg(errors, n_errors, xasprintf("rule \"%s\": column \"%s\" does not exist in table %s", r->name, an, tn));
+        else if (!kind_sql_type(age->kind))
+                add_msg(errors, n_errors,
+                        xasprintf("rule \"%s\": age column %s.%s has type %s; it must be timestamptz, timestamp or date",
+                                  r->name, tn, an, age->type));
+        else if (!cat_table_has_index_on(t, r->column))
+                add_msg(warnings, n_warnings,
+                        xasprintf("rule \"%s\": no index serves the age column %s.%s, so every run reads the whole table;"
+                                  " fix: CREATE INDEX CONCURRENTLY ON %s (%s);",
+                                  r->name, tn, an, tn, an));
+
+        if (r->action == ACTION_ANONYMISE)
+                check_columns(r, t, r->columns, r->n_columns, errors, n_errors);
+        if (r->has_while_held)
+                check_columns(r, t, r->while_held_columns, r->n_while_held_columns, errors, n_errors);
+
+        if (r->subject) {
+                const char *sc = r->subject_column ? r->subject_column : r->subject->key;
+                if (!cat_table_column(t, sc)) {
+                        _cleanup_free_ char *scd = ident_display(sc);
+                        add_msg(errors, n_errors,
+                                xasprintf("rule \"%s\": subject column \"%s\" does not exist in table %s", r->name, scd, tn));
+                }
+        }
+        for (size_t i = 0; i < r->n_holds; i++) {
+                const Hold *h = r->holds[i];
+                if (h->registry)
+                        continue;
+                const CatTable *ht = cat_cache_find_name(cache, &h->table);
+                _cleanup_free_ char *hn = qualified_name_display(&h->table);
+                if (!ht) {
+                        add_msg(errors, n_errors, xasprintf("hold \"%s\": relation \"%s\" does not exist", h->name, hn));
+                        continue;
+                }
+                const CatColumn *hc = cat_table_column(ht, h->column);
+                if (!hc || !kind_sql_type(hc->kind))
+                        add_msg(errors, n_errors,
+                                xasprintf("hold \"%s\": column \"%s\" of %s must exist and be timestamptz, timestamp or date",
+                                          h->name, h->column, hn));
+                if (!cat_table_column(ht, h->subject_column))
+                        add_msg(errors, n_errors,
+                                xasprintf("hold \"%s\": subject column \"%s\" does not exist in table %s", h->name,
+                                          h->subject_column, hn));
+                else if (!cat_table_has_index_on(ht, h->subject_column))
+                        add_msg(warnings, n_warnings,
+                                xasprintf("hold \"%s\": no index on %s (%s): every held-row check reads the table;"
+                                          " fix: CREATE INDEX CONCURRENTLY ON %s (%s);",
+                                          h->name, hn, h->subject_column, hn, h->subject_column));
+        }
+
+        if (!t->can_select)
+                add_msg(errors, n_errors, xasprintf("rule \"%s\": permission denied: the role cannot SELECT from %s", r->name, tn));
+        if (r->action == ACTION_DELETE && !t->can_delete)
+                add_msg(errors, n_errors, xasprintf("rule \"%s\": permission denied: the role cannot DELETE from %s", r->name, tn));
+        if ((r->action == ACTION_ANONYMISE || r->has_while_held) && !t->can_update)
+                add_msg(errors, n_errors, xasprintf("rule \"%s\": permission denied: the role cannot UPDATE %s", r->name, tn));
+
+        if (r->action == ACTION_DELETE)
+                for (size_t i = 0; i < t->n_referenced_by; i++) {
+                        const CatForeignKey *fk = &t->referenced_by[i];
+                        _cleanup_free_ char *cn = qualified_name_display(&fk->child);
+                        if (fk_restricts(fk))
+                                add_msg(warnings, n_warnings,
+                                        xasprintf("rule \"%s\": rows of %s referenced from %s (constraint %s, ON DELETE %s)"
+                                                  " cannot be deleted while referenced; they are skipped and reported",
+                                                  r->name, tn, cn, fk->name, fk->on_delete == 'r' ? "RESTRICT" : "NO ACTION"));
+                        else if (!cat_cache_find_oid(cache, fk->child_oid))
+                                add_msg(warnings, n_warnings,
+                                        xasprintf("rule \"%s\": deleting from %s cascades into %s (constraint %s)", r->name,
+                                                  tn, cn, fk->name));
+                }
+        (void) policy;
+        return *n_errors - before;
+}
+
+/* ---- plan ---- */
+
+void plan_free(Plan *p) {
+        if (!p)
+                return;
+        for (size_t i = 0; i < p->n_slots; i++) {
+                free(p->slots[i].interval);
+                free(p->slots[i].interval2);
+        }
+        free(p->slots);
+        statement_done(&p->cutoffs);
+        statement_done(&p->batch);
+        statement_done(&p->batch_dry);
+        statement_done(&p->while_held_batch);
+        statement_done(&p->breaker_count);
+        statement_done(&p->tally);
+        statement_done(&p->row_by_row_select);
+        statement_done(&p->row_by_row_delete);
+        for (size_t i = 0; i < p->n_tally_holds; i++)
+                free(p->tally_holds[i]);
+        free(p->tally_holds);
+        for (size_t i = 0; i < p->n_tally_fks; i++)
+                free(p->tally_fks[i]);
+        free(p->tally_fks);
+        for (size_t i = 0; i < p->n_warnings; i++)
+                free(p->warnings[i]);
+        free(p->warnings);
+        free(p);
+}
+
+static void build_batch(Gen *g, const Rule *r) {
+        Plan *p = g->plan;
+        Preds pr;
+        preds_build(g, r, "t", &pr);
+        _cleanup_free_ char *tq = qualified_name_quote(&p->table->name);
+        _cleanup_free_ char *age = col("t", r->column);
+        _cleanup_free_ char *dage = col("d", r->column);
+        _cleanup_free_ char *last = param(g, PARAM_LAST_KEY, 0, NULL, "keyset: last age value reached");
+        _cleanup_free_ char *lim = param(g, PARAM_LIMIT, 0, NULL, "batch size");
+        _cleanup_free_ char *rr = param(g, PARAM_RULE_RUN, 0, NULL, "audit trail rule run id");
+        _cleanup_free_ char *act = actionable_expr(&pr);
+        size_t cut = slot_get(p, SLOT_CUTOFF, r, &r->retain, NULL);
+        _cleanup_free_ char *ce = cut_expr(g, cut, p->age_kind);
+        const char *ty = kind_sql_type(p->age_kind);
+        bool part = p->partitioned;
+
+        StrBuf b = {};
+        strbuf_appendf(&b,
+                       "WITH batch AS MATERIALIZED (SELECT t.ctid AS rid%s, %s AS k FROM %s t"
+                       " WHERE %s >= %s::%s AND %s ORDER BY %s LIMIT %s FOR UPDATE OF t SKIP LOCKED)",
+                       part ? ", t.tableoid AS toid" : "", age, tq, age, last, ty, act, age, lim);
+        if (r->action == ACTION_DELETE) {
+                strbuf_appendf(&b,
+                               ", changed AS (DELETE FROM %s d USING batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)"
+                               ", trail AS (UPDATE retention.rule_runs SET rows_deleted = rows_deleted +"
+                               " (SELECT count(*) FROM changed), batches = batches + 1 WHERE id = %s::bigint)",
+                               tq, part ? " AND d.tableoid = b.toid" : "", dage, ce, rr);
+        } else {
+                _cleanup_free_ char *set = set_list(g, r->columns, r->n_columns, "d");
+                strbuf_appendf(&b,
+                               ", changed AS (UPDATE %s d SET %s FROM batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)"
+                               ", trail AS (UPDATE retention.rule_runs SET rows_anonymised = rows_anonymised +"
+                               " (SELECT count(*) FROM changed), batches = batches + 1 WHERE id = %s::bigint)",
+                               tq, set, part ? " AND d.tableoid = b.toid" : "", dage, ce, rr);
+        }
+        strbuf_append(&b, " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch)");
+        finish_statement(g, &p->batch, strbuf_steal(&b));
+
+        if (r->action == ACTION_DELETE) {
+                /* Foreign-key isolation: the same selection, then one row at a time. */
+                Preds p2;
+                preds_build(g, r, "t", &p2);
+                _cleanup_free_ char *act2 = actionable_expr(&p2);
+                _cleanup_free_ char *last2 = param(g, PARAM_LAST_KEY, 0, NULL, "keyset: last age value reached");
+                _cleanup_free_ char *lim2 = param(g, PARAM_LIMIT, 0, NULL, "batch size");
+                finish_statement(g, &p->row_by_row_select,
+                                 xasprintf("SELECT t.ctid::text, t.tableoid::text, %s::text FROM %s t"
+                                           " WHERE %s >= %s::%s AND %s ORDER BY %s LIMIT %s FOR UPDATE OF t SKIP LOCKED",
+                                           age, tq, age, last2, ty, act2, age, lim2));
+                preds_done(&p2);
+
+                _cleanup_free_ char *ctid = param(g, PARAM_CTID, 0, NULL, "row ctid");
+                _cleanup_free_ char *toid = param(g, PARAM_TABLEOID, 0, NULL, "row tableoid");
+                _cleanup_free_ char *ce2 = cut_expr(g, cut, p->age_kind);
+                finish_statement(g, &p->row_by_row_delete,
+                                 xasprintf("DELETE FROM %s d WHERE d.ctid = %s::tid AND d.tableoid = %s::oid AND %s < %s",
+                                           tq, ctid, toid, dage, ce2));
+        }
+        preds_done(&pr);
+}
+
+static void build_while_held(Gen *g, const Rule *r) {
+        Plan *p = g->plan;
+        if (!r->has_while_held)
+                return;
+        Preds pr;
+        preds_build(g, r, "t", &pr);
+        _cleanup_free_ char *tq = qualified_name_quote(&p->table->name);
+        _cleanup_free_ char *age = col("t", r->column);
+        _cleanup_free_ char *dage = col("d", r->column);
+        _cleanup_free_ char *last = param(g, PARAM_LAST_KEY, 0, NULL, "keyset: last age value reached");
+        _cleanup_free_ char *lim = param(g, PARAM_LIMIT, 0, NULL, "batch size");
+        _cleanup_free_ char *rr = param(g, PARAM_RULE_RUN, 0, NULL, "audit trail rule run id");
+        _cleanup_free_ char *held = held_expr(&pr);
+        _cleanup_free_ char *due = due_expr(&pr);
+        _cleanup_free_ char *done = all_done_expr(g, r->while_held_columns, r->n_while_held_columns, "t");
+        _cleanup_free_ char *set = set_list(g, r->while_held_columns, r->n_while_held_columns, "d");
+        size_t cut = slot_get(p, SLOT_CUTOFF, r, &r->retain, NULL);
+        _cleanup_free_ char *ce = cut_expr(g, cut, p->age_kind);
+        bool part = p->partitioned;
+        /* Held rows only: a row that is not held is the normal action's business. */
+        finish_statement(g, &p->while_held_batch,
+                         xasprintf("WITH batch AS MATERIALIZED (SELECT t.ctid AS rid%s, %s AS k FROM %s t"
+                                   " WHERE %s >= %s::%s AND %s AND %s AND NOT %s ORDER BY %s LIMIT %s FOR UPDATE OF t SKIP LOCKED)"
+                                   ", changed AS (UPDATE %s d SET %s FROM batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)"
+                                   ", trail AS (UPDATE retention.rule_runs SET rows_anonymised = rows_anonymised +"
+                                   " (SELECT count(*) FROM changed), batches = batches + 1 WHERE id = %s::bigint)"
+                                   " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch)",
+                                   part ? ", t.tableoid AS toid" : "", age, tq, age, last, kind_sql_type(p->age_kind), due,
+                                   held ? held : "false", done, age, lim, tq, set, part ? " AND d.tableoid = b.toid" : "",
+                                   dage, ce, rr));
+        preds_done(&pr);
+}
+
+static void build_breaker(Gen *g, const Rule *r) {
+        Plan *p = g->plan;
+        Preds pr;
+        preds_build(g, r, "t", &pr);
+        _cleanup_free_ char *tq = qualified_name_quote(&p->table->name);
+        _cleanup_free_ char *act = actionable_expr(&pr);
+        _cleanup_free_ char *lim = param(g, PARAM_BREAKER_LIMIT, 0, NULL, "breaker threshold + 1");
+        finish_statement(g, &p->breaker_count,
+                         xasprintf("SELECT count(*) FROM (SELECT 1 FROM %s t WHERE %s LIMIT %s) s", tq, act, lim));
+        preds_done(&pr);
+}
+
+static void build_tally(Gen *g, const Rule *r) {
+        Plan *p = g->plan;
+        Preds pr;
+        preds_build(g, r, "t", &pr);
+        _cleanup_free_ char *tq = qualified_name_quote(&p->table->name);
+        _cleanup_free_ char *age = col("t", r->column);
+        _cleanup_free_ char *due = due_expr(&pr);
+        _cleanup_free_ char *kept = kept_expr(&pr);
+        _cleanup_free_ char *held = held_expr(&pr);
+        const char *k = kept ? kept : "false";
+        const char *rs = pr.restricts ? pr.restricts : "false";
+        StrBuf b = {};
+
+        strbuf_append(&b, "SELECT count(*)");
+        strbuf_appendf(&b, ", count(*) FILTER (WHERE %s)", k);
+        strbuf_appendf(&b, ", count(*) FILTER (WHERE NOT %s AND NOT %s)", k, rs);
+        if (pr.overdue)
+                strbuf_appendf(&b, ", count(*) FILTER (WHERE NOT %s AND %s)", k, pr.overdue);
+        else
+                strbuf_append(&b, ", 0");
+        strbuf_appendf(&b, ", count(*) FILTER (WHERE NOT %s AND %s)", k, rs);
+        if (r->has_while_held && held) {
+                _cleanup_free_ char *done = all_done_expr(g, r->while_held_columns, r->n_while_held_columns, "t");
+                strbuf_appendf(&b, ", count(*) FILTER (WHERE %s AND NOT %s)", held, done);
+        } else
+                strbuf_append(&b, ", 0");
+        strbuf_appendf(&b, ", (now() - (min(%s) FILTER (WHERE NOT %s AND NOT %s))::timestamptz)::text", age, k, rs);
+        if (pr.cascade)
+                strbuf_appendf(&b, ", count(*) FILTER (WHERE %s%s%s)", pr.cascade, pr.holds ? " AND NOT " : "",
+                               pr.holds ? pr.holds : "");
+        else
+                strbuf_append(&b, ", 0");
+
+        /* per hold */
+        if (r->subject)
+                for (size_t i = 0; i < r->n_holds; i++) {
+                        _cleanup_free_ char *key = subject_key_expr(r, "t");
+                        _cleanup_free_ char *h = hold_expr(g, r->holds[i], key);
+                        strbuf_appendf(&b, ", count(*) FILTER (WHERE %s)", h);
+                        add_msg(&p->tally_holds, &p->n_tally_holds, xstrdup(r->holds[i]->name));
+                }
+        if (pr.cascade) {
+                strbuf_appendf(&b, ", count(*) FILTER (WHERE %s)", pr.cascade);
+                add_msg(&p->tally_holds, &p->n_tally_holds, xstrdup("cascade-into-held-rows"));
+        }
+        if (r->action == ACTION_DELETE)
+                for (size_t i = 0; i < g->policy->n_rules; i++) {
+                        const Rule *o = &g->policy->rules[i];
+                        _cleanup_free_ char *e = other_rules_keep_expr(g, r, "t", o);
+                        if (!e || o == r)
+                                continue;
+                        strbuf_appendf(&b, ", count(*) FILTER (WHERE %s)", e);
+                        add_msg(&p->tally_holds, &p->n_tally_holds, xasprintf("rule:%s", o->name));
+                }
+        /* per restricting reference */
+        if (r->action == ACTION_DELETE)
+                for (size_t i = 0; i < p->table->n_referenced_by; i++) {
+                        const CatForeignKey *fk = &p->table->referenced_by[i];
+                        if (!fk_restricts(fk))
+                                continue;
+                        _cleanup_free_ char *e = restrict_expr_one(g, fk, "t");
+                        strbuf_appendf(&b, ", count(*) FILTER (WHERE NOT %s AND %s)", k, e);
+                        add_msg(&p->tally_fks, &p->n_tally_fks, qualified_name_display(&fk->child));
+                }
+        strbuf_appendf(&b, " FROM %s t WHERE %s", tq, due);
+        finish_statement(g, &p->tally, strbuf_steal(&b));
+        preds_done(&pr);
+}
+
+static void build_cutoffs(Gen *g) {
+        Plan *p = g->plan;
+        StrBuf b = {};
+        strbuf_append(&b, "SELECT ");
+        for (size_t i = 0; i < p->n_slots; i++) {
+                _cleanup_free_ char *a = param(g, PARAM_CONST, 0, p->slots[i].interval, "interval");
+                if (p->slots[i].interval2) {
+                        _cleanup_free_ char *a2 = param(g, PARAM_CONST, 0, p->slots[i].interval2, "interval");
+                        strbuf_appendf(&b, "%s(now() - %s::interval - %s::interval)::text", i ? ", " : "", a, a2);
+                } else
+                        strbuf_appendf(&b, "%s(now() - %s::interval)::text", i ? ", " : "", a);
+        }
+        finish_statement(g, &p->cutoffs, strbuf_steal(&b));
+}
+
+int plan_build(const Policy *policy, const Rule *rule, const CatCache *cache, Plan **ret, char **error) {
+        char **errors = NULL, **warnings = NULL;
+        size_t n_errors = 0, n_warnings = 0;
+
+        plan_check_rule(policy, rule, cache, &errors, &n_errors, &warnings, &n_warnings);
+        if (n_errors > 0) {
+                *error = errors[0];
+                for (size_t i = 1; i < n_errors; i++)
+                        free(errors[i]);
+                free(errors);
+                for (size_t i = 0; i < n_warnings; i++)
+                        free(warnings[i]);
+                free(warnings);
+                return -1;
+        }
+
+        Plan *p = xcalloc(1, sizeof(Plan));
+        p->rule = rule;
+        p->table = cat_cache_find_name(cache, &rule->table);
+        p->partitioned = p->table->relkind == 'p';
+        p->age_kind = cat_table_column(p->table, rule->column)->kind;
+        p->has_age_index = cat_table_has_index_on(p->table, rule->column);
+        p->warnings = warnings;
+        p->n_warnings = n_warnings;
+
+        Gen g = { .policy = policy, .cache = cache, .plan = p };
+        /* The cutoff is always slot 0. */
+        slot_get(p, SLOT_CUTOFF, rule, &rule->retain, NULL);
+        build_batch(&g, rule);
+        build_while_held(&g, rule);
+        build_breaker(&g, rule);
+        build_tally(&g, rule);
+        build_cutoffs(&g); /* last: every slot is known now */
+        free(g.params);
+        *ret = p;
+        return 0;
+}

@@ -1,0 +1,118 @@
+/* plan.h — a Rule plus catalog facts become the SQL of one rule run: the cutoff query,
+ * the batch statement, the while-held batch, the breaker count and the tally.
+ * Pure: builds text and parameter descriptions, never executes anything. Identifiers
+ * are always quoted; values are always parameters. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "catalog.h"
+#include "policy.h"
+
+/* A cache of catalog facts for every table a plan may need (the rule's table, tables of
+ * other rules and holds, tables reached through foreign keys). Owned by the caller. */
+typedef struct CatCache {
+        CatTable **tables;
+        size_t n_tables;
+} CatCache;
+
+const CatTable *cat_cache_find_oid(const CatCache *c, uint32_t oid);
+const CatTable *cat_cache_find_name(const CatCache *c, const QualifiedName *name);
+void cat_cache_done(CatCache *c);
+/* Adds (takes ownership); ignores duplicates (frees t). */
+const CatTable *cat_cache_add(CatCache *c, CatTable *t);
+
+typedef enum ParamKind {
+        PARAM_CONST,          /* value fixed at plan time (subject names, redact text) */
+        PARAM_TIME,           /* a cutoff computed by PostgreSQL, slot index */
+        PARAM_LAST_KEY,       /* keyset position */
+        PARAM_LIMIT,          /* batch size */
+        PARAM_RULE_RUN,       /* retention.rule_runs.id */
+        PARAM_HASH_IPAD,      /* HMAC inner padded key, bytea hex */
+        PARAM_HASH_OPAD,      /* HMAC outer padded key, bytea hex */
+        PARAM_BREAKER_LIMIT,  /* threshold + 1 */
+        PARAM_CTID,           /* one row (foreign-key isolation) */
+        PARAM_TABLEOID,       /* that row's partition */
+} ParamKind;
+
+typedef struct PlanParam {
+        ParamKind kind;
+        size_t slot;
+        char *value; /* PARAM_CONST */
+        char *label; /* for --sql output */
+} PlanParam;
+
+typedef struct PlanStatement {
+        char *sql;
+        PlanParam *params;
+        size_t n_params;
+} PlanStatement;
+
+typedef enum TimeSlotKind {
+        SLOT_CUTOFF,     /* now() - rule.retain */
+        SLOT_OVERDUE,    /* now() - rule.retain - rule.deadline */
+        SLOT_HOLD,       /* now() - hold.retain */
+        SLOT_OTHER_RULE, /* now() - other_rule.retain */
+} TimeSlotKind;
+
+typedef struct TimeSlot {
+        TimeSlotKind kind;
+        const void *ref; /* Hold* or Rule* */
+        char *interval;  /* interval parameter text */
+        char *interval2; /* subtracted too (overdue: deadline), or NULL */
+} TimeSlot;
+
+typedef struct Plan {
+        const Rule *rule;
+        const CatTable *table;
+        bool partitioned;
+        bool has_age_index;
+        ColumnKind age_kind;
+
+        TimeSlot *slots;
+        size_t n_slots;
+        PlanStatement cutoffs; /* one row: text of every slot, in order */
+
+        PlanStatement batch;            /* -> selected, changed, last key */
+        PlanStatement batch_dry;        /* the batch selection alone, for --sql/explain */
+        PlanStatement while_held_batch; /* sql NULL when the rule has no while_held */
+        PlanStatement breaker_count;    /* count of rows this run would change, LIMIT param */
+        PlanStatement tally;            /* see plan.c: fixed columns then per hold then per fk */
+        PlanStatement row_by_row_select; /* batch selection FOR UPDATE (foreign-key isolation) */
+        PlanStatement row_by_row_delete; /* delete one row by ctid (foreign-key isolation) */
+
+        char **tally_holds; /* names, order of the per-hold tally columns */
+        size_t n_tally_holds;
+        char **tally_fks; /* referencing table display names, order of the per-fk columns */
+        size_t n_tally_fks;
+
+        char **warnings; /* e.g. no index on the age column */
+        size_t n_warnings;
+} Plan;
+
+/* Fixed tally columns, in order. */
+enum {
+        TALLY_DUE,            /* rows whose age is past the cutoff (anonymise: and not yet anonymised) */
+        TALLY_HELD,           /* of those, held (any hold, cascade protection, longer rule) */
+        TALLY_ACTIONABLE,     /* not held and not blocked by a foreign key: the next run takes them */
+        TALLY_OVERDUE,        /* not held and past retain + deadline */
+        TALLY_FK_BLOCKED,     /* not held, blocked by a RESTRICT/NO ACTION reference */
+        TALLY_WHILE_HELD_DUE, /* held rows not yet in the while_held form */
+        TALLY_OLDEST_AGE,     /* age of the oldest actionable row, interval text or NULL */
+        TALLY_CASCADE_HELD,   /* held only because a delete would cascade into protected rows */
+        _TALLY_FIXED,
+};
+
+/* Builds the plan. Returns 0, or -1 with *error set (caller frees) when the catalog does
+ * not fit the rule (missing column, wrong type ...). */
+int plan_build(const Policy *policy, const Rule *rule, const CatCache *cache, Plan **ret, char **error);
+void plan_free(Plan *p);
+static inline void plan_freep(Plan **p) {
+        plan_free(*p);
+}
+
+/* Checks the catalog against a rule; appends human-readable problems (errors) and
+ * warnings. Used by plan_build and by `check --database`. Returns number of errors. */
+size_t plan_check_rule(const Policy *policy, const Rule *rule, const CatCache *cache, char ***errors,
+                       size_t *n_errors, char ***warnings, size_t *n_warnings);
