@@ -11,7 +11,6 @@
                 return EXIT_SOFTWARE;                                                   \
         }
 
-PENDING(check)
 PENDING(audit)
 PENDING(run)
 PENDING(migrate)

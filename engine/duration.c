@@ -272,10 +272,7 @@ char *duration_format(const Duration *d, char *buf, size_t n) {
         buf[0] = 0;
         append_part(buf, n, &len, d->months / 12, "year");
         append_part(buf, n, &len, d->months % 12, "month");
-        if (d->days % 7 == 0 && d->days != 0 && d->months == 0 && d->usecs == 0)
-                append_part(buf, n, &len, d->days / 7, "week");
-        else
-                append_part(buf, n, &len, d->days, "day");
+        append_part(buf, n, &len, d->days, "day"); /* "7 days", never "1 week": reads like the policy text */
         int64_t s = d->usecs / USEC_PER_SEC;
         append_part(buf, n, &len, s / 3600, "hour");
         append_part(buf, n, &len, (s / 60) % 60, "minute");

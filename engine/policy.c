@@ -1,0 +1,173 @@
+/* policy.c — the policy model's helpers: freeing, lookups, names of actions and methods,
+ * one-line summaries. Never parses YAML (policy-load.c) and never talks to PostgreSQL. */
+#include "policy.h"
+
+#include "util.h"
+
+static void column_methods_free(ColumnMethod *c, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(c[i].column);
+                free(c[i].redact_value);
+        }
+        free(c);
+}
+
+void policy_free(Policy *p) {
+        if (!p)
+                return;
+        for (size_t i = 0; i < p->n_subjects; i++) {
+                Subject *s = &p->subjects[i];
+                free(s->name);
+                qualified_name_done(&s->table);
+                free(s->key);
+        }
+        free(p->subjects);
+        for (size_t i = 0; i < p->n_holds; i++) {
+                Hold *h = &p->holds[i];
+                free(h->name);
+                free(h->reason);
+                free(h->subject_name);
+                qualified_name_done(&h->table);
+                free(h->subject_column);
+                free(h->column);
+        }
+        free(p->holds);
+        for (size_t i = 0; i < p->n_rules; i++) {
+                Rule *r = &p->rules[i];
+                free(r->name);
+                free(r->clause);
+                qualified_name_done(&r->table);
+                free(r->column);
+                column_methods_free(r->columns, r->n_columns);
+                free(r->subject_name);
+                free(r->subject_column);
+                for (size_t j = 0; j < r->n_holds; j++)
+                        free(r->hold_names[j]);
+                free(r->hold_names);
+                free(r->holds);
+                column_methods_free(r->while_held_columns, r->n_while_held_columns);
+                free(r->window);
+                free(r->where);
+        }
+        free(p->rules);
+        for (size_t i = 0; i < p->n_files; i++)
+                free(p->files[i]);
+        free(p->files);
+        free(p);
+}
+
+const Rule *policy_find_rule(const Policy *p, const char *name) {
+        for (size_t i = 0; p && name && i < p->n_rules; i++)
+                if (streq(p->rules[i].name, name))
+                        return &p->rules[i];
+        return NULL;
+}
+
+const Hold *policy_find_hold(const Policy *p, const char *name) {
+        for (size_t i = 0; p && name && i < p->n_holds; i++)
+                if (streq(p->holds[i].name, name))
+                        return &p->holds[i];
+        return NULL;
+}
+
+const Subject *policy_find_subject(const Policy *p, const char *name) {
+        for (size_t i = 0; p && name && i < p->n_subjects; i++)
+                if (streq(p->subjects[i].name, name))
+                        return &p->subjects[i];
+        return NULL;
+}
+
+const char *action_to_string(Action a) {
+        switch (a) {
+        case ACTION_DELETE: return "delete";
+        case ACTION_ANONYMISE: return "anonymise";
+        }
+        return "unknown";
+}
+
+static const char *const method_names[_METHOD_MAX] = {
+        [METHOD_NULL] = "null",
+        [METHOD_REDACT] = "redact",
+        [METHOD_HASH] = "hash",
+        [METHOD_TRUNCATE_IP] = "truncate_ip",
+        [METHOD_EMAIL_DOMAIN] = "email_domain",
+        [METHOD_TRUNCATE_DATE] = "truncate_date",
+};
+
+const char *method_to_string(Method m) {
+        if ((unsigned) m >= _METHOD_MAX)
+                return "unknown";
+        return method_names[m];
+}
+
+int method_from_string(const char *s) {
+        if (!s)
+                return -1;
+        for (int i = 0; i < _METHOD_MAX; i++)
+                if (streq(method_names[i], s))
+                        return i;
+        return -1;
+}
+
+static bool columns_need_hash(const ColumnMethod *c, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (c[i].method == METHOD_HASH)
+                        return true;
+        return false;
+}
+
+bool rule_needs_hash_key(const Rule *rule) {
+        if (!rule)
+                return false;
+        if (rule->action == ACTION_ANONYMISE && columns_need_hash(rule->columns, rule->n_columns))
+                return true;
+        return rule->has_while_held && columns_need_hash(rule->while_held_columns, rule->n_while_held_columns);
+}
+
+bool policy_needs_hash_key(const Policy *p) {
+        for (size_t i = 0; p && i < p->n_rules; i++)
+                if (rule_needs_hash_key(&p->rules[i]))
+                        return true;
+        return false;
+}
+
+static void append_columns(StrBuf *b, const ColumnMethod *c, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *col = ident_display(c[i].column);
+                strbuf_appendf(b, "%s%s %s", i ? ", " : "", col, method_to_string(c[i].method));
+                if (c[i].method == METHOD_REDACT)
+                        strbuf_appendf(b, " \"%s\"", c[i].redact_value ? c[i].redact_value : "");
+                else if (c[i].method == METHOD_TRUNCATE_DATE)
+                        strbuf_appendf(b, " to %s", c[i].precision == PRECISION_YEAR ? "year" : "month");
+        }
+}
+
+char *rule_summary(const Rule *rule) {
+        StrBuf b = {};
+        char d[DURATION_FORMAT_MAX];
+        _cleanup_free_ char *table = qualified_name_display(&rule->table);
+        _cleanup_free_ char *column = ident_display(rule->column);
+
+        strbuf_appendf(&b, "%s %s rows whose %s is older than %s", action_to_string(rule->action), table, column,
+                       duration_format(&rule->retain, d, sizeof(d)));
+        if (rule->where)
+                strbuf_append(&b, " and that match its where filter");
+        if (rule->action == ACTION_ANONYMISE) {
+                strbuf_append(&b, ": ");
+                append_columns(&b, rule->columns, rule->n_columns);
+        }
+        if (rule->n_holds > 0) {
+                strbuf_append(&b, "; unless held by ");
+                for (size_t i = 0; i < rule->n_holds; i++)
+                        strbuf_appendf(&b, "%s%s", i == 0 ? "" : i + 1 == rule->n_holds ? " or " : ", ",
+                                       rule->hold_names[i]);
+                strbuf_appendf(&b, " (subject %s)", rule->subject_name ? rule->subject_name : "?");
+        }
+        if (rule->has_while_held) {
+                strbuf_appendf(&b, "; while held: %s ", action_to_string(rule->while_held_action));
+                append_columns(&b, rule->while_held_columns, rule->n_while_held_columns);
+        }
+        if (rule->has_deadline)
+                strbuf_appendf(&b, "; overdue %s after that", duration_format(&rule->deadline, d, sizeof(d)));
+        return strbuf_steal(&b);
+}
