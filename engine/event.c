@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <sys/uio.h>
+/* Our own CODE_FILE/CODE_LINE/CODE_FUNC are the caller's, not this file's. */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-journal.h>
 
 #include "event-ids.h"
@@ -202,15 +204,23 @@ static void write_console(
         strbuf_done(&b);
 }
 
+typedef struct Location {
+        const char *file;
+        int line;
+        const char *func;
+} Location;
+
 static int write_journal(
+                const Location *loc,
                 const char *message_id,
                 int priority,
                 const FieldList *l,
                 const char *message,
                 const char *detail,
                 const char *hint) {
-        /* MESSAGE, MESSAGE_ID, PRIORITY, SYSLOG_IDENTIFIER, the fields, ERROR_DETAIL, ERROR_HINT */
-        struct iovec iov[4 + ELEMENTSOF(l->f) + 2];
+        /* MESSAGE, MESSAGE_ID, PRIORITY, SYSLOG_IDENTIFIER, CODE_FILE/LINE/FUNC, the fields,
+         * ERROR_DETAIL, ERROR_HINT */
+        struct iovec iov[4 + 3 + ELEMENTSOF(l->f) + 2];
         size_t n = 0;
 
         iov[n++] = (struct iovec) { .iov_base = xasprintf("MESSAGE=%s", message) };
@@ -218,6 +228,12 @@ static int write_journal(
                 iov[n++] = (struct iovec) { .iov_base = xasprintf("MESSAGE_ID=%s", message_id) };
         iov[n++] = (struct iovec) { .iov_base = xasprintf("PRIORITY=%i", priority) };
         iov[n++] = (struct iovec) { .iov_base = xstrdup("SYSLOG_IDENTIFIER=retentiond") };
+        if (loc->file)
+                iov[n++] = (struct iovec) { .iov_base = xasprintf("CODE_FILE=%s", loc->file) };
+        if (loc->line > 0)
+                iov[n++] = (struct iovec) { .iov_base = xasprintf("CODE_LINE=%i", loc->line) };
+        if (loc->func)
+                iov[n++] = (struct iovec) { .iov_base = xasprintf("CODE_FUNC=%s", loc->func) };
         for (size_t i = 0; i < l->n; i++)
                 iov[n++] = (struct iovec) { .iov_base = xasprintf("%s=%s", l->f[i].name, l->f[i].value) };
         if (detail)
@@ -236,7 +252,8 @@ static int write_journal(
 }
 
 /* The single path every message takes. type < 0: no MESSAGE_ID. */
-static void emit(int type,
+static void emit(const Location *loc,
+                 int type,
                  int priority,
                  const EventFields *f,
                  const char *message,
@@ -254,13 +271,21 @@ static void emit(int type,
         fields_build(&l, f);
 
         const char *id = type >= 0 ? event_message_id((EventType) type) : NULL;
-        if (log_target() != LOG_TARGET_JOURNAL || write_journal(id, priority, &l, m, d, h) < 0)
+        if (log_target() != LOG_TARGET_JOURNAL || write_journal(loc, id, priority, &l, m, d, h) < 0)
                 write_console(priority, &l, m, d, h);
 
         fields_done(&l);
 }
 
-void event_emit(EventType type, int priority, const EventFields *f, const char *fmt, ...) {
+void event_emit_at(
+                const char *file,
+                int line,
+                const char *func,
+                EventType type,
+                int priority,
+                const EventFields *f,
+                const char *fmt,
+                ...) {
         int saved_errno = errno;
 
         if (LOG_PRI(priority) > log_max_level)
@@ -271,11 +296,11 @@ void event_emit(EventType type, int priority, const EventFields *f, const char *
         _cleanup_free_ char *message = xvasprintf(fmt, ap);
         va_end(ap);
 
-        emit(type, priority, f, message, NULL, NULL);
+        emit(&(Location) { file, line, func }, type, priority, f, message, NULL, NULL);
         errno = saved_errno;
 }
 
-void log_full(int priority, const char *fmt, ...) {
+void log_full_at(const char *file, int line, const char *func, int priority, const char *fmt, ...) {
         int saved_errno = errno;
 
         if (LOG_PRI(priority) > log_max_level)
@@ -286,20 +311,31 @@ void log_full(int priority, const char *fmt, ...) {
         _cleanup_free_ char *message = xvasprintf(fmt, ap);
         va_end(ap);
 
-        emit(-1, priority, NULL, message, NULL, NULL);
+        emit(&(Location) { file, line, func }, -1, priority, NULL, message, NULL, NULL);
         errno = saved_errno;
 }
 
-void log_pg_style(int priority, const EventFields *f, const char *primary, const char *detail, const char *hint) {
+void log_pg_style_at(
+                const char *file,
+                int line,
+                const char *func,
+                int priority,
+                const EventFields *f,
+                const char *primary,
+                const char *detail,
+                const char *hint) {
         int saved_errno = errno;
 
         if (LOG_PRI(priority) > log_max_level)
                 return;
-        emit(-1, priority, f, primary, detail, hint);
+        emit(&(Location) { file, line, func }, -1, priority, f, primary, detail, hint);
         errno = saved_errno;
 }
 
-void event_emit_pg_style(
+void event_emit_pg_style_at(
+                const char *file,
+                int line,
+                const char *func,
                 EventType type,
                 int priority,
                 const EventFields *f,
@@ -310,6 +346,6 @@ void event_emit_pg_style(
 
         if (LOG_PRI(priority) > log_max_level)
                 return;
-        emit(type, priority, f, primary, detail, hint);
+        emit(&(Location) { file, line, func }, type, priority, f, primary, detail, hint);
         errno = saved_errno;
 }

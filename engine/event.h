@@ -75,15 +75,30 @@ int log_get_max_level(void);
 /* Console only: append the fields as KEY=value after the message (default off). */
 void log_set_show_fields(bool b);
 
+/* The functions below are macros around *_at() variants that add the caller's CODE_FILE=,
+ * CODE_LINE= and CODE_FUNC= to journal entries; call them as if they were plain functions. */
+
 /* Emits one event: MESSAGE=formatted text, MESSAGE_ID, PRIORITY, SYSLOG_IDENTIFIER=retentiond and
  * every present field as RULE=, CLAUSE=, TABLE=, ACTION=, ROWS_DELETED=, ROWS_ANONYMISED=,
  * ROWS_HELD=, ROWS_OVERDUE=, ROWS_SKIPPED=, CUTOFF=, DURATION_USEC=, RUN_ID=, SQLSTATE=,
  * POLICY_FILE=, POLICY_LINE=, HOLD=. On the console: "retentiond: [warning: |error: ]MESSAGE".
- * f may be NULL (no fields). errno is preserved, and %m works in fmt. */
-void event_emit(EventType type, int priority, const EventFields *f, const char *fmt, ...) _printf_(4, 5);
+ * f may be NULL (no fields). errno is preserved, and %m works in fmt.
+ *   void event_emit(EventType type, int priority, const EventFields *f, const char *fmt, ...); */
+#define event_emit(type, priority, f, ...) event_emit_at(__FILE__, __LINE__, __func__, type, priority, f, __VA_ARGS__)
+void event_emit_at(
+                const char *file,
+                int line,
+                const char *func,
+                EventType type,
+                int priority,
+                const EventFields *f,
+                const char *fmt,
+                ...) _printf_(7, 8);
 
-/* Plain log lines without a MESSAGE_ID (same sinks). errno is preserved. */
-void log_full(int priority, const char *fmt, ...) _printf_(2, 3);
+/* Plain log lines without a MESSAGE_ID (same sinks). errno is preserved.
+ *   void log_full(int priority, const char *fmt, ...); */
+#define log_full(priority, ...) log_full_at(__FILE__, __LINE__, __func__, priority, __VA_ARGS__)
+void log_full_at(const char *file, int line, const char *func, int priority, const char *fmt, ...) _printf_(5, 6);
 #define log_error(...) log_full(LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_full(LOG_WARNING, __VA_ARGS__)
 #define log_notice(...) log_full(LOG_NOTICE, __VA_ARGS__)
@@ -93,9 +108,26 @@ void log_full(int priority, const char *fmt, ...) _printf_(2, 3);
 /* PostgreSQL message style for runtime errors: a primary message, optional DETAIL and HINT.
  * Console: "retentiond: error: PRIMARY\nDETAIL:  ...\nHINT:  ...".
  * Journal: MESSAGE=PRIMARY, ERROR_DETAIL=, ERROR_HINT= and the fields. detail/hint may be NULL. */
-void log_pg_style(int priority, const EventFields *f, const char *primary, const char *detail, const char *hint);
-/* The same with a MESSAGE_ID: an event whose text is in PostgreSQL style. */
-void event_emit_pg_style(
+#define log_pg_style(priority, f, primary, detail, hint) \
+        log_pg_style_at(__FILE__, __LINE__, __func__, priority, f, primary, detail, hint)
+void log_pg_style_at(
+                const char *file,
+                int line,
+                const char *func,
+                int priority,
+                const EventFields *f,
+                const char *primary,
+                const char *detail,
+                const char *hint);
+/* The same with a MESSAGE_ID: an event whose text is in PostgreSQL style.
+ *   void event_emit_pg_style(EventType type, int priority, const EventFields *f,
+ *                            const char *primary, const char *detail, const char *hint); */
+#define event_emit_pg_style(type, priority, f, primary, detail, hint) \
+        event_emit_pg_style_at(__FILE__, __LINE__, __func__, type, priority, f, primary, detail, hint)
+void event_emit_pg_style_at(
+                const char *file,
+                int line,
+                const char *func,
                 EventType type,
                 int priority,
                 const EventFields *f,
