@@ -69,5 +69,29 @@ else
         err "README.md missing"
 fi
 
+# 5. A catalog entry substitutes only fields that its event always carries, as listed in the
+#    README's event table: journalctl shows a missing field as its bare name, without error, so
+#    "@ROWS_SKIPPED@ rows" would read "ROWS_SKIPPED rows".
+if [ -f "$README" ]; then
+        python3 - "$CATALOG" "$README" <<'PY' || fail=1
+import re, sys
+catalog, readme = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+fields = {}
+for m in re.finditer(r"^\| ([a-z-]+) \| `([0-9a-f]{32})` \| \w+ \| ([^|]*) \|", readme, re.M):
+    fields[m.group(2)] = {x.strip() for x in m.group(3).split(",")} - {"", "—"}
+bad = []
+for entry in re.split(r"^-- ", catalog, flags=re.M)[1:]:
+    mid = entry[:32]
+    used = set(re.findall(r"@([A-Za-z0-9_]+)@", entry))
+    if mid not in fields:
+        bad.append(f"{mid}: no row in the README's event table")
+    elif used - fields[mid]:
+        bad.append(f"{mid}: catalog uses {sorted(used - fields[mid])}, not in its README fields {sorted(fields[mid])}")
+for b in bad:
+    print("FAIL: " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+fi
+
 [ $fail -eq 0 ] || exit 1
 echo "ok: $(wc -l <"$ROOT/header-ids") MESSAGE_IDs, catalog and header agree"
