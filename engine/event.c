@@ -83,6 +83,16 @@ LogTarget log_target(void) {
         return log_target_setting;
 }
 
+int log_target_from_string(const char *s) {
+        if (streq_ptr(s, "auto"))
+                return LOG_TARGET_AUTO;
+        if (streq_ptr(s, "journal"))
+                return LOG_TARGET_JOURNAL;
+        if (streq_ptr(s, "console"))
+                return LOG_TARGET_CONSOLE;
+        return -1;
+}
+
 void log_set_max_level(int priority) {
         log_max_level = LOG_PRI(priority);
 }

@@ -69,6 +69,8 @@ typedef struct EventFields {
 void log_setup(LogTarget target);
 /* The resolved target: never LOG_TARGET_AUTO. */
 LogTarget log_target(void);
+/* "auto", "journal" or "console" (--log-target=); -1 for anything else. */
+int log_target_from_string(const char *s);
 /* Messages and events with a priority numerically above this are dropped (default LOG_INFO). */
 void log_set_max_level(int priority);
 int log_get_max_level(void);

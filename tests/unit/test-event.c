@@ -232,6 +232,13 @@ static void test_target_auto(void **state) {
         log_setup(LOG_TARGET_JOURNAL);
         assert_int_equal(log_target(), LOG_TARGET_JOURNAL);
         log_setup(LOG_TARGET_CONSOLE);
+
+        assert_int_equal(log_target_from_string("auto"), LOG_TARGET_AUTO);
+        assert_int_equal(log_target_from_string("journal"), LOG_TARGET_JOURNAL);
+        assert_int_equal(log_target_from_string("console"), LOG_TARGET_CONSOLE);
+        assert_int_equal(log_target_from_string("syslog"), -1);
+        assert_int_equal(log_target_from_string(""), -1);
+        assert_int_equal(log_target_from_string(NULL), -1);
 }
 
 int main(void) {
