@@ -13,26 +13,33 @@
 --     1..260, 300  no deletion request
 --     261..265     requested 2 days ago: due, not overdue, no invoices, no holds   -> deleted
 --     266..280     requested 15..40 days ago (overdue), invoices < 10 years old    -> tax hold
---     281..292     requested 16..38 days ago (overdue), no invoices, no holds      -> deleted
---                  (281, 282 have one young support ticket each: goes by cascade)
---     293, 294     overdue, active legal hold (registry), no invoices              -> legal hold
---     295          overdue, active legal hold (expires in 90 days) and invoices    -> legal + tax
---     296, 297     overdue, only invoices older than 10 years (tax hold lapsed),
---                  which RESTRICT the delete                                       -> skipped (fk)
+--     281, 282     requested 16, 18 days ago (overdue), no invoices, one support
+--                  ticket 200/250 days old (younger than 6 years)                  -> commercial hold
+--     283..292     requested 20..38 days ago (overdue), nothing else               -> deleted
+--     293, 294     overdue, active legal hold (registry), no invoices, a ticket
+--                  400/300 days old and one older than 6 years                    -> legal + commercial
+--     295          overdue, active legal hold (expires in 90 days), an invoice
+--                  500 days old, a ticket older than 6 years                       -> legal + tax
+--     296, 297     overdue, no invoices, no tickets, a chat 100/150 days old
+--                  (ON DELETE SET NULL: the chat stays, unlinked)                  -> deleted
 --     298          overdue, legal hold released 10 days ago                        -> deleted
 --     299          overdue, legal hold expired 5 days ago                          -> deleted
 --     300          no deletion request; active legal hold (expires in a year)
---   so: due 39, overdue (past 10 days) 34, held 18 (tax-records 16, legal 3),
---       deletable 19, blocked by app.invoices 2 (unless their old invoices go first)
--- app.invoices           2435 rows of 83 accounts: 2400 of accounts 4, 8, .., 260 over 12 years
---     (45 of them older than 10 years), 30 of 266..280 (all younger than 3 years), 1 of 295
---     (500 days old), 4 of 296/297 (all older than 10 years); older than 10 years in all: 49
+--   so: due 39, overdue (past 10 days) 34, deletable 19 (261..265, 283..292, 296..299),
+--       held 20: tax-records 16 (266..280, 295), commercial-correspondence (support ticket
+--       younger than 6 years) 4 (281, 282, 293, 294), legal 3 (293, 294, 295).
+--   No due account has a young invoice without being tax-held, so no delete is refused by the
+--   RESTRICT key of app.invoices, whatever the rule order.
+-- app.invoices           2431 rows of 81 accounts: 2400 of accounts 4, 8, .., 260 over 12 years
+--     (45 of them older than 10 years, none of a held account), 30 of 266..280 (all younger than
+--     3 years), 1 of 295 (500 days old); older than 10 years in all: 45
 -- app.support_tickets    1209 rows over 8 years; older than 6 years: 190, of which 5 belong to
 --     legally held accounts (293, 294, 295: one each; 300: two) and 185 are unheld (30 without
 --     account, 155 of accounts 1..260); 281 and 282 have one 200/250-day-old ticket each
 -- app.contact_messages   1500 rows over 8 years; older than 6 years: 367
--- app.chat_transcripts    902 rows over 8 years (300 without account); older than 6 years: 161,
---     of which 1 of account 300 (legal hold), 74 without account, 86 of accounts 1..260
+-- app.chat_transcripts    904 rows over 8 years (300 without account); older than 6 years: 161,
+--     of which 1 of account 300 (legal hold), 74 without account, 86 of accounts 1..260;
+--     296 and 297 have one young chat each
 -- retention.holds           6 rows (accounts 293, 294, 295, 298 released, 299 expired, 300)
 --     active now: 293, 294, 295, 300
 -- retention.hold_events     7 rows (6 placed, 1 released)
@@ -96,7 +103,7 @@ SELECT id,
                        WHEN id <= 280 THEN 1500 + 10 * (id - 266)
                        WHEN id <= 292 THEN 700 + 10 * (id - 281)
                        WHEN id <= 295 THEN 3000 + 10 * (id - 293)
-                       WHEN id <= 297 THEN 4300 + 10 * (id - 296)
+                       WHEN id <= 297 THEN 1100 + 10 * (id - 296)
                        WHEN id <= 299 THEN 1000 + 10 * (id - 298)
                        ELSE 3100 END,
                    hours => id % 24),
@@ -129,7 +136,7 @@ SELECT 2400 + row_number() OVER (ORDER BY acct, age), acct,
 FROM (SELECT id AS acct, 30 + (id - 266) * 20 AS age FROM generate_series(266, 280) AS id
       UNION ALL
       SELECT id, 400 + (id - 266) * 30 FROM generate_series(266, 280) AS id
-      UNION ALL VALUES (295, 500), (296, 4020), (296, 4200), (297, 4100), (297, 4250)) AS s(acct, age);
+      UNION ALL VALUES (295, 500)) AS s(acct, age);
 
 -- Support tickets -------------------------------------------------------------------------------
 -- Ages in days d are moved out of [2185, 2199] (6 years is 2191 or 2192 days).
@@ -193,7 +200,7 @@ LEFT JOIN app.accounts AS a ON a.id = g.acct;
 INSERT INTO app.chat_transcripts (id, account_id, email, started_at, transcript)
 SELECT 900 + row_number() OVER (ORDER BY s.acct), s.acct, a.email, now() - make_interval(days => s.age),
        E'visitor: I need our old correspondence for a dispute.\nagent: Noted, we keep it for you.'
-FROM (VALUES (293, 100), (300, 2750)) AS s(acct, age)
+FROM (VALUES (293, 100), (296, 100), (297, 150), (300, 2750)) AS s(acct, age)
 JOIN app.accounts AS a ON a.id = s.acct;
 
 -- Legal holds (registry) ------------------------------------------------------------------------
@@ -221,10 +228,10 @@ ORDER BY 3;
 DO $$
 BEGIN
         PERFORM setval('app.accounts_id_seq', 300);
-        PERFORM setval('app.invoices_id_seq', 2435);
+        PERFORM setval('app.invoices_id_seq', 2431);
         PERFORM setval('app.support_tickets_id_seq', 1209);
         PERFORM setval('app.contact_messages_id_seq', 1500);
-        PERFORM setval('app.chat_transcripts_id_seq', 902);
+        PERFORM setval('app.chat_transcripts_id_seq', 904);
         PERFORM setval('retention.holds_id_seq', 6);
 END;
 $$;

@@ -114,18 +114,31 @@ static void test_demo_counts(void **state) {
                                        "AND EXISTS (SELECT 1 FROM app.invoices i WHERE i.account_id = a.id "
                                        "AND i.issued_at >= now() - interval '10 years')"), 16);
         assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.accounts a WHERE deletion_requested_at < now() "
+                                       "AND EXISTS (SELECT 1 FROM app.support_tickets t WHERE t.account_id = a.id "
+                                       "AND t.created_at >= now() - interval '6 years')"), 4);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.accounts a WHERE deletion_requested_at < now() "
                                        "AND EXISTS (SELECT 1 FROM retention.holds h WHERE h.subject = 'account' "
                                        "AND h.subject_key = a.id::text AND h.released_at IS NULL "
                                        "AND (h.expires_at IS NULL OR h.expires_at > now()))"), 3);
+        /* no due account is blocked by an old invoice: RESTRICT never refuses, whatever the rule order */
         assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.accounts a WHERE deletion_requested_at < now() "
                                        "AND EXISTS (SELECT 1 FROM app.invoices i WHERE i.account_id = a.id) "
                                        "AND NOT EXISTS (SELECT 1 FROM app.invoices i WHERE i.account_id = a.id "
-                                       "AND i.issued_at >= now() - interval '10 years')"), 2);
+                                       "AND i.issued_at >= now() - interval '10 years')"), 0);
+        /* deletable: due, no young invoice, no young ticket, no active legal hold */
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.accounts a WHERE deletion_requested_at < now() "
+                                       "AND NOT EXISTS (SELECT 1 FROM app.invoices i WHERE i.account_id = a.id "
+                                       "AND i.issued_at >= now() - interval '10 years') "
+                                       "AND NOT EXISTS (SELECT 1 FROM app.support_tickets t WHERE t.account_id = a.id "
+                                       "AND t.created_at >= now() - interval '6 years') "
+                                       "AND NOT EXISTS (SELECT 1 FROM retention.holds h WHERE h.subject = 'account' "
+                                       "AND h.subject_key = a.id::text AND h.released_at IS NULL "
+                                       "AND (h.expires_at IS NULL OR h.expires_at > now()))"), 19);
 
         /* the other tables */
-        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.invoices"), 2435);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.invoices"), 2431);
         assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.invoices "
-                                       "WHERE issued_at < now() - interval '10 years'"), 49);
+                                       "WHERE issued_at < now() - interval '10 years'"), 45);
         assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.support_tickets"), 1209);
         assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.support_tickets "
                                        "WHERE created_at < now() - interval '6 years'"), 190);
@@ -135,7 +148,7 @@ static void test_demo_counts(void **state) {
         assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.contact_messages"), 1500);
         assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.contact_messages "
                                        "WHERE created_at < now() - interval '6 years'"), 367);
-        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.chat_transcripts"), 902);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.chat_transcripts"), 904);
         assert_int_equal(pgtest_int(c, "SELECT count(*) FROM app.chat_transcripts "
                                        "WHERE started_at < now() - interval '6 years'"), 161);
 
