@@ -1,0 +1,135 @@
+-- retentiond-role.sql — creates (or tightens) the least-privilege login role the engine runs as.
+-- A psql script run once by an administrator after `retentiond migrate`; it must never grant more
+-- than enforcement needs: no DELETE on the hold registry, nothing on tables that are not listed.
+--
+-- Usage (as the owner of the tables, or a superuser):
+--
+--   psql -d mydb -v role=retentiond \
+--        -v tables='app.access_log, app.accounts, app.support_tickets, app.contact_messages, app.chat_transcripts, app.invoices' \
+--        -v read_tables='app.invoices' \
+--        -f sql/retentiond-role.sql
+--
+--   role         the login role to create; left as it is if it exists (then only grants change).
+--   tables       comma-separated tables the policy's rules act on (delete or anonymise): they get
+--                SELECT, UPDATE, DELETE, and their schemas USAGE. Names are written as in SQL:
+--                unquoted names fold to lower case, quote the others: '"Sales Data"."Invoices"'.
+--   read_tables  optional, same syntax: tables only read (evidence of derived holds, e.g. the
+--                invoices of a tax hold, when no rule acts on them): SELECT only.
+--
+-- On the retention schema the role gets USAGE, SELECT/INSERT/UPDATE on the audit trail and the
+-- hold registry (whose triggers only allow recording a release), SELECT on schema_version, and
+-- the sequences; never DELETE or TRUNCATE. Rerunning the script converges: privileges this role
+-- holds on other tables of the same schemas are revoked (each revoke is reported).
+-- The role gets no password: use peer/cert authentication, or ALTER ROLE ... PASSWORD afterwards.
+-- Dropping partitions whole (partitioned tables) needs ownership of the table, which this script
+-- deliberately does not give: without it, the engine deletes row by row.
+
+\set ON_ERROR_STOP on
+\if :{?role}
+\else
+        \echo 'retentiond-role.sql: set the role name: psql -v role=NAME -v tables=... -f sql/retentiond-role.sql'
+        DO $$ BEGIN RAISE EXCEPTION 'psql variable "role" is not set'; END $$;
+\endif
+\if :{?tables}
+\else
+        \echo 'retentiond-role.sql: set the tables the rules act on: -v tables=''app.access_log, app.accounts'''
+        DO $$ BEGIN RAISE EXCEPTION 'psql variable "tables" is not set'; END $$;
+\endif
+\if :{?read_tables}
+\else
+        \set read_tables ''
+\endif
+
+BEGIN;
+
+-- psql does not interpolate variables inside dollar quotes: hand them to the DO block as settings.
+SELECT set_config('retentiond.role', :'role', true),
+       set_config('retentiond.tables', :'tables', true),
+       set_config('retentiond.read_tables', :'read_tables', true) \gset retentiond_ignored_
+
+DO $role$
+DECLARE
+        r name := current_setting('retentiond.role');
+        -- Split on commas outside double quotes.
+        split constant text := '((?:[^,"]|"(?:[^"]|"")*")+)';
+        item text;
+        rel regclass;
+        acts regclass[] := '{}';
+        reads regclass[] := '{}';
+        schemas oid[] := '{}';
+        g record;
+BEGIN
+        IF r IS NULL OR r = '' THEN
+                RAISE EXCEPTION 'role name is empty' USING HINT = 'psql -v role=retentiond ...';
+        END IF;
+
+        FOR item IN SELECT btrim(m[1]) FROM regexp_matches(current_setting('retentiond.tables'), split, 'g') AS m LOOP
+                CONTINUE WHEN item = '';
+                rel := item::regclass;   -- fails with "relation does not exist" for a typo
+                acts := acts || rel;
+        END LOOP;
+        IF cardinality(acts) = 0 THEN
+                RAISE EXCEPTION 'no tables given' USING HINT = 'psql -v tables=''app.access_log, app.accounts'' ...';
+        END IF;
+        FOR item IN SELECT btrim(m[1]) FROM regexp_matches(current_setting('retentiond.read_tables'), split, 'g') AS m LOOP
+                CONTINUE WHEN item = '';
+                rel := item::regclass;
+                IF NOT rel = ANY (acts) THEN
+                        reads := reads || rel;
+                END IF;
+        END LOOP;
+
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+                EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', r);
+                RAISE NOTICE 'created login role %', r;
+        ELSIF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r AND (rolsuper OR rolbypassrls)) THEN
+                RAISE EXCEPTION 'role % is a superuser or bypasses row level security', r
+                        USING HINT = 'The engine must run as an ordinary role; choose another name.';
+        END IF;
+
+        EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), r);
+
+        -- The retention schema.
+        IF to_regnamespace('retention') IS NULL THEN
+                RAISE EXCEPTION 'schema retention does not exist' USING HINT = 'Run retentiond migrate first.';
+        END IF;
+        EXECUTE format('GRANT USAGE ON SCHEMA retention TO %I', r);
+        EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA retention FROM %I', r);
+        EXECUTE format('GRANT SELECT ON retention.schema_version TO %I', r);
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE ON retention.runs, retention.rule_runs, '
+                       'retention.rule_run_holds, retention.rule_run_fk, retention.holds TO %I', r);
+        EXECUTE format('GRANT SELECT, INSERT ON retention.hold_events TO %I', r);
+        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA retention TO %I', r);
+
+        -- The application tables: exactly the listed ones.
+        FOREACH rel IN ARRAY acts || reads LOOP
+                schemas := schemas || (SELECT relnamespace FROM pg_class WHERE oid = rel);
+        END LOOP;
+        FOR g IN
+                SELECT c.oid::regclass AS rel
+                FROM pg_class c, aclexplode(c.relacl) a
+                WHERE c.relnamespace = ANY (schemas) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                  AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = r)
+                  AND NOT c.oid = ANY (acts || reads)
+                GROUP BY c.oid
+        LOOP
+                EXECUTE format('REVOKE ALL ON %s FROM %I', g.rel, r);
+                RAISE NOTICE 'revoked privileges of % on %, which is not listed', r, g.rel;
+        END LOOP;
+        FOREACH rel IN ARRAY acts LOOP
+                EXECUTE format('REVOKE ALL ON %s FROM %I', rel, r);
+                EXECUTE format('GRANT SELECT, UPDATE, DELETE ON %s TO %I', rel, r);
+                RAISE NOTICE 'granted SELECT, UPDATE, DELETE on % to %', rel, r;
+        END LOOP;
+        FOREACH rel IN ARRAY reads LOOP
+                EXECUTE format('REVOKE ALL ON %s FROM %I', rel, r);
+                EXECUTE format('GRANT SELECT ON %s TO %I', rel, r);
+                RAISE NOTICE 'granted SELECT on % to %', rel, r;
+        END LOOP;
+        FOR g IN SELECT DISTINCT nspname FROM pg_namespace WHERE oid = ANY (schemas) LOOP
+                EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', g.nspname, r);
+        END LOOP;
+END;
+$role$;
+
+COMMIT;
