@@ -234,8 +234,8 @@ int catalog_row_estimate(Pg *pg, const CatTable *t, int64_t *ret, PgError *err) 
         const char *p[] = { oid };
         int k = pg_exec(pg, &r, err,
                         "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint, coalesce(bool_or(c.reltuples < 0), false)"
-                        " FROM pg_partition_tree($1::oid) pt JOIN pg_class c ON c.oid = pt.relid"
-                        " WHERE pt.isleaf",
+                        " FROM pg_class c WHERE c.relkind = 'r' AND (c.oid = $1::oid"
+                        " OR c.oid IN (SELECT pt.relid FROM pg_partition_tree($1::oid) pt WHERE pt.isleaf))",
                         1, p);
         if (k)
                 return k;

@@ -11,8 +11,4 @@
                 return EXIT_SOFTWARE;                                                   \
         }
 
-PENDING(audit)
-PENDING(run)
-PENDING(migrate)
-PENDING(hold)
 PENDING(daemon)

@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "cli.h"
 #include "config.h"
+#include "event.h"
 #include "exitcode.h"
 #include "util.h"
 
@@ -222,6 +224,10 @@ int main(int argc, char **argv) {
                 cli.policy_paths[0] = default_policy[0];
                 cli.n_policy_paths = 1;
         }
+
+        log_setup(log_target_from_string(cli.log_target));
+        if (cli.quiet)
+                log_set_max_level(LOG_WARNING);
 
         const char *command = argv[optind];
         cli.args = argv + optind + 1;

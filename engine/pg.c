@@ -204,3 +204,19 @@ char *pg_literal(const char *s) {
         strbuf_appendc(&b, '\'');
         return strbuf_steal(&b);
 }
+
+int pg_exec_script(Pg *pg, PgError *err, const char *sql) {
+        if (!PQsendQuery(pg->conn, sql)) {
+                pg_error_set(err, NULL, NULL, NULL, "could not send script: %s", PQerrorMessage(pg->conn));
+                return PG_ERR_CONNECTION;
+        }
+        int k = 0;
+        PGresult *r;
+        while ((r = PQgetResult(pg->conn))) {
+                ExecStatusType st = PQresultStatus(r);
+                if (k == 0 && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
+                        k = error_from_result(pg, r, err);
+                PQclear(r);
+        }
+        return k;
+}

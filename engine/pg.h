@@ -78,3 +78,7 @@ static inline void pqclearp(PGresult **r) {
 /* Quote a string literal for the few places where a value cannot be a parameter (never
  * needed for data; used to print --sql output). Caller frees. */
 char *pg_literal(const char *s);
+
+/* Runs a script of several statements (simple query protocol), e.g. a migration file.
+ * Only for SQL text shipped with retentiond, never for anything built from input. */
+int pg_exec_script(Pg *pg, PgError *err, const char *sql);

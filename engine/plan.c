@@ -489,11 +489,16 @@ static void preds_build(Gen *g, const Rule *r, const char *alias, Preds *p) {
                 p->others = other_rules_keep_expr(g, r, alias, NULL);
                 p->restricts = restrict_expr(g, plan->table, alias);
         }
-        if (r->has_deadline) {
-                size_t od = slot_get(plan, SLOT_OVERDUE, r, &r->retain, &r->deadline);
-                _cleanup_free_ char *oe = cut_expr(g, od, plan->age_kind);
-                p->overdue = xasprintf("%s < %s", c, oe);
-        }
+}
+
+/* Only the tally counts overdue rows: a parameter no statement uses has no type. */
+static void preds_add_overdue(Gen *g, const Rule *r, const char *alias, Preds *p) {
+        if (!r->has_deadline)
+                return;
+        size_t od = slot_get(g->plan, SLOT_OVERDUE, r, &r->retain, &r->deadline);
+        _cleanup_free_ char *c = col(alias, r->column);
+        _cleanup_free_ char *oe = cut_expr(g, od, g->plan->age_kind);
+        p->overdue = xasprintf("%s < %s", c, oe);
 }
 
 /* due: age and where and not_done */
@@ -813,6 +818,7 @@ static void build_tally(Gen *g, const Rule *r) {
         Plan *p = g->plan;
         Preds pr;
         preds_build(g, r, "t", &pr);
+        preds_add_overdue(g, r, "t", &pr);
         _cleanup_free_ char *tq = qualified_name_quote(&p->table->name);
         _cleanup_free_ char *age = col("t", r->column);
         _cleanup_free_ char *due = due_expr(&pr);
@@ -835,7 +841,7 @@ static void build_tally(Gen *g, const Rule *r) {
                 strbuf_appendf(&b, ", count(*) FILTER (WHERE %s AND NOT %s)", held, done);
         } else
                 strbuf_append(&b, ", 0");
-        strbuf_appendf(&b, ", (now() - (min(%s) FILTER (WHERE NOT %s AND NOT %s))::timestamptz)::text", age, k, rs);
+        strbuf_appendf(&b, ", date_trunc('second', now() - (min(%s) FILTER (WHERE NOT %s AND NOT %s))::timestamptz)::text", age, k, rs);
         if (pr.cascade)
                 strbuf_appendf(&b, ", count(*) FILTER (WHERE %s%s%s)", pr.cascade, pr.holds ? " AND NOT " : "",
                                pr.holds ? pr.holds : "");

@@ -1,0 +1,135 @@
+/* cmd-audit.c — `retentiond audit`: the dry run. Everything happens in one READ ONLY
+ * transaction on a read-only session, so it cannot write even by mistake. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "cli.h"
+#include "cmdutil.h"
+#include "enforce.h"
+#include "event.h"
+#include "exitcode.h"
+#include "plan.h"
+#include "report.h"
+#include "util.h"
+
+static void print_statement(FILE *f, const char *title, const PlanStatement *st) {
+        if (!st->sql)
+                return;
+        fprintf(f, "-- %s\n%s;\n", title, st->sql);
+        for (size_t i = 0; i < st->n_params; i++) {
+                const PlanParam *p = &st->params[i];
+                if (p->kind == PARAM_CONST && p->value) {
+                        _cleanup_free_ char *lit = pg_literal(p->value);
+                        fprintf(f, "--   $%zu = %s  (%s)\n", i + 1, lit, p->label);
+                } else
+                        fprintf(f, "--   $%zu: %s\n", i + 1, p->label);
+        }
+        fputc('\n', f);
+}
+
+static int print_sql(Cli *cli, Pg *pg, const Policy *policy) {
+        _cleanup_(cat_cache_done) CatCache cache = {};
+        PgError err = {};
+        int k = enforce_load_catalog(pg, policy, &cache, &err);
+        if (k) {
+                cmd_print_error(&err);
+                int code = cmd_exit_code(k, &err);
+                pg_error_done(&err);
+                return code;
+        }
+        int ret = 0;
+        for (size_t i = 0; i < policy->n_rules; i++) {
+                const Rule *r = &policy->rules[i];
+                bool selected = cli->n_rules == 0;
+                for (size_t j = 0; j < cli->n_rules; j++)
+                        if (streq(cli->rules[j], r->name))
+                                selected = true;
+                if (!selected)
+                        continue;
+                _cleanup_(plan_freep) Plan *plan = NULL;
+                _cleanup_free_ char *error = NULL;
+                printf("-- rule %s: %s\n", r->name, r->clause);
+                if (plan_build(policy, r, &cache, &plan, &error) < 0) {
+                        printf("-- cannot plan: %s\n\n", error);
+                        ret = EXIT_ATTENTION;
+                        continue;
+                }
+                print_statement(stdout, "cutoffs, computed by PostgreSQL once per rule run", &plan->cutoffs);
+                print_statement(stdout, "circuit breaker: rows this run would change, counted up to the limit",
+                                &plan->breaker_count);
+                print_statement(stdout, "one batch (its own transaction), repeated from the last key until it selects nothing",
+                                &plan->batch);
+                print_statement(stdout, "while held: anonymise held rows, in batches", &plan->while_held_batch);
+                print_statement(stdout, "tally: due, held, skipped and overdue rows after the run", &plan->tally);
+        }
+        return ret;
+}
+
+int cmd_audit(Cli *cli) {
+        _cleanup_policy_ Policy *policy = NULL;
+        _cleanup_(pg_freep) Pg *pg = NULL;
+        _cleanup_(run_result_freep) RunResult *res = NULL;
+        HashKey *key = NULL;
+        PgError err = {};
+        int r;
+
+        if (cli->n_args > 0) {
+                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, "\"retentiond audit\" takes options only.");
+                return EXIT_USAGE;
+        }
+        if (cli->force) {
+                log_pg_style(LOG_ERR, NULL, "--force belongs to \"retentiond run\"", "An audit never changes anything.", NULL);
+                return EXIT_USAGE;
+        }
+        r = cmd_load_policy(cli, &policy);
+        if (r)
+                return r;
+        r = cmd_check_rule_names(cli, policy);
+        if (r)
+                return r;
+        r = cmd_connect(cli, true, &pg);
+        if (r)
+                return r;
+        if (cli->sql)
+                return print_sql(cli, pg, policy);
+
+        /* The audit never needs the key: it computes nothing with it. A key is loaded only
+         * to report a broken one early. */
+        if (cli->hash_key_file) {
+                r = cmd_load_hash_key(cli, policy, &key);
+                if (r)
+                        return r;
+        }
+        EnforceOptions o = {
+                .dry_run = true,
+                .only_rules = cli->rules,
+                .n_only_rules = cli->n_rules,
+                .hash_key = key,
+        };
+        int k = enforce_run(pg, policy, &o, &res, &err);
+        hash_key_free(key);
+        if (k) {
+                cmd_print_error(&err);
+                int code = cmd_exit_code(k, &err);
+                pg_error_done(&err);
+                return code;
+        }
+        report_audit(res, cli->json, stdout);
+        if (log_target() == LOG_TARGET_JOURNAL)
+                report_audit_events(res);
+
+        bool failed = false;
+        int64_t overdue = 0;
+        for (size_t i = 0; i < res->n_rules; i++) {
+                if (res->rules[i].outcome == RULE_FAILED || res->rules[i].outcome == RULE_SKIPPED)
+                        failed = true;
+                overdue += res->rules[i].overdue;
+        }
+        if (failed)
+                return EXIT_ATTENTION;
+        if (cli->fail_on_overdue && overdue > 0)
+                return EXIT_ATTENTION;
+        return EXIT_OK;
+}

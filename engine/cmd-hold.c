@@ -1,0 +1,258 @@
+/* cmd-hold.c — `retentiond hold add|list|release`: the registry of operator holds.
+ * Holds are never deleted: a release is recorded next to the hold, and both placing and
+ * releasing are events in retention.hold_events. */
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "cli.h"
+#include "cmdutil.h"
+#include "diag.h"
+#include "enforce.h"
+#include "event.h"
+#include "exitcode.h"
+#include "util.h"
+
+static char *who(const Cli *cli) {
+        if (cli->by)
+                return xstrdup(cli->by);
+        const char *s = getenv("SUDO_USER");
+        if (s && *s)
+                return xstrdup(s);
+        struct passwd *pw = getpwuid(getuid());
+        if (pw && pw->pw_name)
+                return xstrdup(pw->pw_name);
+        return xasprintf("uid %u", (unsigned) getuid());
+}
+
+static int error_exit(PgError *err, int k) {
+        cmd_print_error(err);
+        int code = cmd_exit_code(k, err);
+        pg_error_done(err);
+        return code;
+}
+
+static int hold_add(Cli *cli, Pg *pg, const Policy *policy) {
+        PgError err = {};
+        if (cli->n_args != 3) {
+                log_pg_style(LOG_ERR, NULL, "hold add needs SUBJECT and KEY", NULL,
+                             "Usage: retentiond hold add SUBJECT KEY --reason TEXT [--until TIMESTAMP] [--by NAME]");
+                return EXIT_USAGE;
+        }
+        const char *subject = cli->args[1], *key = cli->args[2];
+        if (!cli->reason || !*cli->reason) {
+                log_pg_style(LOG_ERR, NULL, "a hold needs a reason", "Every hold records why it was placed.",
+                             "Give --reason TEXT, e.g. --reason \"litigation 2026-117\".");
+                return EXIT_USAGE;
+        }
+        const Subject *s = policy_find_subject(policy, subject);
+        if (!s) {
+                _cleanup_free_ char *primary = xasprintf("subject \"%s\" is not defined in the policy", subject);
+                _cleanup_free_ char *hint = NULL;
+                for (size_t i = 0; i < policy->n_subjects; i++)
+                        if (edit_distance(subject, policy->subjects[i].name) <= 2)
+                                hint = xasprintf("Did you mean \"%s\"?", policy->subjects[i].name);
+                log_pg_style(LOG_ERR, NULL, primary, "Holds are placed on a subject of the policy's subjects: section.", hint);
+                return EXIT_USAGE;
+        }
+        if (strlen(key) > 1000 || strlen(cli->reason) > 10000 || (cli->by && strlen(cli->by) > 200)) {
+                log_pg_style(LOG_ERR, NULL, "value too long", "KEY is at most 1000 bytes, --reason 10000, --by 200.", NULL);
+                return EXIT_USAGE;
+        }
+        if (!utf8_valid(key, strlen(key)) || !utf8_valid(cli->reason, strlen(cli->reason)) ||
+            (cli->by && !utf8_valid(cli->by, strlen(cli->by)))) {
+                log_pg_style(LOG_ERR, NULL, "invalid byte sequence", "KEY, --reason and --by must be valid UTF-8.", NULL);
+                return EXIT_USAGE;
+        }
+
+        /* Normalise the key through the subject table's key column type, so "042" and "42"
+         * are the same account; the key must be valid for that type. */
+        _cleanup_(cat_table_freep) CatTable *t = NULL;
+        int k = catalog_load_table(pg, &s->table, &t, &err);
+        if (k)
+                return error_exit(&err, k);
+        _cleanup_free_ char *tq = qualified_name_quote(&s->table);
+        _cleanup_free_ char *kq = ident_quote(s->key);
+        _cleanup_free_ char *norm_sql = xasprintf("SELECT (SELECT t.%s::text FROM %s t WHERE t.%s = $1 LIMIT 1)", kq, tq, kq);
+        const char *kp[] = { key };
+        _cleanup_pgresult_ PGresult *nr = NULL;
+        k = pg_exec(pg, &nr, &err, norm_sql, 1, kp);
+        if (k)
+                return error_exit(&err, k);
+        const char *norm = PQgetisnull(nr, 0, 0) ? key : PQgetvalue(nr, 0, 0);
+        bool exists = !PQgetisnull(nr, 0, 0);
+
+        _cleanup_free_ char *by = who(cli);
+        const char *p[] = { subject, norm, cli->reason, by, cli->until };
+        _cleanup_pgresult_ PGresult *r = NULL;
+        k = pg_exec(pg, &r, &err,
+                    "WITH h AS (INSERT INTO retention.holds (subject, subject_key, reason, placed_by, expires_at)"
+                    " VALUES ($1, $2, $3, $4, $5::timestamptz) RETURNING id, placed_at, expires_at),"
+                    " e AS (INSERT INTO retention.hold_events (hold_id, event, by) SELECT id, 'placed', $4 FROM h)"
+                    " SELECT id, placed_at::text, expires_at::text, expires_at IS NOT NULL AND expires_at <= now() FROM h",
+                    5, p);
+        if (k)
+                return error_exit(&err, k);
+        const char *id = PQgetvalue(r, 0, 0);
+        if (!exists) {
+                _cleanup_free_ char *tn = qualified_name_display(&s->table);
+                log_warning("no row of %s has %s = %s; the hold still protects this subject's rows in other tables", tn,
+                            s->key, norm);
+        }
+        if (streq(PQgetvalue(r, 0, 3), "t"))
+                log_warning("hold %s expires in the past (%s): it is already lapsed", id, PQgetvalue(r, 0, 2));
+
+        EventFields ev = EVENT_FIELDS_INIT;
+        ev.hold = id;
+        event_emit(EVENT_HOLD_PLACED, log_target() == LOG_TARGET_JOURNAL ? event_priority(EVENT_HOLD_PLACED) : LOG_DEBUG, &ev,
+                   "hold %s placed on subject %s by %s", id, subject, by);
+        if (cli->json)
+                printf("{\"id\":%s,\"subject\":\"%s\",\"placed_at\":\"%s\"}\n", id, subject, PQgetvalue(r, 0, 1));
+        else if (!cli->quiet)
+                printf("hold %s placed on %s %s%s%s\n", id, subject, norm, PQgetisnull(r, 0, 2) ? "" : " until ",
+                       PQgetisnull(r, 0, 2) ? "" : PQgetvalue(r, 0, 2));
+        return EXIT_OK;
+}
+
+static int hold_list(Cli *cli, Pg *pg) {
+        PgError err = {};
+        if (cli->n_args != 1) {
+                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, "Usage: retentiond hold list [--all] [--json]");
+                return EXIT_USAGE;
+        }
+        _cleanup_pgresult_ PGresult *r = NULL;
+        const char *p[] = { cli->all ? "t" : "f" };
+        int k = pg_exec(pg, &r, &err,
+                        "SELECT id, subject, subject_key, reason, placed_by, placed_at::text, expires_at::text,"
+                        " released_at::text, released_by,"
+                        " CASE WHEN released_at IS NOT NULL THEN 'released'"
+                        "      WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired' ELSE 'active' END"
+                        " FROM retention.holds"
+                        " WHERE $1::bool OR (released_at IS NULL AND (expires_at IS NULL OR expires_at > now()))"
+                        " ORDER BY id",
+                        1, p);
+        if (k)
+                return error_exit(&err, k);
+        int n = PQntuples(r);
+        if (cli->json) {
+                StrBuf b = {};
+                static const char *names[] = { "id", "subject", "key", "reason", "placed_by", "placed_at",
+                                               "expires_at", "released_at", "released_by", "state" };
+                strbuf_append(&b, "[");
+                for (int i = 0; i < n; i++) {
+                        strbuf_append(&b, i ? ",{" : "{");
+                        for (int c = 0; c < 10; c++) {
+                                strbuf_appendf(&b, "%s\"%s\":", c ? "," : "", names[c]);
+                                if (c == 0)
+                                        strbuf_append(&b, PQgetvalue(r, i, c));
+                                else if (PQgetisnull(r, i, c))
+                                        strbuf_append(&b, "null");
+                                else
+                                        json_append_string(&b, PQgetvalue(r, i, c));
+                        }
+                        strbuf_append(&b, "}");
+                }
+                strbuf_append(&b, "]\n");
+                fputs(strbuf_str(&b), stdout);
+                strbuf_done(&b);
+                return EXIT_OK;
+        }
+        if (n == 0) {
+                printf(cli->all ? "no holds\n" : "no active holds\n");
+                return EXIT_OK;
+        }
+        printf("%-6s %-10s %-14s %-9s %-12s %-25s %-25s %s\n", "ID", "SUBJECT", "KEY", "STATE", "PLACED BY", "PLACED AT",
+               "UNTIL", "REASON");
+        for (int i = 0; i < n; i++)
+                printf("%-6s %-10s %-14s %-9s %-12s %-25s %-25s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                       PQgetvalue(r, i, 2), PQgetvalue(r, i, 9), PQgetvalue(r, i, 4), PQgetvalue(r, i, 5),
+                       PQgetisnull(r, i, 6) ? "-" : PQgetvalue(r, i, 6), PQgetvalue(r, i, 3));
+        return EXIT_OK;
+}
+
+static int hold_release(Cli *cli, Pg *pg) {
+        PgError err = {};
+        int64_t id;
+        if (cli->n_args != 2) {
+                log_pg_style(LOG_ERR, NULL, "hold release needs the hold's ID", NULL,
+                             "Usage: retentiond hold release ID [--by NAME]");
+                return EXIT_USAGE;
+        }
+        if (!parse_int64(cli->args[1], &id) || id <= 0) {
+                log_pg_style(LOG_ERR, NULL, "invalid hold ID", "A hold ID is a positive whole number, as \"hold list\" shows.",
+                             NULL);
+                return EXIT_USAGE;
+        }
+        _cleanup_free_ char *by = who(cli);
+        const char *p[] = { cli->args[1], by };
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k = pg_exec(pg, &r, &err,
+                        "WITH h AS (UPDATE retention.holds SET released_at = now(), released_by = $2"
+                        " WHERE id = $1::bigint AND released_at IS NULL RETURNING id, subject),"
+                        " e AS (INSERT INTO retention.hold_events (hold_id, event, by) SELECT id, 'released', $2 FROM h)"
+                        " SELECT (SELECT subject FROM h),"
+                        " (SELECT released_at::text || ' by ' || released_by FROM retention.holds WHERE id = $1::bigint),"
+                        " EXISTS (SELECT 1 FROM retention.holds WHERE id = $1::bigint)",
+                        2, p);
+        if (k)
+                return error_exit(&err, k);
+        if (streq(PQgetvalue(r, 0, 2), "f")) {
+                _cleanup_free_ char *primary = xasprintf("hold %s does not exist", cli->args[1]);
+                log_pg_style(LOG_ERR, NULL, primary, NULL, "Run \"retentiond hold list --all\" to see every hold.");
+                return EXIT_NOINPUT;
+        }
+        if (PQgetisnull(r, 0, 0)) {
+                _cleanup_free_ char *primary = xasprintf("hold %s was already released", cli->args[1]);
+                _cleanup_free_ char *detail = xasprintf("It was released at %s.", PQgetvalue(r, 0, 1));
+                log_pg_style(LOG_ERR, NULL, primary, detail, NULL);
+                return EXIT_ATTENTION;
+        }
+        EventFields ev = EVENT_FIELDS_INIT;
+        ev.hold = cli->args[1];
+        event_emit(EVENT_HOLD_RELEASED, log_target() == LOG_TARGET_JOURNAL ? event_priority(EVENT_HOLD_RELEASED) : LOG_DEBUG,
+                   &ev, "hold %s on subject %s released by %s", cli->args[1], PQgetvalue(r, 0, 0), by);
+        if (cli->json)
+                printf("{\"id\":%s,\"released\":true}\n", cli->args[1]);
+        else if (!cli->quiet)
+                printf("hold %s released by %s; the next run applies the normal action to its rows\n", cli->args[1], by);
+        return EXIT_OK;
+}
+
+int cmd_hold(Cli *cli) {
+        _cleanup_policy_ Policy *policy = NULL;
+        _cleanup_(pg_freep) Pg *pg = NULL;
+        PgError err = {};
+        int r;
+
+        if (cli->n_args < 1) {
+                log_pg_style(LOG_ERR, NULL, "hold needs a subcommand", NULL, "Use \"hold add\", \"hold list\" or \"hold release\".");
+                return EXIT_USAGE;
+        }
+        const char *sub = cli->args[0];
+        if (!streq(sub, "add") && !streq(sub, "list") && !streq(sub, "release")) {
+                _cleanup_free_ char *primary = xasprintf("unknown hold subcommand \"%s\"", sub);
+                log_pg_style(LOG_ERR, NULL, primary, NULL, "Use \"hold add\", \"hold list\" or \"hold release\".");
+                return EXIT_USAGE;
+        }
+        if (streq(sub, "add")) {
+                r = cmd_load_policy(cli, &policy);
+                if (r)
+                        return r;
+        }
+        r = cmd_connect(cli, streq(sub, "list"), &pg);
+        if (r)
+                return r;
+        int k = trail_check_schema(pg, &err);
+        if (k)
+                return error_exit(&err, k);
+        if (streq(sub, "add"))
+                return hold_add(cli, pg, policy);
+        if (streq(sub, "list"))
+                return hold_list(cli, pg);
+        return hold_release(cli, pg);
+}

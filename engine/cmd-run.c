@@ -1,0 +1,145 @@
+/* cmd-run.c — `retentiond run`: enforce the policy now, from the terminal, and report.
+ * Takes the per-database lock, records everything in the audit trail, prints counts only. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "cli.h"
+#include "cmdutil.h"
+#include "diag.h"
+#include "enforce.h"
+#include "event.h"
+#include "exitcode.h"
+#include "report.h"
+#include "util.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+        (void) sig;
+        stop_requested = 1;
+}
+
+int cmd_load_hash_key(Cli *cli, const Policy *p, HashKey **ret) {
+        bool needed = false;
+        for (size_t i = 0; i < p->n_rules; i++) {
+                bool selected = cli->n_rules == 0;
+                for (size_t j = 0; j < cli->n_rules; j++)
+                        if (streq(cli->rules[j], p->rules[i].name))
+                                selected = true;
+                if (selected && rule_needs_hash_key(&p->rules[i]))
+                        needed = true;
+        }
+        if (!needed && !cli->hash_key_file)
+                return 0;
+        _cleanup_free_ char *where = NULL;
+        int r = hash_key_load(cli->hash_key_file, ret, &where);
+        if (r == -ENOENT && !where) {
+                log_pg_style(LOG_ERR, NULL, "the hash method needs a key, and none was found",
+                             "A rule of the policy anonymises a column with the hash method.",
+                             "Give --hash-key-file FILE, the systemd credential \"hash-key\", or RETENTIOND_HASH_KEY_FILE.");
+                return EXIT_CONFIG;
+        }
+        if (r == -EINVAL) {
+                _cleanup_free_ char *primary = xasprintf("hash key file \"%s\" has the wrong length", where);
+                log_pg_style(LOG_ERR, NULL, primary, "A hash key is 16 to 64 bytes long.",
+                             "Create one with: head -c 32 /dev/urandom > FILE");
+                return EXIT_CONFIG;
+        }
+        if (r < 0) {
+                _cleanup_free_ char *primary = xasprintf("could not read hash key file \"%s\": %s", where, strerror(-r));
+                log_pg_style(LOG_ERR, NULL, primary, NULL, NULL);
+                return r == -EACCES || r == -EPERM ? EXIT_NOPERM : r == -ENOENT ? EXIT_NOINPUT : EXIT_CONFIG;
+        }
+        return 0;
+}
+
+int cmd_run(Cli *cli) {
+        _cleanup_policy_ Policy *policy = NULL;
+        _cleanup_(pg_freep) Pg *pg = NULL;
+        _cleanup_(run_result_freep) RunResult *res = NULL;
+        HashKey *key = NULL;
+        PgError err = {};
+        int r;
+
+        if (cli->dry_run)
+                return cmd_audit(cli);
+        if (cli->n_args > 0) {
+                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, "\"retentiond run\" takes options only.");
+                return EXIT_USAGE;
+        }
+        if (cli->sql || cli->fail_on_overdue) {
+                log_pg_style(LOG_ERR, NULL, "--sql and --fail-on-overdue belong to \"retentiond audit\"", NULL, NULL);
+                return EXIT_USAGE;
+        }
+
+        r = cmd_load_policy(cli, &policy);
+        if (r)
+                return r;
+        r = cmd_check_rule_names(cli, policy);
+        if (r)
+                return r;
+        r = cmd_load_hash_key(cli, policy, &key);
+        if (r)
+                return r;
+        r = cmd_connect(cli, false, &pg);
+        if (r) {
+                hash_key_free(key);
+                return r;
+        }
+
+        struct sigaction sa = { .sa_handler = on_signal };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+
+        /* On a terminal the report on stdout tells the story; events are for the journal. */
+        bool console = log_target() == LOG_TARGET_CONSOLE;
+        if (console)
+                log_set_max_level(LOG_ERR - 1);
+        EnforceOptions o = {
+                .force = cli->force,
+                .only_rules = cli->rules,
+                .n_only_rules = cli->n_rules,
+                .hash_key = key,
+                .mode = "run",
+                .stop = &stop_requested,
+        };
+        int k = enforce_run(pg, policy, &o, &res, &err);
+        hash_key_free(key);
+        if (k && !res) {
+                cmd_print_error(&err);
+                int code = k == 1 ? EXIT_TEMPFAIL : cmd_exit_code(k, &err);
+                pg_error_done(&err);
+                return code;
+        }
+
+        if (console)
+                log_set_max_level(LOG_INFO);
+        report_run(res, cli->json, stdout);
+        if (!console)
+                report_run_events(res);
+        bool attention = false;
+        for (size_t i = 0; i < res->n_rules; i++) {
+                const RuleResult *rr = &res->rules[i];
+                if (rr->outcome != RULE_SUCCESS)
+                        attention = true;
+                if (rr->error.primary && rr->outcome != RULE_INTERRUPTED && console)
+                        log_pg_style(rr->outcome == RULE_SKIPPED ? LOG_WARNING : LOG_ERR, NULL, rr->error.primary,
+                                     rr->error.detail, rr->error.hint);
+        }
+        if (k) {
+                cmd_print_error(&err);
+                int code = cmd_exit_code(k, &err);
+                pg_error_done(&err);
+                return code;
+        }
+        if (res->interrupted) {
+                log_warning("run %" PRId64 " interrupted by signal; the next run continues where it stopped", res->run_id);
+                return EXIT_ATTENTION;
+        }
+        return attention ? EXIT_ATTENTION : EXIT_OK;
+}

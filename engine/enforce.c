@@ -1,0 +1,884 @@
+/* enforce.c — execute plans: breaker, batches, foreign-key isolation, tallies, audit trail.
+ * Every batch is one short statement (its own transaction) that also advances the audit
+ * trail's counters, so the trail never claims more than happened. Never logs row contents. */
+#include "enforce.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "event.h"
+#include "util.h"
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+const char *rule_outcome_to_string(RuleOutcome o) {
+        switch (o) {
+        case RULE_RUNNING: return "running";
+        case RULE_SUCCESS: return "success";
+        case RULE_FAILED: return "failed";
+        case RULE_BREAKER: return "breaker";
+        case RULE_INTERRUPTED: return "interrupted";
+        case RULE_SKIPPED: return "skipped";
+        }
+        return "unknown";
+}
+
+static void named_counts_free(NamedCount *v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(v[i].name);
+        free(v);
+}
+
+void rule_result_done(RuleResult *r) {
+        if (!r)
+                return;
+        free(r->cutoff);
+        free(r->oldest_age);
+        named_counts_free(r->holds, r->n_holds);
+        named_counts_free(r->fks, r->n_fks);
+        for (size_t i = 0; i < r->n_warnings; i++)
+                free(r->warnings[i]);
+        free(r->warnings);
+        pg_error_done(&r->error);
+        *r = (RuleResult) {};
+}
+
+void run_result_free(RunResult *r) {
+        if (!r)
+                return;
+        for (size_t i = 0; i < r->n_rules; i++)
+                rule_result_done(&r->rules[i]);
+        free(r->rules);
+        free(r);
+}
+
+/* ---- audit trail ---- */
+
+int trail_check_schema(Pg *pg, PgError *err) {
+        _cleanup_free_ char *v = NULL;
+        int k = pg_value(pg, &v, err, "SELECT to_regclass('retention.schema_version') IS NOT NULL", 0, NULL);
+        if (k)
+                return k;
+        if (!streq_ptr(v, "t")) {
+                pg_error_set(err, NULL, "The schema \"retention\" (hold registry and audit trail) is not installed in this database.",
+                             "Run \"retentiond migrate\" against this database first.",
+                             "the retention schema is not installed");
+                return -1;
+        }
+        free(TAKE_PTR(v));
+        k = pg_value(pg, &v, err, "SELECT coalesce(max(version), 0)::text FROM retention.schema_version", 0, NULL);
+        if (k)
+                return k;
+        int found = v ? atoi(v) : 0;
+        if (found != RETENTION_SCHEMA_VERSION) {
+                _cleanup_free_ char *detail =
+                        xasprintf("Found schema version %d; this retentiond (" RETENTIOND_VERSION ") needs version %d.",
+                                  found, RETENTION_SCHEMA_VERSION);
+                pg_error_set(err, NULL, detail,
+                             found < RETENTION_SCHEMA_VERSION ? "Run \"retentiond migrate\" to upgrade the schema."
+                                                              : "Upgrade retentiond to a version that knows this schema.",
+                             "retention schema version %d is not supported", found);
+                return -1;
+        }
+        return 0;
+}
+
+int enforce_lock(Pg *pg, PgError *err) {
+        _cleanup_free_ char *got = NULL;
+        char cls[16], obj[16];
+        snprintf(cls, sizeof(cls), "%d", ADVISORY_CLASS);
+        snprintf(obj, sizeof(obj), "%d", ADVISORY_ENFORCE);
+        const char *p[] = { cls, obj };
+        int k = pg_value(pg, &got, err, "SELECT pg_try_advisory_lock($1::int, $2::int)", 2, p);
+        if (k)
+                return k;
+        if (streq_ptr(got, "t"))
+                return 0;
+
+        _cleanup_pgresult_ PGresult *r = NULL;
+        PgError ignore = {};
+        k = pg_exec(pg, &r, &ignore,
+                    "SELECT l.pid, r.id, r.host, r.mode, r.started_at::text"
+                    " FROM pg_locks l LEFT JOIN retention.runs r ON r.backend_pid = l.pid AND r.outcome = 'running'"
+                    " WHERE l.locktype = 'advisory' AND l.classid = $1::int::oid AND l.objid = $2::int::oid"
+                    " AND l.objsubid = 2 AND l.granted ORDER BY r.id DESC NULLS LAST LIMIT 1",
+                    2, p);
+        pg_error_done(&ignore);
+        _cleanup_free_ char *detail = NULL;
+        if (k == 0 && PQntuples(r) == 1 && !PQgetisnull(r, 0, 1))
+                detail = xasprintf("Run %s (mode %s) started at %s on host %s holds the lock, database backend PID %s.",
+                                   PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 2),
+                                   PQgetvalue(r, 0, 0));
+        else if (k == 0 && PQntuples(r) == 1)
+                detail = xasprintf("Database backend PID %s holds the lock.", PQgetvalue(r, 0, 0));
+        pg_error_set(err, "55P03", detail, "Wait for that run to finish; only one enforcement run per database runs at a time.",
+                     "another enforcement run is in progress on this database");
+        return 1;
+}
+
+void enforce_unlock(Pg *pg) {
+        char cls[16], obj[16];
+        snprintf(cls, sizeof(cls), "%d", ADVISORY_CLASS);
+        snprintf(obj, sizeof(obj), "%d", ADVISORY_ENFORCE);
+        const char *p[] = { cls, obj };
+        PgError e = {};
+        (void) pg_exec(pg, NULL, &e, "SELECT pg_advisory_unlock($1::int, $2::int)", 2, p);
+        pg_error_done(&e);
+}
+
+int trail_run_begin(Pg *pg, const char *mode, int64_t *ret, PgError *err) {
+        char host[256] = "";
+        if (gethostname(host, sizeof(host) - 1) < 0)
+                snprintf(host, sizeof(host), "unknown");
+        const char *p[] = { host, RETENTIOND_VERSION, mode };
+        _cleanup_free_ char *id = NULL;
+        int k = pg_value(pg, &id, err,
+                         "INSERT INTO retention.runs (host, version, mode) VALUES ($1, $2, $3) RETURNING id", 3, p);
+        if (k)
+                return k;
+        *ret = strtoll(id, NULL, 10);
+        return 0;
+}
+
+int trail_run_end(Pg *pg, int64_t run_id, const char *outcome, int rules_total, int rules_failed, PgError *err) {
+        char id[32], tot[16], fail[16];
+        snprintf(id, sizeof(id), "%" PRId64, run_id);
+        snprintf(tot, sizeof(tot), "%d", rules_total);
+        snprintf(fail, sizeof(fail), "%d", rules_failed);
+        const char *p[] = { id, outcome, tot, fail };
+        return pg_exec(pg, NULL, err,
+                       "UPDATE retention.runs SET finished_at = clock_timestamp(), outcome = $2,"
+                       " rules_total = $3::int, rules_failed = $4::int WHERE id = $1::bigint",
+                       4, p);
+}
+
+/* ---- catalog ---- */
+
+static int load_into(Pg *pg, CatCache *cache, const QualifiedName *name, PgError *err) {
+        CatTable *t = NULL;
+        int k = catalog_load_table(pg, name, &t, err);
+        if (k == PG_ERR_UNDEFINED)
+                return 0; /* reported per rule */
+        if (k)
+                return k;
+        cat_cache_add(cache, t);
+        return 0;
+}
+
+/* Tables reachable from t through ON DELETE CASCADE / SET NULL / SET DEFAULT, a few levels. */
+static int load_referencing(Pg *pg, CatCache *cache, const CatTable *t, unsigned depth, PgError *err) {
+        if (depth >= 5)
+                return 0;
+        uint32_t oid = t->oid;
+        for (size_t i = 0;; i++) {
+                const CatTable *cur = cat_cache_find_oid(cache, oid);
+                if (!cur || i >= cur->n_referenced_by)
+                        break;
+                const CatForeignKey *fk = &cur->referenced_by[i];
+                if (fk->on_delete == 'a' || fk->on_delete == 'r')
+                        continue;
+                if (cat_cache_find_oid(cache, fk->child_oid))
+                        continue;
+                uint32_t child_oid = fk->child_oid;
+                CatTable *c = NULL;
+                int k = catalog_load_table_oid(pg, child_oid, &c, err);
+                if (k)
+                        return k;
+                const CatTable *added = cat_cache_add(cache, c);
+                k = load_referencing(pg, cache, added, depth + 1, err);
+                if (k)
+                        return k;
+        }
+        return 0;
+}
+
+int enforce_load_catalog(Pg *pg, const Policy *p, CatCache *cache, PgError *err) {
+        int k;
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (!cat_cache_find_name(cache, &p->rules[i].table) && (k = load_into(pg, cache, &p->rules[i].table, err)))
+                        return k;
+        for (size_t i = 0; i < p->n_holds; i++)
+                if (!p->holds[i].registry && !cat_cache_find_name(cache, &p->holds[i].table) &&
+                    (k = load_into(pg, cache, &p->holds[i].table, err)))
+                        return k;
+        for (size_t i = 0; i < p->n_subjects; i++)
+                if (!cat_cache_find_name(cache, &p->subjects[i].table) &&
+                    (k = load_into(pg, cache, &p->subjects[i].table, err)))
+                        return k;
+        size_t n = cache->n_tables;
+        for (size_t i = 0; i < n; i++)
+                if ((k = load_referencing(pg, cache, cache->tables[i], 0, err)))
+                        return k;
+        return 0;
+}
+
+/* ---- a rule run ---- */
+
+typedef enum Phase {
+        PHASE_MAIN,
+        PHASE_WHILE_HELD,
+        PHASE_DONE,
+} Phase;
+
+struct RuleRun {
+        Pg *pg;
+        const Policy *policy;
+        const Rule *rule;
+        const EnforceOptions *o;
+        Plan *plan;
+        RuleResult res;
+        char **slot_values;
+        size_t n_slots;
+        char *last_key;
+        int64_t batch_size;
+        Phase phase;
+        unsigned stalls;
+        uint64_t started;
+        bool fatal_connection;
+};
+
+static void rule_run_fail(RuleRun *rr, RuleOutcome outcome, const PgError *e) {
+        rr->res.outcome = outcome;
+        pg_error_done(&rr->res.error);
+        if (e) {
+                memcpy(rr->res.error.sqlstate, e->sqlstate, sizeof(e->sqlstate));
+                rr->res.error.primary = e->primary ? xstrdup(e->primary) : NULL;
+                rr->res.error.detail = e->detail ? xstrdup(e->detail) : NULL;
+                rr->res.error.hint = e->hint ? xstrdup(e->hint) : NULL;
+        }
+        rr->phase = PHASE_DONE;
+}
+
+typedef struct Bind {
+        const char **values;
+        char **owned;
+        size_t n_owned;
+} Bind;
+
+static void bind_done(Bind *b, size_t n) {
+        for (size_t i = 0; i < b->n_owned; i++)
+                free(b->owned[i]);
+        free(b->owned);
+        free(b->values);
+        (void) n;
+        *b = (Bind) {};
+}
+
+static const char *own(Bind *b, char *s) {
+        b->owned = xreallocarray(b->owned, b->n_owned + 1, sizeof(char *));
+        b->owned[b->n_owned++] = s;
+        return s;
+}
+
+static void bind(RuleRun *rr, const PlanStatement *st, Bind *b, const char *ctid, const char *tableoid, int64_t breaker_limit) {
+        *b = (Bind) {};
+        b->values = xcalloc(st->n_params ? st->n_params : 1, sizeof(char *));
+        for (size_t i = 0; i < st->n_params; i++) {
+                const PlanParam *p = &st->params[i];
+                switch (p->kind) {
+                case PARAM_CONST:
+                        b->values[i] = p->value;
+                        break;
+                case PARAM_TIME:
+                        b->values[i] = p->slot < rr->n_slots ? rr->slot_values[p->slot] : NULL;
+                        break;
+                case PARAM_LAST_KEY:
+                        b->values[i] = rr->last_key ? rr->last_key : "-infinity";
+                        break;
+                case PARAM_LIMIT:
+                        b->values[i] = own(b, xasprintf("%" PRId64, rr->batch_size));
+                        break;
+                case PARAM_RULE_RUN:
+                        b->values[i] = own(b, xasprintf("%" PRId64, rr->res.rule_run_id));
+                        break;
+                case PARAM_HASH_IPAD:
+                        b->values[i] = rr->o->hash_key ? rr->o->hash_key->ipad_hex : NULL;
+                        break;
+                case PARAM_HASH_OPAD:
+                        b->values[i] = rr->o->hash_key ? rr->o->hash_key->opad_hex : NULL;
+                        break;
+                case PARAM_BREAKER_LIMIT:
+                        b->values[i] = own(b, xasprintf("%" PRId64, breaker_limit));
+                        break;
+                case PARAM_CTID:
+                        b->values[i] = ctid;
+                        break;
+                case PARAM_TABLEOID:
+                        b->values[i] = tableoid;
+                        break;
+                }
+        }
+}
+
+static int exec_stmt(RuleRun *rr, const PlanStatement *st, PGresult **ret, PgError *err, const char *ctid,
+                     const char *tableoid, int64_t breaker_limit) {
+        Bind b;
+        bind(rr, st, &b, ctid, tableoid, breaker_limit);
+        int k = pg_exec(rr->pg, ret, err, st->sql, (int) st->n_params, b.values);
+        bind_done(&b, st->n_params);
+        return k;
+}
+
+static int64_t int_at(const PGresult *r, int row, int col) {
+        if (PQgetisnull(r, row, col))
+                return 0;
+        return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static int run_tally(RuleRun *rr, PgError *err) {
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k = exec_stmt(rr, &rr->plan->tally, &r, err, NULL, NULL, 0);
+        if (k)
+                return k;
+        RuleResult *res = &rr->res;
+        res->due = int_at(r, 0, TALLY_DUE);
+        res->held = int_at(r, 0, TALLY_HELD);
+        res->actionable = int_at(r, 0, TALLY_ACTIONABLE);
+        res->overdue = int_at(r, 0, TALLY_OVERDUE);
+        res->fk_blocked = int_at(r, 0, TALLY_FK_BLOCKED);
+        res->while_held_due = int_at(r, 0, TALLY_WHILE_HELD_DUE);
+        res->cascade_held = int_at(r, 0, TALLY_CASCADE_HELD);
+        free(res->oldest_age);
+        res->oldest_age = PQgetisnull(r, 0, TALLY_OLDEST_AGE) ? NULL : xstrdup(PQgetvalue(r, 0, TALLY_OLDEST_AGE));
+        named_counts_free(res->holds, res->n_holds);
+        named_counts_free(res->fks, res->n_fks);
+        res->holds = xcalloc(rr->plan->n_tally_holds ? rr->plan->n_tally_holds : 1, sizeof(NamedCount));
+        res->n_holds = rr->plan->n_tally_holds;
+        for (size_t i = 0; i < res->n_holds; i++)
+                res->holds[i] = (NamedCount) { xstrdup(rr->plan->tally_holds[i]), int_at(r, 0, _TALLY_FIXED + (int) i) };
+        res->fks = xcalloc(rr->plan->n_tally_fks ? rr->plan->n_tally_fks : 1, sizeof(NamedCount));
+        res->n_fks = rr->plan->n_tally_fks;
+        for (size_t i = 0; i < res->n_fks; i++)
+                res->fks[i] = (NamedCount) { xstrdup(rr->plan->tally_fks[i]),
+                                             int_at(r, 0, _TALLY_FIXED + (int) (res->n_holds + i)) };
+        return 0;
+}
+
+static int compute_cutoffs(RuleRun *rr, PgError *err) {
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k = exec_stmt(rr, &rr->plan->cutoffs, &r, err, NULL, NULL, 0);
+        if (k)
+                return k;
+        rr->n_slots = (size_t) PQnfields(r);
+        rr->slot_values = xcalloc(rr->n_slots ? rr->n_slots : 1, sizeof(char *));
+        for (size_t i = 0; i < rr->n_slots; i++)
+                rr->slot_values[i] = xstrdup(PQgetvalue(r, 0, (int) i));
+        rr->res.cutoff = xstrdup(rr->slot_values[0]);
+        return 0;
+}
+
+/* The circuit breaker: refuse to change more than max_rows, or more than max_fraction of a
+ * table above breaker_min_rows, in one run. A wrong retain or a clock jump must not wipe a table. */
+static int check_breaker(RuleRun *rr, PgError *err) {
+        const Rule *r = rr->rule;
+        RuleResult *res = &rr->res;
+        int64_t rows = 0;
+        int k = catalog_row_estimate(rr->pg, rr->plan->table, &rows, err);
+        if (k)
+                return k;
+        int64_t limit = INT64_MAX;
+        if (r->max_rows > 0)
+                limit = r->max_rows;
+        if (rows >= r->breaker_min_rows) {
+                int64_t f = (int64_t) ((double) rows * r->max_fraction);
+                if (f < limit)
+                        limit = f;
+        }
+        res->table_rows = rows;
+        res->breaker_limit = limit == INT64_MAX ? -1 : limit;
+        if (limit == INT64_MAX)
+                return 0;
+        res->breaker_checked = true;
+
+        int64_t due;
+        if (rr->o->dry_run)
+                due = res->actionable; /* the tally already counted them */
+        else {
+                _cleanup_pgresult_ PGresult *c = NULL;
+                k = exec_stmt(rr, &rr->plan->breaker_count, &c, err, NULL, NULL, limit + 1);
+                if (k)
+                        return k;
+                due = int_at(c, 0, 0);
+        }
+        res->breaker_rows = due;
+        if (due <= limit)
+                return 0;
+        res->breaker_tripped = true;
+        if (rr->o->force) {
+                res->forced = true;
+                return 0;
+        }
+        _cleanup_free_ char *tn = qualified_name_display(&rr->plan->table->name);
+        _cleanup_free_ char *detail = NULL;
+        if (r->max_rows > 0 && limit == r->max_rows)
+                detail = xasprintf("%s%" PRId64 " rows of %s are due; max_rows is %" PRId64 ".",
+                                   rr->o->dry_run ? "" : "At least ", due, tn, r->max_rows);
+        else
+                detail = xasprintf("%s%" PRId64 " rows of about %" PRId64 " in %s are due; max_fraction %.0f%% allows %" PRId64 ".",
+                                   rr->o->dry_run ? "" : "At least ", due, rows, tn, r->max_fraction * 100.0, limit);
+        PgError e = {};
+        pg_error_set(&e, NULL, detail,
+                     "Check retain, the database clock and the age column. If the backlog is expected (a first run),"
+                     " run once with --force, or raise max_fraction / max_rows for this rule.",
+                     "circuit breaker tripped for rule \"%s\": more rows are due than its limit allows", r->name);
+        rule_run_fail(rr, RULE_BREAKER, &e);
+        pg_error_done(&e);
+        return 0;
+}
+
+static int trail_rule_begin(RuleRun *rr, int64_t run_id, PgError *err) {
+        char id[32];
+        snprintf(id, sizeof(id), "%" PRId64, run_id);
+        _cleanup_free_ char *tn = qualified_name_display(&rr->rule->table);
+        const char *p[] = { id, rr->rule->name, rr->rule->clause, tn, action_to_string(rr->rule->action) };
+        _cleanup_free_ char *v = NULL;
+        int k = pg_value(rr->pg, &v, err,
+                         "INSERT INTO retention.rule_runs (run_id, rule, clause, table_name, action)"
+                         " VALUES ($1::bigint, $2, $3, $4, $5) RETURNING id",
+                         5, p);
+        if (k)
+                return k;
+        rr->res.rule_run_id = strtoll(v, NULL, 10);
+        return 0;
+}
+
+int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, const EnforceOptions *o, int64_t run_id,
+                   RuleRun **ret) {
+        RuleRun *rr = xcalloc(1, sizeof(RuleRun));
+        PgError err = {};
+        int k = 0;
+
+        rr->pg = pg;
+        rr->policy = p;
+        rr->rule = rule;
+        rr->o = o;
+        rr->started = now_usec();
+        rr->res.rule = rule;
+        rr->res.rule_run_id = -1;
+        rr->res.outcome = RULE_RUNNING;
+        rr->batch_size = rule->batch_size;
+        *ret = rr;
+
+        if (!o->dry_run) {
+                k = trail_rule_begin(rr, run_id, &err);
+                if (k) {
+                        rr->fatal_connection = k == PG_ERR_CONNECTION;
+                        rule_run_fail(rr, RULE_FAILED, &err);
+                        goto out;
+                }
+        }
+
+        _cleanup_free_ char *perr = NULL;
+        if (plan_build(p, rule, cache, &rr->plan, &perr) < 0) {
+                pg_error_set(&err, NULL, perr, "Run \"retentiond check --database\" to see every catalog problem.",
+                             "rule \"%s\" does not fit the database", rule->name);
+                rule_run_fail(rr, RULE_FAILED, &err);
+                goto out;
+        }
+        rr->res.has_index = rr->plan->has_age_index;
+        for (size_t i = 0; i < rr->plan->n_warnings; i++) {
+                rr->res.warnings = xreallocarray(rr->res.warnings, rr->res.n_warnings + 1, sizeof(char *));
+                rr->res.warnings[rr->res.n_warnings++] = xstrdup(rr->plan->warnings[i]);
+        }
+        if (!o->dry_run && rule_needs_hash_key(rule) && !o->hash_key) {
+                pg_error_set(&err, NULL, NULL,
+                             "Give --hash-key-file FILE, the systemd credential hash-key, or RETENTIOND_HASH_KEY_FILE.",
+                             "rule \"%s\" uses the hash method, but no hash key was found", rule->name);
+                rule_run_fail(rr, RULE_FAILED, &err);
+                goto out;
+        }
+
+        k = compute_cutoffs(rr, &err);
+        if (k)
+                goto fail;
+        if (!o->dry_run) {
+                char id[32];
+                snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
+                const char *pp[] = { id, rr->res.cutoff };
+                k = pg_exec(pg, NULL, &err, "UPDATE retention.rule_runs SET cutoff = $2::timestamptz WHERE id = $1::bigint", 2, pp);
+                if (k)
+                        goto fail;
+        } else {
+                /* The audit: count now, decide what the breaker would do, nothing else. */
+                k = run_tally(rr, &err);
+                if (k)
+                        goto fail;
+        }
+        k = check_breaker(rr, &err);
+        if (k)
+                goto fail;
+        if (o->dry_run)
+                rr->phase = PHASE_DONE;
+        goto out;
+
+fail:
+        rr->fatal_connection = k == PG_ERR_CONNECTION;
+        rule_run_fail(rr, k == PG_ERR_LOCK_TIMEOUT ? RULE_SKIPPED : RULE_FAILED, &err);
+out:
+        pg_error_done(&err);
+        return 0;
+}
+
+bool rule_run_done(const RuleRun *rr) {
+        return rr->phase == PHASE_DONE;
+}
+
+/* A batch was refused by a foreign key (a RESTRICT reference below a cascade, or a row that
+ * became referenced after it was selected): redo it one row at a time, each in a savepoint,
+ * keep every row that can go, and count the ones that cannot. */
+static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
+        _cleanup_pgresult_ PGresult *rows = NULL;
+        PgError e = {};
+        int k = pg_exec0(rr->pg, NULL, err, "BEGIN");
+        if (k)
+                return k;
+        k = exec_stmt(rr, &rr->plan->row_by_row_select, &rows, err, NULL, NULL, 0);
+        if (k)
+                goto rollback;
+        int n = PQntuples(rows);
+        int64_t deleted = 0, refused = 0;
+        for (int i = 0; i < n; i++) {
+                k = pg_exec0(rr->pg, NULL, err, "SAVEPOINT retentiond_row");
+                if (k)
+                        goto rollback;
+                _cleanup_pgresult_ PGresult *d = NULL;
+                k = exec_stmt(rr, &rr->plan->row_by_row_delete, &d, &e, PQgetvalue(rows, i, 0), PQgetvalue(rows, i, 1), 0);
+                if (k == PG_ERR_FOREIGN_KEY) {
+                        refused++;
+                        k = pg_exec0(rr->pg, NULL, err, "ROLLBACK TO SAVEPOINT retentiond_row");
+                        if (k)
+                                goto rollback;
+                        continue;
+                }
+                if (k) {
+                        pg_error_done(err);
+                        *err = e;
+                        e = (PgError) {};
+                        goto rollback;
+                }
+                deleted += strtoll(PQcmdTuples(d), NULL, 10);
+        }
+        char id[32], del[32];
+        snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
+        snprintf(del, sizeof(del), "%" PRId64, deleted);
+        const char *p[] = { id, del };
+        k = pg_exec(rr->pg, NULL, err,
+                    "UPDATE retention.rule_runs SET rows_deleted = rows_deleted + $2::bigint, batches = batches + 1"
+                    " WHERE id = $1::bigint",
+                    2, p);
+        if (k)
+                goto rollback;
+        k = pg_exec0(rr->pg, NULL, err, "COMMIT");
+        if (k)
+                return k;
+        pg_error_done(&e);
+        rr->res.deleted += deleted;
+        rr->res.batches++;
+        if (n == 0)
+                rr->phase = PHASE_WHILE_HELD;
+        else {
+                free(rr->last_key);
+                rr->last_key = xstrdup(PQgetvalue(rows, n - 1, 2));
+        }
+        (void) refused; /* counted by the tally at the end, per referencing table */
+        return 0;
+
+rollback:
+        pg_error_done(&e);
+        if (pg_connection_ok(rr->pg)) {
+                PgError ig = {};
+                (void) pg_exec0(rr->pg, NULL, &ig, "ROLLBACK");
+                pg_error_done(&ig);
+        }
+        return k;
+}
+
+int rule_run_step(RuleRun *rr) {
+        PgError err = {};
+        int k;
+
+        if (rr->phase == PHASE_DONE)
+                return 0;
+        if (rr->o->stop && *rr->o->stop) {
+                rr->res.outcome = RULE_INTERRUPTED;
+                rr->phase = PHASE_DONE;
+                return 0;
+        }
+        const PlanStatement *st = rr->phase == PHASE_MAIN ? &rr->plan->batch : &rr->plan->while_held_batch;
+        if (!st->sql) {
+                rr->phase = PHASE_DONE;
+                return 0;
+        }
+
+        uint64_t t0 = now_usec();
+        _cleanup_pgresult_ PGresult *r = NULL;
+        k = exec_stmt(rr, st, &r, &err, NULL, NULL, 0);
+        uint64_t dt = now_usec() - t0;
+        if ((int64_t) dt > rr->res.longest_batch_usec)
+                rr->res.longest_batch_usec = (int64_t) dt;
+
+        if (k == PG_ERR_FOREIGN_KEY && rr->phase == PHASE_MAIN && rr->rule->action == ACTION_DELETE) {
+                pg_error_done(&err);
+                k = isolate_foreign_keys(rr, &err);
+                if (k == 0)
+                        return 0;
+        }
+        if (k) {
+                rr->fatal_connection = k == PG_ERR_CONNECTION;
+                if (k == PG_ERR_LOCK_TIMEOUT && !err.hint) {
+                        err.hint = xstrdup("The application holds a lock on these rows or this table longer than lock_timeout;"
+                                           " the rows are left for the next run.");
+                }
+                rule_run_fail(rr, k == PG_ERR_LOCK_TIMEOUT ? RULE_SKIPPED : RULE_FAILED, &err);
+                pg_error_done(&err);
+                return k;
+        }
+
+        int64_t selected = int_at(r, 0, 0), changed = int_at(r, 0, 1);
+        rr->res.batches++;
+        if (rr->phase == PHASE_MAIN && rr->rule->action == ACTION_DELETE)
+                rr->res.deleted += changed;
+        else
+                rr->res.anonymised += changed;
+
+        if (selected == 0) {
+                rr->phase = rr->phase == PHASE_MAIN ? PHASE_WHILE_HELD : PHASE_DONE;
+                free(rr->last_key);
+                rr->last_key = NULL;
+                rr->stalls = 0;
+                return 0;
+        }
+        const char *last = PQgetisnull(r, 0, 2) ? NULL : PQgetvalue(r, 0, 2);
+        if (changed == 0 && streq_ptr(last, rr->last_key)) {
+                /* Selected rows that the recheck refused, twice at the same position: the rows
+                 * are changing under us. Leave them for the next run rather than spin. */
+                if (++rr->stalls >= 3) {
+                        rr->phase = rr->phase == PHASE_MAIN ? PHASE_WHILE_HELD : PHASE_DONE;
+                        free(rr->last_key);
+                        rr->last_key = NULL;
+                        rr->stalls = 0;
+                }
+                return 0;
+        }
+        rr->stalls = 0;
+        free(rr->last_key);
+        rr->last_key = last ? xstrdup(last) : NULL;
+        return 0;
+}
+
+static int trail_rule_end(RuleRun *rr, PgError *err) {
+        RuleResult *res = &rr->res;
+        char id[32], held[32], skipped[32], locked[32], fk[32], overdue[32];
+        snprintf(id, sizeof(id), "%" PRId64, res->rule_run_id);
+        snprintf(held, sizeof(held), "%" PRId64, res->held);
+        snprintf(skipped, sizeof(skipped), "%" PRId64, res->actionable + res->fk_blocked);
+        snprintf(locked, sizeof(locked), "%" PRId64, res->actionable);
+        snprintf(fk, sizeof(fk), "%" PRId64, res->fk_blocked);
+        snprintf(overdue, sizeof(overdue), "%" PRId64, res->overdue);
+        const char *sqlstate = res->error.sqlstate[0] ? res->error.sqlstate : NULL;
+        const char *p[] = { id, held, skipped, locked, fk, overdue, rule_outcome_to_string(res->outcome), sqlstate,
+                            res->error.primary };
+        int k = pg_exec(rr->pg, NULL, err,
+                        "UPDATE retention.rule_runs SET finished_at = clock_timestamp(), rows_held = $2::bigint,"
+                        " rows_skipped = $3::bigint, rows_skipped_locked = $4::bigint, rows_skipped_fk = $5::bigint,"
+                        " rows_overdue = $6::bigint, outcome = $7, sqlstate = $8, error = $9 WHERE id = $1::bigint",
+                        9, p);
+        if (k)
+                return k;
+        for (size_t i = 0; i < res->n_holds; i++) {
+                if (res->holds[i].rows == 0)
+                        continue;
+                char rows[32];
+                snprintf(rows, sizeof(rows), "%" PRId64, res->holds[i].rows);
+                const char *hp[] = { id, res->holds[i].name, rows };
+                k = pg_exec(rr->pg, NULL, err,
+                            "INSERT INTO retention.rule_run_holds (rule_run_id, hold, rows) VALUES ($1::bigint, $2, $3::bigint)",
+                            3, hp);
+                if (k)
+                        return k;
+        }
+        for (size_t i = 0; i < res->n_fks; i++) {
+                if (res->fks[i].rows == 0)
+                        continue;
+                char rows[32];
+                snprintf(rows, sizeof(rows), "%" PRId64, res->fks[i].rows);
+                const char *fp[] = { id, res->fks[i].name, rows };
+                k = pg_exec(rr->pg, NULL, err,
+                            "INSERT INTO retention.rule_run_fk (rule_run_id, referencing_table, rows)"
+                            " VALUES ($1::bigint, $2, $3::bigint)",
+                            3, fp);
+                if (k)
+                        return k;
+        }
+        return 0;
+}
+
+int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
+        PgError err = {};
+        int k = 0;
+
+        if (interrupted && rr->res.outcome == RULE_RUNNING)
+                rr->res.outcome = RULE_INTERRUPTED;
+        if (rr->res.outcome == RULE_RUNNING)
+                rr->res.outcome = RULE_SUCCESS;
+
+        /* Count what is left, unless the plan never got that far or the connection is gone. */
+        if (!rr->o->dry_run && rr->plan && rr->slot_values && !rr->fatal_connection && pg_connection_ok(rr->pg)) {
+                k = run_tally(rr, &err);
+                if (k) {
+                        rr->fatal_connection = k == PG_ERR_CONNECTION;
+                        if (rr->res.outcome == RULE_SUCCESS)
+                                rule_run_fail(rr, RULE_FAILED, &err);
+                        pg_error_done(&err);
+                }
+        }
+        if (!rr->o->dry_run && rr->res.rule_run_id >= 0 && !rr->fatal_connection && pg_connection_ok(rr->pg)) {
+                k = trail_rule_end(rr, &err);
+                if (k) {
+                        rr->fatal_connection = k == PG_ERR_CONNECTION;
+                        if (rr->res.outcome == RULE_SUCCESS)
+                                rule_run_fail(rr, RULE_FAILED, &err);
+                }
+                pg_error_done(&err);
+        }
+        rr->res.duration_usec = now_usec() - rr->started;
+        *out = rr->res;
+        rr->res = (RuleResult) {};
+        return rr->fatal_connection ? PG_ERR_CONNECTION : 0;
+}
+
+void rule_run_free(RuleRun *rr) {
+        if (!rr)
+                return;
+        rule_result_done(&rr->res);
+        plan_free(rr->plan);
+        for (size_t i = 0; i < rr->n_slots; i++)
+                free(rr->slot_values[i]);
+        free(rr->slot_values);
+        free(rr->last_key);
+        free(rr);
+}
+
+static bool rule_selected(const EnforceOptions *o, const Rule *r) {
+        if (!o->only_rules || o->n_only_rules == 0)
+                return true;
+        for (size_t i = 0; i < o->n_only_rules; i++)
+                if (streq(o->only_rules[i], r->name))
+                        return true;
+        return false;
+}
+
+int enforce_run(Pg *pg, const Policy *p, const EnforceOptions *o, RunResult **ret, PgError *err) {
+        _cleanup_(run_result_freep) RunResult *res = xcalloc(1, sizeof(RunResult));
+        _cleanup_(cat_cache_done) CatCache cache = {};
+        uint64_t t0 = now_usec();
+        bool locked = false;
+        int k;
+
+        res->run_id = -1;
+        k = trail_check_schema(pg, err);
+        if (k)
+                return k;
+
+        if (o->dry_run) {
+                k = pg_exec0(pg, NULL, err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+                if (k)
+                        return k;
+        } else {
+                k = enforce_lock(pg, err);
+                if (k)
+                        return k;
+                locked = true;
+                k = trail_run_begin(pg, o->mode ? o->mode : "run", &res->run_id, err);
+                if (k)
+                        goto out;
+                EventFields ev = EVENT_FIELDS_INIT;
+                ev.run_id = res->run_id;
+                event_emit(EVENT_RUN_STARTED, event_priority(EVENT_RUN_STARTED), &ev, "run %" PRId64 " started (%s)",
+                           res->run_id, o->mode ? o->mode : "run");
+        }
+
+        k = enforce_load_catalog(pg, p, &cache, err);
+        if (k)
+                goto out;
+
+        res->rules = xcalloc(p->n_rules ? p->n_rules : 1, sizeof(RuleResult));
+        int failed = 0;
+        bool lost = false;
+        for (size_t i = 0; i < p->n_rules; i++) {
+                const Rule *rule = &p->rules[i];
+                if (!rule_selected(o, rule))
+                        continue;
+                RuleRun *rr = NULL;
+                if (o->dry_run) {
+                        /* One failing rule must not abort the audit's transaction for the others. */
+                        PgError ig = {};
+                        (void) pg_exec0(pg, NULL, &ig, "SAVEPOINT retentiond_rule");
+                        pg_error_done(&ig);
+                }
+                rule_run_start(pg, p, rule, &cache, o, res->run_id, &rr);
+                while (!rule_run_done(rr))
+                        (void) rule_run_step(rr);
+                bool stop = o->stop && *o->stop;
+                k = rule_run_finish(rr, stop, &res->rules[res->n_rules]);
+                rule_run_free(rr);
+                RuleResult *rr_res = &res->rules[res->n_rules++];
+                if (o->dry_run && k != PG_ERR_CONNECTION) {
+                        PgError ig = {};
+                        (void) pg_exec0(pg, NULL, &ig,
+                                        rr_res->outcome == RULE_FAILED || rr_res->outcome == RULE_SKIPPED
+                                                ? "ROLLBACK TO SAVEPOINT retentiond_rule"
+                                                : "RELEASE SAVEPOINT retentiond_rule");
+                        pg_error_done(&ig);
+                }
+                if (rr_res->outcome != RULE_SUCCESS)
+                        failed++;
+                if (k == PG_ERR_CONNECTION) {
+                        lost = true;
+                        break;
+                }
+                if (stop) {
+                        res->interrupted = true;
+                        break;
+                }
+        }
+
+        if (o->dry_run) {
+                PgError ig = {};
+                (void) pg_exec0(pg, NULL, &ig, "COMMIT");
+                pg_error_done(&ig);
+        } else if (!lost) {
+                const char *outcome = res->interrupted ? "interrupted" : failed == 0 ? "success"
+                                                                     : failed == (int) res->n_rules ? "failed"
+                                                                                                     : "partial";
+                k = trail_run_end(pg, res->run_id, outcome, (int) res->n_rules, failed, err);
+                if (k)
+                        goto out;
+        }
+        if (lost) {
+                const RuleResult *last = &res->rules[res->n_rules - 1];
+                pg_error_set(err, last->error.sqlstate, last->error.primary,
+                             "Check that the database server is running; the next run continues where this one stopped.",
+                             "lost the connection to the database during rule \"%s\"", last->rule->name);
+                k = PG_ERR_CONNECTION;
+                goto out;
+        }
+        k = 0;
+out:
+        if (locked && pg_connection_ok(pg))
+                enforce_unlock(pg);
+        res->duration_usec = now_usec() - t0;
+        if (k == 0 || k == PG_ERR_CONNECTION)
+                *ret = TAKE_PTR(res);
+        return k;
+}

@@ -1,0 +1,14 @@
+/* migrations.h — the retention schema's migrations, embedded at build time from
+ * sql/retention/ by gen-sql.py. Applied in order by `retentiond migrate`. */
+#pragma once
+
+#include <stddef.h>
+
+typedef struct Migration {
+        int version;
+        const char *name;
+        const char *sql;
+} Migration;
+
+extern const Migration migrations[];
+extern const size_t n_migrations;

@@ -1,0 +1,349 @@
+/* report.c — text and JSON reports of runs and audits, and their journald events.
+ * Prints counts, rule and table names, cutoffs and durations; never row contents. */
+#include "report.h"
+
+#include <inttypes.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "cmdutil.h"
+#include "diag.h"
+#include "event.h"
+#include "util.h"
+
+static void json_kv_str(StrBuf *b, const char *k, const char *v, bool comma) {
+        strbuf_appendf(b, "%s\"%s\":", comma ? "," : "", k);
+        if (v)
+                json_append_string(b, v);
+        else
+                strbuf_append(b, "null");
+}
+
+static void json_kv_int(StrBuf *b, const char *k, int64_t v) {
+        strbuf_appendf(b, ",\"%s\":%" PRId64, k, v);
+}
+
+static void json_kv_bool(StrBuf *b, const char *k, bool v) {
+        strbuf_appendf(b, ",\"%s\":%s", k, v ? "true" : "false");
+}
+
+static void json_named(StrBuf *b, const char *k, const NamedCount *v, size_t n) {
+        strbuf_appendf(b, ",\"%s\":{", k);
+        for (size_t i = 0; i < n; i++) {
+                if (i)
+                        strbuf_append(b, ",");
+                json_append_string(b, v[i].name);
+                strbuf_appendf(b, ":%" PRId64, v[i].rows);
+        }
+        strbuf_append(b, "}");
+}
+
+static void json_error(StrBuf *b, const PgError *e) {
+        if (!e->primary) {
+                strbuf_append(b, ",\"error\":null");
+                return;
+        }
+        strbuf_append(b, ",\"error\":{");
+        json_kv_str(b, "message", e->primary, false);
+        json_kv_str(b, "detail", e->detail, true);
+        json_kv_str(b, "hint", e->hint, true);
+        json_kv_str(b, "sqlstate", e->sqlstate[0] ? e->sqlstate : NULL, true);
+        strbuf_append(b, "}");
+}
+
+static void json_rule_common(StrBuf *b, const RuleResult *r) {
+        _cleanup_free_ char *tn = qualified_name_display(&r->rule->table);
+        json_kv_str(b, "rule", r->rule->name, false);
+        json_kv_str(b, "clause", r->rule->clause, true);
+        json_kv_str(b, "table", tn, true);
+        json_kv_str(b, "action", action_to_string(r->rule->action), true);
+        json_kv_str(b, "cutoff", r->cutoff, true);
+        json_kv_str(b, "outcome", rule_outcome_to_string(r->outcome), true);
+}
+
+static int64_t held_total(const RuleResult *r) {
+        return r->held;
+}
+
+void report_run(const RunResult *res, bool json, FILE *f) {
+        int64_t del = 0, anon = 0, held = 0, skipped = 0;
+        char buf[32];
+        for (size_t i = 0; i < res->n_rules; i++) {
+                const RuleResult *r = &res->rules[i];
+                del += r->deleted;
+                anon += r->anonymised;
+                held += held_total(r);
+                skipped += r->actionable + r->fk_blocked;
+        }
+        if (json) {
+                StrBuf b = {};
+                strbuf_appendf(&b, "{\"run_id\":%" PRId64, res->run_id);
+                json_kv_bool(&b, "interrupted", res->interrupted);
+                json_kv_int(&b, "duration_usec", (int64_t) res->duration_usec);
+                strbuf_append(&b, ",\"rules\":[");
+                for (size_t i = 0; i < res->n_rules; i++) {
+                        const RuleResult *r = &res->rules[i];
+                        strbuf_append(&b, i ? ",{" : "{");
+                        json_rule_common(&b, r);
+                        json_kv_int(&b, "rule_run_id", r->rule_run_id);
+                        json_kv_int(&b, "rows_deleted", r->deleted);
+                        json_kv_int(&b, "rows_anonymised", r->anonymised);
+                        json_kv_int(&b, "rows_held", r->held);
+                        json_kv_int(&b, "rows_skipped", r->actionable + r->fk_blocked);
+                        json_kv_int(&b, "rows_skipped_locked", r->actionable);
+                        json_kv_int(&b, "rows_skipped_fk", r->fk_blocked);
+                        json_kv_int(&b, "rows_overdue", r->overdue);
+                        json_kv_int(&b, "batches", r->batches);
+                        json_kv_int(&b, "longest_batch_usec", r->longest_batch_usec);
+                        json_kv_int(&b, "duration_usec", (int64_t) r->duration_usec);
+                        json_kv_bool(&b, "breaker_tripped", r->breaker_tripped);
+                        json_kv_bool(&b, "forced", r->forced);
+                        json_named(&b, "held_by", r->holds, r->n_holds);
+                        json_named(&b, "skipped_fk_by", r->fks, r->n_fks);
+                        json_error(&b, &r->error);
+                        strbuf_append(&b, "}");
+                }
+                strbuf_appendf(&b,
+                               "],\"total\":{\"rows_deleted\":%" PRId64 ",\"rows_anonymised\":%" PRId64
+                               ",\"rows_held\":%" PRId64 ",\"rows_skipped\":%" PRId64 "}}\n",
+                               del, anon, held, skipped);
+                fputs(strbuf_str(&b), f);
+                strbuf_done(&b);
+                return;
+        }
+
+        fprintf(f, "run %" PRId64 "%s\n", res->run_id, res->interrupted ? " (interrupted)" : "");
+        fprintf(f, "%-24s %-9s %10s %10s %8s %8s %8s %10s  %s\n", "RULE", "ACTION", "DELETED", "ANONYMISED", "HELD",
+                "SKIPPED", "BATCHES", "TIME", "OUTCOME");
+        for (size_t i = 0; i < res->n_rules; i++) {
+                const RuleResult *r = &res->rules[i];
+                fprintf(f, "%-24s %-9s %10" PRId64 " %10" PRId64 " %8" PRId64 " %8" PRId64 " %8" PRId64 " %10s  %s%s\n",
+                        r->rule->name, action_to_string(r->rule->action), r->deleted, r->anonymised, held_total(r),
+                        r->actionable + r->fk_blocked, r->batches, format_seconds(r->duration_usec, buf, sizeof(buf)),
+                        rule_outcome_to_string(r->outcome), r->forced ? " (breaker overridden by --force)" : "");
+                for (size_t j = 0; j < r->n_holds; j++)
+                        if (r->holds[j].rows > 0)
+                                fprintf(f, "  held by %s: %" PRId64 "\n", r->holds[j].name, r->holds[j].rows);
+                for (size_t j = 0; j < r->n_fks; j++)
+                        if (r->fks[j].rows > 0)
+                                fprintf(f, "  skipped, still referenced from %s: %" PRId64 "\n", r->fks[j].name, r->fks[j].rows);
+                if (r->actionable > 0)
+                        fprintf(f, "  %s: %" PRId64 "\n",
+                                r->outcome == RULE_SUCCESS    ? "skipped, locked or changed during the run (left for the next run)"
+                                : r->outcome == RULE_BREAKER  ? "not enforced, circuit breaker (see the error below)"
+                                : r->outcome == RULE_SKIPPED  ? "not enforced, could not take a lock in time (next run)"
+                                : r->outcome == RULE_INTERRUPTED ? "left for the next run (interrupted)"
+                                                              : "not enforced, the rule failed (see the error below)",
+                                r->actionable);
+                if (r->overdue > 0)
+                        fprintf(f, "  OVERDUE: %" PRId64 " rows are past their deadline\n", r->overdue);
+        }
+        fprintf(f, "total: %" PRId64 " deleted, %" PRId64 " anonymised, %" PRId64 " held, %" PRId64 " skipped in %s\n", del,
+                anon, held, skipped, format_seconds(res->duration_usec, buf, sizeof(buf)));
+}
+
+static void fill_fields(EventFields *ev, const RuleResult *r, int64_t run_id, const char *table) {
+        ev->rule = r->rule->name;
+        ev->clause = r->rule->clause;
+        ev->table = table;
+        ev->action = action_to_string(r->rule->action);
+        ev->cutoff = r->cutoff;
+        ev->run_id = run_id;
+        ev->duration_usec = (int64_t) r->duration_usec;
+        ev->sqlstate = r->error.sqlstate[0] ? r->error.sqlstate : NULL;
+        ev->policy_file = r->rule->loc.file;
+        ev->policy_line = r->rule->loc.line;
+}
+
+void report_run_started(int64_t run_id, const char *mode, size_t n_rules) {
+        EventFields ev = EVENT_FIELDS_INIT;
+        ev.run_id = run_id;
+        event_emit(EVENT_RUN_STARTED, event_priority(EVENT_RUN_STARTED), &ev, "run %" PRId64 " started (%s, %zu rules)",
+                   run_id, mode, n_rules);
+}
+
+void report_run_events(const RunResult *res) {
+        int64_t del = 0, anon = 0, held = 0;
+        int failed = 0;
+        for (size_t i = 0; i < res->n_rules; i++) {
+                const RuleResult *r = &res->rules[i];
+                _cleanup_free_ char *tn = qualified_name_display(&r->rule->table);
+                EventFields ev = EVENT_FIELDS_INIT;
+                fill_fields(&ev, r, res->run_id, tn);
+                ev.rows_deleted = r->deleted;
+                ev.rows_anonymised = r->anonymised;
+                ev.rows_held = r->held;
+                ev.rows_overdue = r->overdue;
+                ev.rows_skipped = r->actionable + r->fk_blocked;
+                del += r->deleted;
+                anon += r->anonymised;
+                held += r->held;
+                switch (r->outcome) {
+                case RULE_SUCCESS:
+                        event_emit(EVENT_RULE_ENFORCED, event_priority(EVENT_RULE_ENFORCED), &ev,
+                                   "rule %s enforced on %s: %" PRId64 " deleted, %" PRId64 " anonymised, %" PRId64 " held",
+                                   r->rule->name, tn, r->deleted, r->anonymised, r->held);
+                        break;
+                case RULE_BREAKER:
+                        failed++;
+                        event_emit_pg_style(EVENT_BREAKER_TRIPPED, event_priority(EVENT_BREAKER_TRIPPED), &ev,
+                                            r->error.primary, r->error.detail, r->error.hint);
+                        break;
+                case RULE_INTERRUPTED:
+                        event_emit(EVENT_RUN_INTERRUPTED, event_priority(EVENT_RUN_INTERRUPTED), &ev,
+                                   "rule %s interrupted after %" PRId64 " deleted, %" PRId64 " anonymised", r->rule->name,
+                                   r->deleted, r->anonymised);
+                        break;
+                default:
+                        failed++;
+                        event_emit_pg_style(EVENT_RULE_FAILED, event_priority(EVENT_RULE_FAILED), &ev,
+                                            r->error.primary ? r->error.primary : "rule failed", r->error.detail,
+                                            r->error.hint);
+                        break;
+                }
+                if (r->held > 0) {
+                        for (size_t j = 0; j < r->n_holds; j++) {
+                                if (r->holds[j].rows == 0)
+                                        continue;
+                                EventFields hv = ev;
+                                hv.hold = r->holds[j].name;
+                                hv.rows_held = r->holds[j].rows;
+                                event_emit(EVENT_ROWS_HELD, event_priority(EVENT_ROWS_HELD), &hv,
+                                           "rule %s: %" PRId64 " due rows of %s kept by hold %s", r->rule->name,
+                                           r->holds[j].rows, tn, r->holds[j].name);
+                        }
+                }
+                if (r->overdue > 0)
+                        event_emit(EVENT_OVERDUE_FOUND, event_priority(EVENT_OVERDUE_FOUND), &ev,
+                                   "rule %s: %" PRId64 " rows of %s are past their deadline", r->rule->name, r->overdue, tn);
+                for (size_t j = 0; j < r->n_fks; j++) {
+                        if (r->fks[j].rows == 0)
+                                continue;
+                        EventFields fv = ev;
+                        fv.rows_skipped = r->fks[j].rows;
+                        event_emit(EVENT_FK_ISOLATED, event_priority(EVENT_FK_ISOLATED), &fv,
+                                   "rule %s: %" PRId64 " rows of %s are still referenced from %s and were not deleted",
+                                   r->rule->name, r->fks[j].rows, tn, r->fks[j].name);
+                }
+                if (r->actionable > 0 && r->outcome == RULE_SUCCESS) {
+                        EventFields sv = ev;
+                        sv.rows_skipped = r->actionable;
+                        event_emit(EVENT_ROWS_SKIPPED, event_priority(EVENT_ROWS_SKIPPED), &sv,
+                                   "rule %s: %" PRId64 " due rows of %s were locked or changing and are left for the next run",
+                                   r->rule->name, r->actionable, tn);
+                }
+        }
+        EventFields ev = EVENT_FIELDS_INIT;
+        ev.run_id = res->run_id;
+        ev.rows_deleted = del;
+        ev.rows_anonymised = anon;
+        ev.rows_held = held;
+        ev.duration_usec = (int64_t) res->duration_usec;
+        event_emit(EVENT_RUN_FINISHED, failed ? LOG_WARNING : event_priority(EVENT_RUN_FINISHED), &ev,
+                   "run %" PRId64 " finished%s: %" PRId64 " deleted, %" PRId64 " anonymised, %" PRId64 " held, %d of %zu rules failed",
+                   res->run_id, res->interrupted ? " (interrupted)" : "", del, anon, held, failed, res->n_rules);
+}
+
+void report_audit(const RunResult *res, bool json, FILE *f) {
+        if (json) {
+                StrBuf b = {};
+                strbuf_append(&b, "{\"read_only\":true,\"rules\":[");
+                for (size_t i = 0; i < res->n_rules; i++) {
+                        const RuleResult *r = &res->rules[i];
+                        strbuf_append(&b, i ? ",{" : "{");
+                        json_rule_common(&b, r);
+                        json_kv_int(&b, "rows_due", r->due);
+                        json_kv_int(&b, "rows_actionable", r->actionable);
+                        json_kv_int(&b, "rows_held", r->held);
+                        json_kv_int(&b, "rows_overdue", r->overdue);
+                        json_kv_int(&b, "rows_skipped_fk", r->fk_blocked);
+                        json_kv_int(&b, "rows_while_held", r->while_held_due);
+                        json_kv_str(&b, "oldest_due_age", r->oldest_age, true);
+                        json_named(&b, "held_by", r->holds, r->n_holds);
+                        json_named(&b, "skipped_fk_by", r->fks, r->n_fks);
+                        json_kv_bool(&b, "breaker_would_trip", r->breaker_tripped);
+                        json_kv_int(&b, "breaker_limit", r->breaker_limit);
+                        json_kv_int(&b, "table_rows_estimate", r->table_rows);
+                        json_kv_bool(&b, "index_range_scan", r->has_index);
+                        strbuf_append(&b, ",\"warnings\":[");
+                        for (size_t j = 0; j < r->n_warnings; j++) {
+                                if (j)
+                                        strbuf_append(&b, ",");
+                                json_append_string(&b, r->warnings[j]);
+                        }
+                        strbuf_append(&b, "]");
+                        json_error(&b, &r->error);
+                        strbuf_append(&b, "}");
+                }
+                strbuf_append(&b, "]}\n");
+                fputs(strbuf_str(&b), f);
+                strbuf_done(&b);
+                return;
+        }
+
+        fprintf(f, "audit: a dry run inside a READ ONLY transaction; nothing was changed\n");
+        int64_t due = 0, held = 0, overdue = 0;
+        for (size_t i = 0; i < res->n_rules; i++) {
+                const RuleResult *r = &res->rules[i];
+                _cleanup_free_ char *summary = rule_summary(r->rule);
+                fprintf(f, "\n%s — \"%s\"\n", r->rule->name, r->rule->clause);
+                fprintf(f, "  %s\n", summary);
+                if (r->outcome == RULE_FAILED || r->outcome == RULE_SKIPPED) {
+                        fprintf(f, "  ERROR: %s\n", r->error.primary ? r->error.primary : "failed");
+                        if (r->error.detail)
+                                fprintf(f, "  DETAIL: %s\n", r->error.detail);
+                        continue;
+                }
+                due += r->actionable;
+                held += r->held;
+                overdue += r->overdue;
+                fprintf(f, "  cutoff:       %s\n", r->cutoff ? r->cutoff : "-");
+                fprintf(f, "  due now:      %" PRId64 "%s\n", r->actionable,
+                        r->rule->action == ACTION_ANONYMISE ? " (not yet anonymised)" : "");
+                fprintf(f, "  held:         %" PRId64 "\n", r->held);
+                for (size_t j = 0; j < r->n_holds; j++)
+                        if (r->holds[j].rows > 0)
+                                fprintf(f, "    by %-20s %" PRId64 "\n", r->holds[j].name, r->holds[j].rows);
+                if (r->rule->has_while_held)
+                        fprintf(f, "  held, to anonymise while held: %" PRId64 "\n", r->while_held_due);
+                if (r->rule->has_deadline)
+                        fprintf(f, "  overdue:      %" PRId64 "%s\n", r->overdue, r->overdue ? "  <-- past the deadline" : "");
+                fprintf(f, "  oldest due:   %s\n", r->oldest_age ? r->oldest_age : "-");
+                if (r->fk_blocked > 0) {
+                        fprintf(f, "  skipped (still referenced): %" PRId64 "\n", r->fk_blocked);
+                        for (size_t j = 0; j < r->n_fks; j++)
+                                if (r->fks[j].rows > 0)
+                                        fprintf(f, "    from %-18s %" PRId64 "\n", r->fks[j].name, r->fks[j].rows);
+                }
+                if (r->breaker_tripped)
+                        fprintf(f, "  breaker:      WOULD TRIP (%" PRId64 " rows due, limit %" PRId64 "; run needs --force)\n",
+                                r->breaker_rows, r->breaker_limit);
+                else if (r->breaker_checked)
+                        fprintf(f, "  breaker:      would not trip (limit %" PRId64 " of about %" PRId64 " rows)\n",
+                                r->breaker_limit, r->table_rows);
+                else
+                        fprintf(f, "  breaker:      not applied (table of about %" PRId64 " rows is below breaker_min_rows)\n",
+                                r->table_rows);
+                fprintf(f, "  probe:        %s\n", r->has_index ? "index range scan on the age column" : "SEQUENTIAL SCAN (no index)");
+                for (size_t j = 0; j < r->n_warnings; j++)
+                        fprintf(f, "  WARNING: %s\n", r->warnings[j]);
+        }
+        fprintf(f, "\ntotal: %" PRId64 " rows due, %" PRId64 " held, %" PRId64 " overdue\n", due, held, overdue);
+}
+
+void report_audit_events(const RunResult *res) {
+        for (size_t i = 0; i < res->n_rules; i++) {
+                const RuleResult *r = &res->rules[i];
+                _cleanup_free_ char *tn = qualified_name_display(&r->rule->table);
+                EventFields ev = EVENT_FIELDS_INIT;
+                fill_fields(&ev, r, -1, tn);
+                ev.rows_overdue = r->overdue;
+                ev.rows_held = r->held;
+                if (r->overdue > 0)
+                        event_emit(EVENT_OVERDUE_FOUND, event_priority(EVENT_OVERDUE_FOUND), &ev,
+                                   "audit: rule %s: %" PRId64 " rows of %s are past their deadline", r->rule->name, r->overdue, tn);
+                if (r->outcome == RULE_FAILED)
+                        event_emit_pg_style(EVENT_RULE_FAILED, event_priority(EVENT_RULE_FAILED), &ev,
+                                            r->error.primary ? r->error.primary : "audit failed", r->error.detail, r->error.hint);
+        }
+}
