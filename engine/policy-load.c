@@ -26,6 +26,7 @@ typedef struct Source {
         size_t *line_starts;
         size_t n_lines;
         unsigned rank;
+        size_t n_errors;
 } Source;
 
 typedef enum NodeType {
@@ -69,7 +70,11 @@ typedef struct Loader {
         bool incomplete;    /* some file could not be read or parsed: skip reference checks */
         int first_io_error; /* errno of the first I/O problem, or 0 */
         size_t errors_before;
+        Diagnostic scratch; /* receives details of errors beyond POLICY_ERRORS_PER_FILE_MAX */
 } Loader;
+
+/* A file full of mistakes (or garbage) must not produce millions of messages. */
+#define POLICY_ERRORS_PER_FILE_MAX 100
 
 typedef struct Settings {
         int64_t batch_size;
@@ -123,7 +128,7 @@ static void source_free(Source *s) {
 }
 
 /* Bytes of line `line` (1-based), without the line break. */
-static bool source_line(const Source *s, unsigned line, const char **ret, size_t *n) {
+static bool source_line(Source *s, unsigned line, const char **ret, size_t *n) {
         if (!s || !s->line_starts || line == 0 || line > s->n_lines)
                 return false;
         size_t start = s->line_starts[line - 1];
@@ -135,7 +140,7 @@ static bool source_line(const Source *s, unsigned line, const char **ret, size_t
         return true;
 }
 
-static void offset_to_position(const Source *s, size_t off, unsigned *line, unsigned *column) {
+static void offset_to_position(Source *s, size_t off, unsigned *line, unsigned *column) {
         size_t lo = 0, hi = s->n_lines;
         while (hi - lo > 1) {
                 size_t mid = (lo + hi) / 2;
@@ -178,10 +183,25 @@ static size_t node_pairs(const Node *n) {
 
 /* ---- reporting ---------------------------------------------------------------------------- */
 
-static Diagnostic *vreport(Loader *l, Severity sev, const Source *s, unsigned line, unsigned column,
+static Diagnostic *vreport(Loader *l, Severity sev, Source *s, unsigned line, unsigned column,
                            const char *fmt, va_list ap) _printf_(6, 0);
-static Diagnostic *vreport(Loader *l, Severity sev, const Source *s, unsigned line, unsigned column,
+static Diagnostic *vreport(Loader *l, Severity sev, Source *s, unsigned line, unsigned column,
                            const char *fmt, va_list ap) {
+        if (s && sev == SEVERITY_ERROR) {
+                Source *ms = s;
+                if (++ms->n_errors > POLICY_ERRORS_PER_FILE_MAX) {
+                        if (ms->n_errors == POLICY_ERRORS_PER_FILE_MAX + 1) {
+                                Diagnostic *y = diag_add(l->diags, SEVERITY_ERROR, s->name, line, column,
+                                                         "too many errors in this file; the rest are not reported");
+                                y->sort_key = s->rank;
+                        }
+                        free(l->scratch.detail);
+                        free(l->scratch.hint);
+                        free(l->scratch.source);
+                        l->scratch = (Diagnostic) {};
+                        return &l->scratch;
+                }
+        }
         Diagnostic *x = diag_addv(l->diags, sev, s ? s->name : NULL, line, column, fmt, ap);
         const char *src;
         size_t n;
@@ -191,9 +211,9 @@ static Diagnostic *vreport(Loader *l, Severity sev, const Source *s, unsigned li
         return x;
 }
 
-static Diagnostic *report(Loader *l, Severity sev, const Source *s, unsigned line, unsigned column,
+static Diagnostic *report(Loader *l, Severity sev, Source *s, unsigned line, unsigned column,
                           const char *fmt, ...) _printf_(6, 7);
-static Diagnostic *report(Loader *l, Severity sev, const Source *s, unsigned line, unsigned column,
+static Diagnostic *report(Loader *l, Severity sev, Source *s, unsigned line, unsigned column,
                           const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
@@ -220,7 +240,7 @@ static Diagnostic *error_pos(F *f, unsigned line, unsigned column, const char *f
         return x;
 }
 
-static const Source *source_of(const Loader *l, const char *file) {
+static Source *source_of(const Loader *l, const char *file) {
         for (size_t i = 0; i < l->n_sources; i++)
                 if (l->sources[i]->name == file)
                         return l->sources[i];
@@ -278,7 +298,7 @@ static void hint_did_you_mean(Diagnostic *x, const char *s, const char *const *c
 
 /* ---- parsing: libyaml events to the node tree --------------------------------------------- */
 
-static unsigned char char_at(const Source *s, unsigned line, unsigned column) {
+static unsigned char char_at(Source *s, unsigned line, unsigned column) {
         const char *src;
         size_t n, i = 0;
         if (!source_line(s, line, &src, &n))
@@ -291,7 +311,7 @@ static unsigned char char_at(const Source *s, unsigned line, unsigned column) {
         return i < n ? (unsigned char) src[i] : 0;
 }
 
-static void report_syntax_error(Loader *l, const Source *s, const yaml_parser_t *p) {
+static void report_syntax_error(Loader *l, Source *s, const yaml_parser_t *p) {
         if (p->error == YAML_MEMORY_ERROR)
                 oom();
         if (p->error == YAML_READER_ERROR) {
@@ -337,7 +357,7 @@ static int keyref_cmp(const void *a, const void *b) {
 }
 
 /* Marks and reports duplicate and non-string keys of a finished mapping. */
-static void mapping_finish(Loader *l, const Source *s, Node *m) {
+static void mapping_finish(Loader *l, Source *s, Node *m) {
         size_t np = node_pairs(m), nk = 0;
         m->skip = xcalloc(np ? np : 1, sizeof(bool));
         KeyRef *refs = xcalloc(np ? np : 1, sizeof(KeyRef));
@@ -382,13 +402,13 @@ static Node *node_from_event(const yaml_event_t *ev, NodeType t) {
 
 /* Parses the first document of `s`. Returns the root (NULL when there is none); *fatal when
  * the file could not be parsed completely. */
-static Node *parse_tree(Loader *l, const Source *s, bool *fatal) {
+static Node *parse_tree(Loader *l, Source *s, bool *fatal) {
         yaml_parser_t p;
         Node *stack[POLICY_DEPTH_MAX + 1];
         size_t depth = 0;
         Node *root = NULL;
         unsigned docs = 0;
-        bool stop = false;
+        bool stop = false, seen_alias = false, seen_anchor = false;
 
         *fatal = false;
         if (!yaml_parser_initialize(&p))
@@ -420,12 +440,15 @@ static Node *parse_tree(Loader *l, const Source *s, bool *fatal) {
                                 stop = true;
                         }
                         break;
-                case YAML_ALIAS_EVENT: {
-                        Diagnostic *x = report(l, SEVERITY_ERROR, s, line, column, "aliases are not supported");
-                        diag_set_hint(x, "Write the value out in full; anchors (&name) and aliases (*name) are not allowed in policy files.");
+                case YAML_ALIAS_EVENT:
+                        /* One report per file: an alias bomb must not become a diagnostics bomb. */
+                        if (!seen_alias) {
+                                Diagnostic *x = report(l, SEVERITY_ERROR, s, line, column, "aliases are not supported");
+                                diag_set_hint(x, "Write the value out in full; anchors (&name) and aliases (*name) are not allowed in policy files.");
+                                seen_alias = true;
+                        }
                         n = node_from_event(&ev, NODE_BAD);
                         break;
-                }
                 case YAML_SCALAR_EVENT:
                         anchor = ev.data.scalar.anchor;
                         tag = ev.data.scalar.tag;
@@ -482,7 +505,8 @@ static Node *parse_tree(Loader *l, const Source *s, bool *fatal) {
                         break;
                 }
 
-                if (anchor) {
+                if (anchor && !seen_anchor) {
+                        seen_anchor = true;
                         Diagnostic *x = report(l, SEVERITY_ERROR, s, line, column, "anchors are not supported");
                         diag_set_hint(x, "Remove \"&%s\" and write values out in full; anchors and aliases are not allowed in policy files.",
                                       (const char *) anchor);
@@ -913,8 +937,8 @@ static void load_holds(F *f, const Node *m) {
                                 h->subject_name = xstrdup(sname);
                         he->subject_loc = loc_of(f, vals[H_SUBJECT]);
                 }
-                if (vals[H_REGISTRY])
-                        (void) get_bool(f, vals[H_REGISTRY], "registry", where, &h->registry);
+                if (vals[H_REGISTRY] && !get_bool(f, vals[H_REGISTRY], "registry", where, &h->registry))
+                        continue; /* unknown kind of hold: checking its other keys would only guess */
                 if (h->registry) {
                         for (size_t j = H_TABLE; j <= H_RETAIN; j++) {
                                 if (!keys[j])
@@ -1327,7 +1351,7 @@ static Source *source_add(Loader *l, const char *name, const char *text, size_t 
 }
 
 /* Checks that the text is UTF-8 without NUL or control characters; reports the first bad byte. */
-static bool check_text(Loader *l, const Source *s) {
+static bool check_text(Loader *l, Source *s) {
         const unsigned char *p = (const unsigned char *) s->text;
         for (size_t i = 0; i < s->len;) {
                 unsigned c = p[i];
@@ -1494,7 +1518,8 @@ static void load_directory(Loader *l, const char *path) {
                 names[n++] = xstrdup(de->d_name);
         }
         closedir(d);
-        qsort(names, n, sizeof(char *), strcmp_ptr);
+        if (n > 0)
+                qsort(names, n, sizeof(char *), strcmp_ptr);
         size_t loaded = 0;
         bool slash = path[0] && path[strlen(path) - 1] == '/';
         for (size_t i = 0; i < n; i++) {
@@ -1706,6 +1731,9 @@ static int loader_finish(Loader *l, Policy **ret) {
         for (size_t i = 0; i < l->n_sources; i++)
                 source_free(l->sources[i]);
         free(l->sources);
+        free(l->scratch.detail);
+        free(l->scratch.hint);
+        free(l->scratch.source);
         *l = (Loader) {};
         return r;
 }
