@@ -25,7 +25,8 @@
 --     298          overdue, legal hold released 10 days ago                        -> deleted
 --     299          overdue, legal hold expired 5 days ago                          -> deleted
 --     300          no deletion request; active legal hold (expires in a year)
---   so: due 39, overdue (past 10 days) 34, deletable 19 (261..265, 283..292, 296..299),
+--   so: due 39; requested more than 10 days ago 34, of which 20 are held (kept lawfully) and 14
+--       not (overdue: 283..292, 296..299); deletable 19 (261..265, 283..292, 296..299);
 --       held 20: tax-records 16 (266..280, 295), commercial-correspondence (support ticket
 --       younger than 6 years) 4 (281, 282, 293, 294), legal 3 (293, 294, 295).
 --   No due account has a young invoice without being tax-held, so no delete is refused by the
