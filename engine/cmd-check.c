@@ -9,14 +9,6 @@
 #include "policy-load.h"
 #include "util.h"
 
-/* Replaced by the real implementation when it is linked in. */
-__attribute__((weak)) int check_database(Cli *cli, const Policy *p) {
-        (void) cli;
-        (void) p;
-        fprintf(stderr, "retentiond: check --database is not available yet\n");
-        return EXIT_CONFIG;
-}
-
 static void print_json(const Policy *p, const Diagnostics *diags, int code) {
         StrBuf b = {};
         strbuf_appendf(&b, "{\"valid\":%s,\"exit_code\":%d,\"diagnostics\":", p ? "true" : "false", code);

@@ -436,6 +436,156 @@ static int check_breaker(RuleRun *rr, PgError *err) {
         return 0;
 }
 
+static void rollback_quietly(Pg *pg) {
+        if (!pg_connection_ok(pg))
+                return;
+        PgError ig = {};
+        (void) pg_exec0(pg, NULL, &ig, "ROLLBACK");
+        pg_error_done(&ig);
+}
+
+/* Takes an exclusive lock on the detached (or to-be-dropped) partition, checks again that
+ * every row is older than the cutoff and that no row is held, and drops it, recording the
+ * rows in the audit trail in the same transaction. Returns 0 and *dropped; 1 when the check
+ * refused (nothing changed); or a PgErrorClass. */
+static int drop_partition_checked(RuleRun *rr, CatCache *cache, const QualifiedName *part, const char *parent_detach_sql,
+                                  int64_t *dropped, PgError *err) {
+        PlanStatement check = {};
+        _cleanup_free_ char *pq = qualified_name_quote(part);
+        _cleanup_free_ char *lock = xasprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", pq);
+        _cleanup_free_ char *drop = xasprintf("DROP TABLE %s", pq);
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k;
+
+        plan_partition_check(rr->plan, rr->policy, cache, part, &check);
+        k = pg_exec0(rr->pg, NULL, err, "BEGIN");
+        if (k)
+                goto out;
+        if (parent_detach_sql) {
+                k = pg_exec0(rr->pg, NULL, err, parent_detach_sql);
+                if (k)
+                        goto rollback;
+        }
+        k = pg_exec0(rr->pg, NULL, err, lock);
+        if (k)
+                goto rollback;
+        k = exec_stmt(rr, &check, &r, err, NULL, NULL, 0);
+        if (k)
+                goto rollback;
+        int64_t rows = int_at(r, 0, 0), kept = int_at(r, 0, 1), young = int_at(r, 0, 2);
+        if (kept > 0 || young > 0) {
+                rollback_quietly(rr->pg);
+                k = 1;
+                goto out;
+        }
+        k = pg_exec0(rr->pg, NULL, err, drop);
+        if (k)
+                goto rollback;
+        char id[32], n[32];
+        snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
+        snprintf(n, sizeof(n), "%" PRId64, rows);
+        const char *p[] = { id, n };
+        k = pg_exec(rr->pg, NULL, err,
+                    "UPDATE retention.rule_runs SET rows_deleted = rows_deleted + $2::bigint,"
+                    " partitions_dropped = partitions_dropped + 1 WHERE id = $1::bigint",
+                    2, p);
+        if (k)
+                goto rollback;
+        k = pg_exec0(rr->pg, NULL, err, "COMMIT");
+        if (k)
+                goto out;
+        *dropped = rows;
+        goto out;
+rollback:
+        rollback_quietly(rr->pg);
+out:
+        plan_statement_done(&check);
+        return k;
+}
+
+/* Partitions whose whole range is older than the cutoff go as a whole: DETACH ... CONCURRENTLY
+ * (the application keeps reading and writing the parent), then a checked DROP. A partition
+ * that holds a held row, or a row not yet expired, stays and is handled row by row. If the
+ * engine dies between the detach and the drop, the detached table still carries every row:
+ * nothing is lost, and the COMMENT names it for the operator. */
+static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
+        _cleanup_pgresult_ PGresult *parts = NULL;
+        _cleanup_free_ char *parent = qualified_name_quote(&rr->plan->table->name);
+        int k = exec_stmt(rr, &rr->plan->partitions, &parts, err, NULL, NULL, 0);
+        if (k)
+                return k;
+        for (int i = 0; i < PQntuples(parts); i++) {
+                if (rr->o->stop && *rr->o->stop)
+                        break;
+                QualifiedName part = { .schema = PQgetvalue(parts, i, 0), .name = PQgetvalue(parts, i, 1) };
+                _cleanup_free_ char *pq = qualified_name_quote(&part);
+                _cleanup_free_ char *pd = qualified_name_display(&part);
+                const char *bound = PQgetvalue(parts, i, 2);
+                int64_t dropped = 0;
+
+                /* First a cheap look without detaching: most partitions hold no held rows. */
+                PlanStatement check = {};
+                plan_partition_check(rr->plan, rr->policy, cache, &part, &check);
+                _cleanup_pgresult_ PGresult *c = NULL;
+                k = exec_stmt(rr, &check, &c, err, NULL, NULL, 0);
+                plan_statement_done(&check);
+                if (k)
+                        return k;
+                if (int_at(c, 0, 1) > 0 || int_at(c, 0, 2) > 0)
+                        continue; /* held or young rows: row by row */
+
+                _cleanup_free_ char *comment = xasprintf(
+                        "COMMENT ON TABLE %s IS 'retentiond: detached by rule run %" PRId64 " to be dropped; all rows expired'",
+                        pq, rr->res.rule_run_id);
+                PgError ce = {};
+                (void) pg_exec0(rr->pg, NULL, &ce, comment);
+                pg_error_done(&ce);
+
+                _cleanup_free_ char *detach = xasprintf("ALTER TABLE %s DETACH PARTITION %s CONCURRENTLY", parent, pq);
+                PgError de = {};
+                k = pg_exec0(rr->pg, NULL, &de, detach);
+                if (k == 0) {
+                        k = drop_partition_checked(rr, cache, &part, NULL, &dropped, err);
+                        if (k == 1) {
+                                /* Something changed between the look and the detach: put it back. */
+                                _cleanup_free_ char *attach = xasprintf("ALTER TABLE %s ATTACH PARTITION %s %s", parent, pq, bound);
+                                PgError ae = {};
+                                int ka = pg_exec0(rr->pg, NULL, &ae, attach);
+                                pg_error_done(&ae);
+                                if (ka)
+                                        log_warning("partition %s was detached but could not be attached again;"
+                                                    " it still holds all its rows", pd);
+                                continue;
+                        }
+                } else {
+                        /* CONCURRENTLY is impossible (a default partition exists, or we are in a
+                         * transaction): detach and drop atomically under lock_timeout instead. */
+                        pg_error_done(&de);
+                        _cleanup_free_ char *detach2 = xasprintf("ALTER TABLE %s DETACH PARTITION %s", parent, pq);
+                        k = drop_partition_checked(rr, cache, &part, detach2, &dropped, err);
+                        if (k == 1)
+                                continue;
+                }
+                pg_error_done(&de);
+                if (k == PG_ERR_LOCK_TIMEOUT) {
+                        pg_error_done(err);
+                        continue; /* busy: the rows go row by row */
+                }
+                if (k)
+                        return k;
+                rr->res.deleted += dropped;
+                rr->res.partitions_dropped++;
+                EventFields ev = EVENT_FIELDS_INIT;
+                ev.rule = rr->rule->name;
+                ev.table = pd;
+                ev.rows_deleted = dropped;
+                ev.run_id = -1;
+                event_emit(EVENT_PARTITION_DROPPED, event_priority(EVENT_PARTITION_DROPPED), &ev,
+                           "rule %s dropped partition %s (%" PRId64 " rows, all expired)", rr->rule->name, pd, dropped);
+        }
+        return 0;
+}
+
 static int trail_rule_begin(RuleRun *rr, int64_t run_id, PgError *err) {
         char id[32];
         snprintf(id, sizeof(id), "%" PRId64, run_id);
@@ -519,6 +669,11 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
                 goto fail;
         if (o->dry_run)
                 rr->phase = PHASE_DONE;
+        else if (rr->phase != PHASE_DONE && rr->plan->can_drop_partitions) {
+                k = drop_expired_partitions(rr, cache, &err);
+                if (k)
+                        goto fail;
+        }
         goto out;
 
 fail:

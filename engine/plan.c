@@ -92,7 +92,7 @@ static void finish_statement(Gen *g, PlanStatement *st, char *sql) {
         g->alias_counter = 0;
 }
 
-static void statement_done(PlanStatement *st) {
+void plan_statement_done(PlanStatement *st) {
         free(st->sql);
         for (size_t i = 0; i < st->n_params; i++) {
                 free(st->params[i].value);
@@ -688,14 +688,15 @@ void plan_free(Plan *p) {
                 free(p->slots[i].interval2);
         }
         free(p->slots);
-        statement_done(&p->cutoffs);
-        statement_done(&p->batch);
-        statement_done(&p->batch_dry);
-        statement_done(&p->while_held_batch);
-        statement_done(&p->breaker_count);
-        statement_done(&p->tally);
-        statement_done(&p->row_by_row_select);
-        statement_done(&p->row_by_row_delete);
+        plan_statement_done(&p->cutoffs);
+        plan_statement_done(&p->batch);
+        plan_statement_done(&p->batch_dry);
+        plan_statement_done(&p->while_held_batch);
+        plan_statement_done(&p->breaker_count);
+        plan_statement_done(&p->tally);
+        plan_statement_done(&p->row_by_row_select);
+        plan_statement_done(&p->row_by_row_delete);
+        plan_statement_done(&p->partitions);
         for (size_t i = 0; i < p->n_tally_holds; i++)
                 free(p->tally_holds[i]);
         free(p->tally_holds);
@@ -884,6 +885,60 @@ static void build_tally(Gen *g, const Rule *r) {
         preds_done(&pr);
 }
 
+static bool partitions_droppable(const Gen *g, const Rule *r) {
+        const Plan *p = g->plan;
+        if (r->action != ACTION_DELETE || r->where || !p->partitioned || !p->table->partition_column ||
+            !streq(p->table->partition_column, r->column) || p->table->n_referenced_by > 0)
+                return false;
+        for (size_t i = 0; i < g->policy->n_rules; i++) {
+                const Rule *o = &g->policy->rules[i];
+                const CatTable *ot = table_of_rule(g, o);
+                if (o != r && o->action == ACTION_DELETE && ot && ot->oid == p->table->oid)
+                        return false;
+        }
+        return true;
+}
+
+static void build_partitions(Gen *g, const Rule *r) {
+        Plan *p = g->plan;
+        if (!partitions_droppable(g, r))
+                return;
+        p->can_drop_partitions = true;
+        size_t cut = slot_get(p, SLOT_CUTOFF, r, &r->retain, NULL);
+        _cleanup_free_ char *ce = cut_expr(g, cut, p->age_kind);
+        char oid[16];
+        snprintf(oid, sizeof(oid), "%u", p->table->oid);
+        _cleanup_free_ char *op = param(g, PARAM_CONST, 0, oid, "partitioned table oid");
+        /* The upper bound of a single-column range partition, as PostgreSQL prints it; MAXVALUE
+         * and the default partition never match, so they are never dropped. */
+        finish_statement(g, &p->partitions,
+                         xasprintf("SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid)"
+                                   " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                                   " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                                   " CROSS JOIN LATERAL (SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid),"
+                                   " 'TO \\(''([^'']+)''\\)$'))[1] AS upper) b"
+                                   " WHERE i.inhparent = %s::oid AND c.relkind = 'r' AND NOT i.inhdetachpending"
+                                   " AND b.upper IS NOT NULL AND b.upper::%s <= %s ORDER BY b.upper::%s",
+                                   op, kind_sql_type(p->age_kind), ce, kind_sql_type(p->age_kind)));
+}
+
+int plan_partition_check(Plan *plan, const Policy *policy, const CatCache *cache, const QualifiedName *partition,
+                         PlanStatement *ret) {
+        Gen g = { .policy = policy, .cache = cache, .plan = plan };
+        const Rule *r = plan->rule;
+        Preds pr;
+        preds_build(&g, r, "t", &pr);
+        _cleanup_free_ char *tq = qualified_name_quote(partition);
+        _cleanup_free_ char *kept = kept_expr(&pr);
+        _cleanup_free_ char *age = col("t", r->column);
+        finish_statement(&g, ret,
+                         xasprintf("SELECT count(*), count(*) FILTER (WHERE %s), count(*) FILTER (WHERE NOT (%s) OR %s IS NULL)"
+                                   " FROM %s t",
+                                   kept ? kept : "false", pr.age, age, tq));
+        preds_done(&pr);
+        return 0;
+}
+
 static void build_cutoffs(Gen *g) {
         Plan *p = g->plan;
         StrBuf b = {};
@@ -931,6 +986,7 @@ int plan_build(const Policy *policy, const Rule *rule, const CatCache *cache, Pl
         build_while_held(&g, rule);
         build_breaker(&g, rule);
         build_tally(&g, rule);
+        build_partitions(&g, rule);
         build_cutoffs(&g); /* last: every slot is known now */
         free(g.params);
         *ret = p;

@@ -87,6 +87,12 @@ typedef struct Plan {
         char **tally_fks; /* referencing table display names, order of the per-fk columns */
         size_t n_tally_fks;
 
+        /* Whole expired partitions can be dropped instead of deleted row by row: a delete
+         * rule without `where`, on a table range-partitioned on the age column, that no
+         * foreign key references and no other delete rule covers. */
+        bool can_drop_partitions;
+        PlanStatement partitions; /* leaf partitions whose whole range is older than the cutoff */
+
         char **warnings; /* e.g. no index on the age column */
         size_t n_warnings;
 } Plan;
@@ -111,6 +117,12 @@ void plan_free(Plan *p);
 static inline void plan_freep(Plan **p) {
         plan_free(*p);
 }
+
+/* The statement that checks one partition before it is dropped: one row with
+ * (rows, rows kept by a hold, rows not older than the cutoff). */
+int plan_partition_check(Plan *plan, const Policy *policy, const CatCache *cache, const QualifiedName *partition,
+                         PlanStatement *ret);
+void plan_statement_done(PlanStatement *st);
 
 /* Checks the catalog against a rule; appends human-readable problems (errors) and
  * warnings. Used by plan_build and by `check --database`. Returns number of errors. */
