@@ -7,7 +7,8 @@
 --
 -- app.access_log        20000 rows, ids in time order (id 1 is the oldest)
 --     older than 7 days          4400 (ids 1..4400, 7.1..9 days old); the rest 1 minute..6.9 days
---     ip: 18000 IPv4, 1920 IPv6, 80 NULL; every non-NULL ip has host bits set (none already /24, /48)
+--     ip: 18000 IPv4, 1920 IPv6, 80 NULL; rows older than 1 day already have shortened IPs (as
+--     if retentiond had been running); the last day's 2250 rows have host bits set
 --     older than 7 days by ip:   3960 IPv4, 423 IPv6, 17 NULL
 -- app.accounts            300 rows, ids 1..300
 --     1..260, 300  no deletion request
@@ -90,6 +91,14 @@ SELECT k,
        (ARRAY[200, 200, 200, 200, 200, 200, 200, 304, 301, 404, 403, 500])[1 + floor(random() * 12)::int],
        (200 + floor(random() * 250000))::bigint
 FROM generate_series(1, 20000) AS k;
+
+-- retentiond has been running here for a while (hourly, as the service does): the IP addresses of
+-- log lines older than one day are already shortened, so the first demo run finds only the last
+-- day's addresses to shorten, as it would in production. (A first run on a backlog where more than
+-- half of a table is due trips the circuit breaker and needs --force once: see the README.)
+UPDATE app.access_log
+   SET ip = network(set_masklen(ip, CASE family(ip) WHEN 4 THEN 24 ELSE 48 END))::inet
+ WHERE requested_at < now() - interval '1 day' AND ip IS NOT NULL;
 
 -- Accounts --------------------------------------------------------------------------------------
 
