@@ -247,6 +247,12 @@ struct RuleRun {
         bool fatal_connection;
 };
 
+/* The daemon stops a run by setting o->stop and cancelling the statement in flight (PQcancel):
+ * the server then reports 57014, which is the interruption asked for, not a failure. */
+static bool cancelled_by_stop(const RuleRun *rr, int k) {
+        return k == PG_ERR_STATEMENT_TIMEOUT && rr->o->stop && *rr->o->stop;
+}
+
 static void rule_run_fail(RuleRun *rr, RuleOutcome outcome, const PgError *e) {
         rr->res.outcome = outcome;
         pg_error_done(&rr->res.error);
@@ -678,7 +684,10 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
 
 fail:
         rr->fatal_connection = k == PG_ERR_CONNECTION;
-        rule_run_fail(rr, k == PG_ERR_LOCK_TIMEOUT ? RULE_SKIPPED : RULE_FAILED, &err);
+        if (cancelled_by_stop(rr, k))
+                rule_run_fail(rr, RULE_INTERRUPTED, NULL);
+        else
+                rule_run_fail(rr, k == PG_ERR_LOCK_TIMEOUT ? RULE_SKIPPED : RULE_FAILED, &err);
 out:
         pg_error_done(&err);
         return 0;
@@ -787,6 +796,13 @@ int rule_run_step(RuleRun *rr) {
                 k = isolate_foreign_keys(rr, &err);
                 if (k == 0)
                         return 0;
+        }
+        if (k && cancelled_by_stop(rr, k)) {
+                /* The cancelled batch rolled back whole, its audit-trail counters with it. */
+                pg_error_done(&err);
+                rr->res.outcome = RULE_INTERRUPTED;
+                rr->phase = PHASE_DONE;
+                return 0;
         }
         if (k) {
                 rr->fatal_connection = k == PG_ERR_CONNECTION;
