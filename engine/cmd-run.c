@@ -98,6 +98,7 @@ int cmd_run(Cli *cli) {
 
         /* On a terminal the report on stdout tells the story; events are for the journal. */
         bool console = log_target() == LOG_TARGET_CONSOLE;
+        int level = log_get_max_level();
         if (console)
                 log_set_max_level(LOG_ERR - 1);
         EnforceOptions o = {
@@ -110,6 +111,8 @@ int cmd_run(Cli *cli) {
         };
         int k = enforce_run(pg, policy, &o, &res, &err);
         hash_key_free(key);
+        if (console)
+                log_set_max_level(level); /* errors and the report below must be seen */
         if (k && !res) {
                 cmd_print_error(&err);
                 int code = k == 1 ? EXIT_TEMPFAIL : cmd_exit_code(k, &err);
@@ -117,8 +120,6 @@ int cmd_run(Cli *cli) {
                 return code;
         }
 
-        if (console)
-                log_set_max_level(LOG_INFO);
         report_run(res, cli->json, stdout);
         if (!console)
                 report_run_events(res);
