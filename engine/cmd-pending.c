@@ -11,4 +11,3 @@
                 return EXIT_SOFTWARE;                                                   \
         }
 
-PENDING(daemon)

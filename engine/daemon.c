@@ -1,0 +1,853 @@
+/* daemon.c — `retentiond daemon`: the sd-event loop with its signals, schedule, reload, database
+ * outages and systemd notification. The loop never waits for the database (the worker thread
+ * does), never exits because the database is down, and is the only thread that logs. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+
+#include "cmdutil.h"
+#include "config.h"
+#include "diag.h"
+#include "enforce.h"
+#include "event.h"
+#include "exitcode.h"
+#include "hashkey.h"
+#include "policy-load.h"
+#include "report.h"
+#include "schedule.h"
+#include "util.h"
+#include "worker.h"
+
+/* Rules due within this much of each other go into one run. */
+#define COALESCE_USEC (1 * USEC_PER_SEC)
+/* When another enforcement run holds the per-database lock: try again after at most this. */
+#define BUSY_RETRY_USEC (60 * USEC_PER_SEC)
+#define SUPERVISE_INTERVAL_USEC (1 * USEC_PER_SEC)
+#define STATUS_REASON_MAX 160
+
+/* A loaded policy with its hash key. A run holds a reference, so a reload can replace the
+ * manager's policy at once while the run in flight finishes with the one it started with. */
+typedef struct PolicyRef {
+        unsigned n_ref;
+        Policy *policy;
+        HashKey *key;
+} PolicyRef;
+
+static PolicyRef *policy_ref_new(Policy *p, HashKey *key) {
+        PolicyRef *r = xcalloc(1, sizeof(PolicyRef));
+        r->n_ref = 1;
+        r->policy = p;
+        r->key = key;
+        return r;
+}
+
+static PolicyRef *policy_ref(PolicyRef *r) {
+        r->n_ref++;
+        return r;
+}
+
+static PolicyRef *policy_unref(PolicyRef *r) {
+        if (!r || --r->n_ref > 0)
+                return NULL;
+        policy_free(r->policy);
+        hash_key_free(r->key);
+        free(r);
+        return NULL;
+}
+
+typedef struct RuleSched {
+        uint64_t due; /* CLOCK_MONOTONIC µs */
+        bool running; /* part of the run in flight: never started twice */
+} RuleSched;
+
+typedef enum DbState {
+        DB_CONNECTING, /* the first attempt */
+        DB_UP,
+        DB_DOWN, /* unreachable or not ready: the retry timer is armed */
+} DbState;
+
+struct Manager {
+        Cli *cli;
+        sd_event *event;
+        sd_event_source *sigterm, *sigint, *sighup, *sigusr1;
+        sd_event_source *worker_source, *idle_source;
+        sd_event_source *schedule_timer, *retry_timer, *supervise_timer, *stop_timer;
+
+        PolicyRef *pol;
+        RuleSched *sched; /* parallel to pol->policy->rules */
+        PgSettings settings;
+        uint64_t hard_limit_usec;
+
+        Worker *worker;
+        Job *current;           /* the job in flight, or NULL */
+        PolicyRef *current_pol; /* the reference a JOB_RUN holds */
+        uint64_t current_started;
+        uint64_t cancelled_seq;
+        int64_t current_run_id;
+        size_t current_rule;
+        bool current_rule_known;
+
+        DbState db;
+        int db_fd;
+        unsigned attempts;
+        char *db_reason;
+        bool lost_logged, not_ready_logged;
+        uint64_t lost_since;
+        int64_t stale_run_id;
+
+        bool run_requested;
+        bool stopping;
+        bool abandoned;
+        volatile sig_atomic_t stop;
+
+        bool have_last;
+        time_t last_at;
+        int64_t last_deleted, last_anonymised, last_held;
+        int last_failed;
+        bool last_interrupted;
+};
+
+static void dispatch(Manager *m);
+static void update_status(Manager *m, const char *prefix);
+
+static uint64_t now_mono(Manager *m) {
+        uint64_t t;
+        if (m->event && sd_event_now(m->event, CLOCK_MONOTONIC, &t) >= 0)
+                return t;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static const char *format_hhmm(time_t t, char *buf, size_t n) {
+        struct tm tm;
+        if (!localtime_r(&t, &tm) || strftime(buf, n, "%H:%M", &tm) == 0)
+                snprintf(buf, n, "?");
+        return buf;
+}
+
+static const char *format_delay(uint64_t usec, char *buf, size_t n) {
+        if (usec < 10 * USEC_PER_SEC)
+                snprintf(buf, n, "%" PRIu64 ".%01" PRIu64 " s", usec / USEC_PER_SEC, usec / 100000 % 10);
+        else
+                snprintf(buf, n, "%" PRIu64 " s", (usec + USEC_PER_SEC / 2) / USEC_PER_SEC);
+        return buf;
+}
+
+/* One line, no control characters, bounded: for STATUS= and log text. */
+static char *one_line(const char *s) {
+        StrBuf b = {};
+        bool space = false;
+        for (const char *p = s ? s : ""; *p && b.len < STATUS_REASON_MAX; p++) {
+                if ((unsigned char) *p < 0x20 || *p == 0x7f || *p == ' ') {
+                        space = b.len > 0;
+                        continue;
+                }
+                if (space)
+                        strbuf_appendc(&b, ' ');
+                space = false;
+                strbuf_appendc(&b, *p);
+        }
+        return strbuf_steal(&b);
+}
+
+static ssize_t find_rule(const Policy *p, const char *name) {
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (streq(p->rules[i].name, name))
+                        return (ssize_t) i;
+        return -1;
+}
+
+static uint64_t rule_period(const Rule *r) {
+        uint64_t p = duration_approx_usec(&r->schedule);
+        return p > 0 ? p : USEC_PER_SEC;
+}
+
+static uint64_t next_slot(const Rule *r, uint64_t from) {
+        uint64_t p = rule_period(r);
+        return from + p + schedule_jitter_usec(p, random_u64());
+}
+
+/* When rule i may start next: its deadline, moved to the start of its window if it falls
+ * outside. */
+static uint64_t rule_eligible(Manager *m, size_t i, uint64_t now, time_t wall) {
+        const Rule *r = &m->pol->policy->rules[i];
+        uint64_t t = m->sched[i].due > now ? m->sched[i].due : now;
+        if (!r->window)
+                return t;
+        return t + window_delay_usec(r->window, wall + (time_t) ((t - now) / USEC_PER_SEC));
+}
+
+static bool next_eligible(Manager *m, uint64_t now, time_t wall, uint64_t *ret) {
+        bool found = false;
+        for (size_t i = 0; i < m->pol->policy->n_rules; i++) {
+                if (m->sched[i].running)
+                        continue;
+                uint64_t e = rule_eligible(m, i, now, wall);
+                if (!found || e < *ret)
+                        *ret = e;
+                found = true;
+        }
+        return found;
+}
+
+/* ---- timers ---- */
+
+static int arm_timer(Manager *m, sd_event_source **s, uint64_t usec, sd_event_time_handler_t cb) {
+        if (*s) {
+                int r = sd_event_source_set_time(*s, usec);
+                if (r < 0)
+                        return r;
+                return sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
+        }
+        return sd_event_add_time(m->event, s, CLOCK_MONOTONIC, usec, 10 * USEC_PER_MSEC, cb, m);
+}
+
+static void disarm_timer(sd_event_source *s) {
+        if (s)
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+}
+
+/* ---- STATUS= ---- */
+
+static void append_last_run(Manager *m, StrBuf *b) {
+        char t[16];
+        if (!m->have_last) {
+                strbuf_append(b, "no run yet");
+                return;
+        }
+        strbuf_appendf(b, "last run %s: %" PRId64 " deleted, %" PRId64 " anonymised, %" PRId64 " held, %d failed%s",
+                       format_hhmm(m->last_at, t, sizeof(t)), m->last_deleted, m->last_anonymised, m->last_held,
+                       m->last_failed, m->last_interrupted ? " (interrupted)" : "");
+}
+
+static void update_status(Manager *m, const char *prefix) {
+        StrBuf b = {};
+        char t[16];
+        uint64_t now = now_mono(m);
+        time_t wall = time(NULL);
+
+        if (m->stopping)
+                strbuf_append(&b, "stopping: finishing the batch in flight");
+        else if (m->current && m->current->type == JOB_RUN) {
+                strbuf_append(&b, "running");
+                if (m->current_run_id >= 0)
+                        strbuf_appendf(&b, ": run %" PRId64, m->current_run_id);
+                if (m->current_rule_known && m->current_rule < m->current->n_rules)
+                        strbuf_appendf(&b, ", rule %s (%zu of %zu)",
+                                       m->current->policy->rules[m->current->rules[m->current_rule]].name,
+                                       m->current_rule + 1, m->current->n_rules);
+                strbuf_append(&b, "; ");
+                append_last_run(m, &b);
+        } else if (m->db != DB_UP) {
+                strbuf_appendf(&b, "waiting for database: %s", m->db_reason ? m->db_reason : "connecting");
+                strbuf_append(&b, "; ");
+                append_last_run(m, &b);
+        } else {
+                append_last_run(m, &b);
+                uint64_t next;
+                if (m->run_requested || !next_eligible(m, now, wall, &next))
+                        strbuf_append(&b, m->run_requested ? "; next run now" : "; no rules");
+                else if (next <= now + COALESCE_USEC)
+                        strbuf_append(&b, "; next run now");
+                else
+                        strbuf_appendf(&b, "; next run %s",
+                                       format_hhmm(wall + (time_t) ((next - now + USEC_PER_SEC - 1) / USEC_PER_SEC), t,
+                                                   sizeof(t)));
+                strbuf_append(&b, "; database ok");
+        }
+        (void) sd_notifyf(false, "%sSTATUS=%s", prefix ? prefix : "", strbuf_str(&b));
+        strbuf_done(&b);
+}
+
+/* ---- jobs ---- */
+
+static int on_supervise(sd_event_source *s, uint64_t usec, void *userdata);
+static int on_idle_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+static void submit(Manager *m, Job *j) {
+        m->idle_source = sd_event_source_disable_unref(m->idle_source);
+        m->current = j;
+        m->current_started = now_mono(m);
+        m->current_run_id = -1;
+        m->current_rule_known = false;
+        worker_submit(m->worker, j);
+        if (arm_timer(m, &m->supervise_timer, m->current_started + SUPERVISE_INTERVAL_USEC, on_supervise) < 0)
+                log_warning("cannot arm the supervision timer: %m");
+}
+
+static void watch_idle_connection(Manager *m) {
+        if (m->idle_source || m->current || m->db != DB_UP || m->db_fd < 0)
+                return;
+        /* Readable while idle: the server closed the connection (shutdown, restart, idle
+         * timeout) or sent something unasked. The worker looks; the loop never reads it. */
+        int r = sd_event_add_io(m->event, &m->idle_source, m->db_fd, EPOLLIN | EPOLLRDHUP, on_idle_io, m);
+        if (r < 0)
+                log_debug("cannot watch the idle connection: %s", strerror(-r));
+}
+
+static void start_run(Manager *m, size_t *rules, size_t n) {
+        Job *j = job_new(JOB_RUN);
+        j->policy = m->pol->policy;
+        j->hash_key = m->pol->key;
+        j->rules = rules;
+        j->n_rules = n;
+        m->current_pol = policy_ref(m->pol);
+        for (size_t i = 0; i < n; i++)
+                m->sched[rules[i]].running = true;
+        submit(m, j);
+        update_status(m, NULL);
+}
+
+static void start_connect(Manager *m) {
+        Job *j = job_new(JOB_CONNECT);
+        j->stale_run_id = m->stale_run_id;
+        submit(m, j);
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        if (!m->current && !m->stopping) {
+                log_debug("connecting to the database (attempt %u)", m->attempts + 1);
+                start_connect(m);
+        }
+        return 0;
+}
+
+static void db_up(Manager *m, int fd) {
+        uint64_t now = now_mono(m);
+        if (m->lost_logged) {
+                EventFields ev = EVENT_FIELDS_INIT;
+                ev.duration_usec = (int64_t) (now - m->lost_since);
+                char d[32];
+                event_emit(EVENT_DATABASE_BACK, event_priority(EVENT_DATABASE_BACK), &ev,
+                           "connection to the database restored after %s; enforcement resumes",
+                           format_delay(now - m->lost_since, d, sizeof(d)));
+        }
+        if (m->not_ready_logged)
+                log_notice("the retention schema is in place now; enforcement resumes");
+        m->lost_logged = m->not_ready_logged = false;
+        m->attempts = 0;
+        m->db = DB_UP;
+        m->db_fd = fd;
+        m->stale_run_id = 0;
+        free(m->db_reason);
+        m->db_reason = NULL;
+}
+
+static void db_down(Manager *m, JobStatus st, const PgError *e) {
+        uint64_t now = now_mono(m);
+        free(m->db_reason);
+        m->db_reason = one_line(e->primary ? e->primary : "unknown error");
+        m->db = DB_DOWN;
+        m->db_fd = -1;
+        m->idle_source = sd_event_source_disable_unref(m->idle_source);
+
+        uint64_t delay = backoff_usec(m->attempts++, random_u64());
+        char d[32];
+        if (st == JOB_LOST) {
+                if (!m->lost_logged) {
+                        EventFields ev = EVENT_FIELDS_INIT;
+                        ev.sqlstate = e->sqlstate[0] ? e->sqlstate : NULL;
+                        event_emit(EVENT_DATABASE_LOST, event_priority(EVENT_DATABASE_LOST), &ev,
+                                   "database unavailable: %s; reconnecting in the background", m->db_reason);
+                        m->lost_logged = true;
+                        m->lost_since = now;
+                }
+        } else if (!m->not_ready_logged) {
+                _cleanup_free_ char *primary = xasprintf("database not ready for enforcement: %s", m->db_reason);
+                EventFields ev = EVENT_FIELDS_INIT;
+                ev.sqlstate = e->sqlstate[0] ? e->sqlstate : NULL;
+                log_pg_style(LOG_ERR, &ev, primary, e->detail, e->hint);
+                m->not_ready_logged = true;
+        }
+        log_debug("database attempt %u failed (%s); next attempt in %s", m->attempts, m->db_reason,
+                  format_delay(delay, d, sizeof(d)));
+        if (arm_timer(m, &m->retry_timer, now + delay, on_retry) < 0)
+                log_error("cannot arm the reconnect timer: %m");
+}
+
+/* A lost run: the last rule's result is only the connection error; that rule runs again
+ * after the reconnect, so it is not reported as failed. */
+static void drop_lost_rule(RunResult *res) {
+        if (res->n_rules == 0)
+                return;
+        RuleResult *last = &res->rules[res->n_rules - 1];
+        if (last->outcome == RULE_SUCCESS || pg_error_class(last->error.sqlstate) != PG_ERR_CONNECTION)
+                return;
+        rule_result_done(last);
+        res->n_rules--;
+}
+
+static void run_done(Manager *m, Job *j) {
+        RunResult *res = j->result;
+        uint64_t now = now_mono(m);
+        const Policy *jp = j->policy;
+
+        if (res && j->status == JOB_LOST) {
+                drop_lost_rule(res);
+                res->interrupted = true;
+        }
+        if (res && res->run_id >= 0) {
+                report_run_events(res);
+                m->have_last = true;
+                m->last_at = time(NULL);
+                m->last_deleted = m->last_anonymised = m->last_held = 0;
+                m->last_failed = 0;
+                m->last_interrupted = res->interrupted;
+                for (size_t i = 0; i < res->n_rules; i++) {
+                        m->last_deleted += res->rules[i].deleted;
+                        m->last_anonymised += res->rules[i].anonymised;
+                        m->last_held += res->rules[i].held;
+                        if (res->rules[i].outcome != RULE_SUCCESS && res->rules[i].outcome != RULE_INTERRUPTED)
+                                m->last_failed++;
+                }
+        }
+
+        /* Reschedule by name: the policy may have been reloaded while the run went on. */
+        for (size_t k = 0; k < j->n_rules; k++) {
+                const Rule *jr = &jp->rules[j->rules[k]];
+                ssize_t i = find_rule(m->pol->policy, jr->name);
+                if (i < 0)
+                        continue;
+                const Rule *r = &m->pol->policy->rules[i];
+                RuleSched *s = &m->sched[i];
+                s->running = false;
+                bool ran = false;
+                for (size_t x = 0; res && x < res->n_rules; x++)
+                        if (res->rules[x].rule == jr)
+                                ran = true;
+                if (ran || j->status == JOB_FAILED)
+                        s->due = next_slot(r, m->current_started); /* also a skipped (lock timeout) rule */
+                else if (j->status == JOB_BUSY) {
+                        uint64_t p = rule_period(r) < BUSY_RETRY_USEC ? rule_period(r) : BUSY_RETRY_USEC;
+                        s->due = now + p + schedule_jitter_usec(p, random_u64());
+                }
+                /* lost or interrupted before it started: still due */
+        }
+
+        EventFields ev = EVENT_FIELDS_INIT;
+        ev.run_id = res ? res->run_id : -1;
+        switch (j->status) {
+        case JOB_OK:
+                break;
+        case JOB_LOST:
+                if (res && res->run_id >= 0)
+                        m->stale_run_id = res->run_id;
+                db_down(m, JOB_LOST, &j->err);
+                break;
+        case JOB_BUSY: {
+                _cleanup_free_ char *primary = xasprintf("run not started: %s; retrying later", j->err.primary);
+                ev.sqlstate = j->err.sqlstate[0] ? j->err.sqlstate : NULL;
+                log_pg_style(LOG_WARNING, &ev, primary, j->err.detail, NULL);
+                break;
+        }
+        case JOB_NOT_READY:
+        case JOB_FAILED: {
+                _cleanup_free_ char *primary = xasprintf("run failed: %s", j->err.primary ? j->err.primary : "unknown error");
+                ev.sqlstate = j->err.sqlstate[0] ? j->err.sqlstate : NULL;
+                log_pg_style(LOG_ERR, &ev, primary, j->err.detail, j->err.hint);
+                break;
+        }
+        }
+        m->current_pol = policy_unref(m->current_pol);
+}
+
+static void job_done(Manager *m, Job *j) {
+        m->current = NULL;
+        disarm_timer(m->supervise_timer);
+
+        switch (j->type) {
+        case JOB_CONNECT:
+                if (j->status == JOB_OK)
+                        db_up(m, j->fd);
+                else
+                        db_down(m, j->status, &j->err);
+                break;
+        case JOB_CHECK:
+                if (j->status == JOB_LOST)
+                        db_down(m, JOB_LOST, &j->err);
+                break;
+        case JOB_RUN:
+                run_done(m, j);
+                break;
+        }
+        job_free(j);
+
+        if (m->stopping) {
+                (void) sd_event_exit(m->event, EXIT_OK);
+                return;
+        }
+        dispatch(m);
+}
+
+static int on_worker(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+        WorkerProgress p;
+        Job *j = worker_poll(m->worker, &p);
+
+        if (p.run_started && m->current) {
+                m->current_run_id = p.run_id;
+                report_run_started(p.run_id, "daemon", m->current->n_rules);
+        }
+        if (p.rule_started && m->current) {
+                m->current_rule = p.rule;
+                m->current_rule_known = true;
+        }
+        if (j)
+                job_done(m, j);
+        else if (p.run_started || p.rule_started)
+                update_status(m, NULL);
+        return 0;
+}
+
+static int on_idle_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+        m->idle_source = sd_event_source_disable_unref(m->idle_source);
+        if (!m->current && !m->stopping && m->db == DB_UP)
+                submit(m, job_new(JOB_CHECK));
+        return 0;
+}
+
+static int on_supervise(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        if (!m->current)
+                return 0;
+        uint64_t now = now_mono(m), seq;
+        uint64_t started = worker_op_started(m->worker, &seq);
+        if (started && now > started + m->hard_limit_usec && seq != m->cancelled_seq) {
+                char err[256] = "", d1[32], d2[32];
+                m->cancelled_seq = seq;
+                bool sent = worker_cancel(m->worker, false, err, sizeof(err));
+                log_warning("a database statement has run for %s, longer than the limit of %s: %s%s",
+                            format_delay(now - started, d1, sizeof(d1)), format_delay(m->hard_limit_usec, d2, sizeof(d2)),
+                            sent ? "cancelled it" : "could not cancel it: ", sent ? "" : err);
+        }
+        if (arm_timer(m, &m->supervise_timer, now + SUPERVISE_INTERVAL_USEC, on_supervise) < 0)
+                log_warning("cannot arm the supervision timer: %m");
+        return 0;
+}
+
+/* ---- the schedule ---- */
+
+static int on_schedule(sd_event_source *s, uint64_t usec, void *userdata) {
+        dispatch(userdata);
+        return 0;
+}
+
+/* Starts the next job if the worker is idle and the database is up: a requested run of every
+ * rule, else the rules due now; otherwise arms the timer for the next deadline. */
+static void dispatch(Manager *m) {
+        if (m->stopping || m->current)
+                return;
+        if (m->db != DB_UP) {
+                update_status(m, NULL);
+                return;
+        }
+        const Policy *p = m->pol->policy;
+        uint64_t now = now_mono(m);
+        time_t wall = time(NULL);
+        size_t *due = xcalloc(p->n_rules ? p->n_rules : 1, sizeof(size_t)), n = 0;
+
+        if (m->run_requested) {
+                m->run_requested = false;
+                for (size_t i = 0; i < p->n_rules; i++)
+                        due[n++] = i;
+        } else
+                for (size_t i = 0; i < p->n_rules; i++)
+                        if (!m->sched[i].running && m->sched[i].due <= now + COALESCE_USEC &&
+                            (!p->rules[i].window || window_contains(p->rules[i].window, wall)))
+                                due[n++] = i;
+        if (n > 0) {
+                disarm_timer(m->schedule_timer);
+                start_run(m, due, n);
+                return;
+        }
+        free(due);
+
+        uint64_t next;
+        if (next_eligible(m, now, wall, &next) && arm_timer(m, &m->schedule_timer, next, on_schedule) < 0)
+                log_error("cannot arm the schedule timer: %m");
+        watch_idle_connection(m);
+        update_status(m, NULL);
+}
+
+/* ---- policy ---- */
+
+static void emit_rejected(const Diagnostic *x, const char *what) {
+        EventFields ev = EVENT_FIELDS_INIT;
+        ev.policy_file = x->file;
+        ev.policy_line = x->line;
+        _cleanup_free_ char *primary = NULL;
+        if (x->file && x->line && x->column)
+                primary = xasprintf("%s: %s:%u:%u: %s", what, x->file, x->line, x->column, x->message);
+        else if (x->file && x->line)
+                primary = xasprintf("%s: %s:%u: %s", what, x->file, x->line, x->message);
+        else if (x->file)
+                primary = xasprintf("%s: %s: %s", what, x->file, x->message);
+        else
+                primary = xasprintf("%s: %s", what, x->message);
+        if (x->severity == SEVERITY_ERROR)
+                event_emit_pg_style(EVENT_POLICY_REJECTED, event_priority(EVENT_POLICY_REJECTED), &ev, primary,
+                                    x->detail, x->hint);
+        else
+                log_pg_style(LOG_WARNING, &ev, primary, x->detail, x->hint);
+}
+
+static void emit_policy_loaded(const Policy *p, const char *what) {
+        EventFields ev = EVENT_FIELDS_INIT;
+        if (p->n_files == 1)
+                ev.policy_file = p->files[0];
+        event_emit(EVENT_POLICY_LOADED, event_priority(EVENT_POLICY_LOADED), &ev, "policy %s: %zu rules from %zu files",
+                   what, p->n_rules, p->n_files);
+}
+
+/* Loads and validates the policy files and the hash key the rules need, all or nothing. */
+static int load_policy(Manager *m, bool startup, PolicyRef **ret) {
+        _cleanup_diagnostics_ Diagnostics *d = diagnostics_new();
+        Policy *p = NULL;
+        const char *what = startup ? "policy not loaded" : "policy not reloaded";
+
+        int r = policy_load(m->cli->policy_paths, m->cli->n_policy_paths, &p, d);
+        if (startup && log_target() == LOG_TARGET_CONSOLE)
+                diagnostics_print(d, stderr); /* with the source line and a caret */
+        else
+                for (size_t i = 0; i < d->n; i++)
+                        emit_rejected(&d->items[i], what);
+        if (r < 0)
+                return -EINVAL;
+
+        HashKey *key = NULL;
+        if (cmd_load_hash_key(m->cli, p, &key) != 0) {
+                EventFields ev = EVENT_FIELDS_INIT;
+                event_emit(EVENT_POLICY_REJECTED, event_priority(EVENT_POLICY_REJECTED), &ev,
+                           "%s: its hash key could not be loaded (see above)", what);
+                policy_free(p);
+                return -ENOKEY;
+        }
+        *ret = policy_ref_new(p, key);
+        return 0;
+}
+
+/* Makes `pol` the policy in force: rules keep their deadlines by name, new rules are due now. */
+static void install_policy(Manager *m, PolicyRef *pol) {
+        const Policy *np = pol->policy;
+        RuleSched *ns = xcalloc(np->n_rules ? np->n_rules : 1, sizeof(RuleSched));
+        uint64_t now = now_mono(m);
+        for (size_t i = 0; i < np->n_rules; i++) {
+                ns[i].due = now;
+                ssize_t o = m->pol ? find_rule(m->pol->policy, np->rules[i].name) : -1;
+                if (o < 0)
+                        continue;
+                ns[i] = m->sched[o];
+                uint64_t cap = now + rule_period(&np->rules[i]);
+                if (ns[i].due > cap) /* the schedule got shorter */
+                        ns[i].due = cap;
+        }
+        free(m->sched);
+        m->sched = ns;
+        policy_unref(m->pol);
+        m->pol = pol;
+}
+
+static void reload(Manager *m) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading the policy",
+                          (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000u);
+
+        PolicyRef *pol = NULL;
+        if (load_policy(m, false, &pol) < 0)
+                log_warning("policy not reloaded: the policy loaded before (%zu rules) stays in force",
+                            m->pol->policy->n_rules);
+        else {
+                install_policy(m, pol);
+                emit_policy_loaded(m->pol->policy, "reloaded");
+        }
+        disarm_timer(m->schedule_timer);
+        dispatch(m);
+        update_status(m, "READY=1\n");
+}
+
+/* ---- signals ---- */
+
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        log_error("the database worker did not stop within %" PRIu64 " s; exiting without waiting for it",
+                  DAEMON_STOP_TIMEOUT_USEC / USEC_PER_SEC);
+        m->abandoned = true;
+        (void) sd_event_exit(m->event, EXIT_OK);
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        const char *name = si->ssi_signo == SIGTERM ? "SIGTERM"
+                           : si->ssi_signo == SIGINT ? "SIGINT"
+                           : si->ssi_signo == SIGHUP ? "SIGHUP"
+                                                     : "SIGUSR1";
+
+        if (m->stopping) {
+                log_debug("%s ignored: stopping", name);
+                return 0;
+        }
+
+        switch (si->ssi_signo) {
+        case SIGTERM:
+        case SIGINT: {
+                m->stopping = true;
+                __atomic_store_n(&m->stop, 1, __ATOMIC_SEQ_CST);
+                event_emit(EVENT_DAEMON_STOPPING, event_priority(EVENT_DAEMON_STOPPING), NULL, "stopping on %s%s", name,
+                           m->current && m->current->type == JOB_RUN ? ": interrupting the run in flight" : "");
+                (void) sd_notify(false, "STOPPING=1\nSTATUS=stopping: finishing the batch in flight");
+                if (!m->current) {
+                        (void) sd_event_exit(m->event, EXIT_OK);
+                        break;
+                }
+                if (m->current->type == JOB_RUN) {
+                        /* Roll the batch in flight back now rather than wait for it. */
+                        char err[256] = "";
+                        if (!worker_cancel(m->worker, true, err, sizeof(err)))
+                                log_debug("no batch cancelled: %s", err);
+                }
+                if (arm_timer(m, &m->stop_timer, now_mono(m) + DAEMON_STOP_TIMEOUT_USEC, on_stop_timeout) < 0)
+                        log_warning("cannot arm the stop timer: %m");
+                break;
+        }
+        case SIGHUP:
+                reload(m);
+                break;
+        case SIGUSR1:
+                m->run_requested = true;
+                event_emit(EVENT_RUN_REQUESTED, event_priority(EVENT_RUN_REQUESTED), NULL,
+                           "run of every rule requested by signal SIGUSR1%s",
+                           m->current && m->current->type == JOB_RUN ? "; queued after the run in progress"
+                           : m->db != DB_UP                          ? "; queued until the database is available"
+                                                                     : "");
+                dispatch(m);
+                break;
+        }
+        return 0;
+}
+
+/* ---- life cycle ---- */
+
+int manager_new(Cli *cli, Manager **ret) {
+        _cleanup_manager_ Manager *m = xcalloc(1, sizeof(Manager));
+        int r;
+
+        m->cli = cli;
+        m->db_fd = -1;
+        m->current_run_id = -1;
+        m->settings = (PgSettings) {
+                .lock_timeout_ms = cli->lock_timeout_ms >= 0 ? cli->lock_timeout_ms : DAEMON_DEFAULT_LOCK_TIMEOUT_MS,
+                .statement_timeout_ms = cli->statement_timeout_ms >= 0 ? cli->statement_timeout_ms
+                                                                       : DAEMON_DEFAULT_STATEMENT_TIMEOUT_MS,
+        };
+        /* statement_timeout 0 means none; the hard limit then still bounds a hung statement. */
+        uint64_t st = m->settings.statement_timeout_ms > 0 ? (uint64_t) m->settings.statement_timeout_ms
+                                                           : (uint64_t) DAEMON_DEFAULT_STATEMENT_TIMEOUT_MS * 6;
+        m->hard_limit_usec = 3 * st * USEC_PER_MSEC + 10 * USEC_PER_SEC;
+
+        PolicyRef *pol = NULL;
+        if (load_policy(m, true, &pol) < 0)
+                return EXIT_CONFIG;
+        install_policy(m, pol);
+
+        /* Signals arrive through the loop (signalfd): block them before the worker thread
+         * exists, so it inherits the mask and never takes one. */
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGINT);
+        sigaddset(&ss, SIGHUP);
+        sigaddset(&ss, SIGUSR1);
+        if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0) {
+                log_error("cannot block signals: %m");
+                return EXIT_SOFTWARE;
+        }
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_signal(m->event, &m->sigterm, SIGTERM, on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->sigint, SIGINT, on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->sighup, SIGHUP, on_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->sigusr1, SIGUSR1, on_signal, m);
+        if (r < 0)
+                goto fail;
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                goto fail;
+
+        r = worker_new(cli->conninfo, &m->settings, &m->stop, &m->worker);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_io(m->event, &m->worker_source, worker_fd(m->worker), EPOLLIN, on_worker, m);
+        if (r < 0)
+                goto fail;
+
+        *ret = TAKE_PTR(m);
+        return 0;
+
+fail:
+        log_error("cannot set up the event loop: %s", strerror(-r));
+        return EXIT_SOFTWARE;
+}
+
+int manager_run(Manager *m) {
+        const Policy *p = m->pol->policy;
+        event_emit(EVENT_DAEMON_STARTED, event_priority(EVENT_DAEMON_STARTED), NULL,
+                   "retentiond " RETENTIOND_VERSION " started: %zu rules from %zu policy files,"
+                   " statement_timeout %ld ms, lock_timeout %ld ms",
+                   p->n_rules, p->n_files, m->settings.statement_timeout_ms, m->settings.lock_timeout_ms);
+        emit_policy_loaded(p, "loaded");
+
+        m->db = DB_CONNECTING;
+        start_connect(m);
+        update_status(m, "READY=1\n");
+
+        int r = sd_event_loop(m->event);
+        if (r < 0) {
+                log_error("event loop failed: %s", strerror(-r));
+                return EXIT_SOFTWARE;
+        }
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=stopped");
+        return r;
+}
+
+void manager_free(Manager *m) {
+        /* A worker that did not stop in time still uses the manager: leave everything to the
+         * process exit rather than free memory under it. */
+        if (!m || m->abandoned)
+                return;
+        worker_free(m->worker); /* waits for the job in flight, joins, closes the connection */
+        job_free(m->current);
+        m->current_pol = policy_unref(m->current_pol);
+        sd_event_source_disable_unref(m->sigterm);
+        sd_event_source_disable_unref(m->sigint);
+        sd_event_source_disable_unref(m->sighup);
+        sd_event_source_disable_unref(m->sigusr1);
+        sd_event_source_disable_unref(m->worker_source);
+        sd_event_source_disable_unref(m->idle_source);
+        sd_event_source_disable_unref(m->schedule_timer);
+        sd_event_source_disable_unref(m->retry_timer);
+        sd_event_source_disable_unref(m->supervise_timer);
+        sd_event_source_disable_unref(m->stop_timer);
+        sd_event_unref(m->event);
+        policy_unref(m->pol);
+        free(m->sched);
+        free(m->db_reason);
+        free(m);
+}

@@ -1,0 +1,428 @@
+/* worker.c — the database thread of the daemon: owns the PGconn, runs one job at a time,
+ * publishes a PQcancel handle so the loop can interrupt a batch. It must never log, block the
+ * loop, or leave a batch half done: every batch is one statement that commits or rolls back. */
+#include "worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+struct Worker {
+        pthread_t thread;
+        bool started;
+        int efd;
+        char *conninfo;
+        PgSettings settings;
+        volatile sig_atomic_t *stop;
+
+        Pg *pg; /* the worker thread's alone */
+
+        pthread_mutex_t lock; /* guards everything below */
+        pthread_cond_t cond;
+        bool quit;
+        Job *job;  /* submitted, not yet finished */
+        Job *done; /* finished, not yet polled */
+        WorkerProgress progress;
+        PGcancel *cancel;
+        bool in_step;
+        uint64_t op_started;
+        uint64_t op_seq;
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+Job *job_new(JobType type) {
+        Job *j = xcalloc(1, sizeof(Job));
+        j->type = type;
+        j->fd = -1;
+        j->lost_run_id = -1;
+        return j;
+}
+
+void job_free(Job *j) {
+        if (!j)
+                return;
+        free(j->rules);
+        pg_error_done(&j->err);
+        run_result_free(j->result);
+        free(j);
+}
+
+static void wake(Worker *w) {
+        uint64_t one = 1;
+        ssize_t r;
+        do
+                r = write(w->efd, &one, sizeof(one));
+        while (r < 0 && errno == EINTR);
+}
+
+/* Marks the start of one database operation (for the loop's hard limit and for cancels);
+ * step: a rule start or batch, which a stop request may cancel. */
+static void op_begin(Worker *w, bool step) {
+        pthread_mutex_lock(&w->lock);
+        w->in_step = step;
+        w->op_started = now_usec();
+        w->op_seq++;
+        pthread_mutex_unlock(&w->lock);
+}
+
+static void op_end(Worker *w) {
+        pthread_mutex_lock(&w->lock);
+        w->in_step = false;
+        w->op_started = 0;
+        pthread_mutex_unlock(&w->lock);
+}
+
+static void disconnect(Worker *w) {
+        pthread_mutex_lock(&w->lock);
+        if (w->cancel)
+                PQfreeCancel(w->cancel);
+        w->cancel = NULL;
+        pthread_mutex_unlock(&w->lock);
+        pg_free(w->pg);
+        w->pg = NULL;
+}
+
+static void mark_stale_run(Worker *w, int64_t run_id) {
+        char id[32];
+        snprintf(id, sizeof(id), "%" PRId64, run_id);
+        const char *p[] = { id };
+        PgError e = {};
+        (void) pg_exec(w->pg, NULL, &e,
+                       "UPDATE retention.rule_runs SET outcome = 'interrupted', finished_at = clock_timestamp(),"
+                       " error = 'the connection to the database was lost'"
+                       " WHERE run_id = $1::bigint AND outcome = 'running'",
+                       1, p);
+        pg_error_done(&e);
+        (void) pg_exec(w->pg, NULL, &e,
+                       "UPDATE retention.runs SET outcome = 'interrupted', finished_at = clock_timestamp()"
+                       " WHERE id = $1::bigint AND outcome = 'running'",
+                       1, p);
+        pg_error_done(&e);
+}
+
+static void do_connect(Worker *w, Job *j) {
+        disconnect(w);
+        op_begin(w, false);
+        int k = pg_connect(w->conninfo, &w->settings, &w->pg, &j->err);
+        if (k) {
+                op_end(w);
+                j->status = k == PG_ERR_CONNECTION ? JOB_LOST : JOB_NOT_READY;
+                return;
+        }
+        k = trail_check_schema(w->pg, &j->err);
+        op_end(w);
+        if (k) {
+                j->status = k == PG_ERR_CONNECTION ? JOB_LOST : JOB_NOT_READY;
+                disconnect(w);
+                return;
+        }
+        if (j->stale_run_id > 0) {
+                op_begin(w, false);
+                mark_stale_run(w, j->stale_run_id);
+                op_end(w);
+        }
+        PGcancel *c = PQgetCancel(w->pg->conn);
+        pthread_mutex_lock(&w->lock);
+        w->cancel = c;
+        pthread_mutex_unlock(&w->lock);
+        j->fd = PQsocket(w->pg->conn);
+        j->status = JOB_OK;
+}
+
+static void do_check(Worker *w, Job *j) {
+        if (w->pg && w->pg->conn)
+                (void) PQconsumeInput(w->pg->conn);
+        int k = PG_ERR_CONNECTION;
+        if (pg_connection_ok(w->pg)) {
+                op_begin(w, false);
+                k = pg_exec0(w->pg, NULL, &j->err, "SELECT 1");
+                op_end(w);
+        } else
+                pg_error_set(&j->err, "08006", NULL, NULL, "the server closed the connection");
+        if (k == PG_ERR_CONNECTION || !pg_connection_ok(w->pg)) {
+                j->status = JOB_LOST;
+                disconnect(w);
+                return;
+        }
+        j->status = JOB_OK;
+        j->fd = PQsocket(w->pg->conn);
+}
+
+static bool stop_requested(const Worker *w) {
+        return w->stop && *w->stop;
+}
+
+static void do_run(Worker *w, Job *j) {
+        _cleanup_(cat_cache_done) CatCache cache = {};
+        RunResult *res = NULL;
+        EnforceOptions o = {
+                .hash_key = j->hash_key,
+                .mode = "daemon",
+                .stop = w->stop,
+        };
+        uint64_t t0 = now_usec();
+        bool locked = false, lost = false;
+        int failed = 0, k;
+
+        if (!pg_connection_ok(w->pg)) {
+                pg_error_set(&j->err, "08006", NULL, NULL, "not connected to the database");
+                j->status = JOB_LOST;
+                return;
+        }
+
+        op_begin(w, false);
+        k = enforce_lock(w->pg, &j->err);
+        op_end(w);
+        if (k) {
+                j->status = k == 1 ? JOB_BUSY : k == PG_ERR_CONNECTION ? JOB_LOST : JOB_FAILED;
+                goto out;
+        }
+        locked = true;
+
+        res = xcalloc(1, sizeof(RunResult));
+        res->run_id = -1;
+        op_begin(w, false);
+        k = trail_run_begin(w->pg, "daemon", &res->run_id, &j->err);
+        op_end(w);
+        if (k) {
+                j->status = k == PG_ERR_CONNECTION ? JOB_LOST : JOB_FAILED;
+                run_result_free(TAKE_PTR(res));
+                goto out;
+        }
+        pthread_mutex_lock(&w->lock);
+        w->progress.run_started = true;
+        w->progress.run_id = res->run_id;
+        pthread_mutex_unlock(&w->lock);
+        wake(w);
+
+        op_begin(w, false);
+        k = enforce_load_catalog(w->pg, j->policy, &cache, &j->err);
+        op_end(w);
+        if (k) {
+                if (k == PG_ERR_CONNECTION)
+                        lost = true;
+                else if (stop_requested(w))
+                        res->interrupted = true;
+                else
+                        j->status = JOB_FAILED;
+                goto end;
+        }
+
+        res->rules = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(RuleResult));
+        for (size_t i = 0; i < j->n_rules; i++) {
+                if (stop_requested(w)) {
+                        res->interrupted = true;
+                        break;
+                }
+                pthread_mutex_lock(&w->lock);
+                w->progress.rule_started = true;
+                w->progress.rule = i;
+                pthread_mutex_unlock(&w->lock);
+                wake(w);
+
+                const Rule *rule = &j->policy->rules[j->rules[i]];
+                RuleRun *rr = NULL;
+                op_begin(w, true);
+                rule_run_start(w->pg, j->policy, rule, &cache, &o, res->run_id, &rr);
+                op_end(w);
+                while (!rule_run_done(rr)) {
+                        op_begin(w, true);
+                        (void) rule_run_step(rr);
+                        op_end(w);
+                }
+                bool stop = stop_requested(w);
+                op_begin(w, false);
+                k = rule_run_finish(rr, stop, &res->rules[res->n_rules]);
+                op_end(w);
+                rule_run_free(rr);
+                const RuleResult *rres = &res->rules[res->n_rules++];
+                if (rres->outcome != RULE_SUCCESS)
+                        failed++;
+                if (k == PG_ERR_CONNECTION) {
+                        lost = true;
+                        break;
+                }
+                if (stop || rres->outcome == RULE_INTERRUPTED) {
+                        res->interrupted = true;
+                        break;
+                }
+        }
+
+end:
+        if (!lost) {
+                const char *outcome = res->interrupted              ? "interrupted"
+                                      : j->status == JOB_FAILED      ? "failed"
+                                      : failed == 0                  ? "success"
+                                      : failed == (int) res->n_rules ? "failed"
+                                                                     : "partial";
+                PgError e = {};
+                op_begin(w, false);
+                k = trail_run_end(w->pg, res->run_id, outcome, (int) res->n_rules, failed, &e);
+                op_end(w);
+                if (k == PG_ERR_CONNECTION)
+                        lost = true;
+                if (k && j->status == JOB_OK && !lost) {
+                        j->status = JOB_FAILED;
+                        pg_error_done(&j->err);
+                        j->err = e;
+                        e = (PgError) {};
+                }
+                pg_error_done(&e);
+        }
+        if (lost) {
+                j->status = JOB_LOST;
+                j->lost_run_id = res->run_id;
+                if (!j->err.primary) {
+                        const RuleResult *last = res->n_rules > 0 ? &res->rules[res->n_rules - 1] : NULL;
+                        pg_error_set(&j->err, last ? last->error.sqlstate : "08006", NULL, NULL, "%s",
+                                     last && last->error.primary ? last->error.primary : "the connection was lost");
+                }
+        }
+        res->duration_usec = now_usec() - t0;
+        j->result = res;
+out:
+        if (locked && pg_connection_ok(w->pg)) {
+                op_begin(w, false);
+                enforce_unlock(w->pg);
+                op_end(w);
+        }
+        if (j->status == JOB_LOST)
+                disconnect(w);
+}
+
+static void *worker_main(void *userdata) {
+        Worker *w = userdata;
+
+        for (;;) {
+                pthread_mutex_lock(&w->lock);
+                while (!w->quit && !w->job)
+                        pthread_cond_wait(&w->cond, &w->lock);
+                Job *j = w->job;
+                bool quit = w->quit && !j;
+                pthread_mutex_unlock(&w->lock);
+                if (quit)
+                        break;
+
+                switch (j->type) {
+                case JOB_CONNECT:
+                        do_connect(w, j);
+                        break;
+                case JOB_CHECK:
+                        do_check(w, j);
+                        break;
+                case JOB_RUN:
+                        do_run(w, j);
+                        break;
+                }
+
+                pthread_mutex_lock(&w->lock);
+                w->job = NULL;
+                w->done = j;
+                pthread_mutex_unlock(&w->lock);
+                wake(w);
+        }
+        disconnect(w);
+        return NULL;
+}
+
+int worker_new(const char *conninfo, const PgSettings *settings, volatile sig_atomic_t *stop, Worker **ret) {
+        Worker *w = xcalloc(1, sizeof(Worker));
+        w->conninfo = conninfo ? xstrdup(conninfo) : NULL;
+        w->settings = *settings;
+        w->stop = stop;
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->cond, NULL);
+        w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (w->efd < 0) {
+                int r = -errno;
+                worker_free(w);
+                return r;
+        }
+        int r = pthread_create(&w->thread, NULL, worker_main, w);
+        if (r != 0) {
+                worker_free(w);
+                return -r;
+        }
+        w->started = true;
+        *ret = w;
+        return 0;
+}
+
+void worker_free(Worker *w) {
+        if (!w)
+                return;
+        if (w->started) {
+                pthread_mutex_lock(&w->lock);
+                w->quit = true;
+                pthread_cond_signal(&w->cond);
+                pthread_mutex_unlock(&w->lock);
+                pthread_join(w->thread, NULL);
+        } else
+                disconnect(w);
+        job_free(w->job);
+        job_free(w->done);
+        if (w->efd >= 0)
+                close(w->efd);
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        free(w->conninfo);
+        free(w);
+}
+
+int worker_fd(const Worker *w) {
+        return w->efd;
+}
+
+void worker_submit(Worker *w, Job *j) {
+        pthread_mutex_lock(&w->lock);
+        w->job = j;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+}
+
+Job *worker_poll(Worker *w, WorkerProgress *p) {
+        uint64_t v;
+        while (read(w->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+                ;
+        pthread_mutex_lock(&w->lock);
+        *p = w->progress;
+        w->progress.run_started = false;
+        w->progress.rule_started = false;
+        Job *j = TAKE_PTR(w->done);
+        pthread_mutex_unlock(&w->lock);
+        return j;
+}
+
+bool worker_cancel(Worker *w, bool steps_only, char *errbuf, int errbufsize) {
+        bool sent = false;
+        /* Under the lock: the worker cannot finish the operation and start the next statement
+         * while the request is on its way, so a cancel never hits an audit-trail statement. */
+        pthread_mutex_lock(&w->lock);
+        if (w->cancel && w->op_started && (!steps_only || w->in_step))
+                sent = PQcancel(w->cancel, errbuf, errbufsize) == 1;
+        else
+                snprintf(errbuf, (size_t) errbufsize, "no statement in flight");
+        pthread_mutex_unlock(&w->lock);
+        return sent;
+}
+
+uint64_t worker_op_started(Worker *w, uint64_t *seq) {
+        pthread_mutex_lock(&w->lock);
+        uint64_t t = w->op_started;
+        if (seq)
+                *seq = w->op_seq;
+        pthread_mutex_unlock(&w->lock);
+        return t;
+}

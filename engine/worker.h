@@ -1,0 +1,89 @@
+/* worker.h — the daemon's one database thread: it owns the PostgreSQL connection and runs the
+ * jobs the event loop hands it (connect, check, an enforcement run), one at a time.
+ * The worker never logs, never touches sd-event or sd_notify and never decides what runs when:
+ * it reports back through an eventfd and the loop does the rest. */
+#pragma once
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "enforce.h"
+#include "hashkey.h"
+#include "pg.h"
+#include "policy.h"
+
+typedef enum JobType {
+        JOB_CONNECT, /* (re)connect, check the retention schema, close a run lost with the last connection */
+        JOB_CHECK,   /* the idle connection's socket became readable: is it still alive? */
+        JOB_RUN,     /* one enforcement run of some rules (one retention.runs row, mode 'daemon') */
+} JobType;
+
+typedef enum JobStatus {
+        JOB_OK = 0,
+        JOB_LOST,      /* no connection (any PG_ERR_CONNECTION): reconnect */
+        JOB_NOT_READY, /* connected, but the schema is missing/at another version or unreadable */
+        JOB_BUSY,      /* another enforcement run holds the per-database lock */
+        JOB_FAILED,    /* the run failed as a whole (catalog, audit trail): err says why */
+} JobStatus;
+
+typedef struct Job {
+        JobType type;
+
+        /* JOB_CONNECT: a run of ours that was lost with the previous connection (> 0), to be
+         * recorded as interrupted once connected again. */
+        int64_t stale_run_id;
+
+        /* JOB_RUN: the policy and key stay valid until the job is returned (the loop holds a
+         * reference); rules are indices into policy->rules, in policy order. */
+        const Policy *policy;
+        const HashKey *hash_key;
+        size_t *rules;
+        size_t n_rules;
+        void *userdata; /* the loop's, untouched */
+
+        /* results */
+        JobStatus status;
+        PgError err;
+        RunResult *result; /* JOB_RUN: the rules that ran (also when lost or interrupted); NULL before the run row */
+        int64_t lost_run_id; /* JOB_RUN lost with the connection: its run id, else -1 */
+        int fd;              /* JOB_CONNECT/JOB_CHECK ok: the connection's socket, else -1 */
+} Job;
+
+Job *job_new(JobType type);
+void job_free(Job *j); /* NULL-safe; does not free userdata */
+static inline void job_freep(Job **j) {
+        job_free(*j);
+}
+
+/* What the worker tells the loop besides finished jobs. */
+typedef struct WorkerProgress {
+        bool run_started; /* a run row was created since the last poll: run_id */
+        int64_t run_id;
+        bool rule_started; /* a new rule started since the last poll: rule (index into job->rules) */
+        size_t rule;
+} WorkerProgress;
+
+typedef struct Worker Worker;
+
+/* Starts the thread (with the caller's signal mask: block signals first). stop is read between
+ * batches (EnforceOptions.stop). Returns 0 or a negative errno. */
+int worker_new(const char *conninfo, const PgSettings *settings, volatile sig_atomic_t *stop, Worker **ret);
+/* Stops and joins the thread, closes the connection. NULL-safe. Waits for the job in flight. */
+void worker_free(Worker *w);
+static inline void worker_freep(Worker **w) {
+        worker_free(*w);
+}
+/* Readable (EPOLLIN) when there is progress or a finished job: call worker_poll(). */
+int worker_fd(const Worker *w);
+/* Hands the idle worker a job (ownership passes until worker_poll() returns it). */
+void worker_submit(Worker *w, Job *j);
+/* Drains the eventfd; fills *p; returns the finished job (caller owns it) or NULL. */
+Job *worker_poll(Worker *w, WorkerProgress *p);
+
+/* Cancels (PQcancel) the statement in flight. steps_only: only while a rule start or batch
+ * runs (a stop request), never the audit-trail statements around them. Returns true when a
+ * cancel request was delivered; *errbuf gets libpq's reason otherwise. */
+bool worker_cancel(Worker *w, bool steps_only, char *errbuf, int errbufsize);
+/* Monotonic start (µs) and sequence number of the database operation in flight; 0 when idle. */
+uint64_t worker_op_started(Worker *w, uint64_t *seq);
