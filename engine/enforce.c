@@ -748,11 +748,21 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
         pg_error_done(&e);
         rr->res.deleted += deleted;
         rr->res.batches++;
-        if (n == 0)
+        const char *last = n > 0 ? PQgetvalue(rows, n - 1, 2) : NULL;
+        if (n > 0 && deleted == 0 && streq_ptr(last, rr->last_key))
+                /* Every row was refused and the key did not move: the next batch would select the
+                 * same rows and be refused again. A few tries, then leave them for the next run. */
+                rr->stalls++;
+        else
+                rr->stalls = 0;
+        if (n == 0 || rr->stalls >= 3) {
                 rr->phase = PHASE_WHILE_HELD;
-        else {
                 free(rr->last_key);
-                rr->last_key = xstrdup(PQgetvalue(rows, n - 1, 2));
+                rr->last_key = NULL; /* the while_held phase starts from the oldest row */
+                rr->stalls = 0;
+        } else {
+                free(rr->last_key);
+                rr->last_key = xstrdup(last);
         }
         (void) refused; /* counted by the tally at the end, per referencing table */
         return 0;
