@@ -1,0 +1,373 @@
+/* test-holds.c — every kind of hold against a real PostgreSQL: registry holds across tables
+ * through a subject, with an expiry in the past and in the future, released; derived (tax) holds
+ * with young, old and NULL evidence, lapsing; a cascade into held rows refused; RESTRICT and
+ * NO ACTION references isolated and reported, also below a cascade; `while_held` anonymising held
+ * rows with exactly pgcrypto's HMAC, and the normal action once the hold lapses. */
+#include "rtest.h"
+
+static int group_setup(void **state) {
+        return rt_group_setup(state);
+}
+
+static int group_teardown(void **state) {
+        return rt_group_teardown(state);
+}
+
+static const char *ACCOUNTS_POLICY =
+        "version: 1\n"
+        "subjects:\n"
+        "  account: { table: app.accounts, key: id }\n"
+        "holds:\n"
+        "  legal: { reason: \"operator holds\", subject: account, registry: true }\n"
+        "  tax:\n"
+        "    reason: \"invoices are kept 10 years\"\n"
+        "    subject: account\n"
+        "    table: app.invoices\n"
+        "    subject_column: account_id\n"
+        "    column: issued_at\n"
+        "    retain: 10 years\n"
+        "rules:\n"
+        "  accounts:\n"
+        "    clause: \"deleted once deletion is requested\"\n"
+        "    table: app.accounts\n"
+        "    subject: account\n"
+        "    column: deletion_requested_at\n"
+        "    retain: 0 days\n"
+        "    holds: [legal, tax]\n"
+        "    action: delete\n"
+        "    while_held:\n"
+        "      action: anonymise\n"
+        "      columns: { email: hash, name: null }\n"
+        "  tickets:\n"
+        "    clause: \"tickets kept 1 year\"\n"
+        "    table: app.tickets\n"
+        "    subject: account\n"
+        "    subject_column: account_id\n"
+        "    column: created_at\n"
+        "    retain: 1 year\n"
+        "    holds: [legal]\n"
+        "    action: delete\n"
+        "  chats:\n"
+        "    clause: \"chats kept 1 year\"\n"
+        "    table: app.chats\n"
+        "    subject: account\n"
+        "    subject_column: account_id\n"
+        "    column: started_at\n"
+        "    retain: 1 year\n"
+        "    holds: [legal]\n"
+        "    action: delete\n";
+
+/* accounts 1..n, all due (deletion requested yesterday); for each one old (2 years) and one young
+ * (1 month) ticket and chat with ids 10*a+1 (old) and 10*a+2 (young). */
+static PGconn *accounts_db(const char *name, char **ci, int n) {
+        PGconn *c = rt_db(name, ci);
+        pgtest_exec(c, "CREATE EXTENSION pgcrypto");
+        pgtest_exec(c, "CREATE TABLE app.accounts (id int PRIMARY KEY, email text, name text, deletion_requested_at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.accounts (deletion_requested_at)");
+        pgtest_exec(c, "CREATE TABLE app.invoices (id serial PRIMARY KEY, account_id int, issued_at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.invoices (account_id)");
+        const char *child[] = { "tickets", "chats" };
+        const char *col[] = { "created_at", "started_at" };
+        for (size_t i = 0; i < 2; i++) {
+                pgtest_exec(c, "CREATE TABLE app.%s (id int PRIMARY KEY, account_id int, %s timestamptz)", child[i], col[i]);
+                pgtest_exec(c, "CREATE INDEX ON app.%s (%s)", child[i], col[i]);
+                pgtest_exec(c, "CREATE INDEX ON app.%s (account_id)", child[i]);
+                pgtest_exec(c, "INSERT INTO app.%s SELECT 10 * a + 1, a, now() - interval '2 years' FROM generate_series(1, %d) a",
+                            child[i], n);
+                pgtest_exec(c, "INSERT INTO app.%s SELECT 10 * a + 2, a, now() - interval '1 month' FROM generate_series(1, %d) a",
+                            child[i], n);
+        }
+        pgtest_exec(c, "INSERT INTO app.accounts SELECT a, 'user' || a || '@example.com', 'Name ' || a,"
+                       " now() - interval '1 day' FROM generate_series(1, %d) a",
+                    n);
+        /* one account that asked for nothing */
+        pgtest_exec(c, "INSERT INTO app.accounts VALUES (%d, 'keep@example.com', 'Keep', NULL)", n + 1);
+        return c;
+}
+
+static void expected_hashes(PGconn *c, const char *hex) {
+        pgtest_exec(c, "CREATE TABLE app.expected AS SELECT id, 'hmac-sha256:' || encode(hmac(convert_to(email, 'UTF8'),"
+                       " decode('%s', 'hex'), 'sha256'), 'hex') AS h FROM app.accounts",
+                    hex);
+}
+
+static void test_registry_holds(void **state) {
+        (void) state;
+        char *ci, *hex, *out, *err;
+        PGconn *c = accounts_db("holds_registry", &ci, 6);
+        char *key = rt_key_file(&hex);
+        expected_hashes(c, hex);
+        char *pol = rt_policy(ACCOUNTS_POLICY);
+
+        /* 1: until released; 2: expired in the past; 3: expires in the future; 4: released at once */
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "hold", "add", "account", "1", "--reason", "litigation 1", "--by", "tester");
+        rt_assert_contains(out, "hold 1 placed on account 1");
+        free(out);
+        rt_expect(0, NULL, &err, "-p", pol, "-d", ci, "hold", "add", "account", "2", "--reason", "old case", "--until",
+                  "2000-01-01 00:00:00+00");
+        rt_assert_contains(err, "already lapsed");
+        free(err);
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "hold", "add", "account", "003", "--reason", "regulator", "--until",
+                  "2999-01-01 00:00:00+00");
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "hold", "add", "account", "4", "--reason", "mistake");
+        rt_expect(0, &out, NULL, "-d", ci, "hold", "release", "4", "--by", "tester");
+        rt_assert_contains(out, "hold 4 released by tester");
+        free(out);
+        /* the key is normalised through the key column's type: "003" is account 3 */
+        rt_assert_sql(c, "1,2,3,4", "SELECT string_agg(subject_key, ',' ORDER BY id) FROM retention.holds");
+        rt_expect(0, &out, NULL, "-d", ci, "hold", "list", "--all", "--json");
+        rt_assert_contains(out, "\"id\":1,\"subject\":\"account\",\"key\":\"1\",\"reason\":\"litigation 1\",\"placed_by\":\"tester\"");
+        rt_assert_contains(out, "\"state\":\"expired\"");
+        rt_assert_contains(out, "\"released_by\":\"tester\",\"state\":\"released\"");
+        free(out);
+        rt_expect(0, &out, NULL, "-d", ci, "hold", "list");
+        rt_assert_contains(out, "litigation 1");
+        rt_assert_contains(out, "regulator");
+        rt_assert_not_contains(out, "old case");
+        rt_assert_not_contains(out, "mistake");
+        free(out);
+
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--hash-key-file", key, "run");
+        rt_assert_contains(out, "held by legal: 2");
+        free(out);
+        /* accounts 1 and 3 are kept, anonymised while held; 2, 4, 5, 6 are gone; 7 never asked */
+        rt_assert_sql(c, "1,3,7", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.accounts");
+        rt_assert_sql(c, "1,3", "SELECT string_agg(a.id::text, ',' ORDER BY a.id) FROM app.accounts a JOIN app.expected e"
+                                " USING (id) WHERE a.email = e.h AND a.email ~ '^hmac-sha256:[0-9a-f]{64}$' AND a.name IS NULL");
+        rt_assert_sql(c, "keep@example.com/Keep", "SELECT email || '/' || name FROM app.accounts WHERE id = 7");
+        /* the subject's rows in the other tables are held too; the young ones were never due */
+        const char *child[] = { "tickets", "chats" };
+        for (size_t i = 0; i < 2; i++) {
+                rt_assert_sql(c, "11,12,22,31,32,42,52,62", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.%s", child[i]);
+                rt_assert_sql(c, "4/2/success", "SELECT rows_deleted || '/' || rows_held || '/' || outcome FROM retention.rule_runs"
+                                                " WHERE rule = '%s'", child[i]);
+        }
+        rt_assert_sql(c, "4/2/2", "SELECT rows_deleted || '/' || rows_anonymised || '/' || rows_held FROM retention.rule_runs"
+                                  " WHERE rule = 'accounts'");
+        rt_assert_sql(c, "accounts:legal=2,chats:legal=2,tickets:legal=2",
+                      "SELECT string_agg(r.rule || ':' || h.hold || '=' || h.rows, ',' ORDER BY r.rule, h.hold)"
+                      " FROM retention.rule_run_holds h JOIN retention.rule_runs r ON r.id = h.rule_run_id");
+        rt_assert_sql(c, "success", "SELECT outcome FROM retention.runs");
+
+        /* Release hold 1: the next run deletes account 1 and its due rows elsewhere. */
+        rt_expect(0, NULL, NULL, "-d", ci, "hold", "release", "1", "--by", "tester");
+        rt_expect(1, NULL, &err, "-d", ci, "hold", "release", "1", "--by", "tester");
+        rt_assert_contains(err, "hold 1 was already released");
+        free(err);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--hash-key-file", key, "run");
+        free(out);
+        rt_assert_sql(c, "3,7", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.accounts");
+        for (size_t i = 0; i < 2; i++)
+                rt_assert_sql(c, "12,22,31,32,42,52,62", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.%s", child[i]);
+        rt_assert_sql(c, "accounts=1/0/1,chats=1/0/1,tickets=1/0/1",
+                      "SELECT string_agg(rule || '=' || rows_deleted || '/' || rows_anonymised || '/' || rows_held, ','"
+                      " ORDER BY rule) FROM retention.rule_runs WHERE run_id = 2");
+        rt_assert_sql(c, "placed,placed,placed,placed,released,released",
+                      "SELECT string_agg(event, ',' ORDER BY event) FROM retention.hold_events");
+
+        free(pol);
+        free(key);
+        free(hex);
+        PQfinish(c);
+        free(ci);
+}
+
+static void test_derived_hold(void **state) {
+        (void) state;
+        char *ci, *hex, *out;
+        PGconn *c = accounts_db("holds_derived", &ci, 6);
+        char *key = rt_key_file(&hex);
+        expected_hashes(c, hex);
+        /* 1: young invoice (held); 2: invoice 11 years old (not held); 3: invoice without a date
+         * (held: NULL evidence never expires); 4: none; 5: an old and a young one (held);
+         * 6: 10 years less a day (held) */
+        pgtest_exec(c, "INSERT INTO app.invoices (account_id, issued_at) VALUES (1, now() - interval '1 year'),"
+                       " (2, now() - interval '11 years'), (3, NULL), (5, now() - interval '12 years'),"
+                       " (5, now() - interval '2 years'), (6, now() - interval '10 years' + interval '1 day')");
+        char *pol = rt_policy(ACCOUNTS_POLICY);
+
+        /* the audit predicts it */
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "audit", "--rule", "accounts");
+        rt_assert_contains(out, "due now:      2");
+        char line[64];
+        snprintf(line, sizeof(line), "    by %-20s %d\n", "tax", 4);
+        rt_assert_contains(out, line);
+        rt_assert_contains(out, "held, to anonymise while held: 4");
+        free(out);
+
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--hash-key-file", key, "run", "--rule", "accounts");
+        rt_assert_contains(out, "held by tax: 4");
+        free(out);
+        rt_assert_sql(c, "1,3,5,6,7", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.accounts");
+        rt_assert_sql(c, "1,3,5,6", "SELECT string_agg(a.id::text, ',' ORDER BY a.id) FROM app.accounts a JOIN app.expected e"
+                                    " USING (id) WHERE a.email = e.h AND a.name IS NULL");
+        rt_assert_sql(c, "2/4/4", "SELECT rows_deleted || '/' || rows_anonymised || '/' || rows_held FROM retention.rule_runs");
+        rt_assert_sql(c, "tax=4", "SELECT string_agg(hold || '=' || rows, ',') FROM retention.rule_run_holds");
+
+        /* The evidence ages: account 1's invoice is now 11 years old. The hold lapses and the next
+         * run applies the normal action. */
+        pgtest_exec(c, "UPDATE app.invoices SET issued_at = now() - interval '11 years' WHERE account_id = 1");
+        pgtest_exec(c, "CREATE TABLE app.accounts_before AS SELECT * FROM app.accounts");
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--hash-key-file", key, "run", "--rule", "accounts");
+        rt_assert_contains(out, "total: 1 deleted, 0 anonymised, 3 held, 0 skipped");
+        free(out);
+        rt_assert_sql(c, "3,5,6,7", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.accounts");
+        /* nothing else changed: the held rows were already anonymised */
+        rt_assert_sql(c, "0", "SELECT count(*) FROM (SELECT * FROM app.accounts EXCEPT SELECT * FROM app.accounts_before) x");
+        rt_assert_sql(c, "1/0/3", "SELECT rows_deleted || '/' || rows_anonymised || '/' || rows_held FROM retention.rule_runs"
+                                  " WHERE run_id = 2");
+        free(pol);
+        free(key);
+        free(hex);
+        PQfinish(c);
+        free(ci);
+}
+
+/* A delete whose ON DELETE CASCADE would reach rows that a hold protects is a held delete. */
+static void test_cascade_into_held_rows(void **state) {
+        (void) state;
+        char *ci, *out;
+        PGconn *c = rt_db("holds_cascade", &ci);
+        pgtest_exec(c, "CREATE TABLE app.accounts (id int PRIMARY KEY)");
+        pgtest_exec(c, "INSERT INTO app.accounts VALUES (7), (8)");
+        pgtest_exec(c, "CREATE TABLE app.sessions (id int PRIMARY KEY, at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.sessions (at)");
+        pgtest_exec(c, "CREATE TABLE app.events (id int PRIMARY KEY, session_id int REFERENCES app.sessions ON DELETE CASCADE,"
+                       " account_id int, at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.events (at)");
+        pgtest_exec(c, "CREATE INDEX ON app.events (session_id)");
+        pgtest_exec(c, "INSERT INTO app.sessions SELECT i, now() - interval '30 days' FROM generate_series(1, 4) i");
+        /* session 1: a young event of held account 7; session 2: an event of account 8;
+         * session 3: none; session 4: an old event of held account 7 */
+        pgtest_exec(c, "INSERT INTO app.events VALUES (101, 1, 7, now()), (201, 2, 8, now()), (401, 4, 7, now() - interval '30 days')");
+        char *pol = rt_policy("version: 1\n"
+                              "subjects:\n"
+                              "  account: { table: app.accounts, key: id }\n"
+                              "holds:\n"
+                              "  legal: { reason: \"operator holds\", subject: account, registry: true }\n"
+                              "rules:\n"
+                              "  sessions:\n"
+                              "    clause: \"sessions kept 7 days\"\n"
+                              "    table: app.sessions\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    action: delete\n"
+                              "  events:\n"
+                              "    clause: \"events kept 7 days\"\n"
+                              "    table: app.events\n"
+                              "    subject: account\n"
+                              "    subject_column: account_id\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    holds: [legal]\n"
+                              "    action: delete\n");
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "hold", "add", "account", "7", "--reason", "case 7");
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "run");
+        rt_assert_contains(out, "held by cascade-into-held-rows: 2");
+        rt_assert_contains(out, "held by legal: 1");
+        free(out);
+        rt_assert_sql(c, "1,4", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.sessions");
+        rt_assert_sql(c, "101,401", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.events");
+        rt_assert_sql(c, "sessions=2/2", "SELECT rule || '=' || rows_deleted || '/' || rows_held FROM retention.rule_runs"
+                                         " WHERE rule = 'sessions'");
+        rt_assert_sql(c, "events:legal=1,sessions:cascade-into-held-rows=2",
+                      "SELECT string_agg(r.rule || ':' || h.hold || '=' || h.rows, ',' ORDER BY r.rule, h.hold)"
+                      " FROM retention.rule_run_holds h JOIN retention.rule_runs r ON r.id = h.rule_run_id");
+
+        /* released: both sessions go, their events with them */
+        rt_expect(0, NULL, NULL, "-d", ci, "hold", "release", "1");
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "run");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM app.sessions");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM app.events");
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
+static const char *PAYMENTS_POLICY = "version: 1\n"
+                                     "rules:\n"
+                                     "  accounts:\n"
+                                     "    clause: \"deleted once deletion is requested\"\n"
+                                     "    table: app.accounts\n"
+                                     "    column: deletion_requested_at\n"
+                                     "    retain: 0 days\n"
+                                     "    action: delete\n"
+                                     "    batch_size: 2\n";
+
+/* RESTRICT and NO ACTION references: the referenced rows are skipped and reported, the rest of
+ * every batch is deleted. */
+static void test_restrict_isolated(void **state) {
+        (void) state;
+        char *ci, *out;
+        PGconn *c = rt_db("holds_restrict", &ci);
+        pgtest_exec(c, "CREATE TABLE app.accounts (id int PRIMARY KEY, deletion_requested_at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.accounts (deletion_requested_at)");
+        pgtest_exec(c, "CREATE TABLE app.payments (id int PRIMARY KEY, account_id int REFERENCES app.accounts ON DELETE RESTRICT)");
+        pgtest_exec(c, "CREATE TABLE app.refunds (id int PRIMARY KEY, account_id int REFERENCES app.accounts)");
+        pgtest_exec(c, "INSERT INTO app.accounts SELECT i, now() - interval '1 day' - i * interval '1 minute'"
+                       " FROM generate_series(21, 28) i");
+        pgtest_exec(c, "INSERT INTO app.payments VALUES (1, 22), (2, 24), (3, 24)");
+        pgtest_exec(c, "INSERT INTO app.refunds VALUES (1, 27)");
+        char *pol = rt_policy(PAYMENTS_POLICY);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "audit");
+        rt_assert_contains(out, "skipped (still referenced): 3");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "run");
+        rt_assert_contains(out, "skipped, still referenced from app.payments: 2");
+        rt_assert_contains(out, "skipped, still referenced from app.refunds: 1");
+        rt_assert_contains(out, "total: 5 deleted, 0 anonymised, 0 held, 3 skipped");
+        free(out);
+        rt_assert_sql(c, "22,24,27", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.accounts");
+        rt_assert_sql(c, "5/3/3/0/success", "SELECT rows_deleted || '/' || rows_skipped || '/' || rows_skipped_fk || '/'"
+                                            " || rows_skipped_locked || '/' || outcome FROM retention.rule_runs");
+        rt_assert_sql(c, "app.payments=2,app.refunds=1",
+                      "SELECT string_agg(referencing_table || '=' || rows, ',' ORDER BY referencing_table) FROM retention.rule_run_fk");
+        rt_assert_sql(c, "3", "SELECT count(*) FROM app.payments");
+        rt_assert_sql(c, "success", "SELECT outcome FROM retention.runs");
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
+/* A RESTRICT reference below an ON DELETE CASCADE refuses the batch's DELETE: the batch is
+ * redone row by row, every row that can go goes, and the refused ones are reported. */
+static void test_restrict_below_cascade(void **state) {
+        (void) state;
+        char *ci, *out;
+        PGconn *c = rt_db("holds_restrict_deep", &ci);
+        pgtest_exec(c, "CREATE TABLE app.accounts (id int PRIMARY KEY, deletion_requested_at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.accounts (deletion_requested_at)");
+        pgtest_exec(c, "CREATE TABLE app.orders (id int PRIMARY KEY, account_id int REFERENCES app.accounts ON DELETE CASCADE)");
+        pgtest_exec(c, "CREATE TABLE app.shipments (id int PRIMARY KEY, order_id int REFERENCES app.orders ON DELETE RESTRICT)");
+        /* accounts 1..5 due, in that age order; each has an order; account 5's order (the last
+         * row of the last batch) and account 2's order are shipped */
+        pgtest_exec(c, "INSERT INTO app.accounts SELECT i, now() - interval '1 day' + i * interval '1 minute'"
+                       " FROM generate_series(1, 5) i");
+        pgtest_exec(c, "INSERT INTO app.orders SELECT 100 + i, i FROM generate_series(1, 5) i");
+        pgtest_exec(c, "INSERT INTO app.shipments VALUES (1, 102), (2, 105)");
+        char *pol = rt_policy(PAYMENTS_POLICY);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "run");
+        rt_assert_contains(out, "total: 3 deleted");
+        free(out);
+        rt_assert_sql(c, "2,5", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.accounts");
+        rt_assert_sql(c, "102,105", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.orders");
+        rt_assert_sql(c, "3/2/success", "SELECT rows_deleted || '/' || rows_skipped || '/' || outcome FROM retention.rule_runs");
+        /* a handful of batches, not a loop */
+        rt_assert_sql(c, "t", "SELECT batches < 20 FROM retention.rule_runs");
+        /* reported as refused by a foreign key, not as locked rows */
+        rt_assert_sql(c, "2/0", "SELECT rows_skipped_fk || '/' || rows_skipped_locked FROM retention.rule_runs");
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_registry_holds),
+                cmocka_unit_test(test_derived_hold),
+                cmocka_unit_test(test_cascade_into_held_rows),
+                cmocka_unit_test(test_restrict_isolated),
+                cmocka_unit_test(test_restrict_below_cascade),
+        };
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
