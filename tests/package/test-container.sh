@@ -1,0 +1,341 @@
+#!/bin/bash
+# tests/package/test-container.sh — the Debian package under real systemd: builds the .deb (of the
+# committed tree, HEAD: packaging/build-deb), boots
+# systemd in a throw-away systemd-nspawn container (a volatile overlay of the host's own root), installs
+# the package with apt, starts a PostgreSQL inside, and checks what an operator relies on: units
+# enabled but inactive until configured, the catalog registered, the daemon started after READY=1
+# with a meaningful status, rows due enforced, structured journal events with catalog text, a broken
+# reload refused, the watchdog restarting a hung daemon, a clean stop, credentials reaching the
+# service and peer authentication working under PrivateUsers=yes.
+#
+#   bash tests/package/test-container.sh SOURCE_ROOT
+#
+# The boot happens inside `unshare --pid --fork --kill-child --mount --propagation private` under
+# `timeout`: this script is PID 1 of that namespace, so nothing it started can outlive it, and every
+# mount it makes vanishes with the namespace. nspawn runs from a sub-cgroup that is removed at the
+# end. Never creates /run/systemd/system on the host. Exit 77 (skip) only without root or tools.
+set -uo pipefail
+
+src=${1:?usage: test-container.sh SOURCE_ROOT}
+src=$(cd "$src" && pwd)
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+# ============================================================================ outside the namespace
+if [[ ${2:-} != --inner ]]; then
+	[[ $(id -u) -eq 0 ]] || skip "needs root (systemd-nspawn, unshare, apt inside the container)"
+	for t in unshare nsenter systemd-nspawn dpkg-buildpackage timeout; do
+		command -v "$t" >/dev/null || skip "$t is not installed (apt-get install systemd-container dpkg-dev)"
+	done
+	[[ -x /usr/lib/postgresql/15/bin/postgres ]] || skip "PostgreSQL 15 server is not installed"
+	unshare --pid --fork --mount --propagation private true 2>/dev/null ||
+		skip "cannot create pid and mount namespaces here (unshare refused)"
+
+	t0=$(date +%s)
+	work=$(mktemp -d /tmp/retentiond-pkgtest.XXXXXX)
+	echo "# building the .deb (DEB_BUILD_OPTIONS=nocheck: the unit suite runs on its own)"
+	if ! deb=$(DEB_BUILD_OPTIONS=nocheck bash "$src/packaging/build-deb" "$work/payload" 2>"$work/build.err" | tail -1) ||
+	   [[ ! -f $deb ]]; then
+		cat "$work/build.err"
+		echo "FAIL: packaging/build-deb"
+		rm -rf "$work"
+		exit 1
+	fi
+	echo "# built $(basename "$deb") in $(($(date +%s) - t0)) s"
+	timeout -k 10 420 unshare --pid --fork --kill-child --mount-proc --mount --propagation private -- \
+		bash "$0" "$src" --inner "$work" "$(basename "$deb")"
+	rc=$?
+	[[ $rc -eq 124 || $rc -eq 137 ]] && echo "FAIL: the container test timed out"
+	# The bind mount of / existed only in the (now gone) private mount namespace; check anyway
+	# before removing anything: never rm -r through a bind of /.
+	if mountpoint -q "$work/root" 2>/dev/null; then
+		echo "FAIL: $work/root is still a mount point; leaving $work alone"
+		exit 1
+	fi
+	rm -rf "$work"
+	echo "# container test took $(($(date +%s) - t0)) s in all"
+	exit $rc
+fi
+
+# ============================================================================ inside the namespace
+work=$3
+debname=$4
+mkdir -p /run/systemd/nspawn "$work/root"
+mount -t tmpfs tmpfs /run/systemd/nspawn   # nspawn's host-side lock dirs, private to this namespace
+mount --bind / "$work/root"                # non-recursive: nspawn adds /proc, /sys, /dev, /run, /tmp
+
+# nspawn --keep-unit creates payload/ and supervisor/ cgroups below the caller's: start from our own
+# sub-cgroup so they can all be removed afterwards.
+cgname=retentiond-pkgtest-$$-$RANDOM
+for h in systemd unified; do
+	[[ -d /sys/fs/cgroup/$h ]] || continue
+	mkdir "/sys/fs/cgroup/$h/$cgname" && echo 0 >"/sys/fs/cgroup/$h/$cgname/cgroup.procs"
+done
+
+t0=$(date +%s%N)
+el() { local d=$((($(date +%s%N) - t0) / 100000000)); printf '%4d.%ds' $((d / 10)) $((d % 10)); }
+systemd-nspawn -D "$work/root" --volatile=overlay --register=no --keep-unit --private-network \
+	--link-journal=no --console=pipe --bind-ro="$work/payload:/payload" \
+	-b -- systemd.mask=postgresql.service systemd.mask=postgresql@15-main.service \
+	</dev/null >"$work/console.log" 2>&1 &
+nspawn=$!
+L=
+cleanup() {
+	if kill -0 "$nspawn" 2>/dev/null; then
+		[[ -n $L ]] && kill -RTMIN+4 "$L" 2>/dev/null   # container PID 1: power off
+		for _ in $(seq 100); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.1; done
+		kill -TERM "$nspawn" 2>/dev/null; sleep 1; kill -TERM "$nspawn" 2>/dev/null
+		sleep 1; [[ -n $L ]] && kill -KILL "$L" 2>/dev/null; kill -KILL "$nspawn" 2>/dev/null
+	fi
+	wait "$nspawn" 2>/dev/null
+	for h in systemd unified; do
+		[[ -d /sys/fs/cgroup/$h/$cgname ]] || continue
+		echo 0 >"/sys/fs/cgroup/$h/cgroup.procs"
+		find "/sys/fs/cgroup/$h/$cgname" -depth -type d -exec rmdir {} + 2>/dev/null
+		[[ -d /sys/fs/cgroup/$h/$cgname ]] && echo "FAIL: cgroup $h/$cgname could not be removed"
+	done
+	umount "$work/root" 2>/dev/null
+}
+trap cleanup EXIT
+
+failures=0
+ok() { echo "ok   $(el) $*"; }
+bad() { echo "FAIL $(el) $*"; failures=$((failures + 1)); }
+# check DESCRIPTION COMMAND...: a passing command is ok, a failing one a failure.
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+finish() {
+	echo "# $failures failure(s) after $(el)"
+	if [[ $failures -ne 0 ]]; then
+		echo "--- journal of the container (retentiond units, last 60 lines)"
+		C journalctl --no-pager -o short-monotonic -u retentiond -u retentiond-audit -n 60 2>/dev/null
+		echo "--- console (last 20 lines)"
+		tail -20 "$work/console.log"
+	fi
+	C systemctl poweroff --no-block >/dev/null 2>&1
+	for _ in $(seq 150); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.1; done
+	[[ $failures -eq 0 ]]
+	exit $?
+}
+
+for _ in $(seq 200); do
+	L=$(ps -o pid= --ppid "$nspawn" | tr -d ' ' | head -1)
+	[[ -n $L && $(cat "/proc/$L/comm" 2>/dev/null) == systemd ]] && break
+	L=
+	sleep 0.05
+done
+[[ -n $L ]] || { echo "FAIL: the container's systemd did not start"; cat "$work/console.log"; exit 1; }
+C() { timeout 90 nsenter -t "$L" -a "$@"; }
+prop() { C systemctl show -P "$2" "$1"; }      # prop UNIT PROPERTY
+sql() { C runuser -u postgres -- psql -X -q -At -v ON_ERROR_STOP=1 -d demo -c "$1"; }
+journal_count() { C journalctl --no-pager -q -o cat "$@" | grep -c .; }
+wait_for() {    # wait_for SECONDS COMMAND...: poll every 0.2 s until COMMAND succeeds
+	local n=$(($1 * 5))
+	shift
+	for _ in $(seq "$n"); do "$@" && return 0; sleep 0.2; done
+	return 1
+}
+
+for _ in $(seq 200); do C test -S /run/systemd/private 2>/dev/null && break; sleep 0.05; done
+state=$(C systemctl is-system-running --wait)
+echo "# container booted ($state) after $(el)"
+
+# ---- 1. install ---------------------------------------------------------------------------------
+C rm -f /usr/sbin/policy-rc.d   # the image's docker-style "exit 101" policy (container copy only)
+if C env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "/payload/$debname" \
+	>"$work/apt.log" 2>&1; then
+	ok "apt-get install ./$debname"
+else
+	cat "$work/apt.log"
+	bad "apt-get install ./$debname"
+	finish
+fi
+check "the retentiond system user and group exist" C getent passwd retentiond
+check "retentiond.service is enabled" test "$(prop retentiond.service UnitFileState)" = enabled
+check "retentiond-audit.timer is enabled" test "$(prop retentiond-audit.timer UnitFileState)" = enabled
+check "retentiond.service is not running before it is configured (ConditionPathExistsGlob)" \
+	test "$(prop retentiond.service ActiveState)" = inactive
+check "... and its start was skipped by the condition, not failed" \
+	test "$(prop retentiond.service ConditionResult)" = no
+catalog_listed() { C journalctl --list-catalog 3f1db265df7d445ba190d10062d7e7d8 | grep -q 'Retention rule'; }
+check "the catalog is registered (journalctl --list-catalog)" catalog_listed
+for f in /usr/sbin/retentiond /usr/share/man/man8/retentiond.8.gz /usr/share/man/man5/retentiond.policy.5.gz \
+	/etc/retentiond/policies.d/company.yaml.example /etc/retentiond/retentiond.conf \
+	/usr/share/retentiond/retention/001-init.sql /usr/share/retentiond/retentiond-role.sql \
+	/usr/share/retentiond/demo/schema.sql /usr/share/retentiond/demo/data.sql \
+	/usr/lib/systemd/catalog/retentiond.catalog; do
+	check "installed: $f" C test -s "$f"
+done
+check "/etc/retentiond/retentiond.conf is 0640 root:retentiond" \
+	test "$(C stat -c '%a %U:%G' /etc/retentiond/retentiond.conf)" = "640 root:retentiond"
+check "/etc/retentiond/policies.d is 0750 root:retentiond" \
+	test "$(C stat -c '%a %U:%G' /etc/retentiond/policies.d)" = "750 root:retentiond"
+check "a hash key was generated, 0600 root:root" \
+	test "$(C stat -c '%a %U:%G' /etc/retentiond/hash-key)" = "600 root:root"
+check "an empty pgpass exists, 0600 root:root" \
+	test "$(C stat -c '%a %U:%G %s' /etc/retentiond/pgpass)" = "600 root:root 0"
+exposure=$(C systemd-analyze security --no-pager retentiond.service | sed -n 's/.*Overall exposure level for retentiond.service: \([0-9.]*\).*/\1/p')
+check "systemd-analyze security of the installed unit: ${exposure:-?} <= 1.5" \
+	awk -v e="${exposure:-99}" 'BEGIN { exit !(e <= 1.5) }'
+
+# ---- 2. a PostgreSQL inside the container, the demo database, the engine's role -----------------
+C runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D /var/tmp/pgdata -A peer \
+	--auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 --no-sync >"$work/initdb.log" 2>&1 ||
+	{ cat "$work/initdb.log"; bad "initdb"; finish; }
+if C systemd-run --quiet --unit=test-postgres -p Type=notify -p User=postgres -p RuntimeDirectory=postgresql \
+	/usr/lib/postgresql/15/bin/postgres -D /var/tmp/pgdata -c listen_addresses=127.0.0.1 \
+	-c unix_socket_directories=/run/postgresql -c fsync=off; then
+	ok "PostgreSQL 15 started in the container (unix socket and 127.0.0.1)"
+else
+	bad "PostgreSQL did not start"
+	finish
+fi
+C runuser -u postgres -- createdb demo
+C runuser -u postgres -- retentiond -d dbname=demo -q migrate >"$work/migrate.log" 2>&1 &&
+	ok "retentiond migrate (as postgres, peer authentication)" || { cat "$work/migrate.log"; bad "migrate"; }
+if C runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d demo -f /usr/share/retentiond/demo/schema.sql \
+	>"$work/demo.log" 2>&1 &&
+   C runuser -u postgres -- psql -X -q -1 -v ON_ERROR_STOP=1 -d demo -f /usr/share/retentiond/demo/data.sql \
+	>>"$work/demo.log" 2>&1 &&
+   C runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d demo -v role=retentiond \
+	-v tables='app.access_log, app.accounts, app.support_tickets, app.contact_messages, app.chat_transcripts, app.invoices' \
+	-v read_tables='app.invoices' -f /usr/share/retentiond/retentiond-role.sql >>"$work/demo.log" 2>&1; then
+	ok "demo data loaded, least-privilege role retentiond created"
+else
+	cat "$work/demo.log"
+	bad "loading the demo database"
+	finish
+fi
+password=pw-$RANDOM$RANDOM
+sql "ALTER ROLE retentiond PASSWORD '$password'"
+
+# ---- 3. configure: policy, connection (TCP + password from the pgpass credential) --------------
+C install -m 0640 -g retentiond /etc/retentiond/policies.d/company.yaml.example /etc/retentiond/policies.d/company.yaml
+printf 'PGHOST=127.0.0.1\nPGPORT=5432\nPGDATABASE=demo\nPGUSER=retentiond\n' |
+	C tee /etc/retentiond/retentiond.conf >/dev/null
+echo "127.0.0.1:5432:demo:retentiond:$password" | C tee /etc/retentiond/pgpass >/dev/null
+# The audit unit connects over the unix socket with peer authentication instead: the proof that
+# PrivateUsers=yes leaves the kernel's peer credentials intact.
+C mkdir -p /etc/systemd/system/retentiond-audit.service.d /etc/systemd/system/retentiond.service.d
+printf 'PGHOST=/run/postgresql\n' | C tee /etc/retentiond/peer.conf >/dev/null
+printf '[Service]\nEnvironmentFile=/etc/retentiond/peer.conf\n' |
+	C tee /etc/systemd/system/retentiond-audit.service.d/50-test.conf >/dev/null
+# A short watchdog, so that the hang test below takes seconds; no core dumps of the aborted daemon.
+printf '[Service]\nWatchdogSec=3s\nRestartSec=1s\nLimitCORE=0\n' |
+	C tee /etc/systemd/system/retentiond.service.d/50-test.conf >/dev/null
+C systemctl daemon-reload
+
+old_logs=$(sql "SELECT count(*) FROM app.access_log WHERE requested_at < now() - interval '7 days'")
+hashed0=$(sql "SELECT count(*) FROM app.accounts WHERE email LIKE 'hmac-sha256:%'")
+echo "# before: $old_logs access-log rows older than 7 days, $hashed0 hashed e-mail addresses"
+
+# ---- 4. the daily audit (dry run), before enforcement: overdue rows make it fail ----------------
+C systemctl start retentiond-audit.service >/dev/null 2>&1
+check "retentiond-audit.service (peer auth under PrivateUsers=yes) exits 1: overdue rows found" \
+	test "$(prop retentiond-audit.service ExecMainStatus)" = 1
+overdue=$(C journalctl --no-pager -q -o json -u retentiond-audit.service MESSAGE_ID=9135d17c444f4a6eaa4e0272810ada97 |
+	python3 -c 'import json,sys; print(" ".join(sorted("%s=%s" % (e.get("RULE"), e.get("ROWS_OVERDUE")) for e in map(json.loads, sys.stdin))))')
+check "the audit logged overdue-found with RULE and ROWS_OVERDUE ($overdue)" \
+	test "$overdue" = "account-deletion=14"
+check "the audit changed nothing" \
+	test "$(sql "SELECT count(*) FROM app.access_log WHERE requested_at < now() - interval '7 days'")" = "$old_logs"
+
+# ---- 5. start: returns after READY=1 ------------------------------------------------------------
+ts=$(date +%s%N)
+if C systemctl start retentiond.service; then
+	ok "systemctl start retentiond returned (after READY=1) in $((($(date +%s%N) - ts) / 1000000)) ms"
+else
+	bad "systemctl start retentiond"
+	finish
+fi
+check "retentiond is active (running)" \
+	test "$(prop retentiond.service ActiveState)/$(prop retentiond.service SubState)" = active/running
+status=$(prop retentiond.service StatusText)
+check "StatusText after start is meaningful: \"$status\"" \
+	bash -c '[[ $1 =~ (no run yet|last run|running|waiting for database) ]]' _ "$status"
+loaded() { (($(journal_count -u retentiond MESSAGE_ID=071a91f1e2cb4ac88d819e49e36d3be4) >= $1)); }
+check "the policy-loaded event was logged" wait_for 10 loaded 1
+
+# ---- 6. enforcement: SIGUSR1 runs every rule now -------------------------------------------------
+C systemctl kill -s USR1 --kill-whom=main retentiond.service
+enforced() {
+	[[ $(sql "SELECT count(*) FROM app.access_log WHERE requested_at < now() - interval '7 days'") == 0 &&
+	   $(sql "SELECT count(*) FROM app.accounts WHERE email LIKE 'hmac-sha256:%'") -gt 0 ]] &&
+	[[ $(prop retentiond.service StatusText) == *"last run"* ]]
+}
+check "rows due were enforced: access-log rows older than 7 days 0 (were $old_logs)" wait_for 60 enforced
+check "accounts: 19 deletable deleted (281 left)" test "$(sql 'SELECT count(*) FROM app.accounts')" = 281
+check "the hash credential reached the service: 20 held accounts have HMAC e-mails" \
+	test "$(sql "SELECT count(*) FROM app.accounts WHERE email LIKE 'hmac-sha256:%'")" = 20
+status=$(prop retentiond.service StatusText)
+check "StatusText after the run: \"$status\"" bash -c '[[ $1 == *"last run"*deleted* ]]' _ "$status"
+check "the daemon's run is in the audit trail (retention.runs, mode daemon)" test "$(sql "SELECT count(*) FROM retention.runs WHERE mode = 'daemon' AND outcome <> 'running'")" -ge 1
+check "run-requested (SIGUSR1) was logged" \
+	test "$(journal_count -u retentiond MESSAGE_ID=785c459a1ec749af9af0dd706556fdf8)" -ge 1
+events=$(C journalctl --no-pager -q -o json -u retentiond MESSAGE_ID=3f1db265df7d445ba190d10062d7e7d8 |
+	python3 -c '
+import json, sys
+for e in map(json.loads, sys.stdin):
+    if "RULE" in e and "ROWS_DELETED" in e:
+        print("%s=%s" % (e["RULE"], e["ROWS_DELETED"]))' | sort -u | tr '\n' ' ')
+check "journalctl -o json: rule-enforced events with RULE and ROWS_DELETED ($events)" \
+	bash -c '[[ " $1" == *" access-logs=4400 "* ]]' _ "$events"
+explained() {
+	C journalctl -x --no-pager -u retentiond MESSAGE_ID=3f1db265df7d445ba190d10062d7e7d8 |
+		grep -q 'This is the normal outcome'
+}
+check "journalctl -x shows the catalog text of rule-enforced" explained
+
+# ---- 7. reload with a broken policy: refused, the old policy stays -------------------------------
+pid=$(prop retentiond.service MainPID)
+rejected0=$(journal_count -u retentiond MESSAGE_ID=4be4393930074e2f8459430ea8fdb654)
+printf 'version: 1\nrules:\n  broken:\n    retian: 7 days\n' |
+	C install -m 0640 -g retentiond /dev/stdin /etc/retentiond/policies.d/zz-broken.yaml
+check "systemctl reload (ExecReload without /bin/kill) succeeds" C systemctl reload retentiond.service
+rejected() { (($(journal_count -u retentiond MESSAGE_ID=4be4393930074e2f8459430ea8fdb654) > rejected0)); }
+check "a policy-rejected event was logged" wait_for 10 rejected
+rej=$(C journalctl --no-pager -q -o json -u retentiond MESSAGE_ID=4be4393930074e2f8459430ea8fdb654 |
+	python3 -c 'import json,sys; print(sorted({json.loads(l).get("POLICY_FILE","") for l in sys.stdin}))')
+check "... naming the broken file ($rej)" bash -c '[[ $1 == *zz-broken.yaml* ]]' _ "$rej"
+sleep 1
+check "still active after the broken reload" test "$(prop retentiond.service ActiveState)" = active
+check "same MainPID after the broken reload ($pid)" test "$(prop retentiond.service MainPID)" = "$pid"
+C rm -f /etc/retentiond/policies.d/zz-broken.yaml
+C systemctl reload retentiond.service
+check "a good reload loads the policy again (policy-loaded)" wait_for 10 loaded 2
+
+# ---- 8. the watchdog restarts a hung daemon ------------------------------------------------------
+pid=$(prop retentiond.service MainPID)
+restarts=$(prop retentiond.service NRestarts)
+C kill -STOP "$pid"
+restarted() {
+	local p s
+	p=$(prop retentiond.service MainPID)
+	s=$(prop retentiond.service ActiveState)
+	[[ $p != 0 && $p != "$pid" && $s == active && $(prop retentiond.service NRestarts) -gt $restarts ]]
+}
+wait_for 20 restarted
+check "after SIGSTOP the watchdog (3 s) had it killed and restarted: NRestarts $restarts -> $(
+	prop retentiond.service NRestarts), MainPID $pid -> $(prop retentiond.service MainPID)" restarted
+watchdog_logged() { C journalctl --no-pager -q -u retentiond | grep -qi 'watchdog timeout'; }
+check "the watchdog timeout is in the journal" watchdog_logged
+
+# ---- 9. a clean stop ----------------------------------------------------------------------------
+check "systemctl stop retentiond" C systemctl stop retentiond.service
+check "stopped cleanly: Result=success, exit status 0" \
+	test "$(prop retentiond.service Result)/$(prop retentiond.service ExecMainStatus)" = success/0
+check "the daemon-stopping event was logged" \
+	test "$(journal_count -u retentiond MESSAGE_ID=93429c5e88754858af5c1c829808d2e8)" -ge 1
+
+# ---- 10. the audit again: nothing overdue any more ----------------------------------------------
+C systemctl start retentiond-audit.service >/dev/null 2>&1
+check "retentiond-audit.service after enforcement exits 0 (nothing overdue)" \
+	test "$(prop retentiond-audit.service Result)/$(prop retentiond-audit.service ExecMainStatus)" = success/0
+
+finish
