@@ -227,7 +227,7 @@ bool cat_table_has_index_on(const CatTable *t, const char *column) {
         return false;
 }
 
-int catalog_row_estimate(Pg *pg, const CatTable *t, int64_t *ret, PgError *err) {
+int catalog_row_estimate(Pg *pg, const CatTable *t, int64_t *ret, bool *analysed, PgError *err) {
         _cleanup_pgresult_ PGresult *r = NULL;
         char oid[16];
         snprintf(oid, sizeof(oid), "%u", t->oid);
@@ -240,6 +240,8 @@ int catalog_row_estimate(Pg *pg, const CatTable *t, int64_t *ret, PgError *err) 
         if (k)
                 return k;
         bool unknown = streq(PQgetvalue(r, 0, 1), "t");
+        if (analysed)
+                *analysed = !unknown;
         if (!unknown) {
                 *ret = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
                 return 0;

@@ -70,4 +70,4 @@ const char *column_kind_to_string(ColumnKind k);
 
 /* Row count estimate: reltuples (summed over partitions); when the table (or a partition)
  * was never analysed, an exact count(*) — a missing estimate is never read as zero. */
-int catalog_row_estimate(Pg *pg, const CatTable *t, int64_t *ret, PgError *err);
+int catalog_row_estimate(Pg *pg, const CatTable *t, int64_t *ret, bool *analysed, PgError *err);

@@ -15,6 +15,12 @@
 #include "event.h"
 #include "util.h"
 
+/* Adaptive batch size: aim each batch at BATCH_TARGET_USEC, never above the rule's
+ * batch_size, never below BATCH_MIN_ROWS; start at BATCH_START_ROWS. */
+#define BATCH_TARGET_USEC 10000
+#define BATCH_MIN_ROWS 100
+#define BATCH_START_ROWS 1000
+
 static uint64_t now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -243,6 +249,10 @@ struct RuleRun {
         int64_t batch_size;
         Phase phase;
         unsigned stalls;
+        bool fast_ok;        /* the range fast path is usable for this rule run */
+        int64_t fk_refused;  /* rows the database refused for a reference deeper than the rule's table */
+        char *fk_refused_table;
+        bool swept_cleanly;  /* every main batch went through the fast path to the cutoff */
         uint64_t started;
         bool fatal_connection;
 };
@@ -303,6 +313,9 @@ static void bind(RuleRun *rr, const PlanStatement *st, Bind *b, const char *ctid
                         break;
                 case PARAM_LIMIT:
                         b->values[i] = own(b, xasprintf("%" PRId64, rr->batch_size));
+                        break;
+                case PARAM_OFFSET:
+                        b->values[i] = own(b, xasprintf("%" PRId64, rr->batch_size > 1 ? rr->batch_size - 1 : 0));
                         break;
                 case PARAM_RULE_RUN:
                         b->values[i] = own(b, xasprintf("%" PRId64, rr->res.rule_run_id));
@@ -383,13 +396,30 @@ static int compute_cutoffs(RuleRun *rr, PgError *err) {
         return 0;
 }
 
+/* The planner's estimate of the due rows (from the table's statistics), or INT64_MAX when
+ * there is none. */
+static int64_t planner_estimate(RuleRun *rr, PgError *err) {
+        _cleanup_pgresult_ PGresult *r = NULL;
+        PgError e = {};
+        int k = exec_stmt(rr, &rr->plan->breaker_estimate, &r, &e, NULL, NULL, 0);
+        pg_error_done(&e);
+        (void) err;
+        if (k || PQntuples(r) < 1)
+                return INT64_MAX;
+        const char *s = strstr(PQgetvalue(r, 0, 0), "\"Plan Rows\": ");
+        if (!s)
+                return INT64_MAX;
+        return strtoll(s + strlen("\"Plan Rows\": "), NULL, 10);
+}
+
 /* The circuit breaker: refuse to change more than max_rows, or more than max_fraction of a
  * table above breaker_min_rows, in one run. A wrong retain or a clock jump must not wipe a table. */
 static int check_breaker(RuleRun *rr, PgError *err) {
         const Rule *r = rr->rule;
         RuleResult *res = &rr->res;
         int64_t rows = 0;
-        int k = catalog_row_estimate(rr->pg, rr->plan->table, &rows, err);
+        bool analysed = false;
+        int k = catalog_row_estimate(rr->pg, rr->plan->table, &rows, &analysed, err);
         if (k)
                 return k;
         int64_t limit = INT64_MAX;
@@ -401,6 +431,7 @@ static int check_breaker(RuleRun *rr, PgError *err) {
                         limit = f;
         }
         res->table_rows = rows;
+        res->table_rows_analysed = analysed;
         res->breaker_limit = limit == INT64_MAX ? -1 : limit;
         if (limit == INT64_MAX)
                 return 0;
@@ -409,7 +440,12 @@ static int check_breaker(RuleRun *rr, PgError *err) {
         int64_t due;
         if (rr->o->dry_run)
                 due = res->actionable; /* the tally already counted them */
-        else {
+        else if (!rr->o->force && planner_estimate(rr, err) * 2 < limit && res->table_rows_analysed) {
+                /* Far below the limit by the planner's statistics: no need to count; the
+                 * running limit in rule_run_step() still stops the rule if it was wrong. */
+                res->breaker_rows = -1;
+                return 0;
+        } else {
                 _cleanup_pgresult_ PGresult *c = NULL;
                 k = exec_stmt(rr, &rr->plan->breaker_count, &c, err, NULL, NULL, limit + 1);
                 if (k)
@@ -622,7 +658,8 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
         rr->res.rule = rule;
         rr->res.rule_run_id = -1;
         rr->res.outcome = RULE_RUNNING;
-        rr->batch_size = rule->batch_size;
+        rr->batch_size = rule->batch_size < BATCH_START_ROWS ? rule->batch_size : BATCH_START_ROWS;
+        rr->swept_cleanly = true;
         *ret = rr;
 
         if (!o->dry_run) {
@@ -642,6 +679,7 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
                 goto out;
         }
         rr->res.has_index = rr->plan->has_age_index;
+        rr->fast_ok = rr->plan->batch_range.sql != NULL;
         for (size_t i = 0; i < rr->plan->n_warnings; i++) {
                 rr->res.warnings = xreallocarray(rr->res.warnings, rr->res.n_warnings + 1, sizeof(char *));
                 rr->res.warnings[rr->res.n_warnings++] = xstrdup(rr->plan->warnings[i]);
@@ -719,6 +757,9 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
                 k = exec_stmt(rr, &rr->plan->row_by_row_delete, &d, &e, PQgetvalue(rows, i, 0), PQgetvalue(rows, i, 1), 0);
                 if (k == PG_ERR_FOREIGN_KEY) {
                         refused++;
+                        if (!rr->fk_refused_table && e.table)
+                                rr->fk_refused_table = xstrdup(e.table);
+                        pg_error_done(&e);
                         k = pg_exec0(rr->pg, NULL, err, "ROLLBACK TO SAVEPOINT retentiond_row");
                         if (k)
                                 goto rollback;
@@ -764,7 +805,9 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
                 free(rr->last_key);
                 rr->last_key = xstrdup(last);
         }
-        (void) refused; /* counted by the tally at the end, per referencing table */
+        /* Rows refused again at the same key were counted the first time. */
+        if (rr->stalls == 0)
+                rr->fk_refused += refused;
         return 0;
 
 rollback:
@@ -775,6 +818,105 @@ rollback:
                 pg_error_done(&ig);
         }
         return k;
+}
+
+static void adapt_batch_size(RuleRun *rr, int64_t rows, uint64_t usec) {
+        int64_t max = rr->rule->batch_size;
+        if (rows <= 0 || usec == 0)
+                return;
+        double rate = (double) rows / (double) usec; /* rows per microsecond */
+        double want = rate * BATCH_TARGET_USEC;
+        /* Move at most a factor of 2 per batch, so one odd batch does not swing it. */
+        double n = (double) rr->batch_size;
+        if (want > 2 * n)
+                want = 2 * n;
+        if (want < n / 2)
+                want = n / 2;
+        int64_t next = (int64_t) want;
+        if (next > max)
+                next = max;
+        if (next < BATCH_MIN_ROWS)
+                next = max < BATCH_MIN_ROWS ? max : BATCH_MIN_ROWS;
+        rr->batch_size = next;
+}
+
+static void end_phase(RuleRun *rr) {
+        rr->phase = rr->phase == PHASE_MAIN ? PHASE_WHILE_HELD : PHASE_DONE;
+        free(rr->last_key);
+        rr->last_key = NULL;
+        rr->stalls = 0;
+}
+
+static int step_failed(RuleRun *rr, int k, PgError *err) {
+        rr->fatal_connection = k == PG_ERR_CONNECTION;
+        if (k == PG_ERR_LOCK_TIMEOUT && !err->hint)
+                err->hint = xstrdup("The application holds a lock on this table longer than lock_timeout;"
+                                    " the rows are left for the next run.");
+        rule_run_fail(rr, k == PG_ERR_LOCK_TIMEOUT ? RULE_SKIPPED : RULE_FAILED, err);
+        pg_error_done(err);
+        return k;
+}
+
+/* The running breaker: even when the estimate let the rule start, it never changes more
+ * rows in one run than its limit allows. */
+static bool over_running_limit(RuleRun *rr) {
+        const RuleResult *res = &rr->res;
+        if (rr->o->force || res->breaker_limit < 0)
+                return false;
+        return res->deleted + res->anonymised > res->breaker_limit;
+}
+
+static void trip_running_limit(RuleRun *rr) {
+        PgError e = {};
+        _cleanup_free_ char *detail = xasprintf("The run changed %" PRId64 " rows, more than the limit of %" PRId64
+                                                "; it stopped after the batch that crossed it.",
+                                                rr->res.deleted + rr->res.anonymised, rr->res.breaker_limit);
+        pg_error_set(&e, NULL, detail,
+                     "Check retain, the database clock and the age column; run with --force if this is expected.",
+                     "circuit breaker tripped for rule \"%s\" during the run", rr->rule->name);
+        rule_run_fail(rr, RULE_BREAKER, &e);
+        pg_error_done(&e);
+}
+
+static int step_fast(RuleRun *rr) {
+        PgError err = {};
+        _cleanup_pgresult_ PGresult *r = NULL;
+        uint64_t t0 = now_usec();
+        int k = exec_stmt(rr, &rr->plan->batch_range, &r, &err, NULL, NULL, 0);
+        uint64_t dt = now_usec() - t0;
+        if ((int64_t) dt > rr->res.longest_batch_usec)
+                rr->res.longest_batch_usec = (int64_t) dt;
+
+        if (k == PG_ERR_LOCK_TIMEOUT) {
+                /* A row of this range is locked by the application: take this batch row by row,
+                 * skipping locked rows, then come back to the fast path. */
+                pg_error_done(&err);
+                rr->swept_cleanly = false;
+                return 1;
+        }
+        if (k == PG_ERR_FOREIGN_KEY && rr->rule->action == ACTION_DELETE) {
+                pg_error_done(&err);
+                rr->swept_cleanly = false;
+                k = isolate_foreign_keys(rr, &err);
+                return k ? step_failed(rr, k, &err) : 0;
+        }
+        if (k)
+                return step_failed(rr, k, &err);
+
+        int64_t changed = int_at(r, 0, 0);
+        rr->res.batches++;
+        if (rr->rule->action == ACTION_DELETE)
+                rr->res.deleted += changed;
+        else
+                rr->res.anonymised += changed;
+        adapt_batch_size(rr, rr->batch_size, dt);
+        if (PQgetisnull(r, 0, 1)) {
+                end_phase(rr);
+                return 0;
+        }
+        free(rr->last_key);
+        rr->last_key = xstrdup(PQgetvalue(r, 0, 1));
+        return 0;
 }
 
 int rule_run_step(RuleRun *rr) {
@@ -788,6 +930,16 @@ int rule_run_step(RuleRun *rr) {
                 rr->phase = PHASE_DONE;
                 return 0;
         }
+        if (over_running_limit(rr)) {
+                trip_running_limit(rr);
+                return 0;
+        }
+        if (rr->phase == PHASE_MAIN && rr->fast_ok) {
+                k = step_fast(rr);
+                if (k != 1)
+                        return k;
+                /* fall through: this one batch with SKIP LOCKED */
+        }
         const PlanStatement *st = rr->phase == PHASE_MAIN ? &rr->plan->batch : &rr->plan->while_held_batch;
         if (!st->sql) {
                 rr->phase = PHASE_DONE;
@@ -800,6 +952,8 @@ int rule_run_step(RuleRun *rr) {
         uint64_t dt = now_usec() - t0;
         if ((int64_t) dt > rr->res.longest_batch_usec)
                 rr->res.longest_batch_usec = (int64_t) dt;
+        if (rr->phase == PHASE_MAIN)
+                rr->swept_cleanly = false;
 
         if (k == PG_ERR_FOREIGN_KEY && rr->phase == PHASE_MAIN && rr->rule->action == ACTION_DELETE) {
                 pg_error_done(&err);
@@ -807,23 +961,8 @@ int rule_run_step(RuleRun *rr) {
                 if (k == 0)
                         return 0;
         }
-        if (k && cancelled_by_stop(rr, k)) {
-                /* The cancelled batch rolled back whole, its audit-trail counters with it. */
-                pg_error_done(&err);
-                rr->res.outcome = RULE_INTERRUPTED;
-                rr->phase = PHASE_DONE;
-                return 0;
-        }
-        if (k) {
-                rr->fatal_connection = k == PG_ERR_CONNECTION;
-                if (k == PG_ERR_LOCK_TIMEOUT && !err.hint) {
-                        err.hint = xstrdup("The application holds a lock on these rows or this table longer than lock_timeout;"
-                                           " the rows are left for the next run.");
-                }
-                rule_run_fail(rr, k == PG_ERR_LOCK_TIMEOUT ? RULE_SKIPPED : RULE_FAILED, &err);
-                pg_error_done(&err);
-                return k;
-        }
+        if (k)
+                return step_failed(rr, k, &err);
 
         int64_t selected = int_at(r, 0, 0), changed = int_at(r, 0, 1);
         rr->res.batches++;
@@ -833,22 +972,15 @@ int rule_run_step(RuleRun *rr) {
                 rr->res.anonymised += changed;
 
         if (selected == 0) {
-                rr->phase = rr->phase == PHASE_MAIN ? PHASE_WHILE_HELD : PHASE_DONE;
-                free(rr->last_key);
-                rr->last_key = NULL;
-                rr->stalls = 0;
+                end_phase(rr);
                 return 0;
         }
         const char *last = PQgetisnull(r, 0, 2) ? NULL : PQgetvalue(r, 0, 2);
         if (changed == 0 && streq_ptr(last, rr->last_key)) {
                 /* Selected rows that the recheck refused, twice at the same position: the rows
                  * are changing under us. Leave them for the next run rather than spin. */
-                if (++rr->stalls >= 3) {
-                        rr->phase = rr->phase == PHASE_MAIN ? PHASE_WHILE_HELD : PHASE_DONE;
-                        free(rr->last_key);
-                        rr->last_key = NULL;
-                        rr->stalls = 0;
-                }
+                if (++rr->stalls >= 3)
+                        end_phase(rr);
                 return 0;
         }
         rr->stalls = 0;
@@ -914,7 +1046,12 @@ int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
                 rr->res.outcome = RULE_SUCCESS;
 
         /* Count what is left, unless the plan never got that far or the connection is gone. */
-        if (!rr->o->dry_run && rr->plan && rr->slot_values && !rr->fatal_connection && pg_connection_ok(rr->pg)) {
+        /* After a clean sweep to the cutoff of a rule nothing can keep, every due row is gone:
+         * counting them again would only walk the index entries the run just made dead. */
+        bool nothing_left = rr->plan && rr->plan->nothing_keeps && rr->swept_cleanly && rr->res.outcome == RULE_SUCCESS &&
+                            rr->phase == PHASE_DONE;
+        if (!rr->o->dry_run && rr->plan && rr->slot_values && !nothing_left && !rr->fatal_connection &&
+            pg_connection_ok(rr->pg)) {
                 k = run_tally(rr, &err);
                 if (k) {
                         rr->fatal_connection = k == PG_ERR_CONNECTION;
@@ -922,6 +1059,17 @@ int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
                                 rule_run_fail(rr, RULE_FAILED, &err);
                         pg_error_done(&err);
                 }
+        }
+        /* Rows the database refused for a reference the tally cannot see (below a cascade) are
+         * still due and unheld in the tally: report them as kept by a foreign key, not as locked. */
+        if (rr->fk_refused > 0 && rr->res.actionable > 0) {
+                int64_t n = rr->fk_refused < rr->res.actionable ? rr->fk_refused : rr->res.actionable;
+                rr->res.actionable -= n;
+                rr->res.fk_blocked += n;
+                rr->res.fks = xreallocarray(rr->res.fks, rr->res.n_fks + 1, sizeof(NamedCount));
+                rr->res.fks[rr->res.n_fks++] = (NamedCount) {
+                        xstrdup(rr->fk_refused_table ? rr->fk_refused_table : "a table further down a cascade"), n
+                };
         }
         if (!rr->o->dry_run && rr->res.rule_run_id >= 0 && !rr->fatal_connection && pg_connection_ok(rr->pg)) {
                 k = trail_rule_end(rr, &err);
@@ -947,6 +1095,7 @@ void rule_run_free(RuleRun *rr) {
                 free(rr->slot_values[i]);
         free(rr->slot_values);
         free(rr->last_key);
+        free(rr->fk_refused_table);
         free(rr);
 }
 

@@ -54,6 +54,7 @@ typedef struct RuleResult {
         /* breaker */
         bool breaker_checked, breaker_tripped, forced;
         int64_t breaker_rows, table_rows, breaker_limit;
+        bool table_rows_analysed; /* table_rows came from statistics, not an exact count */
 
         bool has_index;
         char **warnings;

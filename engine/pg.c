@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ident.h"
 #include "util.h"
 
 void pg_error_done(PgError *e) {
@@ -15,6 +16,7 @@ void pg_error_done(PgError *e) {
         free(e->primary);
         free(e->detail);
         free(e->hint);
+        free(e->table);
         *e = (PgError) {};
 }
 
@@ -76,6 +78,13 @@ static int error_from_result(Pg *pg, const PGresult *r, PgError *err) {
                 }
                 err->detail = trim_newline(r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL);
                 err->hint = trim_newline(r ? PQresultErrorField(r, PG_DIAG_MESSAGE_HINT) : NULL);
+                const char *sch = r ? PQresultErrorField(r, PG_DIAG_SCHEMA_NAME) : NULL;
+                const char *tab = r ? PQresultErrorField(r, PG_DIAG_TABLE_NAME) : NULL;
+                if (tab) {
+                        _cleanup_free_ char *sc = sch ? xstrdup(sch) : NULL, *tb = xstrdup(tab);
+                        QualifiedName q = { .schema = sc, .name = tb };
+                        err->table = qualified_name_display(&q);
+                }
         }
         if (!state && PQstatus(pg->conn) != CONNECTION_OK)
                 return PG_ERR_CONNECTION;

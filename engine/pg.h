@@ -12,6 +12,7 @@ typedef struct PgError {
         char *primary;
         char *detail;
         char *hint;
+        char *table; /* schema.table the server named (PG_DIAG_SCHEMA_NAME/TABLE_NAME), or NULL */
 } PgError;
 
 void pg_error_done(PgError *e);

@@ -690,9 +690,11 @@ void plan_free(Plan *p) {
         free(p->slots);
         plan_statement_done(&p->cutoffs);
         plan_statement_done(&p->batch);
+        plan_statement_done(&p->batch_range);
         plan_statement_done(&p->batch_dry);
         plan_statement_done(&p->while_held_batch);
         plan_statement_done(&p->breaker_count);
+        plan_statement_done(&p->breaker_estimate);
         plan_statement_done(&p->tally);
         plan_statement_done(&p->row_by_row_select);
         plan_statement_done(&p->row_by_row_delete);
@@ -707,6 +709,54 @@ void plan_free(Plan *p) {
                 free(p->warnings[i]);
         free(p->warnings);
         free(p);
+}
+
+/* The fast path: the batch is the range of the next batch_size age values, found by an
+ * index-only probe; the statement then deletes (or anonymises) every actionable row of that
+ * range the way one bulk DELETE would, with the same predicates. It waits for a row the
+ * application has locked only up to lock_timeout; the caller then redoes the batch with the
+ * SKIP LOCKED statement. */
+static void build_batch_range(Gen *g, const Rule *r) {
+        Plan *p = g->plan;
+        Preds pr;
+        preds_build(g, r, "t", &pr);
+        _cleanup_free_ char *tq = qualified_name_quote(&p->table->name);
+        _cleanup_free_ char *age = col("t", r->column);
+        _cleanup_free_ char *last = param(g, PARAM_LAST_KEY, 0, NULL, "keyset: last age value reached");
+        _cleanup_free_ char *rr = param(g, PARAM_RULE_RUN, 0, NULL, "audit trail rule run id");
+        _cleanup_free_ char *off = param(g, PARAM_OFFSET, 0, NULL, "batch size - 1");
+        _cleanup_free_ char *act = actionable_expr(&pr);
+        size_t cut = slot_get(p, SLOT_CUTOFF, r, &r->retain, NULL);
+        _cleanup_free_ char *ce = cut_expr(g, cut, p->age_kind);
+        const char *ty = kind_sql_type(p->age_kind);
+        const char *eps = p->age_kind == COLKIND_DATE ? "1" : "interval '1 microsecond'";
+        StrBuf f = {};
+
+        strbuf_appendf(&f,
+                       "WITH bound AS MATERIALIZED (SELECT (SELECT %s FROM %s t WHERE %s >= %s::%s AND %s < %s"
+                       " ORDER BY %s OFFSET %s LIMIT 1) AS b),"
+                       " upper AS MATERIALIZED (SELECT CASE WHEN b IS NULL THEN NULL WHEN b = %s::%s THEN b + %s"
+                       " ELSE b END AS u FROM bound)",
+                       age, tq, age, last, ty, age, ce, age, off, last, ty, eps);
+        if (r->action == ACTION_DELETE)
+                strbuf_appendf(&f,
+                               ", changed AS (DELETE FROM %s t WHERE %s >= %s::%s AND %s < coalesce((SELECT u FROM upper),"
+                               " 'infinity'::%s) AND %s RETURNING 1)"
+                               ", trail AS (UPDATE retention.rule_runs SET rows_deleted = rows_deleted +"
+                               " (SELECT count(*) FROM changed), batches = batches + 1 WHERE id = %s::bigint)",
+                               tq, age, last, ty, age, ty, act, rr);
+        else {
+                _cleanup_free_ char *set = set_list(g, r->columns, r->n_columns, "t");
+                strbuf_appendf(&f,
+                               ", changed AS (UPDATE %s t SET %s WHERE %s >= %s::%s AND %s < coalesce((SELECT u FROM upper),"
+                               " 'infinity'::%s) AND %s RETURNING 1)"
+                               ", trail AS (UPDATE retention.rule_runs SET rows_anonymised = rows_anonymised +"
+                               " (SELECT count(*) FROM changed), batches = batches + 1 WHERE id = %s::bigint)",
+                               tq, set, age, last, ty, age, ty, act, rr);
+        }
+        strbuf_append(&f, " SELECT (SELECT count(*) FROM changed), (SELECT u::text FROM upper)");
+        finish_statement(g, &p->batch_range, strbuf_steal(&f));
+        preds_done(&pr);
 }
 
 static void build_batch(Gen *g, const Rule *r) {
@@ -813,6 +863,13 @@ static void build_breaker(Gen *g, const Rule *r) {
         finish_statement(g, &p->breaker_count,
                          xasprintf("SELECT count(*) FROM (SELECT 1 FROM %s t WHERE %s LIMIT %s) s", tq, act, lim));
         preds_done(&pr);
+
+        /* Holds only lower the count, so the estimate of the due rows alone errs on the safe side. */
+        Preds p2;
+        preds_build(g, r, "t", &p2);
+        _cleanup_free_ char *due = due_expr(&p2);
+        finish_statement(g, &p->breaker_estimate, xasprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s t WHERE %s", tq, due));
+        preds_done(&p2);
 }
 
 static void build_tally(Gen *g, const Rule *r) {
@@ -882,6 +939,7 @@ static void build_tally(Gen *g, const Rule *r) {
                 }
         strbuf_appendf(&b, " FROM %s t WHERE %s", tq, due);
         finish_statement(g, &p->tally, strbuf_steal(&b));
+        p->nothing_keeps = !pr.holds && !pr.cascade && !pr.others && !pr.restricts && !r->has_while_held;
         preds_done(&pr);
 }
 
@@ -983,6 +1041,7 @@ int plan_build(const Policy *policy, const Rule *rule, const CatCache *cache, Pl
         /* The cutoff is always slot 0. */
         slot_get(p, SLOT_CUTOFF, rule, &rule->retain, NULL);
         build_batch(&g, rule);
+        build_batch_range(&g, rule);
         build_while_held(&g, rule);
         build_breaker(&g, rule);
         build_tally(&g, rule);

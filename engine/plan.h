@@ -28,6 +28,7 @@ typedef enum ParamKind {
         PARAM_TIME,           /* a cutoff computed by PostgreSQL, slot index */
         PARAM_LAST_KEY,       /* keyset position */
         PARAM_LIMIT,          /* batch size */
+        PARAM_OFFSET,         /* batch size - 1 */
         PARAM_RULE_RUN,       /* retention.rule_runs.id */
         PARAM_HASH_IPAD,      /* HMAC inner padded key, bytea hex */
         PARAM_HASH_OPAD,      /* HMAC outer padded key, bytea hex */
@@ -74,10 +75,12 @@ typedef struct Plan {
         size_t n_slots;
         PlanStatement cutoffs; /* one row: text of every slot, in order */
 
-        PlanStatement batch;            /* -> selected, changed, last key */
+        PlanStatement batch_range;      /* fast path: the next batch_size rows by age as one range -> changed, next key (NULL: reached the cutoff) */
+        PlanStatement batch;            /* rows one by one, FOR UPDATE SKIP LOCKED -> selected, changed, last key */
         PlanStatement batch_dry;        /* the batch selection alone, for --sql/explain */
         PlanStatement while_held_batch; /* sql NULL when the rule has no while_held */
         PlanStatement breaker_count;    /* count of rows this run would change, LIMIT param */
+        PlanStatement breaker_estimate; /* EXPLAIN (FORMAT JSON) of the due rows: the planner's estimate */
         PlanStatement tally;            /* see plan.c: fixed columns then per hold then per fk */
         PlanStatement row_by_row_select; /* batch selection FOR UPDATE (foreign-key isolation) */
         PlanStatement row_by_row_delete; /* delete one row by ctid (foreign-key isolation) */
@@ -91,6 +94,9 @@ typedef struct Plan {
          * rule without `where`, on a table range-partitioned on the age column, that no
          * foreign key references and no other delete rule covers. */
         bool can_drop_partitions;
+        /* Nothing can keep a due row of this rule (no holds, no references, no other rule on
+         * the table, no while_held): after a clean sweep to the cutoff nothing is left to count. */
+        bool nothing_keeps;
         PlanStatement partitions; /* leaf partitions whose whole range is older than the cutoff */
 
         char **warnings; /* e.g. no index on the age column */

@@ -26,7 +26,7 @@ static void bad(const char *s, DurationError want, size_t want_off) {
         size_t off = 999;
         DurationError e = duration_parse(s, &d, &off);
         if (e != want)
-                fail_msg("\"%s\": got %s, want %s", s, duration_error_to_string(e), duration_error_to_string(want));
+                fail_msg("\"%s\": got %s, want %s", s ? s : "(null)", duration_error_to_string(e), duration_error_to_string(want));
         assert_int_equal(off, want_off);
 }
 

@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+# bench.py — measures retentiond against the fastest way PostgreSQL does the same work, side by
+# side in one run, on identical copies of the data (template databases), and prints ratios.
+# Not a test: it never fails on a target; it reports. Never touches a cluster it did not start.
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
+
+
+class Cluster:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        bindir = sh(["pg_config", "--bindir"]).stdout.strip()
+        if not os.path.exists(os.path.join(bindir, "initdb")):
+            bindir = "/usr/lib/postgresql/15/bin"
+        self.bindir = bindir
+        self.port = 20000 + random.randrange(20000)
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            shutil.chown(tmp, "postgres")
+        self.data = os.path.join(tmp, "data")
+        self.server([os.path.join(bindir, "initdb"), "-D", self.data, "-A", "trust", "-E", "UTF8",
+                     "--locale=C.UTF-8", "-U", "postgres", "--no-sync"])
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write(f"listen_addresses = ''\nunix_socket_directories = '{tmp}'\nport = {self.port}\n"
+                    "fsync = on\nsynchronous_commit = on\nshared_buffers = 1GB\nmax_wal_size = 8GB\n"
+                    "checkpoint_timeout = 30min\nautovacuum = off\nmax_connections = 50\n")
+        self.server([os.path.join(bindir, "pg_ctl"), "start", "-D", self.data, "-l",
+                     os.path.join(tmp, "server.log"), "-w", "-t", "120"])
+        self.env = dict(os.environ, PGHOST=tmp, PGPORT=str(self.port), PGUSER="postgres")
+
+    def server(self, cmd):
+        subprocess.run(self.as_user + cmd, check=True, capture_output=True, cwd=self.tmp)
+
+    def stop(self):
+        subprocess.run(self.as_user + [os.path.join(self.bindir, "pg_ctl"), "stop", "-D", self.data, "-m",
+                                       "immediate", "-w"], capture_output=True, cwd=self.tmp)
+
+    def psql(self, db, sql):
+        r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
+                           env=self.env, text=True, capture_output=True)
+        if r.returncode:
+            sys.exit(f"bench: psql failed: {r.stderr}")
+        return r.stdout.strip()
+
+    def conninfo(self, db):
+        return f"host={self.tmp} port={self.port} dbname={db} user=postgres"
+
+
+def make_data(cl, db, rows, partitioned):
+    cl.psql("postgres", f"CREATE DATABASE {db}")
+    part = " PARTITION BY RANGE (requested_at)" if partitioned else ""
+    pk = "" if partitioned else " PRIMARY KEY"
+    cl.psql(db, f"""
+        CREATE SCHEMA app;
+        CREATE TABLE app.access_log (id bigserial{pk}, requested_at timestamptz NOT NULL, ip inet,
+            path text, user_agent text, status int, bytes bigint){part};
+        CREATE TABLE app.oltp_accounts (id int PRIMARY KEY, name text, balance numeric);
+        INSERT INTO app.oltp_accounts SELECT g, 'acct ' || g, 100 FROM generate_series(1, 10000) g;
+        CREATE TABLE app.oltp_events (id bigserial PRIMARY KEY, account_id int, at timestamptz);""")
+    if partitioned:
+        cl.psql(db, """DO $$ DECLARE d date; BEGIN
+            FOR i IN -1..31 LOOP d := current_date - i;
+              EXECUTE format('CREATE TABLE app.access_log_%s PARTITION OF app.access_log FOR VALUES FROM (%L) TO (%L)',
+                             to_char(d, 'YYYYMMDD'), d, d + 1);
+            END LOOP; END $$;""")
+    # 30 days of traffic, oldest first; 20 % of it older than the 24-day cutoff.
+    cl.psql(db, f"""
+        INSERT INTO app.access_log (requested_at, ip, path, user_agent, status, bytes)
+        SELECT now() - interval '30 days' + (g::float8 / {rows}) * interval '30 days' - interval '1 minute',
+               ((g * 7919) % 223 + 1 || '.' || (g * 31) % 256 || '.' || (g * 17) % 256 || '.' || (g % 254) + 1)::inet,
+               '/page/' || (g % 5000), 'Mozilla/5.0 (X11; Linux x86_64) bench/' || (g % 97),
+               (ARRAY[200, 200, 200, 304, 404])[1 + g % 5], (g * 13) % 200000
+          FROM generate_series(1::bigint, {rows}::bigint) g;
+        CREATE INDEX ON app.access_log (requested_at);""")
+    cl.psql(db, "VACUUM (ANALYZE, FREEZE) app.access_log")
+    subprocess.run([RETENTIOND, "-d", cl.conninfo(db), "migrate"], check=True, capture_output=True)
+
+
+def fresh(cl, template, name):
+    cl.psql("postgres", f"DROP DATABASE IF EXISTS {name}")
+    cl.psql("postgres", f"CREATE DATABASE {name} TEMPLATE {template}")
+    cl.psql(name, "VACUUM ANALYZE")
+    cl.psql(name, "CHECKPOINT")
+
+
+def wal_lsn(cl, db):
+    return cl.psql(db, "SELECT pg_current_wal_lsn()")
+
+
+def wal_bytes(cl, db, a, b):
+    return int(cl.psql(db, f"SELECT pg_wal_lsn_diff('{b}', '{a}')"))
+
+
+POLICY = {
+    "delete": """version: 1
+rules:
+  logs:
+    clause: "bench: access logs kept 24 days"
+    table: app.access_log
+    column: requested_at
+    retain: 24 days
+    action: delete
+    batch_size: {batch}
+""",
+    "anonymise": """version: 1
+rules:
+  logs-ip:
+    clause: "bench: IP and user agent removed after 24 days"
+    table: app.access_log
+    column: requested_at
+    retain: 24 days
+    action: anonymise
+    columns: {{ ip: truncate_ip, user_agent: null }}
+    batch_size: {batch}
+""",
+}
+CUTOFF_SQL = "now() - interval '24 days'"
+
+
+def run_retentiond(cl, db, policy_file, extra=()):
+    t0 = time.monotonic()
+    p = subprocess.Popen([RETENTIOND, "-p", policy_file, "-d", cl.conninfo(db), "--json", *extra, "run"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate()
+    dt = time.monotonic() - t0
+    if p.returncode not in (0,):
+        sys.exit(f"bench: retentiond exited {p.returncode}: {err}")
+    return dt, json.loads(out)
+
+
+def run_rss(cl, db, policy_file):
+    """Peak RSS (KiB) of one retentiond run, from the kernel's rusage of the child."""
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.execve(RETENTIOND, [RETENTIOND, "-p", policy_file, "-d", cl.conninfo(db), "run"], cl.env)
+    _, status, ru = os.wait4(pid, 0)
+    return ru.ru_maxrss
+
+
+def timed_sql(cl, db, sql):
+    t0 = time.monotonic()
+    cl.psql(db, sql)
+    return time.monotonic() - t0
+
+
+def pgbench_during(cl, db, tmp, action, seconds_before=1.0, seconds_after=0.5, alone_seconds=None):
+    """Runs the OLTP workload (2 clients) and, after a second, `action`; returns the latencies (ms)
+    of the transactions that started while the action ran (or all of them when alone)."""
+    script = os.path.join(tmp, "oltp.sql")
+    with open(script, "w") as f:
+        f.write("\\set aid random(1, 10000)\nSELECT balance FROM app.oltp_accounts WHERE id = :aid;\n"
+                "INSERT INTO app.oltp_events (account_id, at) VALUES (:aid, now());\n")
+    logdir = tempfile.mkdtemp(dir=tmp)
+    dur = alone_seconds if alone_seconds else 60
+    p = subprocess.Popen(["pgbench", "-n", "-c", "2", "-j", "2", "-T", str(dur), "-f", script, "-l",
+                          "--log-prefix", os.path.join(logdir, "log"), db],
+                         env=cl.env, cwd=logdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if alone_seconds:
+        p.wait()
+        start, end = 0, float("inf")
+    else:
+        time.sleep(seconds_before)
+        start = time.time()
+        action()
+        end = time.time()
+        time.sleep(seconds_after)
+        p.terminate()
+        p.wait()
+    lat = []
+    for name in os.listdir(logdir):
+        with open(os.path.join(logdir, name)) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 6:
+                    continue
+                lat_us = int(parts[2])
+                t_end = int(parts[4]) + int(parts[5]) / 1e6
+                t_start = t_end - lat_us / 1e6
+                if start <= t_start <= end:
+                    lat.append(lat_us / 1000.0)
+    shutil.rmtree(logdir)
+    return lat
+
+
+def pct(values, q):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(q / 100.0 * (len(values) - 1)))))
+    return values[k]
+
+
+def main():
+    global RETENTIOND
+    ap = argparse.ArgumentParser(description="retentiond benchmark (prints ratios measured in one run)")
+    ap.add_argument("--rows", type=int, default=5_000_000, help="rows of the access log (default 5,000,000)")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions per measurement (median; default 3)")
+    ap.add_argument("--big-rows", type=int, default=None, help="rows of the large table for the RSS check (default 2 x rows)")
+    ap.add_argument("--batch-size", type=int, default=50000, help="the rules' batch_size (upper bound of the adaptive batch)")
+    ap.add_argument("--binary", default=os.path.join(ROOT, "build-bench", "engine", "retentiond"))
+    a = ap.parse_args()
+    RETENTIOND = a.binary
+    big = a.big_rows or max(a.rows * 2, 10_000)
+
+    tmp = tempfile.mkdtemp(prefix="retentiond-bench.")
+    os.chmod(tmp, 0o755)
+    cl = Cluster(tmp)
+    try:
+        pols = {}
+        for k, v in POLICY.items():
+            path = os.path.join(tmp, f"{k}.yaml")
+            with open(path, "w") as f:
+                f.write(v.format(batch=a.batch_size))
+            pols[k] = path
+        print(f"bench: {a.rows} rows over 30 days, 20 % older than the cutoff; {a.reps} repetitions; "
+              f"PostgreSQL {cl.psql('postgres', 'SHOW server_version')}", flush=True)
+        make_data(cl, "tmpl_plain", a.rows, False)
+        make_data(cl, "tmpl_part", a.rows, True)
+        due = int(cl.psql("tmpl_plain", f"SELECT count(*) FROM app.access_log WHERE requested_at < {CUTOFF_SQL}"))
+        print(f"bench: data ready; {due} rows due", flush=True)
+
+        res = {k: [] for k in ["del_r", "del_b", "del_wal_r", "del_wal_b", "del_longest", "an_r", "an_b", "an_longest",
+                               "part_r", "part_b", "part_wal", "noop_rule", "second_rows", "second_t"]}
+        for rep in range(a.reps):
+            # 1. delete
+            fresh(cl, "tmpl_plain", "b")
+            l0 = wal_lsn(cl, "b")
+            dt, js = run_retentiond(cl, "b", pols["delete"])
+            res["del_wal_r"].append(wal_bytes(cl, "b", l0, wal_lsn(cl, "b")))
+            res["del_r"].append(dt)
+            res["del_longest"].append(js["rules"][0]["longest_batch_usec"] / 1000.0)
+            assert js["rules"][0]["rows_deleted"] >= due * 0.99, js
+            # 7. a second run straight after
+            dt2, js2 = run_retentiond(cl, "b", pols["delete"])
+            res["second_t"].append(dt2)
+            res["second_rows"].append(js2["total"]["rows_deleted"] + js2["total"]["rows_anonymised"])
+            # 4. nothing due: time per rule
+            res["noop_rule"].append(js2["rules"][0]["duration_usec"] / 1000.0)
+            fresh(cl, "tmpl_plain", "b")
+            l0 = wal_lsn(cl, "b")
+            res["del_b"].append(timed_sql(cl, "b", f"DELETE FROM app.access_log WHERE requested_at < {CUTOFF_SQL}"))
+            res["del_wal_b"].append(wal_bytes(cl, "b", l0, wal_lsn(cl, "b")))
+            # 2. anonymise
+            fresh(cl, "tmpl_plain", "b")
+            dt, js = run_retentiond(cl, "b", pols["anonymise"])
+            res["an_r"].append(dt)
+            res["an_longest"].append(js["rules"][0]["longest_batch_usec"] / 1000.0)
+            fresh(cl, "tmpl_plain", "b")
+            res["an_b"].append(timed_sql(cl, "b", "UPDATE app.access_log SET ip = network(set_masklen(ip, 24))::inet,"
+                                         f" user_agent = NULL WHERE requested_at < {CUTOFF_SQL}"))
+            # 3. partitioned
+            fresh(cl, "tmpl_part", "b")
+            l0 = wal_lsn(cl, "b")
+            dt, js = run_retentiond(cl, "b", pols["delete"])
+            res["part_wal"].append(wal_bytes(cl, "b", l0, wal_lsn(cl, "b")))
+            res["part_r"].append(dt)
+            fresh(cl, "tmpl_part", "b")
+            res["part_b"].append(timed_sql(cl, "b", f"DELETE FROM app.access_log WHERE requested_at < {CUTOFF_SQL}"))
+            print(f"bench: repetition {rep + 1} done", flush=True)
+
+        # 5. the application's latency
+        fresh(cl, "tmpl_plain", "b")
+        alone = pgbench_during(cl, "b", tmp, None, alone_seconds=5)
+        lat_r = pgbench_during(cl, "b", tmp, lambda: run_retentiond(cl, "b", pols["delete"]))
+        fresh(cl, "tmpl_plain", "b")
+        lat_b = pgbench_during(cl, "b", tmp, lambda: timed_sql(cl, "b", f"DELETE FROM app.access_log WHERE requested_at < {CUTOFF_SQL}"))
+
+        # 6. peak RSS at the table size and at a larger one
+        fresh(cl, "tmpl_plain", "b")
+        rss_small = run_rss(cl, "b", pols["delete"])
+        make_data(cl, "tmpl_big", big, False)
+        fresh(cl, "tmpl_big", "b")
+        rss_big = run_rss(cl, "b", pols["delete"])
+
+        m = {k: statistics.median(v) for k, v in res.items() if v}
+        rows = [
+            ("1. delete: retentiond / single DELETE (wall)", f"{m['del_r'] / m['del_b']:.2f}x",
+             f"{m['del_r']:.3f} s / {m['del_b']:.3f} s", "<= 1.4x"),
+            ("   delete: WAL bytes ratio", f"{m['del_wal_r'] / m['del_wal_b']:.2f}x",
+             f"{m['del_wal_r'] / due:.0f} / {m['del_wal_b'] / due:.0f} B per row", ""),
+            ("   delete: longest transaction", f"{max(res['del_longest']):.1f} ms", "", "<= 20 ms"),
+            ("2. anonymise: retentiond / single UPDATE", f"{m['an_r'] / m['an_b']:.2f}x",
+             f"{m['an_r']:.3f} s / {m['an_b']:.3f} s", "<= 1.3x"),
+            ("   anonymise: longest transaction", f"{max(res['an_longest']):.1f} ms", "", "<= 50 ms"),
+            ("3. partitioned: DELETE / retentiond (speed-up)", f"{m['part_b'] / m['part_r']:.1f}x",
+             f"{m['part_r']:.3f} s / {m['part_b']:.3f} s", ">= 5x"),
+            ("   partitioned: WAL of retentiond", f"{m['part_wal'] / 1024:.0f} KiB", "", "< 1024 KiB"),
+            ("4. nothing due: time per rule", f"{m['noop_rule']:.2f} ms", f"run {m['second_t']:.3f} s", "< 5 ms"),
+            ("5. app p99 during retentiond / alone", f"{pct(lat_r, 99) / pct(alone, 99):.2f}x",
+             f"p95 {pct(alone, 95):.2f}/{pct(lat_r, 95):.2f}/{pct(lat_b, 95):.2f} ms, "
+             f"p99 {pct(alone, 99):.2f}/{pct(lat_r, 99):.2f}/{pct(lat_b, 99):.2f} ms (alone/retentiond/DELETE)",
+             "<= 1.5x"),
+            ("   app p99 during retentiond / during DELETE", f"{pct(lat_r, 99) / pct(lat_b, 99):.2f}x",
+             f"{len(alone)}/{len(lat_r)}/{len(lat_b)} transactions", "< 1"),
+            ("6. peak RSS", f"{rss_small / 1024:.1f} MiB", f"{a.rows} rows: {rss_small} KiB; {big} rows: {rss_big} KiB",
+             "< 16 MiB, same"),
+            ("7. second run: rows touched", f"{int(m['second_rows'])}", f"{m['second_t']:.3f} s", "0"),
+        ]
+        print()
+        print(f"{'measurement':52} {'result':>10}  {'target':14} detail")
+        for name, r, detail, target in rows:
+            print(f"{name:52} {r:>10}  {target:14} {detail}")
+    finally:
+        cl.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
