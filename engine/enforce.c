@@ -250,6 +250,7 @@ struct RuleRun {
         Phase phase;
         unsigned stalls;
         bool fast_ok;        /* the range fast path is usable for this rule run */
+        bool short_lock_wait; /* the session's lock_timeout is lowered for the fast path */
         int64_t fk_refused;  /* rows the database refused for a reference deeper than the rule's table */
         char *fk_refused_table;
         bool swept_cleanly;  /* every main batch went through the fast path to the cutoff */
@@ -878,9 +879,34 @@ static void trip_running_limit(RuleRun *rr) {
         pg_error_done(&e);
 }
 
+/* The fast path may meet a row the application has locked; it must not wait for it longer
+ * than a moment. The session's own lock_timeout (for table locks) comes back afterwards. */
+#define FAST_PATH_LOCK_TIMEOUT_MS 50
+
+static void set_lock_timeout(RuleRun *rr, long ms) {
+        char v[32];
+        snprintf(v, sizeof(v), "%ld", ms);
+        const char *p[] = { v };
+        PgError e = {};
+        (void) pg_exec(rr->pg, NULL, &e, "SELECT set_config('lock_timeout', $1, false)", 1, p);
+        pg_error_done(&e);
+}
+
+static void restore_lock_timeout(RuleRun *rr) {
+        if (!rr->short_lock_wait)
+                return;
+        rr->short_lock_wait = false;
+        if (pg_connection_ok(rr->pg))
+                set_lock_timeout(rr, rr->pg->settings.lock_timeout_ms);
+}
+
 static int step_fast(RuleRun *rr) {
         PgError err = {};
         _cleanup_pgresult_ PGresult *r = NULL;
+        if (!rr->short_lock_wait && rr->pg->settings.lock_timeout_ms > FAST_PATH_LOCK_TIMEOUT_MS) {
+                set_lock_timeout(rr, FAST_PATH_LOCK_TIMEOUT_MS);
+                rr->short_lock_wait = true;
+        }
         uint64_t t0 = now_usec();
         int k = exec_stmt(rr, &rr->plan->batch_range, &r, &err, NULL, NULL, 0);
         uint64_t dt = now_usec() - t0;
@@ -1039,6 +1065,8 @@ static int trail_rule_end(RuleRun *rr, PgError *err) {
 int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
         PgError err = {};
         int k = 0;
+
+        restore_lock_timeout(rr);
 
         if (interrupted && rr->res.outcome == RULE_RUNNING)
                 rr->res.outcome = RULE_INTERRUPTED;
