@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/package/test-container.sh — the Debian package under real systemd: builds the .deb (of the
-# committed tree, HEAD: packaging/build-deb), boots
+# working tree, like every other test: packaging/build-deb --worktree), boots
 # systemd in a throw-away systemd-nspawn container (a volatile overlay of the host's own root), installs
 # the package with apt, starts a PostgreSQL inside, and checks what an operator relies on: units
 # enabled but inactive until configured, the catalog registered, the daemon started after READY=1
@@ -37,7 +37,7 @@ if [[ ${2:-} != --inner ]]; then
 	t0=$(date +%s)
 	work=$(mktemp -d /tmp/retentiond-pkgtest.XXXXXX)
 	echo "# building the .deb (DEB_BUILD_OPTIONS=nocheck: the unit suite runs on its own)"
-	if ! deb=$(DEB_BUILD_OPTIONS=nocheck bash "$src/packaging/build-deb" "$work/payload" 2>"$work/build.err" | tail -1) ||
+	if ! deb=$(DEB_BUILD_OPTIONS=nocheck bash "$src/packaging/build-deb" --worktree "$work/payload" 2>"$work/build.err" | tail -1) ||
 	   [[ ! -f $deb ]]; then
 		cat "$work/build.err"
 		echo "FAIL: packaging/build-deb"
@@ -55,6 +55,14 @@ if [[ ${2:-} != --inner ]]; then
 		echo "FAIL: $work/root is still a mount point; leaving $work alone"
 		exit 1
 	fi
+	# Nothing may outlive the test: no process, mount or cgroup of it.
+	left=$(grep -F "$work" /proc/self/mountinfo)
+	[[ -n $left ]] && { echo "FAIL: mounts left behind:"; echo "$left"; rc=1; }
+	left=$(find /sys/fs/cgroup/systemd /sys/fs/cgroup/unified -maxdepth 1 -name 'retentiond-pkgtest-*' 2>/dev/null)
+	[[ -n $left ]] && { echo "FAIL: cgroups left behind:"; echo "$left"; rc=1; }
+	left=$(pgrep -f "$work" | grep -vx $$)
+	[[ -n $left ]] && { echo "FAIL: processes left behind:"; ps -o pid,args -p "${left//$'\n'/,}"; rc=1; }
+	[[ $rc -eq 0 ]] && echo "ok: no process, mount or cgroup left behind"
 	rm -rf "$work"
 	echo "# container test took $(($(date +%s) - t0)) s in all"
 	exit $rc
@@ -232,6 +240,7 @@ printf '[Service]\nWatchdogSec=3s\nRestartSec=1s\nLimitCORE=0\n' |
 C systemctl daemon-reload
 
 old_logs=$(sql "SELECT count(*) FROM app.access_log WHERE requested_at < now() - interval '7 days'")
+email266=$(sql "SELECT email FROM app.accounts WHERE id = 266")   # tax-held: hashed while held
 hashed0=$(sql "SELECT count(*) FROM app.accounts WHERE email LIKE 'hmac-sha256:%'")
 echo "# before: $old_logs access-log rows older than 7 days, $hashed0 hashed e-mail addresses"
 
@@ -273,6 +282,17 @@ check "rows due were enforced: access-log rows older than 7 days 0 (were $old_lo
 check "accounts: 19 deletable deleted (281 left)" test "$(sql 'SELECT count(*) FROM app.accounts')" = 281
 check "the hash credential reached the service: 20 held accounts have HMAC e-mails" \
 	test "$(sql "SELECT count(*) FROM app.accounts WHERE email LIKE 'hmac-sha256:%'")" = 20
+# The exact HMAC with the key the package generated: only the hash-key credential could give it
+# (the unit passes no --hash-key-file and sets no RETENTIOND_HASH_KEY_FILE).
+expected=$(C cat /etc/retentiond/hash-key | python3 -c '
+import hashlib, hmac, sys
+key = sys.stdin.buffer.read()
+key = key[:-1] if key.endswith(b"\n") else key
+print("hmac-sha256:" + hmac.new(key, sys.argv[1].encode(), hashlib.sha256).hexdigest())' "$email266")
+check "account 266's e-mail is the HMAC-SHA256 under /etc/retentiond/hash-key" \
+	test "$(sql "SELECT email FROM app.accounts WHERE id = 266")" = "$expected"
+check "the pgpass credential reached the service: it logged in over TCP with the password only it holds" \
+	test "$(sql "SELECT count(*) FROM retention.runs WHERE mode = 'daemon'")" -ge 1
 status=$(prop retentiond.service StatusText)
 check "StatusText after the run: \"$status\"" bash -c '[[ $1 == *"last run"*deleted* ]]' _ "$status"
 check "the daemon's run is in the audit trail (retention.runs, mode daemon)" test "$(sql "SELECT count(*) FROM retention.runs WHERE mode = 'daemon' AND outcome <> 'running'")" -ge 1
