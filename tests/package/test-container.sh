@@ -14,7 +14,7 @@
 # `timeout`: this script is PID 1 of that namespace, so nothing it started can outlive it, and every
 # mount it makes vanishes with the namespace. nspawn runs from a sub-cgroup that is removed at the
 # end. Never creates /run/systemd/system on the host. Exit 77 (skip) only without root or tools.
-set -uo pipefail
+set -uo pipefail   # (so never `producer | grep -q`: an early grep exit fails the pipe with SIGPIPE)
 
 src=${1:?usage: test-container.sh SOURCE_ROOT}
 src=$(cd "$src" && pwd)
@@ -167,11 +167,13 @@ fi
 check "the retentiond system user and group exist" C getent passwd retentiond
 check "retentiond.service is enabled" test "$(prop retentiond.service UnitFileState)" = enabled
 check "retentiond-audit.timer is enabled" test "$(prop retentiond-audit.timer UnitFileState)" = enabled
+check "retentiond-audit.timer is active (waiting)" \
+	test "$(prop retentiond-audit.timer ActiveState)/$(prop retentiond-audit.timer SubState)" = active/waiting
 check "retentiond.service is not running before it is configured (ConditionPathExistsGlob)" \
 	test "$(prop retentiond.service ActiveState)" = inactive
 check "... and its start was skipped by the condition, not failed" \
 	test "$(prop retentiond.service ConditionResult)" = no
-catalog_listed() { C journalctl --list-catalog 3f1db265df7d445ba190d10062d7e7d8 | grep -q 'Retention rule'; }
+catalog_listed() { C journalctl --list-catalog 3f1db265df7d445ba190d10062d7e7d8 | grep 'Retention rule' >/dev/null; }
 check "the catalog is registered (journalctl --list-catalog)" catalog_listed
 for f in /usr/sbin/retentiond /usr/share/man/man8/retentiond.8.gz /usr/share/man/man5/retentiond.policy.5.gz \
 	/etc/retentiond/policies.d/company.yaml.example /etc/retentiond/retentiond.conf \
@@ -308,7 +310,7 @@ check "journalctl -o json: rule-enforced events with RULE and ROWS_DELETED ($eve
 	bash -c '[[ " $1" == *" access-logs=4400 "* ]]' _ "$events"
 explained() {
 	C journalctl -x --no-pager -u retentiond MESSAGE_ID=3f1db265df7d445ba190d10062d7e7d8 |
-		grep -q 'This is the normal outcome'
+		grep 'This is the normal outcome' >/dev/null
 }
 check "journalctl -x shows the catalog text of rule-enforced" explained
 
@@ -343,7 +345,7 @@ restarted() {
 wait_for 20 restarted
 check "after SIGSTOP the watchdog (3 s) had it killed and restarted: NRestarts $restarts -> $(
 	prop retentiond.service NRestarts), MainPID $pid -> $(prop retentiond.service MainPID)" restarted
-watchdog_logged() { C journalctl --no-pager -q -u retentiond | grep -qi 'watchdog timeout'; }
+watchdog_logged() { C journalctl --no-pager -q -u retentiond | grep -i 'watchdog timeout' >/dev/null; }
 check "the watchdog timeout is in the journal" watchdog_logged
 
 # ---- 9. a clean stop ----------------------------------------------------------------------------
