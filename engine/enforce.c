@@ -849,6 +849,13 @@ static void end_phase(RuleRun *rr) {
 }
 
 static int step_failed(RuleRun *rr, int k, PgError *err) {
+        if (cancelled_by_stop(rr, k)) {
+                /* The cancelled batch rolled back whole, its audit-trail counters with it. */
+                pg_error_done(err);
+                rr->res.outcome = RULE_INTERRUPTED;
+                rr->phase = PHASE_DONE;
+                return 0;
+        }
         rr->fatal_connection = k == PG_ERR_CONNECTION;
         if (k == PG_ERR_LOCK_TIMEOUT && !err->hint)
                 err->hint = xstrdup("The application holds a lock on this table longer than lock_timeout;"
