@@ -470,7 +470,10 @@ static void preds_done(Preds *p) {
         free(p->overdue);
 }
 
-static void preds_build(Gen *g, const Rule *r, const char *alias, Preds *p) {
+/* with_others: also the other rules' and the references' predicates. A statement must use every
+ * parameter it registers (an unused one has no type), so the while_held batch, which does not
+ * look at them, builds without. */
+static void preds_build_ex(Gen *g, const Rule *r, const char *alias, Preds *p, bool with_others) {
         Plan *plan = g->plan;
         size_t cut = slot_get(plan, SLOT_CUTOFF, r, &r->retain, NULL);
         _cleanup_free_ char *c = col(alias, r->column);
@@ -486,9 +489,15 @@ static void preds_build(Gen *g, const Rule *r, const char *alias, Preds *p) {
         if (r->action == ACTION_DELETE) {
                 uint32_t path[1] = { plan->table->oid };
                 p->cascade = cascade_expr(g, plan->table, alias, 0, path, 1);
-                p->others = other_rules_keep_expr(g, r, alias, NULL);
-                p->restricts = restrict_expr(g, plan->table, alias);
+                if (with_others) {
+                        p->others = other_rules_keep_expr(g, r, alias, NULL);
+                        p->restricts = restrict_expr(g, plan->table, alias);
+                }
         }
+}
+
+static void preds_build(Gen *g, const Rule *r, const char *alias, Preds *p) {
+        preds_build_ex(g, r, alias, p, true);
 }
 
 /* Only the tally counts overdue rows: a parameter no statement uses has no type. */
@@ -825,7 +834,7 @@ static void build_while_held(Gen *g, const Rule *r) {
         if (!r->has_while_held)
                 return;
         Preds pr;
-        preds_build(g, r, "t", &pr);
+        preds_build_ex(g, r, "t", &pr, false);
         _cleanup_free_ char *tq = qualified_name_quote(&p->table->name);
         _cleanup_free_ char *age = col("t", r->column);
         _cleanup_free_ char *dage = col("d", r->column);
