@@ -602,6 +602,36 @@ void pgtest_stop(PgTest *t) {
         pgtest_free(t);
 }
 
+void pgtest_stop_server(PgTest *t) {
+        if (t->external)
+                fail_msg("pgtest: cannot stop a cluster named in RETENTIOND_TEST_PGHOST");
+        const char *args[] = { "pg_ctl", "stop", "-D", t->datadir, "-m", "fast", "-w", "-t", "60", NULL };
+        char *output = NULL;
+        int r = pg_cmd(t, args, &output);
+        if (r != 0) {
+                print_error("pgtest: pg_ctl stop -m fast failed (exit %d):\n%s", r, output ? output : "");
+                free(output);
+                fail();
+        }
+        free(output);
+}
+
+void pgtest_start_server(PgTest *t) {
+        if (t->external)
+                fail_msg("pgtest: cannot start a cluster named in RETENTIOND_TEST_PGHOST");
+        char *log = xasprintf_("%s/server.log", t->dir);
+        const char *args[] = { "pg_ctl", "start", "-D", t->datadir, "-l", log, "-w", "-t", "60", NULL };
+        char *output = NULL;
+        int r = pg_cmd(t, args, &output);
+        free(log);
+        if (r != 0) {
+                print_error("pgtest: pg_ctl start failed (exit %d):\n%s", r, output ? output : "");
+                free(output);
+                fail();
+        }
+        free(output);
+}
+
 const char *pgtest_host(const PgTest *t) {
         return t->host;
 }

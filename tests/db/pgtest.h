@@ -18,6 +18,12 @@ void pgtest_stop(PgTest *t); /* NULL-safe */
 const char *pgtest_host(const PgTest *t); /* socket directory */
 int pgtest_port(const PgTest *t);
 
+/* Stop the private cluster's server (pg_ctl stop -m fast: sessions are terminated, as in a
+ * restart) and start it again on the same port and socket, for tests of database outages.
+ * Not for a cluster named in RETENTIOND_TEST_PGHOST (the test fails). Fail the test on error. */
+void pgtest_stop_server(PgTest *t);
+void pgtest_start_server(PgTest *t);
+
 /* DROP DATABASE IF EXISTS (WITH FORCE) + CREATE; returns a conninfo
  * "host=... port=... dbname=NAME user=postgres"; caller frees. */
 char *pgtest_create_db(PgTest *t, const char *name);

@@ -1,0 +1,488 @@
+/* test-daemon.c — `retentiond daemon` against a real PostgreSQL 15 and a real sd_notify socket:
+ * READY/STATUS/WATCHDOG (also while a batch waits for a lock), reload (good and broken), SIGTERM
+ * in the middle of a run, a database restart under the daemon, startup failures. Every check
+ * reads what really happened: notifications received, rows left in the table, the audit trail. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "notify-harness.h"
+#include "pgtest.h"
+
+#define SEC UINT64_C(1000000)
+#define WATCHDOG_USEC UINT64_C(400000)
+/* sd-event pings between 1/2 and 3/4 of WATCHDOG_USEC; systemd acts after the whole of it. */
+#define WATCHDOG_MAX_GAP_USEC (WATCHDOG_USEC * 3 / 4 + 50000)
+
+static PgTest *pg;
+static char *workdir;
+
+static int group_setup(void **state) {
+        (void) state;
+        pg = pgtest_start();
+        char tmpl[] = "/tmp/retentiond-daemon-test.XXXXXX";
+        if (!mkdtemp(tmpl))
+                return -1;
+        workdir = strdup(tmpl);
+        return 0;
+}
+
+static int group_teardown(void **state) {
+        (void) state;
+        pgtest_stop(pg);
+        char *cmd = NULL;
+        if (asprintf(&cmd, "rm -rf '%s'", workdir) >= 0 && system(cmd) != 0)
+                fprintf(stderr, "cannot remove %s\n", workdir);
+        free(cmd);
+        free(workdir);
+        return 0;
+}
+
+static char *xasprintf_t(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf_t(const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+        va_start(ap, fmt);
+        int r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        assert_true(r >= 0);
+        return s;
+}
+
+static void write_file(const char *path, const char *text) {
+        char *tmp = xasprintf_t("%s.tmp", path);
+        FILE *f = fopen(tmp, "we");
+        assert_non_null(f);
+        fputs(text, f);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(rename(tmp, path), 0); /* as an editor or a config manager would */
+        free(tmp);
+}
+
+/* A database with the retention schema and public.events: `old` rows 30 days old (due under a
+ * 7-day rule) and `young` rows of today. */
+static char *setup_db(const char *name, long old, long young, PGconn **ret) {
+        char *ci = pgtest_create_db(pg, name);
+        const char *margs[] = { "migrate", "-d", ci, NULL };
+        char *err = NULL;
+        int rc = pgtest_run(margs, NULL, NULL, &err);
+        if (rc != 0)
+                fail_msg("retentiond migrate failed (%d): %s", rc, err);
+        free(err);
+        PGconn *c = pgtest_connect(ci);
+        pgtest_exec(c, "CREATE TABLE public.events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)");
+        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() - interval '30 days' - g * interval '1 second' FROM generate_series(1, %ld) g", old);
+        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() FROM generate_series(1, %ld)", young);
+        *ret = c;
+        return ci;
+}
+
+static char *write_policy(const char *name, long batch_size) {
+        char *path = xasprintf_t("%s/%s.yaml", workdir, name);
+        char *text = xasprintf_t("version: 1\n"
+                                 "rules:\n"
+                                 "  old-events:\n"
+                                 "    clause: \"Events are kept for 7 days\"\n"
+                                 "    table: public.events\n"
+                                 "    column: created_at\n"
+                                 "    retain: 7 days\n"
+                                 "    action: delete\n"
+                                 "    batch_size: %ld\n"
+                                 "    max_fraction: 100%%\n"
+                                 "    schedule: 1 hour\n",
+                                 batch_size);
+        write_file(path, text);
+        free(text);
+        return path;
+}
+
+static long long events(PGconn *c) {
+        return pgtest_int(c, "SELECT count(*) FROM events");
+}
+
+static bool wait_events(PGconn *c, long long expected, uint64_t timeout_usec) {
+        uint64_t deadline = now_usec() + timeout_usec;
+        for (;;) {
+                if (events(c) == expected)
+                        return true;
+                if (now_usec() >= deadline)
+                        return false;
+                usleep(50000);
+        }
+}
+
+static Daemon *start_daemon(const char *policy, const char *ci, uint64_t watchdog_usec, const char *extra1,
+                            const char *extra2) {
+        const char *args[] = { "daemon", "-p", policy, "-d", ci, "--log-target=console", extra1, extra2, NULL };
+        return daemon_start(args, watchdog_usec);
+}
+
+static void dump_stderr(Daemon *d) {
+        char *s = daemon_stderr(d);
+        print_message("daemon stderr:\n%s", s);
+        free(s);
+}
+
+/* Longest gap between WATCHDOG=1 messages with index >= from that arrived before `until`
+ * (and the number of pings seen). */
+static uint64_t watchdog_max_gap(Daemon *d, size_t from, uint64_t since, uint64_t until, size_t *ret_n) {
+        uint64_t last = 0, max = 0;
+        size_t n = 0;
+        for (size_t i = from; i < daemon_n_msgs(d); i++) {
+                NotifyMsg m = daemon_msg(d, i);
+                bool wd = strstr(m.text, "WATCHDOG=1") != NULL;
+                free(m.text);
+                if (!wd || m.usec < since || m.usec > until)
+                        continue;
+                if (last && m.usec - last > max)
+                        max = m.usec - last;
+                last = m.usec;
+                n++;
+        }
+        *ret_n = n;
+        return max;
+}
+
+static void test_notify_watchdog_reload_stop(void **state) {
+        (void) state;
+        PGconn *c = NULL;
+        char *ci = setup_db("daemon_notify", 500, 50, &c);
+        char *policy = write_policy("notify", 100);
+
+        /* lock_timeout longer than the watchdog interval: the worker waits for the lock below
+         * for seconds, and the loop must keep feeding the watchdog meanwhile. */
+        uint64_t t_start = now_usec();
+        Daemon *d = start_daemon(policy, ci, WATCHDOG_USEC, "--lock-timeout", "5000");
+        long ready = daemon_wait_msg(d, "READY=1", 0, 10 * SEC);
+        if (ready < 0)
+                dump_stderr(d);
+        assert_true(ready >= 0);
+        NotifyMsg m = daemon_msg(d, (size_t) ready);
+        assert_int_equal(m.pid, daemon_pid(d));
+        assert_non_null(strstr(m.text, "STATUS="));
+        free(m.text);
+
+        /* The first run starts at once and deletes every due row. */
+        assert_true(wait_events(c, 50, 15 * SEC));
+        long st = daemon_wait_msg(d, "500 deleted, 0 anonymised, 0 held, 0 failed; next run ", 0, 5 * SEC);
+        if (st < 0)
+                dump_stderr(d);
+        assert_true(st >= 0);
+        m = daemon_msg(d, (size_t) st);
+        assert_non_null(strstr(m.text, "STATUS=last run "));
+        assert_non_null(strstr(m.text, "; database ok"));
+        free(m.text);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM retention.runs WHERE mode = 'daemon' AND outcome = 'success'"), 1);
+        assert_int_equal(pgtest_int(c, "SELECT rows_deleted FROM retention.rule_runs WHERE rule = 'old-events'"), 500);
+
+        /* A slow batch: another session holds an ACCESS EXCLUSIVE lock on the table for 3.2 s
+         * (less than lock_timeout) while SIGUSR1 asks for a run. */
+        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() - interval '30 days' - g * interval '1 second' FROM generate_series(1, 200) g");
+        PGconn *locker = pgtest_connect(ci);
+        pgtest_exec(locker, "BEGIN");
+        pgtest_exec(locker, "LOCK TABLE public.events IN ACCESS EXCLUSIVE MODE");
+        uint64_t t_lock = now_usec();
+        size_t before_usr1 = daemon_n_msgs(d);
+        daemon_kill(d, SIGUSR1);
+        long running = daemon_wait_msg(d, "STATUS=running: run 2, rule old-events (1 of 1)", before_usr1, 5 * SEC);
+        assert_true(running >= 0);
+        usleep(3200000);
+        /* Still blocked: nothing was deleted, the run is still in progress. */
+        assert_int_equal(pgtest_int(locker, "SELECT count(*) FROM events"), 250);
+        assert_int_equal(pgtest_int(locker, "SELECT count(*) FROM retention.runs WHERE outcome = 'running'"), 1);
+        pgtest_exec(locker, "COMMIT");
+        uint64_t t_release = now_usec();
+        PQfinish(locker);
+
+        size_t n_wd = 0;
+        uint64_t gap_locked = watchdog_max_gap(d, 0, t_lock, t_release, &n_wd);
+        print_message("watchdog while the batch waited %.2f s for the lock: %zu pings, longest gap %.3f s (WATCHDOG_USEC %.3f s)\n",
+                      (double) (t_release - t_lock) / 1e6, n_wd, (double) gap_locked / 1e6, (double) WATCHDOG_USEC / 1e6);
+        assert_true(t_release - t_lock >= 3 * SEC);
+        assert_true(n_wd >= (t_release - t_lock) / WATCHDOG_MAX_GAP_USEC);
+        assert_true(gap_locked > 0 && gap_locked <= WATCHDOG_MAX_GAP_USEC);
+
+        assert_true(wait_events(c, 50, 10 * SEC));
+        assert_true(daemon_wait_msg(d, "STATUS=last run ", (size_t) running, 5 * SEC) >= 0);
+        assert_int_equal(pgtest_int(c, "SELECT sum(rows_deleted) FROM retention.rule_runs WHERE outcome = 'success'"), 700);
+
+        /* SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1. */
+        size_t before_hup = daemon_n_msgs(d);
+        uint64_t t_hup = now_usec();
+        daemon_kill(d, SIGHUP);
+        long rl = daemon_wait_msg(d, "RELOADING=1", before_hup, 5 * SEC);
+        assert_true(rl >= 0);
+        m = daemon_msg(d, (size_t) rl);
+        const char *mono = strstr(m.text, "MONOTONIC_USEC=");
+        assert_non_null(mono);
+        unsigned long long mu = strtoull(mono + strlen("MONOTONIC_USEC="), NULL, 10);
+        assert_true(mu >= t_hup && mu <= m.usec); /* the same clock as ours, sent when reloading began */
+        free(m.text);
+        long rd = daemon_wait_msg(d, "READY=1", (size_t) rl + 1, 5 * SEC);
+        assert_true(rd > rl);
+
+        /* Watchdog over the whole life so far (well over 3 s), every ping from the daemon itself. */
+        uint64_t t_now = now_usec();
+        uint64_t gap_all = watchdog_max_gap(d, 0, 0, t_now, &n_wd);
+        print_message("watchdog over %.2f s: %zu pings, longest gap %.3f s\n", (double) (t_now - t_start) / 1e6, n_wd,
+                      (double) gap_all / 1e6);
+        assert_true(t_now - t_start >= 3 * SEC);
+        assert_true(gap_all > 0 && gap_all <= WATCHDOG_MAX_GAP_USEC);
+        for (size_t i = 0; i < daemon_n_msgs(d); i++) {
+                m = daemon_msg(d, i);
+                assert_int_equal(m.pid, daemon_pid(d));
+                free(m.text);
+        }
+
+        /* SIGTERM: STOPPING=1, exit 0 well within 10 s. */
+        size_t before_term = daemon_n_msgs(d);
+        uint64_t t_term = now_usec();
+        daemon_kill(d, SIGTERM);
+        assert_true(daemon_wait_msg(d, "STOPPING=1", before_term, 10 * SEC) >= 0);
+        int rc = daemon_wait_exit(d, 10 * SEC);
+        print_message("idle daemon stopped %.3f s after SIGTERM\n", (double) (now_usec() - t_term) / 1e6);
+        if (rc != 0)
+                dump_stderr(d);
+        assert_int_equal(rc, 0);
+        char *err = daemon_stderr(d);
+        assert_int_equal(count_substr(err, "retentiond: rule old-events enforced on public.events: "), 2);
+        assert_non_null(strstr(err, "retentiond: run of every rule requested by signal SIGUSR1\n"));
+        assert_non_null(strstr(err, "retentiond: policy reloaded: 1 rules from 1 files\n"));
+        assert_non_null(strstr(err, "retentiond: stopping on SIGTERM\n"));
+        free(err);
+
+        daemon_free(d);
+        PQfinish(c);
+        free(policy);
+        free(ci);
+}
+
+static void test_reload_broken_policy_keeps_old(void **state) {
+        (void) state;
+        PGconn *c = NULL;
+        char *ci = setup_db("daemon_reload", 300, 20, &c);
+        char *policy = write_policy("reload", 100);
+
+        Daemon *d = start_daemon(policy, ci, 0, NULL, NULL);
+        assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
+        assert_true(wait_events(c, 20, 15 * SEC));
+        assert_true(daemon_wait_msg(d, "STATUS=last run ", 0, 5 * SEC) >= 0);
+
+        /* A YAML error: an unclosed flow sequence, reported at line 5, column 1. */
+        write_file(policy, "version: 1\nrules:\n  old-events:\n    table: [public.events\n");
+        size_t before = daemon_n_msgs(d);
+        daemon_kill(d, SIGHUP);
+        long rl = daemon_wait_msg(d, "RELOADING=1", before, 5 * SEC);
+        assert_true(rl >= 0);
+        assert_true(daemon_wait_msg(d, "READY=1", (size_t) rl + 1, 5 * SEC) > rl);
+
+        /* The old policy still runs. */
+        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() - interval '30 days' - g * interval '1 second' FROM generate_series(1, 150) g");
+        daemon_kill(d, SIGUSR1);
+        if (!wait_events(c, 20, 15 * SEC))
+                dump_stderr(d);
+        assert_int_equal(events(c), 20);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM retention.rule_runs WHERE rule = 'old-events' AND outcome = 'success'"), 2);
+
+        daemon_kill(d, SIGTERM);
+        assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
+        char *err = daemon_stderr(d);
+        char *expected = xasprintf_t("retentiond: error: policy not reloaded: %s:5:1: YAML syntax error: ", policy);
+        if (!strstr(err, expected))
+                print_message("expected %s in:\n%s", expected, err);
+        assert_non_null(strstr(err, expected));
+        assert_non_null(strstr(err, "the policy loaded before (1 rules) stays in force"));
+        assert_null(strstr(err, "policy reloaded"));
+        free(expected);
+        free(err);
+
+        daemon_free(d);
+        PQfinish(c);
+        free(policy);
+        free(ci);
+}
+
+static void test_sigterm_during_run(void **state) {
+        (void) state;
+        PGconn *c = NULL;
+        const long old = 30000, young = 10;
+        char *ci = setup_db("daemon_sigterm", old, young, &c);
+        char *policy = write_policy("sigterm", 10);
+
+        Daemon *d = start_daemon(policy, ci, 0, NULL, NULL);
+        /* Let the first batches commit, then stop in the middle of the run. */
+        uint64_t deadline = now_usec() + 15 * SEC;
+        long long done = 0;
+        while (now_usec() < deadline) {
+                char *v = pgtest_value(c, "SELECT coalesce(max(rows_deleted), 0)::text FROM retention.rule_runs");
+                done = strtoll(v, NULL, 10);
+                free(v);
+                if (done >= 50)
+                        break;
+                usleep(5000);
+        }
+        assert_true(done >= 50);
+        uint64_t t_term = now_usec();
+        daemon_kill(d, SIGTERM);
+        int rc = daemon_wait_exit(d, 10 * SEC);
+        uint64_t stop_usec = now_usec() - t_term;
+        print_message("daemon stopped %.3f s after SIGTERM in the middle of a run\n", (double) stop_usec / 1e6);
+        if (rc != 0)
+                dump_stderr(d);
+        assert_int_equal(rc, 0);
+        assert_true(stop_usec < 10 * SEC);
+
+        long long left = events(c);
+        long long gone = old + young - left;
+        long long recorded = pgtest_int(c, "SELECT rows_deleted FROM retention.rule_runs WHERE rule = 'old-events'");
+        print_message("interrupted after %lld of %ld due rows; the audit trail says %lld\n", gone, old, recorded);
+        assert_true(gone > 0 && gone < old);
+        assert_int_equal(recorded, gone);
+        /* The counter moves in the batch's own statement: equal counts mean no batch was half done
+         * or half recorded (the engine adapts the batch size, so the count need not be a multiple). */
+        assert_true(pgtest_int(c, "SELECT batches FROM retention.rule_runs WHERE rule = 'old-events'") >= 1);
+        char *o = pgtest_value(c, "SELECT outcome FROM retention.rule_runs WHERE rule = 'old-events'");
+        assert_string_equal(o, "interrupted");
+        free(o);
+        o = pgtest_value(c, "SELECT outcome || ' ' || mode || ' ' || (finished_at IS NOT NULL) FROM retention.runs");
+        assert_string_equal(o, "interrupted daemon true");
+        free(o);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM events WHERE created_at > now() - interval '1 day'"), young);
+
+        char *err = daemon_stderr(d);
+        assert_non_null(strstr(err, "retentiond: stopping on SIGTERM: interrupting the run in flight\n"));
+        assert_non_null(strstr(err, "retentiond: warning: rule old-events interrupted after "));
+        assert_non_null(strstr(err, "finished (interrupted): "));
+        free(err);
+
+        daemon_free(d);
+        PQfinish(c);
+        free(policy);
+        free(ci);
+}
+
+static void test_database_restart(void **state) {
+        (void) state;
+        PGconn *c = NULL;
+        char *ci = setup_db("daemon_outage", 200, 30, &c);
+        char *policy = write_policy("outage", 100);
+
+        Daemon *d = start_daemon(policy, ci, 0, NULL, NULL);
+        assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
+        assert_true(wait_events(c, 30, 15 * SEC));
+        assert_true(daemon_wait_msg(d, "database ok", 0, 5 * SEC) >= 0);
+        PQfinish(c);
+
+        /* The server goes away under the idle daemon, stays away for a few reconnect attempts,
+         * and comes back. */
+        pgtest_stop_server(pg);
+        uint64_t t_stop = now_usec();
+        if (!daemon_wait_stderr(d, "database unavailable", 5 * SEC))
+                dump_stderr(d);
+        assert_true(daemon_wait_msg(d, "STATUS=waiting for database: ", 0, 5 * SEC) >= 0);
+        usleep(3500000);
+        assert_int_equal(daemon_wait_exit(d, 0), -1); /* still running */
+        pgtest_start_server(pg);
+        print_message("database down for %.1f s\n", (double) (now_usec() - t_stop) / 1e6);
+
+        c = pgtest_connect(ci);
+        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() - interval '30 days' - g * interval '1 second' FROM generate_series(1, 120) g");
+        daemon_kill(d, SIGUSR1);
+        if (!wait_events(c, 30, 20 * SEC))
+                dump_stderr(d);
+        assert_int_equal(events(c), 30);
+        assert_true(daemon_wait_stderr(d, "connection to the database restored", 5 * SEC));
+
+        daemon_kill(d, SIGTERM);
+        assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
+        char *err = daemon_stderr(d);
+        assert_int_equal(count_substr(err, "database unavailable"), 1);
+        assert_int_equal(count_substr(err, "retentiond: warning: database unavailable: "), 1);
+        assert_int_equal(count_substr(err, "connection to the database restored"), 1);
+        assert_int_equal(count_substr(err, "rule old-events enforced on public.events: "), 2);
+        assert_null(strstr(err, "error:"));
+        free(err);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM retention.runs WHERE outcome = 'success'"), 2);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM retention.runs WHERE outcome <> 'success'"), 0);
+
+        daemon_free(d);
+        PQfinish(c);
+        free(policy);
+        free(ci);
+}
+
+static void test_database_down_at_start(void **state) {
+        (void) state;
+        /* Nobody listens on this socket: READY=1 anyway, STATUS says why it waits, no exit. */
+        char *policy = write_policy("nodb", 100);
+        char *ci = xasprintf_t("host=%s port=1 dbname=nothing user=postgres", workdir);
+        Daemon *d = start_daemon(policy, ci, 0, NULL, NULL);
+        long ready = daemon_wait_msg(d, "READY=1", 0, 10 * SEC);
+        assert_true(ready >= 0);
+        long st = daemon_wait_msg(d, "STATUS=waiting for database: could not connect to the database: ", 0, 5 * SEC);
+        assert_true(st >= 0);
+        usleep(2500000); /* attempts at ~1 s and ~3 s: logged once */
+        assert_int_equal(daemon_wait_exit(d, 0), -1);
+        daemon_kill(d, SIGTERM);
+        assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
+        char *err = daemon_stderr(d);
+        assert_int_equal(count_substr(err, "database unavailable"), 1);
+        free(err);
+        daemon_free(d);
+        free(policy);
+        free(ci);
+}
+
+static void test_startup_failures_exit_78(void **state) {
+        (void) state;
+        char *broken = xasprintf_t("%s/broken.yaml", workdir);
+        write_file(broken, "version: 1\nrules:\n  old-events:\n    table: [public.events\n");
+        const char *a1[] = { "daemon", "-p", broken, "-d", "dbname=unused", "--log-target=console", NULL };
+        char *err = NULL;
+        assert_int_equal(pgtest_run(a1, NULL, NULL, &err), 78);
+        char *expected = xasprintf_t("%s:5:1: error: YAML syntax error", broken);
+        assert_non_null(strstr(err, expected));
+        free(expected);
+        free(err);
+
+        char *hashy = xasprintf_t("%s/hash.yaml", workdir);
+        write_file(hashy, "version: 1\n"
+                          "rules:\n"
+                          "  hash-mail:\n"
+                          "    clause: \"Addresses are pseudonymised after 30 days\"\n"
+                          "    table: public.events\n"
+                          "    column: created_at\n"
+                          "    retain: 30 days\n"
+                          "    action: anonymise\n"
+                          "    columns: { email: hash }\n");
+        const char *a2[] = { "daemon", "-p", hashy, "-d", "dbname=unused", "--log-target=console", NULL };
+        const char *env[] = { "CREDENTIALS_DIRECTORY=", "RETENTIOND_HASH_KEY_FILE=", NULL };
+        err = NULL;
+        assert_int_equal(pgtest_run(a2, env, NULL, &err), 78);
+        assert_non_null(strstr(err, "the hash method needs a key, and none was found"));
+        free(err);
+        free(hashy);
+        free(broken);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_notify_watchdog_reload_stop),
+                cmocka_unit_test(test_reload_broken_policy_keeps_old),
+                cmocka_unit_test(test_sigterm_during_run),
+                cmocka_unit_test(test_database_restart),
+                cmocka_unit_test(test_database_down_at_start),
+                cmocka_unit_test(test_startup_failures_exit_78),
+        };
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
