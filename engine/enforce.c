@@ -253,6 +253,9 @@ struct RuleRun {
         bool short_lock_wait; /* the session's lock_timeout is lowered for the fast path */
         int64_t fk_refused;  /* rows the database refused for a reference deeper than the rule's table */
         char *fk_refused_table;
+        unsigned isolate_widen;   /* foreign-key isolation selects batch_size << this many rows */
+        int64_t isolate_refused;  /* rows refused by the last isolation that made no progress */
+        int64_t while_held_changed; /* rows anonymised by the while_held phase */
         bool swept_cleanly;  /* every main batch went through the fast path to the cutoff */
         uint64_t started;
         bool fatal_connection;
@@ -745,7 +748,14 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
         int k = pg_exec0(rr->pg, NULL, err, "BEGIN");
         if (k)
                 return k;
+        /* After an isolation that could delete nothing and did not move the key, look further:
+         * the refused rows come first in age order and would otherwise fill every batch. */
+        int64_t saved_batch_size = rr->batch_size, limit = rr->batch_size;
+        for (unsigned i = 0; i < rr->isolate_widen && limit < POLICY_MAX_BATCH_SIZE; i++)
+                limit *= 2;
+        rr->batch_size = limit;
         k = exec_stmt(rr, &rr->plan->row_by_row_select, &rows, err, NULL, NULL, 0);
+        rr->batch_size = saved_batch_size;
         if (k)
                 goto rollback;
         int n = PQntuples(rows);
@@ -791,24 +801,34 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
         rr->res.deleted += deleted;
         rr->res.batches++;
         const char *last = n > 0 ? PQgetvalue(rows, n - 1, 2) : NULL;
-        if (n > 0 && deleted == 0 && streq_ptr(last, rr->last_key))
+        if (n > 0 && deleted == 0 && streq_ptr(last, rr->last_key)) {
                 /* Every row was refused and the key did not move: the next batch would select the
-                 * same rows and be refused again. A few tries, then leave them for the next run. */
-                rr->stalls++;
-        else
+                 * same rows and be refused again. Rows after them are still due: select more
+                 * next time, until one can go; when fewer rows than asked came back, none is left
+                 * (and past the largest batch, leave them for the next run). Only rows refused
+                 * for the first time are counted. */
+                if (refused > rr->isolate_refused)
+                        rr->fk_refused += refused - rr->isolate_refused;
+                rr->isolate_refused = refused;
+                rr->isolate_widen++;
+                rr->stalls = n < limit || limit >= POLICY_MAX_BATCH_SIZE ? 3 : 1;
+        } else {
                 rr->stalls = 0;
+                rr->isolate_widen = 0;
+                rr->isolate_refused = 0;
+                rr->fk_refused += refused;
+        }
         if (n == 0 || rr->stalls >= 3) {
                 rr->phase = PHASE_WHILE_HELD;
                 free(rr->last_key);
                 rr->last_key = NULL; /* the while_held phase starts from the oldest row */
                 rr->stalls = 0;
+                rr->isolate_widen = 0;
+                rr->isolate_refused = 0;
         } else {
                 free(rr->last_key);
                 rr->last_key = xstrdup(last);
         }
-        /* Rows refused again at the same key were counted the first time. */
-        if (rr->stalls == 0)
-                rr->fk_refused += refused;
         return 0;
 
 rollback:
@@ -865,20 +885,26 @@ static int step_failed(RuleRun *rr, int k, PgError *err) {
         return k;
 }
 
+/* The rows the rule's normal action changed: what the breaker counted before it started
+ * (while_held anonymisation of held rows is not part of that count). */
+static int64_t main_changed(const RuleRun *rr) {
+        return rr->res.deleted + rr->res.anonymised - rr->while_held_changed;
+}
+
 /* The running breaker: even when the estimate let the rule start, it never changes more
  * rows in one run than its limit allows. */
 static bool over_running_limit(RuleRun *rr) {
         const RuleResult *res = &rr->res;
         if (rr->o->force || res->breaker_limit < 0)
                 return false;
-        return res->deleted + res->anonymised > res->breaker_limit;
+        return main_changed(rr) > res->breaker_limit;
 }
 
 static void trip_running_limit(RuleRun *rr) {
         PgError e = {};
         _cleanup_free_ char *detail = xasprintf("The run changed %" PRId64 " rows, more than the limit of %" PRId64
                                                 "; it stopped after the batch that crossed it.",
-                                                rr->res.deleted + rr->res.anonymised, rr->res.breaker_limit);
+                                                main_changed(rr), rr->res.breaker_limit);
         pg_error_set(&e, NULL, detail,
                      "Check retain, the database clock and the age column; run with --force if this is expected.",
                      "circuit breaker tripped for rule \"%s\" during the run", rr->rule->name);
@@ -1003,6 +1029,8 @@ int rule_run_step(RuleRun *rr) {
                 rr->res.deleted += changed;
         else
                 rr->res.anonymised += changed;
+        if (rr->phase == PHASE_WHILE_HELD)
+                rr->while_held_changed += changed;
 
         if (selected == 0) {
                 end_phase(rr);
