@@ -21,7 +21,7 @@ typedef struct Cli {
         size_t n_rules;
         bool dry_run, force, sql, fail_on_overdue, all;
         const char *hash_key_file;
-        const char *reason, *until, *by, *hold_name;
+        const char *reason, *until, *by;
         long lock_timeout_ms, statement_timeout_ms; /* <0: default */
 
         /* positional arguments after the command */

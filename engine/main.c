@@ -68,7 +68,6 @@ enum {
         OPT_UNTIL,
         OPT_BY,
         OPT_ALL,
-        OPT_HOLD,
         OPT_LOG_TARGET,
         OPT_LOCK_TIMEOUT,
         OPT_STATEMENT_TIMEOUT,
@@ -103,7 +102,6 @@ int main(int argc, char **argv) {
                 { "until", required_argument, NULL, OPT_UNTIL },
                 { "by", required_argument, NULL, OPT_BY },
                 { "all", no_argument, NULL, OPT_ALL },
-                { "hold", required_argument, NULL, OPT_HOLD },
                 { "log-target", required_argument, NULL, OPT_LOG_TARGET },
                 { "lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT },
                 { "statement-timeout", required_argument, NULL, OPT_STATEMENT_TIMEOUT },
@@ -171,9 +169,6 @@ int main(int argc, char **argv) {
                         break;
                 case OPT_ALL:
                         cli.all = true;
-                        break;
-                case OPT_HOLD:
-                        cli.hold_name = optarg;
                         break;
                 case OPT_LOG_TARGET:
                         if (!streq(optarg, "auto") && !streq(optarg, "journal") && !streq(optarg, "console")) {
