@@ -251,6 +251,7 @@ struct RuleRun {
         unsigned stalls;
         bool fast_ok;        /* the range fast path is usable for this rule run */
         bool short_lock_wait; /* the session's lock_timeout is lowered for the fast path */
+        bool prepared;        /* the fast path's statement is prepared on the session */
         int64_t fk_refused;  /* rows the database refused for a reference deeper than the rule's table */
         char *fk_refused_table;
         unsigned isolate_widen;   /* foreign-key isolation selects batch_size << this many rows */
@@ -569,17 +570,20 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                 const char *bound = PQgetvalue(parts, i, 2);
                 int64_t dropped = 0;
 
-                /* First a cheap look without detaching: most partitions hold no held rows. */
-                PlanStatement check = {};
-                plan_partition_check(rr->plan, rr->policy, cache, &part, &check);
-                _cleanup_pgresult_ PGresult *c = NULL;
-                k = exec_stmt(rr, &check, &c, err, NULL, NULL, 0);
-                plan_statement_done(&check);
-                if (k)
-                        return k;
-                if (int_at(c, 0, 1) > 0 || int_at(c, 0, 2) > 0)
-                        continue; /* held or young rows: row by row */
-
+                /* First a look without detaching, when a hold could keep a row: most partitions
+                 * hold no held rows. Without holds every row of the range is expired by its
+                 * bound; the check under the lock below still proves it. */
+                if (rr->rule->n_holds > 0) {
+                        PlanStatement check = {};
+                        plan_partition_check(rr->plan, rr->policy, cache, &part, &check);
+                        _cleanup_pgresult_ PGresult *c = NULL;
+                        k = exec_stmt(rr, &check, &c, err, NULL, NULL, 0);
+                        plan_statement_done(&check);
+                        if (k)
+                                return k;
+                        if (int_at(c, 0, 1) > 0 || int_at(c, 0, 2) > 0)
+                                continue; /* held or young rows: row by row */
+                }
                 _cleanup_free_ char *comment = xasprintf(
                         "COMMENT ON TABLE %s IS 'retentiond: detached by rule run %" PRId64 " to be dropped; all rows expired'",
                         pq, rr->res.rule_run_id);
@@ -915,6 +919,7 @@ static void trip_running_limit(RuleRun *rr) {
 /* The fast path may meet a row the application has locked; it must not wait for it longer
  * than a moment. The session's own lock_timeout (for table locks) comes back afterwards. */
 #define FAST_PATH_LOCK_TIMEOUT_MS 50
+#define FAST_PATH_STATEMENT "retentiond_batch"
 
 static void set_lock_timeout(RuleRun *rr, long ms) {
         char v[32];
@@ -940,8 +945,18 @@ static int step_fast(RuleRun *rr) {
                 set_lock_timeout(rr, FAST_PATH_LOCK_TIMEOUT_MS);
                 rr->short_lock_wait = true;
         }
+        const PlanStatement *st = &rr->plan->batch_range;
+        if (!rr->prepared) {
+                int kp = pg_prepare(rr->pg, &err, FAST_PATH_STATEMENT, st->sql, (int) st->n_params);
+                if (kp)
+                        return step_failed(rr, kp, &err);
+                rr->prepared = true;
+        }
         uint64_t t0 = now_usec();
-        int k = exec_stmt(rr, &rr->plan->batch_range, &r, &err, NULL, NULL, 0);
+        Bind b;
+        bind(rr, st, &b, NULL, NULL, 0);
+        int k = pg_exec_prepared(rr->pg, &r, &err, FAST_PATH_STATEMENT, (int) st->n_params, b.values);
+        bind_done(&b, st->n_params);
         uint64_t dt = now_usec() - t0;
         if ((int64_t) dt > rr->res.longest_batch_usec)
                 rr->res.longest_batch_usec = (int64_t) dt;
@@ -1102,6 +1117,10 @@ int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
         int k = 0;
 
         restore_lock_timeout(rr);
+        if (rr->prepared) {
+                pg_deallocate(rr->pg, FAST_PATH_STATEMENT);
+                rr->prepared = false;
+        }
 
         if (interrupted && rr->res.outcome == RULE_RUNNING)
                 rr->res.outcome = RULE_INTERRUPTED;

@@ -229,3 +229,38 @@ int pg_exec_script(Pg *pg, PgError *err, const char *sql) {
         }
         return k;
 }
+
+static int result_status(Pg *pg, PGresult *r, PGresult **ret, PgError *err) {
+        ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+                int k = error_from_result(pg, r, err);
+                if (r)
+                        PQclear(r);
+                if (ret)
+                        *ret = NULL;
+                return k;
+        }
+        if (ret)
+                *ret = r;
+        else
+                PQclear(r);
+        return 0;
+}
+
+int pg_prepare(Pg *pg, PgError *err, const char *name, const char *sql, int nparams) {
+        return result_status(pg, PQprepare(pg->conn, name, sql, nparams, NULL), NULL, err);
+}
+
+int pg_exec_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name, int nparams, const char *const *params) {
+        return result_status(pg, PQexecPrepared(pg->conn, name, nparams, params, NULL, NULL, 0), ret, err);
+}
+
+void pg_deallocate(Pg *pg, const char *name) {
+        if (!pg_connection_ok(pg))
+                return;
+        _cleanup_free_ char *q = ident_quote(name);
+        _cleanup_free_ char *sql = xasprintf("DEALLOCATE %s", q);
+        PgError e = {};
+        (void) pg_exec0(pg, NULL, &e, sql);
+        pg_error_done(&e);
+}

@@ -83,3 +83,9 @@ char *pg_literal(const char *s);
 /* Runs a script of several statements (simple query protocol), e.g. a migration file.
  * Only for SQL text shipped with retentiond, never for anything built from input. */
 int pg_exec_script(Pg *pg, PgError *err, const char *sql);
+
+/* Prepared statements, for the statement a rule run repeats once per batch: parsed and
+ * planned once. */
+int pg_prepare(Pg *pg, PgError *err, const char *name, const char *sql, int nparams);
+int pg_exec_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name, int nparams, const char *const *params);
+void pg_deallocate(Pg *pg, const char *name);
