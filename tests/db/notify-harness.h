@@ -22,7 +22,7 @@ uint64_t now_usec(void);
 /* Starts $RETENTIOND_BIN with args (NULL-terminated, without argv0); watchdog_usec 0: no
  * watchdog. stderr goes to a file (daemon_stderr); JOURNAL_STREAM and INVOCATION_ID are removed
  * from the environment. $RETENTIOND_TEST_DAEMON_WRAPPER (e.g. "valgrind --error-exitcode=99
- * --leak-check=full") is put in front when set. Fails the test on error. */
+ * --leak-check=full", the program by its full path) is put in front when set. Fails the test on error. */
 Daemon *daemon_start(const char *const *args, uint64_t watchdog_usec);
 pid_t daemon_pid(const Daemon *d);
 void daemon_kill(Daemon *d, int sig);

@@ -48,6 +48,23 @@ for _ in $(seq 300); do
         sleep 0.1
 done
 [ -n "$finished" ] || { cat "$OUT/daemon.err" >&2; fail "no run-finished event from the daemon within 30 s"; }
+
+# A reload with a YAML error: rejected with its position, the old policy stays.
+POLICY_REJECTED=$(msgid POLICY_REJECTED)
+cp "$POLICY" "$OUT/policy.good"
+printf 'version: 1\nrules:\n  old-events:\n    table: [public.events\n' >"$POLICY.tmp"
+mv "$POLICY.tmp" "$POLICY"
+kill -HUP $DPID
+rejected=
+for _ in $(seq 100); do
+        journalctl --sync 2>/dev/null || true
+        if journalctl -q --no-pager -o cat "_PID=$DPID" "MESSAGE_ID=$POLICY_REJECTED" | grep -q .; then
+                rejected=1
+                break
+        fi
+        sleep 0.1
+done
+[ -n "$rejected" ] || fail "no policy-rejected event after SIGHUP with a broken policy"
 kill -TERM $DPID
 rc=0
 wait $DPID || rc=$?
@@ -82,13 +99,13 @@ def one(name):
 def pos(name):
     return order.index(name) if name in order else -1
 
-started, stopping = one("DAEMON_STARTED"), one("DAEMON_STOPPING")
+started, stopping, rejected = one("DAEMON_STARTED"), one("DAEMON_STOPPING"), one("POLICY_REJECTED")
 loaded = one("POLICY_LOADED")
 run_started, enforced, finished = one("RUN_STARTED"), one("RULE_ENFORCED"), one("RUN_FINISHED")
 check(pos("DAEMON_STARTED") < pos("POLICY_LOADED") < pos("RUN_STARTED") < pos("RULE_ENFORCED")
-      < pos("RUN_FINISHED") < pos("DAEMON_STOPPING"), f"events out of order: {order}")
+      < pos("RUN_FINISHED") < pos("POLICY_REJECTED") < pos("DAEMON_STOPPING"), f"events out of order: {order}")
 check(set(order) == {"DAEMON_STARTED", "POLICY_LOADED", "RUN_STARTED", "RULE_ENFORCED", "RUN_FINISHED",
-                     "DAEMON_STOPPING"}, f"unexpected events: {order}")
+                     "POLICY_REJECTED", "DAEMON_STOPPING"}, f"unexpected events: {order}")
 
 def expect(r, what, **fields):
     for k, v in fields.items():
@@ -110,6 +127,14 @@ check(enforced.get("DURATION_USEC", "").isdigit(), f"rule-enforced DURATION_USEC
 expect(finished, "run-finished", PRIORITY="5", RUN_ID=run_id, ROWS_DELETED="500", ROWS_ANONYMISED="0", ROWS_HELD="0",
        MESSAGE=f"run {run_id} finished: 500 deleted, 0 anonymised, 0 held, 0 of 1 rules failed")
 expect(stopping, "daemon-stopping", PRIORITY="5", MESSAGE="stopping on SIGTERM")
+expect(rejected, "policy-rejected", PRIORITY="3", POLICY_FILE=POLICY, POLICY_LINE="5")
+check(rejected.get("MESSAGE", "").startswith(f"policy not reloaded: {POLICY}:5:1: YAML syntax error: "),
+      f"policy-rejected MESSAGE={rejected.get('MESSAGE')!r}")
+check(rejected.get("ERROR_DETAIL", "").startswith("While parsing a flow sequence at line 4"),
+      f"policy-rejected ERROR_DETAIL={rejected.get('ERROR_DETAIL')!r}")
+plain = [r.get("MESSAGE") for r in recs if "MESSAGE_ID" not in r]
+check(any(m and m.startswith("policy not reloaded: the policy loaded before (1 rules) stays in force") for m in plain),
+      f"no 'stays in force' line: {plain!r}")
 for r in events:
     check(r.get("_TRANSPORT") == "journal", f"{name_of.get(r['MESSAGE_ID'])}: _TRANSPORT={r.get('_TRANSPORT')}")
     check(r.get("CODE_FILE", "").endswith(".c"), f"{name_of.get(r['MESSAGE_ID'])}: no CODE_FILE")
