@@ -832,6 +832,9 @@ void manager_free(Manager *m) {
          * process exit rather than free memory under it. */
         if (!m || m->abandoned)
                 return;
+        /* The I/O sources watch the worker's eventfd and connection: remove them first. */
+        sd_event_source_disable_unref(m->worker_source);
+        sd_event_source_disable_unref(m->idle_source);
         worker_free(m->worker); /* waits for the job in flight, joins, closes the connection */
         job_free(m->current);
         m->current_pol = policy_unref(m->current_pol);
@@ -839,8 +842,6 @@ void manager_free(Manager *m) {
         sd_event_source_disable_unref(m->sigint);
         sd_event_source_disable_unref(m->sighup);
         sd_event_source_disable_unref(m->sigusr1);
-        sd_event_source_disable_unref(m->worker_source);
-        sd_event_source_disable_unref(m->idle_source);
         sd_event_source_disable_unref(m->schedule_timer);
         sd_event_source_disable_unref(m->retry_timer);
         sd_event_source_disable_unref(m->supervise_timer);
