@@ -163,11 +163,12 @@ void report_run_started(int64_t run_id, const char *mode, size_t n_rules) {
 }
 
 void report_run_events(const RunResult *res) {
-        int64_t del = 0, anon = 0, held = 0;
+        int64_t del = 0, anon = 0, held = 0, skipped = 0;
         int failed = 0;
         for (size_t i = 0; i < res->n_rules; i++) {
                 const RuleResult *r = &res->rules[i];
                 _cleanup_free_ char *tn = qualified_name_display(&r->rule->table);
+                skipped += r->actionable + r->fk_blocked;
                 EventFields ev = EVENT_FIELDS_INIT;
                 fill_fields(&ev, r, res->run_id, tn);
                 ev.rows_deleted = r->deleted;
@@ -238,6 +239,7 @@ void report_run_events(const RunResult *res) {
         ev.rows_deleted = del;
         ev.rows_anonymised = anon;
         ev.rows_held = held;
+        ev.rows_skipped = skipped;
         ev.duration_usec = (int64_t) res->duration_usec;
         event_emit(EVENT_RUN_FINISHED, failed ? LOG_WARNING : event_priority(EVENT_RUN_FINISHED), &ev,
                    "run %" PRId64 " finished%s: %" PRId64 " deleted, %" PRId64 " anonymised, %" PRId64 " held, %d of %zu rules failed",
