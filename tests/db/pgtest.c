@@ -684,11 +684,12 @@ static PGresult *vquery(PGconn *c, const char *fmt, va_list ap) {
         PGresult *r = PQexec(c, sql);
         ExecStatusType s = PQresultStatus(r);
         if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-                const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+                const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+                char *state = xasprintf_("%s", st ? st : "none"); /* r is freed before printing */
                 char *msg = xasprintf_("%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c));
                 PQclear(r);
-                print_error("pgtest: query failed (SQLSTATE %s): %s    query: %s\n",
-                            state ? state : "none", msg, sql);
+                print_error("pgtest: query failed (SQLSTATE %s): %s    query: %s\n", state, msg, sql);
+                free(state);
                 free(msg);
                 free(sql);
                 fail();
