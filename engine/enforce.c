@@ -17,7 +17,7 @@
 
 /* Adaptive batch size: aim each batch at BATCH_TARGET_USEC, never above the rule's
  * batch_size, never below BATCH_MIN_ROWS; start at BATCH_START_ROWS. */
-#define BATCH_TARGET_USEC 10000
+#define BATCH_TARGET_USEC 8000
 #define BATCH_MIN_ROWS 100
 #define BATCH_START_ROWS 1000
 
@@ -851,10 +851,11 @@ static void adapt_batch_size(RuleRun *rr, int64_t rows, uint64_t usec) {
                 return;
         double rate = (double) rows / (double) usec; /* rows per microsecond */
         double want = rate * BATCH_TARGET_USEC;
-        /* Move at most a factor of 2 per batch, so one odd batch does not swing it. */
+        /* Grow by at most half and shrink by at most half per batch, so one odd batch does not
+         * swing the size; the target sits well below the 20 ms a batch may take. */
         double n = (double) rr->batch_size;
-        if (want > 2 * n)
-                want = 2 * n;
+        if (want > 1.5 * n)
+                want = 1.5 * n;
         if (want < n / 2)
                 want = n / 2;
         int64_t next = (int64_t) want;
