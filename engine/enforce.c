@@ -50,6 +50,7 @@ void rule_result_done(RuleResult *r) {
                 return;
         free(r->cutoff);
         free(r->oldest_age);
+        free(r->chain_hash);
         named_counts_free(r->holds, r->n_holds);
         named_counts_free(r->fks, r->n_fks);
         for (size_t i = 0; i < r->n_warnings; i++)
@@ -1066,7 +1067,7 @@ int rule_run_step(RuleRun *rr) {
         return 0;
 }
 
-static int trail_rule_end(RuleRun *rr, PgError *err) {
+static int trail_rule_record(RuleRun *rr, PgError *err) {
         RuleResult *res = &rr->res;
         char id[32], held[32], skipped[32], locked[32], fk[32], overdue[32];
         snprintf(id, sizeof(id), "%" PRId64, res->rule_run_id);
@@ -1116,6 +1117,45 @@ static int trail_rule_end(RuleRun *rr, PgError *err) {
 int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
         PgError err = {};
         int k = 0;
+/* The rule run's final row, its per-hold and per-table counts and its seal into the hash chain
+ * (retention.seal_rule_run, sql/retention/002-receipts.sql), in one transaction: a finished rule
+ * run is always sealed, and a sealed one is always complete. A seal waits for a concurrent one
+ * (the chain head's row lock); a transient failure is retried a few times. */
+static int trail_rule_end(RuleRun *rr, PgError *err) {
+        char id[32];
+        snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
+        const char *p[] = { id };
+        int k = 0;
+        for (unsigned attempt = 0; attempt < 3; attempt++) {
+                if (attempt > 0) {
+                        pg_error_done(err);
+                        usleep(50000u * attempt);
+                }
+                if (PQtransactionStatus(rr->pg->conn) == PQTRANS_INERROR)
+                        rollback_quietly(rr->pg);
+                k = pg_exec0(rr->pg, NULL, err, "BEGIN");
+                if (k)
+                        return k;
+                k = trail_rule_record(rr, err);
+                _cleanup_pgresult_ PGresult *r = NULL;
+                if (k == 0)
+                        k = pg_exec(rr->pg, &r, err,
+                                    "SELECT sealed_seq, encode(sealed_hash, 'hex') FROM retention.seal_rule_run($1::bigint)", 1, p);
+                if (k == 0)
+                        k = pg_exec0(rr->pg, NULL, err, "COMMIT");
+                if (k == 0) {
+                        rr->res.chain_seq = int_at(r, 0, 0);
+                        free(rr->res.chain_hash);
+                        rr->res.chain_hash = xstrdup(PQgetvalue(r, 0, 1));
+                        return 0;
+                }
+                rollback_quietly(rr->pg);
+                if (k != PG_ERR_TRANSIENT && k != PG_ERR_LOCK_TIMEOUT)
+                        return k;
+        }
+        return k;
+}
+
 
         restore_lock_timeout(rr);
         if (rr->prepared) {

@@ -12,7 +12,7 @@
 #include "plan.h"
 #include "policy.h"
 
-#define RETENTION_SCHEMA_VERSION 1
+#define RETENTION_SCHEMA_VERSION 2
 /* pg_advisory_lock(int4, int4) keys: "RTND" and a purpose. */
 #define ADVISORY_CLASS 0x52544E44
 #define ADVISORY_ENFORCE 1
@@ -62,6 +62,8 @@ typedef struct RuleResult {
 
         RuleOutcome outcome;
         PgError error; /* when FAILED, BREAKER or SKIPPED */
+        int64_t chain_seq; /* position in the audit trail's hash chain; 0: not sealed */
+        char *chain_hash;  /* its digest, lowercase hex; NULL: not sealed */
         uint64_t duration_usec;
 } RuleResult;
 
