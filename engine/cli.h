@@ -35,3 +35,5 @@ int cmd_run(Cli *cli);
 int cmd_migrate(Cli *cli);
 int cmd_hold(Cli *cli);
 int cmd_daemon(Cli *cli);
+int cmd_verify(Cli *cli);
+int cmd_receipt(Cli *cli);

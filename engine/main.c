@@ -29,6 +29,8 @@ static void help(FILE *f) {
                 "  hold list             List active holds (--all: released and expired too)\n"
                 "  hold release ID       Release a hold (--by)\n"
                 "  daemon                Run as a service: enforce on schedule (systemd Type=notify)\n"
+                "  verify                Check the audit trail's hash chain; report the first break\n"
+                "  receipt RUN_ID        Deletion receipt of one run, with its chain hashes\n"
                 "\n"
                 "Options:\n"
                 "  -p, --policy PATH         Policy file or directory of *.yaml (repeatable;\n"
@@ -116,6 +118,7 @@ int main(int argc, char **argv) {
         } commands[] = {
                 { "check", cmd_check },   { "audit", cmd_audit }, { "run", cmd_run },
                 { "migrate", cmd_migrate }, { "hold", cmd_hold },  { "daemon", cmd_daemon },
+                { "verify", cmd_verify },   { "receipt", cmd_receipt },
         };
         _cleanup_(cli_done) Cli cli = {
                 .argv0 = argv[0],

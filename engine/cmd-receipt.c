@@ -1,0 +1,273 @@
+/* cmd-receipt.c — `retentiond receipt RUN_ID`: a deletion receipt for an auditor, from the audit
+ * trail: the run, and per rule what the policy promised (the clause), what was done with which
+ * cutoff and counts, and the rule run's place and digest in the hash chain, with whether the
+ * chain verifies up to this run. Counts, names from the policy, times and digests only: no
+ * personal data. A read-only session and one READ ONLY REPEATABLE READ transaction. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <syslog.h>
+
+#include "chain.h"
+#include "cli.h"
+#include "cmdutil.h"
+#include "diag.h"
+#include "enforce.h"
+#include "event.h"
+#include "exitcode.h"
+#include "util.h"
+
+enum {
+        RR_ID, RR_RULE, RR_CLAUSE, RR_TABLE, RR_ACTION, RR_CUTOFF, RR_STARTED, RR_FINISHED,
+        RR_DELETED, RR_ANONYMISED, RR_HELD, RR_SKIPPED, RR_SKIPPED_LOCKED, RR_SKIPPED_FK, RR_OVERDUE,
+        RR_PARTITIONS, RR_BATCHES, RR_OUTCOME, RR_SQLSTATE, RR_ERROR, RR_SEQ, RR_PREV_HASH, RR_HASH,
+        RR_SEALED_AT,
+};
+
+static const char rule_runs_sql[] =
+        "SELECT id, rule, clause, table_name, action, cutoff::text, started_at::text, finished_at::text,"
+        " rows_deleted, rows_anonymised, rows_held, rows_skipped, rows_skipped_locked, rows_skipped_fk,"
+        " rows_overdue, partitions_dropped, batches, outcome, sqlstate, error,"
+        " seq, encode(prev_hash, 'hex'), encode(hash, 'hex'), sealed_at::text"
+        " FROM retention.rule_runs WHERE run_id = $1::bigint ORDER BY id";
+
+static int fail(PgError *err, int k) {
+        cmd_print_error(err);
+        int code = cmd_exit_code(k, err);
+        pg_error_done(err);
+        return code;
+}
+
+static const char *val(const PGresult *r, int row, int col) {
+        return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static void json_str(StrBuf *b, const char *k, const char *v) {
+        strbuf_appendf(b, ",\"%s\":", k);
+        if (v)
+                json_append_string(b, v);
+        else
+                strbuf_append(b, "null");
+}
+
+/* A number column as a JSON number (null for SQL NULL). */
+static void json_num(StrBuf *b, const char *k, const char *v) {
+        strbuf_appendf(b, ",\"%s\":%s", k, v ? v : "null");
+}
+
+/* Rows of a (rule_run_id, name, rows) result that belong to one rule run, as {"name":rows}. */
+static void json_named(StrBuf *b, const char *k, const PGresult *r, const char *rule_run) {
+        strbuf_appendf(b, ",\"%s\":{", k);
+        bool first = true;
+        for (int i = 0; i < PQntuples(r); i++) {
+                if (!streq(PQgetvalue(r, i, 0), rule_run))
+                        continue;
+                if (!first)
+                        strbuf_append(b, ",");
+                first = false;
+                json_append_string(b, PQgetvalue(r, i, 1));
+                strbuf_appendf(b, ":%s", PQgetvalue(r, i, 2));
+        }
+        strbuf_append(b, "}");
+}
+
+static void text_named(const char *label, const PGresult *r, const char *rule_run) {
+        for (int i = 0; i < PQntuples(r); i++)
+                if (streq(PQgetvalue(r, i, 0), rule_run))
+                        printf("    %s %-24s %s\n", label, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+}
+
+/* Whether a sealed rule run at seq lies in the verified part of the chain. */
+static bool verified(const ChainStatus *c, int64_t seq) {
+        return c->kind == CHAIN_OK ? seq <= c->last_seq : seq < c->break_seq;
+}
+
+int cmd_receipt(Cli *cli) {
+        _cleanup_(pg_freep) Pg *pg = NULL;
+        _cleanup_pgresult_ PGresult *run = NULL, *rr = NULL, *holds = NULL, *fks = NULL;
+        _cleanup_(chain_status_done) ChainStatus chain = {};
+        PgError err = {};
+        int64_t run_id;
+        int r, k;
+
+        if (cli->n_args != 1) {
+                log_pg_style(LOG_ERR, NULL, cli->n_args == 0 ? "receipt needs a RUN_ID" : "too many arguments", NULL,
+                             "Usage: retentiond receipt RUN_ID [--json] (run numbers are in \"retentiond run\" output and"
+                             " retention.runs).");
+                return EXIT_USAGE;
+        }
+        if (!parse_int64(cli->args[0], &run_id)) {
+                log_pg_style(LOG_ERR, NULL, "invalid RUN_ID", "A run number is a whole number, e.g. 42.", NULL);
+                return EXIT_USAGE;
+        }
+        r = cmd_connect(cli, true, &pg);
+        if (r)
+                return r;
+        k = pg_exec0(pg, NULL, &err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        if (k)
+                return fail(&err, k);
+        k = trail_check_schema(pg, &err);
+        if (k)
+                return fail(&err, k);
+
+        char id[32];
+        snprintf(id, sizeof(id), "%" PRId64, run_id);
+        const char *p[] = { id };
+        k = pg_exec(pg, &run, &err,
+                    "SELECT host, version, mode, started_at::text, finished_at::text, outcome, rules_total, rules_failed"
+                    " FROM retention.runs WHERE id = $1::bigint",
+                    1, p);
+        if (k)
+                return fail(&err, k);
+        if (PQntuples(run) != 1) {
+                _cleanup_free_ char *primary = xasprintf("run %" PRId64 " does not exist", run_id);
+                log_pg_style(LOG_ERR, NULL, primary, "The audit trail (retention.runs) has no run with this number.",
+                             "Runs are numbered in the output of \"retentiond run\" and in the RUN_ID field of the journal.");
+                return EXIT_NOINPUT;
+        }
+        k = pg_exec(pg, &rr, &err, rule_runs_sql, 1, p);
+        if (!k)
+                k = pg_exec(pg, &holds, &err,
+                            "SELECT h.rule_run_id, h.hold, h.rows FROM retention.rule_run_holds h"
+                            " JOIN retention.rule_runs r ON r.id = h.rule_run_id WHERE r.run_id = $1::bigint"
+                            " ORDER BY h.rule_run_id, h.hold COLLATE \"C\"",
+                            1, p);
+        if (!k)
+                k = pg_exec(pg, &fks, &err,
+                            "SELECT f.rule_run_id, f.referencing_table, f.rows FROM retention.rule_run_fk f"
+                            " JOIN retention.rule_runs r ON r.id = f.rule_run_id WHERE r.run_id = $1::bigint"
+                            " ORDER BY f.rule_run_id, f.referencing_table COLLATE \"C\"",
+                            1, p);
+        if (k)
+                return fail(&err, k);
+
+        int64_t up_to = 0;
+        for (int i = 0; i < PQntuples(rr); i++)
+                if (!PQgetisnull(rr, i, RR_SEQ)) {
+                        int64_t seq = strtoll(PQgetvalue(rr, i, RR_SEQ), NULL, 10);
+                        if (seq > up_to)
+                                up_to = seq;
+                }
+        bool checked = up_to > 0;
+        if (checked) {
+                k = chain_verify(pg, up_to, &chain, &err);
+                if (k)
+                        return fail(&err, k);
+        }
+        PgError ig = {};
+        (void) pg_exec0(pg, NULL, &ig, "COMMIT");
+        pg_error_done(&ig);
+        bool chain_ok = checked && chain.kind == CHAIN_OK;
+
+        if (cli->json) {
+                StrBuf b = {};
+                strbuf_appendf(&b, "{\"run_id\":%" PRId64, run_id);
+                json_str(&b, "host", val(run, 0, 0));
+                json_str(&b, "version", val(run, 0, 1));
+                json_str(&b, "mode", val(run, 0, 2));
+                json_str(&b, "started_at", val(run, 0, 3));
+                json_str(&b, "finished_at", val(run, 0, 4));
+                json_str(&b, "outcome", val(run, 0, 5));
+                json_num(&b, "rules_total", val(run, 0, 6));
+                json_num(&b, "rules_failed", val(run, 0, 7));
+                strbuf_append(&b, ",\"rules\":[");
+                for (int i = 0; i < PQntuples(rr); i++) {
+                        const char *rid = PQgetvalue(rr, i, RR_ID);
+                        strbuf_appendf(&b, "%s{\"rule_run_id\":%s", i ? "," : "", rid);
+                        json_str(&b, "rule", val(rr, i, RR_RULE));
+                        json_str(&b, "clause", val(rr, i, RR_CLAUSE));
+                        json_str(&b, "table", val(rr, i, RR_TABLE));
+                        json_str(&b, "action", val(rr, i, RR_ACTION));
+                        json_str(&b, "cutoff", val(rr, i, RR_CUTOFF));
+                        json_str(&b, "started_at", val(rr, i, RR_STARTED));
+                        json_str(&b, "finished_at", val(rr, i, RR_FINISHED));
+                        json_num(&b, "rows_deleted", val(rr, i, RR_DELETED));
+                        json_num(&b, "rows_anonymised", val(rr, i, RR_ANONYMISED));
+                        json_num(&b, "rows_held", val(rr, i, RR_HELD));
+                        json_named(&b, "held_by", holds, rid);
+                        json_num(&b, "rows_skipped", val(rr, i, RR_SKIPPED));
+                        json_num(&b, "rows_skipped_locked", val(rr, i, RR_SKIPPED_LOCKED));
+                        json_num(&b, "rows_skipped_fk", val(rr, i, RR_SKIPPED_FK));
+                        json_named(&b, "skipped_fk_by", fks, rid);
+                        json_num(&b, "rows_overdue", val(rr, i, RR_OVERDUE));
+                        json_num(&b, "partitions_dropped", val(rr, i, RR_PARTITIONS));
+                        json_num(&b, "batches", val(rr, i, RR_BATCHES));
+                        json_str(&b, "outcome", val(rr, i, RR_OUTCOME));
+                        json_str(&b, "sqlstate", val(rr, i, RR_SQLSTATE));
+                        json_str(&b, "error", val(rr, i, RR_ERROR));
+                        strbuf_append(&b, ",\"chain\":");
+                        if (PQgetisnull(rr, i, RR_SEQ))
+                                strbuf_append(&b, "null");
+                        else {
+                                int64_t seq = strtoll(PQgetvalue(rr, i, RR_SEQ), NULL, 10);
+                                strbuf_appendf(&b, "{\"seq\":%" PRId64, seq);
+                                json_str(&b, "prev_hash", val(rr, i, RR_PREV_HASH));
+                                json_str(&b, "hash", val(rr, i, RR_HASH));
+                                json_str(&b, "sealed_at", val(rr, i, RR_SEALED_AT));
+                                strbuf_appendf(&b, ",\"verified\":%s}", verified(&chain, seq) ? "true" : "false");
+                        }
+                        strbuf_append(&b, "}");
+                }
+                strbuf_appendf(&b, "],\"chain\":{\"verified\":%s,\"up_to_seq\":", chain_ok ? "true" : "false");
+                if (checked)
+                        strbuf_appendf(&b, "%" PRId64 ",\"checked\":%" PRId64, up_to, chain.checked);
+                else
+                        strbuf_append(&b, "null,\"checked\":0");
+                json_str(&b, "break", checked && !chain_ok ? chain.message : NULL);
+                json_str(&b, "detail", checked && !chain_ok ? chain.detail : NULL);
+                strbuf_append(&b, "}}\n");
+                fputs(strbuf_str(&b), stdout);
+                strbuf_done(&b);
+                return checked && !chain_ok ? EXIT_ATTENTION : EXIT_OK;
+        }
+
+        printf("deletion receipt: run %" PRId64 "\n", run_id);
+        printf("  host:       %s\n", val(run, 0, 0));
+        printf("  version:    retentiond %s\n", val(run, 0, 1));
+        printf("  mode:       %s\n", val(run, 0, 2));
+        printf("  started:    %s\n", val(run, 0, 3));
+        printf("  finished:   %s\n", val(run, 0, 4) ? val(run, 0, 4) : "- (not finished)");
+        printf("  outcome:    %s (%s rules, %s failed)\n", val(run, 0, 5), val(run, 0, 6), val(run, 0, 7));
+        for (int i = 0; i < PQntuples(rr); i++) {
+                const char *rid = PQgetvalue(rr, i, RR_ID);
+                const char *cutoff = val(rr, i, RR_CUTOFF), *fin = val(rr, i, RR_FINISHED);
+                printf("\nrule %s — \"%s\"\n", val(rr, i, RR_RULE), val(rr, i, RR_CLAUSE));
+                printf("  rule run:   %s\n", rid);
+                printf("  table:      %s\n", val(rr, i, RR_TABLE));
+                printf("  action:     %s\n", val(rr, i, RR_ACTION));
+                printf("  cutoff:     %s\n", cutoff ? cutoff : "-");
+                printf("  started:    %s\n", val(rr, i, RR_STARTED));
+                printf("  finished:   %s\n", fin ? fin : "- (not finished)");
+                printf("  deleted:    %s\n", val(rr, i, RR_DELETED));
+                printf("  anonymised: %s\n", val(rr, i, RR_ANONYMISED));
+                printf("  held:       %s\n", val(rr, i, RR_HELD));
+                text_named("by", holds, rid);
+                printf("  skipped:    %s (locked or changing %s, still referenced %s)\n", val(rr, i, RR_SKIPPED),
+                       val(rr, i, RR_SKIPPED_LOCKED), val(rr, i, RR_SKIPPED_FK));
+                text_named("from", fks, rid);
+                printf("  overdue:    %s\n", val(rr, i, RR_OVERDUE));
+                printf("  partitions dropped: %s\n", val(rr, i, RR_PARTITIONS));
+                printf("  outcome:    %s\n", val(rr, i, RR_OUTCOME));
+                if (val(rr, i, RR_ERROR))
+                        printf("  error:      %s%s%s%s\n", val(rr, i, RR_ERROR), val(rr, i, RR_SQLSTATE) ? " (SQLSTATE " : "",
+                               val(rr, i, RR_SQLSTATE) ? val(rr, i, RR_SQLSTATE) : "", val(rr, i, RR_SQLSTATE) ? ")" : "");
+                if (PQgetisnull(rr, i, RR_SEQ))
+                        printf("  chain:      not sealed (the rule run never finished)\n");
+                else {
+                        int64_t seq = strtoll(PQgetvalue(rr, i, RR_SEQ), NULL, 10);
+                        printf("  chain:      #%" PRId64 ", sealed %s%s\n", seq, val(rr, i, RR_SEALED_AT),
+                               verified(&chain, seq) ? "" : " — DOES NOT VERIFY");
+                        printf("  hash:       %s\n", val(rr, i, RR_HASH));
+                        printf("  prev hash:  %s\n", val(rr, i, RR_PREV_HASH) ? val(rr, i, RR_PREV_HASH) : "- (first in the chain)");
+                }
+        }
+        if (!checked)
+                printf("\nchain: no rule run of this run is sealed; nothing to verify\n");
+        else if (chain_ok)
+                printf("\nchain: verifies from #1 to #%" PRId64 " (the last rule run of this run)\n", up_to);
+        else {
+                printf("\nchain: BROKEN at #%" PRId64 ", before the end of this run: %s\n", chain.break_seq, chain.message);
+                printf("DETAIL: %s\n", chain.detail);
+        }
+        return checked && !chain_ok ? EXIT_ATTENTION : EXIT_OK;
+}

@@ -1,0 +1,110 @@
+/* cmd-verify.c — `retentiond verify`: walk the audit trail's hash chain, recompute every sealed
+ * rule run's digest and report the first break. A read-only session and one READ ONLY
+ * REPEATABLE READ transaction: it cannot write, and it sees one consistent chain. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <syslog.h>
+
+#include "chain.h"
+#include "cli.h"
+#include "cmdutil.h"
+#include "diag.h"
+#include "enforce.h"
+#include "event.h"
+#include "exitcode.h"
+#include "util.h"
+
+static int fail(PgError *err, int k) {
+        cmd_print_error(err);
+        int code = cmd_exit_code(k, err);
+        pg_error_done(err);
+        return code;
+}
+
+static void print_json(const ChainStatus *s) {
+        StrBuf b = {};
+        strbuf_appendf(&b, "{\"ok\":%s,\"sealed\":%" PRId64 ",\"last_seq\":%" PRId64 ",\"last_hash\":",
+                       s->kind == CHAIN_OK ? "true" : "false", s->checked, s->last_seq);
+        if (s->last_hash)
+                json_append_string(&b, s->last_hash);
+        else
+                strbuf_append(&b, "null");
+        strbuf_appendf(&b, ",\"head_seq\":%" PRId64 ",\"unsealed\":%" PRId64 ",\"break\":", s->head_seq, s->unsealed);
+        if (s->kind == CHAIN_OK)
+                strbuf_append(&b, "null");
+        else {
+                strbuf_append(&b, "{\"kind\":");
+                json_append_string(&b, chain_break_kind_to_string(s->kind));
+                strbuf_appendf(&b, ",\"seq\":%" PRId64 ",\"rule_run_id\":", s->break_seq);
+                if (s->break_rule_run >= 0)
+                        strbuf_appendf(&b, "%" PRId64 ",\"run_id\":%" PRId64 ",\"rule\":", s->break_rule_run, s->break_run);
+                else
+                        strbuf_append(&b, "null,\"run_id\":null,\"rule\":");
+                if (s->break_rule)
+                        json_append_string(&b, s->break_rule);
+                else
+                        strbuf_append(&b, "null");
+                strbuf_append(&b, ",\"message\":");
+                json_append_string(&b, s->message);
+                strbuf_append(&b, ",\"detail\":");
+                json_append_string(&b, s->detail);
+                strbuf_append(&b, "}");
+        }
+        strbuf_append(&b, "}\n");
+        fputs(strbuf_str(&b), stdout);
+        strbuf_done(&b);
+}
+
+static void print_text(const ChainStatus *s) {
+        if (s->kind == CHAIN_OK) {
+                if (s->checked == 0)
+                        printf("chain OK: no sealed rule runs yet\n");
+                else
+                        printf("chain OK: %" PRId64 " sealed rule run%s, last hash %s\n", s->checked, s->checked == 1 ? "" : "s",
+                               s->last_hash);
+        } else {
+                printf("chain BROKEN at #%" PRId64 ": %s\n", s->break_seq, s->message);
+                printf("DETAIL: %s\n", s->detail);
+                if (s->checked > 0)
+                        printf("verified before the break: %" PRId64 " sealed rule run%s, #1 to #%" PRId64 ", last hash %s\n",
+                               s->checked, s->checked == 1 ? "" : "s", s->last_seq, s->last_hash);
+                else
+                        printf("verified before the break: nothing\n");
+        }
+        if (s->unsealed > 0)
+                printf("%" PRId64 " rule run%s outside the chain: still running, or never finished (not a break)\n",
+                       s->unsealed, s->unsealed == 1 ? " is" : "s are");
+}
+
+int cmd_verify(Cli *cli) {
+        _cleanup_(pg_freep) Pg *pg = NULL;
+        _cleanup_(chain_status_done) ChainStatus s = {};
+        PgError err = {};
+        int r, k;
+
+        if (cli->n_args > 0) {
+                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, "\"retentiond verify\" takes options only.");
+                return EXIT_USAGE;
+        }
+        r = cmd_connect(cli, true, &pg);
+        if (r)
+                return r;
+        k = pg_exec0(pg, NULL, &err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        if (k)
+                return fail(&err, k);
+        k = trail_check_schema(pg, &err);
+        if (k)
+                return fail(&err, k);
+        k = chain_verify(pg, -1, &s, &err);
+        if (k)
+                return fail(&err, k);
+        PgError ig = {};
+        (void) pg_exec0(pg, NULL, &ig, "COMMIT");
+        pg_error_done(&ig);
+
+        if (cli->json)
+                print_json(&s);
+        else if (!cli->quiet || s.kind != CHAIN_OK)
+                print_text(&s);
+        return s.kind == CHAIN_OK ? EXIT_OK : EXIT_ATTENTION;
+}
