@@ -556,10 +556,112 @@ out:
  * that holds a held row, or a row not yet expired, stays and is handled row by row. If the
  * engine dies between the detach and the drop, the detached table still carries every row:
  * nothing is lost, and the COMMENT names it for the operator. */
+static void partition_dropped(RuleRun *rr, const char *pd, int64_t dropped) {
+        rr->res.deleted += dropped;
+        rr->res.partitions_dropped++;
+        EventFields ev = EVENT_FIELDS_INIT;
+        ev.rule = rr->rule->name;
+        ev.table = pd;
+        ev.rows_deleted = dropped;
+        ev.run_id = -1;
+        event_emit(EVENT_PARTITION_DROPPED, event_priority(EVENT_PARTITION_DROPPED), &ev,
+                   "rule %s dropped partition %s (%" PRId64 " rows, all expired)", rr->rule->name, pd, dropped);
+}
+
+static void reattach_partition(RuleRun *rr, const char *parent, const char *pq, const char *pd, const char *bound) {
+        _cleanup_free_ char *attach = xasprintf("ALTER TABLE %s ATTACH PARTITION %s %s", parent, pq, bound);
+        PgError ae = {};
+        int ka = pg_exec0(rr->pg, NULL, &ae, attach);
+        pg_error_done(&ae);
+        if (ka)
+                log_warning("partition %s was detached but could not be attached again;"
+                            " it still holds all its rows", pd);
+}
+
+/* A DETACH ... CONCURRENTLY whose second transaction failed (lock_timeout while it waited for
+ * the application's transactions, or the engine was stopped there) leaves the partition half
+ * detached: its rows are no longer seen through the table, so no later run would count or
+ * delete them. FINALIZE completes it; when that fails too, the next run tries again. */
+static int finalize_detach(RuleRun *rr, const char *parent, const char *pq, const char *pd) {
+        _cleanup_free_ char *sql = xasprintf("ALTER TABLE %s DETACH PARTITION %s FINALIZE", parent, pq);
+        PgError e = {};
+        int k = pg_exec0(rr->pg, NULL, &e, sql);
+        if (k) {
+                log_warning("partition %s is left half detached (its rows are not seen through its table): %s;"
+                            " the next run completes the detach",
+                            pd, e.primary ? e.primary : "unknown error");
+                /* Not a success: its rows are due and were neither dropped nor deleted. */
+                if (rr->res.outcome == RULE_RUNNING) {
+                        rr->res.outcome = RULE_SKIPPED;
+                        pg_error_set(&rr->res.error, e.sqlstate, e.primary,
+                                     "DETACH PARTITION ... CONCURRENTLY waits for the application's open transactions;"
+                                     " the next run completes it (ALTER TABLE ... DETACH PARTITION ... FINALIZE).",
+                                     "partition %s is left half detached; its rows are not deleted yet", pd);
+                }
+        }
+        pg_error_done(&e);
+        return k;
+}
+
+static bool detach_pending(RuleRun *rr, const char *pq) {
+        _cleanup_free_ char *v = NULL;
+        PgError e = {};
+        const char *p[] = { pq };
+        int k = pg_value(rr->pg, &v, &e,
+                         "SELECT coalesce(bool_or(inhdetachpending), false) FROM pg_inherits WHERE inhrelid = $1::regclass", 1, p);
+        pg_error_done(&e);
+        return k == 0 && streq_ptr(v, "t");
+}
+
+/* Partitions of this table that an earlier run left half detached (see finalize_detach()):
+ * complete the detach, then drop them if every row is still expired and unheld, or attach them
+ * again. Only ours, by the COMMENT put on them before the detach. */
+static int finish_pending_detaches(RuleRun *rr, CatCache *cache, const char *parent, PgError *err) {
+        _cleanup_pgresult_ PGresult *pend = NULL;
+        char oid[16];
+        snprintf(oid, sizeof(oid), "%u", rr->plan->table->oid);
+        const char *p[] = { oid };
+        int k = pg_exec(rr->pg, &pend, err,
+                        "SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
+                        " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        " WHERE i.inhparent = $1::oid AND i.inhdetachpending"
+                        " AND obj_description(c.oid, 'pg_class') LIKE 'retentiond: detached by rule run %'",
+                        1, p);
+        if (k)
+                return k;
+        for (int i = 0; i < PQntuples(pend); i++) {
+                QualifiedName part = { .schema = PQgetvalue(pend, i, 0), .name = PQgetvalue(pend, i, 1) };
+                _cleanup_free_ char *pq = qualified_name_quote(&part);
+                _cleanup_free_ char *pd = qualified_name_display(&part);
+                int64_t dropped = 0;
+                k = finalize_detach(rr, parent, pq, pd);
+                if (k == PG_ERR_CONNECTION)
+                        return k;
+                if (k)
+                        continue;
+                k = drop_partition_checked(rr, cache, &part, NULL, &dropped, err);
+                if (k == 1) {
+                        reattach_partition(rr, parent, pq, pd, PQgetvalue(pend, i, 2));
+                        continue;
+                }
+                if (k == PG_ERR_LOCK_TIMEOUT) {
+                        pg_error_done(err);
+                        continue;
+                }
+                if (k)
+                        return k;
+                partition_dropped(rr, pd, dropped);
+        }
+        return 0;
+}
+
 static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
         _cleanup_pgresult_ PGresult *parts = NULL;
         _cleanup_free_ char *parent = qualified_name_quote(&rr->plan->table->name);
-        int k = exec_stmt(rr, &rr->plan->partitions, &parts, err, NULL, NULL, 0);
+        int k = finish_pending_detaches(rr, cache, parent, err);
+        if (k)
+                return k;
+        k = exec_stmt(rr, &rr->plan->partitions, &parts, err, NULL, NULL, 0);
         if (k)
                 return k;
         for (int i = 0; i < PQntuples(parts); i++) {
@@ -595,17 +697,18 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                 _cleanup_free_ char *detach = xasprintf("ALTER TABLE %s DETACH PARTITION %s CONCURRENTLY", parent, pq);
                 PgError de = {};
                 k = pg_exec0(rr->pg, NULL, &de, detach);
+                if (k && k != PG_ERR_CONNECTION && detach_pending(rr, pq)) {
+                        /* The first transaction committed, the second did not finish. */
+                        pg_error_done(&de);
+                        if (finalize_detach(rr, parent, pq, pd) != 0)
+                                continue;
+                        k = 0;
+                }
                 if (k == 0) {
                         k = drop_partition_checked(rr, cache, &part, NULL, &dropped, err);
                         if (k == 1) {
                                 /* Something changed between the look and the detach: put it back. */
-                                _cleanup_free_ char *attach = xasprintf("ALTER TABLE %s ATTACH PARTITION %s %s", parent, pq, bound);
-                                PgError ae = {};
-                                int ka = pg_exec0(rr->pg, NULL, &ae, attach);
-                                pg_error_done(&ae);
-                                if (ka)
-                                        log_warning("partition %s was detached but could not be attached again;"
-                                                    " it still holds all its rows", pd);
+                                reattach_partition(rr, parent, pq, pd, bound);
                                 continue;
                         }
                 } else {
@@ -624,15 +727,7 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                 }
                 if (k)
                         return k;
-                rr->res.deleted += dropped;
-                rr->res.partitions_dropped++;
-                EventFields ev = EVENT_FIELDS_INIT;
-                ev.rule = rr->rule->name;
-                ev.table = pd;
-                ev.rows_deleted = dropped;
-                ev.run_id = -1;
-                event_emit(EVENT_PARTITION_DROPPED, event_priority(EVENT_PARTITION_DROPPED), &ev,
-                           "rule %s dropped partition %s (%" PRId64 " rows, all expired)", rr->rule->name, pd, dropped);
+                partition_dropped(rr, pd, dropped);
         }
         return 0;
 }
