@@ -1045,6 +1045,13 @@ static int step_fast(RuleRun *rr) {
         const PlanStatement *st = &rr->plan->batch_range;
         if (!rr->prepared) {
                 int kp = pg_prepare(rr->pg, &err, FAST_PATH_STATEMENT, st->sql, (int) st->n_params);
+                if (kp == PG_ERR_LOCK_TIMEOUT) {
+                        /* Preparing the DELETE or UPDATE takes the table's lock already: a lock
+                         * the application holds is met here first. Same as below. */
+                        pg_error_done(&err);
+                        rr->swept_cleanly = false;
+                        return 1;
+                }
                 if (kp)
                         return step_failed(rr, kp, &err);
                 rr->prepared = true;
@@ -1109,7 +1116,10 @@ int rule_run_step(RuleRun *rr) {
                 k = step_fast(rr);
                 if (k != 1)
                         return k;
-                /* fall through: this one batch with SKIP LOCKED */
+                /* fall through: this one batch with SKIP LOCKED. It waits for the table's lock as
+                 * long as --lock-timeout says: the fast path's short wait is meant for locked rows,
+                 * and a table lock held a little longer must not make the rule skip. */
+                restore_lock_timeout(rr);
         }
         const PlanStatement *st = rr->phase == PHASE_MAIN ? &rr->plan->batch : &rr->plan->while_held_batch;
         if (!st->sql) {
