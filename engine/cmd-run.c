@@ -128,9 +128,18 @@ int cmd_run(Cli *cli) {
                 const RuleResult *rr = &res->rules[i];
                 if (rr->outcome != RULE_SUCCESS)
                         attention = true;
-                if (rr->error.primary && rr->outcome != RULE_INTERRUPTED && console)
-                        log_pg_style(rr->outcome == RULE_SKIPPED ? LOG_WARNING : LOG_ERR, NULL, rr->error.primary,
-                                     rr->error.detail, rr->error.hint);
+                if (!rr->error.primary || rr->outcome == RULE_INTERRUPTED || !console)
+                        continue;
+                /* A lost connection is told once, by the run's error below, which names the rule. */
+                if (k == PG_ERR_CONNECTION && i == res->n_rules - 1)
+                        continue;
+                /* Every error says which rule it stopped. */
+                _cleanup_free_ char *quoted = xasprintf("\"%s\"", rr->rule->name);
+                _cleanup_free_ char *primary = strstr(rr->error.primary, quoted)
+                                                       ? xstrdup(rr->error.primary)
+                                                       : xasprintf("rule %s: %s", quoted, rr->error.primary);
+                log_pg_style(rr->outcome == RULE_SKIPPED ? LOG_WARNING : LOG_ERR, NULL, primary, rr->error.detail,
+                             rr->error.hint);
         }
         if (k) {
                 cmd_print_error(&err);
