@@ -79,6 +79,10 @@ int chain_verify(Pg *pg, int64_t up_to, ChainStatus *ret, PgError *err) {
         char lim[32], bound[32];
         int k;
 
+        /* Only pg_catalog's operators and functions, whatever the role's search_path holds. */
+        k = pg_exec0(pg, NULL, err, "SELECT set_config('search_path', 'pg_catalog, pg_temp', true)");
+        if (k)
+                return k;
         snprintf(lim, sizeof(lim), "%" PRId64, up_to < 0 ? (int64_t) -1 : up_to);
         const char *wp[] = { lim };
         k = pg_exec(pg, &w, err, walk_sql, 1, wp);

@@ -45,10 +45,12 @@ COMMENT ON COLUMN retention.chain_head.hash IS 'hash of the last sealed rule run
 -- bytes of the value in UTF-8, a colon and the value (so no value can be mistaken for another
 -- field). Timestamps are UTC, YYYY-MM-DDTHH:MI:SS.ffffffZ; digests are lowercase hex; numbers are
 -- decimal. The digest is sha256 of the whole text in UTF-8. Both the seal and `retentiond verify`
--- use these functions, so they can never disagree on the format.
+-- use these functions, so they can never disagree on the format; each pins its search_path, so
+-- that no function of the caller's schemas can stand in for sha256(), to_char() or the others.
 
 CREATE OR REPLACE FUNCTION retention.digest_field(name text, value text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
         SELECT name || '=' || CASE WHEN value IS NULL THEN '-'
                                    ELSE octet_length(convert_to(value, 'UTF8')) || ':' || value END || E'\n'
 $$;
@@ -56,14 +58,16 @@ COMMENT ON FUNCTION retention.digest_field(text, text) IS
         'One line of the canonical serialization of a rule run: NAME=- (NULL) or NAME=BYTES:VALUE.';
 
 CREATE OR REPLACE FUNCTION retention.digest_time(t timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
         SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 $$;
 COMMENT ON FUNCTION retention.digest_time(timestamptz) IS
         'A timestamp in the canonical serialization: UTC, microseconds, whatever the session''s TimeZone and DateStyle.';
 
 CREATE OR REPLACE FUNCTION retention.rule_run_serialization(r retention.rule_runs) RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
         SELECT 'retentiond-rule-run-v1' || E'\n'
                 || retention.digest_field('seq', r.seq::text)
                 || retention.digest_field('prev_hash', encode(r.prev_hash, 'hex'))
@@ -111,7 +115,8 @@ COMMENT ON FUNCTION retention.rule_run_serialization(retention.rule_runs) IS
         'bytewise), sealed_at. Counts and names from the policy only; no personal data.';
 
 CREATE OR REPLACE FUNCTION retention.rule_run_digest(r retention.rule_runs) RETURNS bytea
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
         SELECT sha256(convert_to(retention.rule_run_serialization(r), 'UTF8'))
 $$;
 COMMENT ON FUNCTION retention.rule_run_digest(retention.rule_runs) IS
