@@ -17,9 +17,10 @@
 --                invoices of a tax hold, when no rule acts on them): SELECT only.
 --
 -- On the retention schema the role gets USAGE, SELECT/INSERT/UPDATE on the audit trail and the
--- hold registry (whose triggers only allow recording a release), SELECT on schema_version, and
--- the sequences; never DELETE or TRUNCATE. Rerunning the script converges: privileges this role
--- holds on other tables of the same schemas are revoked (each revoke is reported).
+-- hold registry (whose triggers only allow recording a release), SELECT on schema_version and on
+-- the hash chain's head (chain_head), and the sequences; never DELETE or TRUNCATE. Rerunning the
+-- script converges: privileges this role holds on other tables of the same schemas are revoked
+-- (each revoke is reported).
 -- The role gets no password: use peer/cert authentication, or ALTER ROLE ... PASSWORD afterwards.
 -- Dropping partitions whole (partitioned tables) needs ownership of the table, which this script
 -- deliberately does not give: without it, the engine deletes row by row.
@@ -99,6 +100,11 @@ BEGIN
         EXECUTE format('GRANT SELECT, INSERT, UPDATE ON retention.runs, retention.rule_runs, '
                        'retention.rule_run_holds, retention.rule_run_fk, retention.holds TO %I', r);
         EXECUTE format('GRANT SELECT, INSERT ON retention.hold_events TO %I', r);
+        -- Schema version 2: the hash chain's head, read by `retentiond verify` and `receipt`. Only
+        -- retention.seal_rule_run() (SECURITY DEFINER) moves it; the role never writes it.
+        IF to_regclass('retention.chain_head') IS NOT NULL THEN
+                EXECUTE format('GRANT SELECT ON retention.chain_head TO %I', r);
+        END IF;
         EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA retention TO %I', r);
 
         -- The application tables: exactly the listed ones.
