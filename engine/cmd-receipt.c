@@ -208,7 +208,8 @@ int cmd_receipt(Cli *cli) {
                         }
                         strbuf_append(&b, "}");
                 }
-                strbuf_appendf(&b, "],\"chain\":{\"verified\":%s,\"up_to_seq\":", chain_ok ? "true" : "false");
+                strbuf_appendf(&b, "],\"chain\":{\"verified\":%s,\"up_to_seq\":",
+                               !checked ? "null" : chain_ok ? "true" : "false");
                 if (checked)
                         strbuf_appendf(&b, "%" PRId64 ",\"checked\":%" PRId64, up_to, chain.checked);
                 else
