@@ -124,7 +124,7 @@ typedef struct Field {
 } Field;
 
 typedef struct FieldList {
-        Field f[16];
+        Field f[20];
         size_t n;
 } FieldList;
 
@@ -161,6 +161,7 @@ static void fields_build(FieldList *l, const EventFields *f) {
         if (f->policy_line > 0)
                 fields_add_int(l, "POLICY_LINE", (int64_t) f->policy_line);
         fields_add_str(l, "HOLD", f->hold);
+        fields_add_str(l, "CHAIN_HASH", f->chain_hash);
 }
 
 static void fields_done(FieldList *l) {

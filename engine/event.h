@@ -52,6 +52,7 @@ typedef enum LogTarget {
  * Control characters in string fields are replaced by '?' (every field is a single line). */
 typedef struct EventFields {
         const char *rule, *clause, *table, *action, *cutoff, *sqlstate, *policy_file, *hold;
+        const char *chain_hash; /* run-finished: the audit trail's last chain digest (hex) */
         int64_t rows_deleted, rows_anonymised, rows_held, rows_overdue, rows_skipped; /* < 0: absent */
         int64_t run_id;        /* < 0: absent */
         int64_t duration_usec; /* < 0: absent */
@@ -83,7 +84,8 @@ void log_set_show_fields(bool b);
 /* Emits one event: MESSAGE=formatted text, MESSAGE_ID, PRIORITY, SYSLOG_IDENTIFIER=retentiond and
  * every present field as RULE=, CLAUSE=, TABLE=, ACTION=, ROWS_DELETED=, ROWS_ANONYMISED=,
  * ROWS_HELD=, ROWS_OVERDUE=, ROWS_SKIPPED=, CUTOFF=, DURATION_USEC=, RUN_ID=, SQLSTATE=,
- * POLICY_FILE=, POLICY_LINE=, HOLD=. On the console: "retentiond: [warning: |error: ]MESSAGE".
+ * POLICY_FILE=, POLICY_LINE=, HOLD=, CHAIN_HASH=.
+ * On the console: "retentiond: [warning: |error: ]MESSAGE".
  * f may be NULL (no fields). errno is preserved, and %m works in fmt.
  *   void event_emit(EventType type, int priority, const EventFields *f, const char *fmt, ...); */
 #define event_emit(type, priority, f, ...) event_emit_at(__FILE__, __LINE__, __func__, type, priority, f, __VA_ARGS__)

@@ -241,6 +241,13 @@ void report_run_events(const RunResult *res) {
         ev.rows_held = held;
         ev.rows_skipped = skipped;
         ev.duration_usec = (int64_t) res->duration_usec;
+        /* The chain's digest after the run, for a copy outside the database (chain_hash). */
+        int64_t chain_seq = 0;
+        for (size_t i = 0; i < res->n_rules; i++)
+                if (res->rules[i].chain_hash && res->rules[i].chain_seq > chain_seq) {
+                        chain_seq = res->rules[i].chain_seq;
+                        ev.chain_hash = res->rules[i].chain_hash;
+                }
         event_emit(EVENT_RUN_FINISHED, failed ? LOG_WARNING : event_priority(EVENT_RUN_FINISHED), &ev,
                    "run %" PRId64 " finished%s: %" PRId64 " deleted, %" PRId64 " anonymised, %" PRId64 " held, %d of %zu rules failed",
                    res->run_id, res->interrupted ? " (interrupted)" : "", del, anon, held, failed, res->n_rules);

@@ -123,6 +123,7 @@ static void emit_fields(void) {
         f.policy_file = "/etc/retentiond/policies.d/a \"b\".yaml";
         f.policy_line = 12;
         f.hold = "legal-1";
+        f.chain_hash = "9f2c";
         event_emit(EVENT_RULE_ENFORCED, LOG_NOTICE, &f, "enforced");
 
         EventFields g = EVENT_FIELDS_INIT;
@@ -140,7 +141,7 @@ static void test_console_fields(void **state) {
                             "ACTION=delete ROWS_DELETED=0 ROWS_ANONYMISED=2 ROWS_HELD=3 ROWS_OVERDUE=4 "
                             "ROWS_SKIPPED=5 CUTOFF=\"2024-01-01 00:00:00+00\" DURATION_USEC=1500 RUN_ID=7 "
                             "SQLSTATE=40P01 POLICY_FILE=\"/etc/retentiond/policies.d/a \\\"b\\\".yaml\" "
-                            "POLICY_LINE=12 HOLD=legal-1]\n"
+                            "POLICY_LINE=12 HOLD=legal-1 CHAIN_HASH=9f2c]\n"
                             "retentiond: held [TABLE=a?b]\n"
                             "retentiond: no fields\n");
 
