@@ -148,10 +148,22 @@ int pg_connect(const char *conninfo, const PgSettings *s, Pg **ret, PgError *err
 
         /* Session settings travel in the startup packet, so they hold from the first
          * statement on and cannot be forgotten after a reconnect. */
+        /* The caller's own options (conninfo "options=", else PGOPTIONS), e.g. "-c TimeZone=...",
+         * come first; ours follow and win for the settings we need. */
+        _cleanup_free_ char *user_options = NULL;
+        if (conninfo && *conninfo) {
+                PQconninfoOption *co = PQconninfoParse(conninfo, NULL);
+                for (PQconninfoOption *o = co; o && o->keyword; o++)
+                        if (streq(o->keyword, "options") && o->val && *o->val)
+                                user_options = xstrdup(o->val);
+                PQconninfoFree(co);
+        }
+        if (!user_options && getenv("PGOPTIONS") && *getenv("PGOPTIONS"))
+                user_options = xstrdup(getenv("PGOPTIONS"));
         _cleanup_free_ char *options = xasprintf(
-                "-c lock_timeout=%ld -c statement_timeout=%ld -c synchronous_commit=off -c jit=off"
+                "%s%s-c lock_timeout=%ld -c statement_timeout=%ld -c synchronous_commit=off -c jit=off"
                 " -c DateStyle=ISO -c IntervalStyle=postgres -c idle_in_transaction_session_timeout=%ld%s",
-                settings.lock_timeout_ms, settings.statement_timeout_ms,
+                user_options ? user_options : "", user_options ? " " : "", settings.lock_timeout_ms, settings.statement_timeout_ms,
                 settings.statement_timeout_ms * 2 + 10000,
                 settings.read_only ? " -c default_transaction_read_only=on" : "");
         vals[2] = options;
