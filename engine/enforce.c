@@ -341,6 +341,9 @@ static void bind(RuleRun *rr, const PlanStatement *st, Bind *b, const char *ctid
                 case PARAM_TABLEOID:
                         b->values[i] = tableoid;
                         break;
+                case PARAM_KEY: /* explain only */
+                        b->values[i] = NULL;
+                        break;
                 }
         }
 }

@@ -3,6 +3,7 @@
  * every value through a $n parameter; only the administrator's `where:` is pasted. */
 #include "plan.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -111,6 +112,7 @@ static size_t slot_get(Plan *p, TimeSlotKind kind, const void *ref, const Durati
         p->slots[p->n_slots] = (TimeSlot) {
                 .kind = kind,
                 .ref = ref,
+                .start = kind == SLOT_HOLD ? ((const Hold *) ref)->start : ((const Rule *) ref)->start,
                 .interval = xstrdup(duration_to_interval(d, buf, sizeof(buf))),
                 .interval2 = d2 ? xstrdup(duration_to_interval(d2, buf, sizeof(buf))) : NULL,
         };
@@ -134,7 +136,9 @@ static char *cut_expr(Gen *g, size_t slot, ColumnKind k) {
                             : s->kind == SLOT_OVERDUE ? "overdue cutoff: now() - retain - deadline"
                             : s->kind == SLOT_HOLD    ? "hold cutoff: now() - hold retain"
                                                       : "cutoff of another rule on this table";
-        _cleanup_free_ char *p = param(g, PARAM_TIME, slot, NULL, label);
+        _cleanup_free_ char *from = period_start_describe(&s->start);
+        _cleanup_free_ char *full = from ? xasprintf("%s, counted from %s", label, from) : xstrdup(label);
+        _cleanup_free_ char *p = param(g, PARAM_TIME, slot, NULL, full);
         if (k == COLKIND_TIMESTAMPTZ)
                 return xasprintf("%s::timestamptz", p);
         return xasprintf("(%s::timestamptz)::%s", p, kind_sql_type(k));
@@ -244,54 +248,64 @@ static char *fk_join(const CatForeignKey *fk, const char *child_alias, const cha
         return strbuf_steal(&b);
 }
 
+/* Would deleting row `alias` of `t` cascade through the foreign key fk into (or set NULL in)
+ * rows a hold protects? NULL when it cannot. Beyond MAX_CASCADE_DEPTH, or around a cycle, the
+ * mere existence of a referencing row counts as protected: we cannot prove it is not. */
+static char *cascade_fk_expr(Gen *g, const CatForeignKey *fk, const char *alias, unsigned depth, uint32_t *path,
+                             size_t n_path);
+
 /* Would deleting row `alias` of `t` cascade into (or set NULL in) rows a hold protects?
- * NULL when no such path exists. Beyond MAX_CASCADE_DEPTH, or around a cycle, the mere
- * existence of a referencing row counts as protected: we cannot prove it is not. */
+ * NULL when no such path exists. */
 static char *cascade_expr(Gen *g, const CatTable *t, const char *alias, unsigned depth, uint32_t *path, size_t n_path) {
         StrBuf b = {};
         for (size_t i = 0; i < t->n_referenced_by; i++) {
-                const CatForeignKey *fk = &t->referenced_by[i];
-                if (fk->on_delete != 'c' && fk->on_delete != 'n' && fk->on_delete != 'd')
+                _cleanup_free_ char *e = cascade_fk_expr(g, &t->referenced_by[i], alias, depth, path, n_path);
+                if (!e)
                         continue;
-                const CatTable *child = cat_cache_find_oid(g->cache, fk->child_oid);
-                _cleanup_free_ char *a = new_alias(g, "cc");
-                _cleanup_free_ char *inner = NULL;
-                bool cycle = false;
-                for (size_t j = 0; j < n_path; j++)
-                        if (path[j] == fk->child_oid)
-                                cycle = true;
-                if (!child || depth >= MAX_CASCADE_DEPTH || cycle) {
-                        bool relevant = !child || cycle || depth >= MAX_CASCADE_DEPTH;
-                        if (relevant)
-                                inner = xstrdup("true");
-                } else {
-                        _cleanup_free_ char *prot = protected_rows_expr(g, child, a);
-                        _cleanup_free_ char *deeper = NULL;
-                        if (fk->on_delete == 'c') {
-                                uint32_t np[MAX_CASCADE_DEPTH + 2];
-                                size_t nn = n_path < MAX_CASCADE_DEPTH ? n_path : MAX_CASCADE_DEPTH;
-                                memcpy(np, path, nn * sizeof(uint32_t));
-                                np[nn] = child->oid;
-                                deeper = cascade_expr(g, child, a, depth + 1, np, nn + 1);
-                        }
-                        if (prot && deeper)
-                                inner = xasprintf("%s OR %s", prot, deeper);
-                        else if (prot)
-                                inner = TAKE_PTR(prot);
-                        else if (deeper)
-                                inner = TAKE_PTR(deeper);
-                }
-                if (!inner)
-                        continue;
-                _cleanup_free_ char *tq = qualified_name_quote(&fk->child);
-                _cleanup_free_ char *join = fk_join(fk, a, alias);
                 strbuf_append(&b, b.len ? " OR " : "(");
-                strbuf_appendf(&b, "EXISTS (SELECT 1 FROM %s %s WHERE %s AND (%s))", tq, a, join, inner);
+                strbuf_append(&b, e);
         }
         if (!b.len)
                 return NULL;
         strbuf_append(&b, ")");
         return strbuf_steal(&b);
+}
+
+static char *cascade_fk_expr(Gen *g, const CatForeignKey *fk, const char *alias, unsigned depth, uint32_t *path,
+                             size_t n_path) {
+        if (fk->on_delete != 'c' && fk->on_delete != 'n' && fk->on_delete != 'd')
+                return NULL;
+        const CatTable *child = cat_cache_find_oid(g->cache, fk->child_oid);
+        _cleanup_free_ char *a = new_alias(g, "cc");
+        _cleanup_free_ char *inner = NULL;
+        bool cycle = false;
+        for (size_t j = 0; j < n_path; j++)
+                if (path[j] == fk->child_oid)
+                        cycle = true;
+        if (!child || depth >= MAX_CASCADE_DEPTH || cycle)
+                inner = xstrdup("true");
+        else {
+                _cleanup_free_ char *prot = protected_rows_expr(g, child, a);
+                _cleanup_free_ char *deeper = NULL;
+                if (fk->on_delete == 'c') {
+                        uint32_t np[MAX_CASCADE_DEPTH + 2];
+                        size_t nn = n_path < MAX_CASCADE_DEPTH ? n_path : MAX_CASCADE_DEPTH;
+                        memcpy(np, path, nn * sizeof(uint32_t));
+                        np[nn] = child->oid;
+                        deeper = cascade_expr(g, child, a, depth + 1, np, nn + 1);
+                }
+                if (prot && deeper)
+                        inner = xasprintf("%s OR %s", prot, deeper);
+                else if (prot)
+                        inner = TAKE_PTR(prot);
+                else if (deeper)
+                        inner = TAKE_PTR(deeper);
+        }
+        if (!inner)
+                return NULL;
+        _cleanup_free_ char *tq = qualified_name_quote(&fk->child);
+        _cleanup_free_ char *join = fk_join(fk, a, alias);
+        return xasprintf("EXISTS (SELECT 1 FROM %s %s WHERE %s AND (%s))", tq, a, join, inner);
 }
 
 static char *restrict_expr_one(Gen *g, const CatForeignKey *fk, const char *alias) {
@@ -1006,17 +1020,66 @@ int plan_partition_check(Plan *plan, const Policy *policy, const CatCache *cache
         return 0;
 }
 
+/* The fiscal year's start as an offset from January: "3 months" for April. */
+static char *fiscal_offset(Gen *g, const PeriodStart *s) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%d months", s->fiscal_year_start > 0 ? s->fiscal_year_start - 1 : 0);
+        return param(g, PARAM_CONST, 0, buf, "fiscal year start: months after 1 January");
+}
+
+/* The start of the month/year/fiscal year in which the timestamptz x falls (x itself for
+ * FROM_RECORD), in the session's TimeZone. */
+static char *period_floor(Gen *g, const PeriodStart *s, const char *x) {
+        switch (s->from) {
+        case FROM_END_OF_MONTH: return xasprintf("date_trunc('month', %s)", x);
+        case FROM_END_OF_YEAR: return xasprintf("date_trunc('year', %s)", x);
+        case FROM_END_OF_FISCAL_YEAR: {
+                _cleanup_free_ char *off = fiscal_offset(g, s);
+                return xasprintf("(date_trunc('year', %s - %s::interval) + %s::interval)", x, off, off);
+        }
+        default: return xstrdup(x);
+        }
+}
+
+/* The end of the period in which x falls: the next period start after it. */
+static char *period_end(Gen *g, const PeriodStart *s, const char *x) {
+        _cleanup_free_ char *fl = period_floor(g, s, x);
+        switch (s->from) {
+        case FROM_END_OF_MONTH: return xasprintf("(%s + interval '1 month')", fl);
+        case FROM_END_OF_YEAR:
+        case FROM_END_OF_FISCAL_YEAR: return xasprintf("(%s + interval '1 year')", fl);
+        default: return TAKE_PTR(fl);
+        }
+}
+
+/* The cutoff of a slot, computed by PostgreSQL. A row is due when end_of_period(col) < X
+ * (X = now() - retain [- deadline]). end_of_period(col) is a period start, so that holds exactly
+ * when col is before the last period start strictly before X:
+ *     col < date_trunc(period, X - 1 microsecond)     (fiscal years shifted by the start month)
+ * which equals ceil_period(X - 1 period). The column is compared as it is (index-friendly);
+ * only the cutoff is transformed. */
+static char *slot_cutoff_sql(Gen *g, const TimeSlot *s) {
+        _cleanup_free_ char *a = param(g, PARAM_CONST, 0, s->interval, "interval");
+        _cleanup_free_ char *x = NULL;
+        if (s->interval2) {
+                _cleanup_free_ char *a2 = param(g, PARAM_CONST, 0, s->interval2, "interval");
+                x = xasprintf("now() - %s::interval - %s::interval", a, a2);
+        } else
+                x = xasprintf("now() - %s::interval", a);
+        if (s->start.from == FROM_RECORD)
+                return xasprintf("(%s)::text", x);
+        _cleanup_free_ char *strict = xasprintf("%s - interval '1 microsecond'", x);
+        _cleanup_free_ char *fl = period_floor(g, &s->start, strict);
+        return xasprintf("%s::text", fl);
+}
+
 static void build_cutoffs(Gen *g) {
         Plan *p = g->plan;
         StrBuf b = {};
         strbuf_append(&b, "SELECT ");
         for (size_t i = 0; i < p->n_slots; i++) {
-                _cleanup_free_ char *a = param(g, PARAM_CONST, 0, p->slots[i].interval, "interval");
-                if (p->slots[i].interval2) {
-                        _cleanup_free_ char *a2 = param(g, PARAM_CONST, 0, p->slots[i].interval2, "interval");
-                        strbuf_appendf(&b, "%s(now() - %s::interval - %s::interval)::text", i ? ", " : "", a, a2);
-                } else
-                        strbuf_appendf(&b, "%s(now() - %s::interval)::text", i ? ", " : "", a);
+                _cleanup_free_ char *e = slot_cutoff_sql(g, &p->slots[i]);
+                strbuf_appendf(&b, "%s%s", i ? ", " : "", e);
         }
         finish_statement(g, &p->cutoffs, strbuf_steal(&b));
 }
@@ -1059,4 +1122,205 @@ int plan_build(const Policy *policy, const Rule *rule, const CatCache *cache, Pl
         free(g.params);
         *ret = p;
         return 0;
+}
+
+/* ---- explain: the predicates of one row, by its primary key ---- */
+
+/* The moment after which `base` (a timestamptz expression) is older than now() - d, exactly as
+ * PostgreSQL subtracts an interval (months, then days, then time): the first t with
+ * t - d > base. A month added to the 29th-31st may be clamped to a shorter month's last day;
+ * then the first such t is the start of the following month. */
+static char *due_at_sql(Gen *g, const char *base, const Duration *d) {
+        char m[32], dd[32], u[48];
+        snprintf(m, sizeof(m), "%" PRId32 " months", d->months);
+        snprintf(dd, sizeof(dd), "%" PRId32 " days", d->days);
+        snprintf(u, sizeof(u), "%" PRId64 " microseconds", d->usecs);
+        _cleanup_free_ char *pm = param(g, PARAM_CONST, 0, m, "interval: months");
+        _cleanup_free_ char *pd = param(g, PARAM_CONST, 0, dd, "interval: days");
+        _cleanup_free_ char *pu = param(g, PARAM_CONST, 0, u, "interval: time");
+        return xasprintf("(SELECT CASE WHEN z.t1 - %s::interval < z.b THEN date_trunc('month', z.t1) + interval '1 month'"
+                         " ELSE z.t1 END FROM (SELECT y.b + %s::interval AS t1, y.b FROM"
+                         " (SELECT (%s)::timestamptz + %s::interval + %s::interval AS b) y) z)",
+                         pm, pm, base, pu, pd);
+}
+
+/* Where the retention of an age value x (of kind k) starts, as a timestamptz: the value itself,
+ * the next day's start for a date (a date is due only once the whole day is), or the end of
+ * its month/year/fiscal year. */
+static char *age_base(Gen *g, const char *x, ColumnKind k, const PeriodStart *s) {
+        if (s->from == FROM_RECORD)
+                return k == COLKIND_DATE ? xasprintf("((%s) + 1)::timestamptz", x) : xasprintf("(%s)::timestamptz", x);
+        _cleanup_free_ char *ts = xasprintf("(%s)::timestamptz", x);
+        return period_end(g, s, ts);
+}
+
+static void explain_hold_columns(Gen *g, const Hold *h, const char *key, StrBuf *b) {
+        _cleanup_free_ char *applies = hold_expr(g, h, key);
+        if (h->registry) {
+                _cleanup_free_ char *s = param(g, PARAM_CONST, 0, h->subject->name, "subject name");
+                strbuf_appendf(b, ", %s", applies);
+                strbuf_appendf(b, ", (SELECT max(rh.expires_at)::text FROM retention.holds rh WHERE rh.subject = %s"
+                                  " AND rh.subject_key = (%s)::text AND rh.released_at IS NULL AND rh.expires_at > now())",
+                               s, key);
+                strbuf_appendf(b, ", EXISTS (SELECT 1 FROM retention.holds rh WHERE rh.subject = %s"
+                                  " AND rh.subject_key = (%s)::text AND rh.released_at IS NULL AND rh.expires_at IS NULL)",
+                               s, key);
+                strbuf_append(b, ", NULL::text");
+                return;
+        }
+        const CatTable *ev = cat_cache_find_name(g->cache, &h->table);
+        const CatColumn *c = ev ? cat_table_column(ev, h->column) : NULL;
+        ColumnKind k = c ? c->kind : COLKIND_TIMESTAMPTZ;
+        _cleanup_free_ char *tq = qualified_name_quote(&h->table);
+        _cleanup_free_ char *sc = col("ev", h->subject_column);
+        _cleanup_free_ char *ac = col("ev", h->column);
+        _cleanup_free_ char *base = age_base(g, "e.m", k, &h->start);
+        _cleanup_free_ char *until = due_at_sql(g, base, &h->retain);
+        strbuf_appendf(b, ", %s", applies);
+        strbuf_appendf(b, ", (SELECT (%s)::text FROM (SELECT max(%s) AS m FROM %s ev WHERE %s = %s) e)", until, ac, tq, sc, key);
+        strbuf_appendf(b, ", EXISTS (SELECT 1 FROM %s ev WHERE %s = %s AND %s IS NULL)", tq, sc, key, ac);
+        strbuf_appendf(b, ", (SELECT max(%s)::text FROM %s ev WHERE %s = %s)", ac, tq, sc, key);
+}
+
+static char *key_match(Gen *g, char *const *pk, size_t n_pk, const char *alias) {
+        StrBuf b = {};
+        for (size_t i = 0; i < n_pk; i++) {
+                _cleanup_free_ char *c = col(alias, pk[i]);
+                _cleanup_free_ char *p = param(g, PARAM_KEY, i, NULL, "primary-key value");
+                strbuf_appendf(&b, "%s%s = %s", i ? " AND " : "", c, p);
+        }
+        return strbuf_steal(&b);
+}
+
+void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char *const *pk, size_t n_pk, ExplainPlan *ret) {
+        Gen g = { .policy = policy, .cache = cache, .plan = plan };
+        const Rule *r = plan->rule;
+        ExplainPlan e = {};
+        StrBuf b = {};
+        _cleanup_free_ char *tq = qualified_name_quote(&plan->table->name);
+        _cleanup_free_ char *age = col("t", r->column);
+        ColumnKind k = plan->age_kind;
+
+        size_t cut = slot_get(plan, SLOT_CUTOFF, r, &r->retain, NULL);
+        _cleanup_free_ char *ce = cut_expr(&g, cut, k);
+        _cleanup_free_ char *base = age_base(&g, age, k, &r->start);
+        _cleanup_free_ char *due_at = due_at_sql(&g, base, &r->retain);
+        _cleanup_free_ char *w = where_expr(r);
+        strbuf_appendf(&b, "SELECT %s::text, (%s)::text, %s < %s, %s", age, due_at, age, ce, w ? w : "true");
+        if (r->action == ACTION_ANONYMISE) {
+                _cleanup_free_ char *d = all_done_expr(&g, r->columns, r->n_columns, "t");
+                strbuf_appendf(&b, ", %s", d);
+        } else
+                strbuf_append(&b, ", false");
+        if (r->has_deadline) {
+                size_t od = slot_get(plan, SLOT_OVERDUE, r, &r->retain, &r->deadline);
+                _cleanup_free_ char *oe = cut_expr(&g, od, k);
+                _cleanup_free_ char *dl = due_at_sql(&g, base, &r->deadline);
+                _cleanup_free_ char *oat = due_at_sql(&g, dl, &r->retain);
+                strbuf_appendf(&b, ", (%s)::text, %s < %s", oat, age, oe);
+        } else
+                strbuf_append(&b, ", NULL::text, false");
+        if (r->has_while_held) {
+                _cleanup_free_ char *d = all_done_expr(&g, r->while_held_columns, r->n_while_held_columns, "t");
+                strbuf_appendf(&b, ", %s", d);
+        } else
+                strbuf_append(&b, ", false");
+
+        if (r->subject) {
+                _cleanup_free_ char *key = subject_key_expr(r, "t");
+                for (size_t i = 0; i < r->n_holds; i++)
+                        explain_hold_columns(&g, r->holds[i], key, &b);
+        }
+        if (r->action == ACTION_DELETE) {
+                const CatTable *t = plan->table;
+                for (size_t i = 0; i < t->n_referenced_by; i++) {
+                        uint32_t path[1] = { t->oid };
+                        _cleanup_free_ char *x = cascade_fk_expr(&g, &t->referenced_by[i], "t", 0, path, 1);
+                        if (!x)
+                                continue;
+                        strbuf_appendf(&b, ", %s", x);
+                        e.cascade_fks = xreallocarray(e.cascade_fks, e.n_cascade_fks + 1, sizeof(CatForeignKey *));
+                        e.cascade_fks[e.n_cascade_fks++] = &t->referenced_by[i];
+                }
+                for (size_t i = 0; i < policy->n_rules; i++) {
+                        const Rule *o = &policy->rules[i];
+                        if (o == r)
+                                continue;
+                        _cleanup_free_ char *x = other_rules_keep_expr(&g, r, "t", o);
+                        if (!x)
+                                continue;
+                        strbuf_appendf(&b, ", coalesce(%s, false)", x);
+                        e.other_rules = xreallocarray(e.other_rules, e.n_other_rules + 1, sizeof(Rule *));
+                        e.other_rules[e.n_other_rules++] = o;
+                }
+                for (size_t i = 0; i < t->n_referenced_by; i++) {
+                        if (!fk_restricts(&t->referenced_by[i]))
+                                continue;
+                        _cleanup_free_ char *x = restrict_expr_one(&g, &t->referenced_by[i], "t");
+                        strbuf_appendf(&b, ", %s", x);
+                        e.restrict_fks = xreallocarray(e.restrict_fks, e.n_restrict_fks + 1, sizeof(CatForeignKey *));
+                        e.restrict_fks[e.n_restrict_fks++] = &t->referenced_by[i];
+                }
+        }
+        _cleanup_free_ char *km = key_match(&g, pk, n_pk, "t");
+        strbuf_appendf(&b, " FROM %s t WHERE %s", tq, km);
+        finish_statement(&g, &e.row, strbuf_steal(&b));
+
+        bool registry = false;
+        for (size_t i = 0; i < r->n_holds; i++)
+                if (r->holds[i]->registry)
+                        registry = true;
+        if (registry && r->subject) {
+                _cleanup_free_ char *key = subject_key_expr(r, "t");
+                _cleanup_free_ char *s = param(&g, PARAM_CONST, 0, r->subject->name, "subject name");
+                _cleanup_free_ char *km2 = key_match(&g, pk, n_pk, "t");
+                finish_statement(&g, &e.registry,
+                                 xasprintf("SELECT rh.id::text, rh.reason, rh.placed_by, rh.placed_at::text, rh.expires_at::text"
+                                           " FROM %s t JOIN retention.holds rh ON rh.subject = %s AND rh.subject_key = (%s)::text"
+                                           " WHERE %s AND rh.released_at IS NULL AND (rh.expires_at IS NULL OR rh.expires_at > now())"
+                                           " ORDER BY rh.id",
+                                           tq, s, key, km2));
+        }
+
+        /* Every slot the statements use is known now. */
+        plan_statement_done(&plan->cutoffs);
+        build_cutoffs(&g);
+        free(g.params);
+        *ret = e;
+}
+
+void explain_plan_done(ExplainPlan *e) {
+        plan_statement_done(&e->row);
+        plan_statement_done(&e->registry);
+        free(e->cascade_fks);
+        free(e->other_rules);
+        free(e->restrict_fks);
+        *e = (ExplainPlan) {};
+}
+
+void plan_row_keys(const CatTable *t, char *const *pk, size_t n_pk, const char *where_column, unsigned limit,
+                   PlanStatement *ret) {
+        Gen g = {};
+        StrBuf b = {};
+        _cleanup_free_ char *tq = qualified_name_quote(&t->name);
+        strbuf_append(&b, "SELECT ");
+        for (size_t i = 0; i < n_pk; i++) {
+                _cleanup_free_ char *c = col("t", pk[i]);
+                strbuf_appendf(&b, "%s%s::text", i ? ", " : "", c);
+        }
+        strbuf_appendf(&b, " FROM %s t WHERE ", tq);
+        if (where_column) {
+                _cleanup_free_ char *c = col("t", where_column);
+                _cleanup_free_ char *p = param(&g, PARAM_KEY, 0, NULL, "subject key");
+                strbuf_appendf(&b, "%s = %s ORDER BY ", c, p);
+                for (size_t i = 0; i < n_pk; i++) {
+                        _cleanup_free_ char *o = col("t", pk[i]);
+                        strbuf_appendf(&b, "%s%s", i ? ", " : "", o);
+                }
+                strbuf_appendf(&b, " LIMIT %u", limit);
+        } else {
+                _cleanup_free_ char *km = key_match(&g, pk, n_pk, "t");
+                strbuf_append(&b, km);
+        }
+        finish_statement(&g, ret, strbuf_steal(&b));
 }

@@ -35,6 +35,7 @@ typedef enum ParamKind {
         PARAM_BREAKER_LIMIT,  /* threshold + 1 */
         PARAM_CTID,           /* one row (foreign-key isolation) */
         PARAM_TABLEOID,       /* that row's partition */
+        PARAM_KEY,            /* explain: the row's primary-key value, slot = key column index */
 } ParamKind;
 
 typedef struct PlanParam {
@@ -62,6 +63,8 @@ typedef struct TimeSlot {
         const void *ref; /* Hold* or Rule* */
         char *interval;  /* interval parameter text */
         char *interval2; /* subtracted too (overdue: deadline), or NULL */
+        PeriodStart start; /* FROM_RECORD: now() - interval; else the last start of a month/year/fiscal
+                            * year strictly before it (the retention runs from the end of the period) */
 } TimeSlot;
 
 typedef struct Plan {
@@ -129,6 +132,52 @@ static inline void plan_freep(Plan **p) {
 int plan_partition_check(Plan *plan, const Policy *policy, const CatCache *cache, const QualifiedName *partition,
                          PlanStatement *ret);
 void plan_statement_done(PlanStatement *st);
+
+/* ---- explain: one row, by its primary key ---- */
+
+/* Fixed columns of ExplainPlan.row, in order (text; booleans as "t"/"f"). */
+enum {
+        EXPLAIN_AGE,             /* the age value, NULL when NULL */
+        EXPLAIN_DUE_AT,          /* the moment after which the age alone makes it due (NULL: age NULL) */
+        EXPLAIN_AGE_DUE,         /* bool: older than the cutoff now */
+        EXPLAIN_MATCHES,         /* bool: the rule's where filter matches (true without where) */
+        EXPLAIN_DONE,            /* bool: anonymise rule and already anonymised (false for delete) */
+        EXPLAIN_OVERDUE_AT,      /* the moment after which it is overdue; NULL without deadline */
+        EXPLAIN_OVERDUE_AGE,     /* bool: older than the overdue cutoff (false without deadline) */
+        EXPLAIN_WHILE_HELD_DONE, /* bool: already in the while_held form (false without while_held) */
+        _EXPLAIN_FIXED,
+};
+/* Then per hold of the rule (rule order), EXPLAIN_PER_HOLD columns: */
+enum {
+        EXPLAIN_HOLD_APPLIES,  /* bool: the hold keeps the row now */
+        EXPLAIN_HOLD_UNTIL,    /* registry: latest --until of the active holds; derived: when the youngest evidence lapses */
+        EXPLAIN_HOLD_FOREVER,  /* bool: registry: an active hold without --until; derived: evidence without a date */
+        EXPLAIN_HOLD_EVIDENCE, /* derived: the youngest evidence date; registry: NULL */
+        EXPLAIN_PER_HOLD,
+};
+/* then one bool per cascade_fks, per other_rules, per restrict_fks. */
+
+typedef struct ExplainPlan {
+        PlanStatement row;      /* WHERE pk = PARAM_KEY...: exactly one row, or none */
+        PlanStatement registry; /* the active operator holds on the row's subject: id, reason, placed_by,
+                                 * placed_at, expires_at; sql NULL when the rule has no registry hold */
+        const CatForeignKey **cascade_fks; /* deleting cascades (or sets NULL) into rows a hold may protect */
+        size_t n_cascade_fks;
+        const Rule **other_rules; /* other delete rules on the table: true = it keeps the row longer */
+        size_t n_other_rules;
+        const CatForeignKey **restrict_fks; /* RESTRICT / NO ACTION: true = a row still references it */
+        size_t n_restrict_fks;
+} ExplainPlan;
+
+/* The per-row statements of a rule for a row identified by its primary key (pk: the key
+ * columns in order). Adds any cutoff they need to plan->slots and rebuilds plan->cutoffs, so
+ * run plan->cutoffs after this. */
+void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char *const *pk, size_t n_pk, ExplainPlan *ret);
+void explain_plan_done(ExplainPlan *e);
+/* SELECT of the key columns as text of the row WHERE key = PARAM_KEY..., (`where` NULL), or of
+ * every row WHERE column = PARAM_KEY 0 ordered by the key, at most `limit` rows. */
+void plan_row_keys(const CatTable *t, char *const *pk, size_t n_pk, const char *where_column, unsigned limit,
+                   PlanStatement *ret);
 
 /* Checks the catalog against a rule; appends human-readable problems (errors) and
  * warnings. Used by plan_build and by `check --database`. Returns number of errors. */

@@ -856,6 +856,57 @@ static void load_defaults(F *f, const Node *m) {
                         parse_setting(f, i, vals[i], "in \"defaults\"", &f->defaults);
 }
 
+/* ---- statutory start dates (`from:`, `fiscal_year_start:`) --------------------------------- */
+
+static void load_period_start(F *f, const Node *from_key, const Node *from_val, const Node *fy_key, const Node *fy_val,
+                              const char *where, PeriodStart *ret) {
+        static const char *const names[] = { "end_of_month", "end_of_year", "end_of_fiscal_year" };
+        static const StartFrom values[] = { FROM_END_OF_MONTH, FROM_END_OF_YEAR, FROM_END_OF_FISCAL_YEAR };
+        bool from_ok = false;
+        *ret = (PeriodStart) { .from = FROM_RECORD };
+        if (from_val) {
+                const char *v = get_scalar(f, from_val, "from", where);
+                if (v) {
+                        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                                if (streq(v, names[i])) {
+                                        ret->from = values[i];
+                                        from_ok = true;
+                                }
+                        if (!from_ok) {
+                                Diagnostic *x = error_at(f, from_val, "invalid value \"%s\" for \"from\" %s", v, where);
+                                diag_set_detail(x, "The retention period runs from the end of the calendar month, the calendar year or the fiscal year in which the age value falls; without \"from\" it runs from the age value itself.");
+                                const char *c = closest(v, names, ELEMENTSOF(names));
+                                if (c)
+                                        diag_set_hint(x, "Did you mean \"%s\"?", c);
+                                else
+                                        diag_set_hint(x, "Write end_of_month, end_of_year or end_of_fiscal_year.");
+                        }
+                }
+        }
+        if (fy_val) {
+                if (from_ok && ret->from != FROM_END_OF_FISCAL_YEAR) {
+                        Diagnostic *x = error_at(f, fy_key, "\"fiscal_year_start\" needs \"from: end_of_fiscal_year\" %s, not \"from: %s\"",
+                                                 where, start_from_to_string(ret->from));
+                        diag_set_hint(x, "Remove \"fiscal_year_start\", or write \"from: end_of_fiscal_year\".");
+                } else if (!from_val) {
+                        Diagnostic *x = error_at(f, fy_key, "\"fiscal_year_start\" needs \"from: end_of_fiscal_year\" %s", where);
+                        diag_set_hint(x, "Add \"from: end_of_fiscal_year\", or remove \"fiscal_year_start\".");
+                } else {
+                        int64_t m;
+                        if (get_int(f, fy_val, "fiscal_year_start", where, 1, 12, &m))
+                                ret->fiscal_year_start = (int) m;
+                        else
+                                ret->fiscal_year_start = 1; /* reported; keep the model valid */
+                }
+        } else if (from_ok && ret->from == FROM_END_OF_FISCAL_YEAR) {
+                Diagnostic *x = error_at(f, from_val, "\"from: end_of_fiscal_year\" needs \"fiscal_year_start\" %s", where);
+                diag_set_detail(x, "\"fiscal_year_start\" is the month (1 to 12) in which the fiscal year begins.");
+                diag_set_hint(x, "Add e.g. \"fiscal_year_start: 4\" for a fiscal year from 1 April to 31 March.");
+                ret->fiscal_year_start = 1;
+        }
+        (void) from_key;
+}
+
 /* ---- subjects and holds ------------------------------------------------------------------- */
 
 static void load_subjects(F *f, const Node *m) {
@@ -902,8 +953,9 @@ static bool get_bool(F *f, const Node *n, const char *key, const char *where, bo
 }
 
 static void load_holds(F *f, const Node *m) {
-        static const char *const known[] = { "reason", "subject", "registry", "table", "subject_column", "column", "retain" };
-        enum { H_REASON, H_SUBJECT, H_REGISTRY, H_TABLE, H_SUBJECT_COLUMN, H_COLUMN, H_RETAIN };
+        static const char *const known[] = { "reason", "subject", "registry", "table", "subject_column", "column", "retain",
+                                             "from", "fiscal_year_start" };
+        enum { H_REASON, H_SUBJECT, H_REGISTRY, H_TABLE, H_SUBJECT_COLUMN, H_COLUMN, H_RETAIN, H_FROM, H_FISCAL_YEAR_START };
         Loader *l = f->l;
         Policy *p = l->policy;
         if (!expect_mapping(f, m, "\"holds\""))
@@ -940,7 +992,7 @@ static void load_holds(F *f, const Node *m) {
                 if (vals[H_REGISTRY] && !get_bool(f, vals[H_REGISTRY], "registry", where, &h->registry))
                         continue; /* unknown kind of hold: checking its other keys would only guess */
                 if (h->registry) {
-                        for (size_t j = H_TABLE; j <= H_RETAIN; j++) {
+                        for (size_t j = H_TABLE; j <= H_FISCAL_YEAR_START; j++) {
                                 if (!keys[j])
                                         continue;
                                 Diagnostic *x = error_at(f, keys[j], "registry hold \"%s\" cannot have \"%s\"", h->name, known[j]);
@@ -964,6 +1016,8 @@ static void load_holds(F *f, const Node *m) {
                         (void) get_ident(f, vals[H_COLUMN], "column", where, &h->column);
                 if (vals[H_RETAIN])
                         (void) get_duration(f, vals[H_RETAIN], "retain", where, &h->retain);
+                load_period_start(f, keys[H_FROM], vals[H_FROM], keys[H_FISCAL_YEAR_START], vals[H_FISCAL_YEAR_START], where,
+                                  &h->start);
         }
 }
 
@@ -1157,13 +1211,13 @@ static void load_while_held(F *f, Rule *r, const Node *m, const char *rule_where
 
 static const char *const rule_keys[] = {
         "clause", "table", "column", "retain", "action", "columns", "subject", "subject_column", "holds",
-        "deadline", "while_held", "where",
+        "deadline", "while_held", "where", "from", "fiscal_year_start",
         /* settings, in the order of setting_keys */
         "batch_size", "schedule", "window", "max_fraction", "max_rows", "breaker_min_rows",
 };
 enum {
         R_CLAUSE, R_TABLE, R_COLUMN, R_RETAIN, R_ACTION, R_COLUMNS, R_SUBJECT, R_SUBJECT_COLUMN, R_HOLDS,
-        R_DEADLINE, R_WHILE_HELD, R_WHERE, R_SETTINGS, _R_MAX = R_SETTINGS + _S_MAX,
+        R_DEADLINE, R_WHILE_HELD, R_WHERE, R_FROM, R_FISCAL_YEAR_START, R_SETTINGS, _R_MAX = R_SETTINGS + _S_MAX,
 };
 
 static void load_rule_holds(F *f, Rule *r, RuleExtra *re, const Node *n, const char *where) {
@@ -1237,6 +1291,7 @@ static void load_rule(F *f, const Node *k, const Node *v) {
                 (void) get_duration(f, vals[R_RETAIN], "retain", where, &r->retain);
         if (vals[R_DEADLINE])
                 r->has_deadline = get_duration(f, vals[R_DEADLINE], "deadline", where, &r->deadline);
+        load_period_start(f, keys[R_FROM], vals[R_FROM], keys[R_FISCAL_YEAR_START], vals[R_FISCAL_YEAR_START], where, &r->start);
         bool action_ok = vals[R_ACTION] && get_action(f, vals[R_ACTION], where, &r->action);
         if (vals[R_COLUMNS]) {
                 if (action_ok && r->action == ACTION_DELETE) {

@@ -85,6 +85,29 @@ const char *action_to_string(Action a) {
         return "unknown";
 }
 
+const char *start_from_to_string(StartFrom f) {
+        switch (f) {
+        case FROM_RECORD: return "record";
+        case FROM_END_OF_MONTH: return "end_of_month";
+        case FROM_END_OF_YEAR: return "end_of_year";
+        case FROM_END_OF_FISCAL_YEAR: return "end_of_fiscal_year";
+        }
+        return "unknown";
+}
+
+char *period_start_describe(const PeriodStart *s) {
+        static const char *const months[] = { "January", "February", "March",     "April",   "May",      "June",
+                                              "July",    "August",   "September", "October", "November", "December" };
+        switch (s->from) {
+        case FROM_END_OF_MONTH: return xstrdup("the end of the calendar month");
+        case FROM_END_OF_YEAR: return xstrdup("the end of the calendar year");
+        case FROM_END_OF_FISCAL_YEAR:
+                return xasprintf("the end of the fiscal year starting in %s",
+                                 s->fiscal_year_start >= 1 && s->fiscal_year_start <= 12 ? months[s->fiscal_year_start - 1] : "?");
+        default: return NULL;
+        }
+}
+
 static const char *const method_names[_METHOD_MAX] = {
         [METHOD_NULL] = "null",
         [METHOD_REDACT] = "redact",
@@ -150,6 +173,9 @@ char *rule_summary(const Rule *rule) {
 
         strbuf_appendf(&b, "%s %s rows whose %s is older than %s", action_to_string(rule->action), table, column,
                        duration_format(&rule->retain, d, sizeof(d)));
+        _cleanup_free_ char *from = period_start_describe(&rule->start);
+        if (from)
+                strbuf_appendf(&b, " counted from %s", from);
         if (rule->where)
                 strbuf_append(&b, " and that match its where filter");
         if (rule->action == ACTION_ANONYMISE) {

@@ -37,6 +37,21 @@ typedef enum DatePrecision {
         PRECISION_YEAR,
 } DatePrecision;
 
+/* Where a retention period starts (`from:`): at the age value itself, or at the end of the
+ * calendar month, calendar year or fiscal year in which the age value falls, in the session's
+ * TimeZone (statutory periods: "10 years from the end of the calendar year"). */
+typedef enum StartFrom {
+        FROM_RECORD,
+        FROM_END_OF_MONTH,
+        FROM_END_OF_YEAR,
+        FROM_END_OF_FISCAL_YEAR,
+} StartFrom;
+
+typedef struct PeriodStart {
+        StartFrom from;
+        int fiscal_year_start; /* 1..12: first month of the fiscal year (FROM_END_OF_FISCAL_YEAR) */
+} PeriodStart;
+
 typedef struct ColumnMethod {
         char *column; /* identifier, unquoted (exact catalog name) */
         Method method;
@@ -65,6 +80,7 @@ typedef struct Hold {
         char *subject_column;
         char *column;
         Duration retain;
+        PeriodStart start; /* the evidence's retain runs from here */
         Location loc;
 } Hold;
 
@@ -74,6 +90,7 @@ typedef struct Rule {
         QualifiedName table;
         char *column; /* age basis; NULL never expires */
         Duration retain;
+        PeriodStart start; /* retain (and deadline) run from here */
         bool has_deadline;
         Duration deadline; /* overdue once older than retain + deadline */
 
@@ -142,6 +159,12 @@ int method_from_string(const char *s);
 /* Does `rule` need the hash key (some column uses METHOD_HASH)? */
 bool rule_needs_hash_key(const Rule *rule);
 bool policy_needs_hash_key(const Policy *p);
+
+/* "end_of_year", ... ("record" for FROM_RECORD). */
+const char *start_from_to_string(StartFrom f);
+/* Words for reports: "the end of the calendar year", "the end of the fiscal year starting in
+ * April", ...; NULL for FROM_RECORD. Caller frees. */
+char *period_start_describe(const PeriodStart *s);
 
 /* One-line human summary for `check`, e.g.
  * "delete app.access_log rows whose requested_at is older than 7 days". Caller frees. */

@@ -306,7 +306,9 @@ void report_audit(const RunResult *res, bool json, FILE *f) {
                 due += r->actionable;
                 held += r->held;
                 overdue += r->overdue;
-                fprintf(f, "  cutoff:       %s\n", r->cutoff ? r->cutoff : "-");
+                _cleanup_free_ char *from = period_start_describe(&r->rule->start);
+                fprintf(f, "  cutoff:       %s%s%s%s\n", r->cutoff ? r->cutoff : "-", from ? "  (counted from " : "",
+                        from ? from : "", from ? ")" : "");
                 fprintf(f, "  due now:      %" PRId64 "%s\n", r->actionable,
                         r->rule->action == ACTION_ANONYMISE ? " (not yet anonymised)" : "");
                 fprintf(f, "  held:         %" PRId64 "\n", r->held);

@@ -791,6 +791,76 @@ static void test_hold_forms(void **state) {
         expect_one("version: 1\nsubjects:\n  s: { table: t }\n", "t.yaml:3:6: error: missing required key \"key\" in subject \"s\"");
 }
 
+/* Statutory start dates: `from` and `fiscal_year_start` on rules and derived holds. */
+static void test_period_start(void **state) {
+        (void) state;
+#define FROM(s) RULE_HEAD "    retain: 10 years\n    action: delete\n" s
+        /* valid forms, and their summaries */
+        Policy *p = expect_valid(FROM("    from: end_of_year\n"));
+        assert_int_equal(p->rules[0].start.from, FROM_END_OF_YEAR);
+        _cleanup_free_ char *s1 = rule_summary(&p->rules[0]);
+        assert_string_equal(s1, "delete app.t rows whose at is older than 10 years counted from the end of the calendar year");
+        policy_free(p);
+        p = expect_valid(FROM("    from: end_of_month\n"));
+        assert_int_equal(p->rules[0].start.from, FROM_END_OF_MONTH);
+        _cleanup_free_ char *s2 = rule_summary(&p->rules[0]);
+        assert_string_equal(s2, "delete app.t rows whose at is older than 10 years counted from the end of the calendar month");
+        policy_free(p);
+        p = expect_valid(FROM("    from: end_of_fiscal_year\n    fiscal_year_start: 4\n"));
+        assert_int_equal(p->rules[0].start.from, FROM_END_OF_FISCAL_YEAR);
+        assert_int_equal(p->rules[0].start.fiscal_year_start, 4);
+        _cleanup_free_ char *s3 = rule_summary(&p->rules[0]);
+        assert_string_equal(s3, "delete app.t rows whose at is older than 10 years counted from the end of the fiscal year starting in April");
+        policy_free(p);
+        p = expect_valid(FROM(""));
+        assert_int_equal(p->rules[0].start.from, FROM_RECORD);
+        policy_free(p);
+
+        /* errors, with their exact positions (line 9 is the first line after action) */
+        expect_hint(FROM("    from: end_of_yaer\n"), "t.yaml:9:11: error: invalid value \"end_of_yaer\" for \"from\" in rule \"r\"",
+                    "Did you mean \"end_of_year\"?");
+        expect_hint(FROM("    from: issue date\n"), "t.yaml:9:11: error: invalid value \"issue date\" for \"from\" in rule \"r\"",
+                    "Write end_of_month, end_of_year or end_of_fiscal_year.");
+        expect_one(FROM("    from: [end_of_year]\n"), "t.yaml:9:11: error: expected a string for \"from\" in rule \"r\", found a list");
+        expect_hint(FROM("    from: end_of_fiscal_year\n"),
+                    "t.yaml:9:11: error: \"from: end_of_fiscal_year\" needs \"fiscal_year_start\" in rule \"r\"",
+                    "Add e.g. \"fiscal_year_start: 4\" for a fiscal year from 1 April to 31 March.");
+        expect_one(FROM("    from: end_of_fiscal_year\n    fiscal_year_start: 13\n"),
+                   "t.yaml:10:24: error: invalid value \"13\" for \"fiscal_year_start\" in rule \"r\"");
+        expect_one(FROM("    from: end_of_fiscal_year\n    fiscal_year_start: 0\n"),
+                   "t.yaml:10:24: error: invalid value \"0\" for \"fiscal_year_start\" in rule \"r\"");
+        expect_one(FROM("    from: end_of_fiscal_year\n    fiscal_year_start: April\n"),
+                   "t.yaml:10:24: error: invalid value \"April\" for \"fiscal_year_start\" in rule \"r\"");
+        expect_hint(FROM("    from: end_of_year\n    fiscal_year_start: 4\n"),
+                    "t.yaml:10:5: error: \"fiscal_year_start\" needs \"from: end_of_fiscal_year\" in rule \"r\", not \"from: end_of_year\"",
+                    "Remove \"fiscal_year_start\", or write \"from: end_of_fiscal_year\".");
+        expect_hint(FROM("    fiscal_year_start: 4\n"),
+                    "t.yaml:9:5: error: \"fiscal_year_start\" needs \"from: end_of_fiscal_year\" in rule \"r\"",
+                    "Add \"from: end_of_fiscal_year\", or remove \"fiscal_year_start\".");
+        expect_one(RULE_HEAD "    retain: 10 years\n    action: delete\n    from: end_of_year\n    frm: end_of_year\n",
+                   "t.yaml:10:5: error: unknown key \"frm\" in rule \"r\"");
+#undef FROM
+
+        /* derived holds take them too; registry holds do not */
+        const char *head = "version: 1\nsubjects:\n  account: { table: app.accounts, key: id }\nholds:\n"
+                           "  tax:\n    reason: r\n    subject: account\n    table: app.invoices\n"
+                           "    subject_column: account_id\n    column: issued_at\n    retain: 10 years\n"; /* lines 5-11 */
+        _cleanup_free_ char *a = xasprintf("%s    from: end_of_fiscal_year\n    fiscal_year_start: 7\n", head);
+        p = expect_valid(a);
+        assert_int_equal(p->holds[0].start.from, FROM_END_OF_FISCAL_YEAR);
+        assert_int_equal(p->holds[0].start.fiscal_year_start, 7);
+        policy_free(p);
+        _cleanup_free_ char *b = xasprintf("%s    from: end_of_fiscal_year\n", head);
+        expect_one(b, "t.yaml:12:11: error: \"from: end_of_fiscal_year\" needs \"fiscal_year_start\" in hold \"tax\"");
+        _cleanup_free_ char *c = xasprintf("%s    from: end_of_decade\n", head);
+        expect_one(c, "t.yaml:12:11: error: invalid value \"end_of_decade\" for \"from\" in hold \"tax\"");
+        _cleanup_free_ char *e = xasprintf("%s    from: end_of_month\n    fiscal_year_start: 1\n", head);
+        expect_one(e, "t.yaml:13:5: error: \"fiscal_year_start\" needs \"from: end_of_fiscal_year\" in hold \"tax\", not \"from: end_of_month\"");
+        expect_hint("version: 1\nsubjects:\n  account: { table: app.accounts, key: id }\nholds:\n"
+                    "  legal:\n    reason: r\n    subject: account\n    registry: true\n    from: end_of_year\n",
+                    "t.yaml:9:5: error: registry hold \"legal\" cannot have \"from\"", "Remove \"from\", or remove \"registry: true\".");
+}
+
 static void test_settings_errors(void **state) {
         (void) state;
 #define SET(s) RULE_HEAD "    retain: 7 days\n    action: delete\n    " s "\n"
@@ -1138,6 +1208,7 @@ int main(void) {
                 cmocka_unit_test(test_holds_and_subjects),
                 cmocka_unit_test(test_hold_forms),
                 cmocka_unit_test(test_settings_errors),
+                cmocka_unit_test(test_period_start),
                 cmocka_unit_test(test_all_errors_at_once),
                 cmocka_unit_test(test_format),
                 cmocka_unit_test(test_directory_order_and_defaults),
