@@ -256,3 +256,23 @@ int catalog_row_estimate(Pg *pg, const CatTable *t, int64_t *ret, bool *analysed
         *ret = strtoll(v, NULL, 10);
         return 0;
 }
+
+int catalog_primary_key(Pg *pg, uint32_t oid, char ***ret, size_t *n, PgError *err) {
+        _cleanup_pgresult_ PGresult *r = NULL;
+        char buf[16];
+        snprintf(buf, sizeof(buf), "%u", oid);
+        const char *p[] = { buf };
+        int k = pg_exec(pg, &r, err,
+                        "SELECT a.attname FROM pg_index i"
+                        " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"
+                        " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+                        " WHERE i.indrelid = $1::oid AND i.indisprimary ORDER BY k.ord",
+                        1, p);
+        if (k)
+                return k;
+        *n = (size_t) PQntuples(r);
+        *ret = xcalloc(*n ? *n : 1, sizeof(char *));
+        for (size_t i = 0; i < *n; i++)
+                (*ret)[i] = xstrdup(PQgetvalue(r, (int) i, 0));
+        return 0;
+}

@@ -68,6 +68,9 @@ const CatColumn *cat_table_column(const CatTable *t, const char *name);
 bool cat_table_has_index_on(const CatTable *t, const char *column);
 const char *column_kind_to_string(ColumnKind k);
 
+/* The primary key's columns, in key order (*n = 0: the table has none). Caller frees. */
+int catalog_primary_key(Pg *pg, uint32_t oid, char ***ret, size_t *n, PgError *err);
+
 /* Row count estimate: reltuples (summed over partitions); when the table (or a partition)
  * was never analysed, an exact count(*) — a missing estimate is never read as zero. */
 int catalog_row_estimate(Pg *pg, const CatTable *t, int64_t *ret, bool *analysed, PgError *err);

@@ -22,6 +22,7 @@ typedef struct Cli {
         bool dry_run, force, sql, fail_on_overdue, all;
         const char *hash_key_file;
         const char *reason, *until, *by;
+        const char *subject; /* explain --subject */
         long lock_timeout_ms, statement_timeout_ms; /* <0: default */
 
         /* positional arguments after the command */
@@ -35,5 +36,6 @@ int cmd_run(Cli *cli);
 int cmd_migrate(Cli *cli);
 int cmd_hold(Cli *cli);
 int cmd_daemon(Cli *cli);
+int cmd_explain(Cli *cli);
 int cmd_verify(Cli *cli);
 int cmd_receipt(Cli *cli);

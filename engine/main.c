@@ -29,6 +29,8 @@ static void help(FILE *f) {
                 "  hold list             List active holds (--all: released and expired too)\n"
                 "  hold release ID       Release a hold (--by)\n"
                 "  daemon                Run as a service: enforce on schedule (systemd Type=notify)\n"
+                "  explain TABLE KEY...  Why is this row still here, and when will it go? (one KEY per\n"
+                "                        primary-key column; --subject SUBJECT KEY: all its rows)\n"
                 "  verify                Check the audit trail's hash chain; report the first break\n"
                 "  receipt RUN_ID        Deletion receipt of one run, with its chain hashes\n"
                 "\n"
@@ -74,6 +76,7 @@ enum {
         OPT_LOCK_TIMEOUT,
         OPT_STATEMENT_TIMEOUT,
         OPT_VERSION,
+        OPT_SUBJECT,
 };
 
 static bool parse_ms(const char *s, long *ret) {
@@ -110,6 +113,7 @@ int main(int argc, char **argv) {
                 { "quiet", no_argument, NULL, 'q' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
+                { "subject", required_argument, NULL, OPT_SUBJECT },
                 {},
         };
         static const struct {
@@ -118,6 +122,7 @@ int main(int argc, char **argv) {
         } commands[] = {
                 { "check", cmd_check },   { "audit", cmd_audit }, { "run", cmd_run },
                 { "migrate", cmd_migrate }, { "hold", cmd_hold },  { "daemon", cmd_daemon },
+                { "explain", cmd_explain },
                 { "verify", cmd_verify },   { "receipt", cmd_receipt },
         };
         _cleanup_(cli_done) Cli cli = {
@@ -172,6 +177,9 @@ int main(int argc, char **argv) {
                         break;
                 case OPT_ALL:
                         cli.all = true;
+                        break;
+                case OPT_SUBJECT:
+                        cli.subject = optarg;
                         break;
                 case OPT_LOG_TARGET:
                         if (!streq(optarg, "auto") && !streq(optarg, "journal") && !streq(optarg, "console")) {
