@@ -224,24 +224,19 @@ int chain_verify(Pg *pg, int64_t up_to, ChainStatus *ret, PgError *err) {
                                              ": the rule run was replaced and its digest recomputed.",
                                              s.last_seq);
                 }
-                if (s.kind != CHAIN_OK && s.kind != CHAIN_BEYOND_HEAD && s.break_seq <= s.last_seq) {
-                        /* The last rule run itself is in doubt: the verified part ends before it. */
-                        s.checked--;
+                if (s.kind != CHAIN_OK && s.break_seq <= s.last_seq) {
+                        /* The break is inside what the walk accepted: the verified part ends before it. */
                         _cleanup_pgresult_ PGresult *p = NULL;
-                        char ls[32];
-                        snprintf(ls, sizeof(ls), "%" PRId64, s.last_seq);
-                        const char *pp[] = { ls };
-                        k = pg_exec(pg, &p, err,
-                                    "SELECT seq, encode(hash, 'hex') FROM retention.rule_runs WHERE seq < $1::bigint"
-                                    " ORDER BY seq DESC LIMIT 1",
-                                    1, pp);
+                        snprintf(bound, sizeof(bound), "%" PRId64, s.break_seq);
+                        k = pg_exec(pg, &p, err, summary_sql, 1, sp);
                         if (k) {
                                 chain_status_done(&s);
                                 return k;
                         }
+                        s.checked = int_at(p, 0, 0);
+                        s.last_seq = int_at(p, 0, 2);
                         free(s.last_hash);
-                        s.last_hash = PQntuples(p) == 1 ? str_at(p, 0, 1) : NULL;
-                        s.last_seq = PQntuples(p) == 1 ? int_at(p, 0, 0) : 0;
+                        s.last_hash = str_at(p, 0, 3);
                 }
         }
         *ret = s;

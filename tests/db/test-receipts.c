@@ -412,6 +412,9 @@ static void test_rewritten_and_reordered(void **state) {
         expect_break(ci, line, "tail", NULL);
         free(line);
         free(id4);
+        rt_expect(1, &out, NULL, "-d", ci, "verify");
+        rt_assert_contains(out, "verified before the break: 3 sealed rule runs, #1 to #3, last hash ");
+        free(out);
 
         /* reordered: #2 and #3 swap places */
         PQfinish(c);
@@ -442,6 +445,9 @@ static void test_rewritten_and_reordered(void **state) {
         expect_break(ci, line, "beyond-head", NULL);
         free(line);
         free(id);
+        rt_expect(1, &out, NULL, "-d", ci, "verify");
+        rt_assert_contains(out, "verified before the break: 2 sealed rule runs, #1 to #2, last hash ");
+        free(out);
 
         triggers(c, true);
         free(id2);
