@@ -616,6 +616,20 @@ void pgtest_stop_server(PgTest *t) {
         free(output);
 }
 
+void pgtest_crash_server(PgTest *t) {
+        if (t->external)
+                fail_msg("pgtest: cannot crash a cluster named in RETENTIOND_TEST_PGHOST");
+        const char *args[] = { "pg_ctl", "stop", "-D", t->datadir, "-m", "immediate", "-w", "-t", "60", NULL };
+        char *output = NULL;
+        int r = pg_cmd(t, args, &output);
+        if (r != 0) {
+                print_error("pgtest: pg_ctl stop -m immediate failed (exit %d):\n%s", r, output ? output : "");
+                free(output);
+                fail();
+        }
+        free(output);
+}
+
 void pgtest_start_server(PgTest *t) {
         if (t->external)
                 fail_msg("pgtest: cannot start a cluster named in RETENTIOND_TEST_PGHOST");

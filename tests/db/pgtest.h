@@ -23,6 +23,9 @@ int pgtest_port(const PgTest *t);
  * Not for a cluster named in RETENTIOND_TEST_PGHOST (the test fails). Fail the test on error. */
 void pgtest_stop_server(PgTest *t);
 void pgtest_start_server(PgTest *t);
+/* Stop the server as a crash would (pg_ctl stop -m immediate: no shutdown checkpoint, WAL not
+ * yet written is lost, recovery runs at the next start). Same restrictions as above. */
+void pgtest_crash_server(PgTest *t);
 
 /* DROP DATABASE IF EXISTS (WITH FORCE) + CREATE; returns a conninfo
  * "host=... port=... dbname=NAME user=postgres"; caller frees. */

@@ -249,7 +249,7 @@ static void test_kill(void **state) {
 
         /* Calibration: how long a whole run takes here (process start to exit); the kills come
          * at a uniformly random moment of that span. */
-        long max_delay_ms;
+        long max_delay_ms, idle_ms;
         {
                 rely_exec(c, RESET);
                 long long round_start = rely_int(c, "SELECT coalesce(max(id), 0) FROM retention.runs");
@@ -261,12 +261,26 @@ static void test_kill(void **state) {
                 max_delay_ms = rely_ms_since(&r0) + 1;
                 if (rc != 0)
                         fail_msg("the calibration run exited %d:\n%s%s", rc, out, err);
-                free(out);
-                free(err);
                 check_consistent(c, round_start, &t, "after the calibration run");
                 check_final(c, "after the calibration run");
-                fprintf(stderr, "kill: a whole run takes %ld ms here; kills come within that\n", max_delay_ms);
+                /* the same with nothing left to do: start-up, catalog, tallies */
+                clock_gettime(CLOCK_MONOTONIC, &r0);
+                free(out);
+                free(err);
+                rc = pgtest_run(args, NULL, &out, &err);
+                idle_ms = rely_ms_since(&r0);
+                if (rc != 0)
+                        fail_msg("the second calibration run exited %d:\n%s%s", rc, out, err);
+                free(out);
+                free(err);
+                fprintf(stderr, "kill: a whole run takes %ld ms here, %ld ms of it when there is nothing to do; kills come"
+                                " at a random moment of what is left of the work\n",
+                        max_delay_ms, idle_ms);
         }
+        rely_exec(c, RESET);
+        long long work_total = rely_int(c, "SELECT (SELECT count(*) FROM k.logs_state WHERE due)"
+                                           " + (SELECT count(*) FROM k.people_state WHERE due AND NOT is_anon)"
+                                           " + (SELECT count(*) FROM k.accounts_state WHERE due)");
 
         while (t.kills < want) {
                 rely_exec(c, RESET);
@@ -281,7 +295,16 @@ static void test_kill(void **state) {
                         const char *args[] = { "-p", policy, "-d", ci, "--hash-key-file", keyfile, "--log-target=console", "run",
                                                only[which][0], only[which][1], NULL };
                         long long before = rely_int(c, "SELECT coalesce(max(id), 0) FROM retention.runs");
-                        long delay_us = chance(&rng, 10) ? (long) rnd(&rng, 5000) : (long) rnd(&rng, (unsigned) max_delay_ms * 1000);
+                        /* A random moment of what is left of the work (the earlier kills of the
+                         * round did part of it), now and then during start-up. */
+                        long long left = rely_int(c, "SELECT (SELECT count(*) FROM k.logs_state WHERE due AND NOT gone)"
+                                                     " + (SELECT count(*) FROM k.people_state WHERE due AND NOT is_anon)"
+                                                     " + (SELECT count(*) FROM k.accounts_state WHERE due AND NOT gone"
+                                                     "    AND NOT (held AND is_anon))");
+                        long work_ms = max_delay_ms > idle_ms ? max_delay_ms - idle_ms : 1;
+                        long span_us = (long) ((double) work_ms * 1000.0 * (double) left / (double) work_total) + 1000;
+                        long delay_us = chance(&rng, 15) ? (long) rnd(&rng, (unsigned) idle_ms * 1000 + 1)
+                                                         : idle_ms * 1000 / 2 + (long) rnd(&rng, (unsigned) span_us);
                         pid_t pid = rely_spawn(args, outfile);
                         usleep((useconds_t) delay_us);
                         int st = rely_wait_timeout(pid, 0);
