@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -1536,6 +1537,14 @@ static void load_file(Loader *l, const char *path) {
                 diag_set_detail(x, "Whoever can write a policy file can make retentiond delete data.");
                 diag_set_hint(x, "Run \"chmod %s \"%s\"\".", others ? "o-w" : "g-w", path);
         }
+        if (st.st_uid != 0 && st.st_uid != geteuid()) {
+                /* Its owner can change it, whatever its mode says. */
+                const struct passwd *pw = getpwuid(st.st_uid);
+                Diagnostic *x = report(l, SEVERITY_WARNING, s, 0, 0, "policy file is owned by user \"%s\", who can change it",
+                                       pw && pw->pw_name ? pw->pw_name : "?");
+                diag_set_detail(x, "Whoever can write a policy file can make retentiond delete data.");
+                diag_set_hint(x, "Run \"chown root \"%s\"\".", path);
+        }
         load_source(l, s);
 }
 
@@ -1556,6 +1565,22 @@ static void load_directory(Loader *l, const char *path) {
                 int e = errno;
                 io_error(l, e, "could not open directory \"%s\": %s", path, strerror(e));
                 return;
+        }
+        /* Whoever can write the directory can add or replace a policy file. */
+        struct stat dst;
+        bool have_dst = fstat(dirfd(d), &dst) == 0;
+        if (have_dst && (dst.st_mode & (S_IWGRP | S_IWOTH))) {
+                bool others = dst.st_mode & S_IWOTH;
+                Diagnostic *x = report(l, SEVERITY_WARNING, NULL, 0, 0, "policy directory \"%s\" is writable by %s", path,
+                                       others ? "others" : "its group");
+                diag_set_detail(x, "Whoever can add or replace a policy file can make retentiond delete data.");
+                diag_set_hint(x, "Run \"chmod %s \"%s\"\".", others ? "o-w" : "g-w", path);
+        } else if (have_dst && dst.st_uid != 0 && dst.st_uid != geteuid()) {
+                const struct passwd *pw = getpwuid(dst.st_uid);
+                Diagnostic *x = report(l, SEVERITY_WARNING, NULL, 0, 0, "policy directory \"%s\" is owned by user \"%s\"", path,
+                                       pw && pw->pw_name ? pw->pw_name : "?");
+                diag_set_detail(x, "Its owner can add or replace a policy file, and so make retentiond delete data.");
+                diag_set_hint(x, "Run \"chown root \"%s\"\".", path);
         }
         for (;;) {
                 errno = 0;
