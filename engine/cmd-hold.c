@@ -31,8 +31,13 @@ static char *who(const Cli *cli) {
 }
 
 static int error_exit(PgError *err, int k) {
+        /* A data exception (class 22) here is a value from the command line that does not fit:
+         * a KEY that is not of the subject's key type, an --until that is not a timestamp. */
+        bool bad_input = strncmp(err->sqlstate, "22", 2) == 0;
+        if (bad_input && !err->hint)
+                err->hint = xstrdup("KEY must be a value of the subject's key column; --until a timestamp such as 2027-06-30.");
         cmd_print_error(err);
-        int code = cmd_exit_code(k, err);
+        int code = bad_input ? EXIT_USAGE : cmd_exit_code(k, err);
         pg_error_done(err);
         return code;
 }
