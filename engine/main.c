@@ -8,6 +8,8 @@
 #include <string.h>
 #include <syslog.h>
 
+#include <libpq-fe.h>
+
 #include "cli.h"
 #include "config.h"
 #include "event.h"
@@ -87,6 +89,22 @@ static bool parse_ms(const char *s, long *ret) {
         return true;
 }
 
+/* A password given in -d stays in the process's arguments, which every user can read in ps:
+ * overwrite it there (the connection uses a copy). Passwords belong in a pgpass file. */
+static void scrub_password(char *arg) {
+        PQconninfoOption *opts = PQconninfoParse(arg, NULL);
+        if (!opts)
+                return;
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+                if (!streq(o->keyword, "password") || !o->val || !*o->val)
+                        continue;
+                size_t n = strlen(o->val);
+                for (char *p = strstr(arg, o->val); p; p = strstr(p + n, o->val))
+                        memset(p, '*', n);
+        }
+        PQconninfoFree(opts);
+}
+
 static void cli_done(Cli *cli) {
         free(cli->policy_paths);
         free(cli->rules);
@@ -125,6 +143,7 @@ int main(int argc, char **argv) {
                 { "explain", cmd_explain },
                 { "verify", cmd_verify },   { "receipt", cmd_receipt },
         };
+        _cleanup_free_ char *conninfo = NULL;
         _cleanup_(cli_done) Cli cli = {
                 .argv0 = argv[0],
                 .log_target = "auto",
@@ -142,7 +161,9 @@ int main(int argc, char **argv) {
                         cli.policy_paths_given = true;
                         break;
                 case 'd':
-                        cli.conninfo = optarg;
+                        free(conninfo);
+                        cli.conninfo = conninfo = xstrdup(optarg);
+                        scrub_password(optarg);
                         break;
                 case OPT_JSON:
                         cli.json = true;
