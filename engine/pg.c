@@ -199,6 +199,19 @@ int pg_connect(const char *conninfo, const PgSettings *s, Pg **ret, PgError *err
                 pg_free(pg);
                 return PG_ERR_OTHER;
         }
+        /* Statement parameters carry the hash key's HMAC pads (the key, XOR a constant): keep
+         * them out of the server log even when the DBA logs statements with their parameters
+         * (log_min_duration_statement, log_statement). Only a superuser, or from PostgreSQL 15
+         * a role granted SET on these parameters, may; for others nothing changes. */
+        PGresult *lr = PQexec(c, pg->server_version >= 150000
+                                         ? "SELECT set_config('log_parameter_max_length', '0', false),"
+                                           " set_config('log_parameter_max_length_on_error', '0', false)"
+                                           " WHERE has_parameter_privilege('log_parameter_max_length', 'SET')"
+                                           " AND has_parameter_privilege('log_parameter_max_length_on_error', 'SET')"
+                                         : "SELECT set_config('log_parameter_max_length', '0', false),"
+                                           " set_config('log_parameter_max_length_on_error', '0', false)"
+                                           " WHERE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)");
+        PQclear(lr);
         *ret = pg;
         return 0;
 }
