@@ -754,6 +754,7 @@ static int trail_rule_begin(RuleRun *rr, int64_t run_id, PgError *err) {
 int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, const EnforceOptions *o, int64_t run_id,
                    RuleRun **ret) {
         RuleRun *rr = xcalloc(1, sizeof(RuleRun));
+        _cleanup_free_ char *perr = NULL; /* declared before any goto out: its cleanup runs there */
         PgError err = {};
         int k = 0;
 
@@ -778,7 +779,6 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
                 }
         }
 
-        _cleanup_free_ char *perr = NULL;
         if (plan_build(p, rule, cache, &rr->plan, &perr) < 0) {
                 pg_error_set(&err, NULL, perr, "Run \"retentiond check --database\" to see every catalog problem.",
                              "rule \"%s\" does not fit the database", rule->name);
@@ -1222,9 +1222,6 @@ static int trail_rule_record(RuleRun *rr, PgError *err) {
         return 0;
 }
 
-int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
-        PgError err = {};
-        int k = 0;
 /* The rule run's final row, its per-hold and per-table counts and its seal into the hash chain
  * (retention.seal_rule_run, sql/retention/002-receipts.sql), in one transaction: a finished rule
  * run is always sealed, and a sealed one is always complete. A seal waits for a concurrent one
@@ -1264,6 +1261,9 @@ static int trail_rule_end(RuleRun *rr, PgError *err) {
         return k;
 }
 
+int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
+        PgError err = {};
+        int k = 0;
 
         restore_lock_timeout(rr);
         if (rr->prepared) {
