@@ -39,3 +39,4 @@ int cmd_daemon(Cli *cli);
 int cmd_explain(Cli *cli);
 int cmd_verify(Cli *cli);
 int cmd_receipt(Cli *cli);
+int cmd_coverage(Cli *cli);

@@ -35,6 +35,8 @@ static void help(FILE *f) {
                 "                        primary-key column; --subject SUBJECT KEY: all its rows)\n"
                 "  verify                Check the audit trail's hash chain; report the first break\n"
                 "  receipt RUN_ID        Deletion receipt of one run, with its chain hashes\n"
+                "  coverage              Columns that look personal and that no rule deletes or\n"
+                "                        anonymises (exit 1 when there are any)\n"
                 "\n"
                 "Options:\n"
                 "  -p, --policy PATH         Policy file or directory of *.yaml (repeatable;\n"
@@ -142,6 +144,7 @@ int main(int argc, char **argv) {
                 { "migrate", cmd_migrate }, { "hold", cmd_hold },  { "daemon", cmd_daemon },
                 { "explain", cmd_explain },
                 { "verify", cmd_verify },   { "receipt", cmd_receipt },
+                { "coverage", cmd_coverage },
         };
         _cleanup_free_ char *conninfo = NULL;
         _cleanup_(cli_done) Cli cli = {

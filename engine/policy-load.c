@@ -1360,8 +1360,46 @@ static void load_rules(F *f, const Node *m) {
                         load_rule(f, m->items[2 * i], m->items[2 * i + 1]);
 }
 
+/* ---- coverage: { ignore: [...] } ------------------------------------------------------------- */
+
+static void load_coverage(F *f, const Node *m) {
+        static const char *const known[] = { "ignore" };
+        const Node *keys[1], *vals[1];
+        Policy *p = f->l->policy;
+        if (!expect_mapping(f, m, "\"coverage\""))
+                return;
+        lookup_keys(f, m, known, ELEMENTSOF(known), keys, vals, "in \"coverage\"");
+        if (!vals[0])
+                return;
+        const Node *list = vals[0];
+        if (list->type == NODE_BAD)
+                return;
+        if (list->type != NODE_SEQUENCE) {
+                Diagnostic *x = error_at(f, list, "expected a list for \"ignore\" in \"coverage\", found %s", node_kind(list));
+                diag_set_hint(x, "Write e.g. ignore: [ \"app.products\", \"app.users.nickname\", \"staging.*\" ].");
+                return;
+        }
+        for (size_t i = 0; i < list->n; i++) {
+                const Node *it = list->items[i];
+                const char *v = get_scalar(f, it, "ignore", "in \"coverage\"");
+                if (!v)
+                        continue;
+                CoverageIgnore c = { .loc = loc_of(f, it) };
+                size_t off = 0;
+                const char *why = NULL;
+                if (!coverage_ignore_parse(v, &c, &off, &why)) {
+                        Diagnostic *x = error_pos(f, it->line, column_at(it, off), "invalid pattern \"%s\" in \"coverage: ignore\"", v);
+                        diag_set_detail(x, "%s", why);
+                        diag_set_hint(x, "Write \"schema.table\", \"schema.table.column\", \"schema.*\" or \"schema.*.column\".");
+                        continue;
+                }
+                p->coverage_ignores = xreallocarray(p->coverage_ignores, p->n_coverage_ignores + 1, sizeof(CoverageIgnore));
+                p->coverage_ignores[p->n_coverage_ignores++] = c;
+        }
+}
+
 static void load_document(F *f, const Node *root) {
-        static const char *const known[] = { "version", "defaults", "subjects", "holds", "rules" };
+        static const char *const known[] = { "version", "defaults", "subjects", "holds", "rules", "coverage" };
         const Node *keys[ELEMENTSOF(known)], *vals[ELEMENTSOF(known)];
         if (root->type == NODE_BAD)
                 return;
@@ -1387,6 +1425,8 @@ static void load_document(F *f, const Node *root) {
                 load_holds(f, vals[3]);
         if (vals[4])
                 load_rules(f, vals[4]);
+        if (vals[5])
+                load_coverage(f, vals[5]);
 }
 
 /* ---- files ---------------------------------------------------------------------------------- */

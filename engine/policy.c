@@ -50,6 +50,9 @@ void policy_free(Policy *p) {
                 free(r->where);
         }
         free(p->rules);
+        for (size_t i = 0; i < p->n_coverage_ignores; i++)
+                coverage_ignore_done(&p->coverage_ignores[i]);
+        free(p->coverage_ignores);
         for (size_t i = 0; i < p->n_files; i++)
                 free(p->files[i]);
         free(p->files);
@@ -196,4 +199,87 @@ char *rule_summary(const Rule *rule) {
         if (rule->has_deadline)
                 strbuf_appendf(&b, "; overdue %s after that", duration_format(&rule->deadline, d, sizeof(d)));
         return strbuf_steal(&b);
+}
+
+/* ---- coverage: ignore patterns ---- */
+
+void coverage_ignore_done(CoverageIgnore *c) {
+        if (!c)
+                return;
+        free(c->pattern);
+        free(c->schema);
+        free(c->table);
+        free(c->column);
+        *c = (CoverageIgnore) {};
+}
+
+bool coverage_ignore_parse(const char *s, CoverageIgnore *ret, size_t *err_offset, const char **err) {
+        /* Split at dots outside double quotes; each part is "*" or an identifier as SQL reads it. */
+        size_t starts[4], ends[4], n = 0, len = strlen(s);
+        bool quoted = false;
+        starts[0] = 0;
+        for (size_t i = 0; i <= len; i++) {
+                if (i < len && s[i] == '"')
+                        quoted = !quoted;
+                else if (i == len || (s[i] == '.' && !quoted)) {
+                        if (n == 3) {
+                                *err_offset = ends[2];
+                                *err = "A pattern has at most three parts: schema.table.column.";
+                                return false;
+                        }
+                        ends[n++] = i;
+                        if (i < len)
+                                starts[n] = i + 1;
+                }
+        }
+        if (n < 2) {
+                *err_offset = 0;
+                *err = "A pattern names at least a schema and a table: schema.table, schema.* or schema.table.column.";
+                return false;
+        }
+        char *parts[3] = {};
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *part = xstrndup(s + starts[i], ends[i] - starts[i]);
+                if (streq(part, "*")) {
+                        if (i == 0) {
+                                *err_offset = starts[i];
+                                *err = "The schema must be named; \"*\" is only allowed for the table or the column.";
+                                goto fail;
+                        }
+                        continue; /* NULL: every name */
+                }
+                size_t off = 0;
+                IdentError e = ident_parse(part, &parts[i], &off);
+                if (e != IDENT_OK) {
+                        *err_offset = starts[i] + off;
+                        *err = e == IDENT_EMPTY ? "A part of the pattern is empty."
+                               : e == IDENT_BAD_CHARACTER || e == IDENT_TRAILING_GARBAGE
+                                       ? "Each part is \"*\" or a name as SQL writes it; double-quote names with capitals, spaces or dots."
+                                       : ident_error_to_string(e);
+                        goto fail;
+                }
+        }
+        *ret = (CoverageIgnore) { .pattern = xstrdup(s), .schema = parts[0], .table = parts[1], .column = parts[2], .loc = ret->loc };
+        return true;
+fail:
+        for (size_t i = 0; i < 3; i++)
+                free(parts[i]);
+        return false;
+}
+
+bool coverage_ignore_matches(const CoverageIgnore *c, const char *schema, const char *table, const char *column) {
+        if (!c->schema || !streq(c->schema, schema))
+                return false;
+        if (c->table && !streq(c->table, table))
+                return false;
+        if (!c->column)
+                return true;
+        return column && streq(c->column, column);
+}
+
+const CoverageIgnore *policy_coverage_ignored(const Policy *p, const char *schema, const char *table, const char *column) {
+        for (size_t i = 0; p && i < p->n_coverage_ignores; i++)
+                if (coverage_ignore_matches(&p->coverage_ignores[i], schema, table, column))
+                        return &p->coverage_ignores[i];
+        return NULL;
 }

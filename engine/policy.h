@@ -122,6 +122,17 @@ typedef struct Rule {
         Location loc;
 } Rule;
 
+/* One entry of `coverage: { ignore: [...] }`: columns `retentiond coverage` does not report.
+ * "schema.*" (every table of the schema), "schema.table" (every column of the table),
+ * "schema.table.column", "schema.*.column" (that column in every table of the schema). */
+typedef struct CoverageIgnore {
+        char *pattern; /* as written */
+        char *schema;  /* exact catalog name */
+        char *table;   /* NULL: every table */
+        char *column;  /* NULL: every column */
+        Location loc;
+} CoverageIgnore;
+
 typedef struct Policy {
         char **files; /* every file that was read, in order */
         size_t n_files;
@@ -132,6 +143,9 @@ typedef struct Policy {
         size_t n_holds;
         Rule *rules;
         size_t n_rules;
+
+        CoverageIgnore *coverage_ignores; /* from every file's `coverage: { ignore: }` */
+        size_t n_coverage_ignores;
 } Policy;
 
 /* Defaults that apply when neither the rule nor the policy's `defaults:` says otherwise. */
@@ -165,6 +179,15 @@ const char *start_from_to_string(StartFrom f);
 /* Words for reports: "the end of the calendar year", "the end of the fiscal year starting in
  * April", ...; NULL for FROM_RECORD. Caller frees. */
 char *period_start_describe(const PeriodStart *s);
+
+/* Parses a `coverage: ignore:` pattern into *ret (pattern, schema, table, column; loc untouched).
+ * On error returns false with *err_offset (0-based byte offset) and *err (a sentence). */
+bool coverage_ignore_parse(const char *s, CoverageIgnore *ret, size_t *err_offset, const char **err);
+void coverage_ignore_done(CoverageIgnore *c);
+/* Does an ignore entry match this column (column NULL: the table as a whole)? */
+bool coverage_ignore_matches(const CoverageIgnore *c, const char *schema, const char *table, const char *column);
+/* The first entry of the policy that matches, or NULL. */
+const CoverageIgnore *policy_coverage_ignored(const Policy *p, const char *schema, const char *table, const char *column);
 
 /* One-line human summary for `check`, e.g.
  * "delete app.access_log rows whose requested_at is older than 7 days". Caller frees. */

@@ -1,0 +1,59 @@
+/* cmd-coverage.c — `retentiond coverage`: which columns look personal, and which of them no rule
+ * deletes or anonymises. Reads only: a read-only session and one READ ONLY transaction; the
+ * queries return counts, never values. Exit 1 when something is uncovered (a CI gate). */
+#include <stdio.h>
+#include <syslog.h>
+
+#include "cli.h"
+#include "cmdutil.h"
+#include "coverage.h"
+#include "event.h"
+#include "exitcode.h"
+#include "util.h"
+
+/* One database: connect (read-only), scan, print. Returns the exit code. */
+static int coverage_one(Cli *cli, const Policy *p, const bool *selected, const char *database, StrBuf *json) {
+        _cleanup_(pg_freep) Pg *pg = NULL;
+        _cleanup_(coverage_report_freep) CoverageReport *rep = NULL;
+        PgError err = {};
+        int r = cmd_connect(cli, true, &pg);
+        if (r)
+                return r;
+        int k = coverage_scan(pg, p, selected, &rep, &err);
+        if (k) {
+                cmd_print_error(&err);
+                int code = cmd_exit_code(k, &err);
+                pg_error_done(&err);
+                return code;
+        }
+        if (json)
+                coverage_to_json(rep, database, json);
+        else
+                coverage_print(rep, database, stdout);
+        return rep->n_uncovered > 0 ? EXIT_ATTENTION : EXIT_OK;
+}
+
+int cmd_coverage(Cli *cli) {
+        _cleanup_policy_ Policy *policy = NULL;
+        int r;
+
+        if (cli->n_args > 0) {
+                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, "\"retentiond coverage\" takes options only.");
+                return EXIT_USAGE;
+        }
+        if (cli->n_rules > 0 || cli->dry_run || cli->force || cli->sql || cli->fail_on_overdue) {
+                log_pg_style(LOG_ERR, NULL, "--rule, --dry-run, --force, --sql and --fail-on-overdue do not apply to \"retentiond coverage\"",
+                             "Coverage always compares the database with every rule of the policy.", NULL);
+                return EXIT_USAGE;
+        }
+        r = cmd_load_policy(cli, &policy);
+        if (r)
+                return r;
+
+        StrBuf json = {};
+        r = coverage_one(cli, policy, NULL, NULL, cli->json ? &json : NULL);
+        if (cli->json && json.len > 0)
+                printf("%s\n", strbuf_str(&json));
+        strbuf_done(&json);
+        return r;
+}
