@@ -158,8 +158,9 @@ int pg_connect(const char *conninfo, const PgSettings *s, Pg **ret, PgError *err
                                 user_options = xstrdup(o->val);
                 PQconninfoFree(co);
         }
-        if (!user_options && getenv("PGOPTIONS") && *getenv("PGOPTIONS"))
-                user_options = xstrdup(getenv("PGOPTIONS"));
+        const char *pgoptions = getenv("PGOPTIONS");
+        if (!user_options && pgoptions && *pgoptions)
+                user_options = xstrdup(pgoptions);
         _cleanup_free_ char *options = xasprintf(
                 "%s%s-c lock_timeout=%ld -c statement_timeout=%ld -c synchronous_commit=off -c jit=off"
                 " -c DateStyle=ISO -c IntervalStyle=postgres -c idle_in_transaction_session_timeout=%ld%s",
