@@ -50,7 +50,7 @@ int check_database(Cli *cli, const Policy *p) {
 
         int k = trail_check_schema(pg, &err);
         if (k) {
-                Diagnostic *x = diag_add(d, k < 0 ? SEVERITY_ERROR : SEVERITY_ERROR, NULL, 0, 0, "%s", err.primary);
+                Diagnostic *x = diag_add(d, SEVERITY_ERROR, NULL, 0, 0, "%s", err.primary);
                 if (err.detail)
                         diag_set_detail(x, "%s", err.detail);
                 if (err.hint)
