@@ -49,6 +49,8 @@ static int hold_add(Cli *cli, Pg *pg, const Policy *policy) {
                              "Usage: retentiond hold add SUBJECT KEY --reason TEXT [--until TIMESTAMP] [--by NAME]");
                 return EXIT_USAGE;
         }
+        if (!policy)
+                return EXIT_SOFTWARE; /* cmd_hold() loaded it; says so to the analyzers too */
         const char *subject = cli->args[1], *key = cli->args[2];
         if (!cli->reason || !*cli->reason) {
                 log_pg_style(LOG_ERR, NULL, "a hold needs a reason", "Every hold records why it was placed.",
