@@ -65,7 +65,8 @@ int check_database(Cli *cli, const Policy *p) {
                              " has_table_privilege('retention.rule_runs', 'INSERT, UPDATE'),"
                              " has_table_privilege('retention.rule_run_holds', 'INSERT'),"
                              " has_table_privilege('retention.rule_run_fk', 'INSERT'),"
-                             " has_table_privilege('retention.holds', 'SELECT')");
+                             " has_table_privilege('retention.holds', 'SELECT'),"
+                             " has_table_privilege('retention.rule_slots', 'SELECT, INSERT, UPDATE')");
                 if (k) {
                         cmd_print_error(&err);
                         pg_error_done(&err);
@@ -73,8 +74,9 @@ int check_database(Cli *cli, const Policy *p) {
                 }
                 static const char *what[] = { "USAGE on schema retention", "INSERT, UPDATE on retention.runs",
                                               "INSERT, UPDATE on retention.rule_runs", "INSERT on retention.rule_run_holds",
-                                              "INSERT on retention.rule_run_fk", "SELECT on retention.holds" };
-                for (int i = 0; i < 6; i++)
+                                              "INSERT on retention.rule_run_fk", "SELECT on retention.holds",
+                                              "SELECT, INSERT, UPDATE on retention.rule_slots (the daemons' schedule slots)" };
+                for (int i = 0; i < (int) ELEMENTSOF(what); i++)
                         if (!streq(PQgetvalue(pr, 0, i), "t")) {
                                 Diagnostic *x = diag_add(d, SEVERITY_ERROR, NULL, 0, 0,
                                                          "permission denied: the role lacks %s", what[i]);

@@ -294,8 +294,9 @@ static void watch_idle_connection(Manager *m) {
                 log_debug("cannot watch the idle connection: %s", strerror(-r));
 }
 
-static void start_run(Manager *m, size_t *rules, size_t n) {
+static void start_run(Manager *m, size_t *rules, size_t n, bool force) {
         Job *j = job_new(JOB_RUN);
+        j->force = force;
         j->policy = m->pol->policy;
         j->hash_key = m->pol->key;
         j->rules = rules;
@@ -425,11 +426,35 @@ static void run_done(Manager *m, Job *j) {
                 for (size_t x = 0; res && x < res->n_rules; x++)
                         if (res->rules[x].rule == jr)
                                 ran = true;
-                if (ran || j->status == JOB_FAILED)
+                SlotClaim claim = j->claims ? j->claims[k] : SLOT_NOT_TRIED;
+                char d[32];
+                if (ran || j->status == JOB_FAILED || claim == SLOT_ERROR) {
                         s->due = next_slot(r, m->current_started); /* also a skipped (lock timeout) rule */
-                else if (j->status == JOB_BUSY) {
+                        if (claim == SLOT_ERROR && j->status != JOB_FAILED) {
+                                EventFields ev = EVENT_FIELDS_INIT;
+                                ev.rule = jr->name;
+                                ev.sqlstate = j->err.sqlstate[0] ? j->err.sqlstate : NULL;
+                                _cleanup_free_ char *primary = xasprintf("rule \"%s\" not started: %s", jr->name,
+                                                                         j->err.primary ? j->err.primary : "error");
+                                log_pg_style(LOG_ERR, &ev, primary, j->err.detail, j->err.hint);
+                        }
+                } else if (claim == SLOT_TAKEN) {
+                        /* Another daemon (or this one before a restart) started it within the slot:
+                         * try again when the slot ends, by the database's clock. */
+                        uint64_t p = rule_period(r);
+                        uint64_t wait = j->wait_usec[k] > 0 ? (uint64_t) j->wait_usec[k] : 0;
+                        if (wait > p)
+                                wait = p;
+                        s->due = now + wait + schedule_jitter_usec(p, random_u64());
+                        log_debug("rule %s: this slot was taken by %s; next attempt in %s", jr->name,
+                                  j->claimed_by[k] ? j->claimed_by[k] : "another session",
+                                  format_delay(s->due - now, d, sizeof(d)));
+                } else if (claim == SLOT_LOCKED) {
                         uint64_t p = rule_period(r) < BUSY_RETRY_USEC ? rule_period(r) : BUSY_RETRY_USEC;
                         s->due = now + p + schedule_jitter_usec(p, random_u64());
+                        log_notice("rule %s not started: %s; retrying in %s", jr->name,
+                                   j->claimed_by[k] ? j->claimed_by[k] : "another session enforces it",
+                                   format_delay(s->due - now, d, sizeof(d)));
                 }
                 /* lost or interrupted before it started: still due */
         }
@@ -444,12 +469,6 @@ static void run_done(Manager *m, Job *j) {
                         m->stale_run_id = res->run_id;
                 db_down(m, JOB_LOST, &j->err);
                 break;
-        case JOB_BUSY: {
-                _cleanup_free_ char *primary = xasprintf("run not started: %s; retrying later", j->err.primary);
-                ev.sqlstate = j->err.sqlstate[0] ? j->err.sqlstate : NULL;
-                log_pg_style(LOG_WARNING, &ev, primary, j->err.detail, NULL);
-                break;
-        }
         case JOB_NOT_READY:
         case JOB_FAILED: {
                 _cleanup_free_ char *primary = xasprintf("run failed: %s", j->err.primary ? j->err.primary : "unknown error");
@@ -557,6 +576,7 @@ static void dispatch(Manager *m) {
         time_t wall = time(NULL);
         size_t *due = xcalloc(p->n_rules ? p->n_rules : 1, sizeof(size_t)), n = 0;
 
+        bool force = m->run_requested;
         if (m->run_requested) {
                 m->run_requested = false;
                 for (size_t i = 0; i < p->n_rules; i++)
@@ -568,7 +588,7 @@ static void dispatch(Manager *m) {
                                 due[n++] = i;
         if (n > 0) {
                 disarm_timer(m->schedule_timer);
-                start_run(m, due, n);
+                start_run(m, due, n, force);
                 return;
         }
         free(due);

@@ -53,6 +53,11 @@ Job *job_new(JobType type) {
 void job_free(Job *j) {
         if (!j)
                 return;
+        for (size_t i = 0; j->claimed_by && i < j->n_rules; i++)
+                free(j->claimed_by[i]);
+        free(j->claimed_by);
+        free(j->claims);
+        free(j->wait_usec);
         free(j->rules);
         pg_error_done(&j->err);
         run_result_free(j->result);
@@ -164,6 +169,31 @@ static bool stop_requested(const Worker *w) {
         return w->stop && *w->stop;
 }
 
+/* Creates the run row (the first time a rule of the job is claimed) and loads the catalog. */
+static int begin_run(Worker *w, Job *j, RunResult **res, CatCache *cache) {
+        *res = xcalloc(1, sizeof(RunResult));
+        (*res)->run_id = -1;
+        (*res)->rules = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(RuleResult));
+        op_begin(w, false);
+        int k = trail_run_begin(w->pg, "daemon", &(*res)->run_id, &j->err);
+        op_end(w);
+        if (k) {
+                run_result_free(*res);
+                *res = NULL;
+                return k;
+        }
+        pthread_mutex_lock(&w->lock);
+        w->progress.run_started = true;
+        w->progress.run_id = (*res)->run_id;
+        pthread_mutex_unlock(&w->lock);
+        wake(w);
+
+        op_begin(w, false);
+        k = enforce_load_catalog(w->pg, j->policy, cache, &j->err);
+        op_end(w);
+        return k;
+}
+
 static void do_run(Worker *w, Job *j) {
         _cleanup_(cat_cache_done) CatCache cache = {};
         RunResult *res = NULL;
@@ -173,66 +203,75 @@ static void do_run(Worker *w, Job *j) {
                 .stop = w->stop,
         };
         uint64_t t0 = now_usec();
-        bool locked = false, lost = false;
+        const char *locked_rule = NULL; /* claimed, its lock held */
+        bool lost = false, interrupted = false;
         int failed = 0, k;
 
+        j->claims = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(SlotClaim));
+        j->wait_usec = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(int64_t));
+        j->claimed_by = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(char *));
         if (!pg_connection_ok(w->pg)) {
                 pg_error_set(&j->err, "08006", NULL, NULL, "not connected to the database");
                 j->status = JOB_LOST;
                 return;
         }
 
-        op_begin(w, false);
-        k = enforce_lock(w->pg, &j->err);
-        op_end(w);
-        if (k) {
-                j->status = k == 1 ? JOB_BUSY : k == PG_ERR_CONNECTION ? JOB_LOST : JOB_FAILED;
-                goto out;
-        }
-        locked = true;
-
-        res = xcalloc(1, sizeof(RunResult));
-        res->run_id = -1;
-        op_begin(w, false);
-        k = trail_run_begin(w->pg, "daemon", &res->run_id, &j->err);
-        op_end(w);
-        if (k) {
-                j->status = k == PG_ERR_CONNECTION ? JOB_LOST : JOB_FAILED;
-                run_result_free(TAKE_PTR(res));
-                goto out;
-        }
-        pthread_mutex_lock(&w->lock);
-        w->progress.run_started = true;
-        w->progress.run_id = res->run_id;
-        pthread_mutex_unlock(&w->lock);
-        wake(w);
-
-        op_begin(w, false);
-        k = enforce_load_catalog(w->pg, j->policy, &cache, &j->err);
-        op_end(w);
-        if (k) {
-                if (k == PG_ERR_CONNECTION)
-                        lost = true;
-                else if (stop_requested(w))
-                        res->interrupted = true;
-                else
-                        j->status = JOB_FAILED;
-                goto end;
-        }
-
-        res->rules = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(RuleResult));
         for (size_t i = 0; i < j->n_rules; i++) {
                 if (stop_requested(w)) {
-                        res->interrupted = true;
+                        interrupted = true;
                         break;
                 }
+                const Rule *rule = &j->policy->rules[j->rules[i]];
+
+                /* Several daemons may share this database: the rule's lock and its slot decide. */
+                PgError ce = {};
+                op_begin(w, false);
+                k = rule_slot_claim(w->pg, rule, j->force, &j->claims[i], &j->wait_usec[i], &j->claimed_by[i], &ce);
+                op_end(w);
+                if (k == PG_ERR_CONNECTION) {
+                        pg_error_done(&j->err);
+                        j->err = ce;
+                        j->claims[i] = SLOT_NOT_TRIED;
+                        lost = true;
+                        break;
+                }
+                if (k) {
+                        if (!j->err.primary) {
+                                j->err = ce;
+                                ce = (PgError) {};
+                        }
+                        pg_error_done(&ce); /* told by the loop, per rule; the rule waits for its next slot */
+                        continue;
+                }
+                if (j->claims[i] != SLOT_CLAIMED)
+                        continue;
+                locked_rule = rule->name;
+
+                if (!res) {
+                        k = begin_run(w, j, &res, &cache);
+                        if (k == PG_ERR_CONNECTION) {
+                                lost = true;
+                                break;
+                        }
+                        if (k && !res) {
+                                j->status = JOB_FAILED;
+                                break;
+                        }
+                        if (k) {
+                                if (stop_requested(w))
+                                        interrupted = true;
+                                else
+                                        j->status = JOB_FAILED;
+                                break;
+                        }
+                }
+
                 pthread_mutex_lock(&w->lock);
                 w->progress.rule_started = true;
                 w->progress.rule = i;
                 pthread_mutex_unlock(&w->lock);
                 wake(w);
 
-                const Rule *rule = &j->policy->rules[j->rules[i]];
                 RuleRun *rr = NULL;
                 op_begin(w, true);
                 rule_run_start(w->pg, j->policy, rule, &cache, &o, res->run_id, &rr);
@@ -254,48 +293,53 @@ static void do_run(Worker *w, Job *j) {
                         lost = true;
                         break;
                 }
+                op_begin(w, false);
+                rule_unlock(w->pg, locked_rule);
+                op_end(w);
+                locked_rule = NULL;
                 if (stop || rres->outcome == RULE_INTERRUPTED) {
-                        res->interrupted = true;
+                        interrupted = true;
                         break;
                 }
         }
 
-end:
-        if (!lost) {
-                const char *outcome = res->interrupted              ? "interrupted"
-                                      : j->status == JOB_FAILED      ? "failed"
-                                      : failed == 0                  ? "success"
-                                      : failed == (int) res->n_rules ? "failed"
-                                                                     : "partial";
-                PgError e = {};
-                op_begin(w, false);
-                k = trail_run_end(w->pg, res->run_id, outcome, (int) res->n_rules, failed, &e);
-                op_end(w);
-                if (k == PG_ERR_CONNECTION)
-                        lost = true;
-                if (k && j->status == JOB_OK && !lost) {
-                        j->status = JOB_FAILED;
-                        pg_error_done(&j->err);
-                        j->err = e;
-                        e = (PgError) {};
+        if (res) {
+                res->interrupted = interrupted;
+                if (!lost) {
+                        const char *outcome = res->interrupted              ? "interrupted"
+                                              : j->status == JOB_FAILED      ? "failed"
+                                              : failed == 0                  ? "success"
+                                              : failed == (int) res->n_rules ? "failed"
+                                                                             : "partial";
+                        PgError e = {};
+                        op_begin(w, false);
+                        k = trail_run_end(w->pg, res->run_id, outcome, (int) res->n_rules, failed, &e);
+                        op_end(w);
+                        if (k == PG_ERR_CONNECTION)
+                                lost = true;
+                        if (k && j->status == JOB_OK && !lost) {
+                                j->status = JOB_FAILED;
+                                pg_error_done(&j->err);
+                                j->err = e;
+                                e = (PgError) {};
+                        }
+                        pg_error_done(&e);
                 }
-                pg_error_done(&e);
+                res->duration_usec = now_usec() - t0;
         }
         if (lost) {
                 j->status = JOB_LOST;
-                j->lost_run_id = res->run_id;
+                j->lost_run_id = res ? res->run_id : -1;
                 if (!j->err.primary) {
-                        const RuleResult *last = res->n_rules > 0 ? &res->rules[res->n_rules - 1] : NULL;
+                        const RuleResult *last = res && res->n_rules > 0 ? &res->rules[res->n_rules - 1] : NULL;
                         pg_error_set(&j->err, last ? last->error.sqlstate : "08006", NULL, NULL, "%s",
                                      last && last->error.primary ? last->error.primary : "the connection was lost");
                 }
         }
-        res->duration_usec = now_usec() - t0;
         j->result = res;
-out:
-        if (locked && pg_connection_ok(w->pg)) {
+        if (locked_rule && pg_connection_ok(w->pg)) {
                 op_begin(w, false);
-                enforce_unlock(w->pg);
+                rule_unlock(w->pg, locked_rule);
                 op_end(w);
         }
         if (j->status == JOB_LOST)

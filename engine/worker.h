@@ -23,7 +23,6 @@ typedef enum JobStatus {
         JOB_OK = 0,
         JOB_LOST,      /* no connection (any PG_ERR_CONNECTION): reconnect */
         JOB_NOT_READY, /* connected, but the schema is missing/at another version or unreadable */
-        JOB_BUSY,      /* another enforcement run holds the per-database lock */
         JOB_FAILED,    /* the run failed as a whole (catalog, audit trail): err says why */
 } JobStatus;
 
@@ -40,6 +39,7 @@ typedef struct Job {
         const HashKey *hash_key;
         size_t *rules;
         size_t n_rules;
+        bool force; /* a requested run (SIGUSR1): start the rules whatever their slots say */
         void *userdata; /* the loop's, untouched */
 
         /* results */
@@ -48,6 +48,12 @@ typedef struct Job {
         RunResult *result; /* JOB_RUN: the rules that ran (also when lost or interrupted); NULL before the run row */
         int64_t lost_run_id; /* JOB_RUN lost with the connection: its run id, else -1 */
         int fd;              /* JOB_CONNECT/JOB_CHECK ok: the connection's socket, else -1 */
+        /* JOB_RUN, per rule (parallel to rules): its claim on its schedule slot
+         * (rule_slot_claim()); for SLOT_TAKEN how long until the slot frees up; for SLOT_TAKEN and
+         * SLOT_LOCKED who has it (or NULL). A rule that was never tried is SLOT_NOT_TRIED. */
+        SlotClaim *claims;
+        int64_t *wait_usec;
+        char **claimed_by;
 } Job;
 
 Job *job_new(JobType type);

@@ -105,6 +105,10 @@ BEGIN
         IF to_regclass('retention.chain_head') IS NOT NULL THEN
                 EXECUTE format('GRANT SELECT ON retention.chain_head TO %I', r);
         END IF;
+        -- Schema version 3: the daemons' schedule slots per rule (several instances).
+        IF to_regclass('retention.rule_slots') IS NOT NULL THEN
+                EXECUTE format('GRANT SELECT, INSERT, UPDATE ON retention.rule_slots TO %I', r);
+        END IF;
         EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA retention TO %I', r);
 
         -- The application tables: exactly the listed ones.

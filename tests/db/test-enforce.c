@@ -532,7 +532,8 @@ static void test_concurrent_run_refused(void **state) {
         PGconn *c = logs_db("enf_lock", &ci);
         char *pol = rt_policy(SIMPLE_POLICY);
         PGconn *holder = pgtest_connect(ci);
-        pgtest_exec(holder, "SELECT pg_advisory_lock(1381256772, 1)");
+        /* the rule's own lock: (class "RTNR", hashtext(rule name)) */
+        pgtest_exec(holder, "SELECT pg_advisory_lock(1381256786, hashtext('logs'))");
         char pid[32];
         snprintf(pid, sizeof(pid), "PID %d", PQbackendPID(holder));
 
@@ -548,7 +549,7 @@ static void test_concurrent_run_refused(void **state) {
         pgtest_exec(holder, "INSERT INTO retention.runs (host, version, mode) VALUES ('other-host', '0.0.1', 'daemon')");
         rt_expect(75, NULL, &err, "-p", pol, "-d", ci, "run");
         rt_assert_contains(err, "Run 1 (mode daemon)");
-        rt_assert_contains(err, "on host other-host");
+        rt_assert_contains(err, "on host other-host holds rule \"logs\"");
         rt_assert_contains(err, pid);
         free(err);
         rt_assert_sql(c, "15", "SELECT count(*) FROM app.logs");
@@ -557,11 +558,11 @@ static void test_concurrent_run_refused(void **state) {
         rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "audit");
 
         pgtest_exec(holder, "UPDATE retention.runs SET outcome = 'interrupted'");
-        pgtest_exec(holder, "SELECT pg_advisory_unlock(1381256772, 1)");
+        pgtest_exec(holder, "SELECT pg_advisory_unlock(1381256786, hashtext('logs'))");
         rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "run");
         rt_assert_sql(c, "5", "SELECT count(*) FROM app.logs");
         /* the lock is released after a run */
-        rt_assert_sql(c, "t", "SELECT pg_try_advisory_lock(1381256772, 1)");
+        rt_assert_sql(c, "t", "SELECT pg_try_advisory_lock(1381256786, hashtext('logs'))");
         PQfinish(holder);
         free(pol);
         PQfinish(c);
@@ -671,9 +672,9 @@ static void test_migrate_and_schema_errors(void **state) {
         PGconn *c = rt_db("enf_migrate", &ci);
         char *out, *err;
         rt_expect(0, &out, NULL, "-d", ci, "migrate");
-        rt_assert_contains(out, "already at version 2");
+        rt_assert_contains(out, "already at version 3");
         free(out);
-        rt_assert_sql(c, "2", "SELECT count(*) FROM retention.schema_version");
+        rt_assert_sql(c, "3", "SELECT count(*) FROM retention.schema_version");
 
         /* a database without the schema */
         char *bare = pgtest_create_db(rt_pg, "enf_bare");
