@@ -600,7 +600,7 @@ static int check_breaker(RuleRun *rr, PgError *err) {
         int64_t due;
         if (rr->o->dry_run)
                 due = res->actionable; /* the tally already counted them */
-        else if (!rr->o->force && planner_estimate(rr, err) * 2 < limit && res->table_rows_analysed) {
+        else if (!rr->o->force && res->table_rows_analysed && planner_estimate(rr, err) < limit / 2) {
                 /* Far below the limit by the planner's statistics: no need to count; the
                  * running limit in rule_run_step() still stops the rule if it was wrong. */
                 res->breaker_rows = -1;
