@@ -91,8 +91,13 @@ int check_database(Cli *cli, const Policy *p) {
                 pg_error_done(&err);
                 return code;
         }
+        const Database *db = policy_find_database(p, cli->database_name);
+        size_t n_checked = 0;
         for (size_t i = 0; i < p->n_rules; i++) {
                 const Rule *rule = &p->rules[i];
+                if (!rule_in_database(rule, db))
+                        continue; /* another database's rule */
+                n_checked++;
                 char **errors = NULL, **warnings = NULL;
                 size_t ne = 0, nw = 0;
                 plan_check_rule(p, rule, &cache, &errors, &ne, &warnings, &nw);
@@ -120,7 +125,7 @@ int check_database(Cli *cli, const Policy *p) {
         if (d->n_errors > 0)
                 return EXIT_CONFIG;
         if (!cli->json && !cli->quiet)
-                printf("database OK: %zu rules checked against the catalog%s\n", p->n_rules,
+                printf("database OK: %zu rules checked against the catalog%s\n", n_checked,
                        d->n_warnings ? " (with warnings)" : "");
         return EXIT_OK;
 }

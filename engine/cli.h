@@ -12,6 +12,7 @@ typedef struct Cli {
         size_t n_policy_paths;
         bool policy_paths_given;
         const char *conninfo; /* -d/--database, or NULL: libpq environment decides */
+        const char *database_name; /* the policy's database (`databases:`) being worked on, or NULL */
         bool json;
         const char *log_target; /* auto|journal|console */
         bool quiet;

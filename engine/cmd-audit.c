@@ -29,7 +29,7 @@ static void print_statement(FILE *f, const char *title, const PlanStatement *st)
         fputc('\n', f);
 }
 
-static int print_sql(Cli *cli, Pg *pg, const Policy *policy) {
+static int print_sql(Cli *cli, Pg *pg, const Policy *policy, FILE *out) {
         _cleanup_(cat_cache_done) CatCache cache = {};
         PgError err = {};
         int k = enforce_load_catalog(pg, policy, &cache, &err);
@@ -50,29 +50,27 @@ static int print_sql(Cli *cli, Pg *pg, const Policy *policy) {
                         continue;
                 _cleanup_(plan_freep) Plan *plan = NULL;
                 _cleanup_free_ char *error = NULL;
-                printf("-- rule %s: %s\n", r->name, r->clause);
+                fprintf(out, "-- rule %s: %s\n", r->name, r->clause);
                 if (plan_build(policy, r, &cache, &plan, &error) < 0) {
-                        printf("-- cannot plan: %s\n\n", error);
+                        fprintf(out, "-- cannot plan: %s\n\n", error);
                         ret = EXIT_ATTENTION;
                         continue;
                 }
-                print_statement(stdout, "cutoffs, computed by PostgreSQL once per rule run", &plan->cutoffs);
-                print_statement(stdout, "circuit breaker: rows this run would change, counted up to the limit",
+                print_statement(out, "cutoffs, computed by PostgreSQL once per rule run", &plan->cutoffs);
+                print_statement(out, "circuit breaker: rows this run would change, counted up to the limit",
                                 &plan->breaker_count);
-                print_statement(stdout, "one batch (its own transaction), repeated from the last key until it selects nothing",
+                print_statement(out, "one batch (its own transaction), repeated from the last key until it selects nothing",
                                 &plan->batch);
-                print_statement(stdout, "while held: anonymise held rows, in batches", &plan->while_held_batch);
-                print_statement(stdout, "tally: due, held, skipped and overdue rows after the run", &plan->tally);
+                print_statement(out, "while held: anonymise held rows, in batches", &plan->while_held_batch);
+                print_statement(out, "tally: due, held, skipped and overdue rows after the run", &plan->tally);
         }
         return ret;
 }
 
+static int audit_database(Cli *cli, const Policy *policy, FILE *out, void *userdata);
+
 int cmd_audit(Cli *cli) {
         _cleanup_policy_ Policy *policy = NULL;
-        _cleanup_(pg_freep) Pg *pg = NULL;
-        _cleanup_(run_result_freep) RunResult *res = NULL;
-        HashKey *key = NULL;
-        PgError err = {};
         int r;
 
         if (cli->n_args > 0) {
@@ -89,11 +87,23 @@ int cmd_audit(Cli *cli) {
         r = cmd_check_rule_names(cli, policy);
         if (r)
                 return r;
+        return cmd_each_database(cli, policy, false, audit_database, NULL);
+}
+
+/* The audit of one database (cli->conninfo), for cli->rules (none: every rule). */
+static int audit_database(Cli *cli, const Policy *policy, FILE *out, void *userdata) {
+        _cleanup_(pg_freep) Pg *pg = NULL;
+        _cleanup_(run_result_freep) RunResult *res = NULL;
+        HashKey *key = NULL;
+        PgError err = {};
+        int r;
+
+        (void) userdata;
         r = cmd_connect(cli, true, &pg);
         if (r)
                 return r;
         if (cli->sql)
-                return print_sql(cli, pg, policy);
+                return print_sql(cli, pg, policy, out);
 
         /* The audit never needs the key: it computes nothing with it. A key is loaded only
          * to report a broken one early. */
@@ -116,7 +126,7 @@ int cmd_audit(Cli *cli) {
                 pg_error_done(&err);
                 return code;
         }
-        report_audit(res, cli->json, stdout);
+        report_audit(res, cli->json, out);
         if (log_target() == LOG_TARGET_JOURNAL)
                 report_audit_events(res);
 

@@ -79,6 +79,12 @@ int cmd_check(Cli *cli) {
                 fflush(stdout);
         }
 
+        /* -d NAME of the policy's databases: that database, its rules */
+        const Database *db = cli->conninfo ? policy_find_database(p, cli->conninfo) : NULL;
+        if (db) {
+                cli->conninfo = db->conninfo;
+                cli->database_name = db->name;
+        }
         if (cli->conninfo)
                 return check_database(cli, p);
         return EXIT_OK;

@@ -11,11 +11,20 @@
 #include "exitcode.h"
 #include "util.h"
 
-/* One database: connect (read-only), scan, print. Returns the exit code. */
-static int coverage_one(Cli *cli, const Policy *p, const bool *selected, const char *database, StrBuf *json) {
+/* One database (cli->conninfo): connect (read-only), scan against the rules of that database,
+ * print. Returns the exit code. */
+static int coverage_database(Cli *cli, const Policy *p, FILE *out, void *userdata) {
         _cleanup_(pg_freep) Pg *pg = NULL;
         _cleanup_(coverage_report_freep) CoverageReport *rep = NULL;
+        _cleanup_free_ bool *selected = NULL;
         PgError err = {};
+        (void) userdata;
+        const Database *db = policy_find_database(p, cli->database_name);
+        if (db) {
+                selected = xcalloc(p->n_rules + 1, sizeof(bool));
+                for (size_t i = 0; i < p->n_rules; i++)
+                        selected[i] = rule_in_database(&p->rules[i], db);
+        }
         int r = cmd_connect(cli, true, &pg);
         if (r)
                 return r;
@@ -26,10 +35,13 @@ static int coverage_one(Cli *cli, const Policy *p, const bool *selected, const c
                 pg_error_done(&err);
                 return code;
         }
-        if (json)
-                coverage_to_json(rep, database, json);
-        else
-                coverage_print(rep, database, stdout);
+        if (cli->json) {
+                StrBuf b = {};
+                coverage_to_json(rep, cli->database_name, &b);
+                fprintf(out, "%s\n", strbuf_str(&b));
+                strbuf_done(&b);
+        } else
+                coverage_print(rep, NULL, out);
         return rep->n_uncovered > 0 ? EXIT_ATTENTION : EXIT_OK;
 }
 
@@ -50,10 +62,5 @@ int cmd_coverage(Cli *cli) {
         if (r)
                 return r;
 
-        StrBuf json = {};
-        r = coverage_one(cli, policy, NULL, NULL, cli->json ? &json : NULL);
-        if (cli->json && json.len > 0)
-                printf("%s\n", strbuf_str(&json));
-        strbuf_done(&json);
-        return r;
+        return cmd_each_database(cli, policy, true, coverage_database, NULL);
 }

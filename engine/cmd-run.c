@@ -57,12 +57,10 @@ int cmd_load_hash_key(Cli *cli, const Policy *p, HashKey **ret) {
         return 0;
 }
 
+static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdata);
+
 int cmd_run(Cli *cli) {
         _cleanup_policy_ Policy *policy = NULL;
-        _cleanup_(pg_freep) Pg *pg = NULL;
-        _cleanup_(run_result_freep) RunResult *res = NULL;
-        HashKey *key = NULL;
-        PgError err = {};
         int r;
 
         if (cli->dry_run)
@@ -82,6 +80,20 @@ int cmd_run(Cli *cli) {
         r = cmd_check_rule_names(cli, policy);
         if (r)
                 return r;
+        return cmd_each_database(cli, policy, false, run_database, NULL);
+}
+
+/* The run against one database (cli->conninfo), for cli->rules (none: every rule). */
+static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdata) {
+        _cleanup_(pg_freep) Pg *pg = NULL;
+        _cleanup_(run_result_freep) RunResult *res = NULL;
+        HashKey *key = NULL;
+        PgError err = {};
+        int r;
+
+        (void) userdata;
+        if (stop_requested)
+                return EXIT_ATTENTION;
         r = cmd_load_hash_key(cli, policy, &key);
         if (r)
                 return r;
@@ -120,7 +132,7 @@ int cmd_run(Cli *cli) {
                 return code;
         }
 
-        report_run(res, cli->json, stdout);
+        report_run(res, cli->json, out);
         if (!console)
                 report_run_events(res);
         bool attention = false;

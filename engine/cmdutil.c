@@ -19,7 +19,112 @@ int cmd_load_policy(Cli *cli, Policy **ret) {
         diagnostics_print(d, stderr);
         if (r < 0)
                 return policy_load_exit_code(r, d);
+        const Database *db = cli->conninfo ? policy_find_database(*ret, cli->conninfo) : NULL;
+        if (db) {
+                cli->conninfo = db->conninfo;
+                cli->database_name = db->name;
+        }
         return 0;
+}
+
+/* cli->rules narrowed to the rules of db (NULL: every rule); *n 0 when there are none. Returns
+ * EXIT_USAGE when --rule names a rule of another database. */
+static int rules_of(Cli *cli, const Policy *p, const Database *db, char ***ret, size_t *n) {
+        char **v = xcalloc(p->n_rules + 1, sizeof(char *));
+        size_t k = 0;
+        for (size_t i = 0; i < cli->n_rules; i++) {
+                const Rule *r = policy_find_rule(p, cli->rules[i]);
+                if (r && !rule_in_database(r, db)) {
+                        _cleanup_free_ char *primary = xasprintf("rule \"%s\" is not for database \"%s\"", r->name, db->name);
+                        _cleanup_free_ char *detail = xasprintf("It is enforced in database \"%s\".",
+                                                                r->database ? r->database->name : "?");
+                        log_pg_style(LOG_ERR, NULL, primary, detail, "Leave out -d to work on every database of the policy.");
+                        free(v);
+                        return EXIT_USAGE;
+                }
+                v[k++] = cli->rules[i];
+        }
+        if (cli->n_rules == 0)
+                for (size_t i = 0; i < p->n_rules; i++)
+                        if (rule_in_database(&p->rules[i], db))
+                                v[k++] = p->rules[i].name;
+        *ret = v;
+        *n = k;
+        return 0;
+}
+
+int cmd_each_database(Cli *cli, const Policy *p, bool every_database, CmdDatabaseFn fn, void *userdata) {
+        bool named = cli->database_name != NULL;
+        if (p->n_databases == 0 || (cli->conninfo && !named))
+                return fn(cli, p, stdout, userdata);
+
+        char **saved_rules = cli->rules;
+        size_t saved_n = cli->n_rules;
+        const char *saved_conninfo = cli->conninfo, *saved_name = cli->database_name;
+        StrBuf json = {};
+        int code = EXIT_OK;
+        size_t done = 0;
+        for (size_t i = 0; i < p->n_databases; i++) {
+                const Database *db = &p->databases[i];
+                if (named && !streq(db->name, saved_name))
+                        continue;
+                char **rules = NULL;
+                size_t n = 0;
+                cli->rules = saved_rules; /* --rule as given, not the last database's */
+                cli->n_rules = saved_n;
+                int r = rules_of(cli, p, db, &rules, &n);
+                if (r) {
+                        code = r;
+                        break;
+                }
+                if (n == 0 && !every_database) {
+                        if (named && !cli->json && !cli->quiet)
+                                printf("database %s: no rules\n", db->name);
+                        free(rules);
+                        continue;
+                }
+                cli->rules = rules;
+                cli->n_rules = n;
+                cli->conninfo = db->conninfo;
+                cli->database_name = db->name;
+                if (named)
+                        r = fn(cli, p, stdout, userdata);
+                else if (cli->json) {
+                        char *buf = NULL;
+                        size_t len = 0;
+                        FILE *out = open_memstream(&buf, &len);
+                        if (!out)
+                                oom();
+                        r = fn(cli, p, out, userdata);
+                        fclose(out);
+                        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+                                buf[--len] = 0;
+                        strbuf_append(&json, done ? ",{\"database\":" : "{\"databases\":[{\"database\":");
+                        json_append_string(&json, db->name);
+                        strbuf_appendf(&json, ",\"exit_code\":%d,\"report\":%s}", r, len > 0 ? buf : "null");
+                        free(buf);
+                } else {
+                        printf("%sdatabase %s:\n", done ? "\n" : "", db->name);
+                        fflush(stdout);
+                        r = fn(cli, p, stdout, userdata);
+                }
+                fflush(stdout);
+                free(rules);
+                done++;
+                if (r > code)
+                        code = r;
+        }
+        if (!named && cli->json) {
+                if (done == 0)
+                        strbuf_append(&json, "{\"databases\":[");
+                printf("%s]}\n", strbuf_str(&json));
+        }
+        strbuf_done(&json);
+        cli->rules = saved_rules;
+        cli->n_rules = saved_n;
+        cli->conninfo = saved_conninfo;
+        cli->database_name = saved_name;
+        return code;
 }
 
 void cmd_print_error(const PgError *e) {

@@ -3,14 +3,30 @@
  * runtime errors in PostgreSQL's style. Only commands (cmd-*.c) use this. */
 #pragma once
 
+#include <stdio.h>
+
 #include "cli.h"
 #include "hashkey.h"
 #include "pg.h"
 #include "policy.h"
 
 /* Loads cli->policy_paths; prints diagnostics (errors and warnings) to stderr.
+ * When the policy names databases (`databases:`) and -d is one of their names, cli->conninfo
+ * becomes that database's conninfo and cli->database_name its name (valid while *ret lives).
  * Returns 0 or the exit code. */
 int cmd_load_policy(Cli *cli, Policy **ret);
+
+/* One command against one database: cli->conninfo, cli->database_name and cli->rules say which
+ * and what; output goes to out. Returns an exit code. */
+typedef int (*CmdDatabaseFn)(Cli *cli, const Policy *p, FILE *out, void *userdata);
+/* Runs fn for the database(s) a command is for and returns the highest exit code:
+ * - no `databases:`, or -d CONNINFO: once, as always (every rule, or --rule);
+ * - -d NAME of `databases:`: once, for that database's rules (a --rule of another database is a
+ *   usage error; no rule there: nothing to do, unless every_database);
+ * - no -d: once per database of the policy, in policy order, each with its rules (databases
+ *   without rules are skipped unless every_database); text output gets a "database NAME:" line
+ *   before each, --json becomes {"databases": [{"database", "exit_code", "report"}, ...]}. */
+int cmd_each_database(Cli *cli, const Policy *p, bool every_database, CmdDatabaseFn fn, void *userdata);
 /* Connects with the CLI's timeouts; prints the error. Returns 0 or the exit code. */
 int cmd_connect(Cli *cli, bool read_only, Pg **ret);
 /* Prints a runtime error (PostgreSQL style) through the log sink. */

@@ -9,6 +9,7 @@
 #include <pwd.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libpq-fe.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -57,6 +58,7 @@ typedef struct HoldExtra {
 
 typedef struct RuleExtra {
         Location subject_loc;
+        Location database_loc;
         Location *hold_locs;
 } RuleExtra;
 
@@ -1212,13 +1214,14 @@ static void load_while_held(F *f, Rule *r, const Node *m, const char *rule_where
 
 static const char *const rule_keys[] = {
         "clause", "table", "column", "retain", "action", "columns", "subject", "subject_column", "holds",
-        "deadline", "while_held", "where", "from", "fiscal_year_start",
+        "deadline", "while_held", "where", "from", "fiscal_year_start", "database",
         /* settings, in the order of setting_keys */
         "batch_size", "schedule", "window", "max_fraction", "max_rows", "breaker_min_rows",
 };
 enum {
         R_CLAUSE, R_TABLE, R_COLUMN, R_RETAIN, R_ACTION, R_COLUMNS, R_SUBJECT, R_SUBJECT_COLUMN, R_HOLDS,
-        R_DEADLINE, R_WHILE_HELD, R_WHERE, R_FROM, R_FISCAL_YEAR_START, R_SETTINGS, _R_MAX = R_SETTINGS + _S_MAX,
+        R_DEADLINE, R_WHILE_HELD, R_WHERE, R_FROM, R_FISCAL_YEAR_START, R_DATABASE, R_SETTINGS,
+        _R_MAX = R_SETTINGS + _S_MAX,
 };
 
 static void load_rule_holds(F *f, Rule *r, RuleExtra *re, const Node *n, const char *where) {
@@ -1339,6 +1342,12 @@ static void load_rule(F *f, const Node *k, const Node *v) {
                 if (w)
                         r->where = xstrdup(w);
         }
+        if (vals[R_DATABASE]) {
+                const char *d = get_scalar(f, vals[R_DATABASE], "database", where);
+                if (d)
+                        r->database_name = xstrdup(d);
+                re->database_loc = loc_of(f, vals[R_DATABASE]);
+        }
 
         Settings s = f->defaults;
         for (size_t i = 0; i < _S_MAX; i++)
@@ -1398,8 +1407,93 @@ static void load_coverage(F *f, const Node *m) {
         }
 }
 
+/* ---- databases: { NAME: { conninfo: "..." } | { service: NAME } } -------------------------- */
+
+static bool valid_service(const char *s) {
+        for (const char *p = s; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+                      *p == '-' || *p == '.'))
+                        return false;
+        return *s != 0;
+}
+
+static void load_databases(F *f, const Node *m) {
+        static const char *const known[] = { "conninfo", "service" };
+        Policy *p = f->l->policy;
+        if (!expect_mapping(f, m, "\"databases\""))
+                return;
+        for (size_t i = 0; i < node_pairs(m); i++) {
+                if (m->skip[i])
+                        continue;
+                const Node *k = m->items[2 * i], *v = m->items[2 * i + 1], *keys[2], *vals[2];
+                check_name(f, k, "database");
+                _cleanup_free_ char *where = xasprintf("in database \"%s\"", k->value);
+                Database d = { .name = xstrdup(k->value), .loc = loc_of(f, k) };
+                if (!expect_mapping(f, v, where + 3))
+                        goto add;
+                lookup_keys(f, v, known, ELEMENTSOF(known), keys, vals, where);
+                if (vals[0] && vals[1]) {
+                        Diagnostic *x = error_at(f, keys[1], "database \"%s\" has both \"conninfo\" and \"service\"", k->value);
+                        diag_set_hint(x, "Give one of them; a conninfo may name a service itself (\"service=NAME dbname=...\").");
+                } else if (!vals[0] && !vals[1]) {
+                        Diagnostic *x = error_at(f, v, "missing \"conninfo\" or \"service\" %s", where);
+                        diag_set_hint(x, "Write e.g. conninfo: \"host=db1 dbname=app\", or service: app (a section of pg_service.conf).");
+                }
+                if (vals[0]) {
+                        const char *ci = get_scalar(f, vals[0], "conninfo", where);
+                        char *errmsg = NULL;
+                        PQconninfoOption *opts = ci ? PQconninfoParse(ci, &errmsg) : NULL;
+                        bool parsed = opts != NULL;
+                        if (ci && !opts) {
+                                Diagnostic *x = error_at(f, vals[0], "invalid \"conninfo\" %s", where);
+                                if (errmsg) {
+                                        size_t n = strlen(errmsg);
+                                        while (n > 0 && errmsg[n - 1] == '\n')
+                                                errmsg[--n] = 0;
+                                        diag_set_detail(x, "libpq: %s", errmsg);
+                                }
+                                diag_set_hint(x, "Write key=value pairs (\"host=db1 port=5432 dbname=app\") or a URI (\"postgresql://db1/app\").");
+                        }
+                        PQfreemem(errmsg);
+                        bool password = false;
+                        for (PQconninfoOption *o = opts; o && o->keyword; o++)
+                                if (streq(o->keyword, "password") && o->val)
+                                        password = true;
+                        PQconninfoFree(opts);
+                        if (password) {
+                                /* "password=..." or a URI's "user:PASSWORD@" */
+                                const char *at = strstr(ci, "password");
+                                const char *scheme = strstr(ci, "://"), *amp = strchr(ci, '@');
+                                if (!at && scheme && amp && amp > scheme)
+                                        for (const char *q = scheme + 3; q < amp; q++)
+                                                if (*q == ':')
+                                                        at = q + 1;
+                                Diagnostic *x = error_pos(f, vals[0]->line, column_at(vals[0], at ? (size_t) (at - ci) : 0),
+                                                          "a password in the \"conninfo\" of database \"%s\"", k->value);
+                                diag_set_detail(x, "Policy files are read by the service and kept in configuration management; a password there is a password for everyone who can read them.");
+                                diag_set_hint(x, "Remove it and put it in a pgpass file: PGPASSFILE, or the systemd credential \"pgpass\" of retentiond.service.");
+                        } else if (parsed)
+                                d.conninfo = xstrdup(ci);
+                }
+                if (vals[1]) {
+                        const char *s = get_scalar(f, vals[1], "service", where);
+                        if (s && !valid_service(s)) {
+                                Diagnostic *x = error_at(f, vals[1], "invalid service name \"%s\" %s", s, where);
+                                diag_set_detail(x, "A service is the name of a section of pg_service.conf: letters, digits, \"_\", \"-\" and \".\".");
+                                diag_set_hint(x, "For anything else write \"conninfo:\".");
+                        } else if (s) {
+                                d.service = xstrdup(s);
+                                d.conninfo = xasprintf("service=%s", s);
+                        }
+                }
+        add:
+                p->databases = xreallocarray(p->databases, p->n_databases + 1, sizeof(Database));
+                p->databases[p->n_databases++] = d;
+        }
+}
+
 static void load_document(F *f, const Node *root) {
-        static const char *const known[] = { "version", "defaults", "subjects", "holds", "rules", "coverage" };
+        static const char *const known[] = { "version", "defaults", "subjects", "holds", "rules", "coverage", "databases" };
         const Node *keys[ELEMENTSOF(known)], *vals[ELEMENTSOF(known)];
         if (root->type == NODE_BAD)
                 return;
@@ -1427,6 +1521,8 @@ static void load_document(F *f, const Node *root) {
                 load_rules(f, vals[4]);
         if (vals[5])
                 load_coverage(f, vals[5]);
+        if (vals[6])
+                load_databases(f, vals[6]);
 }
 
 /* ---- files ---------------------------------------------------------------------------------- */
@@ -1802,6 +1898,44 @@ static void check_across(Loader *l) {
                         }
                 }
         }
+        /* databases: unique names; every rule in exactly one (the only one when not named) */
+        if (p->n_databases > 0) {
+                NameRef *drefs = xcalloc(p->n_databases, sizeof(NameRef));
+                const char **dnames = xcalloc(p->n_databases, sizeof(char *));
+                for (size_t i = 0; i < p->n_databases; i++) {
+                        drefs[i] = (NameRef) { p->databases[i].name, &p->databases[i].loc, i };
+                        dnames[i] = p->databases[i].name;
+                }
+                check_unique(l, drefs, p->n_databases, "database");
+                free(drefs);
+                for (size_t i = 0; i < p->n_rules; i++) {
+                        Rule *r = &p->rules[i];
+                        if (r->database_name) {
+                                r->database = policy_find_database(p, r->database_name);
+                                if (!r->database && !l->incomplete) {
+                                        _cleanup_free_ char *what = xasprintf("rule \"%s\"", r->name);
+                                        undefined_ref(l, &l->rule_extra[i].database_loc, what, "database", r->database_name,
+                                                      dnames, p->n_databases, "databases");
+                                }
+                        } else if (p->n_databases == 1)
+                                r->database = &p->databases[0];
+                        else if (!l->incomplete) {
+                                Diagnostic *x = report_loc(l, SEVERITY_ERROR, &r->loc,
+                                                           "rule \"%s\" does not say which database it is for", r->name);
+                                diag_set_detail(x, "The policy names %zu databases under \"databases:\".", p->n_databases);
+                                diag_set_hint(x, "Add \"database: NAME\" to the rule, e.g. database: %s.", p->databases[0].name);
+                        }
+                }
+                free(dnames);
+        } else if (!l->incomplete)
+                for (size_t i = 0; i < p->n_rules; i++)
+                        if (p->rules[i].database_name) {
+                                Diagnostic *x = report_loc(l, SEVERITY_ERROR, &l->rule_extra[i].database_loc,
+                                                           "rule \"%s\" names database \"%s\", but the policy has no \"databases:\"",
+                                                           p->rules[i].name, p->rules[i].database_name);
+                                diag_set_hint(x, "Define it under \"databases:\" (conninfo or service), or remove \"database:\" to use -d.");
+                        }
+
         if (!l->incomplete && !diagnostics_has_errors(l->diags)) {
                 for (size_t i = 0; i < p->n_holds; i++)
                         if (!hold_used[i])

@@ -48,11 +48,18 @@ void policy_free(Policy *p) {
                 column_methods_free(r->while_held_columns, r->n_while_held_columns);
                 free(r->window);
                 free(r->where);
+                free(r->database_name);
         }
         free(p->rules);
         for (size_t i = 0; i < p->n_coverage_ignores; i++)
                 coverage_ignore_done(&p->coverage_ignores[i]);
         free(p->coverage_ignores);
+        for (size_t i = 0; i < p->n_databases; i++) {
+                free(p->databases[i].name);
+                free(p->databases[i].conninfo);
+                free(p->databases[i].service);
+        }
+        free(p->databases);
         for (size_t i = 0; i < p->n_files; i++)
                 free(p->files[i]);
         free(p->files);
@@ -78,6 +85,17 @@ const Subject *policy_find_subject(const Policy *p, const char *name) {
                 if (streq(p->subjects[i].name, name))
                         return &p->subjects[i];
         return NULL;
+}
+
+const Database *policy_find_database(const Policy *p, const char *name) {
+        for (size_t i = 0; p && name && i < p->n_databases; i++)
+                if (streq(p->databases[i].name, name))
+                        return &p->databases[i];
+        return NULL;
+}
+
+bool rule_in_database(const Rule *r, const Database *db) {
+        return !db || !r->database || r->database == db;
 }
 
 const char *action_to_string(Action a) {

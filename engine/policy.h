@@ -84,6 +84,15 @@ typedef struct Hold {
         Location loc;
 } Hold;
 
+/* A target database of `databases:`: a libpq connection string or a service name (never a
+ * password: the loader rejects one). */
+typedef struct Database {
+        char *name;
+        char *conninfo; /* what libpq gets: the conninfo as written, or "service=NAME" */
+        char *service;  /* given as `service:`, else NULL */
+        Location loc;
+} Database;
+
 typedef struct Rule {
         char *name;
         char *clause;
@@ -119,6 +128,9 @@ typedef struct Rule {
         int64_t breaker_min_rows; /* default 1000 */
         char *where;              /* trusted administrator SQL, or NULL */
 
+        char *database_name;         /* `database:` as written, or NULL */
+        const struct Database *database; /* resolved (the only one when not named); NULL without `databases:` */
+
         Location loc;
 } Rule;
 
@@ -146,6 +158,9 @@ typedef struct Policy {
 
         CoverageIgnore *coverage_ignores; /* from every file's `coverage: { ignore: }` */
         size_t n_coverage_ignores;
+
+        Database *databases; /* `databases:` of every file; none: the CLI's -d (or libpq's environment) */
+        size_t n_databases;
 } Policy;
 
 /* Defaults that apply when neither the rule nor the policy's `defaults:` says otherwise. */
@@ -164,6 +179,9 @@ static inline void policy_freep(Policy **p) {
 const Rule *policy_find_rule(const Policy *p, const char *name);
 const Hold *policy_find_hold(const Policy *p, const char *name);
 const Subject *policy_find_subject(const Policy *p, const char *name);
+const Database *policy_find_database(const Policy *p, const char *name);
+/* Is the rule enforced in database db (db NULL: in the only target there is)? */
+bool rule_in_database(const Rule *r, const Database *db);
 
 const char *action_to_string(Action a);
 const char *method_to_string(Method m);
