@@ -1,6 +1,8 @@
 /* daemon.c — `retentiond daemon`: the sd-event loop with its signals, schedule, reload, database
- * outages and systemd notification. The loop never waits for the database (the worker thread
- * does), never exits because the database is down, and is the only thread that logs. */
+ * outages and systemd notification, for one database or each database of the policy's
+ * `databases:` (a Target each: its own worker thread and connection, outage state and backoff).
+ * The loop never waits for a database (the workers do), never exits because one is down, and is
+ * the only thread that logs. */
 #include "daemon.h"
 
 #include <errno.h>
@@ -28,7 +30,7 @@
 
 /* Rules due within this much of each other go into one run. */
 #define COALESCE_USEC (1 * USEC_PER_SEC)
-/* When another enforcement run holds the per-database lock: try again after at most this. */
+/* When another session enforces a rule: try it again after at most this. */
 #define BUSY_RETRY_USEC (60 * USEC_PER_SEC)
 #define SUPERVISE_INTERVAL_USEC (1 * USEC_PER_SEC)
 #define STATUS_REASON_MAX 160
@@ -66,7 +68,10 @@ static PolicyRef *policy_unref(PolicyRef *r) {
 typedef struct RuleSched {
         uint64_t due; /* CLOCK_MONOTONIC µs */
         bool running; /* part of the run in flight: never started twice */
+        size_t target; /* index into Manager.targets; NO_TARGET: not enforced by this daemon */
 } RuleSched;
+
+#define NO_TARGET SIZE_MAX
 
 typedef enum DbState {
         DB_CONNECTING, /* the first attempt */
@@ -74,19 +79,17 @@ typedef enum DbState {
         DB_DOWN, /* unreachable or not ready: the retry timer is armed */
 } DbState;
 
-struct Manager {
-        Cli *cli;
-        sd_event *event;
-        sd_event_source *sigterm, *sigint, *sighup, *sigusr1;
-        sd_event_source *worker_source, *idle_source;
-        sd_event_source *schedule_timer, *retry_timer, *supervise_timer, *stop_timer;
+typedef struct Manager Manager;
 
-        PolicyRef *pol;
-        RuleSched *sched; /* parallel to pol->policy->rules */
-        PgSettings settings;
-        uint64_t hard_limit_usec;
+/* One database the daemon enforces: the worker that owns its connection, its job, its outage
+ * state and backoff, and what its last run did. */
+typedef struct Target {
+        Manager *m;
+        char *name;     /* the policy's name of the database; NULL without `databases:` */
+        char *conninfo; /* NULL: libpq's environment */
 
         Worker *worker;
+        sd_event_source *worker_source, *idle_source, *retry_timer, *supervise_timer;
         Job *current;           /* the job in flight, or NULL */
         PolicyRef *current_pol; /* the reference a JOB_RUN holds */
         uint64_t current_started;
@@ -104,15 +107,31 @@ struct Manager {
         int64_t stale_run_id;
 
         bool run_requested;
-        bool stopping;
-        bool abandoned;
-        volatile sig_atomic_t stop;
 
         bool have_last;
         time_t last_at;
         int64_t last_deleted, last_anonymised, last_held;
         int last_failed;
         bool last_interrupted;
+} Target;
+
+struct Manager {
+        Cli *cli;
+        sd_event *event;
+        sd_event_source *sigterm, *sigint, *sighup, *sigusr1;
+        sd_event_source *schedule_timer, *stop_timer;
+
+        PolicyRef *pol;
+        RuleSched *sched; /* parallel to pol->policy->rules */
+        PgSettings settings;
+        uint64_t hard_limit_usec;
+
+        Target *targets;
+        size_t n_targets;
+
+        bool stopping;
+        bool abandoned;
+        volatile sig_atomic_t stop;
 };
 
 static void dispatch(Manager *m);
@@ -186,10 +205,15 @@ static uint64_t rule_eligible(Manager *m, size_t i, uint64_t now, time_t wall) {
         return t + window_delay_usec(r->window, wall + (time_t) ((t - now) / USEC_PER_SEC));
 }
 
-static bool next_eligible(Manager *m, uint64_t now, time_t wall, uint64_t *ret) {
+/* The earliest moment a rule of target t (NULL: of any target that is up and idle) may start. */
+static bool next_eligible(Manager *m, const Target *t, uint64_t now, time_t wall, uint64_t *ret) {
         bool found = false;
         for (size_t i = 0; i < m->pol->policy->n_rules; i++) {
-                if (m->sched[i].running)
+                const RuleSched *s = &m->sched[i];
+                if (s->running || s->target == NO_TARGET)
+                        continue;
+                const Target *rt = &m->targets[s->target];
+                if (t ? rt != t : rt->db != DB_UP || rt->current != NULL)
                         continue;
                 uint64_t e = rule_eligible(m, i, now, wall);
                 if (!found || e < *ret)
@@ -201,14 +225,14 @@ static bool next_eligible(Manager *m, uint64_t now, time_t wall, uint64_t *ret) 
 
 /* ---- timers ---- */
 
-static int arm_timer(Manager *m, sd_event_source **s, uint64_t usec, sd_event_time_handler_t cb) {
+static int arm_timer(Manager *m, sd_event_source **s, uint64_t usec, sd_event_time_handler_t cb, void *userdata) {
         if (*s) {
                 int r = sd_event_source_set_time(*s, usec);
                 if (r < 0)
                         return r;
                 return sd_event_source_set_enabled(*s, SD_EVENT_ONESHOT);
         }
-        return sd_event_add_time(m->event, s, CLOCK_MONOTONIC, usec, 10 * USEC_PER_MSEC, cb, m);
+        return sd_event_add_time(m->event, s, CLOCK_MONOTONIC, usec, 10 * USEC_PER_MSEC, cb, userdata);
 }
 
 static void disarm_timer(sd_event_source *s) {
@@ -218,54 +242,70 @@ static void disarm_timer(sd_event_source *s) {
 
 /* ---- STATUS= ---- */
 
-static void append_last_run(Manager *m, StrBuf *b) {
-        char t[16];
-        if (!m->have_last) {
+static void append_last_run(const Target *t, StrBuf *b) {
+        char tb[16];
+        if (!t->have_last) {
                 strbuf_append(b, "no run yet");
                 return;
         }
         strbuf_appendf(b, "last run %s: %" PRId64 " deleted, %" PRId64 " anonymised, %" PRId64 " held, %d failed%s",
-                       format_hhmm(m->last_at, t, sizeof(t)), m->last_deleted, m->last_anonymised, m->last_held,
-                       m->last_failed, m->last_interrupted ? " (interrupted)" : "");
+                       format_hhmm(t->last_at, tb, sizeof(tb)), t->last_deleted, t->last_anonymised, t->last_held,
+                       t->last_failed, t->last_interrupted ? " (interrupted)" : "");
 }
 
-static void update_status(Manager *m, const char *prefix) {
-        StrBuf b = {};
-        char t[16];
+static void append_target_status(Manager *m, const Target *t, StrBuf *b) {
+        char tb[16];
         uint64_t now = now_mono(m);
         time_t wall = time(NULL);
 
+        if (t->current && t->current->type == JOB_RUN) {
+                strbuf_append(b, "running");
+                if (t->current_run_id >= 0)
+                        strbuf_appendf(b, ": run %" PRId64, t->current_run_id);
+                if (t->current_rule_known && t->current_rule < t->current->n_rules)
+                        strbuf_appendf(b, ", rule %s (%zu of %zu)",
+                                       t->current->policy->rules[t->current->rules[t->current_rule]].name,
+                                       t->current_rule + 1, t->current->n_rules);
+                strbuf_append(b, "; ");
+                append_last_run(t, b);
+        } else if (t->db != DB_UP) {
+                strbuf_appendf(b, "waiting for database: %s", t->db_reason ? t->db_reason : "connecting");
+                strbuf_append(b, "; ");
+                append_last_run(t, b);
+        } else {
+                append_last_run(t, b);
+                uint64_t next;
+                if (t->run_requested || !next_eligible(m, t, now, wall, &next))
+                        strbuf_append(b, t->run_requested ? "; next run now" : "; no rules");
+                else if (next <= now + COALESCE_USEC)
+                        strbuf_append(b, "; next run now");
+                else
+                        strbuf_appendf(b, "; next run %s",
+                                       format_hhmm(wall + (time_t) ((next - now + USEC_PER_SEC - 1) / USEC_PER_SEC), tb,
+                                                   sizeof(tb)));
+                strbuf_append(b, "; database ok");
+        }
+}
+
+/* One line: as it always was for one database; "NAME: ... | NAME: ..." for several. */
+static void update_status(Manager *m, const char *prefix) {
+        StrBuf b = {};
         if (m->stopping)
                 strbuf_append(&b, "stopping: finishing the batch in flight");
-        else if (m->current && m->current->type == JOB_RUN) {
-                strbuf_append(&b, "running");
-                if (m->current_run_id >= 0)
-                        strbuf_appendf(&b, ": run %" PRId64, m->current_run_id);
-                if (m->current_rule_known && m->current_rule < m->current->n_rules)
-                        strbuf_appendf(&b, ", rule %s (%zu of %zu)",
-                                       m->current->policy->rules[m->current->rules[m->current_rule]].name,
-                                       m->current_rule + 1, m->current->n_rules);
-                strbuf_append(&b, "; ");
-                append_last_run(m, &b);
-        } else if (m->db != DB_UP) {
-                strbuf_appendf(&b, "waiting for database: %s", m->db_reason ? m->db_reason : "connecting");
-                strbuf_append(&b, "; ");
-                append_last_run(m, &b);
-        } else {
-                append_last_run(m, &b);
-                uint64_t next;
-                if (m->run_requested || !next_eligible(m, now, wall, &next))
-                        strbuf_append(&b, m->run_requested ? "; next run now" : "; no rules");
-                else if (next <= now + COALESCE_USEC)
-                        strbuf_append(&b, "; next run now");
-                else
-                        strbuf_appendf(&b, "; next run %s",
-                                       format_hhmm(wall + (time_t) ((next - now + USEC_PER_SEC - 1) / USEC_PER_SEC), t,
-                                                   sizeof(t)));
-                strbuf_append(&b, "; database ok");
-        }
+        else
+                for (size_t i = 0; i < m->n_targets; i++) {
+                        const Target *t = &m->targets[i];
+                        if (m->n_targets > 1)
+                                strbuf_appendf(&b, "%s%s: ", i ? " | " : "", t->name);
+                        append_target_status(m, t, &b);
+                }
         (void) sd_notifyf(false, "%sSTATUS=%s", prefix ? prefix : "", strbuf_str(&b));
         strbuf_done(&b);
+}
+
+/* Events and messages about a database name it when the policy names its databases. */
+static const char *target_label(const Target *t) {
+        return t->name;
 }
 
 /* ---- jobs ---- */
@@ -273,106 +313,133 @@ static void update_status(Manager *m, const char *prefix) {
 static int on_supervise(sd_event_source *s, uint64_t usec, void *userdata);
 static int on_idle_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
-static void submit(Manager *m, Job *j) {
-        m->idle_source = sd_event_source_disable_unref(m->idle_source);
-        m->current = j;
-        m->current_started = now_mono(m);
-        m->current_run_id = -1;
-        m->current_rule_known = false;
-        worker_submit(m->worker, j);
-        if (arm_timer(m, &m->supervise_timer, m->current_started + SUPERVISE_INTERVAL_USEC, on_supervise) < 0)
+static void submit(Target *t, Job *j) {
+        Manager *m = t->m;
+        t->idle_source = sd_event_source_disable_unref(t->idle_source);
+        t->current = j;
+        t->current_started = now_mono(m);
+        t->current_run_id = -1;
+        t->current_rule_known = false;
+        worker_submit(t->worker, j);
+        if (arm_timer(m, &t->supervise_timer, t->current_started + SUPERVISE_INTERVAL_USEC, on_supervise, t) < 0)
                 log_warning("cannot arm the supervision timer: %m");
 }
 
-static void watch_idle_connection(Manager *m) {
-        if (m->idle_source || m->current || m->db != DB_UP || m->db_fd < 0)
+static void watch_idle_connection(Target *t) {
+        if (t->idle_source || t->current || t->db != DB_UP || t->db_fd < 0)
                 return;
         /* Readable while idle: the server closed the connection (shutdown, restart, idle
          * timeout) or sent something unasked. The worker looks; the loop never reads it. */
-        int r = sd_event_add_io(m->event, &m->idle_source, m->db_fd, EPOLLIN | EPOLLRDHUP, on_idle_io, m);
+        int r = sd_event_add_io(t->m->event, &t->idle_source, t->db_fd, EPOLLIN | EPOLLRDHUP, on_idle_io, t);
         if (r < 0)
                 log_debug("cannot watch the idle connection: %s", strerror(-r));
 }
 
-static void start_run(Manager *m, size_t *rules, size_t n, bool force) {
+static void start_run(Target *t, size_t *rules, size_t n, bool force) {
+        Manager *m = t->m;
         Job *j = job_new(JOB_RUN);
         j->force = force;
         j->policy = m->pol->policy;
         j->hash_key = m->pol->key;
         j->rules = rules;
         j->n_rules = n;
-        m->current_pol = policy_ref(m->pol);
+        t->current_pol = policy_ref(m->pol);
         for (size_t i = 0; i < n; i++)
                 m->sched[rules[i]].running = true;
-        submit(m, j);
+        submit(t, j);
         update_status(m, NULL);
 }
 
-static void start_connect(Manager *m) {
+static void start_connect(Target *t) {
         Job *j = job_new(JOB_CONNECT);
-        j->stale_run_id = m->stale_run_id;
-        submit(m, j);
+        j->stale_run_id = t->stale_run_id;
+        submit(t, j);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
-        Manager *m = userdata;
-        if (!m->current && !m->stopping) {
-                log_debug("connecting to the database (attempt %u)", m->attempts + 1);
-                start_connect(m);
+        Target *t = userdata;
+        if (!t->current && !t->m->stopping) {
+                if (t->name)
+                        log_debug("connecting to database %s (attempt %u)", t->name, t->attempts + 1);
+                else
+                        log_debug("connecting to the database (attempt %u)", t->attempts + 1);
+                start_connect(t);
         }
         return 0;
 }
 
-static void db_up(Manager *m, int fd) {
+static void db_up(Target *t, int fd) {
+        Manager *m = t->m;
         uint64_t now = now_mono(m);
-        if (m->lost_logged) {
+        const char *label = target_label(t);
+        if (t->lost_logged) {
                 EventFields ev = EVENT_FIELDS_INIT;
-                ev.duration_usec = (int64_t) (now - m->lost_since);
+                ev.duration_usec = (int64_t) (now - t->lost_since);
+                ev.database = label;
                 char d[32];
-                event_emit(EVENT_DATABASE_BACK, event_priority(EVENT_DATABASE_BACK), &ev,
-                           "connection to the database restored after %s; enforcement resumes",
-                           format_delay(now - m->lost_since, d, sizeof(d)));
+                if (label)
+                        event_emit(EVENT_DATABASE_BACK, event_priority(EVENT_DATABASE_BACK), &ev,
+                                   "connection to database %s restored after %s; enforcement resumes", label,
+                                   format_delay(now - t->lost_since, d, sizeof(d)));
+                else
+                        event_emit(EVENT_DATABASE_BACK, event_priority(EVENT_DATABASE_BACK), &ev,
+                                   "connection to the database restored after %s; enforcement resumes",
+                                   format_delay(now - t->lost_since, d, sizeof(d)));
         }
-        if (m->not_ready_logged)
-                log_notice("the retention schema is in place now; enforcement resumes");
-        m->lost_logged = m->not_ready_logged = false;
-        m->attempts = 0;
-        m->db = DB_UP;
-        m->db_fd = fd;
-        m->stale_run_id = 0;
-        free(m->db_reason);
-        m->db_reason = NULL;
+        if (t->not_ready_logged) {
+                if (label)
+                        log_notice("the retention schema is in place in database %s now; enforcement resumes", label);
+                else
+                        log_notice("the retention schema is in place now; enforcement resumes");
+        }
+        t->lost_logged = t->not_ready_logged = false;
+        t->attempts = 0;
+        t->db = DB_UP;
+        t->db_fd = fd;
+        t->stale_run_id = 0;
+        free(t->db_reason);
+        t->db_reason = NULL;
 }
 
-static void db_down(Manager *m, JobStatus st, const PgError *e) {
+static void db_down(Target *t, JobStatus st, const PgError *e) {
+        Manager *m = t->m;
         uint64_t now = now_mono(m);
-        free(m->db_reason);
-        m->db_reason = one_line(e->primary ? e->primary : "unknown error");
-        m->db = DB_DOWN;
-        m->db_fd = -1;
-        m->idle_source = sd_event_source_disable_unref(m->idle_source);
+        const char *label = target_label(t);
+        free(t->db_reason);
+        t->db_reason = one_line(e->primary ? e->primary : "unknown error");
+        t->db = DB_DOWN;
+        t->db_fd = -1;
+        t->idle_source = sd_event_source_disable_unref(t->idle_source);
 
-        uint64_t delay = backoff_usec(m->attempts++, random_u64());
+        uint64_t delay = backoff_usec(t->attempts++, random_u64());
         char d[32];
         if (st == JOB_LOST) {
-                if (!m->lost_logged) {
+                if (!t->lost_logged) {
                         EventFields ev = EVENT_FIELDS_INIT;
                         ev.sqlstate = e->sqlstate[0] ? e->sqlstate : NULL;
-                        event_emit(EVENT_DATABASE_LOST, event_priority(EVENT_DATABASE_LOST), &ev,
-                                   "database unavailable: %s; reconnecting in the background", m->db_reason);
-                        m->lost_logged = true;
-                        m->lost_since = now;
+                        ev.database = label;
+                        if (label)
+                                event_emit(EVENT_DATABASE_LOST, event_priority(EVENT_DATABASE_LOST), &ev,
+                                           "database %s unavailable: %s; its rules wait, reconnecting in the background",
+                                           label, t->db_reason);
+                        else
+                                event_emit(EVENT_DATABASE_LOST, event_priority(EVENT_DATABASE_LOST), &ev,
+                                           "database unavailable: %s; reconnecting in the background", t->db_reason);
+                        t->lost_logged = true;
+                        t->lost_since = now;
                 }
-        } else if (!m->not_ready_logged) {
-                _cleanup_free_ char *primary = xasprintf("database not ready for enforcement: %s", m->db_reason);
+        } else if (!t->not_ready_logged) {
+                _cleanup_free_ char *primary = label ? xasprintf("database %s not ready for enforcement: %s", label, t->db_reason)
+                                                     : xasprintf("database not ready for enforcement: %s", t->db_reason);
                 EventFields ev = EVENT_FIELDS_INIT;
                 ev.sqlstate = e->sqlstate[0] ? e->sqlstate : NULL;
+                ev.database = label;
                 log_pg_style(LOG_ERR, &ev, primary, e->detail, e->hint);
-                m->not_ready_logged = true;
+                t->not_ready_logged = true;
         }
-        log_debug("database attempt %u failed (%s); next attempt in %s", m->attempts, m->db_reason,
-                  format_delay(delay, d, sizeof(d)));
-        if (arm_timer(m, &m->retry_timer, now + delay, on_retry) < 0)
+        log_debug("database %s attempt %u failed (%s); next attempt in %s", t->name ? t->name : "", t->attempts,
+                  t->db_reason, format_delay(delay, d, sizeof(d)));
+        if (arm_timer(m, &t->retry_timer, now + delay, on_retry, t) < 0)
                 log_error("cannot arm the reconnect timer: %m");
 }
 
@@ -388,7 +455,8 @@ static void drop_lost_rule(RunResult *res) {
         res->n_rules--;
 }
 
-static void run_done(Manager *m, Job *j) {
+static void run_done(Target *t, Job *j) {
+        Manager *m = t->m;
         RunResult *res = j->result;
         uint64_t now = now_mono(m);
         const Policy *jp = j->policy;
@@ -399,17 +467,17 @@ static void run_done(Manager *m, Job *j) {
         }
         if (res && res->run_id >= 0) {
                 report_run_events(res);
-                m->have_last = true;
-                m->last_at = time(NULL);
-                m->last_deleted = m->last_anonymised = m->last_held = 0;
-                m->last_failed = 0;
-                m->last_interrupted = res->interrupted;
+                t->have_last = true;
+                t->last_at = time(NULL);
+                t->last_deleted = t->last_anonymised = t->last_held = 0;
+                t->last_failed = 0;
+                t->last_interrupted = res->interrupted;
                 for (size_t i = 0; i < res->n_rules; i++) {
-                        m->last_deleted += res->rules[i].deleted;
-                        m->last_anonymised += res->rules[i].anonymised;
-                        m->last_held += res->rules[i].held;
+                        t->last_deleted += res->rules[i].deleted;
+                        t->last_anonymised += res->rules[i].anonymised;
+                        t->last_held += res->rules[i].held;
                         if (res->rules[i].outcome != RULE_SUCCESS && res->rules[i].outcome != RULE_INTERRUPTED)
-                                m->last_failed++;
+                                t->last_failed++;
                 }
         }
 
@@ -429,7 +497,7 @@ static void run_done(Manager *m, Job *j) {
                 SlotClaim claim = j->claims ? j->claims[k] : SLOT_NOT_TRIED;
                 char d[32];
                 if (ran || j->status == JOB_FAILED || claim == SLOT_ERROR) {
-                        s->due = next_slot(r, m->current_started); /* also a skipped (lock timeout) rule */
+                        s->due = next_slot(r, t->current_started); /* also a skipped (lock timeout) rule */
                         if (claim == SLOT_ERROR && j->status != JOB_FAILED) {
                                 EventFields ev = EVENT_FIELDS_INIT;
                                 ev.rule = jr->name;
@@ -461,13 +529,14 @@ static void run_done(Manager *m, Job *j) {
 
         EventFields ev = EVENT_FIELDS_INIT;
         ev.run_id = res ? res->run_id : -1;
+        ev.database = target_label(t);
         switch (j->status) {
         case JOB_OK:
                 break;
         case JOB_LOST:
                 if (res && res->run_id >= 0)
-                        m->stale_run_id = res->run_id;
-                db_down(m, JOB_LOST, &j->err);
+                        t->stale_run_id = res->run_id;
+                db_down(t, JOB_LOST, &j->err);
                 break;
         case JOB_NOT_READY:
         case JOB_FAILED: {
@@ -477,80 +546,91 @@ static void run_done(Manager *m, Job *j) {
                 break;
         }
         }
-        m->current_pol = policy_unref(m->current_pol);
+        t->current_pol = policy_unref(t->current_pol);
 }
 
-static void job_done(Manager *m, Job *j) {
-        m->current = NULL;
-        disarm_timer(m->supervise_timer);
+static bool any_busy(const Manager *m) {
+        for (size_t i = 0; i < m->n_targets; i++)
+                if (m->targets[i].current)
+                        return true;
+        return false;
+}
+
+static void job_done(Target *t, Job *j) {
+        Manager *m = t->m;
+        t->current = NULL;
+        disarm_timer(t->supervise_timer);
 
         switch (j->type) {
         case JOB_CONNECT:
                 if (j->status == JOB_OK)
-                        db_up(m, j->fd);
+                        db_up(t, j->fd);
                 else
-                        db_down(m, j->status, &j->err);
+                        db_down(t, j->status, &j->err);
                 break;
         case JOB_CHECK:
                 if (j->status == JOB_LOST)
-                        db_down(m, JOB_LOST, &j->err);
+                        db_down(t, JOB_LOST, &j->err);
                 break;
         case JOB_RUN:
-                run_done(m, j);
+                run_done(t, j);
                 break;
         }
         job_free(j);
 
         if (m->stopping) {
-                (void) sd_event_exit(m->event, EXIT_OK);
+                if (!any_busy(m))
+                        (void) sd_event_exit(m->event, EXIT_OK);
                 return;
         }
         dispatch(m);
 }
 
 static int on_worker(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Manager *m = userdata;
+        Target *t = userdata;
         WorkerProgress p;
-        Job *j = worker_poll(m->worker, &p);
+        Job *j = worker_poll(t->worker, &p);
 
-        if (p.run_started && m->current) {
-                m->current_run_id = p.run_id;
-                report_run_started(p.run_id, "daemon", m->current->n_rules);
+        if (p.run_started && t->current) {
+                t->current_run_id = p.run_id;
+                report_run_started(p.run_id, "daemon", t->current->n_rules);
         }
-        if (p.rule_started && m->current) {
-                m->current_rule = p.rule;
-                m->current_rule_known = true;
+        if (p.rule_started && t->current) {
+                t->current_rule = p.rule;
+                t->current_rule_known = true;
         }
         if (j)
-                job_done(m, j);
+                job_done(t, j);
         else if (p.run_started || p.rule_started)
-                update_status(m, NULL);
+                update_status(t->m, NULL);
         return 0;
 }
 
 static int on_idle_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Manager *m = userdata;
-        m->idle_source = sd_event_source_disable_unref(m->idle_source);
-        if (!m->current && !m->stopping && m->db == DB_UP)
-                submit(m, job_new(JOB_CHECK));
+        Target *t = userdata;
+        t->idle_source = sd_event_source_disable_unref(t->idle_source);
+        if (!t->current && !t->m->stopping && t->db == DB_UP)
+                submit(t, job_new(JOB_CHECK));
         return 0;
 }
 
 static int on_supervise(sd_event_source *s, uint64_t usec, void *userdata) {
-        Manager *m = userdata;
-        if (!m->current)
+        Target *t = userdata;
+        Manager *m = t->m;
+        if (!t->current)
                 return 0;
         uint64_t now = now_mono(m), seq;
-        uint64_t started = worker_op_started(m->worker, &seq);
-        if (started && now > started + m->hard_limit_usec && seq != m->cancelled_seq) {
+        uint64_t started = worker_op_started(t->worker, &seq);
+        if (started && now > started + m->hard_limit_usec && seq != t->cancelled_seq) {
                 char err[256] = "", d1[32], d2[32];
-                m->cancelled_seq = seq;
-                bool sent = worker_cancel(m->worker, false, err, sizeof(err));
-                log_warning("a database statement has run for %s, longer than the limit of %s: %s%s",
+                t->cancelled_seq = seq;
+                bool sent = worker_cancel(t->worker, false, err, sizeof(err));
+                log_warning("a database statement%s%s has run for %s, longer than the limit of %s: %s%s",
+                            t->name ? " in database " : "", t->name ? t->name : "",
                             format_delay(now - started, d1, sizeof(d1)), format_delay(m->hard_limit_usec, d2, sizeof(d2)),
                             sent ? "cancelled it" : "could not cancel it: ", sent ? "" : err);
         }
-        if (arm_timer(m, &m->supervise_timer, now + SUPERVISE_INTERVAL_USEC, on_supervise) < 0)
+        if (arm_timer(m, &t->supervise_timer, now + SUPERVISE_INTERVAL_USEC, on_supervise, t) < 0)
                 log_warning("cannot arm the supervision timer: %m");
         return 0;
 }
@@ -562,41 +642,44 @@ static int on_schedule(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* Starts the next job if the worker is idle and the database is up: a requested run of every
- * rule, else the rules due now; otherwise arms the timer for the next deadline. */
+/* Starts a job on every target that is idle and up: a requested run of all its rules, else its
+ * rules due now; then arms the timer for the next deadline of the idle targets. A target that
+ * is down or busy calls this again when its job ends or it is back. */
 static void dispatch(Manager *m) {
-        if (m->stopping || m->current)
+        if (m->stopping)
                 return;
-        if (m->db != DB_UP) {
-                update_status(m, NULL);
-                return;
-        }
         const Policy *p = m->pol->policy;
         uint64_t now = now_mono(m);
         time_t wall = time(NULL);
-        size_t *due = xcalloc(p->n_rules ? p->n_rules : 1, sizeof(size_t)), n = 0;
 
-        bool force = m->run_requested;
-        if (m->run_requested) {
-                m->run_requested = false;
-                for (size_t i = 0; i < p->n_rules; i++)
-                        due[n++] = i;
-        } else
-                for (size_t i = 0; i < p->n_rules; i++)
-                        if (!m->sched[i].running && m->sched[i].due <= now + COALESCE_USEC &&
-                            (!p->rules[i].window || window_contains(p->rules[i].window, wall)))
+        for (size_t ti = 0; ti < m->n_targets; ti++) {
+                Target *t = &m->targets[ti];
+                if (t->current || t->db != DB_UP)
+                        continue;
+                size_t *due = xcalloc(p->n_rules ? p->n_rules : 1, sizeof(size_t)), n = 0;
+                bool force = t->run_requested;
+                t->run_requested = false;
+                for (size_t i = 0; i < p->n_rules; i++) {
+                        if (m->sched[i].target != ti)
+                                continue;
+                        if (force || (!m->sched[i].running && m->sched[i].due <= now + COALESCE_USEC &&
+                                      (!p->rules[i].window || window_contains(p->rules[i].window, wall))))
                                 due[n++] = i;
-        if (n > 0) {
-                disarm_timer(m->schedule_timer);
-                start_run(m, due, n, force);
-                return;
+                }
+                if (n > 0)
+                        start_run(t, due, n, force);
+                else {
+                        free(due);
+                        watch_idle_connection(t);
+                }
         }
-        free(due);
 
         uint64_t next;
-        if (next_eligible(m, now, wall, &next) && arm_timer(m, &m->schedule_timer, next, on_schedule) < 0)
-                log_error("cannot arm the schedule timer: %m");
-        watch_idle_connection(m);
+        if (next_eligible(m, NULL, now, wall, &next)) {
+                if (arm_timer(m, &m->schedule_timer, next, on_schedule, m) < 0)
+                        log_error("cannot arm the schedule timer: %m");
+        } else
+                disarm_timer(m->schedule_timer);
         update_status(m, NULL);
 }
 
@@ -657,6 +740,48 @@ static int load_policy(Manager *m, bool startup, PolicyRef **ret) {
         return 0;
 }
 
+/* The targets a policy asks for: one per database of `databases:` without -d; with -d NAME of
+ * those, that one; otherwise one, -d (or libpq's environment). */
+static size_t targets_wanted(Manager *m, const Policy *p, const char ***names, const char ***conninfos) {
+        const char *d = m->cli->conninfo;
+        const Database *named = d ? policy_find_database(p, d) : NULL;
+        size_t n = !d && p->n_databases > 0 ? p->n_databases : 1;
+        *names = xcalloc(n, sizeof(char *));
+        *conninfos = xcalloc(n, sizeof(char *));
+        if (!d && p->n_databases > 0)
+                for (size_t i = 0; i < n; i++) {
+                        (*names)[i] = p->databases[i].name;
+                        (*conninfos)[i] = p->databases[i].conninfo;
+                }
+        else if (named) {
+                (*names)[0] = named->name;
+                (*conninfos)[0] = named->conninfo;
+        } else
+                (*conninfos)[0] = d;
+        return n;
+}
+
+/* Are these the targets the daemon has? A reload cannot add, drop or move a database. */
+static bool targets_match(Manager *m, const Policy *p) {
+        const char **names = NULL, **conninfos = NULL;
+        size_t n = targets_wanted(m, p, &names, &conninfos);
+        bool same = n == m->n_targets;
+        for (size_t i = 0; same && i < n; i++)
+                same = streq_ptr(names[i], m->targets[i].name) && streq_ptr(conninfos[i], m->targets[i].conninfo);
+        free(names);
+        free(conninfos);
+        return same;
+}
+
+static size_t target_of(Manager *m, const Rule *r) {
+        if (m->n_targets == 1 && !m->targets[0].name)
+                return 0; /* no databases: (or -d CONNINFO): every rule */
+        for (size_t i = 0; i < m->n_targets; i++)
+                if (r->database && streq(r->database->name, m->targets[i].name))
+                        return i;
+        return NO_TARGET; /* another database's rule, with -d NAME */
+}
+
 /* Makes `pol` the policy in force: rules keep their deadlines by name, new rules are due now. */
 static void install_policy(Manager *m, PolicyRef *pol) {
         const Policy *np = pol->policy;
@@ -665,12 +790,13 @@ static void install_policy(Manager *m, PolicyRef *pol) {
         for (size_t i = 0; i < np->n_rules; i++) {
                 ns[i].due = now;
                 ssize_t o = m->pol ? find_rule(m->pol->policy, np->rules[i].name) : -1;
-                if (o < 0)
-                        continue;
-                ns[i] = m->sched[o];
-                uint64_t cap = now + rule_period(&np->rules[i]);
-                if (ns[i].due > cap) /* the schedule got shorter */
-                        ns[i].due = cap;
+                if (o >= 0) {
+                        ns[i] = m->sched[o];
+                        uint64_t cap = now + rule_period(&np->rules[i]);
+                        if (ns[i].due > cap) /* the schedule got shorter */
+                                ns[i].due = cap;
+                }
+                ns[i].target = target_of(m, &np->rules[i]);
         }
         free(m->sched);
         m->sched = ns;
@@ -688,7 +814,16 @@ static void reload(Manager *m) {
         if (load_policy(m, false, &pol) < 0)
                 log_warning("policy not reloaded: the policy loaded before (%zu rules) stays in force",
                             m->pol->policy->n_rules);
-        else {
+        else if (!targets_match(m, pol->policy)) {
+                EventFields ev = EVENT_FIELDS_INIT;
+                event_emit_pg_style(EVENT_POLICY_REJECTED, event_priority(EVENT_POLICY_REJECTED), &ev,
+                                    "policy not reloaded: its databases changed",
+                                    "A reload keeps the daemon's connections; adding, removing or changing a database of \"databases:\" needs a restart.",
+                                    "Restart the service: systemctl restart retentiond.");
+                log_warning("policy not reloaded: the policy loaded before (%zu rules) stays in force",
+                            m->pol->policy->n_rules);
+                policy_unref(pol);
+        } else {
                 install_policy(m, pol);
                 emit_policy_loaded(m->pol->policy, "reloaded");
         }
@@ -706,6 +841,20 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         m->abandoned = true;
         (void) sd_event_exit(m->event, EXIT_OK);
         return 0;
+}
+
+static bool any_running(const Manager *m) {
+        for (size_t i = 0; i < m->n_targets; i++)
+                if (m->targets[i].current && m->targets[i].current->type == JOB_RUN)
+                        return true;
+        return false;
+}
+
+static bool all_down(const Manager *m) {
+        for (size_t i = 0; i < m->n_targets; i++)
+                if (m->targets[i].db == DB_UP)
+                        return false;
+        return true;
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -726,19 +875,22 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                 m->stopping = true;
                 __atomic_store_n(&m->stop, 1, __ATOMIC_SEQ_CST);
                 event_emit(EVENT_DAEMON_STOPPING, event_priority(EVENT_DAEMON_STOPPING), NULL, "stopping on %s%s", name,
-                           m->current && m->current->type == JOB_RUN ? ": interrupting the run in flight" : "");
+                           any_running(m) ? ": interrupting the run in flight" : "");
                 (void) sd_notify(false, "STOPPING=1\nSTATUS=stopping: finishing the batch in flight");
-                if (!m->current) {
+                if (!any_busy(m)) {
                         (void) sd_event_exit(m->event, EXIT_OK);
                         break;
                 }
-                if (m->current->type == JOB_RUN) {
+                for (size_t i = 0; i < m->n_targets; i++) {
+                        Target *t = &m->targets[i];
+                        if (!t->current || t->current->type != JOB_RUN)
+                                continue;
                         /* Roll the batch in flight back now rather than wait for it. */
                         char err[256] = "";
-                        if (!worker_cancel(m->worker, true, err, sizeof(err)))
+                        if (!worker_cancel(t->worker, true, err, sizeof(err)))
                                 log_debug("no batch cancelled: %s", err);
                 }
-                if (arm_timer(m, &m->stop_timer, now_mono(m) + DAEMON_STOP_TIMEOUT_USEC, on_stop_timeout) < 0)
+                if (arm_timer(m, &m->stop_timer, now_mono(m) + DAEMON_STOP_TIMEOUT_USEC, on_stop_timeout, m) < 0)
                         log_warning("cannot arm the stop timer: %m");
                 break;
         }
@@ -746,12 +898,13 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                 reload(m);
                 break;
         case SIGUSR1:
-                m->run_requested = true;
+                for (size_t i = 0; i < m->n_targets; i++)
+                        m->targets[i].run_requested = true;
                 event_emit(EVENT_RUN_REQUESTED, event_priority(EVENT_RUN_REQUESTED), NULL,
                            "run of every rule requested by signal SIGUSR1%s",
-                           m->current && m->current->type == JOB_RUN ? "; queued after the run in progress"
-                           : m->db != DB_UP                          ? "; queued until the database is available"
-                                                                     : "");
+                           any_running(m) ? "; queued after the run in progress"
+                           : all_down(m)  ? "; queued until the database is available"
+                                          : "");
                 dispatch(m);
                 break;
         }
@@ -760,13 +913,25 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 /* ---- life cycle ---- */
 
+static void target_done(Target *t) {
+        /* The I/O sources watch the worker's eventfd and connection: remove them first. */
+        sd_event_source_disable_unref(t->worker_source);
+        sd_event_source_disable_unref(t->idle_source);
+        worker_free(t->worker); /* waits for the job in flight, joins, closes the connection */
+        job_free(t->current);
+        t->current_pol = policy_unref(t->current_pol);
+        sd_event_source_disable_unref(t->retry_timer);
+        sd_event_source_disable_unref(t->supervise_timer);
+        free(t->name);
+        free(t->conninfo);
+        free(t->db_reason);
+}
+
 int manager_new(Cli *cli, Manager **ret) {
         _cleanup_manager_ Manager *m = xcalloc(1, sizeof(Manager));
         int r;
 
         m->cli = cli;
-        m->db_fd = -1;
-        m->current_run_id = -1;
         m->settings = (PgSettings) {
                 .lock_timeout_ms = cli->lock_timeout_ms >= 0 ? cli->lock_timeout_ms : DAEMON_DEFAULT_LOCK_TIMEOUT_MS,
                 .statement_timeout_ms = cli->statement_timeout_ms >= 0 ? cli->statement_timeout_ms
@@ -780,10 +945,25 @@ int manager_new(Cli *cli, Manager **ret) {
         PolicyRef *pol = NULL;
         if (load_policy(m, true, &pol) < 0)
                 return EXIT_CONFIG;
+
+        /* The databases: one target each (or the one -d names), fixed until the daemon stops. */
+        const char **names = NULL, **conninfos = NULL;
+        m->n_targets = targets_wanted(m, pol->policy, &names, &conninfos);
+        m->targets = xcalloc(m->n_targets, sizeof(Target));
+        for (size_t i = 0; i < m->n_targets; i++)
+                m->targets[i] = (Target) {
+                        .m = m,
+                        .name = names[i] ? xstrdup(names[i]) : NULL,
+                        .conninfo = conninfos[i] ? xstrdup(conninfos[i]) : NULL,
+                        .db_fd = -1,
+                        .current_run_id = -1,
+                };
+        free(names);
+        free(conninfos);
         install_policy(m, pol);
 
-        /* Signals arrive through the loop (signalfd): block them before the worker thread
-         * exists, so it inherits the mask and never takes one. */
+        /* Signals arrive through the loop (signalfd): block them before the worker threads
+         * exist, so they inherit the mask and never take one. */
         sigset_t ss;
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
@@ -811,12 +991,15 @@ int manager_new(Cli *cli, Manager **ret) {
         if (r < 0)
                 goto fail;
 
-        r = worker_new(cli->conninfo, &m->settings, &m->stop, &m->worker);
-        if (r < 0)
-                goto fail;
-        r = sd_event_add_io(m->event, &m->worker_source, worker_fd(m->worker), EPOLLIN, on_worker, m);
-        if (r < 0)
-                goto fail;
+        for (size_t i = 0; i < m->n_targets; i++) {
+                Target *t = &m->targets[i];
+                r = worker_new(t->conninfo, &m->settings, &m->stop, &t->worker);
+                if (r < 0)
+                        goto fail;
+                r = sd_event_add_io(m->event, &t->worker_source, worker_fd(t->worker), EPOLLIN, on_worker, t);
+                if (r < 0)
+                        goto fail;
+        }
 
         *ret = TAKE_PTR(m);
         return 0;
@@ -832,10 +1015,19 @@ int manager_run(Manager *m) {
                    "retentiond " RETENTIOND_VERSION " started: %zu rules from %zu policy files,"
                    " statement_timeout %ld ms, lock_timeout %ld ms",
                    p->n_rules, p->n_files, m->settings.statement_timeout_ms, m->settings.lock_timeout_ms);
+        if (m->n_targets > 1) {
+                StrBuf b = {};
+                for (size_t i = 0; i < m->n_targets; i++)
+                        strbuf_appendf(&b, "%s%s", i ? ", " : "", m->targets[i].name);
+                log_info("enforcing %zu databases, each with its own connection: %s", m->n_targets, strbuf_str(&b));
+                strbuf_done(&b);
+        }
         emit_policy_loaded(p, "loaded");
 
-        m->db = DB_CONNECTING;
-        start_connect(m);
+        for (size_t i = 0; i < m->n_targets; i++) {
+                m->targets[i].db = DB_CONNECTING;
+                start_connect(&m->targets[i]);
+        }
         update_status(m, "READY=1\n");
 
         int r = sd_event_loop(m->event);
@@ -852,23 +1044,17 @@ void manager_free(Manager *m) {
          * process exit rather than free memory under it. */
         if (!m || m->abandoned)
                 return;
-        /* The I/O sources watch the worker's eventfd and connection: remove them first. */
-        sd_event_source_disable_unref(m->worker_source);
-        sd_event_source_disable_unref(m->idle_source);
-        worker_free(m->worker); /* waits for the job in flight, joins, closes the connection */
-        job_free(m->current);
-        m->current_pol = policy_unref(m->current_pol);
+        for (size_t i = 0; i < m->n_targets; i++)
+                target_done(&m->targets[i]);
+        free(m->targets);
         sd_event_source_disable_unref(m->sigterm);
         sd_event_source_disable_unref(m->sigint);
         sd_event_source_disable_unref(m->sighup);
         sd_event_source_disable_unref(m->sigusr1);
         sd_event_source_disable_unref(m->schedule_timer);
-        sd_event_source_disable_unref(m->retry_timer);
-        sd_event_source_disable_unref(m->supervise_timer);
         sd_event_source_disable_unref(m->stop_timer);
         sd_event_unref(m->event);
         policy_unref(m->pol);
         free(m->sched);
-        free(m->db_reason);
         free(m);
 }

@@ -162,6 +162,7 @@ static void fields_build(FieldList *l, const EventFields *f) {
                 fields_add_int(l, "POLICY_LINE", (int64_t) f->policy_line);
         fields_add_str(l, "HOLD", f->hold);
         fields_add_str(l, "CHAIN_HASH", f->chain_hash);
+        fields_add_str(l, "DATABASE", f->database);
 }
 
 static void fields_done(FieldList *l) {

@@ -53,6 +53,7 @@ typedef enum LogTarget {
 typedef struct EventFields {
         const char *rule, *clause, *table, *action, *cutoff, *sqlstate, *policy_file, *hold;
         const char *chain_hash; /* run-finished: the audit trail's last chain digest (hex) */
+        const char *database;   /* the policy's name of the database (`databases:`), when it names several */
         int64_t rows_deleted, rows_anonymised, rows_held, rows_overdue, rows_skipped; /* < 0: absent */
         int64_t run_id;        /* < 0: absent */
         int64_t duration_usec; /* < 0: absent */
@@ -84,7 +85,7 @@ void log_set_show_fields(bool b);
 /* Emits one event: MESSAGE=formatted text, MESSAGE_ID, PRIORITY, SYSLOG_IDENTIFIER=retentiond and
  * every present field as RULE=, CLAUSE=, TABLE=, ACTION=, ROWS_DELETED=, ROWS_ANONYMISED=,
  * ROWS_HELD=, ROWS_OVERDUE=, ROWS_SKIPPED=, CUTOFF=, DURATION_USEC=, RUN_ID=, SQLSTATE=,
- * POLICY_FILE=, POLICY_LINE=, HOLD=, CHAIN_HASH=.
+ * POLICY_FILE=, POLICY_LINE=, HOLD=, CHAIN_HASH=, DATABASE=.
  * On the console: "retentiond: [warning: |error: ]MESSAGE".
  * f may be NULL (no fields). errno is preserved, and %m works in fmt.
  *   void event_emit(EventType type, int priority, const EventFields *f, const char *fmt, ...); */

@@ -2,7 +2,9 @@
  * availability: rules with a 2-second schedule run exactly once per slot (no two rule runs of a
  * rule overlap, consecutive starts are a slot apart, the count matches the slots), and after
  * SIGKILL of the daemon that was enforcing, the other one takes over at the next slot. Every
- * check reads retention.rule_runs, the audit trail. */
+ * check reads retention.rule_runs, the audit trail. And one daemon for several databases
+ * (`databases:`): one that does not exist yet does not stop the other, and is enforced once it
+ * does. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -269,8 +271,91 @@ static void test_run_and_daemon(void **state) {
         free(ci);
 }
 
+/* Runs `retentiond migrate` against ci. */
+static void migrate(const char *ci) {
+        const char *margs[] = { "migrate", "-d", ci, NULL };
+        char *err = NULL;
+        int rc = pgtest_run(margs, NULL, NULL, &err);
+        if (rc != 0)
+                fail_msg("retentiond migrate failed (%d): %s", rc, err);
+        free(err);
+}
+
+static void test_one_daemon_two_databases(void **state) {
+        (void) state;
+        char *ci_a = pgtest_create_db(pg, "several_alpha");
+        migrate(ci_a);
+        PGconn *a = pgtest_connect(ci_a);
+        pgtest_exec(a, "CREATE TABLE t1 (id bigserial PRIMARY KEY, at timestamptz NOT NULL)");
+        pgtest_exec(a, "INSERT INTO t1 (at) SELECT now() - interval '30 days' FROM generate_series(1, 20)");
+        /* beta does not exist yet: as a database that is down */
+        PGconn *admin = pgtest_connect(ci_a);
+        pgtest_exec(admin, "DROP DATABASE IF EXISTS several_beta");
+        char *ci_b = xasprintf_t("host=%s port=%d dbname=several_beta user=postgres", pgtest_host(pg), pgtest_port(pg));
+
+        char *policy = xasprintf_t("%s/several.yaml", workdir);
+        FILE *f = fopen(policy, "we");
+        assert_non_null(f);
+        fprintf(f,
+                "version: 1\n"
+                "databases:\n"
+                "  alpha: { conninfo: \"%s\" }\n"
+                "  beta: { conninfo: \"%s\" }\n"
+                "defaults: { schedule: 2 seconds, max_fraction: 100%% }\n"
+                "rules:\n"
+                "  ra: { clause: \"7 days\", database: alpha, table: t1, column: at, retain: 7 days, action: delete }\n"
+                "  rb: { clause: \"7 days\", database: beta, table: t1, column: at, retain: 7 days, action: delete }\n",
+                ci_a, ci_b);
+        assert_int_equal(fclose(f), 0);
+
+        /* no -d: every database of the policy */
+        const char *args[] = { "daemon", "-p", policy, "--log-target=console", NULL };
+        Daemon *d = daemon_start(args, 0);
+        assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
+        for (int i = 0; i < 100 && pgtest_int(a, "SELECT count(*) FROM t1") > 0; i++)
+                usleep(100000);
+        assert_int_equal(pgtest_int(a, "SELECT count(*) FROM t1"), 0);
+        if (!daemon_wait_stderr(d, "database beta unavailable: ", 5 * SEC))
+                dump(d, "d");
+        assert_true(daemon_wait_stderr(d, "its rules wait, reconnecting in the background", 1 * SEC));
+        assert_true(daemon_wait_msg(d, "STATUS=alpha: last run ", 0, 5 * SEC) >= 0);
+        assert_true(daemon_wait_msg(d, " | beta: waiting for database: ", 0, 5 * SEC) >= 0);
+        /* alpha goes on on its schedule meanwhile */
+        usleep(4 * SEC + SEC / 2);
+        assert_true(pgtest_int(a, "SELECT count(*) FROM retention.rule_runs WHERE rule = 'ra'") >= 3);
+        assert_int_equal(pgtest_int(a, "SELECT count(*) FROM retention.rule_runs WHERE rule = 'rb'"), 0);
+
+        /* beta comes up: the daemon connects within its backoff and enforces rb there */
+        pgtest_exec(admin, "CREATE DATABASE several_beta");
+        migrate(ci_b);
+        PGconn *b = pgtest_connect(ci_b);
+        pgtest_exec(b, "CREATE TABLE t1 (id bigserial PRIMARY KEY, at timestamptz NOT NULL)");
+        pgtest_exec(b, "INSERT INTO t1 (at) SELECT now() - interval '30 days' FROM generate_series(1, 7)");
+        assert_true(daemon_wait_stderr(d, "connection to database beta restored after ", 40 * SEC));
+        for (int i = 0; i < 100 && pgtest_int(b, "SELECT count(*) FROM t1") > 0; i++)
+                usleep(100000);
+        assert_int_equal(pgtest_int(b, "SELECT count(*) FROM t1"), 0);
+        assert_int_equal(pgtest_int(b, "SELECT count(*) FROM retention.rule_runs WHERE rule <> 'rb'"), 0);
+        char *e = daemon_stderr(d);
+        assert_int_equal(count_substr(e, "database beta unavailable"), 1);
+        assert_int_equal(count_substr(e, "database alpha unavailable"), 0);
+        free(e);
+
+        daemon_kill(d, SIGTERM);
+        assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
+        daemon_free(d);
+        PQfinish(b);
+        PQfinish(a);
+        pgtest_exec(admin, "DROP DATABASE IF EXISTS several_beta WITH (FORCE)");
+        PQfinish(admin);
+        free(policy);
+        free(ci_a);
+        free(ci_b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_one_daemon_two_databases),
                 cmocka_unit_test(test_two_daemons_once_per_slot),
                 cmocka_unit_test(test_run_and_daemon),
         };
