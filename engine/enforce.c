@@ -100,49 +100,6 @@ int trail_check_schema(Pg *pg, PgError *err) {
         return 0;
 }
 
-int enforce_lock(Pg *pg, PgError *err) {
-        _cleanup_free_ char *got = NULL;
-        char cls[16], obj[16];
-        snprintf(cls, sizeof(cls), "%d", ADVISORY_CLASS);
-        snprintf(obj, sizeof(obj), "%d", ADVISORY_ENFORCE);
-        const char *p[] = { cls, obj };
-        int k = pg_value(pg, &got, err, "SELECT pg_try_advisory_lock($1::int, $2::int)", 2, p);
-        if (k)
-                return k;
-        if (streq_ptr(got, "t"))
-                return 0;
-
-        _cleanup_pgresult_ PGresult *r = NULL;
-        PgError ignore = {};
-        k = pg_exec(pg, &r, &ignore,
-                    "SELECT l.pid, r.id, r.host, r.mode, r.started_at::text"
-                    " FROM pg_locks l LEFT JOIN retention.runs r ON r.backend_pid = l.pid AND r.outcome = 'running'"
-                    " WHERE l.locktype = 'advisory' AND l.classid = $1::int::oid AND l.objid = $2::int::oid"
-                    " AND l.objsubid = 2 AND l.granted ORDER BY r.id DESC NULLS LAST LIMIT 1",
-                    2, p);
-        pg_error_done(&ignore);
-        _cleanup_free_ char *detail = NULL;
-        if (k == 0 && PQntuples(r) == 1 && !PQgetisnull(r, 0, 1))
-                detail = xasprintf("Run %s (mode %s) started at %s on host %s holds the lock, database backend PID %s.",
-                                   PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 2),
-                                   PQgetvalue(r, 0, 0));
-        else if (k == 0 && PQntuples(r) == 1)
-                detail = xasprintf("Database backend PID %s holds the lock.", PQgetvalue(r, 0, 0));
-        pg_error_set(err, "55P03", detail, "Wait for that run to finish; only one enforcement run per database runs at a time.",
-                     "another enforcement run is in progress on this database");
-        return 1;
-}
-
-void enforce_unlock(Pg *pg) {
-        char cls[16], obj[16];
-        snprintf(cls, sizeof(cls), "%d", ADVISORY_CLASS);
-        snprintf(obj, sizeof(obj), "%d", ADVISORY_ENFORCE);
-        const char *p[] = { cls, obj };
-        PgError e = {};
-        (void) pg_exec(pg, NULL, &e, "SELECT pg_advisory_unlock($1::int, $2::int)", 2, p);
-        pg_error_done(&e);
-}
-
 /* ---- per-rule locks and schedule slots (several instances) ---- */
 
 int rule_lock(Pg *pg, const char *rule, PgError *err) {

@@ -15,7 +15,7 @@
 #define RETENTION_SCHEMA_VERSION 3
 /* pg_advisory_lock(int4, int4) keys: "RTND" and a purpose. */
 #define ADVISORY_CLASS 0x52544E44
-#define ADVISORY_ENFORCE 1
+/* 1 was the whole-database enforcement lock of schema versions 1 and 2, replaced by per-rule locks. */
 #define ADVISORY_MIGRATE 2
 /* Per-rule locks: pg_try_advisory_lock(ADVISORY_CLASS_RULE, hashtext(rule name)), "RTNR". */
 #define ADVISORY_CLASS_RULE 0x52544E52
@@ -97,11 +97,6 @@ static inline void run_result_freep(RunResult **r) {
 /* Checks that the retention schema is installed at the version this build knows.
  * Returns 0; otherwise a PgErrorClass or -1 (wrong/missing version) with *err filled. */
 int trail_check_schema(Pg *pg, PgError *err);
-
-/* Takes the per-database enforcement lock (session level). Returns 0, 1 when another run
- * holds it (err says which), or a PgErrorClass. */
-int enforce_lock(Pg *pg, PgError *err);
-void enforce_unlock(Pg *pg);
 
 /* Takes one rule's advisory lock (session level): every session that enforces a rule holds it
  * while it does. Returns 0, 1 when another session holds it (err names the rule and, when it is

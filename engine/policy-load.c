@@ -1481,7 +1481,7 @@ static void load_databases(F *f, const Node *m) {
                                 Diagnostic *x = error_at(f, vals[1], "invalid service name \"%s\" %s", s, where);
                                 diag_set_detail(x, "A service is the name of a section of pg_service.conf: letters, digits, \"_\", \"-\" and \".\".");
                                 diag_set_hint(x, "For anything else write \"conninfo:\".");
-                        } else if (s) {
+                        } else if (s && !d.conninfo) { /* both given: reported above */
                                 d.service = xstrdup(s);
                                 d.conninfo = xasprintf("service=%s", s);
                         }
