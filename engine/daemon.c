@@ -459,6 +459,7 @@ static void run_done(Target *t, Job *j) {
         Manager *m = t->m;
         RunResult *res = j->result;
         uint64_t now = now_mono(m);
+        event_set_database(t->name); /* every event of this run says which database */
         const Policy *jp = j->policy;
 
         if (res && j->status == JOB_LOST) {
@@ -547,6 +548,7 @@ static void run_done(Target *t, Job *j) {
         }
         }
         t->current_pol = policy_unref(t->current_pol);
+        event_set_database(NULL);
 }
 
 static bool any_busy(const Manager *m) {
@@ -593,7 +595,9 @@ static int on_worker(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
         if (p.run_started && t->current) {
                 t->current_run_id = p.run_id;
+                event_set_database(t->name);
                 report_run_started(p.run_id, "daemon", t->current->n_rules);
+                event_set_database(NULL);
         }
         if (p.rule_started && t->current) {
                 t->current_rule = p.rule;

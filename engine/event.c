@@ -140,10 +140,19 @@ static void fields_add_int(FieldList *l, const char *name, int64_t v) {
         l->f[l->n++] = (Field) { name, xasprintf("%" PRId64, v) };
 }
 
+/* The database the loop is reporting about (event_set_database()), for events that do not name one. */
+static const char *current_database;
+
+void event_set_database(const char *name) {
+        current_database = name;
+}
+
 static void fields_build(FieldList *l, const EventFields *f) {
         l->n = 0;
-        if (!f)
+        if (!f) {
+                fields_add_str(l, "DATABASE", current_database);
                 return;
+        }
         fields_add_str(l, "RULE", f->rule);
         fields_add_str(l, "CLAUSE", f->clause);
         fields_add_str(l, "TABLE", f->table);
@@ -162,7 +171,7 @@ static void fields_build(FieldList *l, const EventFields *f) {
                 fields_add_int(l, "POLICY_LINE", (int64_t) f->policy_line);
         fields_add_str(l, "HOLD", f->hold);
         fields_add_str(l, "CHAIN_HASH", f->chain_hash);
-        fields_add_str(l, "DATABASE", f->database);
+        fields_add_str(l, "DATABASE", f->database ? f->database : current_database);
 }
 
 static void fields_done(FieldList *l) {

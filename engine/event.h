@@ -140,6 +140,11 @@ void event_emit_pg_style_at(
                 const char *detail,
                 const char *hint);
 
+/* Until called again with NULL, every event and log line that names no database gets
+ * DATABASE=name (the daemon, while it reports a run of one of several databases). Not
+ * thread-safe: the daemon's loop thread only. */
+void event_set_database(const char *name);
+
 /* 32 lowercase hex characters, or NULL when t is out of range. */
 const char *event_message_id(EventType t);
 /* "run-started", "rule-enforced", ...; NULL when t is out of range. */

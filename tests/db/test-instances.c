@@ -77,8 +77,10 @@ static long long backend(PGconn *c, bool first) {
 
 /* Asserts "once per slot" for every rule over the rule runs that started at or after `since`
  * (an SQL timestamp expression): no two rule runs of a rule overlap in time, consecutive starts
- * are at least a slot apart (less the tolerance of a tenth) and at most two slots apart, and
- * the number of runs is the number of slots from the first start to `until`, give or take one. */
+ * are at least a slot apart (less the claim's tolerance of a tenth, and less the variable time
+ * between a claim and its rule run's row, which valgrind stretches: 85 % of a slot) and at most
+ * two slots apart, and the number of runs is the number of slots from the first start to
+ * `until`, give or take one. */
 static void assert_once_per_slot(PGconn *c, const char *since, const char *until, long long min_runs) {
         /* no overlaps; a rule run cut by a SIGKILL never finished: it ends where it started */
         long long overlaps = pgtest_int(
@@ -99,7 +101,7 @@ static void assert_once_per_slot(PGconn *c, const char *since, const char *until
                         c, "SELECT count(*) FROM (SELECT started_at - lag(started_at) OVER (ORDER BY started_at) AS g"
                            " FROM retention.rule_runs WHERE rule = 'r%d' AND started_at >= %s) x"
                            " WHERE g < interval '%d milliseconds'",
-                        i, since, SCHEDULE_SEC * 900);
+                        i, since, SCHEDULE_SEC * 850);
                 long long too_far = pgtest_int(
                         c, "SELECT count(*) FROM (SELECT started_at - lag(started_at) OVER (ORDER BY started_at) AS g"
                            " FROM retention.rule_runs WHERE rule = 'r%d' AND started_at >= %s) x"
@@ -202,7 +204,9 @@ static void test_two_daemons_once_per_slot(void **state) {
         }
         assert_int_equal(st, 0);
         char *e = daemon_stderr(survivor);
-        assert_null(strstr(e, "error"));
+        if (strstr(e, "retentiond: error:"))
+                dump(survivor, "survivor");
+        assert_null(strstr(e, "retentiond: error:"));
         free(e);
         daemon_free(a);
         daemon_free(b);

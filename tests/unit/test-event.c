@@ -153,6 +153,33 @@ static void test_console_fields(void **state) {
                             "retentiond: no fields\n");
 }
 
+static void emit_database(void) {
+        EventFields f = EVENT_FIELDS_INIT;
+        f.database = "billing";
+        event_emit(EVENT_DATABASE_LOST, LOG_WARNING, &f, "lost");
+        /* the daemon reporting a run of one of several databases */
+        event_set_database("main");
+        EventFields g = EVENT_FIELDS_INIT;
+        g.run_id = 3;
+        event_emit(EVENT_RUN_FINISHED, LOG_NOTICE, &g, "finished");
+        event_emit(EVENT_RUN_FINISHED, LOG_NOTICE, &f, "own name wins");
+        event_emit(EVENT_RUN_FINISHED, LOG_NOTICE, NULL, "no fields");
+        event_set_database(NULL);
+        event_emit(EVENT_RUN_FINISHED, LOG_NOTICE, &g, "after");
+}
+
+static void test_console_database(void **state) {
+        log_set_show_fields(true);
+        _cleanup_free_ char *out = capture_stderr(emit_database);
+        log_set_show_fields(false);
+        assert_string_equal(out,
+                            "retentiond: warning: lost [DATABASE=billing]\n"
+                            "retentiond: finished [RUN_ID=3 DATABASE=main]\n"
+                            "retentiond: own name wins [DATABASE=billing]\n"
+                            "retentiond: no fields [DATABASE=main]\n"
+                            "retentiond: after [RUN_ID=3]\n");
+}
+
 static void emit_pg(void) {
         EventFields f = EVENT_FIELDS_INIT;
         f.sqlstate = "55P03";
@@ -247,6 +274,7 @@ int main(void) {
                 cmocka_unit_test(test_ids_distinct),
                 cmocka_unit_test_setup(test_console_plain, setup_console),
                 cmocka_unit_test_setup(test_console_fields, setup_console),
+                cmocka_unit_test_setup(test_console_database, setup_console),
                 cmocka_unit_test_setup(test_console_pg_style, setup_console),
                 cmocka_unit_test_setup(test_console_levels, setup_console),
                 cmocka_unit_test_setup(test_console_errno_and_sanitise, setup_console),
