@@ -21,6 +21,13 @@
 #define BATCH_MIN_ROWS 100
 #define BATCH_START_ROWS 1000
 
+/* How far the database's clock may be from this host's before enforcement refuses; 0: no check. */
+static int64_t max_clock_skew_sec = ENFORCE_DEFAULT_MAX_CLOCK_SKEW_SEC;
+
+void enforce_set_max_clock_skew(int64_t sec) {
+        max_clock_skew_sec = sec;
+}
+
 static uint64_t now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -505,11 +512,31 @@ static int compute_cutoffs(RuleRun *rr, PgError *err) {
         int k = exec_stmt(rr, &rr->plan->cutoffs, &r, err, NULL, NULL, 0);
         if (k)
                 return k;
-        rr->n_slots = (size_t) PQnfields(r);
+        int nf = PQnfields(r);
+        rr->n_slots = nf > 0 ? (size_t) nf - 1 : 0; /* the last column is the database's clock */
         rr->slot_values = xcalloc(rr->n_slots ? rr->n_slots : 1, sizeof(char *));
         for (size_t i = 0; i < rr->n_slots; i++)
                 rr->slot_values[i] = xstrdup(PQgetvalue(r, 0, (int) i));
         rr->res.cutoff = xstrdup(rr->slot_values[0]);
+
+        /* The database's clock decides every cutoff; this host's clock only checks it. When the
+         * two disagree by more than max_clock_skew_sec, one of them is wrong, and a clock ahead
+         * would make every row look expired: the rule trips the breaker until they agree. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double db = strtod(PQgetvalue(r, 0, nf - 1), NULL);
+        double skew = db - (double) ts.tv_sec - (double) ts.tv_nsec / 1e9;
+        if (max_clock_skew_sec > 0 && (skew > (double) max_clock_skew_sec || skew < -(double) max_clock_skew_sec)) {
+                _cleanup_free_ char *detail = xasprintf(
+                        "The database clock (now()) is %.0f seconds %s this host's clock; at most %" PRId64 " are allowed.",
+                        skew < 0 ? -skew : skew, skew > 0 ? "ahead of" : "behind", max_clock_skew_sec);
+                pg_error_set(err, NULL, detail,
+                             "Fix the clock (NTP) of the database server or of this host; nothing is enforced while they"
+                             " disagree. --max-clock-skew changes the limit (0 turns the check off).",
+                             "circuit breaker tripped for rule \"%s\": the database clock and this host's clock disagree",
+                             rr->rule->name);
+                return -2;
+        }
         return 0;
 }
 
@@ -940,7 +967,7 @@ fail:
         if (cancelled_by_stop(rr, k))
                 rule_run_fail(rr, RULE_INTERRUPTED, NULL);
         else
-                rule_run_fail(rr, k == PG_ERR_LOCK_TIMEOUT ? RULE_SKIPPED : RULE_FAILED, &err);
+                rule_run_fail(rr, k == PG_ERR_LOCK_TIMEOUT ? RULE_SKIPPED : k == -2 ? RULE_BREAKER : RULE_FAILED, &err);
 out:
         pg_error_done(&err);
         return 0;

@@ -71,6 +71,11 @@ typedef struct RuleResult {
 
 void rule_result_done(RuleResult *r);
 
+/* The database's clock decides every cutoff; this host's clock checks it. A rule whose
+ * database clock is more than this many seconds away from the host's trips the breaker. */
+#define ENFORCE_DEFAULT_MAX_CLOCK_SKEW_SEC 3600
+void enforce_set_max_clock_skew(int64_t sec); /* 0: no check */
+
 typedef struct EnforceOptions {
         bool dry_run;
         bool force;

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "enforce.h"
 #include "event.h"
 #include "exitcode.h"
 #include "util.h"
@@ -54,6 +55,8 @@ static void help(FILE *f) {
                 "                            else $RETENTIOND_HASH_KEY_FILE)\n"
                 "      --lock-timeout MS     lock_timeout per statement (default 2000)\n"
                 "      --statement-timeout MS statement_timeout per statement (default 60000)\n"
+                "      --max-clock-skew SEC  refuse to enforce when the database clock and this host's differ\n"
+                "                            by more than SEC seconds (default 3600; 0: no check)\n"
                 "      --reason TEXT, --until TIMESTAMP, --by NAME, --all   hold options\n"
                 "      --log-target TARGET   auto, journal or console (daemon)\n"
                 "  -q, --quiet               Print only errors\n"
@@ -79,6 +82,7 @@ enum {
         OPT_ALL,
         OPT_LOG_TARGET,
         OPT_LOCK_TIMEOUT,
+        OPT_MAX_CLOCK_SKEW,
         OPT_STATEMENT_TIMEOUT,
         OPT_VERSION,
         OPT_SUBJECT,
@@ -130,6 +134,7 @@ int main(int argc, char **argv) {
                 { "all", no_argument, NULL, OPT_ALL },
                 { "log-target", required_argument, NULL, OPT_LOG_TARGET },
                 { "lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT },
+                { "max-clock-skew", required_argument, NULL, OPT_MAX_CLOCK_SKEW },
                 { "statement-timeout", required_argument, NULL, OPT_STATEMENT_TIMEOUT },
                 { "quiet", no_argument, NULL, 'q' },
                 { "help", no_argument, NULL, 'h' },
@@ -223,6 +228,16 @@ int main(int argc, char **argv) {
                                 return EXIT_USAGE;
                         }
                         break;
+                case OPT_MAX_CLOCK_SKEW: {
+                        int64_t v;
+                        if (!parse_int64(optarg, &v)) {
+                                fprintf(stderr, "retentiond: invalid value for --max-clock-skew: \"%s\"\n"
+                                                "HINT:  Give a whole number of seconds (0 turns the check off).\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        enforce_set_max_clock_skew(v);
+                        break;
+                }
                 case 'q':
                         cli.quiet = true;
                         break;

@@ -1081,6 +1081,8 @@ static void build_cutoffs(Gen *g) {
                 _cleanup_free_ char *e = slot_cutoff_sql(g, &p->slots[i]);
                 strbuf_appendf(&b, "%s%s", i ? ", " : "", e);
         }
+        /* Last: the database's clock itself, for the sanity check against this host's clock. */
+        strbuf_append(&b, ", extract(epoch FROM now())::float8");
         finish_statement(g, &p->cutoffs, strbuf_steal(&b));
 }
 

@@ -1136,7 +1136,7 @@ static bool run_scenario(PGconn *c, int idx, uint64_t seed) {
         }
 
         /* retentiond */
-        const char *args[] = { "-p", pfile, "-d", conninfo, "--hash-key-file", keyfile, "--log-target=console", "run", NULL };
+        const char *args[] = { "-p", pfile, "-d", conninfo, "--hash-key-file", keyfile, "--log-target=console", "--max-clock-skew", "0", "run", NULL };
         char *out = NULL, *err = NULL;
         int rc = pgtest_run(args, NULL, &out, &err);
         free(pfile);
