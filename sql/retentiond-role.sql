@@ -110,6 +110,12 @@ BEGIN
                 EXECUTE format('GRANT SELECT, INSERT, UPDATE ON retention.rule_slots TO %I', r);
         END IF;
         EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA retention TO %I', r);
+        -- The engine sets these to 0 on its sessions, so statement parameters (the hash
+        -- method's HMAC pads) never reach the server log, even when statements are logged.
+        IF current_setting('server_version_num')::int >= 150000 THEN
+                EXECUTE format('GRANT SET ON PARAMETER log_parameter_max_length, '
+                               'log_parameter_max_length_on_error TO %I', r);
+        END IF;
 
         -- The application tables: exactly the listed ones.
         FOREACH rel IN ARRAY acts || reads LOOP
