@@ -93,8 +93,8 @@ static int error_from_result(Pg *pg, const PGresult *r, PgError *err) {
         return (int) pg_error_class(state);
 }
 
-int pg_exec(Pg *pg, PGresult **ret, PgError *err, const char *sql, int nparams, const char *const *params) {
-        PGresult *r = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+/* Takes ownership of r: returns 0 and hands it to *ret (or frees it), or classifies the error. */
+static int result_status(Pg *pg, PGresult *r, PGresult **ret, PgError *err) {
         ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
         if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
                 int k = error_from_result(pg, r, err);
@@ -109,6 +109,10 @@ int pg_exec(Pg *pg, PGresult **ret, PgError *err, const char *sql, int nparams, 
         else
                 PQclear(r);
         return 0;
+}
+
+int pg_exec(Pg *pg, PGresult **ret, PgError *err, const char *sql, int nparams, const char *const *params) {
+        return result_status(pg, PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0), ret, err);
 }
 
 int pg_exec0(Pg *pg, PGresult **ret, PgError *err, const char *sql) {
@@ -256,22 +260,6 @@ int pg_exec_script(Pg *pg, PgError *err, const char *sql) {
         return k;
 }
 
-static int result_status(Pg *pg, PGresult *r, PGresult **ret, PgError *err) {
-        ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-                int k = error_from_result(pg, r, err);
-                if (r)
-                        PQclear(r);
-                if (ret)
-                        *ret = NULL;
-                return k;
-        }
-        if (ret)
-                *ret = r;
-        else
-                PQclear(r);
-        return 0;
-}
 
 int pg_prepare(Pg *pg, PgError *err, const char *name, const char *sql, int nparams) {
         return result_status(pg, PQprepare(pg->conn, name, sql, nparams, NULL), NULL, err);

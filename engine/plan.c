@@ -734,6 +734,24 @@ void plan_free(Plan *p) {
         free(p);
 }
 
+/* The statement's change, as the CTE `changed` for alias `a`: DELETE FROM, or UPDATE ... SET with
+ * the anonymisation of `cols`. */
+static char *change_head(Gen *g, const char *tq, const char *a, bool delete, const ColumnMethod *cols, size_t n) {
+        if (delete)
+                return xasprintf("DELETE FROM %s %s", tq, a);
+        _cleanup_free_ char *set = set_list(g, cols, n, a);
+        return xasprintf("UPDATE %s %s SET %s", tq, a, set);
+}
+
+/* The CTE that adds the batch's count to the audit trail in the batch's own transaction, so
+ * the trail never claims more than happened. `counter` is rows_deleted or rows_anonymised. */
+static char *trail_cte(bool delete, const char *rule_run_param) {
+        const char *counter = delete ? "rows_deleted" : "rows_anonymised";
+        return xasprintf(", trail AS (UPDATE retention.rule_runs SET %s = %s + (SELECT count(*) FROM changed),"
+                         " batches = batches + 1 WHERE id = %s::bigint)",
+                         counter, counter, rule_run_param);
+}
+
 /* The fast path: the batch is the range of the next batch_size age values, found by an
  * index-only probe; the statement then deletes (or anonymises) every actionable row of that
  * range the way one bulk DELETE would, with the same predicates. It waits for a row the
@@ -761,22 +779,13 @@ static void build_batch_range(Gen *g, const Rule *r) {
                        " upper AS MATERIALIZED (SELECT CASE WHEN b IS NULL THEN NULL WHEN b = %s::%s THEN b + %s"
                        " ELSE b END AS u FROM bound)",
                        age, tq, age, last, ty, age, ce, age, off, last, ty, eps);
-        if (r->action == ACTION_DELETE)
-                strbuf_appendf(&f,
-                               ", changed AS (DELETE FROM %s t WHERE %s >= %s::%s AND %s < coalesce((SELECT u FROM upper),"
-                               " 'infinity'::%s) AND %s RETURNING 1)"
-                               ", trail AS (UPDATE retention.rule_runs SET rows_deleted = rows_deleted +"
-                               " (SELECT count(*) FROM changed), batches = batches + 1 WHERE id = %s::bigint)",
-                               tq, age, last, ty, age, ty, act, rr);
-        else {
-                _cleanup_free_ char *set = set_list(g, r->columns, r->n_columns, "t");
-                strbuf_appendf(&f,
-                               ", changed AS (UPDATE %s t SET %s WHERE %s >= %s::%s AND %s < coalesce((SELECT u FROM upper),"
-                               " 'infinity'::%s) AND %s RETURNING 1)"
-                               ", trail AS (UPDATE retention.rule_runs SET rows_anonymised = rows_anonymised +"
-                               " (SELECT count(*) FROM changed), batches = batches + 1 WHERE id = %s::bigint)",
-                               tq, set, age, last, ty, age, ty, act, rr);
-        }
+        bool del = r->action == ACTION_DELETE;
+        _cleanup_free_ char *head = change_head(g, tq, "t", del, r->columns, r->n_columns);
+        _cleanup_free_ char *trail = trail_cte(del, rr);
+        strbuf_appendf(&f,
+                       ", changed AS (%s WHERE %s >= %s::%s AND %s < coalesce((SELECT u FROM upper), 'infinity'::%s)"
+                       " AND %s RETURNING 1)%s",
+                       head, age, last, ty, age, ty, act, trail);
         strbuf_append(&f, " SELECT (SELECT count(*) FROM changed), (SELECT u::text FROM upper)");
         finish_statement(g, &p->batch_range, strbuf_steal(&f));
         preds_done(&pr);
@@ -803,20 +812,11 @@ static void build_batch(Gen *g, const Rule *r) {
                        "WITH batch AS MATERIALIZED (SELECT t.ctid AS rid%s, %s AS k FROM %s t"
                        " WHERE %s >= %s::%s AND %s ORDER BY %s LIMIT %s FOR UPDATE OF t SKIP LOCKED)",
                        part ? ", t.tableoid AS toid" : "", age, tq, age, last, ty, act, age, lim);
-        if (r->action == ACTION_DELETE) {
-                strbuf_appendf(&b,
-                               ", changed AS (DELETE FROM %s d USING batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)"
-                               ", trail AS (UPDATE retention.rule_runs SET rows_deleted = rows_deleted +"
-                               " (SELECT count(*) FROM changed), batches = batches + 1 WHERE id = %s::bigint)",
-                               tq, part ? " AND d.tableoid = b.toid" : "", dage, ce, rr);
-        } else {
-                _cleanup_free_ char *set = set_list(g, r->columns, r->n_columns, "d");
-                strbuf_appendf(&b,
-                               ", changed AS (UPDATE %s d SET %s FROM batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)"
-                               ", trail AS (UPDATE retention.rule_runs SET rows_anonymised = rows_anonymised +"
-                               " (SELECT count(*) FROM changed), batches = batches + 1 WHERE id = %s::bigint)",
-                               tq, set, part ? " AND d.tableoid = b.toid" : "", dage, ce, rr);
-        }
+        bool del = r->action == ACTION_DELETE;
+        _cleanup_free_ char *head = change_head(g, tq, "d", del, r->columns, r->n_columns);
+        _cleanup_free_ char *trail = trail_cte(del, rr);
+        strbuf_appendf(&b, ", changed AS (%s %s batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)%s", head,
+                       del ? "USING" : "FROM", part ? " AND d.tableoid = b.toid" : "", dage, ce, trail);
         strbuf_append(&b, " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch)");
         finish_statement(g, &p->batch, strbuf_steal(&b));
 
@@ -858,7 +858,8 @@ static void build_while_held(Gen *g, const Rule *r) {
         _cleanup_free_ char *held = held_expr(&pr);
         _cleanup_free_ char *due = due_expr(&pr);
         _cleanup_free_ char *done = all_done_expr(g, r->while_held_columns, r->n_while_held_columns, "t");
-        _cleanup_free_ char *set = set_list(g, r->while_held_columns, r->n_while_held_columns, "d");
+        _cleanup_free_ char *head = change_head(g, tq, "d", false, r->while_held_columns, r->n_while_held_columns);
+        _cleanup_free_ char *trail = trail_cte(false, rr);
         size_t cut = slot_get(p, SLOT_CUTOFF, r, &r->retain, NULL);
         _cleanup_free_ char *ce = cut_expr(g, cut, p->age_kind);
         bool part = p->partitioned;
@@ -866,13 +867,11 @@ static void build_while_held(Gen *g, const Rule *r) {
         finish_statement(g, &p->while_held_batch,
                          xasprintf("WITH batch AS MATERIALIZED (SELECT t.ctid AS rid%s, %s AS k FROM %s t"
                                    " WHERE %s >= %s::%s AND %s AND %s AND NOT %s ORDER BY %s LIMIT %s FOR UPDATE OF t SKIP LOCKED)"
-                                   ", changed AS (UPDATE %s d SET %s FROM batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)"
-                                   ", trail AS (UPDATE retention.rule_runs SET rows_anonymised = rows_anonymised +"
-                                   " (SELECT count(*) FROM changed), batches = batches + 1 WHERE id = %s::bigint)"
+                                   ", changed AS (%s FROM batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)%s"
                                    " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch)",
                                    part ? ", t.tableoid AS toid" : "", age, tq, age, last, kind_sql_type(p->age_kind), due,
-                                   held ? held : "false", done, age, lim, tq, set, part ? " AND d.tableoid = b.toid" : "",
-                                   dage, ce, rr));
+                                   held ? held : "false", done, age, lim, head, part ? " AND d.tableoid = b.toid" : "",
+                                   dage, ce, trail));
         preds_done(&pr);
 }
 
