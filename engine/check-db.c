@@ -68,9 +68,7 @@ int check_database(Cli *cli, const Policy *p) {
                              " has_table_privilege('retention.holds', 'SELECT'),"
                              " has_table_privilege('retention.rule_slots', 'SELECT, INSERT, UPDATE')");
                 if (k) {
-                        cmd_print_error(&err);
-                        pg_error_done(&err);
-                        return cmd_exit_code(k, NULL);
+                        return cmd_fail(&err, k);
                 }
                 static const char *what[] = { "USAGE on schema retention", "INSERT, UPDATE on retention.runs",
                                               "INSERT, UPDATE on retention.rule_runs", "INSERT on retention.rule_run_holds",
@@ -86,10 +84,7 @@ int check_database(Cli *cli, const Policy *p) {
 
         k = enforce_load_catalog(pg, p, &cache, &err);
         if (k) {
-                cmd_print_error(&err);
-                int code = cmd_exit_code(k, &err);
-                pg_error_done(&err);
-                return code;
+                return cmd_fail(&err, k);
         }
         const Database *db = policy_find_database(p, cli->database_name);
         size_t n_checked = 0;

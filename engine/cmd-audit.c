@@ -34,10 +34,7 @@ static int print_sql(Cli *cli, Pg *pg, const Policy *policy, FILE *out) {
         PgError err = {};
         int k = enforce_load_catalog(pg, policy, &cache, &err);
         if (k) {
-                cmd_print_error(&err);
-                int code = cmd_exit_code(k, &err);
-                pg_error_done(&err);
-                return code;
+                return cmd_fail(&err, k);
         }
         int ret = 0;
         for (size_t i = 0; i < policy->n_rules; i++) {
@@ -121,10 +118,7 @@ static int audit_database(Cli *cli, const Policy *policy, FILE *out, void *userd
         int k = enforce_run(pg, policy, &o, &res, &err);
         hash_key_free(key);
         if (k) {
-                cmd_print_error(&err);
-                int code = cmd_exit_code(k, &err);
-                pg_error_done(&err);
-                return code;
+                return cmd_fail(&err, k);
         }
         report_audit(res, cli->json, out);
         if (log_target() == LOG_TARGET_JOURNAL)

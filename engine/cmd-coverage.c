@@ -30,10 +30,7 @@ static int coverage_database(Cli *cli, const Policy *p, FILE *out, void *userdat
                 return r;
         int k = coverage_scan(pg, p, selected, &rep, &err);
         if (k) {
-                cmd_print_error(&err);
-                int code = cmd_exit_code(k, &err);
-                pg_error_done(&err);
-                return code;
+                return cmd_fail(&err, k);
         }
         if (cli->json) {
                 StrBuf b = {};

@@ -708,13 +708,6 @@ static void text_row(FILE *f, const RowInfo *row) {
 
 /* ---- finding the rows ---- */
 
-static int error_exit(PgError *err, int k) {
-        cmd_print_error(err);
-        int code = cmd_exit_code(k, err);
-        pg_error_done(err);
-        return code;
-}
-
 /* A key that PostgreSQL cannot read as the key column's type: a usage error. */
 static bool is_data_error(const PgError *err) {
         return err->sqlstate[0] == '2' && err->sqlstate[1] == '2';
@@ -828,13 +821,13 @@ int cmd_explain(Cli *cli) {
                 return r;
         k = trail_check_schema(pg, &err);
         if (k)
-                return error_exit(&err, k);
+                return cmd_fail(&err, k);
         k = pg_exec0(pg, NULL, &err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         if (k)
-                return error_exit(&err, k);
+                return cmd_fail(&err, k);
         k = enforce_load_catalog(pg, policy, &cache, &err);
         if (k)
-                return error_exit(&err, k);
+                return cmd_fail(&err, k);
 
         /* Where to look: the table, or every table the subject's rows are in. */
         Target *targets = NULL;
@@ -845,7 +838,7 @@ int cmd_explain(Cli *cli) {
                 if (!t) {
                         targets_free(targets, n_targets);
                         return k == PG_ERR_UNDEFINED ? (cmd_print_error(&err), pg_error_done(&err), EXIT_NOINPUT)
-                                                     : error_exit(&err, k);
+                                                     : cmd_fail(&err, k);
                 }
                 targets = xcalloc(1, sizeof(Target));
                 targets[n_targets++] = (Target) { .table = t };
@@ -876,7 +869,7 @@ int cmd_explain(Cli *cli) {
                 k = catalog_primary_key(pg, targets[i].table->oid, &targets[i].pk, &targets[i].n_pk, &err);
                 if (k) {
                         targets_free(targets, n_targets);
-                        return error_exit(&err, k);
+                        return cmd_fail(&err, k);
                 }
                 if (targets[i].n_pk == 0) {
                         _cleanup_free_ char *d = qualified_name_display(&targets[i].table->name);
@@ -926,7 +919,7 @@ int cmd_explain(Cli *cli) {
                                 pg_error_done(&err);
                                 ret = EXIT_USAGE;
                         } else
-                                ret = error_exit(&err, k);
+                                ret = cmd_fail(&err, k);
                         break;
                 }
                 int n = PQntuples(kr);
@@ -947,7 +940,7 @@ int cmd_explain(Cli *cli) {
                         k = explain_one(pg, policy, &cache, &row, &err);
                         if (k) {
                                 row_info_done(&row);
-                                ret = error_exit(&err, k);
+                                ret = cmd_fail(&err, k);
                                 break;
                         }
                         for (size_t m = 0; m < row.n_rules; m++)

@@ -18,10 +18,7 @@ static int fail(Pg *pg, PgError *err, int k) {
         if (pg_connection_ok(pg))
                 (void) pg_exec0(pg, NULL, &ig, "ROLLBACK");
         pg_error_done(&ig);
-        cmd_print_error(err);
-        int code = cmd_exit_code(k, err);
-        pg_error_done(err);
-        return code;
+        return cmd_fail(err, k);
 }
 
 int cmd_migrate(Cli *cli) {

@@ -31,13 +31,6 @@ static const char rule_runs_sql[] =
         " seq, encode(prev_hash, 'hex'), encode(hash, 'hex'), sealed_at::text"
         " FROM retention.rule_runs WHERE run_id = $1::bigint ORDER BY id";
 
-static int fail(PgError *err, int k) {
-        cmd_print_error(err);
-        int code = cmd_exit_code(k, err);
-        pg_error_done(err);
-        return code;
-}
-
 static const char *val(const PGresult *r, int row, int col) {
         return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
@@ -105,10 +98,10 @@ int cmd_receipt(Cli *cli) {
                 return r;
         k = pg_exec0(pg, NULL, &err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         if (k)
-                return fail(&err, k);
+                return cmd_fail(&err, k);
         k = trail_check_schema(pg, &err);
         if (k)
-                return fail(&err, k);
+                return cmd_fail(&err, k);
 
         char id[32];
         snprintf(id, sizeof(id), "%" PRId64, run_id);
@@ -118,7 +111,7 @@ int cmd_receipt(Cli *cli) {
                     " FROM retention.runs WHERE id = $1::bigint",
                     1, p);
         if (k)
-                return fail(&err, k);
+                return cmd_fail(&err, k);
         if (PQntuples(run) != 1) {
                 _cleanup_free_ char *primary = xasprintf("run %" PRId64 " does not exist", run_id);
                 log_pg_style(LOG_ERR, NULL, primary, "The audit trail (retention.runs) has no run with this number.",
@@ -139,7 +132,7 @@ int cmd_receipt(Cli *cli) {
                             " ORDER BY f.rule_run_id, f.referencing_table COLLATE \"C\"",
                             1, p);
         if (k)
-                return fail(&err, k);
+                return cmd_fail(&err, k);
 
         int64_t up_to = 0;
         for (int i = 0; i < PQntuples(rr); i++)
@@ -152,7 +145,7 @@ int cmd_receipt(Cli *cli) {
         if (checked) {
                 k = chain_verify(pg, up_to, &chain, &err);
                 if (k)
-                        return fail(&err, k);
+                        return cmd_fail(&err, k);
         }
         PgError ig = {};
         (void) pg_exec0(pg, NULL, &ig, "COMMIT");

@@ -154,10 +154,7 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
                              rr->error.hint);
         }
         if (k) {
-                cmd_print_error(&err);
-                int code = cmd_exit_code(k, &err);
-                pg_error_done(&err);
-                return code;
+                return cmd_fail(&err, k);
         }
         if (res->interrupted) {
                 log_warning("run %" PRId64 " interrupted by signal; the next run continues where it stopped", res->run_id);

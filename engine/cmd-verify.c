@@ -14,13 +14,6 @@
 #include "exitcode.h"
 #include "util.h"
 
-static int fail(PgError *err, int k) {
-        cmd_print_error(err);
-        int code = cmd_exit_code(k, err);
-        pg_error_done(err);
-        return code;
-}
-
 static void print_json(const ChainStatus *s) {
         StrBuf b = {};
         strbuf_appendf(&b, "{\"ok\":%s,\"sealed\":%" PRId64 ",\"last_seq\":%" PRId64 ",\"last_hash\":",
@@ -91,13 +84,13 @@ int cmd_verify(Cli *cli) {
                 return r;
         k = pg_exec0(pg, NULL, &err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         if (k)
-                return fail(&err, k);
+                return cmd_fail(&err, k);
         k = trail_check_schema(pg, &err);
         if (k)
-                return fail(&err, k);
+                return cmd_fail(&err, k);
         k = chain_verify(pg, -1, &s, &err);
         if (k)
-                return fail(&err, k);
+                return cmd_fail(&err, k);
         PgError ig = {};
         (void) pg_exec0(pg, NULL, &ig, "COMMIT");
         pg_error_done(&ig);

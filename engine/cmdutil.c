@@ -131,6 +131,13 @@ void cmd_print_error(const PgError *e) {
         log_pg_style(LOG_ERR, NULL, e->primary ? e->primary : "unknown error", e->detail, e->hint);
 }
 
+int cmd_fail(PgError *err, int k) {
+        cmd_print_error(err);
+        int code = cmd_exit_code(k, err);
+        pg_error_done(err);
+        return code;
+}
+
 int cmd_exit_code(int k, const PgError *e) {
         if (k == 0)
                 return EXIT_OK;

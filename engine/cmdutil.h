@@ -31,6 +31,8 @@ int cmd_each_database(Cli *cli, const Policy *p, bool every_database, CmdDatabas
 int cmd_connect(Cli *cli, bool read_only, Pg **ret);
 /* Prints a runtime error (PostgreSQL style) through the log sink. */
 void cmd_print_error(const PgError *e);
+/* Prints *err (PostgreSQL style), frees it, and returns the exit code for class k. */
+int cmd_fail(PgError *err, int k);
 /* Exit code for a failure of class k (PgErrorClass or -1: configuration). */
 int cmd_exit_code(int k, const PgError *e);
 /* Checks that every --rule names a rule of the policy. Returns 0 or EXIT_USAGE. */
