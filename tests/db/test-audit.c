@@ -5,14 +5,6 @@
  * the audit predicts is what the next run does. */
 #include "rtest.h"
 
-static int group_setup(void **state) {
-        return rt_group_setup(state);
-}
-
-static int group_teardown(void **state) {
-        return rt_group_teardown(state);
-}
-
 /* Everything an audit could change, as one text. */
 static const char *CHECKSUM_FN =
         "CREATE FUNCTION public.everything() RETURNS text LANGUAGE plpgsql AS $f$"
@@ -203,5 +195,5 @@ int main(void) {
                 cmocka_unit_test(test_audit_changes_nothing),
                 cmocka_unit_test(test_audit_write_attempt_fails),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }

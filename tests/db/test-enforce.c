@@ -5,14 +5,6 @@
  * and the command-line errors around the schema. Every assertion is on exact rows and counts. */
 #include "rtest.h"
 
-static int group_setup(void **state) {
-        return rt_group_setup(state);
-}
-
-static int group_teardown(void **state) {
-        return rt_group_teardown(state);
-}
-
 /* ---- boundaries ------------------------------------------------------------------------------ */
 
 typedef enum AgeType { AGE_TIMESTAMPTZ, AGE_TIMESTAMP, AGE_DATE } AgeType;
@@ -745,5 +737,5 @@ int main(void) {
                 cmocka_unit_test(test_trail_counts),
                 cmocka_unit_test(test_migrate_and_schema_errors),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }

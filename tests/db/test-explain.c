@@ -6,14 +6,6 @@
  * explain changes nothing. Every command runs with PGTZ=UTC so dates print in UTC. */
 #include "rtest.h"
 
-static int group_setup(void **state) {
-        return rt_group_setup(state);
-}
-
-static int group_teardown(void **state) {
-        return rt_group_teardown(state);
-}
-
 static const char *POLICY =
         "version: 1\n"
         "subjects:\n"
@@ -300,5 +292,5 @@ int main(void) {
                 cmocka_unit_test(test_explain),
                 cmocka_unit_test(test_explain_json),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }

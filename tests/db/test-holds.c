@@ -5,14 +5,6 @@
  * rows with exactly pgcrypto's HMAC, and the normal action once the hold lapses. */
 #include "rtest.h"
 
-static int group_setup(void **state) {
-        return rt_group_setup(state);
-}
-
-static int group_teardown(void **state) {
-        return rt_group_teardown(state);
-}
-
 static const char *ACCOUNTS_POLICY =
         "version: 1\n"
         "subjects:\n"
@@ -369,5 +361,5 @@ int main(void) {
                 cmocka_unit_test(test_restrict_isolated),
                 cmocka_unit_test(test_restrict_below_cascade),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }

@@ -4,14 +4,6 @@
  * outside the documented `where:`: such text is stored verbatim and the victim table survives. */
 #include "rtest.h"
 
-static int group_setup(void **state) {
-        return rt_group_setup(state);
-}
-
-static int group_teardown(void **state) {
-        return rt_group_teardown(state);
-}
-
 #define INJECT "x'); DROP TABLE app.victim; --"
 
 static void test_weird_identifiers(void **state) {
@@ -138,5 +130,5 @@ int main(void) {
                 cmocka_unit_test(test_weird_identifiers),
                 cmocka_unit_test(test_no_injection),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }

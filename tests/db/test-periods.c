@@ -6,14 +6,6 @@
  * the cutoff is exactly a period start: the record just before it goes, the one at it stays. */
 #include "rtest.h"
 
-static int group_setup(void **state) {
-        return rt_group_setup(state);
-}
-
-static int group_teardown(void **state) {
-        return rt_group_teardown(state);
-}
-
 /* Runs the binary with PGTZ=tz (NULL: unset, the server's or libpq options' TimeZone); asserts the exit status; returns stdout (caller frees). */
 static char *run_tz(int code, const char *tz, ...) {
         const char *args[32];
@@ -313,5 +305,5 @@ int main(void) {
                 cmocka_unit_test(test_year_end),      cmocka_unit_test(test_month_end), cmocka_unit_test(test_fiscal_year),
                 cmocka_unit_test(test_derived_hold_from), cmocka_unit_test(test_leap_day), cmocka_unit_test(test_time_zone),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }

@@ -9,14 +9,6 @@
 
 #include "rtest.h"
 
-static int group_setup(void **state) {
-        return rt_group_setup(state);
-}
-
-static int group_teardown(void **state) {
-        return rt_group_teardown(state);
-}
-
 static const char *POLICY =
         "version: 1\n"
         "subjects:\n"
@@ -944,5 +936,5 @@ int main(void) {
                 cmocka_unit_test(test_append_only),
                 cmocka_unit_test(test_engine_role),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }
