@@ -490,7 +490,6 @@ static int run_tally(RuleRun *rr, PgError *err) {
         res->overdue = int_at(r, 0, TALLY_OVERDUE);
         res->fk_blocked = int_at(r, 0, TALLY_FK_BLOCKED);
         res->while_held_due = int_at(r, 0, TALLY_WHILE_HELD_DUE);
-        res->cascade_held = int_at(r, 0, TALLY_CASCADE_HELD);
         free(res->oldest_age);
         res->oldest_age = PQgetisnull(r, 0, TALLY_OLDEST_AGE) ? NULL : xstrdup(PQgetvalue(r, 0, TALLY_OLDEST_AGE));
         named_counts_free(res->holds, res->n_holds);

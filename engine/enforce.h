@@ -42,7 +42,7 @@ typedef struct RuleResult {
         char *cutoff;        /* as PostgreSQL computed it */
 
         /* tally (audit: before; run: after) */
-        int64_t due, held, actionable, overdue, fk_blocked, while_held_due, cascade_held;
+        int64_t due, held, actionable, overdue, fk_blocked, while_held_due;
         char *oldest_age; /* interval text, NULL when nothing is due */
         NamedCount *holds;
         size_t n_holds;

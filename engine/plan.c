@@ -714,7 +714,6 @@ void plan_free(Plan *p) {
         plan_statement_done(&p->cutoffs);
         plan_statement_done(&p->batch);
         plan_statement_done(&p->batch_range);
-        plan_statement_done(&p->batch_dry);
         plan_statement_done(&p->while_held_batch);
         plan_statement_done(&p->breaker_count);
         plan_statement_done(&p->breaker_estimate);
@@ -922,11 +921,6 @@ static void build_tally(Gen *g, const Rule *r) {
         } else
                 strbuf_append(&b, ", 0");
         strbuf_appendf(&b, ", date_trunc('second', now() - (min(%s) FILTER (WHERE NOT %s AND NOT %s))::timestamptz)::text", age, k, rs);
-        if (pr.cascade)
-                strbuf_appendf(&b, ", count(*) FILTER (WHERE %s%s%s)", pr.cascade, pr.holds ? " AND NOT " : "",
-                               pr.holds ? pr.holds : "");
-        else
-                strbuf_append(&b, ", 0");
 
         /* per hold */
         if (r->subject)

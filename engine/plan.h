@@ -80,7 +80,6 @@ typedef struct Plan {
 
         PlanStatement batch_range;      /* fast path: the next batch_size rows by age as one range -> changed, next key (NULL: reached the cutoff) */
         PlanStatement batch;            /* rows one by one, FOR UPDATE SKIP LOCKED -> selected, changed, last key */
-        PlanStatement batch_dry;        /* the batch selection alone, for --sql/explain */
         PlanStatement while_held_batch; /* sql NULL when the rule has no while_held */
         PlanStatement breaker_count;    /* count of rows this run would change, LIMIT param */
         PlanStatement breaker_estimate; /* EXPLAIN (FORMAT JSON) of the due rows: the planner's estimate */
@@ -115,7 +114,6 @@ enum {
         TALLY_FK_BLOCKED,     /* not held, blocked by a RESTRICT/NO ACTION reference */
         TALLY_WHILE_HELD_DUE, /* held rows not yet in the while_held form */
         TALLY_OLDEST_AGE,     /* age of the oldest actionable row, interval text or NULL */
-        TALLY_CASCADE_HELD,   /* held only because a delete would cascade into protected rows */
         _TALLY_FIXED,
 };
 
