@@ -863,8 +863,8 @@ static void load_defaults(F *f, const Node *m) {
 
 static void load_period_start(F *f, const Node *from_key, const Node *from_val, const Node *fy_key, const Node *fy_val,
                               const char *where, PeriodStart *ret) {
-        static const char *const names[] = { "end_of_month", "end_of_year", "end_of_fiscal_year" };
-        static const StartFrom values[] = { FROM_END_OF_MONTH, FROM_END_OF_YEAR, FROM_END_OF_FISCAL_YEAR };
+        static const char *const names[] = { "end_of_day", "end_of_month", "end_of_year", "end_of_fiscal_year" };
+        static const StartFrom values[] = { FROM_END_OF_DAY, FROM_END_OF_MONTH, FROM_END_OF_YEAR, FROM_END_OF_FISCAL_YEAR };
         bool from_ok = false;
         *ret = (PeriodStart) { .from = FROM_RECORD };
         if (from_val) {
@@ -877,12 +877,12 @@ static void load_period_start(F *f, const Node *from_key, const Node *from_val, 
                                 }
                         if (!from_ok) {
                                 Diagnostic *x = error_at(f, from_val, "invalid value \"%s\" for \"from\" %s", v, where);
-                                diag_set_detail(x, "The retention period runs from the end of the calendar month, the calendar year or the fiscal year in which the age value falls; without \"from\" it runs from the age value itself.");
+                                diag_set_detail(x, "The retention period runs from the end of the day, the calendar month, the calendar year or the fiscal year in which the age value falls; without \"from\" it runs from the age value itself.");
                                 const char *c = closest(v, names, ELEMENTSOF(names));
                                 if (c)
                                         diag_set_hint(x, "Did you mean \"%s\"?", c);
                                 else
-                                        diag_set_hint(x, "Write end_of_month, end_of_year or end_of_fiscal_year.");
+                                        diag_set_hint(x, "Write end_of_day, end_of_month, end_of_year or end_of_fiscal_year.");
                         }
                 }
         }

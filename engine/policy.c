@@ -109,6 +109,7 @@ const char *action_to_string(Action a) {
 const char *start_from_to_string(StartFrom f) {
         switch (f) {
         case FROM_RECORD: return "record";
+        case FROM_END_OF_DAY: return "end_of_day";
         case FROM_END_OF_MONTH: return "end_of_month";
         case FROM_END_OF_YEAR: return "end_of_year";
         case FROM_END_OF_FISCAL_YEAR: return "end_of_fiscal_year";
@@ -120,6 +121,7 @@ char *period_start_describe(const PeriodStart *s) {
         static const char *const months[] = { "January", "February", "March",     "April",   "May",      "June",
                                               "July",    "August",   "September", "October", "November", "December" };
         switch (s->from) {
+        case FROM_END_OF_DAY: return xstrdup("the end of the day");
         case FROM_END_OF_MONTH: return xstrdup("the end of the calendar month");
         case FROM_END_OF_YEAR: return xstrdup("the end of the calendar year");
         case FROM_END_OF_FISCAL_YEAR:

@@ -38,10 +38,12 @@ typedef enum DatePrecision {
 } DatePrecision;
 
 /* Where a retention period starts (`from:`): at the age value itself, or at the end of the
- * calendar month, calendar year or fiscal year in which the age value falls, in the session's
- * TimeZone (statutory periods: "10 years from the end of the calendar year"). */
+ * day, calendar month, calendar year or fiscal year in which the age value falls, in the session's
+ * TimeZone (statutory periods: "10 years from the end of the calendar year"; day: cutoffs at
+ * midnight, so whole day partitions expire at once). */
 typedef enum StartFrom {
         FROM_RECORD,
+        FROM_END_OF_DAY,
         FROM_END_OF_MONTH,
         FROM_END_OF_YEAR,
         FROM_END_OF_FISCAL_YEAR,
@@ -194,8 +196,8 @@ bool policy_needs_hash_key(const Policy *p);
 
 /* "end_of_year", ... ("record" for FROM_RECORD). */
 const char *start_from_to_string(StartFrom f);
-/* Words for reports: "the end of the calendar year", "the end of the fiscal year starting in
- * April", ...; NULL for FROM_RECORD. Caller frees. */
+/* Words for reports: "the end of the day", "the end of the calendar year", "the end of the fiscal
+ * year starting in April", ...; NULL for FROM_RECORD. Caller frees. */
 char *period_start_describe(const PeriodStart *s);
 
 /* Parses a `coverage: ignore:` pattern into *ret (pattern, schema, table, column; loc untouched).

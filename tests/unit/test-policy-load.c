@@ -806,6 +806,13 @@ static void test_period_start(void **state) {
         _cleanup_free_ char *s2 = rule_summary(&p->rules[0]);
         assert_string_equal(s2, "delete app.t rows whose at is older than 10 years counted from the end of the calendar month");
         policy_free(p);
+        p = expect_valid(RULE_HEAD "    retain: 6 days\n    action: delete\n    from: end_of_day\n");
+        assert_int_equal(p->rules[0].start.from, FROM_END_OF_DAY);
+        assert_int_equal(p->rules[0].start.fiscal_year_start, 0);
+        assert_string_equal(start_from_to_string(p->rules[0].start.from), "end_of_day");
+        _cleanup_free_ char *s4 = rule_summary(&p->rules[0]);
+        assert_string_equal(s4, "delete app.t rows whose at is older than 6 days counted from the end of the day");
+        policy_free(p);
         p = expect_valid(FROM("    from: end_of_fiscal_year\n    fiscal_year_start: 4\n"));
         assert_int_equal(p->rules[0].start.from, FROM_END_OF_FISCAL_YEAR);
         assert_int_equal(p->rules[0].start.fiscal_year_start, 4);
@@ -820,7 +827,13 @@ static void test_period_start(void **state) {
         expect_hint(FROM("    from: end_of_yaer\n"), "t.yaml:9:11: error: invalid value \"end_of_yaer\" for \"from\" in rule \"r\"",
                     "Did you mean \"end_of_year\"?");
         expect_hint(FROM("    from: issue date\n"), "t.yaml:9:11: error: invalid value \"issue date\" for \"from\" in rule \"r\"",
-                    "Write end_of_month, end_of_year or end_of_fiscal_year.");
+                    "Write end_of_day, end_of_month, end_of_year or end_of_fiscal_year.");
+        expect_hint(FROM("    from: end_of_dya\n"), "t.yaml:9:11: error: invalid value \"end_of_dya\" for \"from\" in rule \"r\"",
+                    "Did you mean \"end_of_day\"?");
+        expect_hint(FROM("    from: end_of_days\n"), "t.yaml:9:11: error: invalid value \"end_of_days\" for \"from\" in rule \"r\"",
+                    "Did you mean \"end_of_day\"?");
+        expect_hint(FROM("    from: day\n"), "t.yaml:9:11: error: invalid value \"day\" for \"from\" in rule \"r\"",
+                    "Write end_of_day, end_of_month, end_of_year or end_of_fiscal_year.");
         expect_one(FROM("    from: [end_of_year]\n"), "t.yaml:9:11: error: expected a string for \"from\" in rule \"r\", found a list");
         expect_hint(FROM("    from: end_of_fiscal_year\n"),
                     "t.yaml:9:11: error: \"from: end_of_fiscal_year\" needs \"fiscal_year_start\" in rule \"r\"",
@@ -833,6 +846,9 @@ static void test_period_start(void **state) {
                    "t.yaml:10:24: error: invalid value \"April\" for \"fiscal_year_start\" in rule \"r\"");
         expect_hint(FROM("    from: end_of_year\n    fiscal_year_start: 4\n"),
                     "t.yaml:10:5: error: \"fiscal_year_start\" needs \"from: end_of_fiscal_year\" in rule \"r\", not \"from: end_of_year\"",
+                    "Remove \"fiscal_year_start\", or write \"from: end_of_fiscal_year\".");
+        expect_hint(FROM("    from: end_of_day\n    fiscal_year_start: 4\n"),
+                    "t.yaml:10:5: error: \"fiscal_year_start\" needs \"from: end_of_fiscal_year\" in rule \"r\", not \"from: end_of_day\"",
                     "Remove \"fiscal_year_start\", or write \"from: end_of_fiscal_year\".");
         expect_hint(FROM("    fiscal_year_start: 4\n"),
                     "t.yaml:9:5: error: \"fiscal_year_start\" needs \"from: end_of_fiscal_year\" in rule \"r\"",
@@ -854,6 +870,10 @@ static void test_period_start(void **state) {
         expect_one(b, "t.yaml:12:11: error: \"from: end_of_fiscal_year\" needs \"fiscal_year_start\" in hold \"tax\"");
         _cleanup_free_ char *c = xasprintf("%s    from: end_of_decade\n", head);
         expect_one(c, "t.yaml:12:11: error: invalid value \"end_of_decade\" for \"from\" in hold \"tax\"");
+        _cleanup_free_ char *dd = xasprintf("%s    from: end_of_day\n", head);
+        p = expect_valid(dd);
+        assert_int_equal(p->holds[0].start.from, FROM_END_OF_DAY);
+        policy_free(p);
         _cleanup_free_ char *e = xasprintf("%s    from: end_of_month\n    fiscal_year_start: 1\n", head);
         expect_one(e, "t.yaml:13:5: error: \"fiscal_year_start\" needs \"from: end_of_fiscal_year\" in hold \"tax\", not \"from: end_of_month\"");
         expect_hint("version: 1\nsubjects:\n  account: { table: app.accounts, key: id }\nholds:\n"
