@@ -2,8 +2,10 @@
  * sets: rows on either side of a year end (timestamptz and date), of a month end, of a fiscal year
  * start (April), derived holds counted from the end of the year, the release dates of a leap-day
  * record (2016-02-29) with end_of_month and 1 month / 1 year, and rows on either side of the
- * local year end in America/New_York versus UTC. Boundaries are computed from now() in SQL, so
- * the cutoff is exactly a period start: the record just before it goes, the one at it stays. */
+ * local year end in America/New_York versus UTC; with end_of_day, rows on either side of a
+ * midnight (timestamptz, timestamp, date, a deadline, New York versus UTC) and a table partitioned
+ * by day whose expired days are dropped whole. Boundaries are computed from now() in SQL, so the
+ * cutoff is exactly a period start: the record just before it goes, the one at it stays. */
 #include "rtest.h"
 
 /* Runs the binary with PGTZ=tz (NULL: unset, the server's or libpq options' TimeZone); asserts the exit status; returns stdout (caller frees). */
@@ -300,10 +302,268 @@ static void test_time_zone(void **state) {
         PQfinish(c);
 }
 
+/* ---- from: end_of_day ------------------------------------------------------------------------ */
+
+/* A retain for the day tests that puts now() - retain between 07:00 and 22:00 UTC of the day six
+ * days ago, whatever the time of day: "6 days" most of the day, half a day more or less near
+ * midnight. So the cutoff (the last midnight strictly before now() - retain) is always the start
+ * of current_date - 6, no test runs across it, and that day is the same one in America/New_York
+ * (whose midnight is 04:00 or 05:00 UTC). */
+static const char *day_retain(PGconn *c) {
+        long long h = pgtest_int(c, "SELECT extract(hour FROM now() AT TIME ZONE 'UTC')::int");
+        return h >= 22 ? "6 days 12 hours" : h >= 7 ? "6 days" : "5 days 12 hours";
+}
+
+/* Asserts the explain --json of one row: cutoff, due_by_age, due_at (as SQL over app.m). */
+static void assert_day_explain(PGconn *c, const char *pol, const char *ci, const char *table, const char *id,
+                               const char *due, const char *due_at_sql) {
+        char *out = run_tz(0, "UTC", "-p", pol, "-d", ci, "explain", table, id, "--json", NULL);
+        char *m = pgtest_value(c, "SELECT m::text FROM app.m");
+        char *at = pgtest_value(c, "SELECT (%s)::text FROM app.m", due_at_sql);
+        char *want = rt_asprintf("\"cutoff\":\"%s\",\"due_by_age\":%s,\"due_at\":\"%s\"", m, due, at);
+        rt_assert_contains(out, want);
+        free(want);
+        free(at);
+        free(m);
+        free(out);
+}
+
+/* Rows on either side of a midnight, for timestamptz, timestamp and date columns: the row at
+ * 23:59:59.999999 the day before the cutoff goes, the one at midnight stays (though older than
+ * now() - retain), and the overdue cutoff of a deadline is the midnight a day earlier. */
+static void test_day_end(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = db("periods_day", &ci);
+        const char *retain = day_retain(c);
+        /* m: the cutoff, midnight (UTC) six days ago */
+        pgtest_exec(c, "CREATE TABLE app.m AS SELECT (current_date - 6)::timestamptz AS m");
+        pgtest_exec(c, "CREATE TABLE app.tz (id int PRIMARY KEY, at timestamptz)");
+        pgtest_exec(c, "CREATE TABLE app.ts (id int PRIMARY KEY, at timestamp)");
+        pgtest_exec(c, "CREATE TABLE app.d (id int PRIMARY KEY, on_day date)");
+        /* tz: 1 the last microsecond before m (due); 2 m itself (kept); 3 a microsecond after (kept);
+         * 4 older than now() - retain, on m's day (kept); 5 the last microsecond before m - 1 day
+         * (due and overdue); 6 m - 1 day (due, not overdue); 7 NULL */
+        pgtest_exec(c, "INSERT INTO app.tz SELECT 1, m - interval '1 microsecond' FROM app.m UNION ALL SELECT 2, m FROM app.m"
+                       " UNION ALL SELECT 3, m + interval '1 microsecond' FROM app.m"
+                       " UNION ALL SELECT 4, now() - '%s'::interval - interval '1 second'"
+                       " UNION ALL SELECT 5, m - interval '1 day 1 microsecond' FROM app.m"
+                       " UNION ALL SELECT 6, m - interval '1 day' FROM app.m UNION ALL SELECT 7, NULL",
+                    retain);
+        rt_assert_sql(c, "t", "SELECT at::date = m::date FROM app.tz, app.m WHERE id = 4");
+        /* ts: the same local times; d: the day before m's, m's, the day after */
+        pgtest_exec(c, "INSERT INTO app.ts SELECT 1, m::timestamp - interval '1 microsecond' FROM app.m"
+                       " UNION ALL SELECT 2, m::timestamp FROM app.m UNION ALL SELECT 3, m::timestamp + interval '1 microsecond'"
+                       " FROM app.m UNION ALL SELECT 4, NULL");
+        pgtest_exec(c, "INSERT INTO app.d SELECT 1, m::date - 1 FROM app.m UNION ALL SELECT 2, m::date FROM app.m"
+                       " UNION ALL SELECT 3, m::date + 1 FROM app.m");
+        char *yaml = rt_asprintf("version: 1\n"
+                                 "rules:\n"
+                                 "  tz:\n"
+                                 "    clause: \"kept at most a week\"\n"
+                                 "    table: app.tz\n"
+                                 "    column: at\n"
+                                 "    retain: %1$s\n"
+                                 "    deadline: 1 day\n"
+                                 "    from: end_of_day\n"
+                                 "    action: delete\n"
+                                 "  ts: { clause: c, table: app.ts, column: at, retain: %1$s, from: end_of_day, action: delete }\n"
+                                 "  d: { clause: c, table: app.d, column: on_day, retain: %1$s, from: end_of_day, action: delete }\n",
+                                 retain);
+        char *pol = rt_policy(yaml);
+        free(yaml);
+
+        char *out = run_tz(0, "UTC", "-p", pol, "check", NULL);
+        char *want = rt_asprintf("tz: delete app.tz rows whose at is older than %s counted from the end of the day;"
+                                 " overdue 1 day after that\n",
+                                 retain);
+        rt_assert_contains(out, want);
+        free(want);
+        free(out);
+        char *m = pgtest_value(c, "SELECT m::text FROM app.m");
+        char *m1 = pgtest_value(c, "SELECT (m - interval '1 day')::text FROM app.m");
+        out = run_tz(0, "UTC", "-p", pol, "-d", ci, "audit", "--rule", "tz", NULL);
+        want = rt_asprintf("  cutoff:       %s  (counted from the end of the day)\n  due now:      3\n", m);
+        rt_assert_contains(out, want);
+        free(want);
+        rt_assert_contains(out, "  overdue:      1  <-- past the deadline\n");
+        free(out);
+        out = run_tz(0, "UTC", "-p", pol, "-d", ci, "audit", "--sql", "--rule", "tz", NULL);
+        rt_assert_contains(out, "SELECT date_trunc('day', now() - $1::interval - interval '1 microsecond')::text,"
+                                " date_trunc('day', now() - $1::interval - $2::interval - interval '1 microsecond')::text,"
+                                " extract(epoch FROM now())::float8;\n");
+        rt_assert_contains(out, "cutoff: now() - retain, counted from the end of the day");
+        free(out);
+
+        /* explain: due from the end of the row's day plus retain; the overdue cutoff a midnight */
+        char *r = rt_asprintf("'%s'::interval", retain);
+        char *s = rt_asprintf("m + %s", r);
+        assert_day_explain(c, pol, ci, "app.tz", "1", "true", s);
+        free(s);
+        s = rt_asprintf("m + interval '1 day' + %s", r);
+        assert_day_explain(c, pol, ci, "app.tz", "2", "false", s);
+        assert_day_explain(c, pol, ci, "app.ts", "2", "false", s);
+        assert_day_explain(c, pol, ci, "app.d", "2", "false", s);
+        free(s);
+        s = rt_asprintf("m + %s", r);
+        assert_day_explain(c, pol, ci, "app.d", "1", "true", s);
+        free(s);
+        free(r);
+        out = run_tz(0, "UTC", "-p", pol, "-d", ci, "explain", "app.tz", "5", "--json", NULL);
+        want = rt_asprintf("\"overdue_cutoff\":\"%s\"", m1);
+        rt_assert_contains(out, want);
+        free(want);
+        rt_assert_contains(out, "\"overdue\":true");
+        free(out);
+        out = run_tz(0, "UTC", "-p", pol, "-d", ci, "explain", "app.tz", "6", "--json", NULL);
+        rt_assert_contains(out, "\"overdue\":false");
+        free(out);
+
+        free(run_tz(0, "UTC", "-p", pol, "-d", ci, "run", NULL));
+        rt_assert_sql(c, "2,3,4,7", IDS(c, "app.tz"));
+        rt_assert_sql(c, "2,3,4", IDS(c, "app.ts"));
+        rt_assert_sql(c, "2,3", IDS(c, "app.d"));
+        rt_assert_sql(c, "tz 3,ts 1,d 1", "SELECT string_agg(rule || ' ' || rows_deleted, ',' ORDER BY id) FROM retention.rule_runs");
+        /* the cutoff recorded is the midnight, for every column type */
+        rt_assert_sql(c, "3", "SELECT count(*) FROM retention.rule_runs, app.m WHERE cutoff = m");
+        rt_assert_sql(c, "00:00:00", "SELECT DISTINCT cutoff::time::text FROM retention.rule_runs");
+        free(m1);
+        free(m);
+        free(pol);
+        free(ci);
+        PQfinish(c);
+}
+
+/* The same instants are in different days in America/New_York and in UTC, and the session's
+ * TimeZone decides: 23:59:59.999999 in New York the day before the cutoff is 03:59 or 04:59 UTC
+ * on the cutoff's day. The cutoff is New York's midnight there. */
+static void test_day_time_zone(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = db("periods_day_tz", &ci);
+        const char *retain = day_retain(c);
+        /* n: midnight in New York six days ago, u: midnight UTC */
+        pgtest_exec(c, "CREATE TABLE app.n AS SELECT (current_date - 6)::timestamp AT TIME ZONE 'America/New_York' AS n,"
+                       " (current_date - 6)::timestamptz AS u");
+        pgtest_exec(c, "CREATE TABLE app.events (id int PRIMARY KEY, at timestamptz)");
+        /* 1: the last microsecond before n (due in New York, not in UTC); 2: n (kept); 3: the last
+         * microsecond before u (due in both); 4: n + 1 hour (kept) */
+        pgtest_exec(c, "INSERT INTO app.events SELECT 1, n - interval '1 microsecond' FROM app.n UNION ALL SELECT 2, n FROM app.n"
+                       " UNION ALL SELECT 3, u - interval '1 microsecond' FROM app.n UNION ALL SELECT 4, n + interval '1 hour'"
+                       " FROM app.n");
+        rt_assert_sql(c, "t", "SELECT u < n - interval '1 hour' FROM app.n");
+        char *yaml = rt_asprintf("version: 1\n"
+                                 "rules:\n"
+                                 "  events: { clause: c, table: app.events, column: at, retain: %s, from: end_of_day, action: delete }\n",
+                                 retain);
+        char *pol = rt_policy(yaml);
+        free(yaml);
+        /* In UTC, row 1 is on the cutoff's day: not yet due. */
+        char *out = run_tz(0, "UTC", "-p", pol, "-d", ci, "explain", "app.events", "1", NULL);
+        rt_assert_contains(out, "    decision:  not yet due: due after ");
+        free(out);
+        free(run_tz(0, "UTC", "-p", pol, "-d", ci, "run", NULL));
+        rt_assert_sql(c, "1,2,4", IDS(c, "app.events"));
+        rt_assert_sql(c, "t", "SELECT cutoff = u FROM retention.rule_runs, app.n");
+        /* In New York, row 1 is in the day before: due. The same through libpq's options. */
+        out = run_tz(0, "America/New_York", "-p", pol, "-d", ci, "explain", "app.events", "1", NULL);
+        rt_assert_contains(out, "    decision:  due: will be deleted by the next run\n");
+        free(out);
+        out = run_tz(0, "America/New_York", "-p", pol, "-d", ci, "explain", "app.events", "2", NULL);
+        rt_assert_contains(out, "    decision:  not yet due: due after ");
+        free(out);
+        char *ny = rt_asprintf("%s options='-c TimeZone=America/New_York'", ci);
+        unsetenv("PGTZ");
+        out = run_tz(0, NULL, "-p", pol, "-d", ny, "audit", NULL);
+        rt_assert_contains(out, "  due now:      1\n");
+        rt_assert_contains(out, " 00:00:00-0"); /* the cutoff: midnight, -04 or -05 */
+        free(out);
+        free(run_tz(0, NULL, "-p", pol, "-d", ny, "run", NULL));
+        rt_assert_sql(c, "2,4", IDS(c, "app.events"));
+        rt_assert_sql(c, "1,1", "SELECT string_agg(rows_deleted::text, ',' ORDER BY id) FROM retention.rule_runs");
+        rt_assert_sql(c, "t", "SELECT cutoff = n FROM retention.rule_runs, app.n ORDER BY id DESC LIMIT 1");
+        rt_assert_sql(c, "00:00:00",
+                      "SELECT (cutoff AT TIME ZONE 'America/New_York')::time::text FROM retention.rule_runs ORDER BY id DESC LIMIT 1");
+        free(ny);
+        free(pol);
+        free(ci);
+        PQfinish(c);
+}
+
+/* A table range-partitioned by day: counted from the end of the day, the cutoff is a partition
+ * bound, so the expired days' partitions are dropped whole and no row is deleted by a batch.
+ * Counted from the row itself (the twin table), the cutoff falls inside a day partition whose
+ * older rows are deleted one batch at a time. */
+static void test_day_partitions(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = db("periods_day_parts", &ci);
+        const char *retain = day_retain(c);
+        const char *t[] = { "pd", "pr" };
+        for (size_t i = 0; i < 2; i++) {
+                pgtest_exec(c, "CREATE TABLE app.%s (id int NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at)", t[i]);
+                /* one partition a day from 12 days ago to tomorrow, and a default one */
+                pgtest_exec(c,
+                            "DO $$ DECLARE d date; BEGIN"
+                            " FOR d IN SELECT generate_series(current_date - 12, current_date + 1, '1 day')::date LOOP"
+                            "   EXECUTE format('CREATE TABLE app.%%I PARTITION OF app.%s FOR VALUES FROM (%%L) TO (%%L)',"
+                            "     '%s_' || to_char(d, 'YYYYMMDD'), d::timestamptz, (d + 1)::timestamptz);"
+                            " END LOOP; END $$",
+                            t[i], t[i]);
+                pgtest_exec(c, "CREATE TABLE app.%s_default PARTITION OF app.%s DEFAULT", t[i], t[i]);
+                pgtest_exec(c, "CREATE INDEX ON app.%s (at)", t[i]);
+                /* 24 rows a day, one an hour, from 12 days ago to today: 312 */
+                pgtest_exec(c, "INSERT INTO app.%s SELECT row_number() OVER (), a FROM generate_series((current_date - 12)::timestamptz,"
+                               " current_date::timestamptz + interval '23 hours', '1 hour') a",
+                            t[i]);
+                rt_assert_sql(c, "312", "SELECT count(*) FROM app.%s", t[i]);
+        }
+        char *yaml = rt_asprintf("version: 1\n"
+                                 "rules:\n"
+                                 "  pd: { clause: c, table: app.pd, column: at, retain: %1$s, from: end_of_day, action: delete }\n"
+                                 "  pr: { clause: c, table: app.pr, column: at, retain: %1$s, action: delete }\n",
+                                 retain);
+        char *pol = rt_policy(yaml);
+        free(yaml);
+        char *m = pgtest_value(c, "SELECT (current_date - 6)::timestamptz::text");
+        char *out = run_tz(0, "UTC", "-p", pol, "-d", ci, "--json", "run", NULL);
+        char *want = rt_asprintf("\"rule\":\"pd\",\"clause\":\"c\",\"table\":\"app.pd\",\"action\":\"delete\",\"cutoff\":\"%s\","
+                                 "\"outcome\":\"success\"",
+                                 m);
+        rt_assert_contains(out, want);
+        free(want);
+        free(out);
+
+        /* end_of_day: the six days before the cutoff went with their partitions, 6 x 24 rows, and
+         * not one row more (the one batch statement found nothing left) */
+        rt_assert_sql(c, "6 144", "SELECT partitions_dropped || ' ' || rows_deleted FROM retention.rule_runs WHERE rule = 'pd'");
+        rt_assert_sql(c, "t", "SELECT cutoff = (current_date - 6)::timestamptz FROM retention.rule_runs WHERE rule = 'pd'");
+        rt_assert_sql(c, "168", "SELECT count(*) FROM app.pd");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM app.pd WHERE at < (current_date - 6)::timestamptz");
+        rt_assert_sql(c, "9", "SELECT count(*) FROM pg_inherits WHERE inhparent = 'app.pd'::regclass");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM pg_class WHERE relname = 'pd_' || to_char(current_date - 7, 'YYYYMMDD')");
+        rt_assert_sql(c, "24", "SELECT count(*) FROM app.pd WHERE at < (current_date - 5)::timestamptz");
+
+        /* from the record: the same six partitions, and the older rows of the cutoff's day one by
+         * one, in batches */
+        rt_assert_sql(c, "6", "SELECT partitions_dropped FROM retention.rule_runs WHERE rule = 'pr'");
+        rt_assert_sql(c, "t", "SELECT batches >= 1 FROM retention.rule_runs WHERE rule = 'pr'");
+        rt_assert_sql(c, "t", "SELECT rows_deleted - 144 = (SELECT count(*) FROM generate_series(0, 23) h"
+                              " WHERE (current_date - 6)::timestamptz + h * interval '1 hour' < r.cutoff)"
+                              " AND rows_deleted > 144 FROM retention.rule_runs r WHERE rule = 'pr'");
+        rt_assert_sql(c, "t", "SELECT count(*) BETWEEN 1 AND 23 FROM app.pr WHERE at < (current_date - 5)::timestamptz");
+        rt_assert_sql(c, "t", "SELECT (SELECT count(*) FROM app.pr) + rows_deleted = 312 FROM retention.rule_runs WHERE rule = 'pr'");
+        free(m);
+        free(pol);
+        free(ci);
+        PQfinish(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_year_end),      cmocka_unit_test(test_month_end), cmocka_unit_test(test_fiscal_year),
                 cmocka_unit_test(test_derived_hold_from), cmocka_unit_test(test_leap_day), cmocka_unit_test(test_time_zone),
+                cmocka_unit_test(test_day_end), cmocka_unit_test(test_day_time_zone), cmocka_unit_test(test_day_partitions),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }
