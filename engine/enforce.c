@@ -792,9 +792,88 @@ static int finish_pending_detaches(RuleRun *rr, CatCache *cache, const char *par
         return 0;
 }
 
+/* A partition detached by this run, waiting for the one transaction that drops them all. */
+typedef struct Detached {
+        QualifiedName name; /* points into the partitions' PGresult */
+        char *quoted;
+        char *display;
+        char *bound;
+} Detached;
+
+static void detached_done(Detached *d, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(d[i].quoted);
+                free(d[i].display);
+                free(d[i].bound);
+        }
+        free(d);
+}
+
+/* Drops every detached partition in one transaction, each checked under its lock: one commit
+ * (PostgreSQL scans shared_buffers once per commit that drops relations, not once per table).
+ * A partition whose check refuses is attached again afterwards. Returns 0, or a PgErrorClass
+ * with nothing dropped (the caller then takes the partitions one at a time). */
+static int drop_detached_together(RuleRun *rr, CatCache *cache, const char *parent, Detached *d, size_t n,
+                                  PgError *err) {
+        int64_t *rows = xcalloc(n, sizeof(int64_t));
+        bool *refused = xcalloc(n, sizeof(bool));
+        int64_t total = 0, dropped = 0;
+        int k = pg_exec0(rr->pg, NULL, err, "BEGIN");
+        for (size_t i = 0; k == 0 && i < n; i++) {
+                _cleanup_free_ char *lock = xasprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", d[i].quoted);
+                k = pg_exec0(rr->pg, NULL, err, lock);
+                if (k)
+                        break;
+                PlanStatement check = {};
+                _cleanup_pgresult_ PGresult *r = NULL;
+                plan_partition_check(rr->plan, rr->policy, cache, &d[i].name, &check);
+                k = exec_stmt(rr, &check, &r, err, NULL, NULL, 0);
+                plan_statement_done(&check);
+                if (k)
+                        break;
+                if (int_at(r, 0, 1) > 0 || int_at(r, 0, 2) > 0) {
+                        refused[i] = true;
+                        continue;
+                }
+                rows[i] = int_at(r, 0, 0);
+                _cleanup_free_ char *drop = xasprintf("DROP TABLE %s", d[i].quoted);
+                k = pg_exec0(rr->pg, NULL, err, drop);
+                total += rows[i];
+                dropped++;
+        }
+        if (k == 0 && dropped > 0) {
+                char id[32], nr[32], np[32];
+                snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
+                snprintf(nr, sizeof(nr), "%" PRId64, total);
+                snprintf(np, sizeof(np), "%" PRId64, dropped);
+                const char *p[] = { id, nr, np };
+                k = pg_exec(rr->pg, NULL, err,
+                            "UPDATE retention.rule_runs SET rows_deleted = rows_deleted + $2::bigint,"
+                            " partitions_dropped = partitions_dropped + $3::bigint WHERE id = $1::bigint",
+                            3, p);
+        }
+        if (k == 0)
+                k = pg_exec0(rr->pg, NULL, err, "COMMIT");
+        else
+                rollback_quietly(rr->pg);
+        if (k == 0)
+                for (size_t i = 0; i < n; i++) {
+                        if (refused[i])
+                                /* Something changed between the look and the detach: put it back. */
+                                reattach_partition(rr, parent, d[i].quoted, d[i].display, d[i].bound);
+                        else
+                                partition_dropped(rr, d[i].display, rows[i]);
+                }
+        free(rows);
+        free(refused);
+        return k;
+}
+
 static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
         _cleanup_pgresult_ PGresult *parts = NULL;
         _cleanup_free_ char *parent = qualified_name_quote(&rr->plan->table->name);
+        Detached *detached = NULL;
+        size_t n_detached = 0;
         int k = finish_pending_detaches(rr, cache, parent, err);
         if (k)
                 return k;
@@ -820,7 +899,7 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                         k = exec_stmt(rr, &check, &c, err, NULL, NULL, 0);
                         plan_statement_done(&check);
                         if (k)
-                                return k;
+                                goto out;
                         if (int_at(c, 0, 1) > 0 || int_at(c, 0, 2) > 0)
                                 continue; /* held or young rows: row by row */
                 }
@@ -842,31 +921,58 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                         k = 0;
                 }
                 if (k == 0) {
-                        k = drop_partition_checked(rr, cache, &part, NULL, &dropped, err);
-                        if (k == 1) {
-                                /* Something changed between the look and the detach: put it back. */
-                                reattach_partition(rr, parent, pq, pd, bound);
-                                continue;
-                        }
-                } else {
-                        /* CONCURRENTLY is impossible (a default partition exists, or we are in a
-                         * transaction): detach and drop atomically under lock_timeout instead. */
-                        pg_error_done(&de);
-                        _cleanup_free_ char *detach2 = xasprintf("ALTER TABLE %s DETACH PARTITION %s", parent, pq);
-                        k = drop_partition_checked(rr, cache, &part, detach2, &dropped, err);
-                        if (k == 1)
-                                continue;
+                        /* Dropped below, with the others, in one transaction. */
+                        detached = xreallocarray(detached, n_detached + 1, sizeof(Detached));
+                        detached[n_detached++] = (Detached) { .name = part, .quoted = TAKE_PTR(pq),
+                                                              .display = TAKE_PTR(pd), .bound = xstrdup(bound) };
+                        continue;
                 }
+                /* CONCURRENTLY is impossible (a default partition exists, or we are in a
+                 * transaction): detach and drop atomically under lock_timeout instead. */
                 pg_error_done(&de);
+                if (k == PG_ERR_CONNECTION)
+                        goto out;
+                _cleanup_free_ char *detach2 = xasprintf("ALTER TABLE %s DETACH PARTITION %s", parent, pq);
+                k = drop_partition_checked(rr, cache, &part, detach2, &dropped, err);
+                if (k == 1)
+                        continue;
                 if (k == PG_ERR_LOCK_TIMEOUT) {
                         pg_error_done(err);
                         continue; /* busy: the rows go row by row */
                 }
                 if (k)
-                        return k;
+                        goto out;
                 partition_dropped(rr, pd, dropped);
         }
-        return 0;
+        k = 0;
+        if (n_detached == 0)
+                goto out;
+        k = drop_detached_together(rr, cache, parent, detached, n_detached, err);
+        if (k == 0 || k == PG_ERR_CONNECTION)
+                goto out;
+        /* The transaction of them all failed: one at a time, as an earlier run left them. */
+        pg_error_done(err);
+        k = 0;
+        for (size_t i = 0; i < n_detached; i++) {
+                int64_t dropped = 0;
+                int kd = drop_partition_checked(rr, cache, &detached[i].name, NULL, &dropped, err);
+                if (kd == 1) {
+                        reattach_partition(rr, parent, detached[i].quoted, detached[i].display, detached[i].bound);
+                        continue;
+                }
+                if (kd == PG_ERR_LOCK_TIMEOUT) {
+                        pg_error_done(err);
+                        continue;
+                }
+                if (kd) {
+                        k = kd;
+                        break;
+                }
+                partition_dropped(rr, detached[i].display, dropped);
+        }
+out:
+        detached_done(detached, n_detached);
+        return k;
 }
 
 static int trail_rule_begin(RuleRun *rr, int64_t run_id, PgError *err) {
