@@ -28,6 +28,12 @@ void enforce_set_max_clock_skew(int64_t sec) {
         max_clock_skew_sec = sec;
 }
 
+static double pace_ratio = ENFORCE_DEFAULT_PACE;
+
+void enforce_set_pace(double ratio) {
+        pace_ratio = ratio;
+}
+
 static uint64_t now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -374,6 +380,8 @@ struct RuleRun {
         int64_t isolate_refused;  /* rows refused by the last isolation that made no progress */
         int64_t while_held_changed; /* rows anonymised by the while_held phase */
         bool swept_cleanly;  /* every main batch went through the fast path to the cutoff */
+        uint64_t next_xid;   /* the cluster's next transaction id after the last batch; 0: unknown */
+        uint64_t pause_usec; /* to wait before the next batch (pacing) */
         uint64_t started;
         bool fatal_connection;
 };
@@ -1088,6 +1096,7 @@ bool rule_run_done(const RuleRun *rr) {
 static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
         _cleanup_pgresult_ PGresult *rows = NULL;
         PgError e = {};
+        rr->next_xid = 0; /* every row takes a subtransaction id: pacing starts counting afresh */
         int k = pg_exec0(rr->pg, NULL, err, "BEGIN");
         if (k)
                 return k;
@@ -1278,6 +1287,45 @@ static void restore_lock_timeout(RuleRun *rr) {
                 set_lock_timeout(rr, rr->pg->settings.lock_timeout_ms);
 }
 
+/* Pacing: after a batch of `usec` that took one transaction id of its own, were others taken?
+ * The next transaction id to be assigned, from any snapshot, costs nothing to read and needs no
+ * privilege; other roles' sessions' activity in pg_stat_activity would need pg_read_all_stats.
+ * Read-only traffic takes no id and is not seen: it does not compete for WAL. */
+static uint64_t next_xid(RuleRun *rr) {
+        _cleanup_free_ char *v = NULL;
+        PgError e = {};
+        int k = pg_value(rr->pg, &v, &e, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text", 0, NULL);
+        pg_error_done(&e);
+        return k || !v ? 0 : strtoull(v, NULL, 10);
+}
+
+/* Before a batch: where the count starts, unless the last batch left it. */
+static void pace_before_batch(RuleRun *rr) {
+        if (pace_ratio > 0 && rr->next_xid == 0)
+                rr->next_xid = next_xid(rr);
+}
+
+static void pace_after_batch(RuleRun *rr, uint64_t usec, unsigned own_xids) {
+        rr->pause_usec = 0;
+        if (pace_ratio <= 0)
+                return;
+        uint64_t next = next_xid(rr);
+        if (next == 0) {
+                rr->next_xid = 0;
+                return;
+        }
+        if (rr->next_xid > 0 && next > rr->next_xid + own_xids) {
+                double p = pace_ratio * (double) usec;
+                rr->pause_usec = p > 10e6 ? 10000000u : (uint64_t) p;
+                rr->res.paused_usec += (int64_t) rr->pause_usec;
+        }
+        rr->next_xid = next;
+}
+
+uint64_t rule_run_pause_usec(const RuleRun *rr) {
+        return rr->phase == PHASE_DONE ? 0 : rr->pause_usec;
+}
+
 static int step_fast(RuleRun *rr) {
         PgError err = {};
         _cleanup_pgresult_ PGresult *r = NULL;
@@ -1299,6 +1347,7 @@ static int step_fast(RuleRun *rr) {
                         return step_failed(rr, kp, &err);
                 rr->prepared = true;
         }
+        pace_before_batch(rr);
         uint64_t t0 = now_usec();
         Bind b;
         bind(rr, st, &b, NULL, NULL, 0);
@@ -1312,6 +1361,7 @@ static int step_fast(RuleRun *rr) {
                 /* A row of this range is locked by the application: take this batch row by row,
                  * skipping locked rows, then come back to the fast path. */
                 pg_error_done(&err);
+                rr->next_xid = 0; /* the failed statement may have taken an id too */
                 rr->swept_cleanly = false;
                 return 1;
         }
@@ -1331,6 +1381,7 @@ static int step_fast(RuleRun *rr) {
         else
                 rr->res.anonymised += changed;
         adapt_batch_size(rr, rr->batch_size, dt);
+        pace_after_batch(rr, dt, 1);
         if (PQgetisnull(r, 0, 1)) {
                 end_phase(rr);
                 return 0;
@@ -1344,6 +1395,7 @@ int rule_run_step(RuleRun *rr) {
         PgError err = {};
         int k;
 
+        rr->pause_usec = 0;
         if (rr->phase == PHASE_DONE)
                 return 0;
         if (rr->o->stop && *rr->o->stop) {
@@ -1370,6 +1422,7 @@ int rule_run_step(RuleRun *rr) {
                 return 0;
         }
 
+        pace_before_batch(rr);
         uint64_t t0 = now_usec();
         _cleanup_pgresult_ PGresult *r = NULL;
         k = exec_stmt(rr, st, &r, &err, NULL, NULL, 0);
@@ -1396,6 +1449,7 @@ int rule_run_step(RuleRun *rr) {
                 rr->res.anonymised += changed;
         if (rr->phase == PHASE_WHILE_HELD)
                 rr->while_held_changed += changed;
+        pace_after_batch(rr, dt, 1);
 
         if (selected == 0) {
                 end_phase(rr);
@@ -1570,6 +1624,15 @@ void rule_run_free(RuleRun *rr) {
         free(rr);
 }
 
+/* The pause between two batches of `run` (see pace_after_batch()). A signal ends it early:
+ * SIGINT and SIGTERM are installed without SA_RESTART, and the next step sees the stop. */
+static void pace_wait(uint64_t usec, volatile sig_atomic_t *stop) {
+        if (usec == 0 || (stop && *stop))
+                return;
+        struct timespec ts = { .tv_sec = (time_t) (usec / 1000000u), .tv_nsec = (long) (usec % 1000000u) * 1000 };
+        (void) clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+}
+
 static bool rule_selected(const EnforceOptions *o, const Rule *r) {
         if (!o->only_rules || o->n_only_rules == 0)
                 return true;
@@ -1637,8 +1700,10 @@ int enforce_run(Pg *pg, const Policy *p, const EnforceOptions *o, RunResult **re
                         pg_error_done(&ig);
                 }
                 rule_run_start(pg, p, rule, &cache, o, res->run_id, &rr);
-                while (!rule_run_done(rr))
+                while (!rule_run_done(rr)) {
                         (void) rule_run_step(rr);
+                        pace_wait(rule_run_pause_usec(rr), o->stop);
+                }
                 bool stop = o->stop && *o->stop;
                 k = rule_run_finish(rr, stop, &res->rules[res->n_rules]);
                 rule_run_free(rr);

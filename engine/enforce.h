@@ -12,7 +12,7 @@
 #include "plan.h"
 #include "policy.h"
 
-#define RETENTION_SCHEMA_VERSION 3
+#define RETENTION_SCHEMA_VERSION 4
 /* pg_advisory_lock(int4, int4) keys: "RTND" and a purpose. */
 #define ADVISORY_CLASS 0x52544E44
 /* 1 was the whole-database enforcement lock of schema versions 1 and 2, replaced by per-rule locks. */
@@ -52,6 +52,7 @@ typedef struct RuleResult {
         /* what was done */
         int64_t deleted, anonymised, skipped_locked, partitions_dropped, batches;
         int64_t longest_batch_usec;
+        int64_t paused_usec; /* waited between batches while other sessions were writing (--pace) */
 
         /* breaker */
         bool breaker_checked, breaker_tripped, forced;
@@ -75,6 +76,13 @@ void rule_result_done(RuleResult *r);
  * database clock is more than this many seconds away from the host's trips the breaker. */
 #define ENFORCE_DEFAULT_MAX_CLOCK_SKEW_SEC 3600
 void enforce_set_max_clock_skew(int64_t sec); /* 0: no check */
+
+/* Pacing: while other sessions write (they were assigned transaction ids during the last batch),
+ * wait this many times the batch's duration before the next one, so the application keeps most
+ * of the machine; on an idle database batches follow each other at once. 0: never wait. */
+#define ENFORCE_DEFAULT_PACE 1.0
+#define ENFORCE_MAX_PACE 100.0
+void enforce_set_pace(double ratio);
 
 typedef struct EnforceOptions {
         bool dry_run;
@@ -146,6 +154,8 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
 /* One batch (one short transaction). */
 int rule_run_step(RuleRun *rr);
 bool rule_run_done(const RuleRun *rr);
+/* How long to wait before the next rule_run_step() (pacing); 0: go on at once. */
+uint64_t rule_run_pause_usec(const RuleRun *rr);
 /* Tally, audit trail, result. Takes ownership of the result fields into *out. */
 int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out);
 void rule_run_free(RuleRun *rr);

@@ -57,6 +57,8 @@ static void help(FILE *f) {
                 "      --statement-timeout MS statement_timeout per statement (default 60000)\n"
                 "      --max-clock-skew SEC  refuse to enforce when the database clock and this host's differ\n"
                 "                            by more than SEC seconds (default 3600; 0: no check)\n"
+                "      --pace RATIO          while other sessions write, wait RATIO times each batch's\n"
+                "                            duration before the next (default 1; 0: never wait)\n"
                 "      --reason TEXT, --until TIMESTAMP, --by NAME, --all   hold options\n"
                 "      --log-target TARGET   auto, journal or console (daemon)\n"
                 "  -q, --quiet               Print only errors\n"
@@ -83,6 +85,7 @@ enum {
         OPT_LOG_TARGET,
         OPT_LOCK_TIMEOUT,
         OPT_MAX_CLOCK_SKEW,
+        OPT_PACE,
         OPT_STATEMENT_TIMEOUT,
         OPT_VERSION,
         OPT_SUBJECT,
@@ -135,6 +138,7 @@ int main(int argc, char **argv) {
                 { "log-target", required_argument, NULL, OPT_LOG_TARGET },
                 { "lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT },
                 { "max-clock-skew", required_argument, NULL, OPT_MAX_CLOCK_SKEW },
+                { "pace", required_argument, NULL, OPT_PACE },
                 { "statement-timeout", required_argument, NULL, OPT_STATEMENT_TIMEOUT },
                 { "quiet", no_argument, NULL, 'q' },
                 { "help", no_argument, NULL, 'h' },
@@ -236,6 +240,18 @@ int main(int argc, char **argv) {
                                 return EXIT_USAGE;
                         }
                         enforce_set_max_clock_skew(v);
+                        break;
+                }
+                case OPT_PACE: {
+                        char *end = NULL;
+                        errno = 0;
+                        double v = optarg[0] ? strtod(optarg, &end) : -1;
+                        if (errno || !end || *end || !(v >= 0 && v <= ENFORCE_MAX_PACE)) {
+                                fprintf(stderr, "retentiond: invalid value for --pace: \"%s\"\n"
+                                                "HINT:  Give a number from 0 (never wait) to 100, such as 0.5 or 1.\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        enforce_set_pace(v);
                         break;
                 }
                 case 'q':

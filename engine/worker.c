@@ -169,6 +169,26 @@ static bool stop_requested(const Worker *w) {
         return w->stop && *w->stop;
 }
 
+/* The pause between two batches while other sessions write (pacing): a wait on the worker's
+ * condition, which a stop request (worker_cancel()) or quit ends at once. */
+static void pace_wait(Worker *w, uint64_t usec) {
+        if (usec == 0)
+                return;
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += (time_t) (usec / 1000000u);
+        deadline.tv_nsec += (long) (usec % 1000000u) * 1000;
+        if (deadline.tv_nsec >= 1000000000L) {
+                deadline.tv_sec++;
+                deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&w->lock);
+        while (!w->quit && !stop_requested(w))
+                if (pthread_cond_timedwait(&w->cond, &w->lock, &deadline) == ETIMEDOUT)
+                        break;
+        pthread_mutex_unlock(&w->lock);
+}
+
 /* Creates the run row (the first time a rule of the job is claimed) and loads the catalog. */
 static int begin_run(Worker *w, Job *j, RunResult **res, CatCache *cache) {
         *res = xcalloc(1, sizeof(RunResult));
@@ -280,6 +300,7 @@ static void do_run(Worker *w, Job *j) {
                         op_begin(w, true);
                         (void) rule_run_step(rr);
                         op_end(w);
+                        pace_wait(w, rule_run_pause_usec(rr));
                 }
                 bool stop = stop_requested(w);
                 op_begin(w, false);
@@ -387,7 +408,11 @@ int worker_new(const char *conninfo, const PgSettings *settings, volatile sig_at
         w->settings = *settings;
         w->stop = stop;
         pthread_mutex_init(&w->lock, NULL);
-        pthread_cond_init(&w->cond, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* pace_wait()'s deadline */
+        pthread_cond_init(&w->cond, &ca);
+        pthread_condattr_destroy(&ca);
         w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (w->efd < 0) {
                 int r = -errno;
@@ -454,6 +479,7 @@ bool worker_cancel(Worker *w, bool steps_only, char *errbuf, int errbufsize) {
         /* Under the lock: the worker cannot finish the operation and start the next statement
          * while the request is on its way, so a cancel never hits an audit-trail statement. */
         pthread_mutex_lock(&w->lock);
+        pthread_cond_broadcast(&w->cond); /* ends a pause between batches (pace_wait()) */
         if (w->cancel && w->op_started && (!steps_only || w->in_step))
                 sent = PQcancel(w->cancel, errbuf, errbufsize) == 1;
         else

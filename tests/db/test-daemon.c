@@ -18,6 +18,7 @@
 
 #include "notify-harness.h"
 #include "pgtest.h"
+#include "writer.h"
 
 #define SEC UINT64_C(1000000)
 #define WATCHDOG_USEC UINT64_C(400000)
@@ -371,6 +372,55 @@ static void test_sigterm_during_run(void **state) {
         free(ci);
 }
 
+/* SIGTERM while the worker waits between two batches (pacing: another session writes): the
+ * wait ends at once. Each batch is made to take 20 ms (a statement trigger sleeps), so with
+ * --pace 100 the wait after it is at least 2 s; the daemon must stop long before. */
+static void test_sigterm_during_pause(void **state) {
+        (void) state;
+        PGconn *c = NULL;
+        const long old = 30000, young = 10;
+        char *ci = setup_db("daemon_pause", old, young, &c);
+        pgtest_exec(c, "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS"
+                       " $$BEGIN PERFORM pg_sleep(0.02); RETURN NULL; END$$");
+        pgtest_exec(c, "CREATE TRIGGER slow BEFORE DELETE ON events FOR EACH STATEMENT EXECUTE FUNCTION public.slow()");
+        char *policy = write_policy("pause", 1000);
+
+        Writer *w = writer_start(ci);
+        Daemon *d = start_daemon(policy, ci, 0, "--pace", "100");
+        uint64_t deadline = now_usec() + 15 * SEC;
+        long long done = 0;
+        while (now_usec() < deadline && done == 0) {
+                done = pgtest_int(c, "SELECT coalesce(max(rows_deleted), 0) FROM retention.rule_runs");
+                if (done == 0)
+                        usleep(5000);
+        }
+        assert_true(done > 0);
+        usleep(100000); /* well inside the first pause */
+        uint64_t t_term = now_usec();
+        daemon_kill(d, SIGTERM);
+        int rc = daemon_wait_exit(d, 10 * SEC);
+        uint64_t stop_usec = now_usec() - t_term;
+        long long commits = writer_stop(w);
+        print_message("daemon stopped %.3f s after SIGTERM during a pause (writer committed %lld)\n",
+                      (double) stop_usec / 1e6, commits);
+        if (rc != 0)
+                dump_stderr(d);
+        assert_int_equal(rc, 0);
+        assert_true(stop_usec < SEC);
+        /* Stopped in the pause after the first batch: no second batch ran. */
+        assert_int_equal(pgtest_int(c, "SELECT batches FROM retention.rule_runs WHERE rule = 'old-events'"), 1);
+        long long recorded = pgtest_int(c, "SELECT rows_deleted FROM retention.rule_runs WHERE rule = 'old-events'");
+        assert_int_equal(recorded, old + young - events(c));
+        char *o = pgtest_value(c, "SELECT outcome FROM retention.rule_runs WHERE rule = 'old-events'");
+        assert_string_equal(o, "interrupted");
+        free(o);
+
+        daemon_free(d);
+        PQfinish(c);
+        free(policy);
+        free(ci);
+}
+
 static void test_database_restart(void **state) {
         (void) state;
         PGconn *c = NULL;
@@ -480,6 +530,7 @@ int main(void) {
                 cmocka_unit_test(test_notify_watchdog_reload_stop),
                 cmocka_unit_test(test_reload_broken_policy_keeps_old),
                 cmocka_unit_test(test_sigterm_during_run),
+                cmocka_unit_test(test_sigterm_during_pause),
                 cmocka_unit_test(test_database_restart),
                 cmocka_unit_test(test_database_down_at_start),
                 cmocka_unit_test(test_startup_failures_exit_78),

@@ -1,0 +1,151 @@
+/* test-pace.c — pacing (--pace): while another session writes, `run` waits pace x each batch's
+ * duration after it; on a database nobody else writes to, it never waits; --pace 0 never waits.
+ * The writer is a real second connection committing inserts (writer.h); the waits are read
+ * back from the JSON report (paused_usec), the deletions from the table and the audit trail. */
+#include "rtest.h"
+#include "writer.h"
+
+#define ROWS 20000
+
+static const char *POLICY =
+        "version: 1\n"
+        "rules:\n"
+        "  logs:\n"
+        "    clause: \"access logs are kept 7 days\"\n"
+        "    table: app.logs\n"
+        "    column: at\n"
+        "    retain: 7 days\n"
+        "    action: delete\n"
+        "    batch_size: 500\n"
+        "    max_fraction: 100%\n";
+
+static int setup(void **state) {
+        int r = rt_group_setup(state);
+        if (r)
+                return r;
+        /* Autovacuum's ANALYZE takes transaction ids too: keep this cluster's only writers ours. */
+        PGconn *c = pgtest_connect(pgtest_create_db(rt_pg, "pace_setup"));
+        pgtest_exec(c, "ALTER SYSTEM SET autovacuum = off");
+        pgtest_exec(c, "SELECT pg_reload_conf()");
+        PQfinish(c);
+        return 0;
+}
+
+static PGconn *make_db(const char *name, char **ci) {
+        PGconn *c = rt_db(name, ci);
+        pgtest_exec(c, "CREATE TABLE app.logs (id bigserial PRIMARY KEY, at timestamptz NOT NULL, ip inet)");
+        pgtest_exec(c, "CREATE INDEX ON app.logs (at)");
+        pgtest_exec(c, "INSERT INTO app.logs (at, ip) SELECT now() - interval '8 days' - g * interval '1 second', '192.0.2.1'"
+                       " FROM generate_series(1, %d) g",
+                    ROWS);
+        pgtest_exec(c, "INSERT INTO app.logs (at, ip) SELECT now() - g * interval '1 second', '192.0.2.2'"
+                       " FROM generate_series(1, 100) g");
+        pgtest_exec(c, "CREATE TABLE public.writer_noise (id bigserial PRIMARY KEY, at timestamptz)");
+        pgtest_exec(c, "ANALYZE app.logs");
+        return c;
+}
+
+static long long json_int(const char *json, const char *key) {
+        char *k = rt_asprintf("\"%s\":", key);
+        const char *p = strstr(json, k);
+        if (!p)
+                fail_msg("no %s in %s", k, json);
+        p += strlen(k);
+        while (*p == ' ')
+                p++;
+        long long v = strtoll(p, NULL, 10);
+        free(k);
+        return v;
+}
+
+/* Runs the rule with `pace` ("1", "0", ...) while `writer` says; returns the JSON report. */
+static char *run(const char *ci, const char *pace, bool writer, long long *commits) {
+        char *pol = rt_policy(POLICY);
+        Writer *w = writer ? writer_start(ci) : NULL;
+        char *out = NULL;
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--json", "--pace", pace, "run");
+        long long n = w ? writer_stop(w) : 0;
+        if (commits)
+                *commits = n;
+        free(pol);
+        return out;
+}
+
+static void test_idle_never_waits(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = make_db("pace_idle", &ci);
+        char *out = run(ci, "1", false, NULL);
+        assert_int_equal(json_int(out, "rows_deleted"), ROWS);
+        assert_true(json_int(out, "batches") >= 10);
+        assert_int_equal(json_int(out, "paused_usec"), 0);
+        rt_assert_sql(c, "100", "SELECT count(*) FROM app.logs");
+        rt_assert_sql(c, "20000", "SELECT rows_deleted FROM retention.rule_runs");
+        free(out);
+        PQfinish(c);
+        free(ci);
+}
+
+static void test_writer_makes_it_wait(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = make_db("pace_writer", &ci);
+        long long commits = 0;
+        char *out = run(ci, "2", true, &commits);
+        long long paused = json_int(out, "paused_usec");
+        long long duration = json_int(strstr(out, "\"paused_usec\""), "duration_usec"); /* the rule's, not the run's */
+        print_message("pace 2: paused %lld of %lld us, %lld batches, writer committed %lld\n", paused, duration,
+                      json_int(out, "batches"), commits);
+        assert_int_equal(json_int(out, "rows_deleted"), ROWS);
+        assert_true(commits > 0);
+        assert_true(paused > 0);
+        /* The waits are part of the rule's time; with pace 2 they are twice its batches' time, a
+         * good part of it (the rest: the audit trail, the catalog, the pacing's own reads). */
+        assert_true(paused < duration);
+        assert_true(paused * 4 > duration);
+        rt_assert_sql(c, "100", "SELECT count(*) FROM app.logs");
+        rt_assert_sql(c, "20000", "SELECT rows_deleted FROM retention.rule_runs");
+        free(out);
+        PQfinish(c);
+        free(ci);
+}
+
+static void test_pace_zero_never_waits(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = make_db("pace_zero", &ci);
+        long long commits = 0;
+        char *out = run(ci, "0", true, &commits);
+        assert_true(commits > 0);
+        assert_int_equal(json_int(out, "rows_deleted"), ROWS);
+        assert_int_equal(json_int(out, "paused_usec"), 0);
+        rt_assert_sql(c, "100", "SELECT count(*) FROM app.logs");
+        free(out);
+        PQfinish(c);
+        free(ci);
+}
+
+static void test_bad_values(void **state) {
+        (void) state;
+        char *err = NULL;
+        rt_expect(64, NULL, &err, "--pace", "-1", "run");
+        assert_string_equal(err, "retentiond: invalid value for --pace: \"-1\"\n"
+                                 "HINT:  Give a number from 0 (never wait) to 100, such as 0.5 or 1.\n");
+        free(err);
+        rt_expect(64, NULL, &err, "--pace", "nan", "run");
+        rt_assert_contains(err, "invalid value for --pace: \"nan\"");
+        free(err);
+        rt_expect(64, NULL, &err, "--pace", "101", "run");
+        rt_assert_contains(err, "invalid value for --pace: \"101\"");
+        free(err);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_idle_never_waits),
+                cmocka_unit_test(test_writer_makes_it_wait),
+                cmocka_unit_test(test_pace_zero_never_waits),
+                cmocka_unit_test(test_bad_values),
+        };
+        return cmocka_run_group_tests(tests, setup, rt_group_teardown);
+}
