@@ -801,7 +801,7 @@ static void test_migrate_1_to_2(void **state) {
         free(err);
 
         rt_expect(0, &out, NULL, "-d", ci, "migrate", "--json");
-        assert_string_equal(out, "{\"schema_version\":3,\"previous_version\":1,\"migrations_applied\":2}\n");
+        assert_string_equal(out, "{\"schema_version\":4,\"previous_version\":1,\"migrations_applied\":3}\n");
         free(out);
         /* the finished rule runs are sealed in id order; the one that died is not */
         rt_assert_sql(c, "1,2,3,-", "SELECT string_agg(coalesce(seq::text, '-'), ',' ORDER BY id) FROM retention.rule_runs");
@@ -818,7 +818,7 @@ static void test_migrate_1_to_2(void **state) {
         free(expect);
         free(out);
         rt_expect(0, &out, NULL, "-d", ci, "migrate");
-        rt_assert_contains(out, "already at version 3");
+        rt_assert_contains(out, "already at version 4");
         free(out);
 
         /* the next run appends to the chain */
