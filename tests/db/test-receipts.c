@@ -4,7 +4,9 @@
  * run), deleted (in the middle and at the end), rewritten with a recomputed digest, reordered;
  * rule runs that never finished are outside the chain and no break; two sessions sealing at the
  * same time keep one linear chain; `receipt` in text and JSON, exactly; the migration from
- * version 1 with runs recorded; the append-only triggers; the engine's least-privilege role. */
+ * version 1 with runs recorded; version 4's serialization, byte for byte version 2's over varied
+ * rows, and the migration from version 3 with a sealed trail; the append-only triggers, their
+ * messages, and a disabled or dropped one; the engine's least-privilege role. */
 #include <pthread.h>
 
 #include "rtest.h"
@@ -65,6 +67,19 @@ static const char *sqlstate_of(PGconn *c, const char *sql, char *buf, size_t n) 
         snprintf(buf, n, "%s", st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? "ok" : s ? s : "?");
         PQclear(r);
         return buf;
+}
+
+/* "SQLSTATE: message | detail | hint" ("-" for none) of a statement that must fail. Caller frees. */
+static char *error_of(PGconn *c, const char *sql) {
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) != PGRES_FATAL_ERROR)
+                print_error("%s: did not fail\n", sql);
+        assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+        const char *d = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL), *h = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
+        char *e = rt_asprintf("%s: %s | %s | %s", PQresultErrorField(r, PG_DIAG_SQLSTATE),
+                              PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY), d ? d : "-", h ? h : "-");
+        PQclear(r);
+        return e;
 }
 
 /* The hash of the rule run at seq, hex. Caller frees. */
@@ -209,6 +224,215 @@ static void test_serialization(void **state) {
         free(su);
         free(s);
         free(id);
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
+/* ---- version 4: the serialization of version 2, byte for byte ---------------------------------- */
+
+/* Version 2's retention.rule_run_serialization(), from sql/retention/002-receipts.sql as it is
+ * in the tree, created as rc_v2.rule_run_serialization(): what every chain sealed before version
+ * 4 was sealed with. */
+static void create_v2_serialization(PGconn *c) {
+        const char *root = getenv("SOURCE_ROOT");
+        char *path = rt_asprintf("%s/sql/retention/002-receipts.sql", root ? root : ".");
+        FILE *f = fopen(path, "re");
+        if (!f)
+                print_error("%s: %s\n", path, strerror(errno));
+        assert_non_null(f);
+        char text[65536];
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        assert_true(n > 0 && n < sizeof(text) - 1);
+        text[n] = '\0';
+        fclose(f);
+        static const char head[] = "CREATE OR REPLACE FUNCTION retention.rule_run_serialization(";
+        char *start = strstr(text, head);
+        assert_non_null(start);
+        char *end = strstr(start, "\n$$;\n");
+        assert_non_null(end);
+        end[4] = '\0';
+        pgtest_exec(c, "CREATE SCHEMA rc_v2");
+        pgtest_exec(c, "CREATE FUNCTION rc_v2.rule_run_serialization(%s", start + strlen(head));
+        free(path);
+}
+
+/* Version 2's text of rule run 901 of identity_rows(), written out: multibyte UTF-8 in names and
+ * values, a newline in one, every count, holds and referencing tables in bytewise order. */
+static const char *RULE_RUN_901 =
+        "retentiond-rule-run-v1\n"
+        "seq=-\n"
+        "prev_hash=-\n"
+        "id=3:901\n"
+        "run_id=3:901\n"
+        "run_host=16:hôte-ß.example\n"
+        "run_version=5:0.1.0\n"
+        "run_mode=6:daemon\n"
+        "run_started_at=27:2026-03-01T02:00:00.123456Z\n"
+        "rule=13:règle-日本\n"
+        "clause=39:Politique §4.2 — « 7 jours » a=b:c\n"
+        "table_name=16:\"app\".\"Jöurnal\"\n"
+        "action=9:anonymise\n"
+        "cutoff=27:2026-02-22T02:00:00.500000Z\n"
+        "started_at=27:2026-03-01T02:00:00.000001Z\n"
+        "finished_at=27:2026-03-01T02:00:01.000000Z\n"
+        "rows_deleted=19:9223372036854775807\n"
+        "rows_anonymised=1:0\n"
+        "rows_held=2:12\n"
+        "rows_skipped=1:3\n"
+        "rows_skipped_locked=1:1\n"
+        "rows_skipped_fk=1:2\n"
+        "rows_overdue=1:1\n"
+        "partitions_dropped=10:2147483647\n"
+        "batches=1:7\n"
+        "outcome=6:failed\n"
+        "sqlstate=5:23503\n"
+        "error=31:line one\nline two: 😀 = «x»\n"
+        "hold=5:Legal\n"
+        "hold_rows=1:3\n"
+        "hold=1:Z\n"
+        "hold_rows=1:4\n"
+        "hold=3:a b\n"
+        "hold_rows=1:5\n"
+        "hold=5:legal\n"
+        "hold_rows=1:2\n"
+        "hold=6:légal\n"
+        "hold_rows=1:1\n"
+        "hold=11:tax-records\n"
+        "hold_rows=19:9223372036854775807\n"
+        "hold=2:ä\n"
+        "hold_rows=1:7\n"
+        "hold=6:日本\n"
+        "hold_rows=1:6\n"
+        "fk_table=7:app.\"Z\"\n"
+        "fk_rows=1:1\n"
+        "fk_table=5:app.a\n"
+        "fk_rows=1:2\n"
+        "fk_table=6:app.ä\n"
+        "fk_rows=1:3\n"
+        "sealed_at=-\n";
+
+/* Rule runs 901-904 in runs 901-902, unsealed (so that their counts can be added): NULLs, multibyte
+ * UTF-8, empty strings, extreme counts, several holds and referencing tables, or none. */
+static void identity_rows(PGconn *c) {
+        pgtest_exec(c, "INSERT INTO retention.runs (id, started_at, host, version, mode) VALUES"
+                       " (901, '2026-03-01 02:00:00.123456+00', 'hôte-ß.example', '0.1.0', 'daemon'),"
+                       " (902, '1999-12-31 23:59:59.999999+00', '', '', 'run')");
+        pgtest_exec(c, "INSERT INTO retention.rule_runs (id, run_id, rule, clause, table_name, action, cutoff, started_at,"
+                       " finished_at, rows_deleted, rows_anonymised, rows_held, rows_skipped, rows_skipped_locked,"
+                       " rows_skipped_fk, rows_overdue, partitions_dropped, batches, outcome, sqlstate, error) VALUES"
+                       " (901, 901, 'règle-日本', 'Politique §4.2 — « 7 jours » a=b:c', '\"app\".\"Jöurnal\"', 'anonymise',"
+                       "  '2026-02-22 02:00:00.5+00', '2026-03-01 02:00:00.000001+00', '2026-03-01 02:00:01+00',"
+                       "  9223372036854775807, 0, 12, 3, 1, 2, 1, 2147483647, 7, 'failed', '23503',"
+                       "  E'line one\\nline two: 😀 = «x»'),"
+                       " (902, 902, 'r', 'c', 't', 'delete', NULL, '2026-03-01 00:00:00+00', NULL,"
+                       "  0, 0, 0, 0, 0, 0, 0, 0, 0, 'running', NULL, NULL),"
+                       " (903, 901, 'fk-only', 'c', 'app.t', 'delete', '2026-01-01 00:00:00+00', '2026-03-01 00:00:00+00',"
+                       "  '2026-03-01 00:00:00+00', 1, 2, 3, 4, 5, 6, 7, 8, 9, 'success', NULL, ''),"
+                       " (904, 902, 'hold-only', '', 'app.t', 'delete', NULL, '2026-03-01 00:00:00+00',"
+                       "  '2026-03-01 00:00:00+00', 0, 0, 0, 0, 0, 0, 0, 0, 0, 'breaker', NULL, NULL)");
+        pgtest_exec(c, "INSERT INTO retention.rule_run_holds (rule_run_id, hold, rows) VALUES"
+                       " (901, 'légal', 1), (901, 'legal', 2), (901, 'Legal', 3), (901, 'Z', 4), (901, 'a b', 5),"
+                       " (901, '日本', 6), (901, 'ä', 7), (901, 'tax-records', 9223372036854775807), (904, 'x', 0)");
+        pgtest_exec(c, "INSERT INTO retention.rule_run_fk (rule_run_id, referencing_table, rows) VALUES"
+                       " (901, 'app.\"Z\"', 1), (901, 'app.a', 2), (901, 'app.ä', 3), (903, 'app.only', 0)");
+}
+
+/* In rc_v (n, x): every rule run of the database, and each of 901-904 changed by each of these:
+ * sealed (first and later in the chain), every column but id NULL, no such run, infinite and
+ * BC times, negative and extreme counts, empty strings, a long multibyte clause, another id's
+ * holds; and a NULL row. */
+static void identity_variants(PGconn *c) {
+        static const char *changes[] = {
+                "x.seq = 1, x.hash = '\\x00', x.sealed_at = '2026-03-01 02:00:01.000001+00'",
+                "x.seq = 9223372036854775807, x.prev_hash = '\\x00ff10abcdef', x.hash = '\\xab',"
+                " x.sealed_at = '2026-03-01 02:00:01.999999+00'",
+                "x.run_id = NULL, x.rule = NULL, x.clause = NULL, x.table_name = NULL, x.action = NULL, x.cutoff = NULL,"
+                " x.started_at = NULL, x.finished_at = NULL, x.rows_deleted = NULL, x.rows_anonymised = NULL,"
+                " x.rows_held = NULL, x.rows_skipped = NULL, x.rows_skipped_locked = NULL, x.rows_skipped_fk = NULL,"
+                " x.rows_overdue = NULL, x.partitions_dropped = NULL, x.batches = NULL, x.outcome = NULL,"
+                " x.sqlstate = NULL, x.error = NULL, x.seq = NULL, x.prev_hash = NULL, x.hash = NULL, x.sealed_at = NULL",
+                "x.run_id = 424242",
+                "x.cutoff = 'infinity', x.started_at = '-infinity', x.finished_at = '0044-03-15 12:00:00+00 BC',"
+                " x.sealed_at = '294276-12-31 23:59:59.999999+00', x.seq = 3, x.hash = '\\x01'",
+                "x.rows_deleted = -1, x.rows_anonymised = -9223372036854775808, x.batches = -2147483648",
+                "x.rule = '', x.clause = '', x.table_name = '', x.action = '', x.outcome = '', x.sqlstate = '', x.error = ''",
+                "x.clause = repeat('é§😀\\', 3000), x.error = E'a\\nb\\r\\n\\tc=d:e-\\n'",
+                "x.id = 901",
+                "x.id = 424242",
+        };
+        pgtest_exec(c, "CREATE TABLE rc_v (n serial PRIMARY KEY, x retention.rule_runs)");
+        pgtest_exec(c, "INSERT INTO rc_v (x) SELECT r FROM retention.rule_runs r ORDER BY id");
+        for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+                long long before = pgtest_int(c, "SELECT coalesce(max(n), 0) FROM rc_v");
+                pgtest_exec(c, "INSERT INTO rc_v (x) SELECT r FROM retention.rule_runs r WHERE id BETWEEN 901 AND 904 ORDER BY id");
+                pgtest_exec(c, "UPDATE rc_v SET %s WHERE n > %lld", changes[i], before);
+        }
+        pgtest_exec(c, "INSERT INTO rc_v (x) VALUES (NULL)");
+}
+
+/* Both serializations of every row of rc_v are the same bytes; on the first difference, both
+ * texts are printed. */
+static void assert_v2_identical(PGconn *c, long long rows) {
+        char *first = pgtest_value(c, "SELECT coalesce(min(n)::text, 'none') FROM rc_v"
+                                      " WHERE convert_to(rc_v2.rule_run_serialization(x), 'UTF8')"
+                                      " IS DISTINCT FROM convert_to(retention.rule_run_serialization(x), 'UTF8')");
+        if (strcmp(first, "none") != 0) {
+                char *v2 = pgtest_value(c, "SELECT rc_v2.rule_run_serialization(x) FROM rc_v WHERE n = %s", first);
+                char *v4 = pgtest_value(c, "SELECT retention.rule_run_serialization(x) FROM rc_v WHERE n = %s", first);
+                print_error("row %s of rc_v: version 2 and version 4 differ\n", first);
+                assert_string_equal(v4 ? v4 : "(null)", v2 ? v2 : "(null)");
+        }
+        free(first);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM rc_v WHERE rc_v2.rule_run_serialization(x) IS NOT NULL"), rows);
+}
+
+static void test_serialization_v2_identical(void **state) {
+        (void) state;
+        char *ci, *pol;
+        PGconn *c = receipts_db("rc_v2", &ci, &pol);
+        run_ok(pol, ci);
+        run_ok(pol, ci);
+        create_v2_serialization(c);
+        identity_rows(c);
+        identity_variants(c);
+        long long rows = pgtest_int(c, "SELECT count(*) FROM rc_v");
+        /* the 4 sealed and 4 fixture rule runs, 10 changes of 4 rows, the NULL row */
+        assert_int_equal(rows, 4 + 4 + 10 * 4 + 1);
+
+        /* version 2's text is the documented one: this test would see one byte change */
+        char *v2 = pgtest_value(c, "SELECT rc_v2.rule_run_serialization(r) FROM retention.rule_runs r WHERE id = 901");
+        assert_string_equal(v2, RULE_RUN_901);
+        char *v4 = pgtest_value(c, "SELECT retention.rule_run_serialization(r) FROM retention.rule_runs r WHERE id = 901");
+        assert_string_equal(v4, RULE_RUN_901);
+        free(v2);
+        free(v4);
+        /* the sealed rule runs of the two runs: their digests are of version 2's text */
+        rt_assert_sql(c, "4", "SELECT count(*) FROM retention.rule_runs r WHERE seq IS NOT NULL"
+                              " AND hash = sha256(convert_to(rc_v2.rule_run_serialization(r), 'UTF8'))"
+                              " AND hash = retention.rule_run_digest(r)");
+
+        assert_v2_identical(c, rows);
+        /* whatever the session's time zone, date and interval styles, bytea output */
+        pgtest_exec(c, "SET TimeZone = 'Pacific/Chatham'");
+        pgtest_exec(c, "SET DateStyle = 'SQL, DMY'");
+        pgtest_exec(c, "SET IntervalStyle = 'sql_standard'");
+        pgtest_exec(c, "SET bytea_output = 'escape'");
+        assert_v2_identical(c, rows);
+        /* and whatever the caller's search_path holds: no function or operator of its own stands
+         * in for the ones the serialization uses */
+        pgtest_exec(c, "CREATE SCHEMA rc_evil");
+        pgtest_exec(c, "CREATE FUNCTION rc_evil.to_char(timestamp, text) RETURNS text LANGUAGE sql AS $$ SELECT 'evil' $$");
+        pgtest_exec(c, "CREATE FUNCTION rc_evil.encode(bytea, text) RETURNS text LANGUAGE sql AS $$ SELECT 'evil' $$");
+        pgtest_exec(c, "CREATE FUNCTION rc_evil.octet_length(bytea) RETURNS int LANGUAGE sql AS $$ SELECT 0 $$");
+        pgtest_exec(c, "CREATE FUNCTION rc_evil.cat(text, text) RETURNS text LANGUAGE sql AS $$ SELECT 'evil' $$");
+        pgtest_exec(c, "CREATE OPERATOR rc_evil.|| (LEFTARG = text, RIGHTARG = text, FUNCTION = rc_evil.cat)");
+        pgtest_exec(c, "SET search_path = rc_evil, pg_catalog, public");
+        v4 = pgtest_value(c, "SELECT retention.rule_run_serialization(r) FROM retention.rule_runs r WHERE id = 901");
+        assert_string_equal(v4, RULE_RUN_901);
+        free(v4);
+        assert_v2_identical(c, rows);
+
         free(pol);
         PQfinish(c);
         free(ci);
@@ -839,6 +1063,72 @@ static void test_migrate_1_to_2(void **state) {
         free(ci);
 }
 
+/* A version 3 database with a sealed trail: the digests sealed by version 2's serialization
+ * verify after the upgrade, and the chain goes on from them. */
+static void test_migrate_3_to_4(void **state) {
+        (void) state;
+        char *ci = pgtest_create_db(rt_pg, "rc_migrate3");
+        PGconn *c = pgtest_connect(ci);
+        pgtest_exec_file(c, "sql/retention/001-init.sql");
+        pgtest_exec_file(c, "sql/retention/002-receipts.sql");
+        pgtest_exec_file(c, "sql/retention/003-rule-slots.sql");
+        rt_assert_sql(c, "3/sql", "SELECT max(version) || '/' || (SELECT l.lanname FROM pg_proc p JOIN pg_language l"
+                                  " ON l.oid = p.prolang WHERE p.oid = 'retention.rule_run_serialization'::regproc)"
+                                  " FROM retention.schema_version");
+        /* rule runs with multibyte names, NULLs, holds and referencing tables, one unfinished,
+         * and twenty plain ones, sealed in id order by version 3's seal */
+        identity_rows(c);
+        finished_rule_runs(c, 20);
+        pgtest_exec(c, "DO $$ DECLARE i bigint; BEGIN"
+                       " FOR i IN SELECT id FROM retention.rule_runs WHERE finished_at IS NOT NULL ORDER BY id LOOP"
+                       " PERFORM retention.seal_rule_run(i); END LOOP; END $$");
+        rt_assert_sql(c, "23", "SELECT seq FROM retention.chain_head");
+        char *h23 = hash_at(c, 23);
+        char *v3 = pgtest_value(c, "SELECT string_agg(retention.rule_run_serialization(r), '' ORDER BY id) FROM retention.rule_runs r");
+
+        char *out;
+        rt_expect(0, &out, NULL, "-d", ci, "migrate", "--json");
+        assert_string_equal(out, "{\"schema_version\":4,\"previous_version\":3,\"migrations_applied\":1}\n");
+        free(out);
+        rt_assert_sql(c, "plpgsql", "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
+                                    " WHERE p.oid = 'retention.rule_run_serialization'::regproc");
+        /* nothing sealed moved, and every digest is recomputed the same by the new serialization */
+        rt_assert_sql(c, "23", "SELECT seq FROM retention.chain_head");
+        rt_assert_sql(c, "23", "SELECT count(*) FROM retention.rule_runs r WHERE hash = retention.rule_run_digest(r)");
+        char *v4 = pgtest_value(c, "SELECT string_agg(retention.rule_run_serialization(r), '' ORDER BY id) FROM retention.rule_runs r");
+        assert_string_equal(v4, v3);
+        rt_expect(0, &out, NULL, "-d", ci, "verify");
+        char *expect = rt_asprintf("chain OK: 23 sealed rule runs, last hash %s\n"
+                                   "1 rule run is outside the chain: still running, or never finished (not a break)\n",
+                                   h23);
+        assert_string_equal(out, expect);
+        free(expect);
+        free(out);
+
+        /* the next run appends to the chain */
+        pgtest_exec(c, "CREATE SCHEMA app");
+        pgtest_exec(c, "CREATE TABLE app.logs (id int PRIMARY KEY, at timestamptz)");
+        pgtest_exec(c, "INSERT INTO app.logs VALUES (1, now() - interval '30 days')");
+        char *pol = rt_policy("version: 1\nrules:\n  logs:\n    clause: \"c1\"\n    table: app.logs\n    column: at\n"
+                              "    retain: 7 days\n    action: delete\n");
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "run");
+        rt_assert_sql(c, h23, "SELECT encode(prev_hash, 'hex') FROM retention.rule_runs WHERE seq = 24");
+        rt_expect(0, &out, NULL, "-d", ci, "verify");
+        rt_assert_contains(out, "chain OK: 24 sealed rule runs");
+        free(out);
+        /* the migration applied twice (the file is idempotent) changes nothing */
+        pgtest_exec_file(c, "sql/retention/004-fast-seal.sql");
+        rt_assert_sql(c, "24", "SELECT seq FROM retention.chain_head");
+        rt_expect(0, NULL, NULL, "-d", ci, "verify");
+
+        free(v3);
+        free(v4);
+        free(h23);
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
 static void test_append_only(void **state) {
         (void) state;
         char *ci, *pol, b[16];
@@ -860,12 +1150,18 @@ static void test_append_only(void **state) {
                 { "TRUNCATE retention.rule_run_fk", "42501" },
                 { "UPDATE retention.runs SET host = 'x'", "42501" },
                 { "UPDATE retention.runs SET started_at = now()", "42501" },
+                { "UPDATE retention.runs SET id = id + 100", "42501" },
+                { "UPDATE retention.runs SET version = version || '+'", "42501" },
+                { "UPDATE retention.runs SET mode = 'daemon'", "42501" },
+                /* even an UPDATE that changes nothing, of a sealed rule run */
+                { "UPDATE retention.rule_runs SET rows_deleted = rows_deleted WHERE seq = 1", "42501" },
                 { "DELETE FROM retention.runs", "42501" },
                 { "TRUNCATE retention.runs CASCADE", "42501" },
                 /* what the engine does: an unsealed rule run and a run's end may change */
                 { "UPDATE retention.rule_runs SET batches = batches + 1 WHERE seq IS NULL", "ok" },
                 { "INSERT INTO retention.rule_run_holds SELECT id, 'legal', 1 FROM retention.rule_runs WHERE seq IS NULL", "ok" },
                 { "UPDATE retention.runs SET outcome = 'success', finished_at = now()", "ok" },
+                { "UPDATE retention.runs SET host = host, version = version, mode = mode, started_at = started_at", "ok" },
                 /* a seal needs a finished rule run; sealing again returns the same seal */
                 { "SELECT retention.seal_rule_run((SELECT id FROM retention.rule_runs WHERE seq IS NULL))", "55000" },
                 { "SELECT retention.seal_rule_run(4242)", "P0002" },
@@ -882,6 +1178,77 @@ static void test_append_only(void **state) {
         rt_assert_sql(c, "1/true", "SELECT s.sealed_seq || '/' || (s.sealed_hash = r.hash) FROM retention.rule_runs r,"
                                 " retention.seal_rule_run(r.id) s WHERE r.seq = 1");
         rt_assert_sql(c, "2", "SELECT seq FROM retention.chain_head");
+        rt_expect(0, NULL, NULL, "-d", ci, "verify");
+
+        /* the messages, as version 2's triggers gave them (version 4 calls the same functions,
+         * through a trigger per event whose WHEN lets the engine's own UPDATEs through uncalled) */
+        char *sealed_at = pgtest_value(c, "SELECT sealed_at::text FROM retention.rule_runs WHERE seq = 1");
+        char *expect = rt_asprintf("42501: rule run 1 was sealed at %s and can no longer be changed | It is #1 of the hash"
+                                   " chain. | A sealed rule run is part of the tamper-evident audit trail.",
+                                   sealed_at);
+        char *e = error_of(c, "UPDATE retention.rule_runs SET error = 'x' WHERE seq = 1");
+        assert_string_equal(e, expect);
+        free(e);
+        free(expect);
+        free(sealed_at);
+        static const struct {
+                const char *sql, *error;
+        } messages[] = {
+                { "DELETE FROM retention.rule_runs WHERE seq IS NULL",
+                  "42501: retention.rule_runs is append-only: DELETE is not allowed | - | The audit trail is kept; rule runs"
+                  " are never deleted." },
+                { "DELETE FROM retention.rule_runs WHERE seq = 2",
+                  "42501: retention.rule_runs is append-only: DELETE is not allowed | - | The audit trail is kept; rule runs"
+                  " are never deleted." },
+                { "TRUNCATE retention.rule_runs CASCADE",
+                  "42501: retention.rule_runs is append-only: TRUNCATE is not allowed | - | The audit trail is kept; rule"
+                  " runs are never deleted." },
+                { "UPDATE retention.runs SET host = 'x'",
+                  "42501: run 1: id, host, version, mode and started_at can no longer be changed | They are part of the"
+                  " digest of every sealed rule run of the run. | -" },
+                { "DELETE FROM retention.runs",
+                  "42501: retention.runs is append-only: DELETE is not allowed | - | The audit trail is kept; runs are never"
+                  " deleted." },
+                { "TRUNCATE retention.runs CASCADE",
+                  "42501: retention.runs is append-only: TRUNCATE is not allowed | - | The audit trail is kept; runs are"
+                  " never deleted." },
+        };
+        for (size_t i = 0; i < sizeof(messages) / sizeof(messages[0]); i++) {
+                e = error_of(c, messages[i].sql);
+                if (strcmp(e, messages[i].error) != 0)
+                        print_error("%s\n", messages[i].sql);
+                assert_string_equal(e, messages[i].error);
+                free(e);
+        }
+
+        /* the guards of version 4, enabled: name, tgtype (1 row, 2 before, 8 delete, 16 update,
+         * 32 truncate), tgenabled, whether it has a WHEN */
+        static const char guards_sql[] =
+                "SELECT string_agg(format('%s %s %s %s', t.tgname, t.tgtype, t.tgenabled, t.tgqual IS NOT NULL), ', '"
+                " ORDER BY t.tgname) FROM pg_trigger t"
+                " WHERE t.tgrelid IN ('retention.runs'::regclass, 'retention.rule_runs'::regclass) AND NOT t.tgisinternal";
+        static const char guards[] = "rule_runs_append_only 11 O f, rule_runs_no_truncate 34 O f, rule_runs_sealed 19 O t, "
+                                     "runs_append_only 11 O f, runs_identity 19 O t, runs_no_truncate 34 O f";
+        rt_assert_sql(c, guards, "%s", guards_sql);
+        rt_assert_sql(c, "t", "SELECT strpos(pg_get_triggerdef(oid), ' WHEN ((old.seq IS NOT NULL)) ') > 0"
+                              " AND tgfoid = 'retention.rule_runs_append_only'::regproc"
+                              " FROM pg_trigger WHERE tgname = 'rule_runs_sealed'");
+
+        /* one guard disabled, or dropped: what it let through is a break of the chain */
+        pgtest_exec(c, "ALTER TABLE retention.rule_runs DISABLE TRIGGER rule_runs_sealed");
+        pgtest_exec(c, "UPDATE retention.rule_runs SET rows_deleted = rows_deleted + 1 WHERE seq = 1");
+        expect_break(ci, "chain BROKEN at #1: rule run 1 (run 1, rule logs) was changed after it was sealed\n", "changed", NULL);
+        pgtest_exec(c, "UPDATE retention.rule_runs SET rows_deleted = rows_deleted - 1 WHERE seq = 1");
+        pgtest_exec(c, "ALTER TABLE retention.rule_runs ENABLE TRIGGER rule_runs_sealed");
+        rt_expect(0, NULL, NULL, "-d", ci, "verify");
+        pgtest_exec(c, "DROP TRIGGER runs_identity ON retention.runs");
+        pgtest_exec(c, "UPDATE retention.runs SET mode = 'daemon' WHERE id = 1");
+        expect_break(ci, "chain BROKEN at #1: rule run 1 (run 1, rule logs) was changed after it was sealed\n", "changed", NULL);
+        pgtest_exec(c, "UPDATE retention.runs SET mode = 'run' WHERE id = 1");
+        /* the migration, applied again, puts it back */
+        pgtest_exec_file(c, "sql/retention/004-fast-seal.sql");
+        rt_assert_sql(c, guards, "%s", guards_sql);
+        assert_string_equal(sqlstate_of(c, "UPDATE retention.runs SET mode = 'daemon' WHERE id = 1", b, sizeof(b)), "42501");
         rt_expect(0, NULL, NULL, "-d", ci, "verify");
         free(pol);
         PQfinish(c);
@@ -926,6 +1293,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sealed_after_runs),
                 cmocka_unit_test(test_serialization),
+                cmocka_unit_test(test_serialization_v2_identical),
                 cmocka_unit_test(test_edit_detected),
                 cmocka_unit_test(test_delete_detected),
                 cmocka_unit_test(test_rewritten_and_reordered),
@@ -933,6 +1301,7 @@ int main(void) {
                 cmocka_unit_test(test_concurrent_seals),
                 cmocka_unit_test(test_receipt),
                 cmocka_unit_test(test_migrate_1_to_2),
+                cmocka_unit_test(test_migrate_3_to_4),
                 cmocka_unit_test(test_append_only),
                 cmocka_unit_test(test_engine_role),
         };
