@@ -29,6 +29,7 @@ typedef enum ParamKind {
         PARAM_LAST_KEY,       /* keyset position */
         PARAM_LIMIT,          /* batch size */
         PARAM_OFFSET,         /* batch size - 1 */
+        PARAM_UPPER,          /* fast path: the batch's range ends before this age value (NULL: no end) */
         PARAM_RULE_RUN,       /* retention.rule_runs.id */
         PARAM_HASH_IPAD,      /* HMAC inner padded key, bytea hex */
         PARAM_HASH_OPAD,      /* HMAC outer padded key, bytea hex */
@@ -78,7 +79,8 @@ typedef struct Plan {
         size_t n_slots;
         PlanStatement cutoffs; /* one row: text of every slot, in order */
 
-        PlanStatement batch_range;      /* fast path: the next batch_size rows by age as one range -> changed, next key (NULL: reached the cutoff) */
+        PlanStatement batch_bound;      /* fast path: the upper end of the next batch_size rows by age (NULL: the cutoff) */
+        PlanStatement batch_range;      /* fast path: DELETE/UPDATE of the actionable rows in [last key, upper end); count: command tag */
         PlanStatement batch;            /* rows one by one, FOR UPDATE SKIP LOCKED -> selected, changed, last key */
         PlanStatement while_held_batch; /* sql NULL when the rule has no while_held */
         PlanStatement breaker_count;    /* count of rows this run would change, LIMIT param */
