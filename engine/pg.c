@@ -217,6 +217,17 @@ int pg_connect(const char *conninfo, const PgSettings *s, Pg **ret, PgError *err
                                            " set_config('log_parameter_max_length_on_error', '0', false)"
                                            " WHERE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)");
         PQclear(lr);
+        /* Whether wal_compression may be switched on for this session (and with which
+         * algorithm), for the batches that run while the application writes. */
+        lr = PQexec(c, pg->server_version >= 150000
+                               ? "SELECT CASE WHEN 'lz4' = ANY(enumvals) THEN 'lz4' ELSE 'pglz' END FROM pg_settings"
+                                 " WHERE name = 'wal_compression' AND setting = 'off'"
+                                 " AND has_parameter_privilege('wal_compression', 'SET')"
+                               : "SELECT 'on' FROM pg_settings WHERE name = 'wal_compression' AND setting = 'off'"
+                                 " AND (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)");
+        if (PQresultStatus(lr) == PGRES_TUPLES_OK && PQntuples(lr) == 1)
+                snprintf(pg->wal_compression, sizeof(pg->wal_compression), "%s", PQgetvalue(lr, 0, 0));
+        PQclear(lr);
         *ret = pg;
         return 0;
 }

@@ -47,6 +47,11 @@ typedef struct Pg {
         PGconn *conn;
         int server_version;
         PgSettings settings;
+        /* The wal_compression this session may switch on while other sessions write (see
+         * enforce.c, pacing): "lz4", "pglz" or "on"; NULL when the server already compresses
+         * or the role may not set it. */
+        char wal_compression[8];
+        bool wal_compressing; /* switched on now */
 } Pg;
 
 /* Connects (conninfo NULL or "": libpq's environment decides, as psql does), sets

@@ -115,6 +115,9 @@ BEGIN
         IF current_setting('server_version_num')::int >= 150000 THEN
                 EXECUTE format('GRANT SET ON PARAMETER log_parameter_max_length, '
                                'log_parameter_max_length_on_error TO %I', r);
+                -- And it compresses its own WAL while the application writes (pacing), so the
+                -- application's commits have less of it to flush.
+                EXECUTE format('GRANT SET ON PARAMETER wal_compression TO %I', r);
         END IF;
 
         -- The application tables: exactly the listed ones.

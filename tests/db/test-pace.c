@@ -1,5 +1,6 @@
 /* test-pace.c — pacing (--pace): while another session writes, `run` waits pace x each batch's
- * duration after it; on a database nobody else writes to, it never waits; --pace 0 never waits.
+ * duration after it and compresses its WAL; on a database nobody else writes to, it never waits
+ * and leaves wal_compression alone; --pace 0 does neither.
  * The writer is a real second connection committing inserts (writer.h); the waits are read
  * back from the JSON report (paused_usec), the deletions from the table and the audit trail. */
 #include "rtest.h"
@@ -42,7 +43,35 @@ static PGconn *make_db(const char *name, char **ci) {
                        " FROM generate_series(1, 100) g");
         pgtest_exec(c, "CREATE TABLE public.writer_noise (id bigserial PRIMARY KEY, at timestamptz)");
         pgtest_exec(c, "ANALYZE app.logs");
+        /* Every statement of this database's sessions into the server log: the test reads back
+         * what retentiond's session set. */
+        pgtest_exec(c, "ALTER DATABASE %s SET log_min_duration_statement = 0", name);
         return c;
+}
+
+static long log_size(void) {
+        char *path = rt_asprintf("%s/server.log", pgtest_host(rt_pg));
+        struct stat st;
+        long n = stat(path, &st) == 0 ? (long) st.st_size : 0;
+        free(path);
+        return n;
+}
+
+/* How many times the server log, from byte `from` on, shows retentiond switching
+ * wal_compression (on while others write, off again). */
+static int wal_compression_switches(long from) {
+        char *path = rt_asprintf("%s/server.log", pgtest_host(rt_pg));
+        FILE *f = fopen(path, "re");
+        assert_non_null(f);
+        fseek(f, from, SEEK_SET);
+        char line[4096];
+        int n = 0;
+        while (fgets(line, sizeof(line), f))
+                if (strstr(line, "execute <unnamed>: SELECT set_config('wal_compression', $1, false)"))
+                        n++;
+        fclose(f);
+        free(path);
+        return n;
 }
 
 static long long json_int(const char *json, const char *key) {
@@ -75,7 +104,9 @@ static void test_idle_never_waits(void **state) {
         (void) state;
         char *ci;
         PGconn *c = make_db("pace_idle", &ci);
+        long from = log_size();
         char *out = run(ci, "1", false, NULL);
+        assert_int_equal(wal_compression_switches(from), 0);
         assert_int_equal(json_int(out, "rows_deleted"), ROWS);
         assert_true(json_int(out, "batches") >= 10);
         assert_int_equal(json_int(out, "paused_usec"), 0);
@@ -91,7 +122,13 @@ static void test_writer_makes_it_wait(void **state) {
         char *ci;
         PGconn *c = make_db("pace_writer", &ci);
         long long commits = 0;
+        long from = log_size();
         char *out = run(ci, "2", true, &commits);
+        /* WAL compressed while the writer wrote, and plain again at the end: on/off pairs. */
+        int switches = wal_compression_switches(from);
+        print_message("wal_compression switched %d times\n", switches);
+        assert_true(switches >= 2);
+        assert_int_equal(switches % 2, 0);
         long long paused = json_int(out, "paused_usec");
         long long duration = json_int(strstr(out, "\"paused_usec\""), "duration_usec"); /* the rule's, not the run's */
         print_message("pace 2: paused %lld of %lld us, %lld batches, writer committed %lld\n", paused, duration,
@@ -115,7 +152,9 @@ static void test_pace_zero_never_waits(void **state) {
         char *ci;
         PGconn *c = make_db("pace_zero", &ci);
         long long commits = 0;
+        long from = log_size();
         char *out = run(ci, "0", true, &commits);
+        assert_int_equal(wal_compression_switches(from), 0);
         assert_true(commits > 0);
         assert_int_equal(json_int(out, "rows_deleted"), ROWS);
         assert_int_equal(json_int(out, "paused_usec"), 0);
