@@ -1319,8 +1319,17 @@ static void gentle_wal(RuleRun *rr, bool on) {
                 return;
         const char *p[] = { on ? pg->wal_compression : "off" };
         PgError e = {};
-        if (pg_exec(pg, NULL, &e, "SELECT set_config('wal_compression', $1, false)", 1, p) == 0)
+        int k = pg_exec(pg, NULL, &e, "SELECT set_config('wal_compression', $1, false)", 1, p);
+        if (k && on && streq(pg->wal_compression, "lz4") && pg_connection_ok(pg)) {
+                /* A server built without lz4 refuses it (22023): pglz is always there. */
+                pg_error_done(&e);
+                snprintf(pg->wal_compression, sizeof(pg->wal_compression), "pglz");
+                k = pg_exec(pg, NULL, &e, "SELECT set_config('wal_compression', $1, false)", 1, p);
+        }
+        if (k == 0)
                 pg->wal_compressing = on;
+        else if (on)
+                pg->wal_compression[0] = '\0'; /* not again */
         pg_error_done(&e);
 }
 
