@@ -96,6 +96,7 @@ void report_run(const RunResult *res, bool json, FILE *f) {
                         json_kv_int(&b, "batches", r->batches);
                         json_kv_int(&b, "longest_batch_usec", r->longest_batch_usec);
                         json_kv_int(&b, "paused_usec", r->paused_usec);
+                        json_kv_int(&b, "partitions_dropped", r->partitions_dropped);
                         json_kv_int(&b, "duration_usec", (int64_t) r->duration_usec);
                         json_kv_bool(&b, "breaker_tripped", r->breaker_tripped);
                         json_kv_bool(&b, "forced", r->forced);
