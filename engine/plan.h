@@ -64,7 +64,7 @@ typedef struct TimeSlot {
         const void *ref; /* Hold* or Rule* */
         char *interval;  /* interval parameter text */
         char *interval2; /* subtracted too (overdue: deadline), or NULL */
-        PeriodStart start; /* FROM_RECORD: now() - interval; else the last start of a month/year/fiscal
+        PeriodStart start; /* FROM_RECORD: now() - interval; else the last start of a day/month/year/fiscal
                             * year strictly before it (the retention runs from the end of the period) */
 } TimeSlot;
 
