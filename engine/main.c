@@ -58,7 +58,7 @@ static void help(FILE *f) {
                 "      --max-clock-skew SEC  refuse to enforce when the database clock and this host's differ\n"
                 "                            by more than SEC seconds (default 3600; 0: no check)\n"
                 "      --pace RATIO          while other sessions write, wait RATIO times each batch's\n"
-                "                            duration before the next (default 1; 0: never wait)\n"
+                "                            duration before the next (default 4; 0: never wait)\n"
                 "      --reason TEXT, --until TIMESTAMP, --by NAME, --all   hold options\n"
                 "      --log-target TARGET   auto, journal or console (daemon)\n"
                 "  -q, --quiet               Print only errors\n"

@@ -384,7 +384,7 @@ def main():
              f"{pct(pooled['alone'], 95):.2f} / {pct(pooled['ret'], 95):.2f} / {pct(pooled['del'], 95):.2f} ms; "
              f"{len(pooled['alone'])}/{len(pooled['ret'])}/{len(pooled['del'])} transactions", ""),
             ("   retentiond's run under that load", f"{statistics.median(app['t']):.3f} s",
-             f"of which {statistics.median(app['paused']):.3f} s paced (--pace 1: waits while others write)", ""),
+             f"of which {statistics.median(app['paused']):.3f} s paced (default --pace 4: waits while others write)", ""),
             ("6. peak RSS", f"{rss_small / 1024:.1f} MiB", f"{a.rows} rows: {rss_small} KiB; {big} rows: {rss_big} KiB",
              "< 16 MiB, same"),
             ("7. second run: rows touched", f"{int(m['second_rows'])}", f"{m['second_t']:.3f} s", "0"),
