@@ -878,6 +878,49 @@ static int drop_detached_together(RuleRun *rr, CatCache *cache, const char *pare
         return k;
 }
 
+/* The partitions this run detached, after the loop, however it ended: dropped together in one
+ * transaction; when that fails, one at a time; any that cannot be dropped now is attached
+ * again. A fully detached table is no longer seen through its parent, and no later run would
+ * find it: none may be left behind but when the connection itself is gone (then the COMMENT
+ * names it). Returns the first error, or 0. */
+static int settle_detached(RuleRun *rr, CatCache *cache, const char *parent, Detached *d, size_t n, PgError *err) {
+        if (n == 0)
+                return 0;
+        PgError e = {};
+        int k = drop_detached_together(rr, cache, parent, d, n, &e);
+        if (k == 0 || k == PG_ERR_CONNECTION) {
+                if (k)
+                        *err = e;
+                else
+                        pg_error_done(&e);
+                return k;
+        }
+        pg_error_done(&e);
+        int first = 0;
+        for (size_t i = 0; i < n; i++) {
+                int64_t dropped = 0;
+                int kd = drop_partition_checked(rr, cache, &d[i].name, NULL, &dropped, &e);
+                if (kd == 0) {
+                        partition_dropped(rr, d[i].display, dropped);
+                        continue;
+                }
+                if (kd == PG_ERR_CONNECTION) {
+                        *err = e;
+                        return kd;
+                }
+                /* Refused (a row is kept now), busy, or failed: back under its parent, where the
+                 * batches (or the next run) take its rows. */
+                reattach_partition(rr, parent, d[i].quoted, d[i].display, d[i].bound);
+                if (kd != 1 && kd != PG_ERR_LOCK_TIMEOUT && !first) {
+                        first = kd;
+                        *err = e;
+                        e = (PgError) {};
+                }
+                pg_error_done(&e);
+        }
+        return first;
+}
+
 static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
         _cleanup_pgresult_ PGresult *parts = NULL;
         _cleanup_free_ char *parent = qualified_name_quote(&rr->plan->table->name);
@@ -889,6 +932,7 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
         k = exec_stmt(rr, &rr->plan->partitions, &parts, err, NULL, NULL, 0);
         if (k)
                 return k;
+        /* From the first detach on, every way out of this loop goes through settle_detached(). */
         for (int i = 0; i < PQntuples(parts); i++) {
                 if (rr->o->stop && *rr->o->stop)
                         break;
@@ -898,17 +942,19 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                 const char *bound = PQgetvalue(parts, i, 2);
                 int64_t dropped = 0;
 
-                /* First a look without detaching, when a hold could keep a row: most partitions
-                 * hold no held rows. Without holds every row of the range is expired by its
-                 * bound; the check under the lock below still proves it. */
-                if (rr->rule->n_holds > 0) {
+                /* First a look without detaching, when anything could keep a row (a hold, a
+                 * longer rule of the table, a cascade into held rows): a partition with a kept
+                 * row is never taken from the application, not even for a moment. Otherwise
+                 * every row of the range is expired by its bound; the check under the lock
+                 * below still proves it. */
+                if (!rr->plan->nothing_keeps) {
                         PlanStatement check = {};
                         plan_partition_check(rr->plan, rr->policy, cache, &part, &check);
                         _cleanup_pgresult_ PGresult *c = NULL;
                         k = exec_stmt(rr, &check, &c, err, NULL, NULL, 0);
                         plan_statement_done(&check);
                         if (k)
-                                goto out;
+                                break;
                         if (int_at(c, 0, 1) > 0 || int_at(c, 0, 2) > 0)
                                 continue; /* held or young rows: row by row */
                 }
@@ -925,8 +971,10 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                 if (k && k != PG_ERR_CONNECTION && detach_pending(rr, pq)) {
                         /* The first transaction committed, the second did not finish. */
                         pg_error_done(&de);
-                        if (finalize_detach(rr, parent, pq, pd) != 0)
+                        if (finalize_detach(rr, parent, pq, pd) != 0) {
+                                k = 0;
                                 continue;
+                        }
                         k = 0;
                 }
                 if (k == 0) {
@@ -936,50 +984,36 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                                                               .display = TAKE_PTR(pd), .bound = xstrdup(bound) };
                         continue;
                 }
+                if (k == PG_ERR_CONNECTION) {
+                        *err = de;
+                        break;
+                }
                 /* CONCURRENTLY is impossible (a default partition exists, or we are in a
                  * transaction): detach and drop atomically under lock_timeout instead. */
                 pg_error_done(&de);
-                if (k == PG_ERR_CONNECTION)
-                        goto out;
                 _cleanup_free_ char *detach2 = xasprintf("ALTER TABLE %s DETACH PARTITION %s", parent, pq);
                 k = drop_partition_checked(rr, cache, &part, detach2, &dropped, err);
-                if (k == 1)
+                if (k == 1) {
+                        k = 0;
                         continue;
+                }
                 if (k == PG_ERR_LOCK_TIMEOUT) {
                         pg_error_done(err);
-                        continue; /* busy: the rows go row by row */
+                        k = 0;
+                        continue; /* busy: still attached, its rows go row by row */
                 }
                 if (k)
-                        goto out;
+                        break;
                 partition_dropped(rr, pd, dropped);
         }
-        k = 0;
-        if (n_detached == 0)
-                goto out;
-        k = drop_detached_together(rr, cache, parent, detached, n_detached, err);
-        if (k == 0 || k == PG_ERR_CONNECTION)
-                goto out;
-        /* The transaction of them all failed: one at a time, as an earlier run left them. */
-        pg_error_done(err);
-        k = 0;
-        for (size_t i = 0; i < n_detached; i++) {
-                int64_t dropped = 0;
-                int kd = drop_partition_checked(rr, cache, &detached[i].name, NULL, &dropped, err);
-                if (kd == 1) {
-                        reattach_partition(rr, parent, detached[i].quoted, detached[i].display, detached[i].bound);
-                        continue;
-                }
-                if (kd == PG_ERR_LOCK_TIMEOUT) {
-                        pg_error_done(err);
-                        continue;
-                }
-                if (kd) {
-                        k = kd;
-                        break;
-                }
-                partition_dropped(rr, detached[i].display, dropped);
-        }
-out:
+        /* k: the loop's error, if it ended on one (err holds it). */
+        PgError se = {};
+        int ks = settle_detached(rr, cache, parent, detached, n_detached, &se);
+        if (k == 0 && ks) {
+                k = ks;
+                *err = se;
+        } else
+                pg_error_done(&se);
         detached_done(detached, n_detached);
         return k;
 }
@@ -1220,6 +1254,10 @@ static void end_phase(RuleRun *rr) {
         free(rr->last_key);
         rr->last_key = NULL;
         rr->stalls = 0;
+        /* No pause at a phase's end, and pacing counts afresh: the next phase's statements
+         * read the transaction-id counter at another point of their transaction. */
+        rr->pause_usec = 0;
+        rr->next_xid = 0;
 }
 
 static int step_failed(RuleRun *rr, int k, PgError *err) {
@@ -1317,9 +1355,11 @@ static void gentle_wal(RuleRun *rr, bool on) {
         Pg *pg = rr->pg;
         if (!pg->wal_compression[0] || pg->wal_compressing == on || !pg_connection_ok(pg))
                 return;
-        const char *p[] = { on ? pg->wal_compression : "off" };
+        const char *p[] = { pg->wal_compression };
         PgError e = {};
-        int k = pg_exec(pg, NULL, &e, "SELECT set_config('wal_compression', $1, false)", 1, p);
+        /* Off: back to the server's (or role's) setting, whatever it is by now. */
+        int k = on ? pg_exec(pg, NULL, &e, "SELECT set_config('wal_compression', $1, false)", 1, p)
+                   : pg_exec0(pg, NULL, &e, "RESET wal_compression");
         if (k && on && streq(pg->wal_compression, "lz4") && pg_connection_ok(pg)) {
                 /* A server built without lz4 refuses it (22023): pglz is always there. */
                 pg_error_done(&e);
@@ -1426,6 +1466,15 @@ static int step_fast(RuleRun *rr) {
                 k = exec_fast(rr, &rr->plan->batch_bound, FAST_PATH_BOUND, NULL, &rb, &err);
         if (k == 0) {
                 upper = PQgetisnull(rb, 0, 0) ? NULL : PQgetvalue(rb, 0, 0);
+                if (upper && streq(upper, rr->last_key ? rr->last_key : "-infinity")) {
+                        /* No range can follow (batch_size rows aged -infinity): the rest of this
+                         * rule run takes the SKIP LOCKED batches, whose keyset includes its start. */
+                        rollback_quietly(rr->pg);
+                        rr->fast_ok = false;
+                        rr->next_xid = 0;
+                        rr->swept_cleanly = false;
+                        return 1;
+                }
                 k = exec_fast(rr, &rr->plan->batch_range, FAST_PATH_STATEMENT, upper, &rc, &err);
         }
         if (k == 0) {
@@ -1444,6 +1493,12 @@ static int step_fast(RuleRun *rr) {
                                       " batches = batches + 1 WHERE id = $1::bigint"
                                       " RETURNING pg_snapshot_xmax(pg_current_snapshot())::text",
                             2, p);
+                if (k == 0 && PQntuples(rt) != 1) {
+                        /* The rule run's row is gone: no change without its record. */
+                        pg_error_set(&err, NULL, NULL, NULL, "the audit trail's rule run %" PRId64 " does not exist",
+                                     rr->res.rule_run_id);
+                        k = PG_ERR_OTHER;
+                }
         }
         if (k == 0)
                 k = pg_exec0(rr->pg, NULL, &err, "COMMIT");

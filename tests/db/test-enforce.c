@@ -212,6 +212,102 @@ static void test_partitioned_anonymise_date(void **state) {
         boundary_case("enf_panon_date", AGE_DATE, true, true);
 }
 
+/* Partitions detached CONCURRENTLY are dropped together; when that transaction fails, one at a
+ * time; one that cannot be dropped is attached again with every row. None is ever left
+ * detached (no longer seen through its table, and found by no later run). Here an event
+ * trigger refuses to drop one of them. */
+static void test_partition_drop_refused_reattaches(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("enf_part_refused", &ci);
+        pgtest_exec(c, "CREATE TABLE app.p (id int NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at)");
+        pgtest_exec(c, "DO $$ BEGIN FOR k IN -1..10 LOOP"
+                       " EXECUTE format('CREATE TABLE app.%%I PARTITION OF app.p FOR VALUES FROM (%%L) TO (%%L)',"
+                       "   'p_d' || replace(k::text, '-', 'm'), current_date - k, current_date - k + 1);"
+                       " END LOOP; END $$");
+        pgtest_exec(c, "CREATE INDEX ON app.p (at)");
+        pgtest_exec(c, "INSERT INTO app.p SELECT k * 100 + i, (current_date - k) + time '12:00'"
+                       " FROM generate_series(-1, 10) k, generate_series(1, 10) i");
+        pgtest_exec(c, "ANALYZE app.p");
+        pgtest_exec(c, "CREATE FUNCTION public.no_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN"
+                       " IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects()"
+                       "            WHERE object_type = 'table' AND object_name = 'p_d6') THEN"
+                       "  RAISE EXCEPTION 'test: p_d6 may not be dropped'; END IF; END $$");
+        pgtest_exec(c, "CREATE EVENT TRIGGER no_drop ON sql_drop EXECUTE FUNCTION public.no_drop()");
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  days:\n"
+                              "    clause: \"kept 3 days from the end of their day\"\n"
+                              "    table: app.p\n"
+                              "    column: at\n"
+                              "    retain: 3 days\n"
+                              "    from: end_of_day\n"
+                              "    action: delete\n"
+                              "    max_fraction: 100%\n");
+        /* Days 10..4 are whole partitions older than the cutoff (the midnight starting day 3). */
+        char *out = NULL, *err = NULL;
+        rt_expect(1, &out, &err, "-p", pol, "-d", ci, "run");
+        print_message("%s%s", out, err);
+        rt_assert_contains(err, "test: p_d6 may not be dropped");
+        free(out);
+        free(err);
+        rt_assert_sql(c, "p_d0,p_d1,p_d2,p_d3,p_d6,p_dm1",
+                      "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i"
+                      " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'app.p'::regclass");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM pg_class WHERE relname IN ('p_d10', 'p_d9', 'p_d8', 'p_d7', 'p_d5', 'p_d4')");
+        /* nothing left detached */
+        rt_assert_sql(c, "0", "SELECT count(*) FROM pg_class c WHERE c.relkind = 'r'"
+                              " AND obj_description(c.oid, 'pg_class') LIKE 'retentiond: detached%%'"
+                              " AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)");
+        rt_assert_sql(c, "10", "SELECT count(*) FROM app.p WHERE at::date = current_date - 6");
+        rt_assert_sql(c, "60", "SELECT count(*) FROM app.p");
+        rt_assert_sql(c, "failed 60 6", "SELECT outcome || ' ' || rows_deleted || ' ' || partitions_dropped FROM retention.rule_runs");
+
+        /* Once it may be dropped, the next run drops it. */
+        pgtest_exec(c, "DROP EVENT TRIGGER no_drop");
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "run");
+        rt_assert_sql(c, "p_d0,p_d1,p_d2,p_d3,p_dm1",
+                      "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i"
+                      " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'app.p'::regclass");
+        rt_assert_sql(c, "50", "SELECT count(*) FROM app.p");
+        rt_assert_sql(c, "success 10 1",
+                      "SELECT outcome || ' ' || rows_deleted || ' ' || partitions_dropped FROM retention.rule_runs"
+                      " ORDER BY id DESC LIMIT 1");
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
+/* batch_size rows aged -infinity: the fast path can find no range after them (-infinity plus a
+ * microsecond is -infinity); the run must still delete them all and end. */
+static void test_minus_infinity_rows(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("enf_minus_inf", &ci);
+        pgtest_exec(c, "CREATE TABLE app.m (id int PRIMARY KEY, at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.m (at)");
+        pgtest_exec(c, "INSERT INTO app.m SELECT g, '-infinity' FROM generate_series(1, 250) g");
+        pgtest_exec(c, "INSERT INTO app.m SELECT 1000 + g, now() - interval '30 days' FROM generate_series(1, 50) g");
+        pgtest_exec(c, "INSERT INTO app.m SELECT 2000 + g, now() FROM generate_series(1, 5) g");
+        pgtest_exec(c, "ANALYZE app.m");
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  m:\n"
+                              "    clause: \"kept 7 days\"\n"
+                              "    table: app.m\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    action: delete\n"
+                              "    batch_size: 100\n"
+                              "    max_fraction: 100%\n");
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "--statement-timeout", "5000", "run");
+        rt_assert_sql(c, "5", "SELECT count(*) FROM app.m");
+        rt_assert_sql(c, "success 300", "SELECT outcome || ' ' || rows_deleted FROM retention.rule_runs");
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
 /* retain: 1 month is a calendar month (PostgreSQL interval arithmetic), not 30 days. */
 static void test_calendar_month(void **state) {
         (void) state;
@@ -728,6 +824,8 @@ int main(void) {
                 cmocka_unit_test(test_partitioned_delete_date),
                 cmocka_unit_test(test_partitioned_anonymise_timestamptz),
                 cmocka_unit_test(test_partitioned_anonymise_date),
+                cmocka_unit_test(test_partition_drop_refused_reattaches),
+                cmocka_unit_test(test_minus_infinity_rows),
                 cmocka_unit_test(test_calendar_month),
                 cmocka_unit_test(test_anonymise_methods_and_twice),
                 cmocka_unit_test(test_breaker),
