@@ -21,6 +21,10 @@
 #define BATCH_MIN_ROWS 100
 #define BATCH_START_ROWS 1000
 
+/* The COMMENT on a partition this engine detaches to drop; then the parent's oid, the rule run,
+ * and the bound it had. */
+#define DETACHED_COMMENT_PREFIX "retentiond: detached from relation "
+
 /* How far the database's clock may be from this host's before enforcement refuses; 0: no check. */
 static int64_t max_clock_skew_sec = ENFORCE_DEFAULT_MAX_CLOCK_SKEW_SEC;
 
@@ -719,9 +723,15 @@ static void reattach_partition(RuleRun *rr, const char *parent, const char *pq, 
         PgError ae = {};
         int ka = pg_exec0(rr->pg, NULL, &ae, attach);
         pg_error_done(&ae);
-        if (ka)
+        if (ka) {
                 log_warning("partition %s was detached but could not be attached again;"
-                            " it still holds all its rows", pd);
+                            " it still holds all its rows, and the next run tries again", pd);
+                return;
+        }
+        /* A partition again: the note that it was detached to be dropped no longer holds. */
+        _cleanup_free_ char *uncomment = xasprintf("COMMENT ON TABLE %s IS NULL", pq);
+        (void) pg_exec0(rr->pg, NULL, &ae, uncomment);
+        pg_error_done(&ae);
 }
 
 /* A DETACH ... CONCURRENTLY whose second transaction failed (lock_timeout while it waited for
@@ -759,6 +769,45 @@ static bool detach_pending(RuleRun *rr, const char *pq) {
         return k == 0 && streq_ptr(v, "t");
 }
 
+/* Tables an earlier run detached from this table and did not drop (it was killed between the
+ * detach and the DROP): no longer partitions, so no run would see their rows. Found by their
+ * COMMENT, which names this table's oid and the partition bound; dropped when every row is
+ * still expired and unheld (checked under the lock, as always), else attached again. */
+static int finish_detached_orphans(RuleRun *rr, CatCache *cache, const char *parent, PgError *err) {
+        _cleanup_pgresult_ PGresult *orph = NULL;
+        _cleanup_free_ char *prefix = xasprintf(DETACHED_COMMENT_PREFIX "%u by rule run ", rr->plan->table->oid);
+        const char *p[] = { prefix };
+        int k = pg_exec(rr->pg, &orph, err,
+                        "SELECT n.nspname, c.relname, substr(d.description, strpos(d.description, '; bound ') + 8)"
+                        " FROM pg_description d JOIN pg_class c ON c.oid = d.objoid"
+                        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        " WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0 AND c.relkind = 'r'"
+                        " AND NOT c.relispartition AND left(d.description, length($1)) = $1"
+                        " AND strpos(d.description, '; bound FOR VALUES ') > 0",
+                        1, p);
+        if (k)
+                return k;
+        for (int i = 0; i < PQntuples(orph); i++) {
+                QualifiedName part = { .schema = PQgetvalue(orph, i, 0), .name = PQgetvalue(orph, i, 1) };
+                _cleanup_free_ char *pq = qualified_name_quote(&part);
+                _cleanup_free_ char *pd = qualified_name_display(&part);
+                int64_t dropped = 0;
+                k = drop_partition_checked(rr, cache, &part, NULL, &dropped, err);
+                if (k == 1) {
+                        reattach_partition(rr, parent, pq, pd, PQgetvalue(orph, i, 2));
+                        continue;
+                }
+                if (k == PG_ERR_LOCK_TIMEOUT) {
+                        pg_error_done(err);
+                        continue;
+                }
+                if (k)
+                        return k;
+                partition_dropped(rr, pd, dropped);
+        }
+        return 0;
+}
+
 /* Partitions of this table that an earlier run left half detached (see finalize_detach()):
  * complete the detach, then drop them if every row is still expired and unheld, or attach them
  * again. Only ours, by the COMMENT put on them before the detach. */
@@ -771,7 +820,7 @@ static int finish_pending_detaches(RuleRun *rr, CatCache *cache, const char *par
                         "SELECT n.nspname, c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
                         " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
                         " WHERE i.inhparent = $1::oid AND i.inhdetachpending"
-                        " AND obj_description(c.oid, 'pg_class') LIKE 'retentiond: detached by rule run %'",
+                        " AND obj_description(c.oid, 'pg_class') LIKE 'retentiond: detached %'",
                         1, p);
         if (k)
                 return k;
@@ -927,6 +976,8 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
         Detached *detached = NULL;
         size_t n_detached = 0;
         int k = finish_pending_detaches(rr, cache, parent, err);
+        if (k == 0)
+                k = finish_detached_orphans(rr, cache, parent, err);
         if (k)
                 return k;
         k = exec_stmt(rr, &rr->plan->partitions, &parts, err, NULL, NULL, 0);
@@ -958,9 +1009,14 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                         if (int_at(c, 0, 1) > 0 || int_at(c, 0, 2) > 0)
                                 continue; /* held or young rows: row by row */
                 }
-                _cleanup_free_ char *comment = xasprintf(
-                        "COMMENT ON TABLE %s IS 'retentiond: detached by rule run %" PRId64 " to be dropped; all rows expired'",
-                        pq, rr->res.rule_run_id);
+                /* The COMMENT says whose partition it was and with which bound, so that a run
+                 * killed before the DROP leaves the next run all it needs to finish it
+                 * (finish_detached_orphans()). */
+                _cleanup_free_ char *note = xasprintf(DETACHED_COMMENT_PREFIX "%u by rule run %" PRId64
+                                                      " to be dropped; all rows expired; bound %s",
+                                                      rr->plan->table->oid, rr->res.rule_run_id, bound);
+                _cleanup_free_ char *lit = pg_literal(note);
+                _cleanup_free_ char *comment = xasprintf("COMMENT ON TABLE %s IS %s", pq, lit);
                 PgError ce = {};
                 (void) pg_exec0(rr->pg, NULL, &ce, comment);
                 pg_error_done(&ce);
