@@ -642,6 +642,38 @@ static void rollback_quietly(Pg *pg) {
         pg_error_done(&ig);
 }
 
+/* Moves this rule run's audit-trail counters in the caller's transaction: `deleted` and
+ * `anonymised` rows, `batches` batches, `partitions` dropped partitions. Fails when the rule
+ * run's row is missing: no change commits without its record. *next_xid (may be NULL) gets the
+ * next transaction id as this transaction sees it, for pacing, without another round trip. */
+static int trail_count(RuleRun *rr, int64_t deleted, int64_t anonymised, int64_t batches, int64_t partitions,
+                       uint64_t *next_xid, PgError *err) {
+        char id[32], d[32], a[32], b[32], pt[32];
+        snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
+        snprintf(d, sizeof(d), "%" PRId64, deleted);
+        snprintf(a, sizeof(a), "%" PRId64, anonymised);
+        snprintf(b, sizeof(b), "%" PRId64, batches);
+        snprintf(pt, sizeof(pt), "%" PRId64, partitions);
+        const char *p[] = { id, d, a, b, pt };
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k = pg_exec(rr->pg, &r, err,
+                        "UPDATE retention.rule_runs SET rows_deleted = rows_deleted + $2::bigint,"
+                        " rows_anonymised = rows_anonymised + $3::bigint, batches = batches + $4::bigint,"
+                        " partitions_dropped = partitions_dropped + $5::bigint WHERE id = $1::bigint"
+                        " RETURNING pg_snapshot_xmax(pg_current_snapshot())::text",
+                        5, p);
+        if (k)
+                return k;
+        if (PQntuples(r) != 1) {
+                pg_error_set(err, NULL, NULL, NULL, "the audit trail's rule run %" PRId64 " does not exist",
+                             rr->res.rule_run_id);
+                return PG_ERR_OTHER;
+        }
+        if (next_xid)
+                *next_xid = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        return 0;
+}
+
 /* Takes an exclusive lock on the detached (or to-be-dropped) partition, checks again that
  * every row is older than the cutoff and that no row is held, and drops it, recording the
  * rows in the audit trail in the same transaction. Returns 0 and *dropped; 1 when the check
@@ -679,14 +711,7 @@ static int drop_partition_checked(RuleRun *rr, CatCache *cache, const QualifiedN
         k = pg_exec0(rr->pg, NULL, err, drop);
         if (k)
                 goto rollback;
-        char id[32], n[32];
-        snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
-        snprintf(n, sizeof(n), "%" PRId64, rows);
-        const char *p[] = { id, n };
-        k = pg_exec(rr->pg, NULL, err,
-                    "UPDATE retention.rule_runs SET rows_deleted = rows_deleted + $2::bigint,"
-                    " partitions_dropped = partitions_dropped + 1 WHERE id = $1::bigint",
-                    2, p);
+        k = trail_count(rr, rows, 0, 0, 1, NULL, err);
         if (k)
                 goto rollback;
         k = pg_exec0(rr->pg, NULL, err, "COMMIT");
@@ -769,6 +794,26 @@ static bool detach_pending(RuleRun *rr, const char *pq) {
         return k == 0 && streq_ptr(v, "t");
 }
 
+/* A table an earlier run detached to drop: dropped if every row is still expired and unheld
+ * (checked under its lock), else attached again with `bound`; left as it is when busy (the next
+ * run tries again). 0, or the error that stops the rule. */
+static int drop_or_reattach(RuleRun *rr, CatCache *cache, const char *parent, const QualifiedName *part, const char *pq,
+                            const char *pd, const char *bound, PgError *err) {
+        int64_t dropped = 0;
+        int k = drop_partition_checked(rr, cache, part, NULL, &dropped, err);
+        if (k == 1) {
+                reattach_partition(rr, parent, pq, pd, bound);
+                return 0;
+        }
+        if (k == PG_ERR_LOCK_TIMEOUT) {
+                pg_error_done(err);
+                return 0;
+        }
+        if (k == 0)
+                partition_dropped(rr, pd, dropped);
+        return k;
+}
+
 /* Tables an earlier run detached from this table and did not drop (it was killed between the
  * detach and the DROP): no longer partitions, so no run would see their rows. Found by their
  * COMMENT, which names this table's oid and the partition bound; dropped when every row is
@@ -791,19 +836,9 @@ static int finish_detached_orphans(RuleRun *rr, CatCache *cache, const char *par
                 QualifiedName part = { .schema = PQgetvalue(orph, i, 0), .name = PQgetvalue(orph, i, 1) };
                 _cleanup_free_ char *pq = qualified_name_quote(&part);
                 _cleanup_free_ char *pd = qualified_name_display(&part);
-                int64_t dropped = 0;
-                k = drop_partition_checked(rr, cache, &part, NULL, &dropped, err);
-                if (k == 1) {
-                        reattach_partition(rr, parent, pq, pd, PQgetvalue(orph, i, 2));
-                        continue;
-                }
-                if (k == PG_ERR_LOCK_TIMEOUT) {
-                        pg_error_done(err);
-                        continue;
-                }
+                k = drop_or_reattach(rr, cache, parent, &part, pq, pd, PQgetvalue(orph, i, 2), err);
                 if (k)
                         return k;
-                partition_dropped(rr, pd, dropped);
         }
         return 0;
 }
@@ -828,24 +863,14 @@ static int finish_pending_detaches(RuleRun *rr, CatCache *cache, const char *par
                 QualifiedName part = { .schema = PQgetvalue(pend, i, 0), .name = PQgetvalue(pend, i, 1) };
                 _cleanup_free_ char *pq = qualified_name_quote(&part);
                 _cleanup_free_ char *pd = qualified_name_display(&part);
-                int64_t dropped = 0;
                 k = finalize_detach(rr, parent, pq, pd);
                 if (k == PG_ERR_CONNECTION)
                         return k;
                 if (k)
                         continue;
-                k = drop_partition_checked(rr, cache, &part, NULL, &dropped, err);
-                if (k == 1) {
-                        reattach_partition(rr, parent, pq, pd, PQgetvalue(pend, i, 2));
-                        continue;
-                }
-                if (k == PG_ERR_LOCK_TIMEOUT) {
-                        pg_error_done(err);
-                        continue;
-                }
+                k = drop_or_reattach(rr, cache, parent, &part, pq, pd, PQgetvalue(pend, i, 2), err);
                 if (k)
                         return k;
-                partition_dropped(rr, pd, dropped);
         }
         return 0;
 }
@@ -899,17 +924,8 @@ static int drop_detached_together(RuleRun *rr, CatCache *cache, const char *pare
                 total += rows[i];
                 dropped++;
         }
-        if (k == 0 && dropped > 0) {
-                char id[32], nr[32], np[32];
-                snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
-                snprintf(nr, sizeof(nr), "%" PRId64, total);
-                snprintf(np, sizeof(np), "%" PRId64, dropped);
-                const char *p[] = { id, nr, np };
-                k = pg_exec(rr->pg, NULL, err,
-                            "UPDATE retention.rule_runs SET rows_deleted = rows_deleted + $2::bigint,"
-                            " partitions_dropped = partitions_dropped + $3::bigint WHERE id = $1::bigint",
-                            3, p);
-        }
+        if (k == 0 && dropped > 0)
+                k = trail_count(rr, total, 0, 0, dropped, NULL, err);
         if (k == 0)
                 k = pg_exec0(rr->pg, NULL, err, "COMMIT");
         else
@@ -1027,11 +1043,9 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                 if (k && k != PG_ERR_CONNECTION && detach_pending(rr, pq)) {
                         /* The first transaction committed, the second did not finish. */
                         pg_error_done(&de);
-                        if (finalize_detach(rr, parent, pq, pd) != 0) {
-                                k = 0;
-                                continue;
-                        }
                         k = 0;
+                        if (finalize_detach(rr, parent, pq, pd) != 0)
+                                continue;
                 }
                 if (k == 0) {
                         /* Dropped below, with the others, in one transaction. */
@@ -1227,14 +1241,7 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
                 }
                 deleted += strtoll(PQcmdTuples(d), NULL, 10);
         }
-        char id[32], del[32];
-        snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
-        snprintf(del, sizeof(del), "%" PRId64, deleted);
-        const char *p[] = { id, del };
-        k = pg_exec(rr->pg, NULL, err,
-                    "UPDATE retention.rule_runs SET rows_deleted = rows_deleted + $2::bigint, batches = batches + 1"
-                    " WHERE id = $1::bigint",
-                    2, p);
+        k = trail_count(rr, deleted, 0, 1, 0, NULL, err);
         if (k)
                 goto rollback;
         k = pg_exec0(rr->pg, NULL, err, "COMMIT");
@@ -1500,7 +1507,8 @@ static int exec_fast(RuleRun *rr, const PlanStatement *st, const char *name, con
  * trail's counters, so the trail never claims more than happened. */
 static int step_fast(RuleRun *rr) {
         PgError err = {};
-        _cleanup_pgresult_ PGresult *rb = NULL, *rc = NULL, *rt = NULL;
+        _cleanup_pgresult_ PGresult *rb = NULL, *rc = NULL;
+        uint64_t next = 0; /* the next transaction id, read by the batch's counter update */
         if (!rr->short_lock_wait && rr->pg->settings.lock_timeout_ms > FAST_PATH_LOCK_TIMEOUT_MS) {
                 set_lock_timeout(rr, FAST_PATH_LOCK_TIMEOUT_MS);
                 rr->short_lock_wait = true;
@@ -1535,26 +1543,8 @@ static int step_fast(RuleRun *rr) {
         }
         if (k == 0) {
                 changed = strtoll(PQcmdTuples(rc), NULL, 10);
-                char id[32], n[32];
-                snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
-                snprintf(n, sizeof(n), "%" PRId64, changed);
-                const char *p[] = { id, n };
-                /* It also reads the next transaction id for pacing, saving a round trip. */
-                k = pg_exec(rr->pg, &rt, &err,
-                            rr->rule->action == ACTION_DELETE
-                                    ? "UPDATE retention.rule_runs SET rows_deleted = rows_deleted + $2::bigint,"
-                                      " batches = batches + 1 WHERE id = $1::bigint"
-                                      " RETURNING pg_snapshot_xmax(pg_current_snapshot())::text"
-                                    : "UPDATE retention.rule_runs SET rows_anonymised = rows_anonymised + $2::bigint,"
-                                      " batches = batches + 1 WHERE id = $1::bigint"
-                                      " RETURNING pg_snapshot_xmax(pg_current_snapshot())::text",
-                            2, p);
-                if (k == 0 && PQntuples(rt) != 1) {
-                        /* The rule run's row is gone: no change without its record. */
-                        pg_error_set(&err, NULL, NULL, NULL, "the audit trail's rule run %" PRId64 " does not exist",
-                                     rr->res.rule_run_id);
-                        k = PG_ERR_OTHER;
-                }
+                bool del = rr->rule->action == ACTION_DELETE;
+                k = trail_count(rr, del ? changed : 0, del ? 0 : changed, 1, 0, &next, &err);
         }
         if (k == 0)
                 k = pg_exec0(rr->pg, NULL, &err, "COMMIT");
@@ -1587,7 +1577,7 @@ static int step_fast(RuleRun *rr) {
         else
                 rr->res.anonymised += changed;
         adapt_batch_size(rr, rr->batch_size, dt);
-        pace_after_batch(rr, dt, 1, rt && PQntuples(rt) == 1 ? strtoull(PQgetvalue(rt, 0, 0), NULL, 10) : 0);
+        pace_after_batch(rr, dt, 1, next);
         if (!upper) {
                 end_phase(rr);
                 return 0;
