@@ -212,6 +212,51 @@ static void test_partitioned_anonymise_date(void **state) {
         boundary_case("enf_panon_date", AGE_DATE, true, true);
 }
 
+/* app.NAME, range-partitioned by day: partition NAME_dK for the day K days ago (K < 0: NAME_dmK,
+ * days ahead), newest..oldest, 10 rows at noon each, ids K * 100 + 1..10. */
+static void make_days(PGconn *c, const char *name, int newest, int oldest) {
+        pgtest_exec(c, "CREATE TABLE app.%s (id int NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at)", name);
+        pgtest_exec(c, "DO $$ BEGIN FOR k IN %d..%d LOOP"
+                       " EXECUTE format('CREATE TABLE app.%%I PARTITION OF app.%s FOR VALUES FROM (%%L) TO (%%L)',"
+                       "   '%s_d' || replace(k::text, '-', 'm'), current_date - k, current_date - k + 1);"
+                       " END LOOP; END $$",
+                    newest, oldest, name, name);
+        pgtest_exec(c, "CREATE INDEX ON app.%s (at)", name);
+        pgtest_exec(c, "INSERT INTO app.%s SELECT k * 100 + i, (current_date - k) + time '12:00'"
+                       " FROM generate_series(%d, %d) k, generate_series(1, 10) i",
+                    name, newest, oldest);
+        pgtest_exec(c, "ANALYZE app.%s", name);
+}
+
+/* An event trigger no_drop_PART that refuses to drop the table PART ('test: PART may not be
+ * dropped'). */
+static void refuse_drop(PGconn *c, const char *part) {
+        pgtest_exec(c, "CREATE FUNCTION public.no_drop_%1$s() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN"
+                       " IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects()"
+                       "            WHERE object_type = 'table' AND object_name = '%1$s') THEN"
+                       "  RAISE EXCEPTION 'test: %1$s may not be dropped'; END IF; END $$",
+                    part);
+        pgtest_exec(c, "CREATE EVENT TRIGGER no_drop_%1$s ON sql_drop EXECUTE FUNCTION public.no_drop_%1$s()", part);
+}
+
+/* Rows of app.NAME kept 3 days from the end of their day: partitions 4 days ago and older expire. */
+static char *days_policy(const char *name) {
+        char *yaml = rt_asprintf("version: 1\n"
+                                 "rules:\n"
+                                 "  days:\n"
+                                 "    clause: \"kept 3 days from the end of their day\"\n"
+                                 "    table: app.%s\n"
+                                 "    column: at\n"
+                                 "    retain: 3 days\n"
+                                 "    from: end_of_day\n"
+                                 "    action: delete\n"
+                                 "    max_fraction: 100%%\n",
+                                 name);
+        char *path = rt_policy(yaml);
+        free(yaml);
+        return path;
+}
+
 /* Partitions detached CONCURRENTLY are dropped together; when that transaction fails, one at a
  * time; one that cannot be dropped is attached again with every row. None is ever left
  * detached (no longer seen through its table, and found by no later run). Here an event
@@ -220,30 +265,9 @@ static void test_partition_drop_refused_reattaches(void **state) {
         (void) state;
         char *ci;
         PGconn *c = rt_db("enf_part_refused", &ci);
-        pgtest_exec(c, "CREATE TABLE app.p (id int NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at)");
-        pgtest_exec(c, "DO $$ BEGIN FOR k IN -1..10 LOOP"
-                       " EXECUTE format('CREATE TABLE app.%%I PARTITION OF app.p FOR VALUES FROM (%%L) TO (%%L)',"
-                       "   'p_d' || replace(k::text, '-', 'm'), current_date - k, current_date - k + 1);"
-                       " END LOOP; END $$");
-        pgtest_exec(c, "CREATE INDEX ON app.p (at)");
-        pgtest_exec(c, "INSERT INTO app.p SELECT k * 100 + i, (current_date - k) + time '12:00'"
-                       " FROM generate_series(-1, 10) k, generate_series(1, 10) i");
-        pgtest_exec(c, "ANALYZE app.p");
-        pgtest_exec(c, "CREATE FUNCTION public.no_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN"
-                       " IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects()"
-                       "            WHERE object_type = 'table' AND object_name = 'p_d6') THEN"
-                       "  RAISE EXCEPTION 'test: p_d6 may not be dropped'; END IF; END $$");
-        pgtest_exec(c, "CREATE EVENT TRIGGER no_drop ON sql_drop EXECUTE FUNCTION public.no_drop()");
-        char *pol = rt_policy("version: 1\n"
-                              "rules:\n"
-                              "  days:\n"
-                              "    clause: \"kept 3 days from the end of their day\"\n"
-                              "    table: app.p\n"
-                              "    column: at\n"
-                              "    retain: 3 days\n"
-                              "    from: end_of_day\n"
-                              "    action: delete\n"
-                              "    max_fraction: 100%\n");
+        make_days(c, "p", -1, 10);
+        refuse_drop(c, "p_d6");
+        char *pol = days_policy("p");
         /* Days 10..4 are whole partitions older than the cutoff (the midnight starting day 3). */
         char *out = NULL, *err = NULL;
         rt_expect(1, &out, &err, "-p", pol, "-d", ci, "run");
@@ -265,7 +289,7 @@ static void test_partition_drop_refused_reattaches(void **state) {
         rt_assert_sql(c, "failed 60 6", "SELECT outcome || ' ' || rows_deleted || ' ' || partitions_dropped FROM retention.rule_runs");
 
         /* Once it may be dropped, the next run drops it. */
-        pgtest_exec(c, "DROP EVENT TRIGGER no_drop");
+        pgtest_exec(c, "DROP EVENT TRIGGER no_drop_p_d6");
         rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "run");
         rt_assert_sql(c, "p_d0,p_d1,p_d2,p_d3,p_dm1",
                       "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i"
@@ -287,34 +311,14 @@ static void test_detached_orphan_finished_next_run(void **state) {
         (void) state;
         char *ci;
         PGconn *c = rt_db("enf_orphan", &ci);
-        pgtest_exec(c, "CREATE TABLE app.o (id int NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at)");
-        pgtest_exec(c, "DO $$ BEGIN FOR k IN 0..8 LOOP"
-                       " EXECUTE format('CREATE TABLE app.%%I PARTITION OF app.o FOR VALUES FROM (%%L) TO (%%L)',"
-                       "   'o_d' || k, current_date - k, current_date - k + 1);"
-                       " END LOOP; END $$");
-        pgtest_exec(c, "INSERT INTO app.o SELECT k * 100 + i, (current_date - k) + time '12:00'"
-                       " FROM generate_series(0, 8) k, generate_series(1, 10) i");
-        pgtest_exec(c, "ANALYZE app.o");
-        pgtest_exec(c, "CREATE FUNCTION public.no_drop_o6() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN"
-                       " IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects()"
-                       "            WHERE object_type = 'table' AND object_name = 'o_d6') THEN"
-                       "  RAISE EXCEPTION 'test: o_d6 may not be dropped'; END IF; END $$");
-        pgtest_exec(c, "CREATE EVENT TRIGGER no_drop_o6 ON sql_drop EXECUTE FUNCTION public.no_drop_o6()");
+        make_days(c, "o", 0, 8);
+        refuse_drop(c, "o_d6");
         pgtest_exec(c, "CREATE FUNCTION public.no_attach() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN"
                        " IF current_query() ILIKE '%%ATTACH PARTITION%%' THEN"
                        "  RAISE EXCEPTION 'test: no ATTACH'; END IF; END $$");
         pgtest_exec(c, "CREATE EVENT TRIGGER no_attach ON ddl_command_end WHEN TAG IN ('ALTER TABLE')"
                        " EXECUTE FUNCTION public.no_attach()");
-        char *pol = rt_policy("version: 1\n"
-                              "rules:\n"
-                              "  days:\n"
-                              "    clause: \"kept 3 days from the end of their day\"\n"
-                              "    table: app.o\n"
-                              "    column: at\n"
-                              "    retain: 3 days\n"
-                              "    from: end_of_day\n"
-                              "    action: delete\n"
-                              "    max_fraction: 100%\n");
+        char *pol = days_policy("o");
         char *err = NULL;
         rt_expect(1, NULL, &err, "-p", pol, "-d", ci, "run");
         rt_assert_contains(err, "test: o_d6 may not be dropped");
@@ -328,7 +332,7 @@ static void test_detached_orphan_finished_next_run(void **state) {
                               " all rows expired; bound FOR VALUES FROM (%%) TO (%%)'");
         rt_assert_sql(c, "failed 40 4", "SELECT outcome || ' ' || rows_deleted || ' ' || partitions_dropped FROM retention.rule_runs");
 
-        pgtest_exec(c, "DROP EVENT TRIGGER no_drop_o6");
+        pgtest_exec(c, "DROP EVENT TRIGGER no_drop_o_d6");
         pgtest_exec(c, "DROP EVENT TRIGGER no_attach");
         rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "run");
         rt_assert_sql(c, "0", "SELECT count(*) FROM pg_class WHERE relname = 'o_d6'");
