@@ -18,6 +18,7 @@
 
 #include "notify-harness.h"
 #include "pgtest.h"
+#include "rtest.h"
 #include "writer.h"
 
 #define SEC UINT64_C(1000000)
@@ -25,43 +26,8 @@
 /* sd-event pings between 1/2 and 3/4 of WATCHDOG_USEC; systemd acts after the whole of it. */
 #define WATCHDOG_MAX_GAP_USEC (WATCHDOG_USEC * 3 / 4 + 50000)
 
-static PgTest *pg;
-static char *workdir;
-
-static int group_setup(void **state) {
-        (void) state;
-        pg = pgtest_start();
-        char tmpl[] = "/tmp/retentiond-daemon-test.XXXXXX";
-        if (!mkdtemp(tmpl))
-                return -1;
-        workdir = strdup(tmpl);
-        return 0;
-}
-
-static int group_teardown(void **state) {
-        (void) state;
-        pgtest_stop(pg);
-        char *cmd = NULL;
-        if (asprintf(&cmd, "rm -rf '%s'", workdir) >= 0 && system(cmd) != 0)
-                fprintf(stderr, "cannot remove %s\n", workdir);
-        free(cmd);
-        free(workdir);
-        return 0;
-}
-
-static char *xasprintf_t(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf_t(const char *fmt, ...) {
-        va_list ap;
-        char *s = NULL;
-        va_start(ap, fmt);
-        int r = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        assert_true(r >= 0);
-        return s;
-}
-
 static void write_file(const char *path, const char *text) {
-        char *tmp = xasprintf_t("%s.tmp", path);
+        char *tmp = rt_asprintf("%s.tmp", path);
         FILE *f = fopen(tmp, "we");
         assert_non_null(f);
         fputs(text, f);
@@ -73,7 +39,7 @@ static void write_file(const char *path, const char *text) {
 /* A database with the retention schema and public.events: `old` rows 30 days old (due under a
  * 7-day rule) and `young` rows of today. */
 static char *setup_db(const char *name, long old, long young, PGconn **ret) {
-        char *ci = pgtest_create_db(pg, name);
+        char *ci = pgtest_create_db(rt_pg, name);
         const char *margs[] = { "migrate", "-d", ci, NULL };
         char *err = NULL;
         int rc = pgtest_run(margs, NULL, NULL, &err);
@@ -89,8 +55,8 @@ static char *setup_db(const char *name, long old, long young, PGconn **ret) {
 }
 
 static char *write_policy(const char *name, long batch_size) {
-        char *path = xasprintf_t("%s/%s.yaml", workdir, name);
-        char *text = xasprintf_t("version: 1\n"
+        char *path = rt_asprintf("%s/%s.yaml", rt_dir, name);
+        char *text = rt_asprintf("version: 1\n"
                                  "rules:\n"
                                  "  old-events:\n"
                                  "    clause: \"Events are kept for 7 days\"\n"
@@ -298,7 +264,7 @@ static void test_reload_broken_policy_keeps_old(void **state) {
         daemon_kill(d, SIGTERM);
         assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
         char *err = daemon_stderr(d);
-        char *expected = xasprintf_t("retentiond: error: policy not reloaded: %s:5:1: YAML syntax error: ", policy);
+        char *expected = rt_asprintf("retentiond: error: policy not reloaded: %s:5:1: YAML syntax error: ", policy);
         if (!strstr(err, expected))
                 print_message("expected %s in:\n%s", expected, err);
         assert_non_null(strstr(err, expected));
@@ -435,14 +401,14 @@ static void test_database_restart(void **state) {
 
         /* The server goes away under the idle daemon, stays away for a few reconnect attempts,
          * and comes back. */
-        pgtest_stop_server(pg);
+        pgtest_stop_server(rt_pg);
         uint64_t t_stop = now_usec();
         if (!daemon_wait_stderr(d, "database unavailable", 5 * SEC))
                 dump_stderr(d);
         assert_true(daemon_wait_msg(d, "STATUS=waiting for database: ", 0, 5 * SEC) >= 0);
         usleep(3500000);
         assert_int_equal(daemon_wait_exit(d, 0), -1); /* still running */
-        pgtest_start_server(pg);
+        pgtest_start_server(rt_pg);
         print_message("database down for %.1f s\n", (double) (now_usec() - t_stop) / 1e6);
 
         c = pgtest_connect(ci);
@@ -475,7 +441,7 @@ static void test_database_down_at_start(void **state) {
         (void) state;
         /* Nobody listens on this socket: READY=1 anyway, STATUS says why it waits, no exit. */
         char *policy = write_policy("nodb", 100);
-        char *ci = xasprintf_t("host=%s port=1 dbname=nothing user=postgres", workdir);
+        char *ci = rt_asprintf("host=%s port=1 dbname=nothing user=postgres", rt_dir);
         Daemon *d = start_daemon(policy, ci, 0, NULL, NULL);
         long ready = daemon_wait_msg(d, "READY=1", 0, 10 * SEC);
         assert_true(ready >= 0);
@@ -495,17 +461,17 @@ static void test_database_down_at_start(void **state) {
 
 static void test_startup_failures_exit_78(void **state) {
         (void) state;
-        char *broken = xasprintf_t("%s/broken.yaml", workdir);
+        char *broken = rt_asprintf("%s/broken.yaml", rt_dir);
         write_file(broken, "version: 1\nrules:\n  old-events:\n    table: [public.events\n");
         const char *a1[] = { "daemon", "-p", broken, "-d", "dbname=unused", "--log-target=console", NULL };
         char *err = NULL;
         assert_int_equal(pgtest_run(a1, NULL, NULL, &err), 78);
-        char *expected = xasprintf_t("%s:5:1: error: YAML syntax error", broken);
+        char *expected = rt_asprintf("%s:5:1: error: YAML syntax error", broken);
         assert_non_null(strstr(err, expected));
         free(expected);
         free(err);
 
-        char *hashy = xasprintf_t("%s/hash.yaml", workdir);
+        char *hashy = rt_asprintf("%s/hash.yaml", rt_dir);
         write_file(hashy, "version: 1\n"
                           "rules:\n"
                           "  hash-mail:\n"
@@ -535,5 +501,5 @@ int main(void) {
                 cmocka_unit_test(test_database_down_at_start),
                 cmocka_unit_test(test_startup_failures_exit_78),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }

@@ -21,45 +21,11 @@
 
 #include "notify-harness.h"
 #include "pgtest.h"
+#include "rtest.h"
 
 #define SEC UINT64_C(1000000)
 #define SCHEDULE_SEC 2
 #define N_RULES 3
-
-static PgTest *pg;
-static char *workdir;
-
-static int group_setup(void **state) {
-        (void) state;
-        pg = pgtest_start();
-        char tmpl[] = "/tmp/retentiond-instances-test.XXXXXX";
-        if (!mkdtemp(tmpl))
-                return -1;
-        workdir = strdup(tmpl);
-        return 0;
-}
-
-static int group_teardown(void **state) {
-        (void) state;
-        pgtest_stop(pg);
-        char *cmd = NULL;
-        if (asprintf(&cmd, "rm -rf '%s'", workdir) >= 0 && system(cmd) != 0)
-                fprintf(stderr, "cannot remove %s\n", workdir);
-        free(cmd);
-        free(workdir);
-        return 0;
-}
-
-static char *xasprintf_t(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf_t(const char *fmt, ...) {
-        va_list ap;
-        char *s = NULL;
-        va_start(ap, fmt);
-        int r = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        assert_true(r >= 0);
-        return s;
-}
 
 static void dump(Daemon *d, const char *name) {
         char *s = daemon_stderr(d);
@@ -122,7 +88,7 @@ static void assert_once_per_slot(PGconn *c, const char *since, const char *until
 
 static void test_two_daemons_once_per_slot(void **state) {
         (void) state;
-        char *ci = pgtest_create_db(pg, "instances");
+        char *ci = pgtest_create_db(rt_pg, "instances");
         const char *margs[] = { "migrate", "-d", ci, NULL };
         char *err = NULL;
         int rc = pgtest_run(margs, NULL, NULL, &err);
@@ -130,7 +96,7 @@ static void test_two_daemons_once_per_slot(void **state) {
                 fail_msg("retentiond migrate failed (%d): %s", rc, err);
         free(err);
         PGconn *c = pgtest_connect(ci);
-        char *policy = xasprintf_t("%s/instances.yaml", workdir);
+        char *policy = rt_asprintf("%s/instances.yaml", rt_dir);
         FILE *f = fopen(policy, "we");
         assert_non_null(f);
         fputs("version: 1\ndefaults:\n  schedule: 2 seconds\n  max_fraction: 100%\nrules:\n", f);
@@ -176,7 +142,7 @@ static void test_two_daemons_once_per_slot(void **state) {
         daemon_kill(victim, SIGKILL);
         assert_int_equal(daemon_wait_exit(victim, 10 * SEC), 128 + SIGKILL);
         usleep(7 * SEC);
-        char *since = xasprintf_t("'%s'::timestamptz", t_kill);
+        char *since = rt_asprintf("'%s'::timestamptz", t_kill);
         print_message("after SIGKILL of the daemon that enforced last:\n");
         /* the survivor alone, once per slot, from the first slot after the kill */
         assert_int_equal(pgtest_int(c, "SELECT count(*) FROM retention.runs r WHERE r.started_at >= %s AND r.backend_pid <> %lld",
@@ -221,13 +187,13 @@ static void test_two_daemons_once_per_slot(void **state) {
  * naming the rule; the daemon waits for a rule the terminal run holds and says why. */
 static void test_run_and_daemon(void **state) {
         (void) state;
-        char *ci = pgtest_create_db(pg, "instances_run");
+        char *ci = pgtest_create_db(rt_pg, "instances_run");
         const char *margs[] = { "migrate", "-d", ci, NULL };
         assert_int_equal(pgtest_run(margs, NULL, NULL, NULL), 0);
         PGconn *c = pgtest_connect(ci);
         pgtest_exec(c, "CREATE TABLE t1 (id bigserial PRIMARY KEY, at timestamptz NOT NULL)");
         pgtest_exec(c, "INSERT INTO t1 (at) SELECT now() - interval '30 days' FROM generate_series(1, 10)");
-        char *policy = xasprintf_t("%s/run.yaml", workdir);
+        char *policy = rt_asprintf("%s/run.yaml", rt_dir);
         FILE *f = fopen(policy, "we");
         assert_non_null(f);
         fputs("version: 1\nrules:\n  r1:\n    clause: \"kept 7 days\"\n    table: t1\n    column: at\n    retain: 7 days\n"
@@ -287,7 +253,7 @@ static void migrate(const char *ci) {
 
 static void test_one_daemon_two_databases(void **state) {
         (void) state;
-        char *ci_a = pgtest_create_db(pg, "several_alpha");
+        char *ci_a = pgtest_create_db(rt_pg, "several_alpha");
         migrate(ci_a);
         PGconn *a = pgtest_connect(ci_a);
         pgtest_exec(a, "CREATE TABLE t1 (id bigserial PRIMARY KEY, at timestamptz NOT NULL)");
@@ -295,9 +261,9 @@ static void test_one_daemon_two_databases(void **state) {
         /* beta does not exist yet: as a database that is down */
         PGconn *admin = pgtest_connect(ci_a);
         pgtest_exec(admin, "DROP DATABASE IF EXISTS several_beta");
-        char *ci_b = xasprintf_t("host=%s port=%d dbname=several_beta user=postgres", pgtest_host(pg), pgtest_port(pg));
+        char *ci_b = rt_asprintf("host=%s port=%d dbname=several_beta user=postgres", pgtest_host(rt_pg), pgtest_port(rt_pg));
 
-        char *policy = xasprintf_t("%s/several.yaml", workdir);
+        char *policy = rt_asprintf("%s/several.yaml", rt_dir);
         FILE *f = fopen(policy, "we");
         assert_non_null(f);
         fprintf(f,
@@ -363,5 +329,5 @@ int main(void) {
                 cmocka_unit_test(test_two_daemons_once_per_slot),
                 cmocka_unit_test(test_run_and_daemon),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }
