@@ -312,6 +312,8 @@ static void test_kill(void **state) {
                         if (!finished) {
                                 kill(pid, SIGKILL);
                                 st = rely_wait(pid);
+                                /* It may have exited by itself between the poll and the kill. */
+                                finished = st != 128 + SIGKILL;
                         }
                         if (st == 75) {
                                 /* The killed client's backend still holds the lock: wait for it. */
@@ -330,8 +332,6 @@ static void test_kill(void **state) {
                                 check_consistent(c, round_start, &t, "after a run that finished before its kill");
                                 break;
                         }
-                        if (st != 128 + SIGKILL)
-                                fail_msg("retentiond run ended with %d, not by the SIGKILL", st);
                         t.kills++;
                         /* Wait for the dead client's backend to go, so the next run finds the lock free
                          * most of the time (75 is still retried). */

@@ -778,7 +778,7 @@ static char *o_cascade(Scn *s, int i, const char *alias) {
         Sb b = {};
         sb_printf(&b, "(false");
         for (int c = 0; c < N_TABLES; c++) {
-                if (!s->t[c].present || TI[c].parent != i || (s->t[c].fk != FK_CASCADE && s->t[c].fk != FK_SETNULL))
+                if (!s->t[c].present || TI[c].parent != i || !TI[c].fk_col || (s->t[c].fk != FK_CASCADE && s->t[c].fk != FK_SETNULL))
                         continue;
                 char al[16];
                 snprintf(al, sizeof(al), "q%u", ++s->alias);
@@ -798,7 +798,7 @@ static char *o_restricted(Scn *s, int i, const char *alias) {
         Sb b = {};
         sb_printf(&b, "(false");
         for (int c = 0; c < N_TABLES; c++) {
-                if (!s->t[c].present || TI[c].parent != i || (s->t[c].fk != FK_RESTRICT && s->t[c].fk != FK_NOACTION))
+                if (!s->t[c].present || TI[c].parent != i || !TI[c].fk_col || (s->t[c].fk != FK_RESTRICT && s->t[c].fk != FK_NOACTION))
                         continue;
                 unsigned a = ++s->alias;
                 sb_printf(&b, " OR EXISTS (SELECT 1 FROM ox.%s q%u WHERE q%u.%s = %s.id)", TI[c].name, a, a, TI[c].fk_col, alias);
