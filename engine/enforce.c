@@ -429,6 +429,33 @@ static const char *own(Bind *b, char *s) {
         return s;
 }
 
+/* The rows the rule's normal action changed: what the breaker counted before it started
+ * (while_held anonymisation of held rows is not part of that count). */
+static int64_t main_changed(const RuleRun *rr) {
+        return rr->res.deleted + rr->res.anonymised - rr->while_held_changed;
+}
+
+/* The rows the running breaker still allows this run to change, INT64_MAX when it does not apply. */
+static int64_t breaker_budget(const RuleRun *rr) {
+        if (rr->o->force || rr->res.breaker_limit < 0)
+                return INT64_MAX;
+        int64_t left = rr->res.breaker_limit - main_changed(rr);
+        return left > 0 ? left : 0;
+}
+
+/* The size of the next batch: the adaptive size, and in the main phase never more rows than the
+ * breaker's limit has left, so that a run the estimate let start stops at the limit, not one
+ * batch beyond it. */
+static int64_t batch_rows(const RuleRun *rr) {
+        int64_t n = rr->batch_size;
+        if (rr->phase == PHASE_MAIN) {
+                int64_t left = breaker_budget(rr);
+                if (left < n)
+                        n = left > 0 ? left : 1;
+        }
+        return n;
+}
+
 static void bind(RuleRun *rr, const PlanStatement *st, Bind *b, const char *ctid, const char *tableoid, int64_t breaker_limit) {
         *b = (Bind) {};
         b->values = xcalloc(st->n_params ? st->n_params : 1, sizeof(char *));
@@ -445,10 +472,10 @@ static void bind(RuleRun *rr, const PlanStatement *st, Bind *b, const char *ctid
                         b->values[i] = rr->last_key ? rr->last_key : "-infinity";
                         break;
                 case PARAM_LIMIT:
-                        b->values[i] = own(b, xasprintf("%" PRId64, rr->batch_size));
+                        b->values[i] = own(b, xasprintf("%" PRId64, batch_rows(rr)));
                         break;
                 case PARAM_OFFSET:
-                        b->values[i] = own(b, xasprintf("%" PRId64, rr->batch_size > 1 ? rr->batch_size - 1 : 0));
+                        b->values[i] = own(b, xasprintf("%" PRId64, batch_rows(rr) > 1 ? batch_rows(rr) - 1 : 0));
                         break;
                 case PARAM_RULE_RUN:
                         b->values[i] = own(b, xasprintf("%" PRId64, rr->res.rule_run_id));
@@ -703,7 +730,8 @@ static int drop_partition_checked(RuleRun *rr, CatCache *cache, const QualifiedN
         if (k)
                 goto rollback;
         int64_t rows = int_at(r, 0, 0), kept = int_at(r, 0, 1), young = int_at(r, 0, 2);
-        if (kept > 0 || young > 0) {
+        /* More rows than the breaker's limit has left: they go in batches, which stop at it. */
+        if (kept > 0 || young > 0 || rows > breaker_budget(rr)) {
                 rollback_quietly(rr->pg);
                 k = 1;
                 goto out;
@@ -914,7 +942,7 @@ static int drop_detached_together(RuleRun *rr, CatCache *cache, const char *pare
                 plan_statement_done(&check);
                 if (k)
                         break;
-                if (int_at(r, 0, 1) > 0 || int_at(r, 0, 2) > 0) {
+                if (int_at(r, 0, 1) > 0 || int_at(r, 0, 2) > 0 || total + int_at(r, 0, 0) > breaker_budget(rr)) {
                         refused[i] = true;
                         continue;
                 }
@@ -933,7 +961,8 @@ static int drop_detached_together(RuleRun *rr, CatCache *cache, const char *pare
         if (k == 0)
                 for (size_t i = 0; i < n; i++) {
                         if (refused[i])
-                                /* Something changed between the look and the detach: put it back. */
+                                /* Something changed between the look and the detach, or its rows
+                                 * are more than the breaker's limit has left: put it back. */
                                 reattach_partition(rr, parent, d[i].quoted, d[i].display, d[i].bound);
                         else
                                 partition_dropped(rr, d[i].display, rows[i]);
@@ -1118,6 +1147,7 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
         rr->started = now_usec();
         rr->res.rule = rule;
         rr->res.rule_run_id = -1;
+        rr->res.breaker_limit = -1;
         rr->res.outcome = RULE_RUNNING;
         rr->batch_size = rule->batch_size < BATCH_START_ROWS ? rule->batch_size : BATCH_START_ROWS;
         rr->swept_cleanly = true;
@@ -1340,26 +1370,35 @@ static int step_failed(RuleRun *rr, int k, PgError *err) {
         return k;
 }
 
-/* The rows the rule's normal action changed: what the breaker counted before it started
- * (while_held anonymisation of held rows is not part of that count). */
-static int64_t main_changed(const RuleRun *rr) {
-        return rr->res.deleted + rr->res.anonymised - rr->while_held_changed;
-}
-
-/* The running breaker: even when the estimate let the rule start, it never changes more
- * rows in one run than its limit allows. */
-static bool over_running_limit(RuleRun *rr) {
-        const RuleResult *res = &rr->res;
-        if (rr->o->force || res->breaker_limit < 0)
-                return false;
-        return main_changed(rr) > res->breaker_limit;
+/* The running breaker: even when the planner's estimate let the rule start without a count,
+ * it never changes more rows in one run than its limit allows. Batches are cut to what the
+ * limit has left (batch_rows()); once it is used up, one more row due trips the breaker. Rows
+ * sharing one age value are taken together, so only they can carry a run past the limit.
+ * Returns 1 when the rule must stop, 0 to go on, or a PG_ERR_*. */
+static int running_limit_reached(RuleRun *rr, PgError *err) {
+        if (rr->phase != PHASE_MAIN || breaker_budget(rr) > 0)
+                return 0;
+        if (main_changed(rr) > rr->res.breaker_limit)
+                return 1;
+        _cleanup_pgresult_ PGresult *c = NULL;
+        int k = exec_stmt(rr, &rr->plan->breaker_count, &c, err, NULL, NULL, 1);
+        if (k)
+                return k;
+        if (int_at(c, 0, 0) == 0) {
+                end_phase(rr); /* exactly at the limit, and nothing more is due */
+                return 0;
+        }
+        return 1;
 }
 
 static void trip_running_limit(RuleRun *rr) {
         PgError e = {};
-        _cleanup_free_ char *detail = xasprintf("The run changed %" PRId64 " rows, more than the limit of %" PRId64
-                                                "; it stopped after the batch that crossed it.",
-                                                main_changed(rr), rr->res.breaker_limit);
+        int64_t n = main_changed(rr), limit = rr->res.breaker_limit;
+        _cleanup_free_ char *detail =
+                n > limit ? xasprintf("The run changed %" PRId64 " rows, more than the limit of %" PRId64
+                                      " (rows of one age value are taken together); it stopped there.",
+                                      n, limit)
+                          : xasprintf("The run changed %" PRId64 " rows, the limit, and more are due; it stopped there.", n);
         pg_error_set(&e, NULL, detail,
                      "Check retain, the database clock and the age column; run with --force if this is expected.",
                      "circuit breaker tripped for rule \"%s\" during the run", rr->rule->name);
@@ -1599,10 +1638,15 @@ int rule_run_step(RuleRun *rr) {
                 rr->phase = PHASE_DONE;
                 return 0;
         }
-        if (over_running_limit(rr)) {
+        k = running_limit_reached(rr, &err);
+        if (k == 1) {
                 trip_running_limit(rr);
                 return 0;
         }
+        if (k)
+                return step_failed(rr, k, &err);
+        if (rr->phase == PHASE_DONE)
+                return 0;
         if (rr->phase == PHASE_MAIN && rr->fast_ok) {
                 k = step_fast(rr);
                 if (k != 1)

@@ -487,7 +487,9 @@ static void preds_done(Preds *p) {
 /* with_others: also the other rules' and the references' predicates. A statement must use every
  * parameter it registers (an unused one has no type), so the while_held batch, which does not
  * look at them, builds without. */
-static void preds_build_ex(Gen *g, const Rule *r, const char *alias, Preds *p, bool with_others) {
+/* Only what due_expr() needs (age, where, not done): a statement must use every parameter it
+ * declares, and PostgreSQL refuses a bind with more values than the statement uses. */
+static void preds_build_due(Gen *g, const Rule *r, const char *alias, Preds *p) {
         Plan *plan = g->plan;
         size_t cut = slot_get(plan, SLOT_CUTOFF, r, &r->retain, NULL);
         _cleanup_free_ char *c = col(alias, r->column);
@@ -499,6 +501,11 @@ static void preds_build_ex(Gen *g, const Rule *r, const char *alias, Preds *p, b
                 _cleanup_free_ char *d = all_done_expr(g, r->columns, r->n_columns, alias);
                 p->not_done = xasprintf("NOT %s", d);
         }
+}
+
+static void preds_build_ex(Gen *g, const Rule *r, const char *alias, Preds *p, bool with_others) {
+        Plan *plan = g->plan;
+        preds_build_due(g, r, alias, p);
         p->holds = rule_holds_expr(g, r, alias);
         if (r->action == ACTION_DELETE) {
                 uint32_t path[1] = { plan->table->oid };
@@ -889,7 +896,7 @@ static void build_breaker(Gen *g, const Rule *r) {
 
         /* Holds only lower the count, so the estimate of the due rows alone errs on the safe side. */
         Preds p2;
-        preds_build(g, r, "t", &p2);
+        preds_build_due(g, r, "t", &p2);
         _cleanup_free_ char *due = due_expr(&p2);
         finish_statement(g, &p->breaker_estimate, xasprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s t WHERE %s", tq, due));
         preds_done(&p2);

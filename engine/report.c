@@ -99,6 +99,10 @@ void report_run(const RunResult *res, bool json, FILE *f) {
                         json_kv_int(&b, "partitions_dropped", r->partitions_dropped);
                         json_kv_int(&b, "duration_usec", (int64_t) r->duration_usec);
                         json_kv_bool(&b, "breaker_tripped", r->breaker_tripped);
+                        /* the limit (-1: none), and the rows counted against it before the run (-1:
+                         * not counted, the planner's estimate was far below the limit) */
+                        json_kv_int(&b, "breaker_limit", r->breaker_limit);
+                        json_kv_int(&b, "breaker_counted", r->breaker_checked && r->breaker_rows >= 0 ? r->breaker_rows : -1);
                         json_kv_bool(&b, "forced", r->forced);
                         json_named(&b, "held_by", r->holds, r->n_holds);
                         json_named(&b, "skipped_fk_by", r->fks, r->n_fks);

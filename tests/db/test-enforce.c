@@ -657,6 +657,132 @@ static void test_breaker_never_analysed(void **state) {
         free(ci);
 }
 
+/* Statements that failed in database `c` (a failed statement aborts its transaction), once the
+ * retentiond sessions have ended and reported their statistics. */
+static long long failed_transactions(PGconn *c) {
+        for (int i = 0; i < 400; i++) {
+                char *n = pgtest_value(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'retentiond'");
+                bool gone = strcmp(n, "0") == 0;
+                free(n);
+                if (gone)
+                        break;
+                usleep(5000);
+        }
+        pgtest_exec(c, "SELECT pg_stat_clear_snapshot()");
+        char *v = pgtest_value(c, "SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database()");
+        long long n = strtoll(v, NULL, 10);
+        free(v);
+        return n;
+}
+
+/* The planner's estimate spares the count when it is far below the breaker's limit; the
+ * breaker still stops the run at the limit when the statistics were wrong. */
+static void test_breaker_estimate(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("enf_breaker_estimate", &ci);
+        pgtest_exec(c, "CREATE TABLE app.logs (id int PRIMARY KEY, at timestamptz) WITH (autovacuum_enabled = false)");
+        pgtest_exec(c, "CREATE INDEX ON app.logs (at)");
+        /* 4000 rows, 100 due, each its own second */
+        pgtest_exec(c, "INSERT INTO app.logs SELECT i, CASE WHEN i <= 100 THEN now() - interval '30 days' - i * interval '1 second'"
+                       " ELSE now() END FROM generate_series(1, 4000) i");
+        pgtest_exec(c, "ANALYZE app.logs");
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  logs:\n"
+                              "    clause: \"kept 7 days\"\n"
+                              "    table: app.logs\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    action: delete\n"
+                              "    batch_size: 100\n"
+                              /* a longer rule of the same table, for rows there are none of: its
+                               * cutoff is one more parameter of the first rule's statements */
+                              "  vip-logs:\n"
+                              "    clause: \"kept 90 days\"\n"
+                              "    table: app.logs\n"
+                              "    column: at\n"
+                              "    where: \"id < 0\"\n"
+                              "    retain: 90 days\n"
+                              "    action: delete\n");
+        long long failed = failed_transactions(c);
+        char *out;
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--json", "run");
+        rt_assert_contains(out, "\"rows_deleted\":100,");
+        rt_assert_contains(out, "\"breaker_limit\":2000,\"breaker_counted\":-1,");
+        free(out);
+        /* not one statement of the run failed (the estimate's EXPLAIN once did, unnoticed) */
+        assert_int_equal(failed_transactions(c), failed);
+        rt_assert_sql(c, "3900", "SELECT count(*) FROM app.logs");
+
+        /* 2900 more rows become due behind the statistics' back: the estimate still says about
+         * 100, so nothing is counted, and the run stops when it has deleted the limit. */
+        pgtest_exec(c, "UPDATE app.logs SET at = now() - interval '30 days' - id * interval '1 second' WHERE id <= 3000");
+        char *err;
+        rt_expect(1, &out, &err, "-p", pol, "-d", ci, "--json", "run");
+        rt_assert_contains(out, "\"rows_deleted\":2000,");
+        rt_assert_contains(out, "\"breaker_limit\":2000,\"breaker_counted\":-1,");
+        rt_assert_contains(err, "circuit breaker tripped for rule \"logs\" during the run");
+        rt_assert_contains(err, "The run changed 2000 rows, the limit, and more are due; it stopped there.");
+        free(out);
+        free(err);
+        rt_assert_sql(c, "1900/900", "SELECT count(*) || '/' || count(*) FILTER (WHERE at < now() - interval '7 days') FROM app.logs");
+        rt_assert_sql(c, "breaker/2000", "SELECT outcome || '/' || rows_deleted FROM retention.rule_runs WHERE rule = 'logs'"
+                                         " ORDER BY id DESC LIMIT 1");
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
+/* Whole partitions are dropped only while the breaker's limit has room for their rows; the
+ * others go back to their table and the batches stop at the limit. The statistics were taken
+ * when each day had one row, so the estimate (7) is far below the limit (25) and nothing is
+ * counted first. */
+static void test_breaker_partitions(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("enf_breaker_parts", &ci);
+        pgtest_exec(c, "CREATE TABLE app.p (id int NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at)");
+        pgtest_exec(c, "DO $$ BEGIN FOR k IN -1..10 LOOP"
+                       " EXECUTE format('CREATE TABLE app.%%I PARTITION OF app.p FOR VALUES FROM (%%L) TO (%%L)"
+                       "   WITH (autovacuum_enabled = false)', 'p_d' || replace(k::text, '-', 'm'), current_date - k,"
+                       "   current_date - k + 1);"
+                       " END LOOP; END $$");
+        pgtest_exec(c, "CREATE INDEX ON app.p (at)");
+        pgtest_exec(c, "INSERT INTO app.p SELECT k * 100 + 1, (current_date - k) + time '12:00' FROM generate_series(-1, 10) k");
+        pgtest_exec(c, "ANALYZE app.p");
+        pgtest_exec(c, "INSERT INTO app.p SELECT k * 100 + i, (current_date - k) + time '12:00' + i * interval '1 minute'"
+                       " FROM generate_series(-1, 10) k, generate_series(2, 10) i");
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  days:\n"
+                              "    clause: \"kept 3 days from the end of their day\"\n"
+                              "    table: app.p\n"
+                              "    column: at\n"
+                              "    retain: 3 days\n"
+                              "    from: end_of_day\n"
+                              "    action: delete\n"
+                              "    max_rows: 25\n");
+        char *out, *err;
+        rt_expect(1, &out, &err, "-p", pol, "-d", ci, "--json", "run");
+        rt_assert_contains(out, "\"rows_deleted\":25,");
+        rt_assert_contains(out, "\"partitions_dropped\":2,");
+        rt_assert_contains(out, "\"breaker_limit\":25,\"breaker_counted\":-1,");
+        rt_assert_contains(err, "The run changed 25 rows, the limit, and more are due; it stopped there.");
+        free(out);
+        free(err);
+        /* 7 days expired (10..4), 70 rows: 2 days dropped whole, 5 rows of a third day deleted,
+         * every other partition still attached with its rows */
+        rt_assert_sql(c, "95/45/10", "SELECT count(*) || '/' || count(*) FILTER (WHERE at < current_date - 3) || '/'"
+                                     " || (SELECT count(*) FROM pg_inherits WHERE inhparent = 'app.p'::regclass) FROM app.p");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM pg_class WHERE relname LIKE 'p\\_d%%' AND NOT relispartition");
+        rt_assert_sql(c, "breaker/25/2",
+                      "SELECT outcome || '/' || rows_deleted || '/' || partitions_dropped FROM retention.rule_runs");
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
 /* ---- one run at a time; rows locked by the application ------------------------------------------ */
 
 static const char *SIMPLE_POLICY = "version: 1\n"
@@ -897,6 +1023,8 @@ int main(void) {
                 cmocka_unit_test(test_anonymise_methods_and_twice),
                 cmocka_unit_test(test_breaker),
                 cmocka_unit_test(test_breaker_never_analysed),
+                cmocka_unit_test(test_breaker_estimate),
+                cmocka_unit_test(test_breaker_partitions),
                 cmocka_unit_test(test_concurrent_run_refused),
                 cmocka_unit_test(test_locked_row_skipped),
                 cmocka_unit_test(test_trail_counts),
