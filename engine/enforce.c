@@ -384,7 +384,9 @@ struct RuleRun {
         int64_t isolate_refused;  /* rows refused by the last isolation that made no progress */
         int64_t while_held_changed; /* rows anonymised by the while_held phase */
         bool swept_cleanly;  /* every main batch went through the fast path to the cutoff */
+        bool selecting_for_isolation; /* binding the row-by-row selection: not cut to the breaker */
         uint64_t next_xid;   /* the cluster's next transaction id after the last batch; 0: unknown */
+        bool next_xid_in_batch; /* next_xid was read inside the fast path's transaction */
         uint64_t pause_usec; /* to wait before the next batch (pacing) */
         uint64_t started;
         bool fatal_connection;
@@ -448,7 +450,7 @@ static int64_t breaker_budget(const RuleRun *rr) {
  * batch beyond it. */
 static int64_t batch_rows(const RuleRun *rr) {
         int64_t n = rr->batch_size;
-        if (rr->phase == PHASE_MAIN) {
+        if (rr->phase == PHASE_MAIN && !rr->selecting_for_isolation) {
                 int64_t left = breaker_budget(rr);
                 if (left < n)
                         n = left > 0 ? left : 1;
@@ -1020,6 +1022,7 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
         _cleanup_free_ char *parent = qualified_name_quote(&rr->plan->table->name);
         Detached *detached = NULL;
         size_t n_detached = 0;
+        int64_t detached_rows = 0; /* the statistics' rows of the partitions detached so far */
         int k = finish_pending_detaches(rr, cache, parent, err);
         if (k == 0)
                 k = finish_detached_orphans(rr, cache, parent, err);
@@ -1037,6 +1040,12 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                 _cleanup_free_ char *pd = qualified_name_display(&part);
                 const char *bound = PQgetvalue(parts, i, 2);
                 int64_t dropped = 0;
+                /* Its rows, by the statistics, must fit in what the breaker's limit has left; the
+                 * count under the lock decides, but a partition that will not fit is not taken
+                 * from the application for nothing. */
+                int64_t est = strtoll(PQgetvalue(parts, i, 3), NULL, 10);
+                if (breaker_budget(rr) != INT64_MAX && detached_rows + est > breaker_budget(rr))
+                        continue;
 
                 /* First a look without detaching, when anything could keep a row (a hold, a
                  * longer rule of the table, a cascade into held rows): a partition with a kept
@@ -1081,6 +1090,7 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                         detached = xreallocarray(detached, n_detached + 1, sizeof(Detached));
                         detached[n_detached++] = (Detached) { .name = part, .quoted = TAKE_PTR(pq),
                                                               .display = TAKE_PTR(pd), .bound = xstrdup(bound) };
+                        detached_rows += est;
                         continue;
                 }
                 if (k == PG_ERR_CONNECTION) {
@@ -1241,13 +1251,21 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
         for (unsigned i = 0; i < rr->isolate_widen && limit < POLICY_MAX_BATCH_SIZE; i++)
                 limit *= 2;
         rr->batch_size = limit;
+        /* The selection is not cut to the breaker's limit (refused rows change nothing and must
+         * not hide the rows after them); the deletions below are. */
+        rr->selecting_for_isolation = true;
         k = exec_stmt(rr, &rr->plan->row_by_row_select, &rows, err, NULL, NULL, 0);
+        rr->selecting_for_isolation = false;
         rr->batch_size = saved_batch_size;
         if (k)
                 goto rollback;
-        int n = PQntuples(rows);
-        int64_t deleted = 0, refused = 0;
+        int n = PQntuples(rows), seen = n;
+        int64_t deleted = 0, refused = 0, budget = breaker_budget(rr);
         for (int i = 0; i < n; i++) {
+                if (deleted >= budget) {
+                        seen = i; /* the limit is reached: the rest is for the next step to judge */
+                        break;
+                }
                 k = pg_exec0(rr->pg, NULL, err, "SAVEPOINT retentiond_row");
                 if (k)
                         goto rollback;
@@ -1280,7 +1298,7 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
         pg_error_done(&e);
         rr->res.deleted += deleted;
         rr->res.batches++;
-        const char *last = n > 0 ? PQgetvalue(rows, n - 1, 2) : NULL;
+        const char *last = seen > 0 ? PQgetvalue(rows, seen - 1, 2) : NULL;
         if (n > 0 && deleted == 0 && streq_ptr(last, rr->last_key)) {
                 /* Every row was refused and the key did not move: the next batch would select the
                  * same rows and be refused again. Rows after them are still due: select more
@@ -1371,9 +1389,9 @@ static int step_failed(RuleRun *rr, int k, PgError *err) {
 }
 
 /* The running breaker: even when the planner's estimate let the rule start without a count,
- * it never changes more rows in one run than its limit allows. Batches are cut to what the
- * limit has left (batch_rows()); once it is used up, one more row due trips the breaker. Rows
- * sharing one age value are taken together, so only they can carry a run past the limit.
+ * it never changes more rows in one run than its limit allows. Partitions are dropped only when
+ * their rows fit, batches are cut to what the limit has left (batch_rows(); the fast path only
+ * runs while a whole batch fits), and once it is used up, one more row due trips the breaker.
  * Returns 1 when the rule must stop, 0 to go on, or a PG_ERR_*. */
 static int running_limit_reached(RuleRun *rr, PgError *err) {
         if (rr->phase != PHASE_MAIN || breaker_budget(rr) > 0)
@@ -1395,8 +1413,7 @@ static void trip_running_limit(RuleRun *rr) {
         PgError e = {};
         int64_t n = main_changed(rr), limit = rr->res.breaker_limit;
         _cleanup_free_ char *detail =
-                n > limit ? xasprintf("The run changed %" PRId64 " rows, more than the limit of %" PRId64
-                                      " (rows of one age value are taken together); it stopped there.",
+                n > limit ? xasprintf("The run changed %" PRId64 " rows, more than the limit of %" PRId64 "; it stopped there.",
                                       n, limit)
                           : xasprintf("The run changed %" PRId64 " rows, the limit, and more are due; it stopped there.", n);
         pg_error_set(&e, NULL, detail,
@@ -1578,6 +1595,15 @@ static int step_fast(RuleRun *rr) {
                         rr->swept_cleanly = false;
                         return 1;
                 }
+                if (streq(PQgetvalue(rb, 0, 1), "t")) {
+                        /* batch_size rows or more share the range's one age value (a busy day of
+                         * a date column): a range of them has no size limit. This batch goes by
+                         * SKIP LOCKED, LIMIT batch_size; the fast path resumes after it. */
+                        rollback_quietly(rr->pg);
+                        rr->next_xid = 0;
+                        rr->swept_cleanly = false;
+                        return 1;
+                }
                 k = exec_fast(rr, &rr->plan->batch_range, FAST_PATH_STATEMENT, upper, &rc, &err);
         }
         if (k == 0) {
@@ -1617,6 +1643,7 @@ static int step_fast(RuleRun *rr) {
                 rr->res.anonymised += changed;
         adapt_batch_size(rr, rr->batch_size, dt);
         pace_after_batch(rr, dt, 1, next);
+        rr->next_xid_in_batch = true;
         if (!upper) {
                 end_phase(rr);
                 return 0;
@@ -1647,14 +1674,21 @@ int rule_run_step(RuleRun *rr) {
                 return step_failed(rr, k, &err);
         if (rr->phase == PHASE_DONE)
                 return 0;
-        if (rr->phase == PHASE_MAIN && rr->fast_ok) {
+        /* The fast path's ranges hold fewer than batch_size rows; once the breaker's limit has
+         * less left than that, the SKIP LOCKED batches, whose LIMIT is exact, finish the rule. */
+        if (rr->phase == PHASE_MAIN && rr->fast_ok && breaker_budget(rr) >= rr->batch_size) {
                 k = step_fast(rr);
                 if (k != 1)
                         return k;
-                /* fall through: this one batch with SKIP LOCKED. It waits for the table's lock as
-                 * long as --lock-timeout says: the fast path's short wait is meant for locked rows,
-                 * and a table lock held a little longer must not make the rule skip. */
-                restore_lock_timeout(rr);
+        }
+        /* This batch with SKIP LOCKED. It waits for the table's lock as long as --lock-timeout
+         * says: the fast path's short wait is meant for locked rows, and a table lock held a
+         * little longer must not make the rule skip. Pacing counts afresh: the fast path read
+         * the transaction-id counter inside its transaction, this batch reads it after. */
+        restore_lock_timeout(rr);
+        if (rr->next_xid_in_batch) {
+                rr->next_xid = 0;
+                rr->next_xid_in_batch = false;
         }
         const PlanStatement *st = rr->phase == PHASE_MAIN ? &rr->plan->batch : &rr->plan->while_held_batch;
         if (!st->sql) {

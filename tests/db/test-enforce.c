@@ -660,12 +660,15 @@ static void test_breaker_never_analysed(void **state) {
 /* Statements that failed in database `c` (a failed statement aborts its transaction), once the
  * retentiond sessions have ended and reported their statistics. */
 static long long failed_transactions(PGconn *c) {
-        for (int i = 0; i < 400; i++) {
-                char *n = pgtest_value(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'retentiond'");
+        for (int i = 0;; i++) {
+                char *n = pgtest_value(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'retentiond'"
+                                          " AND datname = current_database()");
                 bool gone = strcmp(n, "0") == 0;
                 free(n);
                 if (gone)
                         break;
+                if (i == 1000)
+                        fail_msg("retentiond's session did not end within 5 s of its process");
                 usleep(5000);
         }
         pgtest_exec(c, "SELECT pg_stat_clear_snapshot()");
@@ -729,6 +732,49 @@ static void test_breaker_estimate(void **state) {
         rt_assert_sql(c, "1900/900", "SELECT count(*) || '/' || count(*) FILTER (WHERE at < now() - interval '7 days') FROM app.logs");
         rt_assert_sql(c, "breaker/2000", "SELECT outcome || '/' || rows_deleted FROM retention.rule_runs WHERE rule = 'logs'"
                                          " ORDER BY id DESC LIMIT 1");
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
+/* Rows sharing one age value (one day of a date column) are taken batch_size at a time, not
+ * as one range of any size, and the breaker's limit cuts them exactly. */
+static void test_breaker_one_day(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("enf_breaker_day", &ci);
+        pgtest_exec(c, "CREATE TABLE app.visits (id int PRIMARY KEY, day date NOT NULL) WITH (autovacuum_enabled = false)");
+        pgtest_exec(c, "CREATE INDEX ON app.visits (day)");
+        /* statistics taken with 10 rows on the old day; then it gets 1000 */
+        pgtest_exec(c, "INSERT INTO app.visits SELECT i, CASE WHEN i <= 10 THEN current_date - 30 ELSE current_date END"
+                       " FROM generate_series(1, 3010) i");
+        pgtest_exec(c, "ANALYZE app.visits");
+        pgtest_exec(c, "INSERT INTO app.visits SELECT i, current_date - 30 FROM generate_series(3011, 4000) i");
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  visits:\n"
+                              "    clause: \"kept 7 days\"\n"
+                              "    table: app.visits\n"
+                              "    column: day\n"
+                              "    retain: 7 days\n"
+                              "    action: delete\n"
+                              "    batch_size: 100\n"
+                              "    max_rows: 250\n");
+        char *out, *err;
+        rt_expect(1, &out, &err, "-p", pol, "-d", ci, "--json", "run");
+        rt_assert_contains(out, "\"rows_deleted\":250,");
+        rt_assert_contains(out, "\"breaker_limit\":250,\"breaker_counted\":-1,");
+        rt_assert_contains(err, "The run changed 250 rows, the limit, and more are due; it stopped there.");
+        free(out);
+        free(err);
+        rt_assert_sql(c, "750", "SELECT count(*) FROM app.visits WHERE day < current_date - 7");
+        /* Without a limit: an empty range up to the day, 7 batches of 100 rows of that day, then
+         * the last 50 (fewer than a batch: one range to the cutoff). */
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--json", "--force", "run");
+        rt_assert_contains(out, "\"rows_deleted\":750,");
+        rt_assert_contains(out, "\"batches\":9,");
+        free(out);
+        rt_assert_sql(c, "3000/0", "SELECT count(*) || '/' || count(*) FILTER (WHERE day < current_date - 7) FROM app.visits");
         free(pol);
         PQfinish(c);
         free(ci);
@@ -1025,6 +1071,7 @@ int main(void) {
                 cmocka_unit_test(test_breaker_never_analysed),
                 cmocka_unit_test(test_breaker_estimate),
                 cmocka_unit_test(test_breaker_partitions),
+                cmocka_unit_test(test_breaker_one_day),
                 cmocka_unit_test(test_concurrent_run_refused),
                 cmocka_unit_test(test_locked_row_skipped),
                 cmocka_unit_test(test_trail_counts),
