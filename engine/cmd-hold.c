@@ -246,11 +246,11 @@ int cmd_hold(Cli *cli) {
                 log_pg_style(LOG_ERR, NULL, primary, NULL, "Use \"hold add\", \"hold list\" or \"hold release\".");
                 return EXIT_USAGE;
         }
-        if (streq(sub, "add")) {
-                r = cmd_load_policy(cli, &policy);
-                if (r)
-                        return r;
-        }
+        /* add needs the policy (its subjects); list and release read it only when -p is given,
+         * for -d NAME */
+        r = streq(sub, "add") ? cmd_load_policy(cli, &policy) : cmd_load_policy_if_given(cli, true, &policy);
+        if (r)
+                return r;
         r = cmd_connect(cli, streq(sub, "list"), &pg);
         if (r)
                 return r;

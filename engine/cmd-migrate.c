@@ -11,6 +11,7 @@
 #include "event.h"
 #include "exitcode.h"
 #include "migrations.h"
+#include "policy.h"
 #include "util.h"
 
 static int fail(Pg *pg, PgError *err, int k) {
@@ -21,15 +22,13 @@ static int fail(Pg *pg, PgError *err, int k) {
         return cmd_fail(err, k);
 }
 
-int cmd_migrate(Cli *cli) {
+static int migrate_database(Cli *cli, const Policy *p, FILE *out, void *userdata) {
         _cleanup_(pg_freep) Pg *pg = NULL;
         PgError err = {};
         int r, k;
+        (void) p;
+        (void) userdata;
 
-        if (cli->n_args > 0) {
-                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, "\"retentiond migrate\" takes options only.");
-                return EXIT_USAGE;
-        }
         r = cmd_connect(cli, false, &pg);
         if (r)
                 return r;
@@ -84,13 +83,28 @@ int cmd_migrate(Cli *cli) {
 
         if (!cli->quiet) {
                 if (cli->json)
-                        printf("{\"schema_version\":%d,\"previous_version\":%d,\"migrations_applied\":%d}\n", latest, current,
+                        fprintf(out, "{\"schema_version\":%d,\"previous_version\":%d,\"migrations_applied\":%d}\n", latest, current,
                                applied);
                 else if (applied == 0)
-                        printf("retention schema is already at version %d; nothing to do\n", latest);
+                        fprintf(out, "retention schema is already at version %d; nothing to do\n", latest);
                 else
-                        printf("retention schema migrated from version %d to %d (%d migration%s applied)\n", current, latest,
+                        fprintf(out, "retention schema migrated from version %d to %d (%d migration%s applied)\n", current, latest,
                                applied, applied == 1 ? "" : "s");
         }
         return EXIT_OK;
+}
+
+int cmd_migrate(Cli *cli) {
+        if (cli->n_args > 0) {
+                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, "\"retentiond migrate\" takes options only.");
+                return EXIT_USAGE;
+        }
+        /* With -p: -d NAME, or without -d every database of the policy. */
+        _cleanup_policy_ Policy *policy = NULL;
+        int r = cmd_load_policy_if_given(cli, false, &policy);
+        if (r)
+                return r;
+        if (!policy)
+                return migrate_database(cli, NULL, stdout, NULL);
+        return cmd_each_database(cli, policy, true, migrate_database, NULL);
 }

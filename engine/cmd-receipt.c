@@ -93,6 +93,10 @@ int cmd_receipt(Cli *cli) {
                 log_pg_style(LOG_ERR, NULL, "invalid RUN_ID", "A run number is a whole number, e.g. 42.", NULL);
                 return EXIT_USAGE;
         }
+        _cleanup_policy_ Policy *policy = NULL; /* only with -p, for -d NAME */
+        r = cmd_load_policy_if_given(cli, true, &policy);
+        if (r)
+                return r;
         r = cmd_connect(cli, true, &pg);
         if (r)
                 return r;

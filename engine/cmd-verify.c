@@ -12,9 +12,10 @@
 #include "enforce.h"
 #include "event.h"
 #include "exitcode.h"
+#include "policy.h"
 #include "util.h"
 
-static void print_json(const ChainStatus *s) {
+static void print_json(FILE *out, const ChainStatus *s) {
         StrBuf b = {};
         strbuf_appendf(&b, "{\"ok\":%s,\"sealed\":%" PRId64 ",\"last_seq\":%" PRId64 ",\"last_hash\":",
                        s->kind == CHAIN_OK ? "true" : "false", s->checked, s->last_seq);
@@ -44,41 +45,39 @@ static void print_json(const ChainStatus *s) {
                 strbuf_append(&b, "}");
         }
         strbuf_append(&b, "}\n");
-        fputs(strbuf_str(&b), stdout);
+        fputs(strbuf_str(&b), out);
         strbuf_done(&b);
 }
 
-static void print_text(const ChainStatus *s) {
+static void print_text(FILE *out, const ChainStatus *s) {
         if (s->kind == CHAIN_OK) {
                 if (s->checked == 0)
-                        printf("chain OK: no sealed rule runs yet\n");
+                        fprintf(out, "chain OK: no sealed rule runs yet\n");
                 else
-                        printf("chain OK: %" PRId64 " sealed rule run%s, last hash %s\n", s->checked, s->checked == 1 ? "" : "s",
+                        fprintf(out, "chain OK: %" PRId64 " sealed rule run%s, last hash %s\n", s->checked, s->checked == 1 ? "" : "s",
                                s->last_hash);
         } else {
-                printf("chain BROKEN at #%" PRId64 ": %s\n", s->break_seq, s->message);
-                printf("DETAIL: %s\n", s->detail);
+                fprintf(out, "chain BROKEN at #%" PRId64 ": %s\n", s->break_seq, s->message);
+                fprintf(out, "DETAIL: %s\n", s->detail);
                 if (s->checked > 0)
-                        printf("verified before the break: %" PRId64 " sealed rule run%s, #1 to #%" PRId64 ", last hash %s\n",
+                        fprintf(out, "verified before the break: %" PRId64 " sealed rule run%s, #1 to #%" PRId64 ", last hash %s\n",
                                s->checked, s->checked == 1 ? "" : "s", s->last_seq, s->last_hash);
                 else
-                        printf("verified before the break: nothing\n");
+                        fprintf(out, "verified before the break: nothing\n");
         }
         if (s->unsealed > 0)
-                printf("%" PRId64 " rule run%s outside the chain: still running, or never finished (not a break)\n",
+                fprintf(out, "%" PRId64 " rule run%s outside the chain: still running, or never finished (not a break)\n",
                        s->unsealed, s->unsealed == 1 ? " is" : "s are");
 }
 
-int cmd_verify(Cli *cli) {
+static int verify_database(Cli *cli, const Policy *p, FILE *out, void *userdata) {
         _cleanup_(pg_freep) Pg *pg = NULL;
         _cleanup_(chain_status_done) ChainStatus s = {};
         PgError err = {};
         int r, k;
+        (void) p;
+        (void) userdata;
 
-        if (cli->n_args > 0) {
-                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, "\"retentiond verify\" takes options only.");
-                return EXIT_USAGE;
-        }
         r = cmd_connect(cli, true, &pg);
         if (r)
                 return r;
@@ -96,8 +95,23 @@ int cmd_verify(Cli *cli) {
         pg_error_done(&ig);
 
         if (cli->json)
-                print_json(&s);
+                print_json(out, &s);
         else if (!cli->quiet || s.kind != CHAIN_OK)
-                print_text(&s);
+                print_text(out, &s);
         return s.kind == CHAIN_OK ? EXIT_OK : EXIT_ATTENTION;
+}
+
+int cmd_verify(Cli *cli) {
+        if (cli->n_args > 0) {
+                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, "\"retentiond verify\" takes options only.");
+                return EXIT_USAGE;
+        }
+        /* With -p: -d NAME, or without -d every database of the policy, each its own chain. */
+        _cleanup_policy_ Policy *policy = NULL;
+        int r = cmd_load_policy_if_given(cli, false, &policy);
+        if (r)
+                return r;
+        if (!policy)
+                return verify_database(cli, NULL, stdout, NULL);
+        return cmd_each_database(cli, policy, true, verify_database, NULL);
 }

@@ -27,6 +27,27 @@ int cmd_load_policy(Cli *cli, Policy **ret) {
         return 0;
 }
 
+int cmd_load_policy_if_given(Cli *cli, bool one_database, Policy **ret) {
+        *ret = NULL;
+        if (!cli->policy_paths_given)
+                return 0;
+        int r = cmd_load_policy(cli, ret);
+        if (r)
+                return r;
+        if (one_database && (*ret)->n_databases > 0 && !cli->conninfo) {
+                StrBuf names = {};
+                for (size_t i = 0; i < (*ret)->n_databases; i++)
+                        strbuf_appendf(&names, "%s%s", i ? ", " : "", (*ret)->databases[i].name);
+                _cleanup_free_ char *detail = xasprintf("It names %zu: %s.", (*ret)->n_databases, strbuf_str(&names));
+                strbuf_done(&names);
+                log_pg_style(LOG_ERR, NULL, "the policy names databases: which one?", detail, "Give -d NAME.");
+                policy_free(*ret);
+                *ret = NULL;
+                return EXIT_USAGE;
+        }
+        return 0;
+}
+
 /* cli->rules narrowed to the rules of db (NULL: every rule); *n 0 when there are none. Returns
  * EXIT_USAGE when --rule names a rule of another database. */
 static int rules_of(Cli *cli, const Policy *p, const Database *db, char ***ret, size_t *n) {

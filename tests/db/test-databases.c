@@ -1,7 +1,8 @@
 /* test-databases.c — a policy that names several databases (`databases:`, a rule's `database:`),
  * against real PostgreSQL databases: run, audit, coverage and check go to every database, or to
  * the one -d names, each with its own rules and audit trail; one database being unreachable
- * does not stop the others; -d CONNINFO keeps the behaviour without `databases:`. */
+ * does not stop the others; -d CONNINFO keeps the behaviour without `databases:`; with -p,
+ * migrate and verify go to every database too, and receipt and hold list take -d NAME. */
 #include "rtest.h"
 
 /* A migrated database with app.logs: 10 rows 30 days old, 5 of today. */
@@ -148,10 +149,78 @@ static void test_one_database_down(void **state) {
         free(ci_b);
 }
 
+/* The commands that do not need the policy read it when -p is given: migrate and verify go to
+ * every database of it (or the one -d names), receipt and hold list/release to the one -d names. */
+static void test_policy_free_commands(void **state) {
+        (void) state;
+        char *ci_a = pgtest_create_db(rt_pg, "dbs_free_alpha");
+        char *ci_b = pgtest_create_db(rt_pg, "dbs_free_beta");
+        char *pol = policy_for(ci_a, ci_b, NULL);
+        char *out, *err;
+
+        rt_expect(0, &out, NULL, "-p", pol, "migrate");
+        rt_assert_contains(out, "database alpha:\nretention schema migrated from version 0 to 4 (4 migrations applied)\n");
+        rt_assert_contains(out, "\ndatabase beta:\nretention schema migrated from version 0 to 4 (4 migrations applied)\n");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", "beta", "migrate", "--json");
+        assert_string_equal(out, "{\"schema_version\":4,\"previous_version\":4,\"migrations_applied\":0}\n");
+        free(out);
+
+        PGconn *a = pgtest_connect(ci_a);
+        pgtest_exec(a, "CREATE SCHEMA app");
+        pgtest_exec(a, "CREATE TABLE app.logs (id int PRIMARY KEY, at timestamptz, email text)");
+        pgtest_exec(a, "INSERT INTO app.logs SELECT i, now() - interval '30 days', NULL FROM generate_series(1, 10) i");
+        PGconn *b = pgtest_connect(ci_b);
+        pgtest_exec(b, "CREATE SCHEMA app");
+        pgtest_exec(b, "CREATE TABLE app.logs (id int PRIMARY KEY, at timestamptz, email text)");
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", "alpha", "run");
+
+        rt_expect(0, &out, NULL, "-p", pol, "verify");
+        rt_assert_contains(out, "database alpha:\nchain OK: 1 sealed rule run, last hash ");
+        rt_assert_contains(out, "\ndatabase beta:\nchain OK: no sealed rule runs yet\n");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "verify", "--json");
+        rt_assert_contains(out, "{\"databases\":[{\"database\":\"alpha\",\"exit_code\":0,\"report\":{\"ok\":true,\"sealed\":1,");
+        rt_assert_contains(out, ",{\"database\":\"beta\",\"exit_code\":0,\"report\":{\"ok\":true,\"sealed\":0,");
+        free(out);
+        /* a break in beta's chain shows in beta's report and in the exit code, not in alpha's */
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", "beta", "run");
+        pgtest_exec(b, "ALTER TABLE retention.rule_runs DISABLE TRIGGER USER");
+        pgtest_exec(b, "UPDATE retention.rule_runs SET rows_deleted = 99");
+        pgtest_exec(b, "ALTER TABLE retention.rule_runs ENABLE TRIGGER USER");
+        rt_expect(1, &out, NULL, "-p", pol, "verify");
+        rt_assert_contains(out, "database alpha:\nchain OK: 1 sealed rule run");
+        rt_assert_contains(out, "\ndatabase beta:\nchain BROKEN at #1: ");
+        free(out);
+
+        rt_expect(0, &out, NULL, "-p", pol, "-d", "alpha", "receipt", "1");
+        rt_assert_contains(out, "deletion receipt: run 1\n");
+        rt_assert_contains(out, "logs-alpha");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", "beta", "hold", "list");
+        free(out);
+        /* with -p and databases, these need -d */
+        rt_expect(64, NULL, &err, "-p", pol, "hold", "list");
+        rt_assert_contains(err, "the policy names databases: which one?");
+        rt_assert_contains(err, "It names 2: alpha, beta.");
+        rt_assert_contains(err, "Give -d NAME.");
+        free(err);
+        rt_expect(64, NULL, &err, "-p", pol, "receipt", "1");
+        rt_assert_contains(err, "the policy names databases: which one?");
+        free(err);
+
+        free(pol);
+        PQfinish(a);
+        PQfinish(b);
+        free(ci_a);
+        free(ci_b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_run_every_database),
                 cmocka_unit_test(test_one_database_down),
+                cmocka_unit_test(test_policy_free_commands),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }
