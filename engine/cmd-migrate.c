@@ -94,17 +94,7 @@ static int migrate_database(Cli *cli, const Policy *p, FILE *out, void *userdata
         return EXIT_OK;
 }
 
+/* With -p: -d NAME, or without -d every database of the policy. */
 int cmd_migrate(Cli *cli) {
-        if (cli->n_args > 0) {
-                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, "\"retentiond migrate\" takes options only.");
-                return EXIT_USAGE;
-        }
-        /* With -p: -d NAME, or without -d every database of the policy. */
-        _cleanup_policy_ Policy *policy = NULL;
-        int r = cmd_load_policy_if_given(cli, false, &policy);
-        if (r)
-                return r;
-        if (!policy)
-                return migrate_database(cli, NULL, stdout, NULL);
-        return cmd_each_database(cli, policy, true, migrate_database, NULL);
+        return cmd_no_policy_each_database(cli, "migrate", migrate_database);
 }

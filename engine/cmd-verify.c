@@ -101,17 +101,7 @@ static int verify_database(Cli *cli, const Policy *p, FILE *out, void *userdata)
         return s.kind == CHAIN_OK ? EXIT_OK : EXIT_ATTENTION;
 }
 
+/* With -p: -d NAME, or without -d every database of the policy, each its own chain. */
 int cmd_verify(Cli *cli) {
-        if (cli->n_args > 0) {
-                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, "\"retentiond verify\" takes options only.");
-                return EXIT_USAGE;
-        }
-        /* With -p: -d NAME, or without -d every database of the policy, each its own chain. */
-        _cleanup_policy_ Policy *policy = NULL;
-        int r = cmd_load_policy_if_given(cli, false, &policy);
-        if (r)
-                return r;
-        if (!policy)
-                return verify_database(cli, NULL, stdout, NULL);
-        return cmd_each_database(cli, policy, true, verify_database, NULL);
+        return cmd_no_policy_each_database(cli, "verify", verify_database);
 }

@@ -48,6 +48,21 @@ int cmd_load_policy_if_given(Cli *cli, bool one_database, Policy **ret) {
         return 0;
 }
 
+int cmd_no_policy_each_database(Cli *cli, const char *name, CmdDatabaseFn fn) {
+        if (cli->n_args > 0) {
+                _cleanup_free_ char *hint = xasprintf("\"retentiond %s\" takes options only.", name);
+                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, hint);
+                return EXIT_USAGE;
+        }
+        _cleanup_policy_ Policy *policy = NULL;
+        int r = cmd_load_policy_if_given(cli, false, &policy);
+        if (r)
+                return r;
+        if (!policy)
+                return fn(cli, NULL, stdout, NULL);
+        return cmd_each_database(cli, policy, true, fn, NULL);
+}
+
 /* cli->rules narrowed to the rules of db (NULL: every rule); *n 0 when there are none. Returns
  * EXIT_USAGE when --rule names a rule of another database. */
 static int rules_of(Cli *cli, const Policy *p, const Database *db, char ***ret, size_t *n) {

@@ -33,6 +33,9 @@ typedef int (*CmdDatabaseFn)(Cli *cli, const Policy *p, FILE *out, void *userdat
  *   without rules are skipped unless every_database); text output gets a "database NAME:" line
  *   before each, --json becomes {"databases": [{"database", "exit_code", "report"}, ...]}. */
 int cmd_each_database(Cli *cli, const Policy *p, bool every_database, CmdDatabaseFn fn, void *userdata);
+/* migrate and verify: `retentiond NAME` takes options only; fn runs once, or with -p once per
+ * database of the policy (or for -d NAME), as cmd_each_database(). Returns the exit code. */
+int cmd_no_policy_each_database(Cli *cli, const char *name, CmdDatabaseFn fn);
 /* Connects with the CLI's timeouts; prints the error. Returns 0 or the exit code. */
 int cmd_connect(Cli *cli, bool read_only, Pg **ret);
 /* Prints a runtime error (PostgreSQL style) through the log sink. */

@@ -5,12 +5,18 @@
  * migrate and verify go to every database too, and receipt and hold list take -d NAME. */
 #include "rtest.h"
 
+/* app.logs in c: `old` rows 30 days old, then `young` of today. */
+static void logs_table(PGconn *c, int old, int young) {
+        pgtest_exec(c, "CREATE TABLE app.logs (id int PRIMARY KEY, at timestamptz, email text)");
+        pgtest_exec(c, "INSERT INTO app.logs SELECT i, CASE WHEN i <= %d THEN now() - interval '30 days' ELSE now() END, NULL"
+                       " FROM generate_series(1, %d) i",
+                    old, old + young);
+}
+
 /* A migrated database with app.logs: 10 rows 30 days old, 5 of today. */
 static PGconn *logs_db(const char *name, char **ci) {
         PGconn *c = rt_db(name, ci);
-        pgtest_exec(c, "CREATE TABLE app.logs (id int PRIMARY KEY, at timestamptz, email text)");
-        pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '30 days', NULL FROM generate_series(1, 10) i");
-        pgtest_exec(c, "INSERT INTO app.logs SELECT i, now(), NULL FROM generate_series(11, 15) i");
+        logs_table(c, 10, 5);
         return c;
 }
 
@@ -166,13 +172,11 @@ static void test_policy_free_commands(void **state) {
         assert_string_equal(out, "{\"schema_version\":4,\"previous_version\":4,\"migrations_applied\":0}\n");
         free(out);
 
-        PGconn *a = pgtest_connect(ci_a);
+        PGconn *a = pgtest_connect(ci_a), *b = pgtest_connect(ci_b);
         pgtest_exec(a, "CREATE SCHEMA app");
-        pgtest_exec(a, "CREATE TABLE app.logs (id int PRIMARY KEY, at timestamptz, email text)");
-        pgtest_exec(a, "INSERT INTO app.logs SELECT i, now() - interval '30 days', NULL FROM generate_series(1, 10) i");
-        PGconn *b = pgtest_connect(ci_b);
+        logs_table(a, 10, 0);
         pgtest_exec(b, "CREATE SCHEMA app");
-        pgtest_exec(b, "CREATE TABLE app.logs (id int PRIMARY KEY, at timestamptz, email text)");
+        logs_table(b, 0, 0);
         rt_expect(0, NULL, NULL, "-p", pol, "-d", "alpha", "run");
 
         rt_expect(0, &out, NULL, "-p", pol, "verify");

@@ -239,8 +239,9 @@ static void refuse_drop(PGconn *c, const char *part) {
         pgtest_exec(c, "CREATE EVENT TRIGGER no_drop_%1$s ON sql_drop EXECUTE FUNCTION public.no_drop_%1$s()", part);
 }
 
-/* Rows of app.NAME kept 3 days from the end of their day: partitions 4 days ago and older expire. */
-static char *days_policy(const char *name) {
+/* Rows of app.NAME kept 3 days from the end of their day: partitions 4 days ago and older expire.
+ * `breaker` is the rule's circuit-breaker line. */
+static char *days_policy(const char *name, const char *breaker) {
         char *yaml = rt_asprintf("version: 1\n"
                                  "rules:\n"
                                  "  days:\n"
@@ -250,8 +251,8 @@ static char *days_policy(const char *name) {
                                  "    retain: 3 days\n"
                                  "    from: end_of_day\n"
                                  "    action: delete\n"
-                                 "    max_fraction: 100%%\n",
-                                 name);
+                                 "    %s\n",
+                                 name, breaker);
         char *path = rt_policy(yaml);
         free(yaml);
         return path;
@@ -267,7 +268,7 @@ static void test_partition_drop_refused_reattaches(void **state) {
         PGconn *c = rt_db("enf_part_refused", &ci);
         make_days(c, "p", -1, 10);
         refuse_drop(c, "p_d6");
-        char *pol = days_policy("p");
+        char *pol = days_policy("p", "max_fraction: 100%");
         /* Days 10..4 are whole partitions older than the cutoff (the midnight starting day 3). */
         char *out = NULL, *err = NULL;
         rt_expect(1, &out, &err, "-p", pol, "-d", ci, "run");
@@ -318,7 +319,7 @@ static void test_detached_orphan_finished_next_run(void **state) {
                        "  RAISE EXCEPTION 'test: no ATTACH'; END IF; END $$");
         pgtest_exec(c, "CREATE EVENT TRIGGER no_attach ON ddl_command_end WHEN TAG IN ('ALTER TABLE')"
                        " EXECUTE FUNCTION public.no_attach()");
-        char *pol = days_policy("o");
+        char *pol = days_policy("o", "max_fraction: 100%");
         char *err = NULL;
         rt_expect(1, NULL, &err, "-p", pol, "-d", ci, "run");
         rt_assert_contains(err, "test: o_d6 may not be dropped");
@@ -799,16 +800,7 @@ static void test_breaker_partitions(void **state) {
         pgtest_exec(c, "ANALYZE app.p");
         pgtest_exec(c, "INSERT INTO app.p SELECT k * 100 + i, (current_date - k) + time '12:00' + i * interval '1 minute'"
                        " FROM generate_series(-1, 10) k, generate_series(2, 10) i");
-        char *pol = rt_policy("version: 1\n"
-                              "rules:\n"
-                              "  days:\n"
-                              "    clause: \"kept 3 days from the end of their day\"\n"
-                              "    table: app.p\n"
-                              "    column: at\n"
-                              "    retain: 3 days\n"
-                              "    from: end_of_day\n"
-                              "    action: delete\n"
-                              "    max_rows: 25\n");
+        char *pol = days_policy("p", "max_rows: 25");
         char *out, *err;
         rt_expect(1, &out, &err, "-p", pol, "-d", ci, "--json", "run");
         rt_assert_contains(out, "\"rows_deleted\":25,");
