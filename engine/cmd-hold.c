@@ -248,7 +248,7 @@ int cmd_hold(Cli *cli) {
         }
         /* add needs the policy (its subjects); list and release read it only when -p is given,
          * for -d NAME */
-        r = streq(sub, "add") ? cmd_load_policy(cli, &policy) : cmd_load_policy_if_given(cli, true, &policy);
+        r = streq(sub, "add") ? cmd_load_policy(cli, &policy) : cmd_load_policy_if_given(cli, streq(sub, "list") ? "hold list" : "hold release", &policy);
         if (r)
                 return r;
         r = cmd_connect(cli, streq(sub, "list"), &pg);

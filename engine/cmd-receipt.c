@@ -94,7 +94,7 @@ int cmd_receipt(Cli *cli) {
                 return EXIT_USAGE;
         }
         _cleanup_policy_ Policy *policy = NULL; /* only with -p, for -d NAME */
-        r = cmd_load_policy_if_given(cli, true, &policy);
+        r = cmd_load_policy_if_given(cli, "receipt", &policy);
         if (r)
                 return r;
         r = cmd_connect(cli, true, &pg);

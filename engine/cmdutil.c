@@ -27,20 +27,24 @@ int cmd_load_policy(Cli *cli, Policy **ret) {
         return 0;
 }
 
-int cmd_load_policy_if_given(Cli *cli, bool one_database, Policy **ret) {
+int cmd_load_policy_if_given(Cli *cli, const char *one_database_command, Policy **ret) {
         *ret = NULL;
         if (!cli->policy_paths_given)
                 return 0;
         int r = cmd_load_policy(cli, ret);
         if (r)
                 return r;
-        if (one_database && (*ret)->n_databases > 0 && !cli->conninfo) {
+        const Policy *p = *ret;
+        if (one_database_command && p->n_databases > 0 && !cli->conninfo) {
                 StrBuf names = {};
-                for (size_t i = 0; i < (*ret)->n_databases; i++)
-                        strbuf_appendf(&names, "%s%s", i ? ", " : "", (*ret)->databases[i].name);
-                _cleanup_free_ char *detail = xasprintf("It names %zu: %s.", (*ret)->n_databases, strbuf_str(&names));
+                for (size_t i = 0; i < p->n_databases; i++)
+                        strbuf_appendf(&names, "%s%s", i ? ", " : "", p->databases[i].name);
+                _cleanup_free_ char *primary = xasprintf("%s needs -d NAME with this policy", one_database_command);
+                _cleanup_free_ char *detail = xasprintf("The policy names %zu database%s: %s.", p->n_databases,
+                                                        p->n_databases == 1 ? "" : "s", strbuf_str(&names));
+                _cleanup_free_ char *hint = xasprintf("Give -d NAME, e.g. -d %s.", p->databases[0].name);
                 strbuf_done(&names);
-                log_pg_style(LOG_ERR, NULL, "the policy names databases: which one?", detail, "Give -d NAME.");
+                log_pg_style(LOG_ERR, NULL, primary, detail, hint);
                 policy_free(*ret);
                 *ret = NULL;
                 return EXIT_USAGE;
@@ -55,7 +59,7 @@ int cmd_no_policy_each_database(Cli *cli, const char *name, CmdDatabaseFn fn) {
                 return EXIT_USAGE;
         }
         _cleanup_policy_ Policy *policy = NULL;
-        int r = cmd_load_policy_if_given(cli, false, &policy);
+        int r = cmd_load_policy_if_given(cli, NULL, &policy);
         if (r)
                 return r;
         if (!policy)
@@ -140,7 +144,8 @@ int cmd_each_database(Cli *cli, const Policy *p, bool every_database, CmdDatabas
                         strbuf_appendf(&json, ",\"exit_code\":%d,\"report\":%s}", r, len > 0 ? buf : "null");
                         free(buf);
                 } else {
-                        printf("%sdatabase %s:\n", done ? "\n" : "", db->name);
+                        if (!cli->quiet) /* --quiet: nothing but errors */
+                                printf("%sdatabase %s:\n", done ? "\n" : "", db->name);
                         fflush(stdout);
                         r = fn(cli, p, stdout, userdata);
                 }

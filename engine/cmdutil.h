@@ -18,9 +18,10 @@ int cmd_load_policy(Cli *cli, Policy **ret);
 
 /* For the commands that do not need the policy (migrate, verify, receipt, hold list and
  * release): only with an explicit -p is it loaded, so that -d may be one of its database names
- * (*ret NULL otherwise). With one_database, a policy that names databases needs -d: a usage
- * error otherwise. Returns 0 or the exit code. */
-int cmd_load_policy_if_given(Cli *cli, bool one_database, Policy **ret);
+ * (*ret NULL otherwise). one_database_command (e.g. "receipt"; NULL for a command that goes to
+ * every database): a policy that names databases needs -d, a usage error otherwise. Returns 0
+ * or the exit code. */
+int cmd_load_policy_if_given(Cli *cli, const char *one_database_command, Policy **ret);
 
 /* One command against one database: cli->conninfo, cli->database_name and cli->rules say which
  * and what; output goes to out. Returns an exit code. */

@@ -201,17 +201,31 @@ static void test_policy_free_commands(void **state) {
         rt_assert_contains(out, "deletion receipt: run 1\n");
         rt_assert_contains(out, "logs-alpha");
         free(out);
+        /* a hold placed in beta is listed with -d beta, not with -d alpha */
+        pgtest_exec(b, "INSERT INTO retention.holds (subject, subject_key, reason, placed_by)"
+                       " VALUES ('account', '7', 'test: litigation', 'test')");
         rt_expect(0, &out, NULL, "-p", pol, "-d", "beta", "hold", "list");
+        rt_assert_contains(out, "test: litigation");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", "alpha", "hold", "list");
+        rt_assert_not_contains(out, "test: litigation");
         free(out);
         /* with -p and databases, these need -d */
         rt_expect(64, NULL, &err, "-p", pol, "hold", "list");
-        rt_assert_contains(err, "the policy names databases: which one?");
-        rt_assert_contains(err, "It names 2: alpha, beta.");
-        rt_assert_contains(err, "Give -d NAME.");
+        rt_assert_contains(err, "hold list needs -d NAME with this policy");
+        rt_assert_contains(err, "The policy names 2 databases: alpha, beta.");
+        rt_assert_contains(err, "Give -d NAME, e.g. -d alpha.");
         free(err);
         rt_expect(64, NULL, &err, "-p", pol, "receipt", "1");
-        rt_assert_contains(err, "the policy names databases: which one?");
+        rt_assert_contains(err, "receipt needs -d NAME with this policy");
         free(err);
+        /* --quiet: a healthy chain in every database prints nothing at all */
+        pgtest_exec(b, "ALTER TABLE retention.rule_runs DISABLE TRIGGER USER");
+        pgtest_exec(b, "UPDATE retention.rule_runs SET rows_deleted = 0");
+        pgtest_exec(b, "ALTER TABLE retention.rule_runs ENABLE TRIGGER USER");
+        rt_expect(0, &out, NULL, "-p", pol, "verify", "--quiet");
+        assert_string_equal(out, "");
+        free(out);
 
         free(pol);
         PQfinish(a);
