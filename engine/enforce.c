@@ -384,9 +384,8 @@ struct RuleRun {
         int64_t isolate_refused;  /* rows refused by the last isolation that made no progress */
         int64_t while_held_changed; /* rows anonymised by the while_held phase */
         bool swept_cleanly;  /* every main batch went through the fast path to the cutoff */
-        bool selecting_for_isolation; /* binding the row-by-row selection: not cut to the breaker */
+        int64_t isolation_rows; /* > 0: the row-by-row selection's size, not cut to the breaker */
         uint64_t next_xid;   /* the cluster's next transaction id after the last batch; 0: unknown */
-        bool next_xid_in_batch; /* next_xid was read inside the fast path's transaction */
         uint64_t pause_usec; /* to wait before the next batch (pacing) */
         uint64_t started;
         bool fatal_connection;
@@ -449,8 +448,10 @@ static int64_t breaker_budget(const RuleRun *rr) {
  * breaker's limit has left, so that a run the estimate let start stops at the limit, not one
  * batch beyond it. */
 static int64_t batch_rows(const RuleRun *rr) {
+        if (rr->isolation_rows > 0)
+                return rr->isolation_rows;
         int64_t n = rr->batch_size;
-        if (rr->phase == PHASE_MAIN && !rr->selecting_for_isolation) {
+        if (rr->phase == PHASE_MAIN) {
                 int64_t left = breaker_budget(rr);
                 if (left < n)
                         n = left > 0 ? left : 1;
@@ -461,6 +462,7 @@ static int64_t batch_rows(const RuleRun *rr) {
 static void bind(RuleRun *rr, const PlanStatement *st, Bind *b, const char *ctid, const char *tableoid, int64_t breaker_limit) {
         *b = (Bind) {};
         b->values = xcalloc(st->n_params ? st->n_params : 1, sizeof(char *));
+        int64_t rows = batch_rows(rr);
         for (size_t i = 0; i < st->n_params; i++) {
                 const PlanParam *p = &st->params[i];
                 switch (p->kind) {
@@ -474,10 +476,10 @@ static void bind(RuleRun *rr, const PlanStatement *st, Bind *b, const char *ctid
                         b->values[i] = rr->last_key ? rr->last_key : "-infinity";
                         break;
                 case PARAM_LIMIT:
-                        b->values[i] = own(b, xasprintf("%" PRId64, batch_rows(rr)));
+                        b->values[i] = own(b, xasprintf("%" PRId64, rows));
                         break;
                 case PARAM_OFFSET:
-                        b->values[i] = own(b, xasprintf("%" PRId64, batch_rows(rr) > 1 ? batch_rows(rr) - 1 : 0));
+                        b->values[i] = own(b, xasprintf("%" PRId64, rows > 1 ? rows - 1 : 0));
                         break;
                 case PARAM_RULE_RUN:
                         b->values[i] = own(b, xasprintf("%" PRId64, rr->res.rule_run_id));
@@ -689,7 +691,7 @@ static int trail_count(RuleRun *rr, int64_t deleted, int64_t anonymised, int64_t
                         "UPDATE retention.rule_runs SET rows_deleted = rows_deleted + $2::bigint,"
                         " rows_anonymised = rows_anonymised + $3::bigint, batches = batches + $4::bigint,"
                         " partitions_dropped = partitions_dropped + $5::bigint WHERE id = $1::bigint"
-                        " RETURNING pg_snapshot_xmax(pg_current_snapshot())::text",
+                        " RETURNING " NEXT_XID_SQL,
                         5, p);
         if (k)
                 return k;
@@ -1247,16 +1249,14 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
                 return k;
         /* After an isolation that could delete nothing and did not move the key, look further:
          * the refused rows come first in age order and would otherwise fill every batch. */
-        int64_t saved_batch_size = rr->batch_size, limit = rr->batch_size;
+        int64_t limit = rr->batch_size;
         for (unsigned i = 0; i < rr->isolate_widen && limit < POLICY_MAX_BATCH_SIZE; i++)
                 limit *= 2;
-        rr->batch_size = limit;
         /* The selection is not cut to the breaker's limit (refused rows change nothing and must
          * not hide the rows after them); the deletions below are. */
-        rr->selecting_for_isolation = true;
+        rr->isolation_rows = limit;
         k = exec_stmt(rr, &rr->plan->row_by_row_select, &rows, err, NULL, NULL, 0);
-        rr->selecting_for_isolation = false;
-        rr->batch_size = saved_batch_size;
+        rr->isolation_rows = 0;
         if (k)
                 goto rollback;
         int n = PQntuples(rows), seen = n;
@@ -1365,8 +1365,7 @@ static void end_phase(RuleRun *rr) {
         free(rr->last_key);
         rr->last_key = NULL;
         rr->stalls = 0;
-        /* No pause at a phase's end, and pacing counts afresh: the next phase's statements
-         * read the transaction-id counter at another point of their transaction. */
+        /* No pause at a phase's end, and pacing starts a fresh count with the next phase. */
         rr->pause_usec = 0;
         rr->next_xid = 0;
 }
@@ -1586,21 +1585,17 @@ static int step_fast(RuleRun *rr) {
                 k = exec_fast(rr, &rr->plan->batch_bound, FAST_PATH_BOUND, NULL, &rb, &err);
         if (k == 0) {
                 upper = PQgetisnull(rb, 0, 0) ? NULL : PQgetvalue(rb, 0, 0);
-                if (upper && streq(upper, rr->last_key ? rr->last_key : "-infinity")) {
-                        /* No range can follow (batch_size rows aged -infinity): the rest of this
-                         * rule run takes the SKIP LOCKED batches, whose keyset includes its start. */
+                /* No range can follow (batch_size rows aged -infinity): the rest of this rule run
+                 * takes the SKIP LOCKED batches, whose keyset includes its start. */
+                bool stuck = upper && streq(upper, rr->last_key ? rr->last_key : "-infinity");
+                /* batch_size rows or more share the range's one age value (a busy day of a date
+                 * column): a range of them has no size limit. This batch goes by SKIP LOCKED,
+                 * LIMIT batch_size; the fast path resumes after it. */
+                bool tie = streq(PQgetvalue(rb, 0, 1), "t");
+                if (stuck || tie) {
                         rollback_quietly(rr->pg);
-                        rr->fast_ok = false;
-                        rr->next_xid = 0;
-                        rr->swept_cleanly = false;
-                        return 1;
-                }
-                if (streq(PQgetvalue(rb, 0, 1), "t")) {
-                        /* batch_size rows or more share the range's one age value (a busy day of
-                         * a date column): a range of them has no size limit. This batch goes by
-                         * SKIP LOCKED, LIMIT batch_size; the fast path resumes after it. */
-                        rollback_quietly(rr->pg);
-                        rr->next_xid = 0;
+                        if (stuck)
+                                rr->fast_ok = false;
                         rr->swept_cleanly = false;
                         return 1;
                 }
@@ -1643,7 +1638,6 @@ static int step_fast(RuleRun *rr) {
                 rr->res.anonymised += changed;
         adapt_batch_size(rr, rr->batch_size, dt);
         pace_after_batch(rr, dt, 1, next);
-        rr->next_xid_in_batch = true;
         if (!upper) {
                 end_phase(rr);
                 return 0;
@@ -1683,13 +1677,8 @@ int rule_run_step(RuleRun *rr) {
         }
         /* This batch with SKIP LOCKED. It waits for the table's lock as long as --lock-timeout
          * says: the fast path's short wait is meant for locked rows, and a table lock held a
-         * little longer must not make the rule skip. Pacing counts afresh: the fast path read
-         * the transaction-id counter inside its transaction, this batch reads it after. */
+         * little longer must not make the rule skip. */
         restore_lock_timeout(rr);
-        if (rr->next_xid_in_batch) {
-                rr->next_xid = 0;
-                rr->next_xid_in_batch = false;
-        }
         const PlanStatement *st = rr->phase == PHASE_MAIN ? &rr->plan->batch : &rr->plan->while_held_batch;
         if (!st->sql) {
                 rr->phase = PHASE_DONE;
@@ -1716,6 +1705,7 @@ int rule_run_step(RuleRun *rr) {
                 return step_failed(rr, k, &err);
 
         int64_t selected = int_at(r, 0, 0), changed = int_at(r, 0, 1);
+        uint64_t next = PQgetisnull(r, 0, 3) ? 0 : strtoull(PQgetvalue(r, 0, 3), NULL, 10);
         rr->res.batches++;
         if (rr->phase == PHASE_MAIN && rr->rule->action == ACTION_DELETE)
                 rr->res.deleted += changed;
@@ -1723,7 +1713,7 @@ int rule_run_step(RuleRun *rr) {
                 rr->res.anonymised += changed;
         if (rr->phase == PHASE_WHILE_HELD)
                 rr->while_held_changed += changed;
-        pace_after_batch(rr, dt, 1, 0);
+        pace_after_batch(rr, dt, 1, next);
 
         if (selected == 0) {
                 end_phase(rr);

@@ -830,7 +830,8 @@ static void build_batch(Gen *g, const Rule *r) {
         _cleanup_free_ char *trail = trail_cte(del, rr);
         strbuf_appendf(&b, ", changed AS (%s %s batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)%s", head,
                        del ? "USING" : "FROM", part ? " AND d.tableoid = b.toid" : "", dage, ce, trail);
-        strbuf_append(&b, " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch)");
+        strbuf_append(&b, " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch), "
+                          NEXT_XID_SQL);
         finish_statement(g, &p->batch, strbuf_steal(&b));
 
         if (r->action == ACTION_DELETE) {
@@ -881,7 +882,8 @@ static void build_while_held(Gen *g, const Rule *r) {
                          xasprintf("WITH batch AS MATERIALIZED (SELECT t.ctid AS rid%s, %s AS k FROM %s t"
                                    " WHERE %s >= %s::%s AND %s AND %s AND NOT %s ORDER BY %s LIMIT %s FOR UPDATE OF t SKIP LOCKED)"
                                    ", changed AS (%s FROM batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)%s"
-                                   " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch)",
+                                   " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch), "
+                                   NEXT_XID_SQL,
                                    part ? ", t.tableoid AS toid" : "", age, tq, age, last, kind_sql_type(p->age_kind), due,
                                    held ? held : "false", done, age, lim, head, part ? " AND d.tableoid = b.toid" : "",
                                    dage, ce, trail));

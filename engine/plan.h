@@ -68,6 +68,11 @@ typedef struct TimeSlot {
                             * year strictly before it (the retention runs from the end of the period) */
 } TimeSlot;
 
+/* The cluster's next transaction id as the statement's snapshot sees it (the newest finished
+ * one + 1), for pacing: every batch reads it at the same point, inside its own transaction, so
+ * that the ids of two batches compare; read after a COMMIT it would count the batch's own. */
+#define NEXT_XID_SQL "pg_snapshot_xmax(pg_current_snapshot())::text"
+
 typedef struct Plan {
         const Rule *rule;
         const CatTable *table;
@@ -81,7 +86,7 @@ typedef struct Plan {
 
         PlanStatement batch_bound;      /* fast path: the upper end of the next batch_size rows by age (NULL: the cutoff) */
         PlanStatement batch_range;      /* fast path: DELETE/UPDATE of the actionable rows in [last key, upper end); count: command tag */
-        PlanStatement batch;            /* rows one by one, FOR UPDATE SKIP LOCKED -> selected, changed, last key */
+        PlanStatement batch;            /* rows one by one, FOR UPDATE SKIP LOCKED -> selected, changed, last key, next xid */
         PlanStatement while_held_batch; /* sql NULL when the rule has no while_held */
         PlanStatement breaker_count;    /* count of rows this run would change, LIMIT param */
         PlanStatement breaker_estimate; /* EXPLAIN (FORMAT JSON) of the due rows: the planner's estimate */
