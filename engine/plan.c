@@ -765,8 +765,9 @@ static char *trail_cte(bool delete, const char *rule_run_param) {
  * could hold any number of rows: the caller takes that batch with the SKIP LOCKED statement,
  * whose LIMIT is exact). The OFFSET 0 keeps the probe a subquery of its own: pulled up, it was
  * copied into every use of b and ran three times per batch (EXPLAIN ANALYZE: three InitPlans,
- * 2.2 of a 10,000-row batch's 8.5 ms). batch_range: the plain DELETE (or UPDATE) of every actionable row of that range, with
- * the same predicates a bulk DELETE would have; its count is the command tag's. No RETURNING and
+ * 2.2 of a 10,000-row batch's 8.5 ms). batch_range: the plain DELETE (or UPDATE) of every
+ * actionable row of that range, with the same predicates a bulk DELETE would have; its count is
+ * the command tag's. No RETURNING and
  * no CTE: collecting the changed rows for a count cost 40 % more than the change itself
  * (EXPLAIN ANALYZE, 10,000-row batches: 8.4 ms against 6.0 ms). It waits for a row the
  * application has locked only up to lock_timeout; the caller then redoes the batch with the
