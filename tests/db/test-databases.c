@@ -169,7 +169,7 @@ static void test_policy_free_commands(void **state) {
         rt_assert_contains(out, "\ndatabase beta:\nretention schema migrated from version 0 to 4 (4 migrations applied)\n");
         free(out);
         rt_expect(0, &out, NULL, "-p", pol, "-d", "beta", "migrate", "--json");
-        assert_string_equal(out, "{\"schema_version\":4,\"previous_version\":4,\"migrations_applied\":0}\n");
+        assert_string_equal(out, "{\"schema_version\":5,\"previous_version\":5,\"migrations_applied\":0}\n");
         free(out);
 
         PGconn *a = pgtest_connect(ci_a), *b = pgtest_connect(ci_b);
