@@ -837,3 +837,45 @@ int pgtest_run(const char *const *args, const char *const *env, char **out, char
                 fail_msg("pgtest: cannot run %s: %s", bin, strerror(e));
         return r;
 }
+
+/* psql from PATH (Debian's /usr/bin/psql picks the client of the newest installed version). */
+static char *find_psql(void) {
+        const char *path = getenv("PATH");
+        char *copy = xstrdup_(path && *path ? path : "/usr/bin:/bin");
+        char *found = NULL;
+        for (char *save = NULL, *d = strtok_r(copy, ":", &save); d && !found; d = strtok_r(NULL, ":", &save))
+                if (is_executable(d, "psql"))
+                        found = xasprintf_("%s/psql", d);
+        free(copy);
+        if (!found)
+                fail_msg("pgtest: no psql in PATH (postgresql-client-15)");
+        return found;
+}
+
+char *pgtest_engine_role(const char *conninfo, const char *role, const char *tables, const char *read_tables) {
+        const char *root = getenv("SOURCE_ROOT");
+        if (!root || !*root)
+                fail_msg("pgtest: SOURCE_ROOT is not set (meson sets it for the db suite)");
+        char *script = xasprintf_("%s/sql/retentiond-role.sql", root);
+        char *vrole = xasprintf_("role=%s", role), *vtables = xasprintf_("tables=%s", tables);
+        char *vread = xasprintf_("read_tables=%s", read_tables ? read_tables : "");
+        char *psql = find_psql();
+        const char *argv[] = { psql, "-X", "-q", "-d", conninfo, "-v", vrole, "-v", vtables, "-v", vread, "-f", script, NULL };
+        SpawnOpts o = {};
+        char *out = NULL, *err = NULL;
+        int r = spawn(argv, &o, &out, &err);
+        if (r != 0)
+                fail_msg("pgtest: psql -f %s (role %s, tables %s) exited %d:\n%s%s", script, role, tables, r, out ? out : "",
+                         err ? err : "");
+        free(out);
+        free(err);
+        free(script);
+        free(vrole);
+        free(vtables);
+        free(vread);
+        free(psql);
+        char *qrole = conninfo_quote(role);
+        char *ci = xasprintf_("%s user=%s", conninfo, qrole);
+        free(qrole);
+        return ci;
+}

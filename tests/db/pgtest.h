@@ -46,3 +46,9 @@ void pgtest_exec_file(PGconn *c, const char *path);
  * environment), stdin from /dev/null. Captures stdout and stderr fully into *out and *err (caller
  * frees; either pointer may be NULL to discard). Returns the exit status, or 128+signal. */
 int pgtest_run(const char *const *args, const char *const *env, char **out, char **err);
+
+/* Runs sql/retentiond-role.sql with psql against conninfo exactly as the README says
+ * (psql -v role=ROLE -v tables=TABLES [-v read_tables=READ] -f sql/retentiond-role.sql): creates
+ * or tightens the least-privilege role the engine runs as. Fails the test when psql fails.
+ * Returns a conninfo for that role (conninfo with user=ROLE); caller frees. */
+char *pgtest_engine_role(const char *conninfo, const char *role, const char *tables, const char *read_tables);
