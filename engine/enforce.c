@@ -1047,13 +1047,53 @@ static int settle_detached(RuleRun *rr, CatCache *cache, const char *parent, Det
         return first;
 }
 
+/* Whether this session's role may drop the relation `rel` (an oid or a quoted name): it owns
+ * it, or is a member of its owner with the owner's privileges (a superuser always may). DETACH is
+ * an ALTER TABLE of the parent; the COMMENT, the DROP and a re-ATTACH need the partition too. */
+static int may_drop(RuleRun *rr, const char *rel, bool *ret, PgError *err) {
+        _cleanup_free_ char *v = NULL;
+        const char *p[] = { rel };
+        int k = pg_value(rr->pg, &v, err,
+                         "SELECT coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c"
+                         " WHERE c.oid = $1::regclass), false)",
+                         1, p);
+        if (k)
+                return k;
+        *ret = streq_ptr(v, "t");
+        return 0;
+}
+
+/* The partition is still attached and will not be dropped by this run: the COMMENT that would
+ * let a later run finish a detach no longer holds. */
+static void uncomment_partition(RuleRun *rr, const char *pq) {
+        _cleanup_free_ char *sql = xasprintf("COMMENT ON TABLE %s IS NULL", pq);
+        PgError e = {};
+        (void) pg_exec0(rr->pg, NULL, &e, sql);
+        pg_error_done(&e);
+}
+
 static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
         _cleanup_pgresult_ PGresult *parts = NULL;
         _cleanup_free_ char *parent = qualified_name_quote(&rr->plan->table->name);
         Detached *detached = NULL;
         size_t n_detached = 0;
         int64_t detached_rows = 0; /* the statistics' rows of the partitions detached so far */
-        int k = finish_pending_detaches(rr, cache, parent, err);
+        char oid[16];
+        bool owner = false;
+        /* Decided from the catalog before anything changes: a role that may not detach and drop
+         * (the least-privilege role of sql/retentiond-role.sql owns nothing) leaves every
+         * partition attached, and the batches delete their rows through the parent, for which
+         * SELECT and DELETE on the parent suffice. */
+        snprintf(oid, sizeof(oid), "%u", rr->plan->table->oid);
+        int k = may_drop(rr, oid, &owner, err);
+        if (k)
+                return k;
+        if (!owner) {
+                log_debug("rule %s: partitions of %s are deleted row by row: the role does not own the table",
+                          rr->rule->name, parent);
+                return 0;
+        }
+        k = finish_pending_detaches(rr, cache, parent, err);
         if (k == 0)
                 k = finish_detached_orphans(rr, cache, parent, err);
         if (k)
@@ -1093,21 +1133,46 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                         if (int_at(c, 0, 1) > 0 || int_at(c, 0, 2) > 0)
                                 continue; /* held or young rows: row by row */
                 }
+                /* A partition the role does not own stays: its rows go by batches. */
+                bool own_part = false;
+                k = may_drop(rr, pq, &own_part, err);
+                if (k)
+                        break;
+                if (!own_part)
+                        continue;
                 /* The COMMENT says whose partition it was and with which bound, so that a run
                  * killed before the DROP leaves the next run all it needs to finish it
-                 * (finish_detached_orphans()). */
+                 * (finish_detached_orphans()). No COMMENT, no detach. */
                 _cleanup_free_ char *note = xasprintf(DETACHED_COMMENT_PREFIX "%u by rule run %" PRId64
                                                       " to be dropped; all rows expired; bound %s",
                                                       rr->plan->table->oid, rr->res.rule_run_id, bound);
                 _cleanup_free_ char *lit = pg_literal(note);
                 _cleanup_free_ char *comment = xasprintf("COMMENT ON TABLE %s IS %s", pq, lit);
                 PgError ce = {};
-                (void) pg_exec0(rr->pg, NULL, &ce, comment);
+                k = pg_exec0(rr->pg, NULL, &ce, comment);
+                if (k == PG_ERR_CONNECTION) {
+                        *err = ce;
+                        break;
+                }
                 pg_error_done(&ce);
+                if (k) {
+                        k = 0;
+                        continue; /* busy or refused: still attached, its rows go row by row */
+                }
 
                 _cleanup_free_ char *detach = xasprintf("ALTER TABLE %s DETACH PARTITION %s CONCURRENTLY", parent, pq);
                 PgError de = {};
                 k = pg_exec0(rr->pg, NULL, &de, detach);
+                if (k == PG_ERR_PERMISSION) {
+                        /* Ownership changed since the look above: nothing was detached. Every
+                         * partition left goes by batches, as for a role that owns nothing. */
+                        log_warning("rule %s: may not detach partition %s (%s); its rows are deleted row by row",
+                                    rr->rule->name, pd, de.primary ? de.primary : "permission denied");
+                        pg_error_done(&de);
+                        uncomment_partition(rr, pq);
+                        k = 0;
+                        break;
+                }
                 if (k && k != PG_ERR_CONNECTION && detach_pending(rr, pq)) {
                         /* The first transaction committed, the second did not finish. */
                         pg_error_done(&de);
@@ -1132,14 +1197,16 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                 pg_error_done(&de);
                 _cleanup_free_ char *detach2 = xasprintf("ALTER TABLE %s DETACH PARTITION %s", parent, pq);
                 k = drop_partition_checked(rr, cache, &part, detach2, &dropped, err);
+                if (k != 0 && k != PG_ERR_CONNECTION)
+                        uncomment_partition(rr, pq); /* rolled back: still attached */
                 if (k == 1) {
                         k = 0;
                         continue;
                 }
-                if (k == PG_ERR_LOCK_TIMEOUT) {
+                if (k == PG_ERR_LOCK_TIMEOUT || k == PG_ERR_PERMISSION) {
                         pg_error_done(err);
                         k = 0;
-                        continue; /* busy: still attached, its rows go row by row */
+                        continue; /* busy or not allowed: still attached, its rows go row by row */
                 }
                 if (k)
                         break;
@@ -1202,6 +1269,18 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
                 }
         }
 
+        /* An earlier rule of this run dropped partitions: the facts loaded before may name
+         * them (a foreign key declared on a partition, a cascade child), and a plan built from
+         * them would fail with "relation ... does not exist". No plan of an earlier rule is
+         * alive here; load everything again. */
+        if (cache->stale) {
+                cat_cache_done(cache); /* stays stale until a load succeeds */
+                k = enforce_load_catalog(pg, p, cache, &err);
+                if (k)
+                        goto fail;
+                cache->stale = false;
+        }
+
         if (plan_build(p, rule, cache, &rr->plan, &perr) < 0) {
                 pg_error_set(&err, NULL, perr, "Run \"retentiond check --database\" to see every catalog problem.",
                              "rule \"%s\" does not fit the database", rule->name);
@@ -1245,6 +1324,8 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
                 rr->phase = PHASE_DONE;
         else if (rr->phase != PHASE_DONE && rr->plan->can_drop_partitions) {
                 k = drop_expired_partitions(rr, cache, &err);
+                if (rr->res.partitions_dropped > 0)
+                        cache->stale = true; /* for the next rule: this one's plan still uses it */
                 if (k)
                         goto fail;
         }

@@ -15,6 +15,9 @@
 typedef struct CatCache {
         CatTable **tables;
         size_t n_tables;
+        /* A rule dropped a partition: facts of other tables may name it (foreign keys declared
+         * on partitions, cascade children). rule_run_start() loads the catalog again first. */
+        bool stale;
 } CatCache;
 
 const CatTable *cat_cache_find_oid(const CatCache *c, uint32_t oid);
