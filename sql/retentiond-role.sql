@@ -22,8 +22,13 @@
 -- script converges: privileges this role holds on other tables of the same schemas are revoked
 -- (each revoke is reported).
 -- The role gets no password: use peer/cert authentication, or ALTER ROLE ... PASSWORD afterwards.
--- Dropping partitions whole (partitioned tables) needs ownership of the table, which this script
--- deliberately does not give: without it, the engine deletes row by row.
+-- Partitioned tables: list the parent. DML goes through the parent, so its privileges suffice
+-- for the batches; every partition of a listed table gets SELECT (a foreign key declared on a
+-- partition is checked by reading the partition): rerun the script after creating partitions
+-- (`retentiond check -d` names a partition the role cannot read). Dropping whole partitions
+-- needs ownership of the parent and of the partition, which this script deliberately does not
+-- give: without it, the engine sees that in the catalog before it changes anything, leaves every
+-- partition attached and deletes the expired rows row by row, in batches through the parent.
 
 \set ON_ERROR_STOP on
 \if :{?role}
@@ -57,6 +62,7 @@ DECLARE
         rel regclass;
         acts regclass[] := '{}';
         reads regclass[] := '{}';
+        parts regclass[] := '{}';
         schemas oid[] := '{}';
         g record;
 BEGIN
@@ -120,8 +126,13 @@ BEGIN
                 EXECUTE format('GRANT SET ON PARAMETER wal_compression TO %I', r);
         END IF;
 
-        -- The application tables: exactly the listed ones.
-        FOREACH rel IN ARRAY acts || reads LOOP
+        -- The application tables: exactly the listed ones, and the partitions of listed
+        -- partitioned tables (SELECT only: a foreign key declared on a partition is checked by
+        -- reading that partition; rows are changed only through the parent).
+        SELECT coalesce(array_agg(t.relid), '{}') INTO parts
+        FROM unnest(acts || reads) AS l(rel), pg_partition_tree(l.rel) t
+        WHERE t.level > 0 AND NOT t.relid = ANY (acts || reads);
+        FOREACH rel IN ARRAY acts || reads || parts LOOP
                 schemas := schemas || (SELECT relnamespace FROM pg_class WHERE oid = rel);
         END LOOP;
         FOR g IN
@@ -129,7 +140,7 @@ BEGIN
                 FROM pg_class c, aclexplode(c.relacl) a
                 WHERE c.relnamespace = ANY (schemas) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
                   AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = r)
-                  AND NOT c.oid = ANY (acts || reads)
+                  AND NOT c.oid = ANY (acts || reads || parts)
                 GROUP BY c.oid
         LOOP
                 EXECUTE format('REVOKE ALL ON %s FROM %I', g.rel, r);
@@ -140,7 +151,7 @@ BEGIN
                 EXECUTE format('GRANT SELECT, UPDATE, DELETE ON %s TO %I', rel, r);
                 RAISE NOTICE 'granted SELECT, UPDATE, DELETE on % to %', rel, r;
         END LOOP;
-        FOREACH rel IN ARRAY reads LOOP
+        FOREACH rel IN ARRAY reads || parts LOOP
                 EXECUTE format('REVOKE ALL ON %s FROM %I', rel, r);
                 EXECUTE format('GRANT SELECT ON %s TO %I', rel, r);
                 RAISE NOTICE 'granted SELECT on % to %', rel, r;
