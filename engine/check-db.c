@@ -11,6 +11,7 @@
 #include "enforce.h"
 #include "event.h"
 #include "exitcode.h"
+#include "ident.h"
 #include "plan.h"
 #include "util.h"
 
@@ -37,6 +38,122 @@ static void add_for_rule(Diagnostics *d, Severity sev, const Rule *r, const char
                 }
                 free(line);
         }
+}
+
+/* Partitions as a list of display names, from (schema, name) rows of r starting at column 0. */
+static char *display_list(PGresult *r) {
+        StrBuf b = {};
+        for (int i = 0; i < PQntuples(r); i++) {
+                QualifiedName q = { .schema = PQgetvalue(r, i, 0), .name = PQgetvalue(r, i, 1) };
+                _cleanup_free_ char *d = qualified_name_display(&q);
+                strbuf_appendf(&b, "%s%s", i ? ", " : "", d);
+        }
+        char *s = xstrdup(strbuf_str(&b));
+        strbuf_done(&b);
+        return s;
+}
+
+/* What the engine's role may and may not do for one rule beyond the privileges on the rule's
+ * table (plan_check_rule()): read the evidence of its holds and the tables whose foreign keys
+ * reference the table (a delete checks them, also when the key is declared on a partition),
+ * and drop whole expired partitions, which needs ownership: without it the engine deletes
+ * their rows in batches, and a note says so. */
+static int check_rule_role(Pg *pg, Diagnostics *d, const Policy *p, const Rule *rule, const CatCache *cache,
+                           PgError *err) {
+        const CatTable *t = cat_cache_find_name(cache, &rule->table);
+        if (!t)
+                return 0;
+        _cleanup_free_ char *tn = qualified_name_display(&t->name);
+        char oid[16];
+        int k;
+
+        for (size_t i = 0; i < rule->n_holds; i++) {
+                const Hold *h = rule->holds[i];
+                const CatTable *ht = h->registry ? NULL : cat_cache_find_name(cache, &h->table);
+                if (!ht || ht->can_select)
+                        continue;
+                _cleanup_free_ char *hn = qualified_name_display(&ht->name);
+                _cleanup_free_ char *m = xasprintf("permission denied: the role cannot SELECT from %s, the evidence of hold \"%s\"",
+                                                   hn, h->name);
+                add_for_rule(d, SEVERITY_ERROR, rule, m);
+                diag_set_hint(&d->items[d->n - 1], "List it in read_tables of sql/retentiond-role.sql and run the script again.");
+        }
+
+        if (rule->action == ACTION_DELETE)
+                for (size_t i = 0; i < t->n_referenced_by; i++) {
+                        const CatForeignKey *fk = &t->referenced_by[i];
+                        _cleanup_free_ char *v = NULL;
+                        snprintf(oid, sizeof(oid), "%u", fk->child_oid);
+                        const char *pp[] = { oid };
+                        k = pg_value(pg, &v, err,
+                                     "SELECT has_table_privilege(c.oid, 'SELECT') AND has_schema_privilege(c.relnamespace, 'USAGE')"
+                                     " FROM pg_class c WHERE c.oid = $1::oid",
+                                     1, pp);
+                        if (k)
+                                return k;
+                        if (streq_ptr(v, "t"))
+                                continue;
+                        _cleanup_free_ char *cn = qualified_name_display(&fk->child);
+                        _cleanup_free_ char *m = xasprintf("permission denied: the role cannot SELECT from %s, which references %s"
+                                                           " (constraint %s); every delete checks it",
+                                                           cn, tn, fk->name);
+                        add_for_rule(d, SEVERITY_ERROR, rule, m);
+                        diag_set_hint(&d->items[d->n - 1],
+                                      "List it in read_tables of sql/retentiond-role.sql and run the script again; for a"
+                                      " partition, list its partitioned table: the script grants SELECT on every partition"
+                                      " that exists when it runs.");
+                }
+
+        /* Whole partitions: only when the plan would drop them at all. */
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        _cleanup_free_ char *perr = NULL;
+        if (plan_build(p, rule, cache, &plan, &perr) < 0 || !plan->can_drop_partitions)
+                return 0;
+        snprintf(oid, sizeof(oid), "%u", t->oid);
+        const char *pp[] = { oid };
+        _cleanup_pgresult_ PGresult *r = NULL;
+        k = pg_exec(pg, &r, err,
+                    "SELECT current_user, pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c WHERE c.oid = $1::oid",
+                    1, pp);
+        if (k)
+                return k;
+        if (PQntuples(r) != 1)
+                return 0;
+        _cleanup_free_ char *role = ident_display(PQgetvalue(r, 0, 0));
+        bool owns_parent = streq(PQgetvalue(r, 0, 1), "t");
+        PQclear(TAKE_PTR(r));
+        _cleanup_free_ char *m = NULL;
+        if (!owns_parent)
+                m = xasprintf("partitions of %s will be deleted row by row: role %s does not own them"
+                              " (dropping whole partitions needs ownership)",
+                              tn, role);
+        else {
+                /* The engine looks at the direct partitions the same way (enforce.c may_drop()). */
+                k = pg_exec(pg, &r, err,
+                            "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                            " WHERE i.inhparent = $1::oid AND c.relkind = 'r'"
+                            " AND NOT pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY n.nspname, c.relname",
+                            1, pp);
+                if (k)
+                        return k;
+                if (PQntuples(r) > 0) {
+                        _cleanup_free_ char *list = display_list(r);
+                        m = xasprintf("partition%s %s of %s will be deleted row by row: role %s does not own %s"
+                                      " (dropping whole partitions needs ownership)",
+                                      PQntuples(r) > 1 ? "s" : "", list, tn, role, PQntuples(r) > 1 ? "them" : "it");
+                }
+        }
+        if (m) {
+                add_for_rule(d, SEVERITY_NOTE, rule, m);
+                diag_set_detail(&d->items[d->n - 1],
+                                "In rule \"%s\", checked against the database. Expired partitions are detached and dropped"
+                                " whole only by a role that owns the partitioned table and the partition (or is a member"
+                                " of their owner); otherwise the engine deletes their rows in batches through %s,"
+                                " which SELECT and DELETE on it allow.",
+                                rule->name, tn);
+        }
+        return 0;
 }
 
 int check_database(Cli *cli, const Policy *p) {
@@ -106,6 +223,9 @@ int check_database(Cli *cli, const Policy *p) {
                 }
                 free(errors);
                 free(warnings);
+                k = check_rule_role(pg, d, p, rule, &cache, &err);
+                if (k)
+                        return cmd_fail(&err, k);
         }
         diagnostics_sort(d);
         if (cli->json) {

@@ -52,7 +52,7 @@ Diagnostic *diag_addv(Diagnostics *d, Severity sev, const char *file, unsigned l
         d->n++;
         if (sev == SEVERITY_ERROR)
                 d->n_errors++;
-        else
+        else if (sev == SEVERITY_WARNING)
                 d->n_warnings++;
         return x;
 }
@@ -152,7 +152,7 @@ void diagnostics_sort(Diagnostics *d) {
 }
 
 const char *severity_to_string(Severity s) {
-        return s == SEVERITY_ERROR ? "error" : "warning";
+        return s == SEVERITY_ERROR ? "error" : s == SEVERITY_WARNING ? "warning" : "note";
 }
 
 /* Appends the caret line: the first column-1 characters of the source become blanks (tabs

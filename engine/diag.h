@@ -13,6 +13,7 @@
 typedef enum Severity {
         SEVERITY_ERROR,
         SEVERITY_WARNING,
+        SEVERITY_NOTE, /* not a problem: what will happen, e.g. `check -d` on what the role may do */
 } Severity;
 
 typedef struct Diagnostic {
