@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include <setjmp.h>
 #include <stddef.h>
@@ -37,33 +36,6 @@
 #define RULE_RUNS_SQL                                                                                                      \
         "SELECT string_agg(rule || ' ' || outcome || ' ' || rows_deleted || ' ' || partitions_dropped, '; ' ORDER BY id)" \
         " FROM retention.rule_runs"
-
-/* Runs sql/retentiond-role.sql with psql as the README says, as the cluster's superuser. */
-static void role_script(const char *ci, const char *role, const char *tables) {
-        const char *src = getenv("SOURCE_ROOT");
-        const char *bin = getenv("RETENTIOND_TEST_PGBIN");
-        char *psql = bin && *bin ? rt_asprintf("%s/psql", bin) : strdup("psql");
-        char *cmd = rt_asprintf("%s -X -q -d '%s' -v role=%s -v tables='%s' -f '%s/sql/retentiond-role.sql' 2>&1", psql, ci,
-                                role, tables, src ? src : ".");
-        FILE *p = popen(cmd, "r");
-        assert_non_null(p);
-        char buf[4096];
-        size_t n;
-        char *out = strdup("");
-        while ((n = fread(buf, 1, sizeof(buf) - 1, p)) > 0) {
-                buf[n] = 0;
-                char *o = rt_asprintf("%s%s", out, buf);
-                free(out);
-                out = o;
-        }
-        int st = pclose(p);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-                print_error("%s\n%s", cmd, out);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-        free(out);
-        free(cmd);
-        free(psql);
-}
 
 /* A fresh database NAME: app.customer (ids 1..20, 1..10 closed 40 days ago) and app.payment,
  * partitioned by day: payment_dK for the day K days ago (K = -1..10, dm1: tomorrow), 10 rows at
@@ -99,8 +71,7 @@ static PGconn *lp_db(const char *name, const char *role, char **ci, char **eci) 
         pgtest_exec(c, "ANALYZE app.payment, app.customer");
         *eci = NULL;
         if (role) {
-                role_script(*ci, role, "app.payment, app.customer");
-                *eci = rt_asprintf("%s user=%s", *ci, role);
+                *eci = pgtest_engine_role(*ci, role, "app.payment, app.customer", NULL);
         }
         return c;
 }
@@ -232,7 +203,7 @@ static void test_check_as_role(void **state) {
         free(err);
 
         /* The script, run again, grants them back; UPDATE for anonymisation too. */
-        role_script(ci, "lp_role_c", "app.payment, app.customer");
+        free(pgtest_engine_role(ci, "lp_role_c", "app.payment, app.customer", NULL));
         rt_expect(0, NULL, &err, "-p", pol, "-d", eci, "check");
         assert_int_equal(count_substr(err, "error:"), 0);
         free(err);
