@@ -144,6 +144,34 @@ static int check_rule_role(Pg *pg, Diagnostics *d, const Policy *p, const Rule *
                                       PQntuples(r) > 1 ? "s" : "", list, tn, role, PQntuples(r) > 1 ? "them" : "it");
                 }
         }
+        if (owns_parent) {
+                /* A partition another table's foreign key references is never dropped either. */
+                PQclear(TAKE_PTR(r));
+                k = pg_exec(pg, &r, err,
+                            "SELECT n.nspname, c.relname, fn.nspname, fc.relname, f.conname FROM pg_inherits i"
+                            " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                            " JOIN pg_constraint f ON f.contype = 'f' AND f.confrelid = c.oid AND f.conrelid <> c.oid"
+                            " JOIN pg_class fc ON fc.oid = f.conrelid JOIN pg_namespace fn ON fn.oid = fc.relnamespace"
+                            " WHERE i.inhparent = $1::oid AND c.relkind = 'r'"
+                            " ORDER BY n.nspname, c.relname, fn.nspname, fc.relname, f.conname",
+                            1, pp);
+                if (k)
+                        return k;
+                for (int i = 0; i < PQntuples(r); i++) {
+                        QualifiedName part = { .schema = PQgetvalue(r, i, 0), .name = PQgetvalue(r, i, 1) };
+                        QualifiedName ref = { .schema = PQgetvalue(r, i, 2), .name = PQgetvalue(r, i, 3) };
+                        _cleanup_free_ char *pd = qualified_name_display(&part);
+                        _cleanup_free_ char *rd = qualified_name_display(&ref);
+                        _cleanup_free_ char *mr = xasprintf("partition %s of %s will be deleted row by row: %s references it"
+                                                            " (constraint %s)",
+                                                            pd, tn, rd, PQgetvalue(r, i, 4));
+                        add_for_rule(d, SEVERITY_NOTE, rule, mr);
+                        diag_set_detail(&d->items[d->n - 1],
+                                        "In rule \"%s\", checked against the database. A referenced partition cannot be"
+                                        " dropped; its rows that are still referenced are kept and reported.",
+                                        rule->name);
+                }
+        }
         if (m) {
                 add_for_rule(d, SEVERITY_NOTE, rule, m);
                 diag_set_detail(&d->items[d->n - 1],

@@ -1049,13 +1049,16 @@ static int settle_detached(RuleRun *rr, CatCache *cache, const char *parent, Det
 
 /* Whether this session's role may drop the relation `rel` (an oid or a quoted name): it owns
  * it, or is a member of its owner with the owner's privileges (a superuser always may). DETACH is
- * an ALTER TABLE of the parent; the COMMENT, the DROP and a re-ATTACH need the partition too. */
+ * an ALTER TABLE of the parent; the COMMENT, the DROP and a re-ATTACH need the partition too.
+ * And no foreign key of another table references it: the DROP would fail (2BP01) on every
+ * run, and its rows must go one by one anyway, the referenced ones kept. */
 static int may_drop(RuleRun *rr, const char *rel, bool *ret, PgError *err) {
         _cleanup_free_ char *v = NULL;
         const char *p[] = { rel };
         int k = pg_value(rr->pg, &v, err,
-                         "SELECT coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE') FROM pg_class c"
-                         " WHERE c.oid = $1::regclass), false)",
+                         "SELECT coalesce((SELECT pg_has_role(current_user, c.relowner, 'USAGE')"
+                         " AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = c.oid"
+                         " AND f.conrelid <> c.oid) FROM pg_class c WHERE c.oid = $1::regclass), false)",
                          1, p);
         if (k)
                 return k;
@@ -1133,7 +1136,8 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                         if (int_at(c, 0, 1) > 0 || int_at(c, 0, 2) > 0)
                                 continue; /* held or young rows: row by row */
                 }
-                /* A partition the role does not own stays: its rows go by batches. */
+                /* A partition the role does not own, or that another table references, stays:
+                 * its rows go by batches. */
                 bool own_part = false;
                 k = may_drop(rr, pq, &own_part, err);
                 if (k)

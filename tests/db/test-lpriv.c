@@ -248,6 +248,53 @@ static void test_owner_drops_partitions(void **state) {
         free(ci);
 }
 
+/* A partition another table's foreign key references is never dropped (the DROP failed the rule
+ * on every run: "cannot drop table app.payment_d6 because other objects depend on it"): it stays
+ * attached, its rows go by batches, and the one still referenced is kept and reported. `check -d`
+ * says so. */
+static void test_referenced_partition_stays(void **state) {
+        (void) state;
+        char *ci, *eci;
+        PGconn *c = lp_db("lp_referenced", "lp_role_f", &ci, &eci);
+        pgtest_exec(c, "GRANT lp_owner TO lp_role_f");
+        pgtest_exec(c, "SET ROLE lp_owner");
+        pgtest_exec(c, "ALTER TABLE app.payment_d6 ADD UNIQUE (id)");
+        pgtest_exec(c, "CREATE TABLE app.refund (id int PRIMARY KEY, payment_id int REFERENCES app.payment_d6 (id))");
+        pgtest_exec(c, "INSERT INTO app.refund VALUES (1, 601)");
+        pgtest_exec(c, "RESET ROLE");
+        char *pol = rt_policy(POLICY);
+        char *err = NULL;
+        rt_expect(0, NULL, &err, "-p", pol, "-d", eci, "check");
+        char *note = rt_asprintf("%s:3:3: note: partition app.payment_d6 of app.payment will be deleted row by row:"
+                                 " app.refund references it (constraint refund_payment_id_fkey)\n"
+                                 "    3 |   payments:\n"
+                                 "      |   ^\n"
+                                 "DETAIL:  In rule \"payments\", checked against the database. A referenced partition"
+                                 " cannot be dropped; its rows that are still referenced are kept and reported.\n",
+                                 pol);
+        rt_assert_contains(err, note);
+        assert_int_equal(count_substr(err, "note:"), 1);
+        free(err);
+
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", eci, "run");
+        rt_assert_sql(c, "payments success 69 6; customers success 9 0", "%s", RULE_RUNS_SQL);
+        rt_assert_sql(c, "payment_d0,payment_d1,payment_d2,payment_d3,payment_d6,payment_dm1", "%s", PARTITIONS_SQL);
+        rt_assert_sql(c, "601", "SELECT string_agg(id::text, ',') FROM app.payment_d6");
+        rt_assert_sql(c, "app.refund 1",
+                      "SELECT string_agg(f.referencing_table || ' ' || f.rows, ',') FROM retention.rule_run_fk f"
+                      " WHERE f.rule_run_id = (SELECT max(id) FROM retention.rule_runs WHERE rule = 'payments')");
+        rt_assert_sql(c, "51", "SELECT count(*) FROM app.payment");
+        rt_assert_sql(c, "1,11,12,13,14,15,16,17,18,19,20", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.customer");
+        rt_assert_sql(c, "0", "%s", COMMENTS_SQL);
+        rt_assert_sql(c, "0", "%s", DETACHED_SQL);
+        pgtest_exec(c, "REVOKE lp_owner FROM lp_role_f");
+        free(note);
+        free(pol);
+        free(eci);
+        PQfinish(c);
+        free(ci);
+}
+
 /* A DETACH that PostgreSQL refuses with 42501 although the catalog said the role may (here an
  * event trigger; in life: ownership changed meanwhile): no COMMENT and no detached partition
  * is left, and the rows go by batches. It failed the rule and left the COMMENT. */
@@ -360,6 +407,7 @@ int main(void) {
                 cmocka_unit_test(test_role_deletes_partitions_by_batches),
                 cmocka_unit_test(test_check_as_role),
                 cmocka_unit_test(test_owner_drops_partitions),
+                cmocka_unit_test(test_referenced_partition_stays),
                 cmocka_unit_test(test_detach_refused_falls_back),
                 cmocka_unit_test(test_second_rule_after_drop),
                 cmocka_unit_test(test_daemon_second_rule_after_drop),
