@@ -211,6 +211,49 @@ static void test_check_as_role(void **state) {
                               " AND has_table_privilege('lp_role_c', 'app.payment_d2', 'SELECT')"
                               " AND NOT has_table_privilege('lp_role_c', 'app.payment_d2', 'DELETE')"
                               " AND NOT has_table_privilege('lp_role_c', 'app.payment_d2', 'UPDATE')");
+
+        /* A hold's evidence the role may not read: an error at the rule; read_tables grants it. */
+        pgtest_exec(c, "SET ROLE lp_owner");
+        pgtest_exec(c, "CREATE TABLE app.invoice (id int PRIMARY KEY, customer_id int NOT NULL, issued_at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.invoice (customer_id)");
+        pgtest_exec(c, "RESET ROLE");
+        char *hpol = rt_policy("version: 1\n"
+                               "subjects:\n"
+                               "  customer: { table: app.customer, key: id }\n"
+                               "holds:\n"
+                               "  tax:\n"
+                               "    reason: \"invoices are kept 10 years\"\n"
+                               "    subject: customer\n"
+                               "    table: app.invoice\n"
+                               "    subject_column: customer_id\n"
+                               "    column: issued_at\n"
+                               "    retain: 10 years\n"
+                               "rules:\n"
+                               "  customers:\n"
+                               "    clause: \"closed accounts are deleted after 30 days\"\n"
+                               "    table: app.customer\n"
+                               "    subject: customer\n"
+                               "    column: closed_at\n"
+                               "    retain: 30 days\n"
+                               "    holds: [tax]\n"
+                               "    action: delete\n");
+        rt_expect(78, NULL, &err, "-p", hpol, "-d", eci, "check");
+        char *e3 = rt_asprintf("%s:13:3: error: permission denied: the role cannot SELECT from app.invoice, the evidence of"
+                               " hold \"tax\"\n"
+                               "   13 |   customers:\n"
+                               "      |   ^\n"
+                               "DETAIL:  In rule \"customers\", checked against the database.\n"
+                               "HINT:  List it in read_tables of sql/retentiond-role.sql and run the script again.\n",
+                               hpol);
+        rt_assert_contains(err, e3);
+        assert_int_equal(count_substr(err, "error:"), 1);
+        free(err);
+        free(pgtest_engine_role(ci, "lp_role_c", "app.payment, app.customer", "app.invoice"));
+        rt_expect(0, NULL, &err, "-p", hpol, "-d", eci, "check");
+        assert_int_equal(count_substr(err, "error:"), 0);
+        free(err);
+        free(e3);
+        free(hpol);
         free(e1);
         free(e2);
         free(note);
