@@ -364,6 +364,36 @@ static void test_detach_refused_falls_back(void **state) {
         free(ci);
 }
 
+/* The same refusal of the plain DETACH that a default partition forces (DETACH ... CONCURRENTLY
+ * is impossible then): the transaction rolls back, the COMMENT goes, the batches take the rows. */
+static void test_plain_detach_refused_falls_back(void **state) {
+        (void) state;
+        char *ci, *eci;
+        PGconn *c = lp_db("lp_refused_plain", "lp_role_p", &ci, &eci);
+        pgtest_exec(c, "GRANT lp_owner TO lp_role_p");
+        pgtest_exec(c, "SET ROLE lp_owner");
+        pgtest_exec(c, "CREATE TABLE app.payment_default PARTITION OF app.payment DEFAULT");
+        pgtest_exec(c, "RESET ROLE");
+        pgtest_exec(c, "CREATE FUNCTION public.no_plain_detach() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN"
+                       " IF current_query() ILIKE '%%DETACH PARTITION%%' AND current_query() NOT ILIKE '%%CONCURRENTLY%%' THEN"
+                       "  RAISE EXCEPTION 'test: must be owner of table payment' USING ERRCODE = '42501'; END IF; END $$");
+        pgtest_exec(c, "CREATE EVENT TRIGGER no_plain_detach ON ddl_command_start WHEN TAG IN ('ALTER TABLE')"
+                       " EXECUTE FUNCTION public.no_plain_detach()");
+        char *pol = rt_policy(POLICY);
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", eci, "run");
+        rt_assert_sql(c, "payments success 70 0; customers success 9 0", "%s", RULE_RUNS_SQL);
+        rt_assert_sql(c, "payment_d0,payment_d1,payment_d10,payment_d2,payment_d3,payment_d4,payment_d5,payment_d6,"
+                         "payment_d7,payment_d8,payment_d9,payment_default,payment_dm1",
+                      "%s", PARTITIONS_SQL);
+        assert_enforced(c);
+        pgtest_exec(c, "DROP EVENT TRIGGER no_plain_detach");
+        pgtest_exec(c, "REVOKE lp_owner FROM lp_role_p");
+        free(pol);
+        free(eci);
+        PQfinish(c);
+        free(ci);
+}
+
 /* Issue 12, point 9: the first rule drops partitions that carried a foreign key to the second
  * rule's table; the second rule must plan from fresh catalog facts. It failed with 'relation
  * "app.payment_d10" does not exist'. The role from the script, a member of the owner. */
@@ -452,6 +482,7 @@ int main(void) {
                 cmocka_unit_test(test_owner_drops_partitions),
                 cmocka_unit_test(test_referenced_partition_stays),
                 cmocka_unit_test(test_detach_refused_falls_back),
+                cmocka_unit_test(test_plain_detach_refused_falls_back),
                 cmocka_unit_test(test_second_rule_after_drop),
                 cmocka_unit_test(test_daemon_second_rule_after_drop),
         };
