@@ -13,7 +13,26 @@
 #include "exitcode.h"
 #include "ident.h"
 #include "plan.h"
+#include "rule-where.h"
 #include "util.h"
+
+/* Echo the located line, as every policy diagnostic does. */
+static void echo_line(Diagnostic *x, const Location *loc) {
+        _cleanup_fclose_ FILE *f = loc->file ? fopen(loc->file, "re") : NULL;
+        if (!f)
+                return;
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n = 0;
+        for (unsigned i = 0; i < loc->line && (n = getline(&line, &cap, f)) >= 0; i++)
+                ;
+        if (n > 0) {
+                while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                        n--;
+                diag_set_source(x, line, (size_t) n);
+        }
+        free(line);
+}
 
 static void add_for_rule(Diagnostics *d, Severity sev, const Rule *r, const char *msg) {
         /* The message starts with 'rule "name": '; the location already names the rule. */
@@ -23,21 +42,18 @@ static void add_for_rule(Diagnostics *d, Severity sev, const Rule *r, const char
                 m += strlen(prefix);
         Diagnostic *x = diag_add(d, sev, r->loc.file, r->loc.line, r->loc.column, "%s", m);
         diag_set_detail(x, "In rule \"%s\", checked against the database.", r->name);
-        /* Echo the rule's line, as every policy diagnostic does. */
-        _cleanup_fclose_ FILE *f = r->loc.file ? fopen(r->loc.file, "re") : NULL;
-        if (f) {
-                char *line = NULL;
-                size_t cap = 0;
-                ssize_t n = 0;
-                for (unsigned i = 0; i < r->loc.line && (n = getline(&line, &cap, f)) >= 0; i++)
-                        ;
-                if (n > 0) {
-                        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-                                n--;
-                        diag_set_source(x, line, (size_t) n);
-                }
-                free(line);
-        }
+        echo_line(x, &r->loc);
+}
+
+/* A rule's where that PostgreSQL refuses, located at its `where:` key. */
+static void add_for_where(Diagnostics *d, const Rule *r, const PgError *err) {
+        const Location *loc = r->where_loc.line ? &r->where_loc : &r->loc;
+        Diagnostic *x = diag_add(d, SEVERITY_ERROR, loc->file, loc->line, loc->column, "%s", err->primary);
+        if (err->detail)
+                diag_set_detail(x, "%s", err->detail);
+        if (err->hint)
+                diag_set_hint(x, "%s", err->hint);
+        echo_line(x, loc);
 }
 
 /* Partitions as a list of display names, from (schema, name) rows of r starting at column 0. */
@@ -254,6 +270,15 @@ int check_database(Cli *cli, const Policy *p) {
                 k = check_rule_role(pg, d, p, rule, &cache, &err);
                 if (k)
                         return cmd_fail(&err, k);
+                /* The where, parsed by PostgreSQL on its own against the rule's table. */
+                if (rule->where) {
+                        k = rule_where_check_one(pg, rule, cat_cache_find_name(&cache, &rule->table), &err);
+                        if (k && !rule_where_refused(k))
+                                return cmd_fail(&err, k);
+                        if (k)
+                                add_for_where(d, rule, &err);
+                        pg_error_done(&err);
+                }
         }
         diagnostics_sort(d);
         if (cli->json) {

@@ -17,6 +17,7 @@
 #include "event.h"
 #include "exitcode.h"
 #include "plan.h"
+#include "rule-where.h"
 #include "util.h"
 
 /* A subject's rows in one table: at most this many are explained. */
@@ -199,6 +200,19 @@ static int explain_rule(Pg *pg, const Policy *policy, CatCache *cache, RowInfo *
         if (plan_build(policy, ri->rule, cache, &plan, &error) < 0) {
                 ri->error = TAKE_PTR(error);
                 ri->state = "error";
+                return 0;
+        }
+        /* The where this statement pastes, parsed by PostgreSQL on its own first. */
+        PgError we = {};
+        int kw = rule_where_check(pg, policy, ri->rule, cache, &we);
+        if (kw && !rule_where_refused(kw)) {
+                *err = we;
+                return kw;
+        }
+        if (kw) {
+                ri->error = we.detail ? xasprintf("%s (%s)", we.primary, we.detail) : xstrdup(we.primary);
+                ri->state = "error";
+                pg_error_done(&we);
                 return 0;
         }
         ExplainPlan e = {};

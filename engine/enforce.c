@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "rule-where.h"
 #include "util.h"
 
 /* Adaptive batch size: aim each batch at BATCH_TARGET_USEC, never above the rule's
@@ -1291,6 +1292,10 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
                 rule_run_fail(rr, RULE_FAILED, &err);
                 goto out;
         }
+        /* Every where this rule's statements paste, parsed by PostgreSQL on its own first. */
+        k = rule_where_check(pg, p, rule, cache, &err);
+        if (k)
+                goto fail;
         rr->res.has_index = rr->plan->has_age_index;
         rr->fast_ok = rr->plan->batch_range.sql != NULL;
         for (size_t i = 0; i < rr->plan->n_warnings; i++) {

@@ -281,6 +281,10 @@ int pg_exec_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name, int
         return result_status(pg, PQexecPrepared(pg->conn, name, nparams, params, NULL, NULL, 0), ret, err);
 }
 
+int pg_describe_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name) {
+        return result_status(pg, PQdescribePrepared(pg->conn, name), ret, err);
+}
+
 void pg_deallocate(Pg *pg, const char *name) {
         if (!pg_connection_ok(pg))
                 return;

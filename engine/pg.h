@@ -93,4 +93,6 @@ int pg_exec_script(Pg *pg, PgError *err, const char *sql);
  * planned once. */
 int pg_prepare(Pg *pg, PgError *err, const char *name, const char *sql, int nparams);
 int pg_exec_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name, int nparams, const char *const *params);
+/* The description of a prepared statement (PQnparams, PQnfields, PQftype), without running it. */
+int pg_describe_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name);
 void pg_deallocate(Pg *pg, const char *name);

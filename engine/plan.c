@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sqlfrag.h"
 #include "util.h"
 
 #define MAX_CASCADE_DEPTH 5
@@ -335,8 +336,19 @@ static char *restrict_expr(Gen *g, const CatTable *t, const char *alias) {
         return strbuf_steal(&b);
 }
 
+/* The one wrapper of a rule's `where:`, in every statement that pastes it (the due predicate,
+ * other rules that keep a row, batches, breaker, tally, partition check, explain): the fragment
+ * inside parentheses of its own, NULL read as false. plan_check_rule() refuses a fragment that could close them (sqlfrag.c), so the age,
+ * hold and reference conditions around it are out of its reach. */
 static char *where_expr(const Rule *r) {
         return r->where ? xasprintf("coalesce((%s), false)", r->where) : NULL;
+}
+
+char *plan_where_check_sql(const Rule *r, const CatTable *t) {
+        if (!r->where)
+                return NULL;
+        _cleanup_free_ char *tq = qualified_name_quote(&t->name);
+        return xasprintf("SELECT (%s) FROM %s t WHERE (%s) IS NOT NULL", r->where, tq, r->where);
 }
 
 /* For a delete rule: the row must also be expired (and unheld) under every other delete
@@ -620,6 +632,21 @@ static void check_columns(const Rule *r, const CatTable *t, const ColumnMethod *
         }
 }
 
+/* A where the loader did not check (a Rule built elsewhere) is refused here, before any statement
+ * pastes it: its own, and that of every other delete rule whose where this rule's statements carry. */
+static void check_where_lexically(const Rule *r, const Rule *of, char ***errors, size_t *n_errors) {
+        size_t off = 0;
+        SqlFragError e = of->where ? sqlfrag_check(of->where, &off) : SQLFRAG_OK;
+        if (e == SQLFRAG_OK)
+                return;
+        if (of == r)
+                add_msg(errors, n_errors, xasprintf("rule \"%s\": \"where\" %s (at byte %zu)", r->name, sqlfrag_error_to_string(e), off));
+        else
+                add_msg(errors, n_errors,
+                        xasprintf("rule \"%s\": the \"where\" of rule \"%s\", which also deletes from its table, %s (at byte %zu)",
+                                  r->name, of->name, sqlfrag_error_to_string(e), off));
+}
+
 size_t plan_check_rule(const Policy *policy, const Rule *r, const CatCache *cache, char ***errors, size_t *n_errors,
                        char ***warnings, size_t *n_warnings) {
         size_t before = *n_errors;
@@ -704,7 +731,14 @@ size_t plan_check_rule(const Policy *policy, const Rule *r, const CatCache *cach
                                         xasprintf("rule \"%s\": deleting from %s cascades into %s (constraint %s)", r->name,
                                                   tn, cn, fk->name));
                 }
-        (void) policy;
+        check_where_lexically(r, r, errors, n_errors);
+        if (r->action == ACTION_DELETE)
+                for (size_t i = 0; i < policy->n_rules; i++) {
+                        const Rule *o = &policy->rules[i];
+                        const CatTable *ot = o != r && o->action == ACTION_DELETE ? cat_cache_find_name(cache, &o->table) : NULL;
+                        if (ot && ot->oid == t->oid)
+                                check_where_lexically(r, o, errors, n_errors);
+                }
         return *n_errors - before;
 }
 

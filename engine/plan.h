@@ -130,6 +130,12 @@ enum {
 /* Builds the plan. Returns 0, or -1 with *error set (caller frees) when the catalog does
  * not fit the rule (missing column, wrong type ...). */
 int plan_build(const Policy *policy, const Rule *rule, const CatCache *cache, Plan **ret, char **error);
+/* The statement that checks rule r's `where:` on its own against table t (rule-where.c prepares it
+ * and never runs it): SELECT (where) FROM table t WHERE (where) IS NOT NULL. Its one column has
+ * the where's own type (boolean, or the where is refused); in a WHERE clause, as in every statement
+ * that pastes it, aggregates, window and set-returning functions are errors. NULL when the rule
+ * has no where. Caller frees. */
+char *plan_where_check_sql(const Rule *r, const CatTable *t);
 void plan_free(Plan *p);
 static inline void plan_freep(Plan **p) {
         plan_free(*p);

@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "exitcode.h"
+#include "sqlfrag.h"
 #include "util.h"
 
 /* ---- sources and the node tree ---------------------------------------------------------- */
@@ -631,6 +632,20 @@ static unsigned column_at(const Node *n, size_t off) {
         if (!n->value_column || off > n->len)
                 return n->column;
         return n->value_column + (unsigned) utf8_char_count(n->value, off);
+}
+
+/* A rule's `where:` is pasted into SQL inside parentheses of its own (plan.c, where_expr()); it must
+ * be one expression that cannot close them (sqlfrag.c). Located at the offending character. */
+static bool check_where(F *f, const Node *n, const char *v, const char *where) {
+        size_t off = 0;
+        SqlFragError e = sqlfrag_check(v, &off);
+        if (e == SQLFRAG_OK)
+                return true;
+        Diagnostic *x = error_pos(f, n->line, column_at(n, off), "\"where\" %s %s", where, sqlfrag_error_to_string(e));
+        diag_set_detail(x, "\"where\" is a single boolean expression about the row t of the rule's table. retentiond"
+                           " puts it inside parentheses of its own, with the age and hold conditions outside them.");
+        diag_set_hint(x, "%s", sqlfrag_error_hint(e));
+        return false;
 }
 
 static char *sentence(const char *s) {
@@ -1339,8 +1354,9 @@ static void load_rule(F *f, const Node *k, const Node *v) {
         }
         if (vals[R_WHERE]) {
                 const char *w = get_scalar(f, vals[R_WHERE], "where", where);
-                if (w)
+                if (w && check_where(f, vals[R_WHERE], w, where))
                         r->where = xstrdup(w);
+                r->where_loc = loc_of(f, keys[R_WHERE]);
         }
         if (vals[R_DATABASE]) {
                 const char *d = get_scalar(f, vals[R_DATABASE], "database", where);

@@ -128,7 +128,9 @@ typedef struct Rule {
         double max_fraction;      /* 0 < x <= 1; default 0.5 */
         int64_t max_rows;         /* 0: no limit */
         int64_t breaker_min_rows; /* default 1000 */
-        char *where;              /* trusted administrator SQL, or NULL */
+        char *where;              /* trusted administrator SQL, or NULL: one boolean expression about the row t
+                                   * that cannot leave its parentheses (sqlfrag.h); checked by the loader */
+        Location where_loc;       /* the `where:` key */
 
         char *database_name;         /* `database:` as written, or NULL */
         const struct Database *database; /* resolved (the only one when not named); NULL without `databases:` */

@@ -898,6 +898,17 @@ static void test_settings_errors(void **state) {
         expect_one(SET("window: 1:00-5:00"), "t.yaml:9:13: error: invalid window \"1:00-5:00\" in rule \"r\"");
         expect_one(SET("window: 02:00-02:00"), "t.yaml:9:13: error: invalid window \"02:00-02:00\" in rule \"r\"");
         expect_one(SET("where: ''"), "t.yaml:9:12: error: missing value for \"where\" in rule \"r\"");
+        /* a where that could close the parentheses it is pasted in, or end the statement (sqlfrag.c):
+         * located at the character, in plain, single- and double-quoted scalars */
+        expect_hint(SET("where: \"true), false) OR true OR coalesce((true\""),
+                    "t.yaml:9:17: error: \"where\" in rule \"r\" closes a parenthesis it did not open",
+                    "Balance the parentheses: the expression is pasted inside parentheses of its own and must not close them.");
+        expect_one(SET("where: t.a = 1) OR (true"), "t.yaml:9:19: error: \"where\" in rule \"r\" closes a parenthesis it did not open");
+        expect_one(SET("where: 't.a = 1; DROP TABLE x'"), "t.yaml:9:20: error: \"where\" in rule \"r\" contains a semicolon");
+        expect_one(SET("where: \"t.a = $$)\""), "t.yaml:9:19: error: \"where\" in rule \"r\" has an unterminated dollar-quoted string");
+        expect_one(SET("where: \"1 = 1, 2 = 2\""), "t.yaml:9:18: error: \"where\" in rule \"r\" is a list, not one expression");
+        /* with escapes in the scalar, at its start */
+        expect_one(SET("where: \"'\\\\'' OR true) OR (''\""), "t.yaml:9:12: error: \"where\" in rule \"r\" has a backslash before a quote in a string");
         expect_one("version: 1\ndefaults:\n  batch_size: 0\n", "t.yaml:3:15: error: invalid value \"0\" for \"batch_size\" in \"defaults\"");
 #undef SET
 }
