@@ -39,6 +39,10 @@ static const struct {
         [EVENT_HOLD_RELEASED] = { RETENTIOND_MESSAGE_HOLD_RELEASED, "hold-released", LOG_NOTICE },
         [EVENT_ROWS_SKIPPED] = { RETENTIOND_MESSAGE_ROWS_SKIPPED, "rows-skipped", LOG_NOTICE },
         [EVENT_POLICY_FILE_WRITABLE] = { RETENTIOND_MESSAGE_POLICY_FILE_WRITABLE, "policy-file-writable", LOG_WARNING },
+        [EVENT_WORKER_ABANDONED] = { RETENTIOND_MESSAGE_WORKER_ABANDONED, "worker-abandoned", LOG_ERR },
+        [EVENT_RUNS_CLOSED] = { RETENTIOND_MESSAGE_RUNS_CLOSED, "runs-closed", LOG_WARNING },
+        [EVENT_RULE_ATTENTION] = { RETENTIOND_MESSAGE_RULE_ATTENTION, "rule-needs-attention", LOG_WARNING },
+        [EVENT_SLOT_IN_FUTURE] = { RETENTIOND_MESSAGE_SLOT_IN_FUTURE, "slot-in-future", LOG_WARNING },
 };
 _Static_assert(ELEMENTSOF(event_table) == _EVENT_MAX, "every EventType needs a MESSAGE_ID and a name");
 

@@ -33,6 +33,10 @@ typedef enum EventType {
         EVENT_HOLD_RELEASED,
         EVENT_ROWS_SKIPPED,      /* locked rows left for the next run */
         EVENT_POLICY_FILE_WRITABLE, /* a policy file is writable by a non-root user */
+        EVENT_WORKER_ABANDONED,  /* stopping: a database worker did not stop in time; exiting without it */
+        EVENT_RUNS_CLOSED,       /* runs left `running` by a dead session were recorded as interrupted */
+        EVENT_RULE_ATTENTION,    /* a rule needs attention: failing, breaker, not succeeded for long, overdue */
+        EVENT_SLOT_IN_FUTURE,    /* a rule's last start (rule_slots) lies in the future: ignored */
         _EVENT_MAX,
 } EventType;
 
