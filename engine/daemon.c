@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmdutil.h"
 #include "config.h"
@@ -22,6 +23,7 @@
 #include "event.h"
 #include "exitcode.h"
 #include "hashkey.h"
+#include "health.h"
 #include "policy-load.h"
 #include "report.h"
 #include "schedule.h"
@@ -68,6 +70,7 @@ static PolicyRef *policy_unref(PolicyRef *r) {
 typedef struct RuleSched {
         uint64_t due; /* CLOCK_MONOTONIC µs */
         bool running; /* part of the run in flight: never started twice */
+        bool resume;  /* its last rule run was interrupted: it goes first in the next run */
         size_t target; /* index into Manager.targets; NO_TARGET: not enforced by this daemon */
 } RuleSched;
 
@@ -107,6 +110,9 @@ typedef struct Target {
         int64_t stale_run_id;
 
         bool run_requested;
+
+        uint64_t hung_since; /* a statement ran past the hard limit and was cancelled: when it began */
+        HealthReport *health; /* the rules' health from the audit trail, after the last job that read it */
 
         bool have_last;
         time_t last_at;
@@ -253,11 +259,23 @@ static void append_last_run(const Target *t, StrBuf *b) {
                        t->last_failed, t->last_interrupted ? " (interrupted)" : "");
 }
 
+static void append_health(const Target *t, StrBuf *b) {
+        if (!t->health)
+                return;
+        strbuf_append(b, "; ");
+        health_summary(t->health, b);
+}
+
 static void append_target_status(Manager *m, const Target *t, StrBuf *b) {
         char tb[16];
         uint64_t now = now_mono(m);
         time_t wall = time(NULL);
 
+        if (t->current && t->hung_since) {
+                char d[32];
+                strbuf_appendf(b, "database not answering: a statement has run for %s, cancel requested; ",
+                               format_delay(now - t->hung_since, d, sizeof(d)));
+        }
         if (t->current && t->current->type == JOB_RUN) {
                 strbuf_append(b, "running");
                 if (t->current_run_id >= 0)
@@ -285,6 +303,7 @@ static void append_target_status(Manager *m, const Target *t, StrBuf *b) {
                                                    sizeof(tb)));
                 strbuf_append(b, "; database ok");
         }
+        append_health(t, b);
 }
 
 /* One line: as it always was for one database; "NAME: ... | NAME: ..." for several. */
@@ -335,6 +354,16 @@ static void watch_idle_connection(Target *t) {
                 log_debug("cannot watch the idle connection: %s", strerror(-r));
 }
 
+/* The rules this target enforces (indices into the policy in force), for the health it reads. */
+static void set_health_rules(Target *t, Job *j) {
+        Manager *m = t->m;
+        size_t ti = (size_t) (t - m->targets);
+        j->health_rules = xcalloc(m->pol->policy->n_rules ? m->pol->policy->n_rules : 1, sizeof(size_t));
+        for (size_t i = 0; i < m->pol->policy->n_rules; i++)
+                if (m->sched[i].target == ti)
+                        j->health_rules[j->n_health_rules++] = i;
+}
+
 static void start_run(Target *t, size_t *rules, size_t n, bool force) {
         Manager *m = t->m;
         Job *j = job_new(JOB_RUN);
@@ -343,6 +372,7 @@ static void start_run(Target *t, size_t *rules, size_t n, bool force) {
         j->hash_key = m->pol->key;
         j->rules = rules;
         j->n_rules = n;
+        set_health_rules(t, j);
         t->current_pol = policy_ref(m->pol);
         for (size_t i = 0; i < n; i++)
                 m->sched[rules[i]].running = true;
@@ -353,6 +383,10 @@ static void start_run(Target *t, size_t *rules, size_t n, bool force) {
 static void start_connect(Target *t) {
         Job *j = job_new(JOB_CONNECT);
         j->stale_run_id = t->stale_run_id;
+        /* Once connected, it reads the rules' health: STATUS= knows them also after a restart. */
+        j->policy = t->m->pol->policy;
+        set_health_rules(t, j);
+        t->current_pol = policy_ref(t->m->pol);
         submit(t, j);
 }
 
@@ -497,6 +531,22 @@ static void run_done(Target *t, Job *j) {
                                 ran = true;
                 SlotClaim claim = j->claims ? j->claims[k] : SLOT_NOT_TRIED;
                 char d[32];
+                if (j->future_start && j->future_start[k]) {
+                        EventFields ev = EVENT_FIELDS_INIT;
+                        ev.rule = jr->name;
+                        ev.database = target_label(t);
+                        event_emit(EVENT_SLOT_IN_FUTURE, event_priority(EVENT_SLOT_IN_FUTURE), &ev,
+                                   "rule %s: its last start in retention.rule_slots, %s, lies in the future by the"
+                                   " database's clock (the clock was moved back, or the row was forged); ignored, the rule runs",
+                                   jr->name, j->future_start[k]);
+                }
+                /* Claimed and not finished (a stop, a lost connection): it goes first next time. */
+                bool finished = false;
+                for (size_t x = 0; res && x < res->n_rules; x++)
+                        if (res->rules[x].rule == jr && res->rules[x].outcome != RULE_INTERRUPTED)
+                                finished = true;
+                if (claim == SLOT_CLAIMED)
+                        s->resume = !finished;
                 if (ran || j->status == JOB_FAILED || claim == SLOT_ERROR) {
                         s->due = next_slot(r, t->current_started); /* also a skipped (lock timeout) rule */
                         if (claim == SLOT_ERROR && j->status != JOB_FAILED) {
@@ -558,10 +608,47 @@ static bool any_busy(const Manager *m) {
         return false;
 }
 
+/* What a job read from or repaired in the audit trail. */
+static void take_trail_news(Target *t, Job *j) {
+        if (j->closed_runs) {
+                EventFields ev = EVENT_FIELDS_INIT;
+                ev.database = target_label(t);
+                event_emit(EVENT_RUNS_CLOSED, event_priority(EVENT_RUNS_CLOSED), &ev,
+                           "runs %s%s%s were still marked running, but their database sessions had ended: recorded as interrupted",
+                           j->closed_runs, t->name ? " in database " : "", t->name ? t->name : "");
+        }
+        if (j->close_error)
+                log_warning("runs left running by ended sessions%s%s could not be recorded as interrupted: %s",
+                            t->name ? " in database " : "", t->name ? t->name : "", j->close_error);
+        if (j->health) {
+                health_report_free(t->health);
+                t->health = TAKE_PTR(j->health);
+                /* After a restart (or reconnect): rules whose last rule run was interrupted go first. */
+                if (j->type == JOB_CONNECT)
+                        for (size_t i = 0; i < t->health->n_rules; i++) {
+                                ssize_t x = find_rule(t->m->pol->policy, t->health->rules[i].name);
+                                if (x >= 0 && streq_ptr(t->health->rules[i].last_outcome, "interrupted"))
+                                        t->m->sched[x].resume = true;
+                        }
+                if (!t->have_last && t->health->have_last_run) {
+                        /* After a restart: the last run the trail knows. */
+                        t->have_last = true;
+                        t->last_at = (time_t) t->health->last_run_finished;
+                        t->last_deleted = t->health->last_run_deleted;
+                        t->last_anonymised = t->health->last_run_anonymised;
+                        t->last_held = t->health->last_run_held;
+                        t->last_failed = t->health->last_run_failed;
+                        t->last_interrupted = streq_ptr(t->health->last_run_outcome, "interrupted");
+                }
+        }
+}
+
 static void job_done(Target *t, Job *j) {
         Manager *m = t->m;
         t->current = NULL;
+        t->hung_since = 0;
         disarm_timer(t->supervise_timer);
+        take_trail_news(t, j);
 
         switch (j->type) {
         case JOB_CONNECT:
@@ -578,6 +665,7 @@ static void job_done(Target *t, Job *j) {
                 run_done(t, j);
                 break;
         }
+        t->current_pol = policy_unref(t->current_pol);
         job_free(j);
 
         if (m->stopping) {
@@ -603,6 +691,14 @@ static int on_worker(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 t->current_rule = p.rule;
                 t->current_rule_known = true;
         }
+        if (p.cancel_done) {
+                if (p.cancel_sent)
+                        log_debug("cancel request delivered to the server%s%s", t->name ? " of database " : "",
+                                  t->name ? t->name : "");
+                else
+                        log_debug("no cancel request delivered%s%s: %s", t->name ? " to database " : "",
+                                  t->name ? t->name : "", p.cancel_error);
+        }
         if (j)
                 job_done(t, j);
         else if (p.run_started || p.rule_started)
@@ -626,14 +722,20 @@ static int on_supervise(sd_event_source *s, uint64_t usec, void *userdata) {
         uint64_t now = now_mono(m), seq;
         uint64_t started = worker_op_started(t->worker, &seq);
         if (started && now > started + m->hard_limit_usec && seq != t->cancelled_seq) {
-                char err[256] = "", d1[32], d2[32];
+                char d1[32], d2[32];
                 t->cancelled_seq = seq;
-                bool sent = worker_cancel(t->worker, false, err, sizeof(err));
-                log_warning("a database statement%s%s has run for %s, longer than the limit of %s: %s%s",
+                /* Never PQcancel() here: against a frozen server it blocks, and the loop must go
+                 * on feeding the watchdog. The worker's canceller sends it. */
+                bool queued = worker_cancel(t->worker, false);
+                if (queued)
+                        t->hung_since = started;
+                log_warning("a database statement%s%s has run for %s, longer than the limit of %s: %s",
                             t->name ? " in database " : "", t->name ? t->name : "",
                             format_delay(now - started, d1, sizeof(d1)), format_delay(m->hard_limit_usec, d2, sizeof(d2)),
-                            sent ? "cancelled it" : "could not cancel it: ", sent ? "" : err);
-        }
+                            queued ? "cancelling it" : "it has just ended");
+                update_status(m, NULL);
+        } else if (t->hung_since && !started)
+                t->hung_since = 0;
         if (arm_timer(m, &t->supervise_timer, now + SUPERVISE_INTERVAL_USEC, on_supervise, t) < 0)
                 log_warning("cannot arm the supervision timer: %m");
         return 0;
@@ -663,13 +765,16 @@ static void dispatch(Manager *m) {
                 size_t *due = xcalloc(p->n_rules ? p->n_rules : 1, sizeof(size_t)), n = 0;
                 bool force = t->run_requested;
                 t->run_requested = false;
-                for (size_t i = 0; i < p->n_rules; i++) {
-                        if (m->sched[i].target != ti)
-                                continue;
-                        if (force || (!m->sched[i].running && m->sched[i].due <= now + COALESCE_USEC &&
-                                      (!p->rules[i].window || window_contains(p->rules[i].window, wall))))
-                                due[n++] = i;
-                }
+                /* Interrupted rules first (in policy order), then the others in policy order: a
+                 * later rule must not act on rows an interrupted one had still to delete. */
+                for (int pass = 0; pass < 2; pass++)
+                        for (size_t i = 0; i < p->n_rules; i++) {
+                                if (m->sched[i].target != ti || m->sched[i].resume != (pass == 0))
+                                        continue;
+                                if (force || (!m->sched[i].running && m->sched[i].due <= now + COALESCE_USEC &&
+                                              (!p->rules[i].window || window_contains(p->rules[i].window, wall))))
+                                        due[n++] = i;
+                        }
                 if (n > 0)
                         start_run(t, due, n, force);
                 else {
@@ -840,10 +945,21 @@ static void reload(Manager *m) {
 
 static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
-        log_error("the database worker did not stop within %" PRIu64 " s; exiting without waiting for it",
-                  DAEMON_STOP_TIMEOUT_USEC / USEC_PER_SEC);
+        for (size_t i = 0; i < m->n_targets; i++) {
+                const Target *t = &m->targets[i];
+                if (!t->current)
+                        continue;
+                EventFields ev = EVENT_FIELDS_INIT;
+                ev.database = target_label(t);
+                ev.run_id = t->current_run_id;
+                event_emit(EVENT_WORKER_ABANDONED, event_priority(EVENT_WORKER_ABANDONED), &ev,
+                           "the database worker%s%s did not stop within %" PRIu64 " s (the database does not answer);"
+                           " exiting without it%s",
+                           t->name ? " of database " : "", t->name ? t->name : "", DAEMON_STOP_TIMEOUT_USEC / USEC_PER_SEC,
+                           t->current_run_id >= 0 ? ": the next start records its run as interrupted" : "");
+        }
         m->abandoned = true;
-        (void) sd_event_exit(m->event, EXIT_OK);
+        (void) sd_event_exit(m->event, EXIT_UNAVAILABLE);
         return 0;
 }
 
@@ -889,10 +1005,10 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
                         Target *t = &m->targets[i];
                         if (!t->current || t->current->type != JOB_RUN)
                                 continue;
-                        /* Roll the batch in flight back now rather than wait for it. */
-                        char err[256] = "";
-                        if (!worker_cancel(t->worker, true, err, sizeof(err)))
-                                log_debug("no batch cancelled: %s", err);
+                        /* Roll the batch in flight back now rather than wait for it (asynchronously:
+                         * a server that does not answer must not stall the loop). */
+                        if (!worker_cancel(t->worker, true))
+                                log_debug("no batch in flight to cancel");
                 }
                 if (arm_timer(m, &m->stop_timer, now_mono(m) + DAEMON_STOP_TIMEOUT_USEC, on_stop_timeout, m) < 0)
                         log_warning("cannot arm the stop timer: %m");
@@ -926,6 +1042,7 @@ static void target_done(Target *t) {
         t->current_pol = policy_unref(t->current_pol);
         sd_event_source_disable_unref(t->retry_timer);
         sd_event_source_disable_unref(t->supervise_timer);
+        health_report_free(t->health);
         free(t->name);
         free(t->conninfo);
         free(t->db_reason);
@@ -1040,6 +1157,13 @@ int manager_run(Manager *m) {
                 return EXIT_SOFTWARE;
         }
         (void) sd_notify(false, "STOPPING=1\nSTATUS=stopped");
+        if (m->abandoned) {
+                /* A worker thread is still inside libpq: leave at once, without running exit
+                 * handlers (libpq's, OpenSSL's) under it. The kernel closes its connection and
+                 * the server rolls back its transaction. */
+                fflush(NULL);
+                _exit(r);
+        }
         return r;
 }
 

@@ -164,8 +164,15 @@ void rule_unlock(Pg *pg, const char *rule) {
         pg_error_done(&e);
 }
 
-/* The slot is free once the last start is older than the schedule less this tolerance. */
-#define SLOT_FREE_SQL "s.last_started <= now() - ($2::interval - least($2::interval / 10, interval '30 seconds'))"
+/* The slot is free once the last start is older than the schedule less this tolerance; also when
+ * that start lies in the future (the clock moved back, or a forged row: never trusted to keep a
+ * rule from running), and when the rule's latest rule run did not finish (a stop, a lost
+ * connection, a crash): an interrupted rule resumes at once instead of waiting a whole slot. */
+#define SLOT_FREE_SQL                                                                                   \
+        "(s.last_started <= now() - ($2::interval - least($2::interval / 10, interval '30 seconds'))" \
+        " OR s.last_started > clock_timestamp()"                                                        \
+        " OR (SELECT x.outcome FROM retention.rule_runs x WHERE x.rule = s.rule ORDER BY x.id DESC LIMIT 1)" \
+        " IN ('interrupted', 'running'))"
 
 static int slot_state(Pg *pg, const char *rule, const char *interval, bool *free_ret, int64_t *wait_usec, char **by,
                       PgError *err) {
@@ -188,7 +195,8 @@ static int slot_state(Pg *pg, const char *rule, const char *interval, bool *free
         return 0;
 }
 
-int rule_slot_claim(Pg *pg, const Rule *rule, bool force, SlotClaim *claim, int64_t *wait_usec, char **by, PgError *err) {
+int rule_slot_claim(Pg *pg, const Rule *rule, bool force, SlotClaim *claim, int64_t *wait_usec, char **by, char **future,
+                    PgError *err) {
         char interval[128], host[256] = "";
         bool locked = false, free_slot = true;
         _cleanup_pgresult_ PGresult *r = NULL;
@@ -199,6 +207,8 @@ int rule_slot_claim(Pg *pg, const Rule *rule, bool force, SlotClaim *claim, int6
         *wait_usec = 0;
         if (by)
                 *by = NULL;
+        if (future)
+                *future = NULL;
         duration_to_interval(&rule->schedule, interval, sizeof(interval));
         if (gethostname(host, sizeof(host) - 1) < 0)
                 snprintf(host, sizeof(host), "unknown");
@@ -234,9 +244,11 @@ int rule_slot_claim(Pg *pg, const Rule *rule, bool force, SlotClaim *claim, int6
 
         const char *p[] = { rule->name, interval, host, force ? "t" : "f" };
         k = pg_exec(pg, &r, err,
-                    "INSERT INTO retention.rule_slots AS s (rule, last_started, host) VALUES ($1, now(), $3)"
+                    "WITH old AS (SELECT last_started FROM retention.rule_slots WHERE rule = $1)"
+                    " INSERT INTO retention.rule_slots AS s (rule, last_started, host) VALUES ($1, now(), $3)"
                     " ON CONFLICT (rule) DO UPDATE SET last_started = now(), host = $3, backend_pid = pg_backend_pid()"
-                    " WHERE $4::bool OR " SLOT_FREE_SQL " RETURNING true",
+                    " WHERE $4::bool OR " SLOT_FREE_SQL
+                    " RETURNING (SELECT o.last_started::text FROM old o WHERE o.last_started > clock_timestamp())",
                     4, p);
         if (k)
                 goto fail;
@@ -245,8 +257,11 @@ int rule_slot_claim(Pg *pg, const Rule *rule, bool force, SlotClaim *claim, int6
                 if (k)
                         goto fail;
                 *claim = SLOT_TAKEN;
-        } else
+        } else {
                 *claim = SLOT_CLAIMED;
+                if (future && !PQgetisnull(r, 0, 0))
+                        *future = xstrdup(PQgetvalue(r, 0, 0));
+        }
         k = pg_exec0(pg, NULL, err, "COMMIT");
         if (k)
                 goto fail;
@@ -265,6 +280,10 @@ fail:
         if (by) {
                 free(*by);
                 *by = NULL;
+        }
+        if (future) {
+                free(*future);
+                *future = NULL;
         }
         return k;
 }

@@ -132,12 +132,15 @@ typedef enum SlotClaim {
 /* For daemons: takes the rule's lock and claims its schedule slot in one transaction: the rule
  * may start only if its last start (retention.rule_slots, by any daemon) is older than its
  * schedule, less a tenth of it (at most 30 s) for the distance between the daemons' timers and
- * the database clock. force (a requested run): start whatever the slot says. On SLOT_TAKEN and
+ * the database clock; or lies in the future (then *future gets it, as text: the caller warns;
+ * caller frees); or the rule's latest rule run did not finish (it resumes at once).
+ * force (a requested run): start whatever the slot says. On SLOT_TAKEN and
  * SLOT_LOCKED the lock is not kept; *wait_usec is how long until the next slot begins (the last
  * start plus the schedule: SLOT_TAKEN; a daemon that waits the whole slot keeps the period),
  * and *by says who took it ("host H, backend PID P"; caller frees). Returns 0, or a PgErrorClass
  * with *err (then *claim is SLOT_ERROR). */
-int rule_slot_claim(Pg *pg, const Rule *rule, bool force, SlotClaim *claim, int64_t *wait_usec, char **by, PgError *err);
+int rule_slot_claim(Pg *pg, const Rule *rule, bool force, SlotClaim *claim, int64_t *wait_usec, char **by, char **future,
+                    PgError *err);
 
 /* Loads catalog facts for every table a set of rules needs into cache. Returns 0, or a
  * PgErrorClass (first failure) — missing tables are reported per rule by plan_build(). */

@@ -1,6 +1,8 @@
 /* worker.c — the database thread of the daemon: owns the PGconn, runs one job at a time,
  * publishes a PQcancel handle so the loop can interrupt a batch. It must never log, block the
- * loop, or leave a batch half done: every batch is one statement that commits or rolls back. */
+ * loop, or leave a batch half done: every batch is one statement that commits or rolls back.
+ * PQcancel() blocks until the server answers (libpq 15 has no timeout for it), so cancels are
+ * sent by a thread of their own, the canceller: a frozen server stalls it, never the loop. */
 #include "worker.h"
 
 #include <errno.h>
@@ -34,6 +36,17 @@ struct Worker {
         bool in_step;
         uint64_t op_started;
         uint64_t op_seq;
+
+        /* The canceller. cancel_lock is held by it while PQcancel() runs and by the worker
+         * around every change of operation (op_begin/op_end/disconnect), so a cancel never hits
+         * the statement after the one it was meant for (an audit-trail statement); the loop
+         * never takes cancel_lock. Requests and results are under lock. */
+        pthread_t canceller;
+        bool canceller_started;
+        pthread_mutex_t cancel_lock;
+        pthread_cond_t cancel_cond;
+        bool cancel_pending, cancel_steps_only;
+        uint64_t cancel_seq;
 };
 
 static uint64_t now_usec(void) {
@@ -56,9 +69,16 @@ void job_free(Job *j) {
         for (size_t i = 0; j->claimed_by && i < j->n_rules; i++)
                 free(j->claimed_by[i]);
         free(j->claimed_by);
+        for (size_t i = 0; j->future_start && i < j->n_rules; i++)
+                free(j->future_start[i]);
+        free(j->future_start);
         free(j->claims);
         free(j->wait_usec);
         free(j->rules);
+        free(j->health_rules);
+        health_report_free(j->health);
+        free(j->closed_runs);
+        free(j->close_error);
         pg_error_done(&j->err);
         run_result_free(j->result);
         free(j);
@@ -75,26 +95,33 @@ static void wake(Worker *w) {
 /* Marks the start of one database operation (for the loop's hard limit and for cancels);
  * step: a rule start or batch, which a stop request may cancel. */
 static void op_begin(Worker *w, bool step) {
+        pthread_mutex_lock(&w->cancel_lock);
         pthread_mutex_lock(&w->lock);
         w->in_step = step;
         w->op_started = now_usec();
         w->op_seq++;
         pthread_mutex_unlock(&w->lock);
+        pthread_mutex_unlock(&w->cancel_lock);
 }
 
 static void op_end(Worker *w) {
+        /* Waits while a cancel for this operation is on its way (see cancel_lock). */
+        pthread_mutex_lock(&w->cancel_lock);
         pthread_mutex_lock(&w->lock);
         w->in_step = false;
         w->op_started = 0;
         pthread_mutex_unlock(&w->lock);
+        pthread_mutex_unlock(&w->cancel_lock);
 }
 
 static void disconnect(Worker *w) {
+        pthread_mutex_lock(&w->cancel_lock);
         pthread_mutex_lock(&w->lock);
         if (w->cancel)
                 PQfreeCancel(w->cancel);
         w->cancel = NULL;
         pthread_mutex_unlock(&w->lock);
+        pthread_mutex_unlock(&w->cancel_lock);
         pg_free(w->pg);
         w->pg = NULL;
 }
@@ -114,6 +141,18 @@ static void mark_stale_run(Worker *w, int64_t run_id) {
                        "UPDATE retention.runs SET outcome = 'interrupted', finished_at = clock_timestamp()"
                        " WHERE id = $1::bigint AND outcome = 'running'",
                        1, p);
+        pg_error_done(&e);
+}
+
+/* The health of the job's rules, after it: best effort (STATUS=, metrics), never an error. */
+static void read_health(Worker *w, Job *j) {
+        if (!j->policy || j->n_health_rules == 0 || !pg_connection_ok(w->pg))
+                return;
+        PgError e = {};
+        op_begin(w, false);
+        (void) health_read(w->pg, j->policy, j->health_rules, j->n_health_rules, "daemon", HEALTH_DEFAULT_STALE_AFTER,
+                           &j->health, &e);
+        op_end(w);
         pg_error_done(&e);
 }
 
@@ -138,6 +177,17 @@ static void do_connect(Worker *w, Job *j) {
                 mark_stale_run(w, j->stale_run_id);
                 op_end(w);
         }
+        /* The trail must not keep saying that runs of dead sessions (a crash, an abandoned
+         * worker) are in progress. A role that may not do it is told, not fatal. */
+        PgError e = {};
+        op_begin(w, false);
+        k = trail_close_abandoned(w->pg, &j->closed_runs, &e);
+        op_end(w);
+        if (k && k != PG_ERR_CONNECTION)
+                j->close_error = xasprintf("%s%s%s", e.primary ? e.primary : "error", e.sqlstate[0] ? " SQLSTATE " : "",
+                                           e.sqlstate);
+        pg_error_done(&e);
+        read_health(w, j);
         PGcancel *c = PQgetCancel(w->pg->conn);
         pthread_mutex_lock(&w->lock);
         w->cancel = c;
@@ -230,6 +280,7 @@ static void do_run(Worker *w, Job *j) {
         j->claims = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(SlotClaim));
         j->wait_usec = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(int64_t));
         j->claimed_by = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(char *));
+        j->future_start = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(char *));
         if (!pg_connection_ok(w->pg)) {
                 pg_error_set(&j->err, "08006", NULL, NULL, "not connected to the database");
                 j->status = JOB_LOST;
@@ -246,7 +297,8 @@ static void do_run(Worker *w, Job *j) {
                 /* Several daemons may share this database: the rule's lock and its slot decide. */
                 PgError ce = {};
                 op_begin(w, false);
-                k = rule_slot_claim(w->pg, rule, j->force, &j->claims[i], &j->wait_usec[i], &j->claimed_by[i], &ce);
+                k = rule_slot_claim(w->pg, rule, j->force, &j->claims[i], &j->wait_usec[i], &j->claimed_by[i],
+                                    &j->future_start[i], &ce);
                 op_end(w);
                 if (k == PG_ERR_CONNECTION) {
                         pg_error_done(&j->err);
@@ -363,6 +415,8 @@ static void do_run(Worker *w, Job *j) {
                 rule_unlock(w->pg, locked_rule);
                 op_end(w);
         }
+        if (!lost)
+                read_health(w, j);
         if (j->status == JOB_LOST)
                 disconnect(w);
 }
@@ -402,12 +456,57 @@ static void *worker_main(void *userdata) {
         return NULL;
 }
 
+/* The canceller: sends the cancel requests worker_cancel() queues, one at a time. It may block
+ * in PQcancel() for as long as the server does not answer; only the worker (in op_end()) waits
+ * for it then, never the loop. */
+static void *canceller_main(void *userdata) {
+        Worker *w = userdata;
+
+        for (;;) {
+                pthread_mutex_lock(&w->lock);
+                while (!w->quit && !w->cancel_pending)
+                        pthread_cond_wait(&w->cancel_cond, &w->lock);
+                if (w->quit) {
+                        pthread_mutex_unlock(&w->lock);
+                        break;
+                }
+                uint64_t seq = w->cancel_seq;
+                bool steps_only = w->cancel_steps_only;
+                w->cancel_pending = false;
+                pthread_mutex_unlock(&w->lock);
+
+                char err[sizeof(((WorkerProgress *) NULL)->cancel_error)] = "";
+                bool sent = false;
+                pthread_mutex_lock(&w->cancel_lock);
+                pthread_mutex_lock(&w->lock);
+                /* Still the operation it was asked for: the worker cannot end it meanwhile. */
+                PGcancel *c = w->cancel && w->op_started && w->op_seq == seq && (!steps_only || w->in_step) ? w->cancel
+                                                                                                          : NULL;
+                pthread_mutex_unlock(&w->lock);
+                if (c)
+                        sent = PQcancel(c, err, (int) sizeof(err)) == 1;
+                else
+                        snprintf(err, sizeof(err), "the statement had ended");
+                pthread_mutex_unlock(&w->cancel_lock);
+
+                pthread_mutex_lock(&w->lock);
+                w->progress.cancel_done = true;
+                w->progress.cancel_sent = sent;
+                snprintf(w->progress.cancel_error, sizeof(w->progress.cancel_error), "%s", sent ? "" : err);
+                pthread_mutex_unlock(&w->lock);
+                wake(w);
+        }
+        return NULL;
+}
+
 int worker_new(const char *conninfo, const PgSettings *settings, volatile sig_atomic_t *stop, Worker **ret) {
         Worker *w = xcalloc(1, sizeof(Worker));
         w->conninfo = conninfo ? xstrdup(conninfo) : NULL;
         w->settings = *settings;
         w->stop = stop;
         pthread_mutex_init(&w->lock, NULL);
+        pthread_mutex_init(&w->cancel_lock, NULL);
+        pthread_cond_init(&w->cancel_cond, NULL);
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* pace_wait()'s deadline */
@@ -419,7 +518,13 @@ int worker_new(const char *conninfo, const PgSettings *settings, volatile sig_at
                 worker_free(w);
                 return r;
         }
-        int r = pthread_create(&w->thread, NULL, worker_main, w);
+        int r = pthread_create(&w->canceller, NULL, canceller_main, w);
+        if (r != 0) {
+                worker_free(w);
+                return -r;
+        }
+        w->canceller_started = true;
+        r = pthread_create(&w->thread, NULL, worker_main, w);
         if (r != 0) {
                 worker_free(w);
                 return -r;
@@ -432,20 +537,25 @@ int worker_new(const char *conninfo, const PgSettings *settings, volatile sig_at
 void worker_free(Worker *w) {
         if (!w)
                 return;
-        if (w->started) {
-                pthread_mutex_lock(&w->lock);
-                w->quit = true;
-                pthread_cond_signal(&w->cond);
-                pthread_mutex_unlock(&w->lock);
+        pthread_mutex_lock(&w->lock);
+        w->quit = true;
+        pthread_cond_signal(&w->cond);
+        pthread_cond_signal(&w->cancel_cond);
+        pthread_mutex_unlock(&w->lock);
+        if (w->started)
                 pthread_join(w->thread, NULL);
-        } else
+        else
                 disconnect(w);
+        if (w->canceller_started)
+                pthread_join(w->canceller, NULL);
         job_free(w->job);
         job_free(w->done);
         if (w->efd >= 0)
                 close(w->efd);
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->cond);
+        pthread_mutex_destroy(&w->cancel_lock);
+        pthread_cond_destroy(&w->cancel_cond);
         free(w->conninfo);
         free(w);
 }
@@ -469,23 +579,27 @@ Job *worker_poll(Worker *w, WorkerProgress *p) {
         *p = w->progress;
         w->progress.run_started = false;
         w->progress.rule_started = false;
+        w->progress.cancel_done = false;
         Job *j = TAKE_PTR(w->done);
         pthread_mutex_unlock(&w->lock);
         return j;
 }
 
-bool worker_cancel(Worker *w, bool steps_only, char *errbuf, int errbufsize) {
-        bool sent = false;
-        /* Under the lock: the worker cannot finish the operation and start the next statement
-         * while the request is on its way, so a cancel never hits an audit-trail statement. */
+bool worker_cancel(Worker *w, bool steps_only) {
+        bool queued = false;
+        /* Never blocks: the canceller sends it (and cannot hit a later statement, see
+         * cancel_lock); the loop only takes the lock that no one holds for long. */
         pthread_mutex_lock(&w->lock);
         pthread_cond_broadcast(&w->cond); /* ends a pause between batches (pace_wait()) */
-        if (w->cancel && w->op_started && (!steps_only || w->in_step))
-                sent = PQcancel(w->cancel, errbuf, errbufsize) == 1;
-        else
-                snprintf(errbuf, (size_t) errbufsize, "no statement in flight");
+        if (w->cancel && w->op_started && (!steps_only || w->in_step)) {
+                w->cancel_pending = true;
+                w->cancel_steps_only = steps_only;
+                w->cancel_seq = w->op_seq;
+                pthread_cond_signal(&w->cancel_cond);
+                queued = true;
+        }
         pthread_mutex_unlock(&w->lock);
-        return sent;
+        return queued;
 }
 
 uint64_t worker_op_started(Worker *w, uint64_t *seq) {

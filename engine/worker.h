@@ -10,6 +10,7 @@
 
 #include "enforce.h"
 #include "hashkey.h"
+#include "health.h"
 #include "pg.h"
 #include "policy.h"
 
@@ -41,6 +42,10 @@ typedef struct Job {
         size_t n_rules;
         bool force; /* a requested run (SIGUSR1): start the rules whatever their slots say */
         void *userdata; /* the loop's, untouched */
+        /* JOB_CONNECT and JOB_RUN: the rules of this database (indices into policy->rules) whose
+         * health the job reads from the audit trail when it ends (health, below). n 0: none. */
+        size_t *health_rules;
+        size_t n_health_rules;
 
         /* results */
         JobStatus status;
@@ -48,12 +53,18 @@ typedef struct Job {
         RunResult *result; /* JOB_RUN: the rules that ran (also when lost or interrupted); NULL before the run row */
         int64_t lost_run_id; /* JOB_RUN lost with the connection: its run id, else -1 */
         int fd;              /* JOB_CONNECT/JOB_CHECK ok: the connection's socket, else -1 */
+        HealthReport *health; /* the health of health_rules after the job, or NULL (not read) */
+        /* JOB_CONNECT: runs left `running` by sessions that no longer exist, now recorded as
+         * interrupted ("12, 13"), or NULL; close_error: why that could not be done, or NULL. */
+        char *closed_runs;
+        char *close_error;
         /* JOB_RUN, per rule (parallel to rules): its claim on its schedule slot
          * (rule_slot_claim()); for SLOT_TAKEN how long until the slot frees up; for SLOT_TAKEN and
          * SLOT_LOCKED who has it (or NULL). A rule that was never tried is SLOT_NOT_TRIED. */
         SlotClaim *claims;
         int64_t *wait_usec;
         char **claimed_by;
+        char **future_start; /* SLOT_CLAIMED over a last start in the future: that start (text), else NULL */
 } Job;
 
 Job *job_new(JobType type);
@@ -68,6 +79,9 @@ typedef struct WorkerProgress {
         int64_t run_id;
         bool rule_started; /* a new rule started since the last poll: rule (index into job->rules) */
         size_t rule;
+        bool cancel_done; /* a cancel request of worker_cancel() was handled since the last poll */
+        bool cancel_sent; /* ... and delivered to the server; else cancel_error says why not */
+        char cancel_error[256];
 } WorkerProgress;
 
 typedef struct Worker Worker;
@@ -87,9 +101,11 @@ void worker_submit(Worker *w, Job *j);
 /* Drains the eventfd; fills *p; returns the finished job (caller owns it) or NULL. */
 Job *worker_poll(Worker *w, WorkerProgress *p);
 
-/* Cancels (PQcancel) the statement in flight. steps_only: only while a rule start or batch
- * runs (a stop request), never the audit-trail statements around them. Returns true when a
- * cancel request was delivered; *errbuf gets libpq's reason otherwise. */
-bool worker_cancel(Worker *w, bool steps_only, char *errbuf, int errbufsize);
+/* Asks for the statement in flight to be cancelled (PQcancel, sent by the worker's canceller
+ * thread: never blocks, even when the server does not answer). steps_only: only while a rule
+ * start or batch runs (a stop request), never the audit-trail statements around them. Also
+ * ends a pause between batches. Returns true when a request was queued (a statement was in
+ * flight); its result arrives as WorkerProgress.cancel_done. */
+bool worker_cancel(Worker *w, bool steps_only);
 /* Monotonic start (µs) and sequence number of the database operation in flight; 0 when idle. */
 uint64_t worker_op_started(Worker *w, uint64_t *seq);

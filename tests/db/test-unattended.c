@@ -1,0 +1,279 @@
+/* test-unattended.c — the service left alone (issue 14), against a real PostgreSQL 15 and a real
+ * sd_notify socket: a server frozen mid-batch (SIGSTOP of the postmaster and all its children)
+ * must not starve the watchdog nor keep SIGTERM from ending the daemon; the run the daemon
+ * abandoned is recorded as interrupted by the next start; a rule interrupted by a crash resumes
+ * first at the next start; a last start in the future does not disable a rule; STATUS= names
+ * failing rules, also after a restart. Every check reads what really happened. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "notify-harness.h"
+#include "pgtest.h"
+#include "rtest.h"
+
+#define SEC UINT64_C(1000000)
+
+static void write_file(const char *path, const char *text) {
+        char *tmp = rt_asprintf("%s.tmp", path);
+        FILE *f = fopen(tmp, "we");
+        assert_non_null(f);
+        fputs(text, f);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(rename(tmp, path), 0);
+        free(tmp);
+}
+
+/* A migrated database with public.events: `old` rows 30 days old, `young` rows of today. */
+static char *setup_db(const char *name, long old, long young, PGconn **ret) {
+        char *ci = pgtest_create_db(rt_pg, name);
+        const char *margs[] = { "migrate", "-d", ci, NULL };
+        char *err = NULL;
+        int rc = pgtest_run(margs, NULL, NULL, &err);
+        if (rc != 0)
+                fail_msg("retentiond migrate failed (%d): %s", rc, err);
+        free(err);
+        PGconn *c = pgtest_connect(ci);
+        pgtest_exec(c, "CREATE TABLE public.events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)");
+        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() - interval '30 days' - g * interval '1 second' FROM generate_series(1, %ld) g", old);
+        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() FROM generate_series(1, %ld)", young);
+        *ret = c;
+        return ci;
+}
+
+static char *write_policy(const char *name, const char *text) {
+        char *path = rt_asprintf("%s/%s.yaml", rt_dir, name);
+        write_file(path, text);
+        return path;
+}
+
+static const char events_policy[] = "version: 1\n"
+                                    "rules:\n"
+                                    "  old-events:\n"
+                                    "    clause: \"Events are kept for 7 days\"\n"
+                                    "    table: public.events\n"
+                                    "    column: created_at\n"
+                                    "    retain: 7 days\n"
+                                    "    action: delete\n"
+                                    "    batch_size: 10\n"
+                                    "    max_fraction: 100%\n"
+                                    "    schedule: 1 hour\n";
+
+static long long events(PGconn *c) {
+        return pgtest_int(c, "SELECT count(*) FROM events");
+}
+
+static void dump_stderr(Daemon *d) {
+        char *s = daemon_stderr(d);
+        print_message("daemon stderr:\n%s", s);
+        free(s);
+}
+
+/* Waits until SQL (a count) gives `expected`; false after timeout. */
+static bool wait_sql(const char *ci, long long expected, uint64_t timeout_usec, const char *sql) {
+        uint64_t deadline = now_usec() + timeout_usec;
+        PGconn *c = pgtest_connect(ci);
+        bool ok = false;
+        for (;;) {
+                if (pgtest_int(c, "%s", sql) == expected) {
+                        ok = true;
+                        break;
+                }
+                if (now_usec() >= deadline)
+                        break;
+                usleep(50000);
+        }
+        PQfinish(c);
+        return ok;
+}
+
+static uint64_t watchdog_max_gap(Daemon *d, uint64_t since, uint64_t until, size_t *ret_n) {
+        uint64_t last = 0, max = 0;
+        size_t n = 0;
+        for (size_t i = 0; i < daemon_n_msgs(d); i++) {
+                NotifyMsg m = daemon_msg(d, i);
+                bool wd = strstr(m.text, "WATCHDOG=1") != NULL;
+                free(m.text);
+                if (!wd || m.usec < since || m.usec > until)
+                        continue;
+                if (last && m.usec - last > max)
+                        max = m.usec - last;
+                last = m.usec;
+                n++;
+        }
+        *ret_n = n;
+        return max;
+}
+
+/* ---- freezing the server ---- */
+
+static pid_t frozen[256];
+static size_t n_frozen;
+
+static pid_t parent_of(pid_t pid) {
+        char path[64], line[256];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return -1;
+        pid_t pp = -1;
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, "PPid:", 5) == 0)
+                        pp = (pid_t) atoi(line + 5);
+        fclose(f);
+        return pp;
+}
+
+/* SIGSTOP to the postmaster (first: it forks nothing more) and every child of it. */
+static void freeze_server(PGconn *c) {
+        pid_t backend = (pid_t) pgtest_int(c, "SELECT pg_backend_pid()");
+        pid_t postmaster = parent_of(backend);
+        assert_true(postmaster > 1);
+        n_frozen = 0;
+        assert_int_equal(kill(postmaster, SIGSTOP), 0);
+        frozen[n_frozen++] = postmaster;
+        DIR *d = opendir("/proc");
+        assert_non_null(d);
+        struct dirent *e;
+        while ((e = readdir(d)) && n_frozen < sizeof(frozen) / sizeof(frozen[0])) {
+                pid_t pid = (pid_t) atoi(e->d_name);
+                if (pid <= 0 || parent_of(pid) != postmaster)
+                        continue;
+                if (kill(pid, SIGSTOP) == 0)
+                        frozen[n_frozen++] = pid;
+        }
+        closedir(d);
+        print_message("froze the postmaster %d and %zu of its processes\n", (int) postmaster, n_frozen - 1);
+}
+
+static void thaw_server(void) {
+        for (size_t i = n_frozen; i > 0; i--)
+                (void) kill(frozen[i - 1], SIGCONT);
+        n_frozen = 0;
+}
+
+/* Whatever happened in the test: the server runs again. */
+static int teardown_thaw(void **state) {
+        (void) state;
+        thaw_server();
+        return 0;
+}
+
+static void test_frozen_server(void **state) {
+        (void) state;
+        PGconn *c = NULL;
+        const long old = 3000, young = 7;
+        char *ci = setup_db("unattended_frozen", old, young, &c);
+        /* Every batch takes 50 ms: the server is frozen in the middle of one. */
+        pgtest_exec(c, "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS"
+                       " $$BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END$$");
+        pgtest_exec(c, "CREATE TRIGGER slow BEFORE DELETE ON events FOR EACH STATEMENT EXECUTE FUNCTION public.slow()");
+        char *policy = write_policy("frozen", events_policy);
+
+        /* statement_timeout 1 s: the daemon's hard limit (3 x 1 s + 10 s = 13 s) passes while frozen,
+         * so it tries to cancel the statement; WatchdogSec 2 s. */
+        const uint64_t wd = 2 * SEC, max_gap = wd * 3 / 4 + 100000;
+        const char *args[] = { "daemon", "-p", policy, "-d", ci, "--log-target=console", "--statement-timeout", "1000", NULL };
+        Daemon *d = daemon_start(args, wd);
+        assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
+        if (!wait_sql(ci, 1, 15 * SEC, "SELECT (coalesce(max(rows_deleted), 0) >= 50)::int FROM retention.rule_runs"))
+                dump_stderr(d);
+
+        uint64_t t_freeze = now_usec();
+        freeze_server(c);
+        PQfinish(c); /* its backend is frozen too; never used again */
+        c = NULL;
+        /* Past the hard limit: the loop asks for a cancel (which cannot be delivered) and goes on. */
+        if (!daemon_wait_stderr(d, "longer than the limit of 13 s: cancelling it", 20 * SEC))
+                dump_stderr(d);
+        assert_true(daemon_wait_msg(d, "STATUS=database not answering: a statement has run for ", 0, 5 * SEC) >= 0);
+        usleep(3 * SEC);
+        assert_int_equal(daemon_wait_exit(d, 0), -1); /* not killed by anything */
+
+        uint64_t t_term = now_usec();
+        size_t before_term = daemon_n_msgs(d);
+        daemon_kill(d, SIGTERM);
+        assert_true(daemon_wait_msg(d, "STOPPING=1", before_term, 5 * SEC) >= 0);
+        int rc = daemon_wait_exit(d, 29 * SEC);
+        uint64_t t_exit = now_usec();
+        print_message("frozen for %.1f s before SIGTERM; exit %d %.1f s after it\n", (double) (t_term - t_freeze) / 1e6, rc,
+                      (double) (t_exit - t_term) / 1e6);
+        if (rc != 69)
+                dump_stderr(d);
+        assert_int_equal(rc, 69); /* documented: the worker abandoned, the database unavailable */
+        assert_true(t_exit - t_term >= 24 * SEC && t_exit - t_term < 29 * SEC);
+
+        /* The loop fed the watchdog the whole time: frozen, cancelling, stopping. */
+        size_t n_wd = 0;
+        uint64_t gap = watchdog_max_gap(d, t_freeze, t_exit, &n_wd);
+        print_message("watchdog over %.1f s of frozen server: %zu pings, longest gap %.3f s\n",
+                      (double) (t_exit - t_freeze) / 1e6, n_wd, (double) gap / 1e6);
+        assert_true(gap > 0 && gap <= max_gap);
+        assert_true(n_wd >= (t_exit - t_freeze) / max_gap);
+        char *err = daemon_stderr(d);
+        assert_non_null(strstr(err, "retentiond: stopping on SIGTERM: interrupting the run in flight\n"));
+        assert_non_null(strstr(err, "retentiond: error: the database worker did not stop within 25 s (the database does not"
+                                    " answer); exiting without it: the next start records its run as interrupted\n"));
+        free(err);
+        daemon_free(d);
+
+        /* The server runs again; the abandoned session ends when it finds its client gone. */
+        thaw_server();
+        c = pgtest_connect(ci);
+        assert_true(wait_sql(ci, 0, 20 * SEC,
+                             "SELECT count(*) FROM retention.runs r JOIN pg_stat_activity a ON a.pid = r.backend_pid"));
+        /* Until the next start the trail still says running. */
+        char *o = pgtest_value(c, "SELECT string_agg(outcome || ' ' || (finished_at IS NULL), ',') FROM retention.runs");
+        assert_string_equal(o, "running true");
+        free(o);
+        o = pgtest_value(c, "SELECT string_agg(outcome, ',') FROM retention.rule_runs");
+        assert_string_equal(o, "running");
+        free(o);
+        long long gone = old + young - events(c);
+        assert_int_equal(pgtest_int(c, "SELECT rows_deleted FROM retention.rule_runs"), gone);
+        assert_true(gone >= 50 && gone < old);
+
+        /* The next start closes it, says so, and enforces the rest. */
+        const char *args2[] = { "daemon", "-p", policy, "-d", ci, "--log-target=console", NULL };
+        pgtest_exec(c, "DROP TRIGGER slow ON events");
+        d = daemon_start(args2, 0);
+        assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
+        if (!wait_sql(ci, young, 20 * SEC, "SELECT count(*) FROM events"))
+                dump_stderr(d);
+        assert_true(daemon_wait_stderr(d, "retentiond: warning: runs 1 were still marked running, but their database sessions"
+                                          " had ended: recorded as interrupted\n", 5 * SEC));
+        o = pgtest_value(c, "SELECT string_agg(id || ' ' || outcome || ' ' || (finished_at IS NOT NULL), ',' ORDER BY id)"
+                            " FROM retention.runs");
+        assert_string_equal(o, "1 interrupted true,2 success true");
+        free(o);
+        o = pgtest_value(c, "SELECT string_agg(run_id || ' ' || outcome || ' ' || (finished_at IS NOT NULL) || ' '"
+                            " || coalesce(error, '-'), ',' ORDER BY id) FROM retention.rule_runs");
+        assert_string_equal(o, "1 interrupted true the engine's database session ended during the rule run,2 success true -");
+        free(o);
+        /* Every row gone is in the trail, none twice. */
+        assert_int_equal(pgtest_int(c, "SELECT sum(rows_deleted) FROM retention.rule_runs"), old);
+        daemon_kill(d, SIGTERM);
+        assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
+        daemon_free(d);
+        PQfinish(c);
+        free(policy);
+        free(ci);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_teardown(test_frozen_server, teardown_thaw),
+        };
+        return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
+}
