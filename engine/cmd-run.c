@@ -13,6 +13,7 @@
 #include "enforce.h"
 #include "event.h"
 #include "exitcode.h"
+#include "health.h"
 #include "report.h"
 #include "util.h"
 
@@ -102,6 +103,22 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
                 hash_key_free(key);
                 return r;
         }
+
+        /* Runs that dead sessions left `running` (a crash, an abandoned daemon worker) are
+         * recorded as interrupted first: the trail must not keep saying they are in progress. */
+        _cleanup_free_ char *closed = NULL;
+        PgError ce = {};
+        int kc = trail_close_abandoned(pg, &closed, &ce);
+        if (kc == 0 && closed) {
+                EventFields ev = EVENT_FIELDS_INIT;
+                ev.database = cli->database_name;
+                event_emit(EVENT_RUNS_CLOSED, event_priority(EVENT_RUNS_CLOSED), &ev,
+                           "runs %s were still marked running, but their database sessions had ended: recorded as interrupted",
+                           closed);
+        } else if (kc)
+                log_warning("runs left running by ended sessions could not be recorded as interrupted: %s",
+                            ce.primary ? ce.primary : "error");
+        pg_error_done(&ce);
 
         struct sigaction sa = { .sa_handler = on_signal };
         sigemptyset(&sa.sa_mask);
