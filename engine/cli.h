@@ -25,6 +25,10 @@ typedef struct Cli {
         const char *reason, *until, *by;
         const char *subject; /* explain --subject */
         long lock_timeout_ms, statement_timeout_ms; /* <0: default */
+        const char *metrics_file; /* --metrics-file: the Prometheus textfile (daemon, run), or NULL */
+        unsigned fail_on;         /* --fail-on (audit, status): HEALTH_FAIL_* bits */
+        bool fail_on_given;
+        long stale_after;         /* --stale-after N schedules (audit, status); <0: default */
 
         /* positional arguments after the command */
         char **args;
@@ -41,3 +45,4 @@ int cmd_explain(Cli *cli);
 int cmd_verify(Cli *cli);
 int cmd_receipt(Cli *cli);
 int cmd_coverage(Cli *cli);
+int cmd_status(Cli *cli);

@@ -10,6 +10,7 @@
 #include "enforce.h"
 #include "event.h"
 #include "exitcode.h"
+#include "health.h"
 #include "plan.h"
 #include "report.h"
 #include "util.h"
@@ -65,6 +66,55 @@ static int print_sql(Cli *cli, Pg *pg, const Policy *policy, FILE *out) {
 }
 
 static int audit_database(Cli *cli, const Policy *policy, FILE *out, void *userdata);
+
+/* The rules' health: the trail's (failing, breaker, stale) with the overdue rows the audit just
+ * counted. Every condition that holds is told (rule-needs-attention, a warning), overdue rows
+ * only when --fail-on asks for them (overdue-found tells them otherwise); *attention: one of
+ * the --fail-on conditions holds. Returns 0 or an exit code. */
+static int audit_health(Cli *cli, Pg *pg, const Policy *policy, const RunResult *res, bool *attention) {
+        unsigned fail_on = (cli->fail_on_given ? cli->fail_on : 0) | (cli->fail_on_overdue ? HEALTH_FAIL_OVERDUE : 0);
+        _cleanup_(health_report_freep) HealthReport *h = NULL;
+        _cleanup_free_ size_t *rules = xcalloc(res->n_rules ? res->n_rules : 1, sizeof(size_t));
+        for (size_t i = 0; i < res->n_rules; i++)
+                rules[i] = (size_t) (res->rules[i].rule - policy->rules);
+        PgError err = {};
+        int k = health_read(pg, policy, rules, res->n_rules, NULL,
+                            cli->stale_after > 0 ? (unsigned) cli->stale_after : HEALTH_DEFAULT_STALE_AFTER, &h, &err);
+        if (k) {
+                if (fail_on & (HEALTH_FAIL_BREAKER | HEALTH_FAIL_STALE | HEALTH_FAIL_FAILING))
+                        return cmd_fail(&err, k);
+                pg_error_done(&err);
+                *attention = false;
+                for (size_t i = 0; i < res->n_rules; i++)
+                        if ((fail_on & HEALTH_FAIL_OVERDUE) && res->rules[i].overdue > 0)
+                                *attention = true;
+                return 0;
+        }
+        /* Overdue now, as the audit counted it, not as the last run left it. */
+        for (size_t i = 0; i < res->n_rules; i++)
+                h->rules[i].rows_overdue = res->rules[i].overdue;
+        health_classify(h);
+
+        *attention = false;
+        for (size_t i = 0; i < h->n_rules; i++) {
+                const RuleHealth *x = &h->rules[i];
+                unsigned told = HEALTH_FAIL_BREAKER | HEALTH_FAIL_STALE | HEALTH_FAIL_FAILING | (fail_on & HEALTH_FAIL_OVERDUE);
+                if (health_needs_attention(x, fail_on))
+                        *attention = true;
+                if (!health_needs_attention(x, told))
+                        continue;
+                _cleanup_free_ char *d = health_describe(x, told);
+                EventFields ev = EVENT_FIELDS_INIT;
+                ev.rule = x->name;
+                ev.database = cli->database_name;
+                if (x->rows_overdue > 0)
+                        ev.rows_overdue = x->rows_overdue;
+                event_emit(EVENT_RULE_ATTENTION, event_priority(EVENT_RULE_ATTENTION), &ev, "rule %s needs attention: %s%s%s",
+                           x->name, d, x->last_error && (x->state == HEALTH_FAILING || x->state == HEALTH_BREAKER) ? ": " : "",
+                           x->last_error && (x->state == HEALTH_FAILING || x->state == HEALTH_BREAKER) ? x->last_error : "");
+        }
+        return 0;
+}
 
 int cmd_audit(Cli *cli) {
         _cleanup_policy_ Policy *policy = NULL;
@@ -125,15 +175,14 @@ static int audit_database(Cli *cli, const Policy *policy, FILE *out, void *userd
                 report_audit_events(res);
 
         bool failed = false;
-        int64_t overdue = 0;
-        for (size_t i = 0; i < res->n_rules; i++) {
+        for (size_t i = 0; i < res->n_rules; i++)
                 if (res->rules[i].outcome == RULE_FAILED || res->rules[i].outcome == RULE_SKIPPED)
                         failed = true;
-                overdue += res->rules[i].overdue;
-        }
-        if (failed)
-                return EXIT_ATTENTION;
-        if (cli->fail_on_overdue && overdue > 0)
+        bool attention = false;
+        r = audit_health(cli, pg, policy, res, &attention);
+        if (r)
+                return r;
+        if (failed || attention)
                 return EXIT_ATTENTION;
         return EXIT_OK;
 }

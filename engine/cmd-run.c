@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "cli.h"
 #include "cmdutil.h"
@@ -14,10 +15,65 @@
 #include "event.h"
 #include "exitcode.h"
 #include "health.h"
+#include "metrics.h"
 #include "report.h"
 #include "util.h"
 
 static volatile sig_atomic_t stop_requested;
+
+/* --metrics-file: what each database of this run left, written once at the end. */
+static MetricsDatabase *metrics_dbs;
+static HealthReport **metrics_health;
+static size_t n_metrics_dbs;
+
+static void metrics_add(Cli *cli, const Policy *p, Pg *pg) {
+        if (!cli->metrics_file)
+                return;
+        HealthReport *h = NULL;
+        if (pg) {
+                /* Every rule of this database, not only --rule: the file describes them all. */
+                size_t *rules = xcalloc(p->n_rules ? p->n_rules : 1, sizeof(size_t)), n = 0;
+                for (size_t i = 0; i < p->n_rules; i++)
+                        if (!cli->database_name || (p->rules[i].database && streq(p->rules[i].database->name, cli->database_name)))
+                                rules[n++] = i;
+                PgError e = {};
+                if (health_read(pg, p, rules, n, NULL, HEALTH_DEFAULT_STALE_AFTER, &h, &e))
+                        log_warning("metrics: could not read the audit trail: %s", e.primary ? e.primary : "error");
+                pg_error_done(&e);
+                free(rules);
+        }
+        metrics_dbs = xreallocarray(metrics_dbs, n_metrics_dbs + 1, sizeof(MetricsDatabase));
+        metrics_health = xreallocarray(metrics_health, n_metrics_dbs + 1, sizeof(HealthReport *));
+        metrics_health[n_metrics_dbs] = h;
+        metrics_dbs[n_metrics_dbs++] = (MetricsDatabase) {
+                .name = cli->database_name ? cli->database_name : "default",
+                .up = pg != NULL,
+                .health = h,
+        };
+}
+
+static int metrics_flush(Cli *cli) {
+        if (!cli->metrics_file)
+                return 0;
+        StrBuf b = {};
+        metrics_render(metrics_dbs, n_metrics_dbs, (double) time(NULL), &b);
+        int r = metrics_write_file(cli->metrics_file, strbuf_str(&b));
+        strbuf_done(&b);
+        for (size_t i = 0; i < n_metrics_dbs; i++)
+                health_report_free(metrics_health[i]);
+        free(metrics_health);
+        free(metrics_dbs);
+        metrics_dbs = NULL;
+        metrics_health = NULL;
+        n_metrics_dbs = 0;
+        if (r < 0) {
+                _cleanup_free_ char *primary = xasprintf("could not write the metrics file \"%s\": %s", cli->metrics_file,
+                                                         strerror(-r));
+                log_pg_style(LOG_ERR, NULL, primary, NULL, "The directory must exist and be writable.");
+                return EXIT_CONFIG;
+        }
+        return 0;
+}
 
 static void on_signal(int sig) {
         (void) sig;
@@ -81,7 +137,9 @@ int cmd_run(Cli *cli) {
         r = cmd_check_rule_names(cli, policy);
         if (r)
                 return r;
-        return cmd_each_database(cli, policy, false, run_database, NULL);
+        r = cmd_each_database(cli, policy, false, run_database, NULL);
+        int mr = metrics_flush(cli);
+        return r ? r : mr;
 }
 
 /* The run against one database (cli->conninfo), for cli->rules (none: every rule). */
@@ -101,6 +159,7 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
         r = cmd_connect(cli, false, &pg);
         if (r) {
                 hash_key_free(key);
+                metrics_add(cli, policy, NULL);
                 return r;
         }
 
@@ -142,6 +201,7 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
         hash_key_free(key);
         if (console)
                 log_set_max_level(level); /* errors and the report below must be seen */
+        metrics_add(cli, policy, pg_connection_ok(pg) ? pg : NULL);
         if (k && !res) {
                 cmd_print_error(&err);
                 int code = k == 1 ? EXIT_TEMPFAIL : cmd_exit_code(k, &err);

@@ -24,6 +24,7 @@
 #include "exitcode.h"
 #include "hashkey.h"
 #include "health.h"
+#include "metrics.h"
 #include "policy-load.h"
 #include "report.h"
 #include "schedule.h"
@@ -134,6 +135,8 @@ struct Manager {
 
         Target *targets;
         size_t n_targets;
+
+        MetricsWriter *metrics; /* --metrics-file, or NULL */
 
         bool stopping;
         bool abandoned;
@@ -643,6 +646,26 @@ static void take_trail_news(Target *t, Job *j) {
         }
 }
 
+/* The Prometheus textfile, from every target's health: written by the metrics thread. */
+static void write_metrics(Manager *m) {
+        if (!m->metrics)
+                return;
+        int e = metrics_writer_take_error(m->metrics);
+        if (e < 0)
+                log_warning("could not write the metrics file %s: %s", m->cli->metrics_file, strerror(-e));
+        MetricsDatabase *dbs = xcalloc(m->n_targets, sizeof(MetricsDatabase));
+        for (size_t i = 0; i < m->n_targets; i++)
+                dbs[i] = (MetricsDatabase) {
+                        .name = m->targets[i].name ? m->targets[i].name : "default",
+                        .up = m->targets[i].db == DB_UP,
+                        .health = m->targets[i].health,
+                };
+        StrBuf b = {};
+        metrics_render(dbs, m->n_targets, (double) time(NULL), &b);
+        free(dbs);
+        metrics_writer_submit(m->metrics, strbuf_steal(&b));
+}
+
 static void job_done(Target *t, Job *j) {
         Manager *m = t->m;
         t->current = NULL;
@@ -666,6 +689,8 @@ static void job_done(Target *t, Job *j) {
                 break;
         }
         t->current_pol = policy_unref(t->current_pol);
+        if (j->type != JOB_CHECK || j->status != JOB_OK)
+                write_metrics(m);
         job_free(j);
 
         if (m->stopping) {
@@ -1111,6 +1136,11 @@ int manager_new(Cli *cli, Manager **ret) {
         r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
                 goto fail;
+        if (cli->metrics_file) {
+                r = metrics_writer_new(cli->metrics_file, &m->metrics);
+                if (r < 0)
+                        goto fail;
+        }
 
         for (size_t i = 0; i < m->n_targets; i++) {
                 Target *t = &m->targets[i];
@@ -1181,6 +1211,7 @@ void manager_free(Manager *m) {
         sd_event_source_disable_unref(m->sigusr1);
         sd_event_source_disable_unref(m->schedule_timer);
         sd_event_source_disable_unref(m->stop_timer);
+        metrics_writer_free(m->metrics); /* writes the last one */
         sd_event_unref(m->event);
         policy_unref(m->pol);
         free(m->sched);

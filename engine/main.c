@@ -15,6 +15,7 @@
 #include "enforce.h"
 #include "event.h"
 #include "exitcode.h"
+#include "health.h"
 #include "util.h"
 
 static void help(FILE *f) {
@@ -38,6 +39,8 @@ static void help(FILE *f) {
                 "  receipt RUN_ID        Deletion receipt of one run, with its chain hashes\n"
                 "  coverage              Columns that look personal and that no rule deletes or\n"
                 "                        anonymises (exit 1 when there are any)\n"
+                "  status                Each rule's health from the audit trail: last success,\n"
+                "                        failures, breaker, overdue rows (exit 1: needs attention)\n"
                 "\n"
                 "Options:\n"
                 "  -p, --policy PATH         Policy file or directory of *.yaml (repeatable;\n"
@@ -51,6 +54,11 @@ static void help(FILE *f) {
                 "      --force               With run: override the circuit breaker for this run\n"
                 "      --sql                 With audit: print the statements run would execute\n"
                 "      --fail-on-overdue     With audit: exit 1 when any row is past its deadline\n"
+                "      --fail-on LIST        With audit, status: exit 1 on these conditions, comma-separated:\n"
+                "                            overdue, breaker, stale, failing, all, none (status: all)\n"
+                "      --stale-after N       With audit, status: a rule without a success within N of its\n"
+                "                            schedules is stale (default 3)\n"
+                "      --metrics-file PATH   With daemon, run: write Prometheus metrics to PATH (textfile)\n"
                 "      --hash-key-file FILE  Key for the hash method (else $CREDENTIALS_DIRECTORY/hash-key,\n"
                 "                            else $RETENTIOND_HASH_KEY_FILE)\n"
                 "      --lock-timeout MS     lock_timeout per statement (default 2000)\n"
@@ -89,6 +97,9 @@ enum {
         OPT_STATEMENT_TIMEOUT,
         OPT_VERSION,
         OPT_SUBJECT,
+        OPT_METRICS_FILE,
+        OPT_FAIL_ON,
+        OPT_STALE_AFTER,
 };
 
 static bool parse_ms(const char *s, long *ret) {
@@ -144,6 +155,9 @@ int main(int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
                 { "subject", required_argument, NULL, OPT_SUBJECT },
+                { "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
+                { "fail-on", required_argument, NULL, OPT_FAIL_ON },
+                { "stale-after", required_argument, NULL, OPT_STALE_AFTER },
                 {},
         };
         static const struct {
@@ -155,6 +169,7 @@ int main(int argc, char **argv) {
                 { "explain", cmd_explain },
                 { "verify", cmd_verify },   { "receipt", cmd_receipt },
                 { "coverage", cmd_coverage },
+                { "status", cmd_status },
         };
         _cleanup_free_ char *conninfo = NULL;
         _cleanup_(cli_done) Cli cli = {
@@ -162,6 +177,7 @@ int main(int argc, char **argv) {
                 .log_target = "auto",
                 .lock_timeout_ms = -1,
                 .statement_timeout_ms = -1,
+                .stale_after = -1,
         };
         int c;
 
@@ -215,6 +231,28 @@ int main(int argc, char **argv) {
                 case OPT_SUBJECT:
                         cli.subject = optarg;
                         break;
+                case OPT_METRICS_FILE:
+                        cli.metrics_file = optarg;
+                        break;
+                case OPT_FAIL_ON:
+                        if (!health_parse_fail_on(optarg, &cli.fail_on)) {
+                                fprintf(stderr, "retentiond: invalid value for --fail-on: \"%s\"\n"
+                                                "HINT:  Give a comma-separated list of overdue, breaker, stale and failing, or all or none.\n",
+                                        optarg);
+                                return EXIT_USAGE;
+                        }
+                        cli.fail_on_given = true;
+                        break;
+                case OPT_STALE_AFTER: {
+                        int64_t v;
+                        if (!parse_int64(optarg, &v) || v < 1 || v > 1000000) {
+                                fprintf(stderr, "retentiond: invalid value for --stale-after: \"%s\"\n"
+                                                "HINT:  Give a whole number of schedules, 1 or more.\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        cli.stale_after = (long) v;
+                        break;
+                }
                 case OPT_LOG_TARGET:
                         if (!streq(optarg, "auto") && !streq(optarg, "journal") && !streq(optarg, "console")) {
                                 fprintf(stderr, "retentiond: invalid --log-target \"%s\"\n"

@@ -168,11 +168,13 @@ static void check_consistent(PGconn *c, long long round_start, Totals *t, const 
                 v[i] = strtoll(PQgetvalue(r, 0, i), NULL, 10);
         PQclear(r);
 
-        /* killed runs: 'running', never finished; a finished run has every rule finished */
+        /* killed runs: 'running', never finished, until the next run records them as interrupted
+         * (with their rule runs); a finished run has every rule finished */
         snprintf(sql, sizeof(sql),
                  "SELECT count(*) FILTER (WHERE r.outcome = 'running' AND r.finished_at IS NOT NULL)"
                  " + count(*) FILTER (WHERE r.outcome <> 'running' AND (r.finished_at IS NULL OR EXISTS (SELECT 1 FROM"
-                 "   retention.rule_runs rr WHERE rr.run_id = r.id AND (rr.finished_at IS NULL OR rr.outcome <> 'success'))))"
+                 "   retention.rule_runs rr WHERE rr.run_id = r.id AND (rr.finished_at IS NULL OR (rr.outcome <> 'success'"
+                 "   AND NOT (r.outcome = 'interrupted' AND rr.outcome = 'interrupted'))))))"
                  " FROM retention.runs r WHERE r.id > %lld",
                  round_start);
         long long bad_runs = rely_int(c, sql);

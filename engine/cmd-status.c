@@ -1,0 +1,142 @@
+/* cmd-status.c — `retentiond status`: each rule's health from the audit trail (last success,
+ * consecutive failures, breaker, rows its last run left overdue), in text or JSON. Reads only:
+ * a read-only session. Exit 0 when every rule is healthy, 1 when one needs attention. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "cli.h"
+#include "cmdutil.h"
+#include "diag.h"
+#include "event.h"
+#include "exitcode.h"
+#include "health.h"
+#include "util.h"
+
+static void json_time(StrBuf *b, const char *k, double t) {
+        strbuf_appendf(b, ",\"%s\":", k);
+        time_t tt = (time_t) t;
+        struct tm tm;
+        char buf[32];
+        if (t <= 0 || !gmtime_r(&tt, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                strbuf_append(b, "null");
+        else
+                strbuf_appendf(b, "\"%s\"", buf);
+}
+
+static void json_str(StrBuf *b, const char *k, const char *v) {
+        strbuf_appendf(b, ",\"%s\":", k);
+        if (v)
+                json_append_string(b, v);
+        else
+                strbuf_append(b, "null");
+}
+
+static int status_database(Cli *cli, const Policy *policy, FILE *out, void *userdata) {
+        _cleanup_(pg_freep) Pg *pg = NULL;
+        _cleanup_(health_report_freep) HealthReport *h = NULL;
+        PgError err = {};
+        unsigned fail_on = cli->fail_on_given ? cli->fail_on : HEALTH_FAIL_ALL;
+        (void) userdata;
+
+        int r = cmd_connect(cli, true, &pg);
+        if (r)
+                return r;
+        size_t *rules = xcalloc(policy->n_rules ? policy->n_rules : 1, sizeof(size_t)), n = 0;
+        for (size_t i = 0; i < policy->n_rules; i++) {
+                bool selected = cli->n_rules == 0;
+                for (size_t j = 0; j < cli->n_rules; j++)
+                        if (streq(cli->rules[j], policy->rules[i].name))
+                                selected = true;
+                if (selected)
+                        rules[n++] = i;
+        }
+        int k = health_read(pg, policy, rules, n, NULL,
+                            cli->stale_after > 0 ? (unsigned) cli->stale_after : HEALTH_DEFAULT_STALE_AFTER, &h, &err);
+        free(rules);
+        if (k)
+                return cmd_fail(&err, k);
+
+        bool attention = false;
+        for (size_t i = 0; i < h->n_rules; i++)
+                if (health_needs_attention(&h->rules[i], fail_on))
+                        attention = true;
+        StrBuf summary = {};
+        health_summary(h, &summary);
+
+        StrBuf b = {};
+        char t1[32], t2[32];
+        if (cli->json) {
+                strbuf_appendf(&b, "{\"healthy\":%s", attention ? "false" : "true");
+                json_str(&b, "summary", strbuf_str(&summary));
+                strbuf_appendf(&b, ",\"stale_after\":%u", h->stale_after);
+                json_time(&b, "now", h->now);
+                strbuf_append(&b, ",\"rules\":[");
+                for (size_t i = 0; i < h->n_rules; i++) {
+                        const RuleHealth *x = &h->rules[i];
+                        _cleanup_free_ char *d = health_describe(x, HEALTH_FAIL_ALL);
+                        strbuf_append(&b, i ? ",{\"rule\":" : "{\"rule\":");
+                        json_append_string(&b, x->name);
+                        json_str(&b, "state", health_state_to_string(x->state));
+                        strbuf_appendf(&b, ",\"needs_attention\":%s", health_needs_attention(x, fail_on) ? "true" : "false");
+                        json_str(&b, "description", d);
+                        strbuf_appendf(&b, ",\"schedule_sec\":%.0f", x->schedule_sec);
+                        json_time(&b, "last_success", x->last_success);
+                        json_str(&b, "last_outcome", x->last_outcome);
+                        if (x->last_run_id >= 0)
+                                strbuf_appendf(&b, ",\"last_run_id\":%" PRId64, x->last_run_id);
+                        else
+                                strbuf_append(&b, ",\"last_run_id\":null");
+                        json_time(&b, "last_run_started", x->last_started);
+                        json_time(&b, "last_run_finished", x->last_finished);
+                        strbuf_appendf(&b, ",\"consecutive_failures\":%" PRId64, x->failures);
+                        json_time(&b, "failing_since", x->failing_since);
+                        strbuf_appendf(&b,
+                                       ",\"rows_deleted\":%" PRId64 ",\"rows_anonymised\":%" PRId64 ",\"rows_held\":%" PRId64
+                                       ",\"rows_skipped\":%" PRId64 ",\"rows_overdue\":%" PRId64,
+                                       x->rows_deleted, x->rows_anonymised, x->rows_held, x->rows_skipped, x->rows_overdue);
+                        json_str(&b, "last_sqlstate", x->last_sqlstate);
+                        json_str(&b, "last_error", x->last_error);
+                        strbuf_appendf(&b, ",\"running\":%s}", x->running ? "true" : "false");
+                }
+                strbuf_append(&b, "]}\n");
+        } else if (!cli->quiet || attention) {
+                strbuf_appendf(&b, "%-24s %-8s %-16s %-16s %-11s %8s %8s\n", "RULE", "STATE", "LAST SUCCESS", "LAST RUN",
+                               "OUTCOME", "FAILURES", "OVERDUE");
+                for (size_t i = 0; i < h->n_rules; i++) {
+                        const RuleHealth *x = &h->rules[i];
+                        strbuf_appendf(&b, "%-24s %-8s %-16s %-16s %-11s %8" PRId64 " %8" PRId64 "\n", x->name,
+                                       health_state_to_string(x->state), health_format_time(x->last_success, t1, sizeof(t1)),
+                                       health_format_time(x->last_finished, t2, sizeof(t2)),
+                                       x->last_outcome ? x->last_outcome : "-", x->failures, x->rows_overdue);
+                        if (x->state == HEALTH_FAILING || x->state == HEALTH_BREAKER || x->state == HEALTH_STALE ||
+                            x->state == HEALTH_OVERDUE) {
+                                _cleanup_free_ char *d = health_describe(x, HEALTH_FAIL_ALL);
+                                strbuf_appendf(&b, "  %s%s%s\n", d, x->last_error ? ": " : "", x->last_error ? x->last_error : "");
+                        }
+                }
+                strbuf_appendf(&b, "%s\n", strbuf_str(&summary));
+        }
+        fputs(strbuf_str(&b), out);
+        strbuf_done(&b);
+        strbuf_done(&summary);
+        return attention ? EXIT_ATTENTION : EXIT_OK;
+}
+
+int cmd_status(Cli *cli) {
+        _cleanup_policy_ Policy *policy = NULL;
+
+        if (cli->n_args > 0) {
+                log_pg_style(LOG_ERR, NULL, "too many arguments", NULL, "\"retentiond status\" takes options only.");
+                return EXIT_USAGE;
+        }
+        int r = cmd_load_policy(cli, &policy);
+        if (r)
+                return r;
+        r = cmd_check_rule_names(cli, policy);
+        if (r)
+                return r;
+        return cmd_each_database(cli, policy, false, status_database, NULL);
+}
