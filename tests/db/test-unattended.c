@@ -251,6 +251,7 @@ static void test_frozen_server(void **state) {
         assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
         if (!wait_sql(ci, young, 20 * SEC, "SELECT count(*) FROM events"))
                 dump_stderr(d);
+        assert_true(wait_sql(ci, 1, 10 * SEC, "SELECT count(*) FROM retention.runs WHERE outcome = 'success'"));
         assert_true(daemon_wait_stderr(d, "retentiond: warning: runs 1 were still marked running, but their database sessions"
                                           " had ended: recorded as interrupted\n", 5 * SEC));
         o = pgtest_value(c, "SELECT string_agg(id || ' ' || outcome || ' ' || (finished_at IS NOT NULL), ',' ORDER BY id)"
