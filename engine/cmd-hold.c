@@ -42,6 +42,40 @@ static int error_exit(PgError *err, int k) {
         return code;
 }
 
+/* Refuses a value from the command line or the environment that holds a control character
+ * (C0, DEL, C1): it would be stored in the registry and printed by hold list, explain and
+ * receipt, where a newline forges a line and an escape sequence rewrites the screen. */
+static bool refuse_control(const char *what, const char *v) {
+        size_t off;
+        if (!v || !text_find_control(v, NULL, &off))
+                return false;
+        _cleanup_free_ char *primary = xasprintf("%s contains a control character", what);
+        _cleanup_free_ char *detail = xasprintf("Byte %zu is 0x%02x; control characters (such as a newline, a tab or "
+                                                "an escape sequence) are not allowed in a KEY, --reason or --by.",
+                                                off + 1, (unsigned char) v[off]);
+        log_pg_style(LOG_ERR, NULL, primary, detail, "Write the value on one line, in printable characters.");
+        return true;
+}
+
+/* Which rules keep rows by a registry hold on subject s: *used when any does, *here for rules on
+ * the subject's own table, *elsewhere for rules on other tables. */
+static void registry_use(const Policy *p, const Subject *s, bool *used, bool *here, bool *elsewhere) {
+        for (size_t i = 0; i < p->n_rules; i++) {
+                const Rule *r = &p->rules[i];
+                if (!r->subject || !streq(r->subject->name, s->name))
+                        continue;
+                for (size_t j = 0; j < r->n_holds; j++) {
+                        if (!r->holds[j]->registry)
+                                continue;
+                        *used = true;
+                        if (qualified_name_equal(&r->table, &s->table))
+                                *here = true;
+                        else
+                                *elsewhere = true;
+                }
+        }
+}
+
 static int hold_add(Cli *cli, Pg *pg, const Policy *policy) {
         PgError err = {};
         if (cli->n_args != 3) {
@@ -76,25 +110,47 @@ static int hold_add(Cli *cli, Pg *pg, const Policy *policy) {
                 log_pg_style(LOG_ERR, NULL, "invalid byte sequence", "KEY, --reason and --by must be valid UTF-8.", NULL);
                 return EXIT_USAGE;
         }
+        _cleanup_free_ char *by = who(cli);
+        if (refuse_control("KEY", key) || refuse_control("--reason", cli->reason) || refuse_control(cli->by ? "--by" : "the operator name", by))
+                return EXIT_USAGE;
 
-        /* Normalise the key through the subject table's key column type, so "042" and "42"
-         * are the same account; the key must be valid for that type. */
+        /* A hold is matched at run time by text: its key against (row's key column)::text. So
+         * the key is read as the subject key column's type and written back as text ("042" and
+         * " 42" are account 42), whether or not the subject table has that row; a key the type
+         * rejects is refused (class 22: exit 64). */
         _cleanup_(cat_table_freep) CatTable *t = NULL;
         int k = catalog_load_table(pg, &s->table, &t, &err);
         if (k)
                 return error_exit(&err, k);
+        char oid[16];
+        snprintf(oid, sizeof(oid), "%u", t->oid);
+        const char *cp[] = { key, oid, s->key };
+        _cleanup_pgresult_ PGresult *cr = NULL;
+        k = pg_exec(pg, &cr, &err, "SELECT retention.hold_key_canonical($1, $2::oid::regclass, $3::name)", 3, cp);
+        if (k)
+                return error_exit(&err, k);
+        if (PQgetisnull(cr, 0, 0)) {
+                _cleanup_free_ char *tn = qualified_name_display(&t->name);
+                _cleanup_free_ char *kc = ident_display(s->key);
+                _cleanup_free_ char *primary = xasprintf("column %s of %s does not exist", kc, tn);
+                _cleanup_free_ char *detail = xasprintf("Subject \"%s\" has the key column %s.", subject, kc);
+                log_pg_style(LOG_ERR, NULL, primary, detail, "Check the subject's table and key in the policy (retentiond check).");
+                return EXIT_POLICY;
+        }
+        const char *canon = PQgetvalue(cr, 0, 0);
+        /* The row's own text, when there is one (a type whose equality is wider than its text,
+         * such as citext, keeps the row's spelling). */
         _cleanup_free_ char *tq = qualified_name_quote(&s->table);
         _cleanup_free_ char *kq = ident_quote(s->key);
         _cleanup_free_ char *norm_sql = xasprintf("SELECT (SELECT t.%s::text FROM %s t WHERE t.%s = $1 LIMIT 1)", kq, tq, kq);
-        const char *kp[] = { key };
+        const char *kp[] = { canon };
         _cleanup_pgresult_ PGresult *nr = NULL;
         k = pg_exec(pg, &nr, &err, norm_sql, 1, kp);
         if (k)
                 return error_exit(&err, k);
-        const char *norm = PQgetisnull(nr, 0, 0) ? key : PQgetvalue(nr, 0, 0);
         bool exists = !PQgetisnull(nr, 0, 0);
+        const char *norm = exists ? PQgetvalue(nr, 0, 0) : canon;
 
-        _cleanup_free_ char *by = who(cli);
         const char *p[] = { subject, norm, cli->reason, by, cli->until };
         _cleanup_pgresult_ PGresult *r = NULL;
         k = pg_exec(pg, &r, &err,
@@ -106,11 +162,24 @@ static int hold_add(Cli *cli, Pg *pg, const Policy *policy) {
         if (k)
                 return error_exit(&err, k);
         const char *id = PQgetvalue(r, 0, 0);
-        if (!exists) {
-                _cleanup_free_ char *tn = qualified_name_display(&s->table);
-                log_warning("no row of %s has %s = %s; the hold still protects this subject's rows in other tables", tn,
-                            s->key, norm);
+        _cleanup_free_ char *norm_e = text_escape(norm);
+        if (!streq(norm, key)) {
+                _cleanup_free_ char *key_e = text_escape(key);
+                log_info("key \"%s\" of subject %s is \"%s\" as its key column's type reads it; hold %s is on \"%s\"",
+                         key_e, subject, norm_e, id, norm_e);
         }
+        bool used = false, elsewhere = false, here = false;
+        registry_use(policy, s, &used, &here, &elsewhere);
+        _cleanup_free_ char *tn = qualified_name_display(&s->table);
+        _cleanup_free_ char *kd = ident_display(s->key);
+        if (!used)
+                log_warning("no rule of the policy has a registry hold on subject %s: hold %s protects no rows", subject, id);
+        else if (!exists && elsewhere)
+                log_warning("no row of %s has %s = %s; the hold still protects this subject's rows in other tables", tn, kd,
+                            norm_e);
+        else if (!exists)
+                log_warning("no row of %s has %s = %s; the hold protects nothing until such a row exists", tn, kd, norm_e);
+        (void) here;
         if (streq(PQgetvalue(r, 0, 3), "t"))
                 log_warning("hold %s expires in the past (%s): it is already lapsed", id, PQgetvalue(r, 0, 2));
 
@@ -121,7 +190,7 @@ static int hold_add(Cli *cli, Pg *pg, const Policy *policy) {
         if (cli->json)
                 printf("{\"id\":%s,\"subject\":\"%s\",\"placed_at\":\"%s\"}\n", id, subject, PQgetvalue(r, 0, 1));
         else if (!cli->quiet)
-                printf("hold %s placed on %s %s%s%s\n", id, subject, norm, PQgetisnull(r, 0, 2) ? "" : " until ",
+                printf("hold %s placed on %s %s%s%s\n", id, subject, norm_e, PQgetisnull(r, 0, 2) ? "" : " until ",
                        PQgetisnull(r, 0, 2) ? "" : PQgetvalue(r, 0, 2));
         return EXIT_OK;
 }
@@ -175,10 +244,15 @@ static int hold_list(Cli *cli, Pg *pg) {
         }
         printf("%-6s %-10s %-14s %-9s %-12s %-25s %-25s %s\n", "ID", "SUBJECT", "KEY", "STATE", "PLACED BY", "PLACED AT",
                "UNTIL", "REASON");
-        for (int i = 0; i < n; i++)
-                printf("%-6s %-10s %-14s %-9s %-12s %-25s %-25s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-                       PQgetvalue(r, i, 2), PQgetvalue(r, i, 9), PQgetvalue(r, i, 4), PQgetvalue(r, i, 5),
-                       PQgetisnull(r, i, 6) ? "-" : PQgetvalue(r, i, 6), PQgetvalue(r, i, 3));
+        /* Every value from the registry is printed escaped: a newline or an escape sequence in a
+         * reason, a name or a key (put there by SQL, or before retentiond refused them) must not
+         * forge a line or rewrite the terminal. */
+        for (int i = 0; i < n; i++) {
+                _cleanup_free_ char *subject = text_escape(PQgetvalue(r, i, 1)), *key = text_escape(PQgetvalue(r, i, 2)),
+                                    *by = text_escape(PQgetvalue(r, i, 4)), *reason = text_escape(PQgetvalue(r, i, 3));
+                printf("%-6s %-10s %-14s %-9s %-12s %-25s %-25s %s\n", PQgetvalue(r, i, 0), subject, key, PQgetvalue(r, i, 9),
+                       by, PQgetvalue(r, i, 5), PQgetisnull(r, i, 6) ? "-" : PQgetvalue(r, i, 6), reason);
+        }
         return EXIT_OK;
 }
 
@@ -196,6 +270,8 @@ static int hold_release(Cli *cli, Pg *pg) {
                 return EXIT_USAGE;
         }
         _cleanup_free_ char *by = who(cli);
+        if (refuse_control(cli->by ? "--by" : "the operator name", by))
+                return EXIT_USAGE;
         const char *p[] = { cli->args[1], by };
         _cleanup_pgresult_ PGresult *r = NULL;
         int k = pg_exec(pg, &r, &err,
@@ -215,14 +291,16 @@ static int hold_release(Cli *cli, Pg *pg) {
         }
         if (PQgetisnull(r, 0, 0)) {
                 _cleanup_free_ char *primary = xasprintf("hold %s was already released", cli->args[1]);
-                _cleanup_free_ char *detail = xasprintf("It was released at %s.", PQgetvalue(r, 0, 1));
+                _cleanup_free_ char *when = text_escape(PQgetvalue(r, 0, 1));
+                _cleanup_free_ char *detail = xasprintf("It was released at %s.", when);
                 log_pg_style(LOG_ERR, NULL, primary, detail, NULL);
                 return EXIT_ATTENTION;
         }
         EventFields ev = EVENT_FIELDS_INIT;
         ev.hold = cli->args[1];
+        _cleanup_free_ char *subject = text_escape(PQgetvalue(r, 0, 0));
         event_emit(EVENT_HOLD_RELEASED, log_target() == LOG_TARGET_JOURNAL ? event_priority(EVENT_HOLD_RELEASED) : LOG_DEBUG,
-                   &ev, "hold %s on subject %s released by %s", cli->args[1], PQgetvalue(r, 0, 0), by);
+                   &ev, "hold %s on subject %s released by %s", cli->args[1], subject, by);
         if (cli->json)
                 printf("{\"id\":%s,\"released\":true}\n", cli->args[1]);
         else if (!cli->quiet)

@@ -165,15 +165,47 @@ static char *subject_key_expr(const Rule *r, const char *alias) {
         return col(alias, r->subject->key);
 }
 
+/* A second line of defence behind canonical hold keys: `OR (key)::text IN (canonical text of
+ * every non-canonical key of a hold in force on the subject)`, read through the type of the
+ * subject table's key column. Uncorrelated, so PostgreSQL computes it once per statement (a
+ * hashed subplan, normally empty). NULL when the subject table is not in the catalog cache. */
+static char *registry_noncanonical_expr(Gen *g, const Subject *subj, const char *s, const char *key) {
+        const CatTable *st = g->cache ? cat_cache_find_name(g->cache, &subj->table) : NULL;
+        if (!st)
+                return NULL;
+        char oid[16];
+        snprintf(oid, sizeof(oid), "%u", st->oid);
+        _cleanup_free_ char *o = param(g, PARAM_CONST, 0, oid, "subject table oid");
+        _cleanup_free_ char *c = param(g, PARAM_CONST, 0, subj->key, "subject key column");
+        return xasprintf("(%s)::text IN (SELECT nk FROM retention.hold_keys_noncanonical(%s, %s::oid::regclass, %s::name) nk)",
+                         key, s, o, c);
+}
+
+/* Does hold row `a` (of retention.holds) hold the subject key `key`? Its text is the key's, or
+ * the key's text is what the hold's key reads as through the subject key column's type. */
+static char *registry_key_match(Gen *g, const Subject *subj, const char *a, const char *key) {
+        const CatTable *st = g->cache ? cat_cache_find_name(g->cache, &subj->table) : NULL;
+        if (!st)
+                return xasprintf("%s.subject_key = (%s)::text", a, key);
+        char oid[16];
+        snprintf(oid, sizeof(oid), "%u", st->oid);
+        _cleanup_free_ char *o = param(g, PARAM_CONST, 0, oid, "subject table oid");
+        _cleanup_free_ char *c = param(g, PARAM_CONST, 0, subj->key, "subject key column");
+        return xasprintf("(%s.subject_key = (%s)::text OR retention.hold_key_as_read(%s.subject_key, %s::oid::regclass, %s::name)"
+                         " = (%s)::text)",
+                         a, key, a, o, c, key);
+}
+
 /* Is the hold in force for the row `alias` of a table whose subject key is `key`? */
 static char *hold_expr(Gen *g, const Hold *h, const char *key) {
         if (h->registry) {
                 _cleanup_free_ char *s = param(g, PARAM_CONST, 0, h->subject->name, "subject name");
                 _cleanup_free_ char *a = new_alias(g, "rh");
-                return xasprintf("EXISTS (SELECT 1 FROM retention.holds %s WHERE %s.subject = %s"
+                _cleanup_free_ char *nc = registry_noncanonical_expr(g, h->subject, s, key);
+                return xasprintf("(EXISTS (SELECT 1 FROM retention.holds %s WHERE %s.subject = %s"
                                  " AND %s.subject_key = (%s)::text AND %s.released_at IS NULL"
-                                 " AND (%s.expires_at IS NULL OR %s.expires_at > now()))",
-                                 a, a, s, a, key, a, a, a);
+                                 " AND (%s.expires_at IS NULL OR %s.expires_at > now()))%s%s)",
+                                 a, a, s, a, key, a, a, a, nc ? " OR " : "", nc ? nc : "");
         }
         const CatTable *ev = cat_cache_find_name(g->cache, &h->table);
         const CatColumn *c = ev ? cat_table_column(ev, h->column) : NULL;
@@ -1211,13 +1243,14 @@ static void explain_hold_columns(Gen *g, const Hold *h, const char *key, StrBuf 
         _cleanup_free_ char *applies = hold_expr(g, h, key);
         if (h->registry) {
                 _cleanup_free_ char *s = param(g, PARAM_CONST, 0, h->subject->name, "subject name");
+                _cleanup_free_ char *m = registry_key_match(g, h->subject, "rh", key);
                 strbuf_appendf(b, ", %s", applies);
                 strbuf_appendf(b, ", (SELECT max(rh.expires_at)::text FROM retention.holds rh WHERE rh.subject = %s"
-                                  " AND rh.subject_key = (%s)::text AND rh.released_at IS NULL AND rh.expires_at > now())",
-                               s, key);
+                                  " AND %s AND rh.released_at IS NULL AND rh.expires_at > now())",
+                               s, m);
                 strbuf_appendf(b, ", EXISTS (SELECT 1 FROM retention.holds rh WHERE rh.subject = %s"
-                                  " AND rh.subject_key = (%s)::text AND rh.released_at IS NULL AND rh.expires_at IS NULL)",
-                               s, key);
+                                  " AND %s AND rh.released_at IS NULL AND rh.expires_at IS NULL)",
+                               s, m);
                 strbuf_append(b, ", NULL::text");
                 return;
         }
@@ -1327,12 +1360,13 @@ void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char 
                 _cleanup_free_ char *key = subject_key_expr(r, "t");
                 _cleanup_free_ char *s = param(&g, PARAM_CONST, 0, r->subject->name, "subject name");
                 _cleanup_free_ char *km2 = key_match(&g, pk, n_pk, "t");
+                _cleanup_free_ char *m = registry_key_match(&g, r->subject, "rh", key);
                 finish_statement(&g, &e.registry,
                                  xasprintf("SELECT rh.id::text, rh.reason, rh.placed_by, rh.placed_at::text, rh.expires_at::text"
-                                           " FROM %s t JOIN retention.holds rh ON rh.subject = %s AND rh.subject_key = (%s)::text"
+                                           " FROM %s t JOIN retention.holds rh ON rh.subject = %s AND %s"
                                            " WHERE %s AND rh.released_at IS NULL AND (rh.expires_at IS NULL OR rh.expires_at > now())"
                                            " ORDER BY rh.id",
-                                           tq, s, key, km2));
+                                           tq, s, m, km2));
         }
 
         /* Every slot the statements use is known now. */

@@ -157,3 +157,78 @@ bool parse_int64(const char *s, int64_t *ret) {
         *ret = v;
         return true;
 }
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 when it is not valid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+        unsigned c = s[0];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (len == 0 || len > n)
+                return 0;
+        for (size_t i = 1; i < len; i++)
+                if ((s[i] & 0xC0) != 0x80)
+                        return 0;
+        /* overlong forms, surrogates, beyond U+10FFFF */
+        if (len == 2 && c < 0xC2)
+                return 0;
+        if (len == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0)))
+                return 0;
+        if (len == 4 && ((c == 0xF0 && s[1] < 0x90) || c > 0xF4 || (c == 0xF4 && s[1] >= 0x90)))
+                return 0;
+        return len;
+}
+
+static bool is_c1(const unsigned char *p, size_t n) {
+        return n >= 2 && p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F;
+}
+
+bool text_find_control(const char *s, const char *allow, size_t *offset) {
+        const unsigned char *p = (const unsigned char *) s;
+        size_t n = strlen(s);
+        for (size_t i = 0; i < n; i++) {
+                bool c0 = p[i] < 0x20 || p[i] == 0x7F;
+                if ((c0 && !(p[i] && allow && strchr(allow, p[i]))) || is_c1(p + i, n - i)) {
+                        if (offset)
+                                *offset = i;
+                        return true;
+                }
+        }
+        return false;
+}
+
+void strbuf_append_escaped(StrBuf *b, const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
+        size_t n = strlen(s);
+        for (size_t i = 0; i < n;) {
+                unsigned c = p[i];
+                if (c == '\n')
+                        strbuf_append(b, "\\n");
+                else if (c == '\r')
+                        strbuf_append(b, "\\r");
+                else if (c == '\t')
+                        strbuf_append(b, "\\t");
+                else if (c < 0x20 || c == 0x7F)
+                        strbuf_appendf(b, "\\x%02x", c);
+                else if (c < 0x80)
+                        strbuf_appendc(b, (char) c);
+                else {
+                        size_t len = utf8_seq(p + i, n - i);
+                        if (len == 0)
+                                strbuf_appendf(b, "\\x%02x", c);
+                        else if (is_c1(p + i, len))
+                                strbuf_appendf(b, "\\u%04x", p[i + 1]);
+                        else
+                                strbuf_appendn(b, s + i, len);
+                        i += len ? len : 1;
+                        continue;
+                }
+                i++;
+        }
+}
+
+char *text_escape(const char *s) {
+        if (!s)
+                return NULL;
+        StrBuf b = {};
+        strbuf_append_escaped(&b, s);
+        return strbuf_steal(&b);
+}

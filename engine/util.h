@@ -74,3 +74,15 @@ static inline const char *strbuf_str(const StrBuf *b) {
 size_t edit_distance(const char *a, const char *b);
 /* Parse a non-negative decimal int64 with nothing around it; false on error/overflow. */
 bool parse_int64(const char *s, int64_t *ret);
+
+/* Control characters in text from outside (a command line, a policy value, the database):
+ * C0 (U+0000-U+001F), DEL (U+007F) and C1 (U+0080-U+009F, in UTF-8 0xC2 0x80-0x9F). Returns
+ * true and the byte offset of the first one in *offset (when not NULL); `allow` lists C0
+ * characters to let through (e.g. "\n\t" for a multi-line value), or NULL. */
+bool text_find_control(const char *s, const char *allow, size_t *offset);
+/* The text as it can go to a terminal: each control character and each byte that is not valid
+ * UTF-8 is shown escaped: \n, \r, \t, \xHH for the other C0 characters, DEL and bad
+ * bytes, \uHHHH for C1 characters (ESC [ 2 J is shown as \x1b[2J). A backslash stays as it
+ * is. NULL stays NULL. */
+char *text_escape(const char *s);
+void strbuf_append_escaped(StrBuf *b, const char *s);

@@ -353,6 +353,117 @@ static void test_restrict_below_cascade(void **state) {
         free(ci);
 }
 
+/* Hold keys are canonical: "042" and " 43" are accounts 42 and 43 whether or not app.accounts has
+ * their row, and their rows in the other tables survive; a key the type rejects is refused; a
+ * non-canonical key written by SQL still protects its subject at run time, a key the type
+ * rejects breaks nothing, and `migrate -p` reports both. */
+static void test_canonical_keys(void **state) {
+        (void) state;
+        char *ci, *out, *err;
+        PGconn *c = accounts_db("holds_keys", &ci, 2);
+        /* accounts 42..45 have no row in app.accounts; each has an old (due) and a young ticket
+         * and chat: 100 * a + 1 and 100 * a + 2 */
+        const char *child[] = { "tickets", "chats" };
+        const char *col[] = { "created_at", "started_at" };
+        for (size_t i = 0; i < 2; i++)
+                pgtest_exec(c, "INSERT INTO app.%s (id, account_id, %s) SELECT 100 * a + o, a, now() - CASE o WHEN 1"
+                               " THEN interval '2 years' ELSE interval '1 month' END FROM generate_series(42, 45) a,"
+                               " generate_series(1, 2) o",
+                            child[i], col[i]);
+        char *pol = rt_policy(ACCOUNTS_POLICY);
+
+        rt_expect(0, &out, &err, "-p", pol, "-d", ci, "hold", "add", "account", "042", "--reason", "case 42");
+        assert_string_equal(out, "hold 1 placed on account 42\n");
+        rt_assert_contains(err, "no row of app.accounts has id = 42; the hold still protects this subject's rows in other tables");
+        free(out);
+        free(err);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "hold", "add", "account", " 43", "--reason", "case 43");
+        assert_string_equal(out, "hold 2 placed on account 43\n");
+        free(out);
+        /* keys the type (integer) rejects: exit 64, nothing stored */
+        rt_expect(64, NULL, &err, "-p", pol, "-d", ci, "hold", "add", "account", "4x", "--reason", "typo");
+        rt_assert_contains(err, "invalid input syntax for type integer: \"4x\"");
+        rt_assert_contains(err, "KEY must be a value of the subject's key column");
+        free(err);
+        rt_expect(64, NULL, NULL, "-p", pol, "-d", ci, "hold", "add", "account", "99999999999", "--reason", "too big");
+        rt_assert_sql(c, "1=42,2=43", "SELECT string_agg(id || '=' || subject_key, ',' ORDER BY id) FROM retention.holds");
+
+        /* Written by SQL, as before hold add normalised keys: "044" (account 44) and a key the type
+         * rejects; account 45 is held by nothing. */
+        pgtest_exec(c, "WITH h AS (INSERT INTO retention.holds (subject, subject_key, reason, placed_by) VALUES"
+                       " ('account', '044', 'case 44', 'sql'), ('account', 'zz', 'junk', 'sql') RETURNING id)"
+                       " INSERT INTO retention.hold_events (hold_id, event, by) SELECT id, 'placed', 'sql' FROM h");
+        rt_expect(1, &out, &err, "-p", pol, "-d", ci, "migrate");
+        assert_string_equal(out, "retention schema is already at version 5; nothing to do\n"
+                                 "2 holds in force with a key that is not canonical: holds 3,4 (see the warnings)\n");
+        rt_assert_contains(err, "hold 3 on subject account has the key \"044\", which is not canonical");
+        rt_assert_contains(err, "app.accounts.id (integer) reads it as \"44\"");
+        rt_assert_contains(err, "retentiond hold add account 44 (same --reason and --until), then retentiond hold release 3.");
+        rt_assert_contains(err, "hold 4 on subject account has the key \"zz\", which its key column's type rejects");
+        free(out);
+        free(err);
+        rt_expect(1, &out, NULL, "-p", pol, "-d", ci, "migrate", "--json");
+        assert_string_equal(out, "{\"schema_version\":5,\"previous_version\":5,\"migrations_applied\":0,"
+                                 "\"noncanonical_hold_keys\":[3,4]}\n");
+        free(out);
+        rt_expect(0, &out, &err, "-d", ci, "migrate");
+        rt_assert_contains(err, "hold keys were not checked");
+        rt_assert_contains(err, "retentiond -p POLICY migrate");
+        free(out);
+        free(err);
+
+        char *hex, *key = rt_key_file(&hex);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--hash-key-file", key, "run");
+        free(out);
+        free(key);
+        free(hex);
+        /* accounts 1 and 2 (no holds) are gone with their old rows; 42, 43 and 44 keep theirs;
+         * 45's old rows are gone */
+        rt_assert_sql(c, "3", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.accounts");
+        for (size_t i = 0; i < 2; i++) {
+                rt_assert_sql(c, "12,22,4201,4202,4301,4302,4401,4402,4502",
+                              "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.%s", child[i]);
+                rt_assert_sql(c, "3/3/success", "SELECT rows_deleted || '/' || rows_held || '/' || outcome FROM retention.rule_runs"
+                                                " WHERE rule = '%s'", child[i]);
+        }
+        rt_assert_sql(c, "chats:legal=3,tickets:legal=3",
+                      "SELECT string_agg(r.rule || ':' || h.hold || '=' || h.rows, ',' ORDER BY r.rule, h.hold)"
+                      " FROM retention.rule_run_holds h JOIN retention.rule_runs r ON r.id = h.rule_run_id");
+        rt_assert_sql(c, "success", "SELECT outcome FROM retention.runs");
+
+        /* explain names the hold that keeps account 44's old ticket, though its key is "044" */
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "explain", "app.tickets", "4401");
+        rt_assert_contains(out, "    hold legal (registry): applies\n      hold 3: \"case 44\", placed by sql at ");
+        free(out);
+
+        /* A policy where nothing but the subject's own table keeps rows by the registry hold: the
+         * CLI does not claim that the hold protects rows in other tables. */
+        char *pol2 = rt_policy("version: 1\n"
+                               "subjects:\n"
+                               "  account: { table: app.accounts, key: id }\n"
+                               "holds:\n"
+                               "  legal: { reason: \"operator holds\", subject: account, registry: true }\n"
+                               "rules:\n"
+                               "  accounts:\n"
+                               "    clause: \"deleted once deletion is requested\"\n"
+                               "    table: app.accounts\n"
+                               "    subject: account\n"
+                               "    column: deletion_requested_at\n"
+                               "    retain: 0 days\n"
+                               "    holds: [legal]\n"
+                               "    action: delete\n");
+        rt_expect(0, &out, &err, "-p", pol2, "-d", ci, "hold", "add", "account", "0046", "--reason", "case 46");
+        assert_string_equal(out, "hold 5 placed on account 46\n");
+        rt_assert_contains(err, "no row of app.accounts has id = 46; the hold protects nothing until such a row exists");
+        rt_assert_not_contains(err, "other tables");
+        free(out);
+        free(err);
+        free(pol2);
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_registry_holds),
@@ -360,6 +471,7 @@ int main(void) {
                 cmocka_unit_test(test_cascade_into_held_rows),
                 cmocka_unit_test(test_restrict_isolated),
                 cmocka_unit_test(test_restrict_below_cascade),
+                cmocka_unit_test(test_canonical_keys),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }
