@@ -642,12 +642,17 @@ static void json_row(StrBuf *b, const RowInfo *row) {
         strbuf_append(b, "]}");
 }
 
+/* Values from the database, the registry and the catalog are printed escaped (text_escape): a
+ * reason, a key or a name with a newline or an escape sequence must not forge a line or rewrite
+ * the terminal. */
 static void text_row(FILE *f, const RowInfo *row) {
-        _cleanup_free_ char *tn = qualified_name_display(&row->table->name);
+        _cleanup_(esc_pool_done) EscPool ep = {};
+        _cleanup_free_ char *tn_raw = qualified_name_display(&row->table->name);
+        const char *tn = esc_pool(&ep, tn_raw);
         fprintf(f, "%s", tn);
         for (size_t i = 0; i < row->n_key; i++) {
                 _cleanup_free_ char *c = ident_display(row->pk[i]);
-                fprintf(f, " %s=%s", c, row->key[i]);
+                fprintf(f, " %s=%s", esc_pool(&ep, c), esc_pool(&ep, row->key[i]));
         }
         fputc('\n', f);
         if (row->n_rules == 0)
@@ -659,13 +664,13 @@ static void text_row(FILE *f, const RowInfo *row) {
                 _cleanup_free_ char *summary = rule_summary(r);
                 _cleanup_free_ char *agecol = ident_display(r->column);
                 _cleanup_free_ char *from = period_start_describe(&r->start);
-                fprintf(f, "  rule %s — \"%s\"\n", r->name, r->clause);
+                fprintf(f, "  rule %s — \"%s\"\n", r->name, esc_pool(&ep, r->clause));
                 fprintf(f, "    %s\n", summary);
                 if (ri->error) {
-                        fprintf(f, "    ERROR: %s\n", ri->error);
+                        fprintf(f, "    ERROR: %s\n", esc_pool(&ep, ri->error));
                         continue;
                 }
-                fprintf(f, "    age:       %s = %s\n", agecol, ri->age ? ri->age : "NULL");
+                fprintf(f, "    age:       %s = %s\n", esc_pool(&ep, agecol), ri->age ? esc_pool(&ep, ri->age) : "NULL");
                 fprintf(f, "    cutoff:    %s%s%s%s\n", ri->cutoff, from ? "  (counted from " : "", from ? from : "",
                         from ? ")" : "");
                 if (ri->age)
@@ -681,15 +686,15 @@ static void text_row(FILE *f, const RowInfo *row) {
                                 fprintf(f, "applies\n");
                                 for (size_t m = 0; m < h->n_rows; m++) {
                                         const RegistryRow *x = &h->rows[m];
-                                        fprintf(f, "      hold %s: \"%s\", placed by %s at %s, until %s\n", x->id, x->reason,
-                                                x->placed_by, x->placed_at, x->until ? x->until : "released (no --until)");
+                                        fprintf(f, "      hold %s: \"%s\", placed by %s at %s, until %s\n", x->id,
+                                                esc_pool(&ep, x->reason), esc_pool(&ep, x->placed_by), x->placed_at, x->until ? x->until : "released (no --until)");
                                 }
                                 continue;
                         }
                         _cleanup_free_ char *et = qualified_name_display(&h->hold->table);
                         _cleanup_free_ char *hf = period_start_describe(&h->hold->start);
                         fprintf(f, "%s\n", h->applies ? "applies" : "does not apply");
-                        fprintf(f, "      evidence in %s: youngest %s%s; hold cutoff %s (retain %s%s%s)\n", et,
+                        fprintf(f, "      evidence in %s: youngest %s%s; hold cutoff %s (retain %s%s%s)\n", esc_pool(&ep, et),
                                 h->evidence ? h->evidence : "none", h->forever ? ", and some without a date" : "",
                                 h->cutoff ? h->cutoff : "-", duration_format(&h->hold->retain, d, sizeof(d)),
                                 hf ? " counted from " : "", hf ? hf : "");
@@ -698,13 +703,13 @@ static void text_row(FILE *f, const RowInfo *row) {
                                                                   : h->until ? h->until : "-");
                 }
                 for (size_t j = 0; j < ri->n_cascade; j++)
-                        fprintf(f, "    cascade into %s: %s\n", ri->cascade[j].name,
+                        fprintf(f, "    cascade into %s: %s\n", esc_pool(&ep, ri->cascade[j].name),
                                 ri->cascade[j].on ? "rows a hold protects" : "no protected rows");
                 for (size_t j = 0; j < ri->n_others; j++)
                         fprintf(f, "    rule %s: %s\n", ri->others[j].name, ri->others[j].on ? "keeps it longer" : "does not keep it");
                 for (size_t j = 0; j < ri->n_refs; j++)
-                        fprintf(f, "    referenced from %s: %s\n", ri->refs[j].name, ri->refs[j].on ? "yes" : "no");
-                fprintf(f, "    decision:  %s\n", ri->decision);
+                        fprintf(f, "    referenced from %s: %s\n", esc_pool(&ep, ri->refs[j].name), ri->refs[j].on ? "yes" : "no");
+                fprintf(f, "    decision:  %s\n", esc_pool(&ep, ri->decision));
                 if (r->has_deadline && ri->age) {
                         fprintf(f, "    deadline:  %s after the retention: overdue after %s — %s\n",
                                 duration_format(&r->deadline, d, sizeof(d)), ri->overdue_at ? ri->overdue_at : "-",
@@ -716,7 +721,7 @@ static void text_row(FILE *f, const RowInfo *row) {
                 else if (ri->known)
                         fprintf(f, "    %s: after %s, if nothing changes\n", verb, ri->action_at);
                 else
-                        fprintf(f, "    %s: %s\n", verb, ri->note ? ri->note : "unknown");
+                        fprintf(f, "    %s: %s\n", verb, ri->note ? esc_pool(&ep, ri->note) : "unknown");
         }
 }
 

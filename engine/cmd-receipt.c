@@ -66,8 +66,15 @@ static void json_named(StrBuf *b, const char *k, const PGresult *r, const char *
 
 static void text_named(const char *label, const PGresult *r, const char *rule_run) {
         for (int i = 0; i < PQntuples(r); i++)
-                if (streq(PQgetvalue(r, i, 0), rule_run))
-                        printf("    %s %-24s %s\n", label, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+                if (streq(PQgetvalue(r, i, 0), rule_run)) {
+                        _cleanup_free_ char *name = text_escape(PQgetvalue(r, i, 1));
+                        printf("    %s %-24s %s\n", label, name, PQgetvalue(r, i, 2));
+                }
+}
+
+/* A value for the terminal: control characters escaped (see text_escape). */
+static const char *tval(EscPool *ep, const PGresult *r, int row, int col) {
+        return esc_pool(ep, val(r, row, col));
 }
 
 /* Whether a sealed rule run at seq lies in the verified part of the chain. */
@@ -219,44 +226,47 @@ int cmd_receipt(Cli *cli) {
                 return checked && !chain_ok ? EXIT_ATTENTION : EXIT_OK;
         }
 
+        /* Everything from the trail is printed escaped: a clause, an error message or a hold
+         * name with a newline or an escape sequence must not forge a line or rewrite the screen. */
+        _cleanup_(esc_pool_done) EscPool ep = {};
         printf("deletion receipt: run %" PRId64 "\n", run_id);
-        printf("  host:       %s\n", val(run, 0, 0));
-        printf("  version:    retentiond %s\n", val(run, 0, 1));
-        printf("  mode:       %s\n", val(run, 0, 2));
-        printf("  started:    %s\n", val(run, 0, 3));
-        printf("  finished:   %s\n", val(run, 0, 4) ? val(run, 0, 4) : "- (not finished)");
-        printf("  outcome:    %s (%s rules, %s failed)\n", val(run, 0, 5), val(run, 0, 6), val(run, 0, 7));
+        printf("  host:       %s\n", tval(&ep, run, 0, 0));
+        printf("  version:    retentiond %s\n", tval(&ep, run, 0, 1));
+        printf("  mode:       %s\n", tval(&ep, run, 0, 2));
+        printf("  started:    %s\n", tval(&ep, run, 0, 3));
+        printf("  finished:   %s\n", tval(&ep, run, 0, 4) ? tval(&ep, run, 0, 4) : "- (not finished)");
+        printf("  outcome:    %s (%s rules, %s failed)\n", tval(&ep, run, 0, 5), tval(&ep, run, 0, 6), tval(&ep, run, 0, 7));
         for (int i = 0; i < PQntuples(rr); i++) {
                 const char *rid = PQgetvalue(rr, i, RR_ID);
-                const char *cutoff = val(rr, i, RR_CUTOFF), *fin = val(rr, i, RR_FINISHED);
-                printf("\nrule %s — \"%s\"\n", val(rr, i, RR_RULE), val(rr, i, RR_CLAUSE));
+                const char *cutoff = tval(&ep, rr, i, RR_CUTOFF), *fin = tval(&ep, rr, i, RR_FINISHED);
+                printf("\nrule %s — \"%s\"\n", tval(&ep, rr, i, RR_RULE), tval(&ep, rr, i, RR_CLAUSE));
                 printf("  rule run:   %s\n", rid);
-                printf("  table:      %s\n", val(rr, i, RR_TABLE));
-                printf("  action:     %s\n", val(rr, i, RR_ACTION));
+                printf("  table:      %s\n", tval(&ep, rr, i, RR_TABLE));
+                printf("  action:     %s\n", tval(&ep, rr, i, RR_ACTION));
                 printf("  cutoff:     %s\n", cutoff ? cutoff : "-");
-                printf("  started:    %s\n", val(rr, i, RR_STARTED));
+                printf("  started:    %s\n", tval(&ep, rr, i, RR_STARTED));
                 printf("  finished:   %s\n", fin ? fin : "- (not finished)");
-                printf("  deleted:    %s\n", val(rr, i, RR_DELETED));
-                printf("  anonymised: %s\n", val(rr, i, RR_ANONYMISED));
-                printf("  held:       %s\n", val(rr, i, RR_HELD));
+                printf("  deleted:    %s\n", tval(&ep, rr, i, RR_DELETED));
+                printf("  anonymised: %s\n", tval(&ep, rr, i, RR_ANONYMISED));
+                printf("  held:       %s\n", tval(&ep, rr, i, RR_HELD));
                 text_named("by", holds, rid);
-                printf("  skipped:    %s (locked or changing %s, still referenced %s)\n", val(rr, i, RR_SKIPPED),
-                       val(rr, i, RR_SKIPPED_LOCKED), val(rr, i, RR_SKIPPED_FK));
+                printf("  skipped:    %s (locked or changing %s, still referenced %s)\n", tval(&ep, rr, i, RR_SKIPPED),
+                       tval(&ep, rr, i, RR_SKIPPED_LOCKED), tval(&ep, rr, i, RR_SKIPPED_FK));
                 text_named("from", fks, rid);
-                printf("  overdue:    %s\n", val(rr, i, RR_OVERDUE));
-                printf("  partitions dropped: %s\n", val(rr, i, RR_PARTITIONS));
-                printf("  outcome:    %s\n", val(rr, i, RR_OUTCOME));
-                if (val(rr, i, RR_ERROR))
-                        printf("  error:      %s%s%s%s\n", val(rr, i, RR_ERROR), val(rr, i, RR_SQLSTATE) ? " (SQLSTATE " : "",
-                               val(rr, i, RR_SQLSTATE) ? val(rr, i, RR_SQLSTATE) : "", val(rr, i, RR_SQLSTATE) ? ")" : "");
+                printf("  overdue:    %s\n", tval(&ep, rr, i, RR_OVERDUE));
+                printf("  partitions dropped: %s\n", tval(&ep, rr, i, RR_PARTITIONS));
+                printf("  outcome:    %s\n", tval(&ep, rr, i, RR_OUTCOME));
+                if (tval(&ep, rr, i, RR_ERROR))
+                        printf("  error:      %s%s%s%s\n", tval(&ep, rr, i, RR_ERROR), tval(&ep, rr, i, RR_SQLSTATE) ? " (SQLSTATE " : "",
+                               tval(&ep, rr, i, RR_SQLSTATE) ? tval(&ep, rr, i, RR_SQLSTATE) : "", tval(&ep, rr, i, RR_SQLSTATE) ? ")" : "");
                 if (PQgetisnull(rr, i, RR_SEQ))
                         printf("  chain:      not sealed (the rule run never finished)\n");
                 else {
                         int64_t seq = strtoll(PQgetvalue(rr, i, RR_SEQ), NULL, 10);
-                        printf("  chain:      #%" PRId64 ", sealed %s%s\n", seq, val(rr, i, RR_SEALED_AT),
+                        printf("  chain:      #%" PRId64 ", sealed %s%s\n", seq, tval(&ep, rr, i, RR_SEALED_AT),
                                verified(&chain, seq) ? "" : " — DOES NOT VERIFY");
-                        printf("  hash:       %s\n", val(rr, i, RR_HASH));
-                        printf("  prev hash:  %s\n", val(rr, i, RR_PREV_HASH) ? val(rr, i, RR_PREV_HASH) : "- (first in the chain)");
+                        printf("  hash:       %s\n", tval(&ep, rr, i, RR_HASH));
+                        printf("  prev hash:  %s\n", tval(&ep, rr, i, RR_PREV_HASH) ? tval(&ep, rr, i, RR_PREV_HASH) : "- (first in the chain)");
                 }
         }
         if (!checked)
@@ -264,8 +274,8 @@ int cmd_receipt(Cli *cli) {
         else if (chain_ok)
                 printf("\nchain: verifies from #1 to #%" PRId64 " (the last rule run of this run)\n", up_to);
         else {
-                printf("\nchain: BROKEN at #%" PRId64 ", before the end of this run: %s\n", chain.break_seq, chain.message);
-                printf("DETAIL: %s\n", chain.detail);
+                printf("\nchain: BROKEN at #%" PRId64 ", before the end of this run: %s\n", chain.break_seq, esc_pool(&ep, chain.message));
+                printf("DETAIL: %s\n", esc_pool(&ep, chain.detail));
         }
         return checked && !chain_ok ? EXIT_ATTENTION : EXIT_OK;
 }

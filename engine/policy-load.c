@@ -465,6 +465,22 @@ static Node *parse_tree(Loader *l, Source *s, bool *fatal) {
                                 n->type = NODE_BAD;
                                 break;
                         }
+                        /* Escapes (\e, \a, \r, \x9b in double quotes) produce what the raw-text check
+                         * never saw: a value may hold a tab and a line break, no other control
+                         * character (C0, DEL, C1). Values end up in the sealed audit trail and on
+                         * terminals, where an escape sequence rewrites the screen. */
+                        size_t off;
+                        if (text_find_control(n->value, "\t\n", &off)) {
+                                const unsigned char *b = (const unsigned char *) n->value + off;
+                                unsigned cp = b[0] < 0x80 ? b[0] : b[1];
+                                Diagnostic *x = report(l, SEVERITY_ERROR, s, line, column,
+                                                       "strings must not contain control characters (U+%04X)", cp);
+                                diag_set_detail(x, "The value contains U+%04X at character %zu, after its escapes are read.", cp,
+                                                utf8_char_count(n->value, off) + 1);
+                                diag_set_hint(x, "Remove it: only a tab and a line break are allowed in a value.");
+                                n->type = NODE_BAD;
+                                break;
+                        }
                         /* Map byte offsets inside the value to columns when the scalar is written
                          * on one line exactly as its value (no escapes, no folding). */
                         if (ev.end_mark.line == ev.start_mark.line) {

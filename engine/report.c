@@ -118,6 +118,8 @@ void report_run(const RunResult *res, bool json, FILE *f) {
                 return;
         }
 
+        /* Names from the catalog, clauses and errors are printed escaped (text_escape). */
+        _cleanup_(esc_pool_done) EscPool ep = {};
         fprintf(f, "run %" PRId64 "%s\n", res->run_id, res->interrupted ? " (interrupted)" : "");
         fprintf(f, "%-24s %-9s %10s %10s %8s %8s %8s %10s  %s\n", "RULE", "ACTION", "DELETED", "ANONYMISED", "HELD",
                 "SKIPPED", "BATCHES", "TIME", "OUTCOME");
@@ -132,7 +134,8 @@ void report_run(const RunResult *res, bool json, FILE *f) {
                                 fprintf(f, "  held by %s: %" PRId64 "\n", r->holds[j].name, r->holds[j].rows);
                 for (size_t j = 0; j < r->n_fks; j++)
                         if (r->fks[j].rows > 0)
-                                fprintf(f, "  skipped, still referenced from %s: %" PRId64 "\n", r->fks[j].name, r->fks[j].rows);
+                                fprintf(f, "  skipped, still referenced from %s: %" PRId64 "\n", esc_pool(&ep, r->fks[j].name),
+                                        r->fks[j].rows);
                 if (r->actionable > 0)
                         fprintf(f, "  %s: %" PRId64 "\n",
                                 r->outcome == RULE_SUCCESS    ? "skipped, locked or changed during the run (left for the next run)"
@@ -296,17 +299,18 @@ void report_audit(const RunResult *res, bool json, FILE *f) {
                 return;
         }
 
+        _cleanup_(esc_pool_done) EscPool ep = {};
         fprintf(f, "audit: a dry run inside a READ ONLY transaction; nothing was changed\n");
         int64_t due = 0, held = 0, overdue = 0;
         for (size_t i = 0; i < res->n_rules; i++) {
                 const RuleResult *r = &res->rules[i];
                 _cleanup_free_ char *summary = rule_summary(r->rule);
-                fprintf(f, "\n%s — \"%s\"\n", r->rule->name, r->rule->clause);
+                fprintf(f, "\n%s — \"%s\"\n", r->rule->name, esc_pool(&ep, r->rule->clause));
                 fprintf(f, "  %s\n", summary);
                 if (r->outcome == RULE_FAILED || r->outcome == RULE_SKIPPED) {
-                        fprintf(f, "  ERROR: %s\n", r->error.primary ? r->error.primary : "failed");
+                        fprintf(f, "  ERROR: %s\n", r->error.primary ? esc_pool(&ep, r->error.primary) : "failed");
                         if (r->error.detail)
-                                fprintf(f, "  DETAIL: %s\n", r->error.detail);
+                                fprintf(f, "  DETAIL: %s\n", esc_pool(&ep, r->error.detail));
                         continue;
                 }
                 due += r->actionable;
@@ -330,7 +334,7 @@ void report_audit(const RunResult *res, bool json, FILE *f) {
                         fprintf(f, "  skipped (still referenced): %" PRId64 "\n", r->fk_blocked);
                         for (size_t j = 0; j < r->n_fks; j++)
                                 if (r->fks[j].rows > 0)
-                                        fprintf(f, "    from %-18s %" PRId64 "\n", r->fks[j].name, r->fks[j].rows);
+                                        fprintf(f, "    from %-18s %" PRId64 "\n", esc_pool(&ep, r->fks[j].name), r->fks[j].rows);
                 }
                 if (r->breaker_tripped)
                         fprintf(f, "  breaker:      WOULD TRIP (%" PRId64 " rows due, limit %" PRId64 "; run needs --force)\n",
@@ -343,7 +347,7 @@ void report_audit(const RunResult *res, bool json, FILE *f) {
                                 r->table_rows);
                 fprintf(f, "  probe:        %s\n", r->has_index ? "index range scan on the age column" : "SEQUENTIAL SCAN (no index)");
                 for (size_t j = 0; j < r->n_warnings; j++)
-                        fprintf(f, "  WARNING: %s\n", r->warnings[j]);
+                        fprintf(f, "  WARNING: %s\n", esc_pool(&ep, r->warnings[j]));
         }
         fprintf(f, "\ntotal: %" PRId64 " rows due, %" PRId64 " held, %" PRId64 " overdue\n", due, held, overdue);
 }

@@ -232,3 +232,17 @@ char *text_escape(const char *s) {
         strbuf_append_escaped(&b, s);
         return strbuf_steal(&b);
 }
+
+const char *esc_pool(EscPool *p, const char *s) {
+        if (!s)
+                return NULL;
+        p->v = xreallocarray(p->v, p->n + 1, sizeof(char *));
+        return p->v[p->n++] = text_escape(s);
+}
+
+void esc_pool_done(EscPool *p) {
+        for (size_t i = 0; i < p->n; i++)
+                free(p->v[i]);
+        free(p->v);
+        *p = (EscPool) {};
+}

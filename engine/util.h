@@ -86,3 +86,12 @@ bool text_find_control(const char *s, const char *allow, size_t *offset);
  * is. NULL stays NULL. */
 char *text_escape(const char *s);
 void strbuf_append_escaped(StrBuf *b, const char *s);
+
+/* Escaped copies (text_escape) that live until the pool is done: for printf-heavy output.
+ * esc_pool(p, NULL) is NULL. */
+typedef struct EscPool {
+        char **v;
+        size_t n;
+} EscPool;
+const char *esc_pool(EscPool *p, const char *s);
+void esc_pool_done(EscPool *p);

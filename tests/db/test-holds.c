@@ -464,6 +464,78 @@ static void test_canonical_keys(void **state) {
         free(ci);
 }
 
+/* Control characters: hold add refuses them in KEY, --reason and --by (64, nothing stored); a
+ * hold written by SQL with a newline and an escape sequence is printed escaped by hold list and
+ * explain, and an error with them in the audit trail by receipt. */
+static void test_control_characters(void **state) {
+        (void) state;
+        char *ci, *out, *err;
+        PGconn *c = accounts_db("holds_controls", &ci, 2);
+        char *pol = rt_policy(ACCOUNTS_POLICY);
+        rt_expect(64, NULL, &err, "-p", pol, "-d", ci, "hold", "add", "account", "1", "--reason", "case\x1b[2J\nforged line");
+        rt_assert_contains(err, "--reason contains a control character");
+        rt_assert_contains(err, "Byte 5 is 0x1b");
+        free(err);
+        rt_expect(64, NULL, &err, "-p", pol, "-d", ci, "hold", "add", "account", "1", "--reason", "ok", "--by", "me\nroot");
+        rt_assert_contains(err, "--by contains a control character");
+        free(err);
+        rt_expect(64, NULL, &err, "-p", pol, "-d", ci, "hold", "add", "account", "1\x1b", "--reason", "ok");
+        rt_assert_contains(err, "KEY contains a control character");
+        free(err);
+        rt_expect(64, NULL, &err, "-p", pol, "-d", ci, "hold", "add", "account", "1", "--reason", "c1 \xc2\x9b" "2J");
+        rt_assert_contains(err, "--reason contains a control character");
+        free(err);
+        rt_assert_sql(c, "0", "SELECT count(*) FROM retention.holds");
+
+        /* written by SQL: the reason and the name hold a newline and escape sequences */
+        pgtest_exec(c, "WITH h AS (INSERT INTO retention.holds (subject, subject_key, reason, placed_by) VALUES"
+                       " ('account', '1', E'case\\n7\\x1b[2J', E'ev\\x1bil\\x7f') RETURNING id)"
+                       " INSERT INTO retention.hold_events (hold_id, event, by) SELECT id, 'placed', 'sql' FROM h");
+        rt_expect(0, &out, NULL, "-d", ci, "hold", "list");
+        rt_assert_contains(out, "case\\n7\\x1b[2J\n");
+        rt_assert_contains(out, "ev\\x1bil\\x7f ");
+        rt_assert_not_contains(out, "\x1b");
+        rt_assert_not_contains(out, "\x7f");
+        /* one header line and one line for the hold */
+        size_t lines = 0;
+        for (const char *q = out; *q; q++)
+                lines += *q == '\n';
+        assert_int_equal(lines, 2);
+        free(out);
+        /* the JSON escapes them as JSON does */
+        rt_expect(0, &out, NULL, "-d", ci, "hold", "list", "--json");
+        rt_assert_contains(out, "\"reason\":\"case\\n7\\u001b[2J\",\"placed_by\":\"ev\\u001bil\\u007f\"");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "explain", "app.tickets", "11");
+        rt_assert_contains(out, "      hold 1: \"case\\n7\\x1b[2J\", placed by ev\\x1bil\\x7f at ");
+        rt_assert_not_contains(out, "\x1b");
+        free(out);
+
+        /* An error with control characters lands in the trail (from a where: that raises it) and
+         * the receipt prints it escaped. */
+        pgtest_exec(c, "CREATE FUNCTION app.boom() RETURNS bool LANGUAGE plpgsql AS"
+                       " $$BEGIN RAISE EXCEPTION E'boom\\x1b[2J\\nforged'; END$$");
+        char *pol3 = rt_policy("version: 1\n"
+                               "rules:\n"
+                               "  chats:\n"
+                               "    clause: \"chats kept 1 year\"\n"
+                               "    table: app.chats\n"
+                               "    column: started_at\n"
+                               "    retain: 1 year\n"
+                               "    where: \"app.boom()\"\n"
+                               "    action: delete\n");
+        rt_expect(1, NULL, NULL, "-p", pol3, "-d", ci, "run");
+        rt_assert_sql(c, "t", "SELECT error LIKE E'%%boom\\x1b[2J\\nforged%%' FROM retention.rule_runs");
+        rt_expect(0, &out, NULL, "-d", ci, "receipt", "1");
+        rt_assert_contains(out, "boom\\x1b[2J\\nforged");
+        rt_assert_not_contains(out, "\x1b");
+        free(out);
+        free(pol3);
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_registry_holds),
@@ -472,6 +544,7 @@ int main(void) {
                 cmocka_unit_test(test_restrict_isolated),
                 cmocka_unit_test(test_restrict_below_cascade),
                 cmocka_unit_test(test_canonical_keys),
+                cmocka_unit_test(test_control_characters),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }

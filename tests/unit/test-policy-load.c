@@ -514,6 +514,45 @@ static void test_binary_and_encoding(void **state) {
         expect_one("version: 1\n# caf\xe9\n", "t.yaml:2:6: error: invalid byte sequence for encoding \"UTF8\": 0xe9");
         expect_one("version: 1\n# \xc3\xa9\xc3\n", "t.yaml:2:4: error: invalid byte sequence for encoding \"UTF8\": 0xc3");
         expect_one("version: 1\x01\n", "t.yaml:1:11: error: policy file contains the control character 0x01");
+        /* Escapes produce control characters the raw-text check never sees: refused after
+         * parsing, at the value, in every field (keys too); a tab and a line break are allowed. */
+        const char *head = "version: 1\nrules:\n  r:\n";
+        const char *tail = "    table: app.t\n    column: at\n    retain: 7 days\n    action: delete\n";
+        static const struct {
+                const char *clause, *want;
+        } bad[] = {
+                { "\"deleted\\e[2J\"", "t.yaml:4:13: error: strings must not contain control characters (U+001B)" },
+                { "\"bell\\a\"", "t.yaml:4:13: error: strings must not contain control characters (U+0007)" },
+                { "\"line\\rforged\"", "t.yaml:4:13: error: strings must not contain control characters (U+000D)" },
+                { "\"del\\x7f\"", "t.yaml:4:13: error: strings must not contain control characters (U+007F)" },
+                { "\"csi\\x9b2J\"", "t.yaml:4:13: error: strings must not contain control characters (U+009B)" },
+                { "\"nel\\N\"", "t.yaml:4:13: error: strings must not contain control characters (U+0085)" },
+                { "\"nul\\0\"", "t.yaml:4:13: error: strings must not contain NUL characters" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *y = xasprintf("%s    clause: %s\n%s", head, bad[i].clause, tail);
+                expect_one(y, bad[i].want);
+        }
+        Diagnostics *dc = expect_error("version: 1\nrules:\n  r:\n    clause: \"ab\\ec\"\n    table: app.t\n    column: at\n"
+                                       "    retain: 7 days\n    action: delete\n",
+                                       "t.yaml:4:13: error: strings must not contain control characters (U+001B)");
+        const Diagnostic *xc = find(dc, "t.yaml:4:13: error: strings must not contain control characters (U+001B)");
+        assert_string_equal(xc->detail, "The value contains U+001B at character 3, after its escapes are read.");
+        assert_string_equal(xc->hint, "Remove it: only a tab and a line break are allowed in a value.");
+        diagnostics_free(dc);
+        /* in a key, and in a hold's reason */
+        expect_one("version: 1\n\"ver\\bsion\": 1\n", "t.yaml:2:1: error: strings must not contain control characters (U+0008)");
+        expect_one("version: 1\nsubjects:\n  account: { table: app.accounts, key: id }\nholds:\n"
+                   "  legal: { reason: \"x\\e]0;title\\a\", subject: account, registry: true }\n",
+                   "t.yaml:5:20: error: strings must not contain control characters (U+001B)");
+        /* a tab and line breaks are fine */
+        _cleanup_free_ char *ok = xasprintf("%s    clause: \"a\\tb\\nc\"\n%s", head, tail);
+        _cleanup_policy_ Policy *pc = expect_valid(ok);
+        assert_string_equal(pc->rules[0].clause, "a\tb\nc");
+        _cleanup_free_ char *ok2 = xasprintf("%s    clause: |\n      two\n      lines\n%s", head, tail);
+        _cleanup_policy_ Policy *pc2 = expect_valid(ok2);
+        assert_string_equal(pc2->rules[0].clause, "two\nlines\n");
+
         /* valid UTF-8 is fine, also in strings */
         _cleanup_policy_ Policy *q = expect_valid(RULE_HEAD "    retain: 7 days\n    action: delete\n"
                                                   "    where: \"name <> 'J\xc3\xbcrgen'\"\n");
