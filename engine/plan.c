@@ -165,22 +165,6 @@ static char *subject_key_expr(const Rule *r, const char *alias) {
         return col(alias, r->subject->key);
 }
 
-/* A second line of defence behind canonical hold keys: `OR (key)::text IN (canonical text of
- * every non-canonical key of a hold in force on the subject)`, read through the type of the
- * subject table's key column. Uncorrelated, so PostgreSQL computes it once per statement (a
- * hashed subplan, normally empty). NULL when the subject table is not in the catalog cache. */
-static char *registry_noncanonical_expr(Gen *g, const Subject *subj, const char *s, const char *key) {
-        const CatTable *st = g->cache ? cat_cache_find_name(g->cache, &subj->table) : NULL;
-        if (!st)
-                return NULL;
-        char oid[16];
-        snprintf(oid, sizeof(oid), "%u", st->oid);
-        _cleanup_free_ char *o = param(g, PARAM_CONST, 0, oid, "subject table oid");
-        _cleanup_free_ char *c = param(g, PARAM_CONST, 0, subj->key, "subject key column");
-        return xasprintf("(%s)::text IN (SELECT nk FROM retention.hold_keys_noncanonical(%s, %s::oid::regclass, %s::name) nk)",
-                         key, s, o, c);
-}
-
 /* Does hold row `a` (of retention.holds) hold the subject key `key`? Its text is the key's, or
  * the key's text is what the hold's key reads as through the subject key column's type. */
 static char *registry_key_match(Gen *g, const Subject *subj, const char *a, const char *key) {
@@ -201,11 +185,27 @@ static char *hold_expr(Gen *g, const Hold *h, const char *key) {
         if (h->registry) {
                 _cleanup_free_ char *s = param(g, PARAM_CONST, 0, h->subject->name, "subject name");
                 _cleanup_free_ char *a = new_alias(g, "rh");
-                _cleanup_free_ char *nc = registry_noncanonical_expr(g, h->subject, s, key);
-                return xasprintf("(EXISTS (SELECT 1 FROM retention.holds %s WHERE %s.subject = %s"
-                                 " AND %s.subject_key = (%s)::text AND %s.released_at IS NULL"
-                                 " AND (%s.expires_at IS NULL OR %s.expires_at > now()))%s%s)",
-                                 a, a, s, a, key, a, a, a, nc ? " OR " : "", nc ? nc : "");
+                const CatTable *st = g->cache ? cat_cache_find_name(g->cache, &h->subject->table) : NULL;
+                if (!st)
+                        return xasprintf("EXISTS (SELECT 1 FROM retention.holds %s WHERE %s.subject = %s"
+                                         " AND %s.subject_key = (%s)::text AND %s.released_at IS NULL"
+                                         " AND (%s.expires_at IS NULL OR %s.expires_at > now()))",
+                                         a, a, s, a, key, a, a, a);
+                /* Keys are canonical (hold add); as a second line of defence, the keys of holds in
+                 * force that are not are matched by their canonical text too, read through the
+                 * subject key column's type once per statement (an InitPlan, normally empty). One
+                 * EXISTS over both, so that PostgreSQL still makes it an anti-join or a hashed
+                 * subplan, and probes the registry's index per row otherwise. */
+                char oid[16];
+                snprintf(oid, sizeof(oid), "%u", st->oid);
+                _cleanup_free_ char *o = param(g, PARAM_CONST, 0, oid, "subject table oid");
+                _cleanup_free_ char *c = param(g, PARAM_CONST, 0, h->subject->key, "subject key column");
+                _cleanup_free_ char *k = new_alias(g, "hk");
+                return xasprintf("EXISTS (SELECT 1 FROM (SELECT %s.subject_key AS k FROM retention.holds %s WHERE %s.subject = %s"
+                                 " AND %s.released_at IS NULL AND (%s.expires_at IS NULL OR %s.expires_at > now())"
+                                 " UNION ALL SELECT unnest((SELECT array_agg(nk) FROM retention.hold_keys_noncanonical(%s,"
+                                 " %s::oid::regclass, %s::name) nk))) %s WHERE %s.k = (%s)::text)",
+                                 a, a, a, s, a, a, a, s, o, c, k, k, key);
         }
         const CatTable *ev = cat_cache_find_name(g->cache, &h->table);
         const CatColumn *c = ev ? cat_table_column(ev, h->column) : NULL;
