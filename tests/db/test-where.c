@@ -12,6 +12,8 @@
  *   direct     the server-side check and plan_build() on a Rule that bypasses the loader
  *              ("1 = 1, 2 = 2", the escape): refused, and a transaction around the check stays
  *              usable.
+ *   wrapper    every statement a plan builds (batches, breaker, tally, partition check, explain)
+ *              has the rule's where, and another delete rule's, only inside coalesce((WHERE), false).
  *   agree      legitimate wheres with strings, dollar quotes and identifiers holding parentheses
  *              and quotes: audit's due and held counts are what run deletes and keeps, exactly;
  *              held and young rows stay. */
@@ -382,6 +384,98 @@ static void test_server_check_direct(void **state) {
         PQfinish(c);
 }
 
+/* ---- one wrapper: every statement pastes a where only as coalesce((WHERE), false) ------------------ */
+
+static size_t occurrences(const char *hay, const char *needle) {
+        size_t n = 0;
+        for (const char *p = hay; hay && (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* Every occurrence of the fragment is inside the wrapper; returns how many there are. */
+static size_t wrapped(const char *sql, const char *where) {
+        char *w = rt_asprintf("coalesce((%s), false)", where);
+        size_t raw = occurrences(sql, where), in = occurrences(sql, w);
+        if (raw != in)
+                fail_msg("\"%s\" appears %zu times, %zu of them wrapped, in:\n%s", where, raw, in, sql);
+        free(w);
+        return in;
+}
+
+static void test_one_wrapper(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = where_db("where_wrapper", &ci);
+        const char *w1 = "t.kind <> 'keep'", *w2 = "t.note <> ')'";
+        char *q = yaml_dq(w1);
+        char *y = rt_asprintf(POLICY_FMT "  events-b:\n"
+                                         "    clause: \"some events kept 9 days\"\n"
+                                         "    table: app.events\n"
+                                         "    column: created_at\n"
+                                         "    retain: 9 days\n"
+                                         "    action: delete\n"
+                                         "    where: \"t.note <> ')'\"\n",
+                              q);
+        char *pol = rt_policy(y);
+        char *paths[] = { pol };
+        Policy *p = NULL;
+        Diagnostics *d = diagnostics_new();
+        assert_int_equal(policy_load(paths, 1, &p, d), 0);
+        diagnostics_free(d);
+        Pg *pg = NULL;
+        PgError err = {};
+        PgSettings s = { .lock_timeout_ms = 2000, .statement_timeout_ms = 60000 };
+        assert_int_equal(pg_connect(ci, &s, &pg, &err), 0);
+        CatCache cache = {};
+        assert_int_equal(enforce_load_catalog(pg, p, &cache, &err), 0);
+        const Rule *r = policy_find_rule(p, "events");
+        assert_non_null(r);
+        Plan *plan = NULL;
+        char *error = NULL;
+        assert_int_equal(plan_build(p, r, &cache, &plan, &error), 0);
+
+        /* the rule's own where in what decides due rows; the other rule's where in what keeps them */
+        const PlanStatement *sts[] = { &plan->cutoffs, &plan->batch_bound, &plan->batch_range, &plan->batch,
+                                       &plan->while_held_batch, &plan->breaker_count, &plan->breaker_estimate,
+                                       &plan->tally, &plan->row_by_row_select, &plan->row_by_row_delete,
+                                       &plan->partitions };
+        size_t n1 = 0, n2 = 0;
+        for (size_t i = 0; i < sizeof(sts) / sizeof(sts[0]); i++) {
+                n1 += wrapped(sts[i]->sql, w1);
+                n2 += wrapped(sts[i]->sql, w2);
+        }
+        assert_true(wrapped(plan->batch_range.sql, w1) == 1 && wrapped(plan->batch_range.sql, w2) == 1);
+        assert_true(wrapped(plan->batch.sql, w1) == 1 && wrapped(plan->batch.sql, w2) == 1);
+        assert_true(wrapped(plan->breaker_count.sql, w1) == 1 && wrapped(plan->breaker_estimate.sql, w1) == 1);
+        assert_true(wrapped(plan->tally.sql, w1) >= 1 && wrapped(plan->tally.sql, w2) >= 1);
+        assert_true(n1 >= 6 && n2 >= 4);
+
+        PlanStatement pc = {};
+        QualifiedName part = { .schema = (char[]) { "app" }, .name = (char[]) { "events" } };
+        assert_int_equal(plan_partition_check(plan, p, &cache, &part, &pc), 0);
+        assert_int_equal(wrapped(pc.sql, w1), 0); /* only whether another rule keeps a row */
+        assert_int_equal(wrapped(pc.sql, w2), 1);
+        plan_statement_done(&pc);
+
+        char *pk[] = { (char[]) { "id" } };
+        ExplainPlan e = {};
+        plan_explain(plan, p, &cache, pk, 1, &e);
+        assert_int_equal(wrapped(e.row.sql, w1), 1);
+        assert_int_equal(wrapped(e.row.sql, w2), 1);
+        explain_plan_done(&e);
+
+        plan_free(plan);
+        cat_cache_done(&cache);
+        pg_free(pg);
+        policy_free(p);
+        free(pol);
+        free(y);
+        free(q);
+        free(ci);
+        PQfinish(c);
+}
+
 /* ---- agree: audit and run on legitimate wheres ------------------------------------------------------ */
 
 /* The integer after "KEY": in the JSON object of rule "events". */
@@ -451,6 +545,7 @@ int main(void) {
                 cmocka_unit_test(test_escape_refused_at_load),
                 cmocka_unit_test(test_where_checked_by_server),
                 cmocka_unit_test(test_server_check_direct),
+                cmocka_unit_test(test_one_wrapper),
                 cmocka_unit_test(test_audit_and_run_agree),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);

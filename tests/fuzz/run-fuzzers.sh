@@ -6,7 +6,7 @@
 # (10 s per input) or out-of-memory (2 GB) fails it; the input that did is kept in
 # $FUZZ_ARTIFACTS (default build-fuzz/artifacts) and printed as a reproduction command.
 # Prints, per target, the executions per second and the total executions.
-#   FUZZ_BUILD_DIR (default build-fuzz), CC (default clang), FUZZ_TARGETS (default "policy duration")
+#   FUZZ_BUILD_DIR (default build-fuzz), CC (default clang), FUZZ_TARGETS (default "policy duration sqlfrag")
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -14,7 +14,7 @@ seconds=${1:-10}
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 artifacts=${FUZZ_ARTIFACTS:-$build/artifacts}
 cc=${CC:-clang}
-targets=${FUZZ_TARGETS:-policy duration}
+targets=${FUZZ_TARGETS:-policy duration sqlfrag}
 
 if ! [[ $seconds =~ ^[0-9]+$ ]] || [[ $seconds -lt 1 ]]; then
         echo "usage: $0 [SECONDS]" >&2
@@ -29,12 +29,13 @@ mkdir -p "$build" "$artifacts" || exit 1
 # What each target needs from engine/: the loader and its helpers, or the parser alone. When the
 # engine grows, a target that no longer links fails here with the undefined symbol: add its file.
 declare -A sources=(
-        [policy]="policy-load.c policy.c diag.c util.c ident.c duration.c"
+        [policy]="policy-load.c policy.c diag.c util.c ident.c duration.c sqlfrag.c"
         [duration]="duration.c"
+        [sqlfrag]="sqlfrag.c util.c"
 )
 # The loader parses conninfo strings of `databases:` with libpq, and YAML with libyaml.
-declare -A libs=([policy]="$(pkg-config --libs yaml-0.1 libpq)" [duration]="")
-declare -A maxlen=([policy]=16384 [duration]=256)
+declare -A libs=([policy]="$(pkg-config --libs yaml-0.1 libpq)" [duration]="" [sqlfrag]="")
+declare -A maxlen=([policy]=16384 [duration]=256 [sqlfrag]=4096)
 
 cflags=(-std=gnu17 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
