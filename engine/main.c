@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 
 #include "cli.h"
+#include "conf.h"
 #include "config.h"
 #include "enforce.h"
 #include "event.h"
@@ -69,6 +70,9 @@ static void help(FILE *f) {
                 "                            duration before the next (default 4; 0: never wait)\n"
                 "      --reason TEXT, --until TIMESTAMP, --by NAME, --all   hold options\n"
                 "      --log-target TARGET   auto, journal or console (daemon)\n"
+                "      --no-config           Do not read " RETENTIOND_SYSCONFDIR "/retentiond.conf (the service's\n"
+                "                            libpq settings; $RETENTIOND_CONFIG names another file) nor\n"
+                "                            take its pgpass and hash-key files\n"
                 "  -q, --quiet               Print only errors\n"
                 "  -h, --help                Show this help\n"
                 "      --version             Show the version\n"
@@ -100,6 +104,7 @@ enum {
         OPT_METRICS_FILE,
         OPT_FAIL_ON,
         OPT_STALE_AFTER,
+        OPT_NO_CONFIG,
 };
 
 static bool parse_ms(const char *s, long *ret) {
@@ -124,6 +129,57 @@ static void scrub_password(char *arg) {
                         memset(p, '*', n);
         }
         PQconninfoFree(opts);
+}
+
+/* The service's configuration (conf.h): what the units' EnvironmentFile= gives the daemon, for
+ * the commands run from a shell. The caller's environment and explicit options win; the units
+ * themselves pass --no-config, since systemd has read the file for them. */
+static int load_config(Cli *cli, bool no_config) {
+        if (no_config)
+                return 0;
+        const char *env = getenv("RETENTIOND_CONFIG");
+        bool given = env && *env;
+        const char *path = given ? env : RETENTIOND_SYSCONFDIR "/retentiond.conf";
+        _cleanup_free_ char *dir = xstrdup(path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+                *(slash == dir ? slash + 1 : slash) = 0;
+        else {
+                free(dir);
+                dir = xstrdup(".");
+        }
+
+        Conf c = {};
+        int r = conf_read(path, &c);
+        if (r < 0) {
+                if (!given && (r == -ENOENT || r == -EACCES || r == -EPERM))
+                        /* No file, or one this user may not read (it is 0640 root:retentiond): the
+                         * environment and the options alone decide, as before. */
+                        log_debug("configuration file %s not read: %s", path, strerror(-r));
+                else {
+                        _cleanup_free_ char *primary = xasprintf("could not read configuration file \"%s\": %s", path,
+                                                                 r == -EINVAL ? "not a regular file"
+                                                                 : r == -EFBIG ? "larger than 1 MiB"
+                                                                                : strerror(-r));
+                        log_pg_style(LOG_ERR, NULL, primary,
+                                     given ? "RETENTIOND_CONFIG names it." : NULL,
+                                     "Fix the file, or give --no-config to use only the environment and the options.");
+                        return r == -ENOENT ? EXIT_NOINPUT : r == -EACCES || r == -EPERM ? EXIT_NOPERM : EXIT_CONFIG;
+                }
+        }
+        for (size_t i = 0; i < c.n_warnings; i++)
+                log_warning("%s: %s", path, c.warnings[i]);
+        ConfApplied a;
+        conf_apply(r < 0 ? NULL : &c, dir, cli->hash_key_file != NULL, &a);
+        conf_done(&c);
+        if (r >= 0)
+                log_debug("configuration file %s: %zu variables taken, %zu left to the environment", path, a.n_set,
+                          a.n_kept);
+        if (a.pgpass)
+                log_debug("password file: %s/pgpass", dir);
+        if (a.hash_key)
+                log_debug("hash key file: %s/hash-key", dir);
+        return 0;
 }
 
 static void cli_done(Cli *cli) {
@@ -158,6 +214,7 @@ int main(int argc, char **argv) {
                 { "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
                 { "fail-on", required_argument, NULL, OPT_FAIL_ON },
                 { "stale-after", required_argument, NULL, OPT_STALE_AFTER },
+                { "no-config", no_argument, NULL, OPT_NO_CONFIG },
                 {},
         };
         static const struct {
@@ -179,6 +236,7 @@ int main(int argc, char **argv) {
                 .statement_timeout_ms = -1,
                 .stale_after = -1,
         };
+        bool no_config = false;
         int c;
 
         opterr = 0;
@@ -253,6 +311,9 @@ int main(int argc, char **argv) {
                         cli.stale_after = (long) v;
                         break;
                 }
+                case OPT_NO_CONFIG:
+                        no_config = true;
+                        break;
                 case OPT_LOG_TARGET:
                         if (!streq(optarg, "auto") && !streq(optarg, "journal") && !streq(optarg, "console")) {
                                 fprintf(stderr, "retentiond: invalid --log-target \"%s\"\n"
@@ -328,6 +389,10 @@ int main(int argc, char **argv) {
         log_setup(log_target_from_string(cli.log_target));
         if (cli.quiet)
                 log_set_max_level(LOG_WARNING);
+
+        int r = load_config(&cli, no_config);
+        if (r)
+                return r;
 
         const char *command = argv[optind];
         cli.args = argv + optind + 1;
