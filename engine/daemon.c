@@ -37,6 +37,7 @@
 #define BUSY_RETRY_USEC (60 * USEC_PER_SEC)
 #define SUPERVISE_INTERVAL_USEC (1 * USEC_PER_SEC)
 #define STATUS_REASON_MAX 160
+#define REASON_MAX 2048
 
 /* A loaded policy with its hash key. A run holds a reference, so a reload can replace the
  * manager's policy at once while the run in flight finishes with the one it started with. */
@@ -137,6 +138,11 @@ struct Manager {
         size_t n_targets;
 
         MetricsWriter *metrics; /* --metrics-file, or NULL */
+        /* The policy in force, and what was last found on disk when it could not replace it. */
+        time_t policy_loaded_at;
+        time_t disk_rejected_since; /* 0: the files on disk were in force when last loaded */
+        const char *disk_rejected_what; /* "invalid", "not loaded" */
+        char *disk_rejected_why;   /* "6 errors, first FILE:LINE:COLUMN", ... */
 
         bool stopping;
         bool abandoned;
@@ -170,11 +176,11 @@ static const char *format_delay(uint64_t usec, char *buf, size_t n) {
         return buf;
 }
 
-/* One line, no control characters, bounded: for STATUS= and log text. */
+/* One line, no control characters, bounded: for log text (and, cut shorter, STATUS=). */
 static char *one_line(const char *s) {
         StrBuf b = {};
         bool space = false;
-        for (const char *p = s ? s : ""; *p && b.len < STATUS_REASON_MAX; p++) {
+        for (const char *p = s ? s : ""; *p && b.len < REASON_MAX; p++) {
                 if ((unsigned char) *p < 0x20 || *p == 0x7f || *p == ' ') {
                         space = b.len > 0;
                         continue;
@@ -185,6 +191,23 @@ static char *one_line(const char *s) {
                 strbuf_appendc(&b, *p);
         }
         return strbuf_steal(&b);
+}
+
+/* s (one line) for STATUS=: at most max bytes, cut at a word boundary with an ellipsis; the
+ * journal has the whole message. */
+static char *status_cut(const char *s, size_t max) {
+        size_t n = strlen(s);
+        if (n <= max)
+                return xstrdup(s);
+        size_t cut = max - 3; /* room for "…" (3 bytes in UTF-8) */
+        while (cut > 0 && s[cut] != ' ')
+                cut--;
+        while (cut > 0 && (s[cut - 1] == ' ' || s[cut - 1] == ',' || s[cut - 1] == ':' || s[cut - 1] == ';'))
+                cut--;
+        if (cut == 0) /* one long word: cut it, but never inside a UTF-8 sequence */
+                for (cut = max - 3; cut > 0 && ((unsigned char) s[cut] & 0xc0) == 0x80; cut--)
+                        ;
+        return xasprintf("%.*s\u2026", (int) cut, s);
 }
 
 static ssize_t find_rule(const Policy *p, const char *name) {
@@ -290,7 +313,8 @@ static void append_target_status(Manager *m, const Target *t, StrBuf *b) {
                 strbuf_append(b, "; ");
                 append_last_run(t, b);
         } else if (t->db != DB_UP) {
-                strbuf_appendf(b, "waiting for database: %s", t->db_reason ? t->db_reason : "connecting");
+                _cleanup_free_ char *reason = status_cut(t->db_reason ? t->db_reason : "connecting", STATUS_REASON_MAX);
+                strbuf_appendf(b, "waiting for database: %s", reason);
                 strbuf_append(b, "; ");
                 append_last_run(t, b);
         } else {
@@ -309,9 +333,23 @@ static void append_target_status(Manager *m, const Target *t, StrBuf *b) {
         append_health(t, b);
 }
 
+/* After a rejected reload the files on disk are not the policy in force: say so first, since
+ * the next start (a reboot, a package upgrade) would fail on them. */
+static void append_policy_status(const Manager *m, StrBuf *b) {
+        char t1[16], t2[16];
+        if (!m->disk_rejected_since)
+                return;
+        _cleanup_free_ char *why = status_cut(m->disk_rejected_why ? m->disk_rejected_why : "rejected", STATUS_REASON_MAX);
+        strbuf_appendf(b, "policy on disk %s since %s (%s), running the one loaded at %s; ",
+                       m->disk_rejected_what ? m->disk_rejected_what : "rejected",
+                       format_hhmm(m->disk_rejected_since, t1, sizeof(t1)), why, format_hhmm(m->policy_loaded_at, t2, sizeof(t2)));
+}
+
 /* One line: as it always was for one database; "NAME: ... | NAME: ..." for several. */
 static void update_status(Manager *m, const char *prefix) {
         StrBuf b = {};
+        if (!m->stopping)
+                append_policy_status(m, &b);
         if (m->stopping)
                 strbuf_append(&b, "stopping: finishing the batch in flight");
         else
@@ -819,12 +857,55 @@ static void dispatch(Manager *m) {
 
 /* ---- policy ---- */
 
-static void emit_rejected(const Diagnostic *x, const char *what) {
+static const char *startswith(const char *s, const char *prefix) {
+        size_t n = strlen(prefix);
+        return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
+/* A warning of the loader that someone besides root may change the policy (policy-load.c's
+ * "policy file is writable by ...", "policy file is owned by user ...", "policy directory
+ * \"DIR\" is writable by / owned by ..."): the policy-file-writable event. *dir gets the
+ * directory's path for the directory's warning. */
+static bool writable_warning(const Diagnostic *x, char **dir) {
+        *dir = NULL;
+        if (x->severity != SEVERITY_WARNING || !x->message)
+                return false;
+        if (startswith(x->message, "policy file is writable by ") || startswith(x->message, "policy file is owned by user "))
+                return true;
+        const char *p = startswith(x->message, "policy directory \"");
+        const char *end = p ? strstr(p, "\" is ") : NULL;
+        if (!end || !(startswith(end, "\" is writable by ") || startswith(end, "\" is owned by user ")))
+                return false;
+        *dir = xstrndup(p, (size_t) (end - p));
+        return true;
+}
+
+/* One diagnostic of a load: an error is a policy-rejected event prefixed with what (the policy
+ * was not loaded); a warning does not stop the load and says only what it is. */
+static void emit_diagnostic(const Diagnostic *x, const char *what) {
         EventFields ev = EVENT_FIELDS_INIT;
         ev.policy_file = x->file;
         ev.policy_line = x->line;
+        _cleanup_free_ char *dir = NULL;
+        if (writable_warning(x, &dir)) {
+                if (!ev.policy_file)
+                        ev.policy_file = dir;
+                _cleanup_free_ char *primary = x->file ? xasprintf("%s: %s", x->file, x->message) : xstrdup(x->message);
+                event_emit_pg_style(EVENT_POLICY_FILE_WRITABLE, event_priority(EVENT_POLICY_FILE_WRITABLE), &ev, primary,
+                                    x->detail, x->hint);
+                return;
+        }
         _cleanup_free_ char *primary = NULL;
-        if (x->file && x->line && x->column)
+        if (x->severity != SEVERITY_ERROR) {
+                if (x->file && x->line && x->column)
+                        primary = xasprintf("%s:%u:%u: %s", x->file, x->line, x->column, x->message);
+                else if (x->file && x->line)
+                        primary = xasprintf("%s:%u: %s", x->file, x->line, x->message);
+                else if (x->file)
+                        primary = xasprintf("%s: %s", x->file, x->message);
+                else
+                        primary = xstrdup(x->message);
+        } else if (x->file && x->line && x->column)
                 primary = xasprintf("%s: %s:%u:%u: %s", what, x->file, x->line, x->column, x->message);
         else if (x->file && x->line)
                 primary = xasprintf("%s: %s:%u: %s", what, x->file, x->line, x->message);
@@ -858,9 +939,29 @@ static int load_policy(Manager *m, bool startup, PolicyRef **ret) {
                 diagnostics_print(d, stderr); /* with the source line and a caret */
         else
                 for (size_t i = 0; i < d->n; i++)
-                        emit_rejected(&d->items[i], what);
-        if (r < 0)
+                        emit_diagnostic(&d->items[i], what);
+        if (r < 0) {
+                /* For STATUS=: where the first error is. */
+                m->disk_rejected_what = "invalid";
+                free(m->disk_rejected_why);
+                m->disk_rejected_why = xasprintf("%zu error%s", d->n_errors, d->n_errors == 1 ? "" : "s");
+                for (size_t i = 0; i < d->n; i++) {
+                        const Diagnostic *x = &d->items[i];
+                        if (x->severity != SEVERITY_ERROR)
+                                continue;
+                        free(m->disk_rejected_why);
+                        if (x->file && x->line && x->column)
+                                m->disk_rejected_why = xasprintf("%zu error%s, first %s:%u:%u", d->n_errors,
+                                                                 d->n_errors == 1 ? "" : "s", x->file, x->line, x->column);
+                        else if (x->file)
+                                m->disk_rejected_why = xasprintf("%zu error%s, first in %s", d->n_errors,
+                                                                 d->n_errors == 1 ? "" : "s", x->file);
+                        else
+                                m->disk_rejected_why = xasprintf("%zu error%s", d->n_errors, d->n_errors == 1 ? "" : "s");
+                        break;
+                }
                 return -EINVAL;
+        }
 
         HashKey *key = NULL;
         if (cmd_load_hash_key(m->cli, p, &key) != 0) {
@@ -868,6 +969,9 @@ static int load_policy(Manager *m, bool startup, PolicyRef **ret) {
                 event_emit(EVENT_POLICY_REJECTED, event_priority(EVENT_POLICY_REJECTED), &ev,
                            "%s: its hash key could not be loaded (see above)", what);
                 policy_free(p);
+                free(m->disk_rejected_why);
+                m->disk_rejected_what = "not loaded";
+                m->disk_rejected_why = xstrdup("its hash key could not be loaded");
                 return -ENOKEY;
         }
         *ret = policy_ref_new(p, key);
@@ -936,6 +1040,10 @@ static void install_policy(Manager *m, PolicyRef *pol) {
         m->sched = ns;
         policy_unref(m->pol);
         m->pol = pol;
+        m->policy_loaded_at = time(NULL);
+        m->disk_rejected_since = 0;
+        free(m->disk_rejected_why);
+        m->disk_rejected_why = NULL;
 }
 
 static void reload(Manager *m) {
@@ -945,10 +1053,12 @@ static void reload(Manager *m) {
                           (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000u);
 
         PolicyRef *pol = NULL;
-        if (load_policy(m, false, &pol) < 0)
+        if (load_policy(m, false, &pol) < 0) {
+                if (!m->disk_rejected_since)
+                        m->disk_rejected_since = time(NULL);
                 log_warning("policy not reloaded: the policy loaded before (%zu rules) stays in force",
                             m->pol->policy->n_rules);
-        else if (!targets_match(m, pol->policy)) {
+        } else if (!targets_match(m, pol->policy)) {
                 EventFields ev = EVENT_FIELDS_INIT;
                 event_emit_pg_style(EVENT_POLICY_REJECTED, event_priority(EVENT_POLICY_REJECTED), &ev,
                                     "policy not reloaded: its databases changed",
@@ -957,6 +1067,11 @@ static void reload(Manager *m) {
                 log_warning("policy not reloaded: the policy loaded before (%zu rules) stays in force",
                             m->pol->policy->n_rules);
                 policy_unref(pol);
+                if (!m->disk_rejected_since)
+                        m->disk_rejected_since = time(NULL);
+                free(m->disk_rejected_why);
+                m->disk_rejected_what = "not loaded";
+                m->disk_rejected_why = xstrdup("its databases changed: needs a restart");
         } else {
                 install_policy(m, pol);
                 emit_policy_loaded(m->pol->policy, "reloaded");
@@ -1215,5 +1330,6 @@ void manager_free(Manager *m) {
         sd_event_unref(m->event);
         policy_unref(m->pol);
         free(m->sched);
+        free(m->disk_rejected_why);
         free(m);
 }

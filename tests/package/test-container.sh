@@ -4,9 +4,12 @@
 # systemd in a throw-away systemd-nspawn container (a volatile overlay of the host's own root), installs
 # the package with apt, starts a PostgreSQL inside, and checks what an operator relies on: units
 # enabled but inactive until configured, the catalog registered, the daemon started after READY=1
-# with a meaningful status, rows due enforced, structured journal events with catalog text, a broken
-# reload refused, the watchdog restarting a hung daemon, a clean stop, credentials reaching the
-# service and peer authentication working under PrivateUsers=yes.
+# with a meaningful status, rows due enforced, structured journal events with catalog text, the
+# commands of a root shell working with the package's configuration, a broken reload failing while
+# the daemon keeps its policy (and says so in its status), a writable policy file reported, a
+# reinstallation (an upgrade) restarting the daemon without a warning, and refusing to restart it
+# into a broken policy, the watchdog restarting a hung daemon, a clean stop, credentials reaching
+# the service and peer authentication working under PrivateUsers=yes.
 #
 #   bash tests/package/test-container.sh SOURCE_ROOT
 #
@@ -175,13 +178,17 @@ check "... and its start was skipped by the condition, not failed" \
 	test "$(prop retentiond.service ConditionResult)" = no
 catalog_listed() { C journalctl --list-catalog 3f1db265df7d445ba190d10062d7e7d8 | grep 'Retention rule' >/dev/null; }
 check "the catalog is registered (journalctl --list-catalog)" catalog_listed
+keymsg() { grep -F 'generated a new key for the "hash" anonymisation method' "$work/apt.log" >/dev/null; }
+check "the installation announced the new hash key" keymsg
 for f in /usr/sbin/retentiond /usr/share/man/man8/retentiond.8.gz /usr/share/man/man5/retentiond.policy.5.gz \
-	/etc/retentiond/policies.d/company.yaml.example /etc/retentiond/retentiond.conf \
+	/usr/share/doc/retentiond/examples/company.yaml /usr/share/doc/retentiond/README.md.gz /etc/retentiond/retentiond.conf \
 	/usr/share/retentiond/retention/001-init.sql /usr/share/retentiond/retentiond-role.sql \
 	/usr/share/retentiond/demo/schema.sql /usr/share/retentiond/demo/data.sql \
 	/usr/lib/systemd/catalog/retentiond.catalog; do
 	check "installed: $f" C test -s "$f"
 done
+check "the example policy is no conffile, and not in /etc" \
+	test "$(C dpkg-query -W -f='${Conffiles}' retentiond | grep -c example)/$(C ls /etc/retentiond/policies.d)" = 0/
 check "/etc/retentiond/retentiond.conf is 0640 root:retentiond" \
 	test "$(C stat -c '%a %U:%G' /etc/retentiond/retentiond.conf)" = "640 root:retentiond"
 check "/etc/retentiond/policies.d is 0750 root:retentiond" \
@@ -190,6 +197,22 @@ check "a hash key was generated, 0600 root:root" \
 	test "$(C stat -c '%a %U:%G' /etc/retentiond/hash-key)" = "600 root:root"
 check "an empty pgpass exists, 0600 root:root" \
 	test "$(C stat -c '%a %U:%G %s' /etc/retentiond/pgpass)" = "600 root:root 0"
+# A reinstallation (what an upgrade does) before anything is configured: quiet, and the key stays.
+key0=$(C md5sum /etc/retentiond/hash-key)
+if C env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --reinstall "/payload/$debname" \
+	>"$work/reinstall.log" 2>&1; then
+	ok "apt-get install --reinstall ./$debname"
+else
+	cat "$work/reinstall.log"
+	bad "apt-get install --reinstall ./$debname"
+fi
+warned=$(grep -i -E 'warn|error|^E:' "$work/reinstall.log")
+check "... printed no warning (was: \"Stopping retentiond-audit.service, but it can still be activated by\")${warned:+: $warned}" \
+	test -z "$warned"
+check "... kept the hash key and did not announce a new one" \
+	bash -c '[[ $1 == "$2" ]] && ! grep -q "generated a new key" "$3"' _ "$(C md5sum /etc/retentiond/hash-key)" "$key0" "$work/reinstall.log"
+check "retentiond-audit.timer is still active (waiting)" \
+	test "$(prop retentiond-audit.timer ActiveState)/$(prop retentiond-audit.timer SubState)" = active/waiting
 exposure=$(C systemd-analyze security --no-pager retentiond.service | sed -n 's/.*Overall exposure level for retentiond.service: \([0-9.]*\).*/\1/p')
 check "systemd-analyze security of the installed unit: ${exposure:-?} <= 1.5" \
 	awk -v e="${exposure:-99}" 'BEGIN { exit !(e <= 1.5) }'
@@ -226,7 +249,7 @@ password=pw-$RANDOM$RANDOM
 sql "ALTER ROLE retentiond PASSWORD '$password'"
 
 # ---- 3. configure: policy, connection (TCP + password from the pgpass credential) --------------
-C install -m 0640 -g retentiond /etc/retentiond/policies.d/company.yaml.example /etc/retentiond/policies.d/company.yaml
+C install -m 0640 -g retentiond /usr/share/doc/retentiond/examples/company.yaml /etc/retentiond/policies.d/company.yaml
 printf 'PGHOST=127.0.0.1\nPGPORT=5432\nPGDATABASE=demo\nPGUSER=retentiond\n' |
 	C tee /etc/retentiond/retentiond.conf >/dev/null
 echo "127.0.0.1:5432:demo:retentiond:$password" | C tee /etc/retentiond/pgpass >/dev/null
@@ -314,23 +337,124 @@ explained() {
 }
 check "journalctl -x shows the catalog text of rule-enforced" explained
 
-# ---- 7. reload with a broken policy: refused, the old policy stays -------------------------------
+# ---- 6b. the commands of a root shell use the service's configuration ----------------------------
+# retentiond.conf says 127.0.0.1, demo, retentiond; the password is only in /etc/retentiond/pgpass.
+# Without reading them, root would connect as "root" over the default socket.
+if C env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin retentiond audit --rule access-logs >"$work/audit.out" 2>&1; then
+	ok "retentiond audit --rule access-logs from a root shell (exit 0): $(grep -c . "$work/audit.out") lines"
+else
+	cat "$work/audit.out"
+	bad "retentiond audit --rule access-logs from a root shell"
+fi
+check "... and it audited rule access-logs" grep -q 'access-logs' "$work/audit.out"
+# run needs the hash key for this rule: root's retentiond takes /etc/retentiond/hash-key, the key
+# the service has as its credential.
+if C env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin retentiond run --rule account-deletion >"$work/run.out" 2>&1; then
+	ok "retentiond run --rule account-deletion (a hash rule) from a root shell (exit 0)"
+else
+	cat "$work/run.out"
+	bad "retentiond run --rule account-deletion from a root shell"
+fi
+if C env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin retentiond hold list >"$work/holds.out" 2>&1; then
+	ok "retentiond hold list from a root shell (exit 0)"
+else
+	cat "$work/holds.out"
+	bad "retentiond hold list from a root shell"
+fi
+C env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin retentiond --no-config hold list >"$work/noconf.out" 2>&1
+rc=$?
+check "retentiond --no-config hold list does not reach the database from a root shell (exit $rc: 69 or 77)" \
+	bash -c '[[ $1 == 69 || $1 == 77 ]]' _ "$rc"
+C env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PGPORT=5433 retentiond hold list >"$work/envwins.out" 2>&1
+check "the caller's environment wins over retentiond.conf (PGPORT=5433: $(head -1 "$work/envwins.out" | cut -c1-100))" \
+	grep -q '"127.0.0.1", port 5433 failed' "$work/envwins.out"
+
+# ---- 7. reload with a broken policy: the reload fails, the old policy stays, the status says so ---
 pid=$(prop retentiond.service MainPID)
 rejected0=$(journal_count -u retentiond MESSAGE_ID=4be4393930074e2f8459430ea8fdb654)
 printf 'version: 1\nrules:\n  broken:\n    retian: 7 days\n' |
 	C install -m 0640 -g retentiond /dev/stdin /etc/retentiond/policies.d/zz-broken.yaml
-check "systemctl reload (ExecReload without /bin/kill) succeeds" C systemctl reload retentiond.service
+C systemctl reload retentiond.service >"$work/reload.out" 2>&1
+rc=$?
+check "systemctl reload with an invalid policy on disk fails (exit $rc: $(head -1 "$work/reload.out" | cut -c1-80))" test "$rc" -ne 0
+checked() {
+	C journalctl --no-pager -q -o cat -u retentiond | grep -F '/etc/retentiond/policies.d/zz-broken.yaml:4:5: error: unknown key "retian"' >/dev/null
+}
+check "the reload's check logged FILE:LINE:COLUMN to the unit's journal" wait_for 10 checked
 rejected() { (($(journal_count -u retentiond MESSAGE_ID=4be4393930074e2f8459430ea8fdb654) > rejected0)); }
-check "a policy-rejected event was logged" wait_for 10 rejected
+check "the daemon logged policy-rejected" wait_for 10 rejected
 rej=$(C journalctl --no-pager -q -o json -u retentiond MESSAGE_ID=4be4393930074e2f8459430ea8fdb654 |
 	python3 -c 'import json,sys; print(sorted({json.loads(l).get("POLICY_FILE","") for l in sys.stdin}))')
 check "... naming the broken file ($rej)" bash -c '[[ $1 == *zz-broken.yaml* ]]' _ "$rej"
-sleep 1
 check "still active after the broken reload" test "$(prop retentiond.service ActiveState)" = active
 check "same MainPID after the broken reload ($pid)" test "$(prop retentiond.service MainPID)" = "$pid"
+disk_invalid() {
+	[[ $(prop retentiond.service StatusText) =~ ^"policy on disk invalid since "[0-9][0-9]:[0-9][0-9]" ("[0-9]+" errors, first /etc/retentiond/policies.d/zz-broken.yaml:4:5), running the one loaded at "[0-9][0-9]:[0-9][0-9]"; last run " ]]
+}
+check "StatusText says the policy on disk is invalid: \"$(prop retentiond.service StatusText)\"" wait_for 5 disk_invalid
+# The old policy is still enforced: a run of every rule of it.
+runs0=$(sql "SELECT count(*) FROM retention.runs WHERE mode = 'daemon' AND outcome <> 'running'")
+rules0=$(sql "SELECT count(*) FROM retention.rule_runs WHERE run_id = (SELECT min(id) FROM retention.runs WHERE mode = 'daemon')")
+C systemctl kill -s USR1 --kill-whom=main retentiond.service
+ran_again() { (($(sql "SELECT count(*) FROM retention.runs WHERE mode = 'daemon' AND outcome <> 'running'") > runs0)); }
+check "the old policy is still enforced: SIGUSR1 ran a run" wait_for 30 ran_again
+check "... of all $rules0 rules of the old policy" \
+	test "$(sql "SELECT count(*) FROM retention.rule_runs WHERE run_id = (SELECT max(id) FROM retention.runs WHERE mode = 'daemon')")" = "$rules0"
+
+# ---- 7b. an upgrade (reinstallation) with the broken policy on disk: no restart, postinst fails --
+C env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --reinstall "/payload/$debname" \
+	>"$work/upgrade-broken.log" 2>&1
+rc=$?
+check "apt-get install --reinstall with a broken policy on disk fails (exit $rc)" test "$rc" -ne 0
+refused() {
+	grep -F 'NOT restarting retentiond.service: this version of retentiond rejects the' "$work/upgrade-broken.log" >/dev/null &&
+	grep -F 'zz-broken.yaml:4:5: error: unknown key "retian"' "$work/upgrade-broken.log" >/dev/null
+}
+check "... saying why, with the error's FILE:LINE:COLUMN" refused
+[[ $failures -eq 0 ]] || sed 's/^/    /' "$work/upgrade-broken.log"
+check "... and the old daemon keeps running (MainPID $pid, active)" \
+	test "$(prop retentiond.service MainPID)/$(prop retentiond.service ActiveState)" = "$pid/active"
+check "... the package is left half-configured" \
+	test "$(C dpkg-query -W -f='${db:Status-Abbrev}' retentiond)" = "iF "
+
+# ---- 7c. a policy file others may write: policy-file-writable, the reload still succeeds ---------
 C rm -f /etc/retentiond/policies.d/zz-broken.yaml
-C systemctl reload retentiond.service
-check "a good reload loads the policy again (policy-loaded)" wait_for 10 loaded 2
+C chmod g+w /etc/retentiond/policies.d/company.yaml
+writable0=$(journal_count -u retentiond MESSAGE_ID=d9d91708e94b42429c08dd2f05e1dd62)
+loaded0=$(journal_count -u retentiond MESSAGE_ID=071a91f1e2cb4ac88d819e49e36d3be4)
+check "systemctl reload with the fixed (but group-writable) policy succeeds" C systemctl reload retentiond.service
+check "a good reload loads the policy again (policy-loaded)" wait_for 10 loaded $((loaded0 + 1))
+writable() { (($(journal_count -u retentiond MESSAGE_ID=d9d91708e94b42429c08dd2f05e1dd62) > writable0)); }
+check "policy-file-writable was logged" wait_for 10 writable
+wmsg=$(C journalctl --no-pager -q -o json -u retentiond MESSAGE_ID=d9d91708e94b42429c08dd2f05e1dd62 -n 1 |
+	python3 -c 'import json,sys; e=json.loads(sys.stdin.readline()); print(e.get("POLICY_FILE"), "|", e.get("PRIORITY"), "|", e.get("MESSAGE"))')
+check "... with POLICY_FILE, as a warning, and no \"not reloaded\" ($wmsg)" \
+	bash -c '[[ $1 == "/etc/retentiond/policies.d/company.yaml | 4 | /etc/retentiond/policies.d/company.yaml: policy file is writable by its group" ]]' _ "$wmsg"
+status_clean() { [[ $(prop retentiond.service StatusText) != *"policy on disk"* ]]; }
+check "StatusText no longer mentions the policy on disk: \"$(prop retentiond.service StatusText)\"" wait_for 5 status_clean
+C chmod g-w /etc/retentiond/policies.d/company.yaml
+
+# ---- 7d. finishing the upgrade once the policy is fixed restarts the daemon -----------------------
+C env DEBIAN_FRONTEND=noninteractive dpkg --configure -a >"$work/configure.log" 2>&1
+rc=$?
+[[ $rc -eq 0 ]] || cat "$work/configure.log"
+check "dpkg --configure -a after the fix succeeds (exit $rc)" test "$rc" -eq 0
+restarted_by_upgrade() {
+	local p
+	p=$(prop retentiond.service MainPID)
+	[[ $p != 0 && $p != "$pid" && $(prop retentiond.service ActiveState) == active ]]
+}
+check "... and restarted the daemon (MainPID $pid -> $(prop retentiond.service MainPID))" wait_for 10 restarted_by_upgrade
+check "... the package is installed" test "$(C dpkg-query -W -f='${db:Status-Abbrev}' retentiond)" = "ii "
+pid=$(prop retentiond.service MainPID)
+C env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --reinstall "/payload/$debname" \
+	>"$work/upgrade.log" 2>&1
+rc=$?
+[[ $rc -eq 0 ]] || cat "$work/upgrade.log"
+check "a reinstallation with a valid policy succeeds (exit $rc)" test "$rc" -eq 0
+warned=$(grep -i -E 'warn|error|^E:' "$work/upgrade.log")
+check "... without a warning${warned:+: $warned}" test -z "$warned"
+check "... and restarted the daemon (MainPID $pid -> $(prop retentiond.service MainPID))" wait_for 10 restarted_by_upgrade
 
 # ---- 8. the watchdog restarts a hung daemon ------------------------------------------------------
 pid=$(prop retentiond.service MainPID)
