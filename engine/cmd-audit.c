@@ -104,6 +104,7 @@ static int audit_health(Cli *cli, Pg *pg, const Policy *policy, const RunResult 
                 if (!health_needs_attention(x, told))
                         continue;
                 _cleanup_free_ char *d = health_describe(x, told);
+                _cleanup_free_ char *last_error = text_escape(x->last_error); /* from the trail */
                 EventFields ev = EVENT_FIELDS_INIT;
                 ev.rule = x->name;
                 ev.database = cli->database_name;
@@ -111,7 +112,7 @@ static int audit_health(Cli *cli, Pg *pg, const Policy *policy, const RunResult 
                         ev.rows_overdue = x->rows_overdue;
                 event_emit(EVENT_RULE_ATTENTION, event_priority(EVENT_RULE_ATTENTION), &ev, "rule %s needs attention: %s%s%s",
                            x->name, d, x->last_error && (x->state == HEALTH_FAILING || x->state == HEALTH_BREAKER) ? ": " : "",
-                           x->last_error && (x->state == HEALTH_FAILING || x->state == HEALTH_BREAKER) ? x->last_error : "");
+                           x->last_error && (x->state == HEALTH_FAILING || x->state == HEALTH_BREAKER) ? last_error : "");
         }
         return 0;
 }

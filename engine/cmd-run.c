@@ -222,11 +222,12 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
                 /* A lost connection is told once, by the run's error below, which names the rule. */
                 if (k == PG_ERR_CONNECTION && i == res->n_rules - 1)
                         continue;
-                /* Every error says which rule it stopped. */
+                /* Every error says which rule it stopped; PostgreSQL's text is shown escaped (a
+                 * where: function may raise a message with a newline or an escape sequence). */
                 _cleanup_free_ char *quoted = xasprintf("\"%s\"", rr->rule->name);
-                _cleanup_free_ char *primary = strstr(rr->error.primary, quoted)
-                                                       ? xstrdup(rr->error.primary)
-                                                       : xasprintf("rule %s: %s", quoted, rr->error.primary);
+                _cleanup_free_ char *escaped = text_escape(rr->error.primary);
+                _cleanup_free_ char *primary = strstr(escaped, quoted) ? xstrdup(escaped)
+                                                                       : xasprintf("rule %s: %s", quoted, escaped);
                 log_pg_style(rr->outcome == RULE_SKIPPED ? LOG_WARNING : LOG_ERR, NULL, primary, rr->error.detail,
                              rr->error.hint);
         }

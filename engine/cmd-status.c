@@ -114,7 +114,10 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
                         if (x->state == HEALTH_FAILING || x->state == HEALTH_BREAKER || x->state == HEALTH_STALE ||
                             x->state == HEALTH_OVERDUE) {
                                 _cleanup_free_ char *d = health_describe(x, HEALTH_FAIL_ALL);
-                                strbuf_appendf(&b, "  %s%s%s\n", d, x->last_error ? ": " : "", x->last_error ? x->last_error : "");
+                                /* the error comes from the audit trail: shown escaped (text_escape) */
+                                strbuf_appendf(&b, "  %s%s", d, x->last_error ? ": " : "");
+                                strbuf_append_escaped(&b, x->last_error ? x->last_error : "");
+                                strbuf_append(&b, "\n");
                         }
                 }
                 strbuf_appendf(&b, "%s\n", strbuf_str(&summary));

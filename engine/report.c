@@ -204,12 +204,15 @@ void report_run_events(const RunResult *res) {
                                    "rule %s interrupted after %" PRId64 " deleted, %" PRId64 " anonymised", r->rule->name,
                                    r->deleted, r->anonymised);
                         break;
-                default:
+                default: {
                         failed++;
-                        event_emit_pg_style(EVENT_RULE_FAILED, event_priority(EVENT_RULE_FAILED), &ev,
-                                            r->error.primary ? r->error.primary : "rule failed", r->error.detail,
+                        /* the primary message is one line: a PostgreSQL error raised with a newline or
+                         * an escape sequence in it (say, by a where: function) is shown escaped */
+                        _cleanup_free_ char *primary = text_escape(r->error.primary ? r->error.primary : "rule failed");
+                        event_emit_pg_style(EVENT_RULE_FAILED, event_priority(EVENT_RULE_FAILED), &ev, primary, r->error.detail,
                                             r->error.hint);
                         break;
+                }
                 }
                 if (r->held > 0) {
                         for (size_t j = 0; j < r->n_holds; j++) {
@@ -363,8 +366,10 @@ void report_audit_events(const RunResult *res) {
                 if (r->overdue > 0)
                         event_emit(EVENT_OVERDUE_FOUND, event_priority(EVENT_OVERDUE_FOUND), &ev,
                                    "audit: rule %s: %" PRId64 " rows of %s are past their deadline", r->rule->name, r->overdue, tn);
-                if (r->outcome == RULE_FAILED)
-                        event_emit_pg_style(EVENT_RULE_FAILED, event_priority(EVENT_RULE_FAILED), &ev,
-                                            r->error.primary ? r->error.primary : "audit failed", r->error.detail, r->error.hint);
+                if (r->outcome == RULE_FAILED) {
+                        _cleanup_free_ char *primary = text_escape(r->error.primary ? r->error.primary : "audit failed");
+                        event_emit_pg_style(EVENT_RULE_FAILED, event_priority(EVENT_RULE_FAILED), &ev, primary, r->error.detail,
+                                            r->error.hint);
+                }
         }
 }

@@ -527,8 +527,22 @@ static void test_control_characters(void **state) {
                                "    retain: 1 year\n"
                                "    where: \"app.boom()\"\n"
                                "    action: delete\n");
-        rt_expect(1, NULL, NULL, "-p", pol3, "-d", ci, "run");
+        rt_expect(1, NULL, &err, "-p", pol3, "-d", ci, "run");
+        rt_assert_contains(err, "retentiond: error: rule \"chats\": boom\\x1b[2J\\nforged\n");
+        rt_assert_not_contains(err, "\nforged");
+        free(err);
         rt_assert_sql(c, "t", "SELECT error LIKE E'%%boom\\x1b[2J\\nforged%%' FROM retention.rule_runs");
+        rt_expect(1, &out, NULL, "-p", pol3, "-d", ci, "status");
+        rt_assert_contains(out, ": boom\\x1b[2J\\nforged\n");
+        rt_assert_not_contains(out, "\x1b");
+        free(out);
+        rt_expect(1, &out, &err, "-p", pol3, "-d", ci, "audit");
+        rt_assert_contains(err, ": boom\\x1b[2J\\nforged\n");
+        rt_assert_not_contains(err, "\nforged");
+        rt_assert_contains(out, "  ERROR: boom\\x1b[2J\\nforged\n");
+        rt_assert_not_contains(out, "\x1b");
+        free(out);
+        free(err);
         rt_expect(0, &out, NULL, "-d", ci, "receipt", "1");
         rt_assert_contains(out, "boom\\x1b[2J\\nforged");
         rt_assert_not_contains(out, "\x1b");
