@@ -238,7 +238,11 @@ void json_append_string(StrBuf *out, const char *s) {
                 default:
                         if (*p < 0x20 || *p == 0x7F)
                                 strbuf_appendf(out, "\\u%04x", *p);
-                        else
+                        else if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) {
+                                /* C1 controls too: U+009B is CSI to some terminals */
+                                strbuf_appendf(out, "\\u%04x", p[1]);
+                                p++;
+                        } else
                                 strbuf_appendc(out, (char) *p);
                 }
         }

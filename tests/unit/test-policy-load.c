@@ -987,6 +987,21 @@ static void test_all_errors_at_once(void **state) {
 
 static void test_format(void **state) {
         (void) state;
+        /* the escaping of values for terminals (text_escape) and for JSON */
+        _cleanup_free_ char *esc = text_escape("a\x1b[2J\nb\tc\rd\x7f\x01\xc2\x9b\xc2\x85\xff\xc3\xa9\\");
+        assert_string_equal(esc, "a\\x1b[2J\\nb\\tc\\rd\\x7f\\x01\\u009b\\u0085\\xff\xc3\xa9\\");
+        assert_null(text_escape(NULL));
+        size_t off = 0;
+        assert_true(text_find_control("ab\ncd", NULL, &off));
+        assert_int_equal(off, 2);
+        assert_false(text_find_control("ab\ncd\t", "\n\t", NULL));
+        assert_true(text_find_control("\xc3\xa9\xc2\x9b", "\n\t", &off));
+        assert_int_equal(off, 2);
+        assert_false(text_find_control("\xc3\xa9\xc2\xa0", NULL, NULL));
+        StrBuf jb = {};
+        json_append_string(&jb, "a\x1b\x7f\xc2\x9b\xc3\xa9\n");
+        assert_string_equal(strbuf_str(&jb), "\"a\\u001b\\u007f\\u009b\xc3\xa9\\n\"");
+        strbuf_done(&jb);
         Diagnostics *d = expect_error(RULE_HEAD "    retian: 7 days\n    action: delete\n    retain: 7 days\n",
                                       "t.yaml:7:5: error: unknown key \"retian\" in rule \"r\"");
         StrBuf b = {};
