@@ -39,9 +39,31 @@ const char *column_kind_to_string(ColumnKind k) {
         }
 }
 
+static void untrusted_free(CatTable *t) {
+        for (size_t i = 0; i < t->n_untrusted; i++) {
+                free(t->untrusted[i].relation);
+                free(t->untrusted[i].name);
+                free(t->untrusted[i].function);
+                free(t->untrusted[i].owner);
+        }
+        free(t->untrusted);
+        t->untrusted = NULL;
+        t->n_untrusted = 0;
+}
+
+const char *cat_code_kind_to_string(CatCodeKind k) {
+        switch (k) {
+        case CAT_CODE_TRIGGER: return "trigger";
+        case CAT_CODE_RULE: return "rule";
+        case CAT_CODE_RLS: return "row-level security";
+        }
+        return "code";
+}
+
 void cat_table_free(CatTable *t) {
         if (!t)
                 return;
+        untrusted_free(t);
         qualified_name_done(&t->name);
         for (size_t i = 0; i < t->n_columns; i++) {
                 free(t->columns[i].name);
@@ -172,7 +194,83 @@ static int load_by_oid_text(Pg *pg, const char *oidtext, CatTable **ret, PgError
                 fk->n_columns++;
         }
 
+        k = catalog_load_untrusted(pg, &t, 1, err);
+        if (k)
+                return k;
+
         *ret = TAKE_PTR(t);
+        return 0;
+}
+
+/* For each root table ($1, an array of oids) and its partitions: enabled user triggers whose
+ * function, rules whose table, and row-level security (with policies, or forced) whose table
+ * belongs to a role that is neither current_user nor a superuser. A trigger cloned from one on a
+ * partitioned table of the same tree is listed once, on that table. Row-level security does not
+ * apply to a role that bypasses it. tgtype: 4 INSERT, 8 DELETE, 16 UPDATE. */
+static const char untrusted_sql[] =
+        "WITH me AS (SELECT oid, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user),"
+        " rels AS (SELECT r.root, t.relid FROM unnest($1::oid[]) AS r(root),"
+        "          LATERAL (SELECT r.root AS relid UNION SELECT p.relid FROM pg_partition_tree(r.root) p) t),"
+        " tbl AS (SELECT rels.root, c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS rel, c.relowner,"
+        "                c.relrowsecurity, c.relforcerowsecurity"
+        "           FROM rels JOIN pg_class c ON c.oid = rels.relid JOIN pg_namespace n ON n.oid = c.relnamespace),"
+        " untrusted AS (SELECT o.oid, o.rolname FROM pg_roles o, me WHERE NOT o.rolsuper AND o.oid <> me.oid)"
+        " SELECT tbl.root, 't', tbl.rel, tg.tgname::text,"
+        "        quote_ident(pn.nspname) || '.' || quote_ident(p.proname) || '()', u.rolname::text,"
+        "        (CASE WHEN tg.tgtype::int & 8 <> 0 THEN 1 ELSE 0 END) | (CASE WHEN tg.tgtype::int & 16 <> 0 THEN 2 ELSE 0 END)"
+        "   FROM tbl JOIN pg_trigger tg ON tg.tgrelid = tbl.oid JOIN pg_proc p ON p.oid = tg.tgfoid"
+        "   JOIN pg_namespace pn ON pn.oid = p.pronamespace JOIN untrusted u ON u.oid = p.proowner"
+        "  WHERE NOT tg.tgisinternal AND tg.tgenabled IN ('O', 'A')"
+        "    AND NOT EXISTS (SELECT 1 FROM pg_trigger pt JOIN rels r2 ON r2.relid = pt.tgrelid"
+        "                     WHERE pt.oid = tg.tgparentid AND r2.root = tbl.root)"
+        " UNION ALL"
+        " SELECT tbl.root, 'r', tbl.rel, w.rulename::text, NULL, u.rolname::text,"
+        "        CASE w.ev_type WHEN '4' THEN 1 WHEN '2' THEN 2 ELSE 0 END"
+        "   FROM tbl JOIN pg_rewrite w ON w.ev_class = tbl.oid JOIN untrusted u ON u.oid = tbl.relowner"
+        "  WHERE w.rulename <> '_RETURN' AND w.ev_enabled IN ('O', 'A')"
+        " UNION ALL"
+        " SELECT tbl.root, 'p', tbl.rel,"
+        "        coalesce((SELECT string_agg(quote_ident(pol.polname), ', ' ORDER BY pol.polname)"
+        "                    FROM pg_policy pol WHERE pol.polrelid = tbl.oid), ''), NULL, u.rolname::text, 7"
+        "   FROM tbl JOIN untrusted u ON u.oid = tbl.relowner, me"
+        "  WHERE tbl.relrowsecurity AND NOT me.rolbypassrls"
+        "    AND (tbl.relforcerowsecurity OR EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = tbl.oid))"
+        " ORDER BY 1, 2 DESC, 3, 4";
+
+int catalog_load_untrusted(Pg *pg, CatTable *const *tables, size_t n, PgError *err) {
+        if (n == 0)
+                return 0;
+        StrBuf b = {};
+        strbuf_append(&b, "{");
+        for (size_t i = 0; i < n; i++)
+                strbuf_appendf(&b, "%s%u", i ? "," : "", tables[i]->oid);
+        strbuf_append(&b, "}");
+        _cleanup_pgresult_ PGresult *r = NULL;
+        const char *p[] = { strbuf_str(&b) };
+        int k = pg_exec(pg, &r, err, untrusted_sql, 1, p);
+        strbuf_done(&b);
+        if (k)
+                return k;
+        for (size_t i = 0; i < n; i++)
+                untrusted_free(tables[i]);
+        for (int row = 0; row < PQntuples(r); row++) {
+                uint32_t root = (uint32_t) strtoul(PQgetvalue(r, row, 0), NULL, 10);
+                for (size_t i = 0; i < n; i++) {
+                        CatTable *t = tables[i];
+                        if (t->oid != root)
+                                continue;
+                        char kind = PQgetvalue(r, row, 1)[0];
+                        t->untrusted = xreallocarray(t->untrusted, t->n_untrusted + 1, sizeof(CatUntrusted));
+                        t->untrusted[t->n_untrusted++] = (CatUntrusted) {
+                                .kind = kind == 't' ? CAT_CODE_TRIGGER : kind == 'r' ? CAT_CODE_RULE : CAT_CODE_RLS,
+                                .relation = xstrdup(PQgetvalue(r, row, 2)),
+                                .name = xstrdup(PQgetvalue(r, row, 3)),
+                                .function = PQgetisnull(r, row, 4) ? NULL : xstrdup(PQgetvalue(r, row, 4)),
+                                .owner = xstrdup(PQgetvalue(r, row, 5)),
+                                .events = (unsigned) strtoul(PQgetvalue(r, row, 6), NULL, 10),
+                        };
+                }
+        }
         return 0;
 }
 

@@ -38,6 +38,29 @@ typedef struct CatForeignKey {
         char on_delete; /* 'a' no action, 'r' restrict, 'c' cascade, 'n' set null, 'd' set default */
 } CatForeignKey;
 
+/* Code that PostgreSQL would run as the engine's role when it changes or reads a table, and that
+ * belongs to another role: a trigger whose function's owner, a rule (pg_rewrite, other than a
+ * view's _RETURN) or row-level security whose table's owner is neither the connected role
+ * (current_user) nor a superuser. Disabled triggers and rules are not listed. */
+typedef enum CatCodeKind {
+        CAT_CODE_TRIGGER,
+        CAT_CODE_RULE,
+        CAT_CODE_RLS,
+} CatCodeKind;
+
+#define CAT_EVENT_DELETE 1u /* fires on DELETE (a rule's delete, a cascade) */
+#define CAT_EVENT_UPDATE 2u /* fires on UPDATE (anonymisation, ON DELETE SET NULL / SET DEFAULT) */
+#define CAT_EVENT_READ 4u   /* applies to every statement, reads included (row-level security) */
+
+typedef struct CatUntrusted {
+        CatCodeKind kind;
+        char *relation; /* quoted schema.name of the table that has it: this table or one of its partitions */
+        char *name;     /* trigger or rule name; row-level security: its policies' names ("" for none) */
+        char *function; /* trigger: its function, schema.name(); else NULL */
+        char *owner;    /* the role that owns the code */
+        unsigned events; /* CAT_EVENT_* */
+} CatUntrusted;
+
 typedef struct CatTable {
         uint32_t oid;
         QualifiedName name; /* schema always set */
@@ -52,6 +75,8 @@ typedef struct CatTable {
         CatForeignKey *referenced_by; /* foreign keys of other tables pointing here */
         size_t n_referenced_by;
         bool can_select, can_delete, can_update;
+        CatUntrusted *untrusted; /* code of another role on it or its partitions (catalog_load_untrusted) */
+        size_t n_untrusted;
 } CatTable;
 
 /* Loads a table. Returns 0; PG_ERR_UNDEFINED with *err ("relation ... does not exist") when
@@ -60,6 +85,10 @@ int catalog_load_table(Pg *pg, const QualifiedName *name, CatTable **ret, PgErro
 /* Same by oid (used while walking foreign keys). */
 int catalog_load_table_oid(Pg *pg, uint32_t oid, CatTable **ret, PgError *err);
 void cat_table_free(CatTable *t);
+/* (Re)loads the untrusted code of each table (and of its partitions), in one query: the catalog
+ * loads it with the table; enforcement loads it again right before each rule. */
+int catalog_load_untrusted(Pg *pg, CatTable *const *tables, size_t n, PgError *err);
+const char *cat_code_kind_to_string(CatCodeKind k); /* "trigger", "rule", "row-level security" */
 static inline void cat_table_freep(CatTable **t) {
         cat_table_free(*t);
 }

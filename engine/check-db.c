@@ -218,23 +218,32 @@ int check_database(Cli *cli, const Policy *p) {
                         diag_set_hint(x, "%s", err.hint);
                 pg_error_done(&err);
         } else {
-                /* The engine writes its audit trail and reads holds. */
+                /* The engine reads holds and writes its audit trail, holds and slots through the
+                 * schema's functions (schema version 5). */
                 _cleanup_pgresult_ PGresult *pr = NULL;
                 k = pg_exec0(pg, &pr, &err,
                              "SELECT has_schema_privilege('retention', 'USAGE'),"
-                             " has_table_privilege('retention.runs', 'INSERT, UPDATE'),"
-                             " has_table_privilege('retention.rule_runs', 'INSERT, UPDATE'),"
-                             " has_table_privilege('retention.rule_run_holds', 'INSERT'),"
-                             " has_table_privilege('retention.rule_run_fk', 'INSERT'),"
                              " has_table_privilege('retention.holds', 'SELECT'),"
-                             " has_table_privilege('retention.rule_slots', 'SELECT, INSERT, UPDATE')");
+                             " has_table_privilege('retention.rule_slots', 'SELECT'),"
+                             " has_function_privilege('retention.begin_run(text, text, text)', 'EXECUTE')"
+                             " AND has_function_privilege('retention.end_run(bigint, text, int, int)', 'EXECUTE')"
+                             " AND has_function_privilege('retention.begin_rule_run(bigint, text, text, text, text)', 'EXECUTE')"
+                             " AND has_function_privilege('retention.set_rule_run_cutoff(bigint, timestamptz)', 'EXECUTE')"
+                             " AND has_function_privilege('retention.add_rule_run_counts(bigint, bigint, bigint, bigint, bigint)',"
+                             " 'EXECUTE')"
+                             " AND has_function_privilege('retention.add_rule_run_hold(bigint, text, bigint)', 'EXECUTE')"
+                             " AND has_function_privilege('retention.add_rule_run_fk(bigint, text, bigint)', 'EXECUTE')"
+                             " AND has_function_privilege('retention.finish_rule_run(bigint, text, text, text, bigint, bigint,"
+                             " bigint, bigint, bigint)', 'EXECUTE'),"
+                             " has_function_privilege('retention.claim_rule_slot(text, text, timestamptz)', 'EXECUTE')");
                 if (k) {
                         return cmd_fail(&err, k);
                 }
-                static const char *what[] = { "USAGE on schema retention", "INSERT, UPDATE on retention.runs",
-                                              "INSERT, UPDATE on retention.rule_runs", "INSERT on retention.rule_run_holds",
-                                              "INSERT on retention.rule_run_fk", "SELECT on retention.holds",
-                                              "SELECT, INSERT, UPDATE on retention.rule_slots (the daemons' schedule slots)" };
+                static const char *what[] = { "USAGE on schema retention", "SELECT on retention.holds",
+                                              "SELECT on retention.rule_slots (the daemons' schedule slots)",
+                                              "EXECUTE on the audit trail's functions (retention.begin_run, begin_rule_run,"
+                                              " add_rule_run_counts, finish_rule_run, ...)",
+                                              "EXECUTE on retention.claim_rule_slot (the daemons' schedule slots)" };
                 for (int i = 0; i < (int) ELEMENTSOF(what); i++)
                         if (!streq(PQgetvalue(pr, 0, i), "t")) {
                                 Diagnostic *x = diag_add(d, SEVERITY_ERROR, NULL, 0, 0,

@@ -154,10 +154,8 @@ static int hold_add(Cli *cli, Pg *pg, const Policy *policy) {
         const char *p[] = { subject, norm, cli->reason, by, cli->until };
         _cleanup_pgresult_ PGresult *r = NULL;
         k = pg_exec(pg, &r, &err,
-                    "WITH h AS (INSERT INTO retention.holds (subject, subject_key, reason, placed_by, expires_at)"
-                    " VALUES ($1, $2, $3, $4, $5::timestamptz) RETURNING id, placed_at, expires_at),"
-                    " e AS (INSERT INTO retention.hold_events (hold_id, event, by) SELECT id, 'placed', $4 FROM h)"
-                    " SELECT id, placed_at::text, expires_at::text, expires_at IS NOT NULL AND expires_at <= now() FROM h",
+                    "SELECT id, placed_at::text, expires_at::text, expires_at IS NOT NULL AND expires_at <= now()"
+                    " FROM retention.place_hold($1, $2, $3, $4, $5::timestamptz)",
                     5, p);
         if (k)
                 return error_exit(&err, k);
@@ -275,12 +273,10 @@ static int hold_release(Cli *cli, Pg *pg) {
         const char *p[] = { cli->args[1], by };
         _cleanup_pgresult_ PGresult *r = NULL;
         int k = pg_exec(pg, &r, &err,
-                        "WITH h AS (UPDATE retention.holds SET released_at = now(), released_by = $2"
-                        " WHERE id = $1::bigint AND released_at IS NULL RETURNING id, subject),"
-                        " e AS (INSERT INTO retention.hold_events (hold_id, event, by) SELECT id, 'released', $2 FROM h)"
-                        " SELECT (SELECT subject FROM h),"
-                        " (SELECT released_at::text || ' by ' || released_by FROM retention.holds WHERE id = $1::bigint),"
-                        " EXISTS (SELECT 1 FROM retention.holds WHERE id = $1::bigint)",
+                        /* retention.release_hold(): true released now (its event written with it),
+                         * false released before, NULL no such hold; h is as it was before the call. */
+                        "SELECT CASE WHEN r THEN h.subject END, h.released_at::text || ' by ' || h.released_by, r IS NOT NULL"
+                        " FROM retention.release_hold($1::bigint, $2) r LEFT JOIN retention.holds h ON h.id = $1::bigint",
                         2, p);
         if (k)
                 return error_exit(&err, k);

@@ -217,6 +217,9 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
                 const RuleResult *rr = &res->rules[i];
                 if (rr->outcome != RULE_SUCCESS)
                         attention = true;
+                /* Code of another role that ran as this role (trust_triggers): the event's text. */
+                for (size_t j = 0; console && j < rr->n_untrusted; j++)
+                        log_warning("rule %s: %s", rr->rule->name, rr->untrusted[j]);
                 if (!rr->error.primary || rr->outcome == RULE_INTERRUPTED || !console)
                         continue;
                 /* A lost connection is told once, by the run's error below, which names the rule. */

@@ -74,6 +74,9 @@ void rule_result_done(RuleResult *r) {
         for (size_t i = 0; i < r->n_warnings; i++)
                 free(r->warnings[i]);
         free(r->warnings);
+        for (size_t i = 0; i < r->n_untrusted; i++)
+                free(r->untrusted[i]);
+        free(r->untrusted);
         pg_error_done(&r->error);
         *r = (RuleResult) {};
 }
@@ -242,25 +245,36 @@ int rule_slot_claim(Pg *pg, const Rule *rule, bool force, SlotClaim *claim, int6
                 goto fail;
         locked = true;
 
-        const char *p[] = { rule->name, interval, host, force ? "t" : "f" };
+        /* Whether the slot is free (SLOT_FREE_SQL) and the last start it was judged on; then
+         * retention.claim_rule_slot() (sql/retention/005-safety.sql, the role's only write of the
+         * slots) claims it if that last start is still the same: the row lock of its UPDATE
+         * serialises two daemons that try at the same moment, and the second sees it taken. */
+        const char *p[] = { rule->name, interval, force ? "t" : "f" };
         k = pg_exec(pg, &r, err,
-                    "WITH old AS (SELECT last_started FROM retention.rule_slots WHERE rule = $1)"
-                    " INSERT INTO retention.rule_slots AS s (rule, last_started, host) VALUES ($1, now(), $3)"
-                    " ON CONFLICT (rule) DO UPDATE SET last_started = now(), host = $3, backend_pid = pg_backend_pid()"
-                    " WHERE $4::bool OR " SLOT_FREE_SQL
-                    " RETURNING (SELECT o.last_started::text FROM old o WHERE o.last_started > clock_timestamp())",
-                    4, p);
+                    "SELECT $3::bool OR s.rule IS NULL OR " SLOT_FREE_SQL ", s.last_started::text,"
+                    " CASE WHEN s.last_started > clock_timestamp() THEN s.last_started::text END"
+                    " FROM (SELECT $1::text AS rule) q LEFT JOIN retention.rule_slots s ON s.rule = q.rule",
+                    3, p);
         if (k)
                 goto fail;
-        if (PQntuples(r) == 0) {
+        bool claimed = false;
+        if (PQntuples(r) == 1 && streq(PQgetvalue(r, 0, 0), "t")) {
+                _cleanup_pgresult_ PGresult *c = NULL;
+                const char *cp[] = { rule->name, host, PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1) };
+                k = pg_exec(pg, &c, err, "SELECT retention.claim_rule_slot($1, $2, $3::timestamptz)", 3, cp);
+                if (k)
+                        goto fail;
+                claimed = PQntuples(c) == 1 && !PQgetisnull(c, 0, 0);
+        }
+        if (!claimed) {
                 k = slot_state(pg, rule->name, interval, &free_slot, wait_usec, by, err);
                 if (k)
                         goto fail;
                 *claim = SLOT_TAKEN;
         } else {
                 *claim = SLOT_CLAIMED;
-                if (future && !PQgetisnull(r, 0, 0))
-                        *future = xstrdup(PQgetvalue(r, 0, 0));
+                if (future && !PQgetisnull(r, 0, 2))
+                        *future = xstrdup(PQgetvalue(r, 0, 2));
         }
         k = pg_exec0(pg, NULL, err, "COMMIT");
         if (k)
@@ -295,7 +309,7 @@ int trail_run_begin(Pg *pg, const char *mode, int64_t *ret, PgError *err) {
         const char *p[] = { host, RETENTIOND_VERSION, mode };
         _cleanup_free_ char *id = NULL;
         int k = pg_value(pg, &id, err,
-                         "INSERT INTO retention.runs (host, version, mode) VALUES ($1, $2, $3) RETURNING id", 3, p);
+                         "SELECT retention.begin_run($1, $2, $3)", 3, p);
         if (k)
                 return k;
         *ret = strtoll(id, NULL, 10);
@@ -308,10 +322,7 @@ int trail_run_end(Pg *pg, int64_t run_id, const char *outcome, int rules_total, 
         snprintf(tot, sizeof(tot), "%d", rules_total);
         snprintf(fail, sizeof(fail), "%d", rules_failed);
         const char *p[] = { id, outcome, tot, fail };
-        return pg_exec(pg, NULL, err,
-                       "UPDATE retention.runs SET finished_at = clock_timestamp(), outcome = $2,"
-                       " rules_total = $3::int, rules_failed = $4::int WHERE id = $1::bigint",
-                       4, p);
+        return pg_exec(pg, NULL, err, "SELECT retention.end_run($1::bigint, $2, $3::int, $4::int)", 4, p);
 }
 
 /* ---- catalog ---- */
@@ -722,8 +733,9 @@ static void rollback_quietly(Pg *pg) {
 }
 
 /* Moves this rule run's audit-trail counters in the caller's transaction: `deleted` and
- * `anonymised` rows, `batches` batches, `partitions` dropped partitions. Fails when the rule
- * run's row is missing: no change commits without its record. *next_xid (may be NULL) gets the
+ * `anonymised` rows, `batches` batches, `partitions` dropped partitions, through
+ * retention.add_rule_run_counts(). Fails when the rule run's row is missing or has finished: no
+ * change commits without its record. *next_xid (may be NULL) gets the
  * next transaction id as this transaction sees it, for pacing, without another round trip. */
 static int trail_count(RuleRun *rr, int64_t deleted, int64_t anonymised, int64_t batches, int64_t partitions,
                        uint64_t *next_xid, PgError *err) {
@@ -736,20 +748,18 @@ static int trail_count(RuleRun *rr, int64_t deleted, int64_t anonymised, int64_t
         const char *p[] = { id, d, a, b, pt };
         _cleanup_pgresult_ PGresult *r = NULL;
         int k = pg_exec(rr->pg, &r, err,
-                        "UPDATE retention.rule_runs SET rows_deleted = rows_deleted + $2::bigint,"
-                        " rows_anonymised = rows_anonymised + $3::bigint, batches = batches + $4::bigint,"
-                        " partitions_dropped = partitions_dropped + $5::bigint WHERE id = $1::bigint"
-                        " RETURNING " NEXT_XID_SQL,
+                        "SELECT retention.add_rule_run_counts($1::bigint, $2::bigint, $3::bigint, $4::bigint, $5::bigint), "
+                        NEXT_XID_SQL,
                         5, p);
         if (k)
                 return k;
-        if (PQntuples(r) != 1) {
+        if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
                 pg_error_set(err, NULL, NULL, NULL, "the audit trail's rule run %" PRId64 " does not exist",
                              rr->res.rule_run_id);
                 return PG_ERR_OTHER;
         }
         if (next_xid)
-                *next_xid = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+                *next_xid = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
         return 0;
 }
 
@@ -1254,14 +1264,79 @@ static int trail_rule_begin(RuleRun *rr, int64_t run_id, PgError *err) {
         _cleanup_free_ char *tn = qualified_name_display(&rr->rule->table);
         const char *p[] = { id, rr->rule->name, rr->rule->clause, tn, action_to_string(rr->rule->action) };
         _cleanup_free_ char *v = NULL;
-        int k = pg_value(rr->pg, &v, err,
-                         "INSERT INTO retention.rule_runs (run_id, rule, clause, table_name, action)"
-                         " VALUES ($1::bigint, $2, $3, $4, $5) RETURNING id",
-                         5, p);
+        int k = pg_value(rr->pg, &v, err, "SELECT retention.begin_rule_run($1::bigint, $2, $3, $4, $5)", 5, p);
         if (k)
                 return k;
         rr->res.rule_run_id = strtoll(v, NULL, 10);
         return 0;
+}
+
+/* Code of another role that the rule would make PostgreSQL run with this role's privileges: a
+ * trigger, a rule or row-level security on its table, a table its deletes cascade into, their
+ * partitions, or its holds' evidence (plan_untrusted). The catalog is read again for these tables
+ * right before the rule, so that one added during the run counts too. Unless the rule trusts it
+ * (trust_triggers: true), the rule is refused before it changes anything: returns 1 with *err.
+ * Trusted, it is listed in the rule's result and reported as a warning. */
+static int check_untrusted(RuleRun *rr, CatCache *cache, PgError *err) {
+        _cleanup_free_ uint32_t *oids = NULL;
+        size_t n = plan_untrusted_tables(rr->rule, cache, &oids);
+        _cleanup_free_ CatTable **tables = xcalloc(n ? n : 1, sizeof(CatTable *));
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < cache->n_tables; j++)
+                        if (cache->tables[j]->oid == oids[i]) {
+                                tables[m++] = cache->tables[j];
+                                break;
+                        }
+        int k = catalog_load_untrusted(rr->pg, tables, m, err);
+        if (k)
+                return k;
+
+        UntrustedUse *uses = NULL;
+        size_t nu = plan_untrusted(rr->rule, cache, &uses);
+        if (nu == 0)
+                return 0;
+        if (rr->rule->trust_triggers) {
+                for (size_t i = 0; i < nu; i++) {
+                        _cleanup_free_ char *what = untrusted_describe(uses[i].code);
+                        rr->res.untrusted = xreallocarray(rr->res.untrusted, rr->res.n_untrusted + 1, sizeof(char *));
+                        rr->res.untrusted[rr->res.n_untrusted++] =
+                                xasprintf("%s ran with this role's privileges %s (trust_triggers: true)", what, uses[i].when);
+                }
+                untrusted_uses_free(uses, nu);
+                return 0;
+        }
+        const CatUntrusted *c = uses[0].code;
+        _cleanup_free_ char *what = untrusted_describe(c);
+        StrBuf more = {};
+        for (size_t i = 1; i < nu; i++) {
+                _cleanup_free_ char *w = untrusted_describe(uses[i].code);
+                strbuf_appendf(&more, "%s%s %s", i == 1 ? " Also: " : "; ", w, uses[i].when);
+                if (i + 1 == nu)
+                        strbuf_append(&more, ".");
+        }
+        _cleanup_free_ char *detail = xasprintf("The %s would run with the privileges of the role retentiond runs as %s,"
+                                                " and its owner, role \"%s\", is neither that role nor a superuser."
+                                                " Nothing was changed.%s",
+                                                what, uses[0].when, c->owner, more.len ? strbuf_str(&more) : "");
+        strbuf_done(&more);
+        if (c->kind == CAT_CODE_RLS)
+                pg_error_set(err, NULL, detail,
+                             "Disable row-level security on the table, or have the table owned by the role retentiond runs as"
+                             " or by a superuser; to run the rule anyway, set \"trust_triggers: true\" on it.",
+                             "rule \"%s\" refused: row-level security on table %s runs code of role \"%s\"", rr->rule->name,
+                             c->relation, c->owner);
+        else
+                pg_error_set(err, NULL, detail,
+                             c->kind == CAT_CODE_TRIGGER
+                                     ? "Drop the trigger, or have its function owned by the role retentiond runs as or by a"
+                                       " superuser; to run the rule anyway, set \"trust_triggers: true\" on it."
+                                     : "Drop the rule, or have the table owned by the role retentiond runs as or by a superuser;"
+                                       " to run the rule anyway, set \"trust_triggers: true\" on it.",
+                             "rule \"%s\" refused: %s \"%s\" on table %s runs code of role \"%s\"", rr->rule->name,
+                             cat_code_kind_to_string(c->kind), c->name, c->relation, c->owner);
+        untrusted_uses_free(uses, nu);
+        return 1;
 }
 
 int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, const EnforceOptions *o, int64_t run_id,
@@ -1305,6 +1380,14 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
                 cache->stale = false;
         }
 
+        k = check_untrusted(rr, cache, &err);
+        if (k == 1) {
+                rule_run_fail(rr, RULE_FAILED, &err);
+                goto out;
+        }
+        if (k)
+                goto fail;
+
         if (plan_build(p, rule, cache, &rr->plan, &perr) < 0) {
                 pg_error_set(&err, NULL, perr, "Run \"retentiond check --database\" to see every catalog problem.",
                              "rule \"%s\" does not fit the database", rule->name);
@@ -1336,7 +1419,7 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
                 char id[32];
                 snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
                 const char *pp[] = { id, rr->res.cutoff };
-                k = pg_exec(pg, NULL, &err, "UPDATE retention.rule_runs SET cutoff = $2::timestamptz WHERE id = $1::bigint", 2, pp);
+                k = pg_exec(pg, NULL, &err, "SELECT retention.set_rule_run_cutoff($1::bigint, $2::timestamptz)", 2, pp);
                 if (k)
                         goto fail;
         } else {
@@ -1870,34 +1953,20 @@ int rule_run_step(RuleRun *rr) {
         return 0;
 }
 
+/* The rule run's per-hold and per-table counts (retention.add_rule_run_hold/_fk), recorded while
+ * it is still running: retention.finish_rule_run() then finishes and seals it. */
 static int trail_rule_record(RuleRun *rr, PgError *err) {
         RuleResult *res = &rr->res;
-        char id[32], held[32], skipped[32], locked[32], fk[32], overdue[32];
+        char id[32];
         snprintf(id, sizeof(id), "%" PRId64, res->rule_run_id);
-        snprintf(held, sizeof(held), "%" PRId64, res->held);
-        snprintf(skipped, sizeof(skipped), "%" PRId64, res->actionable + res->fk_blocked);
-        snprintf(locked, sizeof(locked), "%" PRId64, res->actionable);
-        snprintf(fk, sizeof(fk), "%" PRId64, res->fk_blocked);
-        snprintf(overdue, sizeof(overdue), "%" PRId64, res->overdue);
-        const char *sqlstate = res->error.sqlstate[0] ? res->error.sqlstate : NULL;
-        const char *p[] = { id, held, skipped, locked, fk, overdue, rule_outcome_to_string(res->outcome), sqlstate,
-                            res->error.primary };
-        int k = pg_exec(rr->pg, NULL, err,
-                        "UPDATE retention.rule_runs SET finished_at = clock_timestamp(), rows_held = $2::bigint,"
-                        " rows_skipped = $3::bigint, rows_skipped_locked = $4::bigint, rows_skipped_fk = $5::bigint,"
-                        " rows_overdue = $6::bigint, outcome = $7, sqlstate = $8, error = $9 WHERE id = $1::bigint",
-                        9, p);
-        if (k)
-                return k;
+        int k;
         for (size_t i = 0; i < res->n_holds; i++) {
                 if (res->holds[i].rows == 0)
                         continue;
                 char rows[32];
                 snprintf(rows, sizeof(rows), "%" PRId64, res->holds[i].rows);
                 const char *hp[] = { id, res->holds[i].name, rows };
-                k = pg_exec(rr->pg, NULL, err,
-                            "INSERT INTO retention.rule_run_holds (rule_run_id, hold, rows) VALUES ($1::bigint, $2, $3::bigint)",
-                            3, hp);
+                k = pg_exec(rr->pg, NULL, err, "SELECT retention.add_rule_run_hold($1::bigint, $2, $3::bigint)", 3, hp);
                 if (k)
                         return k;
         }
@@ -1907,24 +1976,29 @@ static int trail_rule_record(RuleRun *rr, PgError *err) {
                 char rows[32];
                 snprintf(rows, sizeof(rows), "%" PRId64, res->fks[i].rows);
                 const char *fp[] = { id, res->fks[i].name, rows };
-                k = pg_exec(rr->pg, NULL, err,
-                            "INSERT INTO retention.rule_run_fk (rule_run_id, referencing_table, rows)"
-                            " VALUES ($1::bigint, $2, $3::bigint)",
-                            3, fp);
+                k = pg_exec(rr->pg, NULL, err, "SELECT retention.add_rule_run_fk($1::bigint, $2, $3::bigint)", 3, fp);
                 if (k)
                         return k;
         }
         return 0;
 }
 
-/* The rule run's final row, its per-hold and per-table counts and its seal into the hash chain
- * (retention.seal_rule_run, sql/retention/002-receipts.sql), in one transaction: a finished rule
- * run is always sealed, and a sealed one is always complete. A seal waits for a concurrent one
- * (the chain head's row lock); a transient failure is retried a few times. */
+/* The rule run's per-hold and per-table counts, its final row and its seal into the hash chain
+ * (retention.finish_rule_run, which seals with retention.seal_rule_run), in one transaction: a
+ * finished rule run is always sealed, and a sealed one is always complete. A seal waits for a
+ * concurrent one (the chain head's row lock); a transient failure is retried a few times. */
 static int trail_rule_end(RuleRun *rr, PgError *err) {
-        char id[32];
-        snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
-        const char *p[] = { id };
+        RuleResult *res = &rr->res;
+        char id[32], held[32], skipped[32], locked[32], fk[32], overdue[32];
+        snprintf(id, sizeof(id), "%" PRId64, res->rule_run_id);
+        snprintf(held, sizeof(held), "%" PRId64, res->held);
+        snprintf(skipped, sizeof(skipped), "%" PRId64, res->actionable + res->fk_blocked);
+        snprintf(locked, sizeof(locked), "%" PRId64, res->actionable);
+        snprintf(fk, sizeof(fk), "%" PRId64, res->fk_blocked);
+        snprintf(overdue, sizeof(overdue), "%" PRId64, res->overdue);
+        const char *sqlstate = res->error.sqlstate[0] ? res->error.sqlstate : NULL;
+        const char *p[] = { id, rule_outcome_to_string(res->outcome), sqlstate, res->error.primary, held, skipped, locked,
+                            fk, overdue };
         int k = 0;
         for (unsigned attempt = 0; attempt < 3; attempt++) {
                 if (attempt > 0) {
@@ -1940,7 +2014,9 @@ static int trail_rule_end(RuleRun *rr, PgError *err) {
                 _cleanup_pgresult_ PGresult *r = NULL;
                 if (k == 0)
                         k = pg_exec(rr->pg, &r, err,
-                                    "SELECT sealed_seq, encode(sealed_hash, 'hex') FROM retention.seal_rule_run($1::bigint)", 1, p);
+                                    "SELECT sealed_seq, encode(sealed_hash, 'hex') FROM retention.finish_rule_run($1::bigint, $2,"
+                                    " $3, $4, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9::bigint)",
+                                    9, p);
                 if (k == 0)
                         k = pg_exec0(rr->pg, NULL, err, "COMMIT");
                 if (k == 0) {

@@ -62,6 +62,8 @@ typedef struct RuleResult {
         bool has_index;
         char **warnings;
         size_t n_warnings;
+        char **untrusted; /* code of another role that ran with the engine's privileges (trust_triggers) */
+        size_t n_untrusted;
 
         RuleOutcome outcome;
         PgError error; /* when FAILED, BREAKER or SKIPPED */

@@ -43,6 +43,7 @@ static const struct {
         [EVENT_RUNS_CLOSED] = { RETENTIOND_MESSAGE_RUNS_CLOSED, "runs-closed", LOG_WARNING },
         [EVENT_RULE_ATTENTION] = { RETENTIOND_MESSAGE_RULE_ATTENTION, "rule-needs-attention", LOG_WARNING },
         [EVENT_SLOT_IN_FUTURE] = { RETENTIOND_MESSAGE_SLOT_IN_FUTURE, "slot-in-future", LOG_WARNING },
+        [EVENT_UNTRUSTED_CODE] = { RETENTIOND_MESSAGE_UNTRUSTED_CODE, "untrusted-code", LOG_WARNING },
 };
 _Static_assert(ELEMENTSOF(event_table) == _EVENT_MAX, "every EventType needs a MESSAGE_ID and a name");
 

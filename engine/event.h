@@ -37,6 +37,7 @@ typedef enum EventType {
         EVENT_RUNS_CLOSED,       /* runs left `running` by a dead session were recorded as interrupted */
         EVENT_RULE_ATTENTION,    /* a rule needs attention: failing, breaker, not succeeded for long, overdue */
         EVENT_SLOT_IN_FUTURE,    /* a rule's last start (rule_slots) lies in the future: ignored */
+        EVENT_UNTRUSTED_CODE,    /* code of another role ran with the engine's privileges (trust_triggers) */
         _EVENT_MAX,
 } EventType;
 

@@ -679,6 +679,141 @@ static void check_where_lexically(const Rule *r, const Rule *of, char ***errors,
                                   r->name, of->name, sqlfrag_error_to_string(e), off));
 }
 
+/* ---- code of other roles ---- */
+
+char *untrusted_describe(const CatUntrusted *c) {
+        switch (c->kind) {
+        case CAT_CODE_TRIGGER:
+                return xasprintf("trigger \"%s\" on %s (function %s, owned by role \"%s\")", c->name, c->relation,
+                                 c->function ? c->function : "?", c->owner);
+        case CAT_CODE_RULE:
+                return xasprintf("rule \"%s\" on %s (owned by role \"%s\", the table's owner)", c->name, c->relation, c->owner);
+        case CAT_CODE_RLS:
+                return c->name[0] ? xasprintf("row-level security on %s (policies %s, owned by role \"%s\", the table's owner)",
+                                              c->relation, c->name, c->owner)
+                                  : xasprintf("row-level security on %s (owned by role \"%s\", the table's owner)",
+                                              c->relation, c->owner);
+        }
+        return xstrdup("code");
+}
+
+void untrusted_uses_free(UntrustedUse *v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(v[i].when);
+        free(v);
+}
+
+typedef struct UntrustedWalk {
+        const CatCache *cache;
+        UntrustedUse *uses;
+        size_t n_uses;
+        uint32_t *seen; /* oids walked, with their events: a table reached twice the same way adds nothing */
+        unsigned *seen_events;
+        size_t n_seen;
+} UntrustedWalk;
+
+static void untrusted_walk(UntrustedWalk *w, const CatTable *t, unsigned events, const char *when, unsigned depth) {
+        for (size_t i = 0; i < w->n_seen; i++)
+                if (w->seen[i] == t->oid && (w->seen_events[i] & events) == events)
+                        return;
+        w->seen = xreallocarray(w->seen, w->n_seen + 1, sizeof(uint32_t));
+        w->seen_events = xreallocarray(w->seen_events, w->n_seen + 1, sizeof(unsigned));
+        w->seen[w->n_seen] = t->oid;
+        w->seen_events[w->n_seen++] = events;
+
+        for (size_t i = 0; i < t->n_untrusted; i++) {
+                const CatUntrusted *c = &t->untrusted[i];
+                if (!(c->events & events))
+                        continue;
+                bool dup = false;
+                for (size_t j = 0; j < w->n_uses; j++)
+                        dup = dup || w->uses[j].code == c;
+                if (dup)
+                        continue;
+                w->uses = xreallocarray(w->uses, w->n_uses + 1, sizeof(UntrustedUse));
+                w->uses[w->n_uses++] = (UntrustedUse) { .code = c, .when = xstrdup(when) };
+        }
+        if (!(events & CAT_EVENT_DELETE) || depth >= 5)
+                return;
+        /* What a delete of t's rows does to the tables that reference them. */
+        _cleanup_free_ char *tn = qualified_name_display(&t->name);
+        for (size_t i = 0; i < t->n_referenced_by; i++) {
+                const CatForeignKey *fk = &t->referenced_by[i];
+                if (fk->on_delete != 'c' && fk->on_delete != 'n' && fk->on_delete != 'd')
+                        continue;
+                const CatTable *child = cat_cache_find_oid(w->cache, fk->child_oid);
+                if (!child)
+                        continue;
+                _cleanup_free_ char *cn = qualified_name_display(&child->name);
+                _cleanup_free_ char *w2 =
+                        fk->on_delete == 'c'
+                                ? xasprintf("when a delete from %s cascades into %s (constraint %s)", tn, cn, fk->name)
+                                : xasprintf("when a delete from %s sets %s in %s (constraint %s)", tn,
+                                            fk->on_delete == 'n' ? "NULL" : "DEFAULT", cn, fk->name);
+                untrusted_walk(w, child, fk->on_delete == 'c' ? CAT_EVENT_DELETE | CAT_EVENT_READ : CAT_EVENT_UPDATE | CAT_EVENT_READ,
+                               w2, depth + 1);
+        }
+}
+
+static void untrusted_walk_rule(UntrustedWalk *w, const Rule *r);
+
+size_t plan_untrusted(const Rule *r, const CatCache *cache, UntrustedUse **ret) {
+        UntrustedWalk w = { .cache = cache };
+        untrusted_walk_rule(&w, r);
+        free(w.seen);
+        free(w.seen_events);
+        *ret = w.uses;
+        return w.n_uses;
+}
+
+size_t plan_untrusted_tables(const Rule *r, const CatCache *cache, uint32_t **ret) {
+        UntrustedWalk w = { .cache = cache };
+        untrusted_walk_rule(&w, r);
+        untrusted_uses_free(w.uses, w.n_uses);
+        free(w.seen_events);
+        /* distinct oids, in the order first walked */
+        size_t n = 0;
+        for (size_t i = 0; i < w.n_seen; i++) {
+                bool dup = false;
+                for (size_t j = 0; j < n; j++)
+                        dup = dup || w.seen[j] == w.seen[i];
+                if (!dup)
+                        w.seen[n++] = w.seen[i];
+        }
+        *ret = w.seen;
+        return n;
+}
+
+static void untrusted_walk_rule(UntrustedWalk *w, const Rule *r) {
+        const CatCache *cache = w->cache;
+        const CatTable *t = cat_cache_find_name(cache, &r->table);
+        if (t) {
+                unsigned events = CAT_EVENT_READ;
+                if (r->action == ACTION_DELETE)
+                        events |= CAT_EVENT_DELETE;
+                if (r->action == ACTION_ANONYMISE || r->has_while_held)
+                        events |= CAT_EVENT_UPDATE;
+                _cleanup_free_ char *tn = qualified_name_display(&t->name);
+                _cleanup_free_ char *when = xasprintf("when the rule %s rows of %s",
+                                                      r->action == ACTION_ANONYMISE ? "anonymises"
+                                                      : r->has_while_held         ? "deletes or anonymises"
+                                                                                  : "deletes",
+                                                      tn);
+                untrusted_walk(w, t, events, when, 0);
+        }
+        /* The evidence of its derived holds is read in every statement: only row-level security
+         * runs there. */
+        for (size_t i = 0; i < r->n_holds; i++) {
+                const Hold *h = r->holds[i];
+                const CatTable *ht = h->registry ? NULL : cat_cache_find_name(cache, &h->table);
+                if (!ht)
+                        continue;
+                _cleanup_free_ char *hn = qualified_name_display(&ht->name);
+                _cleanup_free_ char *when = xasprintf("when the rule reads %s for hold \"%s\"", hn, h->name);
+                untrusted_walk(w, ht, CAT_EVENT_READ, when, 5);
+        }
+}
+
 size_t plan_check_rule(const Policy *policy, const Rule *r, const CatCache *cache, char ***errors, size_t *n_errors,
                        char ***warnings, size_t *n_warnings) {
         size_t before = *n_errors;
@@ -771,6 +906,24 @@ size_t plan_check_rule(const Policy *policy, const Rule *r, const CatCache *cach
                         if (ot && ot->oid == t->oid)
                                 check_where_lexically(r, o, errors, n_errors);
                 }
+
+        /* Code of another role that would run as this role: refused unless the rule trusts it. */
+        UntrustedUse *uses = NULL;
+        size_t n_uses = plan_untrusted(r, cache, &uses);
+        for (size_t i = 0; i < n_uses; i++) {
+                _cleanup_free_ char *what = untrusted_describe(uses[i].code);
+                if (r->trust_triggers)
+                        add_msg(warnings, n_warnings,
+                                xasprintf("rule \"%s\": %s runs with this role's privileges %s (trusted: trust_triggers is true)",
+                                          r->name, what, uses[i].when));
+                else
+                        add_msg(errors, n_errors,
+                                xasprintf("rule \"%s\": %s would run with this role's privileges %s; the owner is neither this"
+                                          " role nor a superuser",
+                                          r->name, what, uses[i].when));
+        }
+        untrusted_uses_free(uses, n_uses);
+        (void) policy;
         return *n_errors - before;
 }
 
@@ -817,13 +970,15 @@ static char *change_head(Gen *g, const char *tq, const char *a, bool delete, con
 }
 
 /* The CTE that adds the batch's count to the audit trail in the batch's own transaction, so
- * the trail never claims more than happened. `counter` is rows_deleted or rows_anonymised. */
+ * the trail never claims more than happened: rows deleted (or anonymised) and one batch, through
+ * retention.add_rule_run_counts() (the engine's role writes the trail only through its functions).
+ * A CTE that changes nothing runs only when used: the statement selects FROM trail (TRAIL_FROM). */
 static char *trail_cte(bool delete, const char *rule_run_param) {
-        const char *counter = delete ? "rows_deleted" : "rows_anonymised";
-        return xasprintf(", trail AS (UPDATE retention.rule_runs SET %s = %s + (SELECT count(*) FROM changed),"
-                         " batches = batches + 1 WHERE id = %s::bigint)",
-                         counter, counter, rule_run_param);
+        return xasprintf(", trail AS (SELECT retention.add_rule_run_counts(%s::bigint, %s, %s, 1, 0) AS rule_run)",
+                         rule_run_param, delete ? "(SELECT count(*) FROM changed)" : "0",
+                         delete ? "0" : "(SELECT count(*) FROM changed)");
 }
+#define TRAIL_FROM " FROM trail"
 
 /* The fast path, two statements in the batch's transaction. batch_bound: the upper end of the
  * range of the next batch_size age values, by an index-only probe (NULL: the range reaches the
@@ -898,7 +1053,7 @@ static void build_batch(Gen *g, const Rule *r) {
         strbuf_appendf(&b, ", changed AS (%s %s batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)%s", head,
                        del ? "USING" : "FROM", part ? " AND d.tableoid = b.toid" : "", dage, ce, trail);
         strbuf_append(&b, " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch), "
-                          NEXT_XID_SQL);
+                          NEXT_XID_SQL TRAIL_FROM);
         finish_statement(g, &p->batch, strbuf_steal(&b));
 
         if (r->action == ACTION_DELETE) {
@@ -950,7 +1105,7 @@ static void build_while_held(Gen *g, const Rule *r) {
                                    " WHERE %s >= %s::%s AND %s AND %s AND NOT %s ORDER BY %s LIMIT %s FOR UPDATE OF t SKIP LOCKED)"
                                    ", changed AS (%s FROM batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)%s"
                                    " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch), "
-                                   NEXT_XID_SQL,
+                                   NEXT_XID_SQL TRAIL_FROM,
                                    part ? ", t.tableoid AS toid" : "", age, tq, age, last, kind_sql_type(p->age_kind), due,
                                    held ? held : "false", done, age, lim, head, part ? " AND d.tableoid = b.toid" : "",
                                    dage, ce, trail));

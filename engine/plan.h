@@ -193,6 +193,22 @@ void explain_plan_done(ExplainPlan *e);
 void plan_row_keys(const CatTable *t, char *const *pk, size_t n_pk, const char *where_column, unsigned limit,
                    PlanStatement *ret);
 
+/* Code of another role that a rule's statements would make PostgreSQL run as the engine's role
+ * (catalog.h, CatUntrusted): triggers and rules that fire on what the rule does to its table
+ * (DELETE; UPDATE to anonymise), and to the tables a delete cascades into (ON DELETE CASCADE:
+ * DELETE; SET NULL, SET DEFAULT: UPDATE), on those tables and their partitions; row-level
+ * security on any of them and on the evidence tables of its derived holds. */
+typedef struct UntrustedUse {
+        const CatUntrusted *code;
+        char *when; /* "when the rule deletes rows of app.logs", "when a delete from app.accounts cascades ..." */
+} UntrustedUse;
+size_t plan_untrusted(const Rule *rule, const CatCache *cache, UntrustedUse **ret);
+/* The tables plan_untrusted() looks at for the rule (those of the cache): *ret gets their oids. */
+size_t plan_untrusted_tables(const Rule *rule, const CatCache *cache, uint32_t **ret);
+void untrusted_uses_free(UntrustedUse *v, size_t n);
+/* 'trigger "x" on app.t (function app.f(), owned by role "o")'; caller frees. */
+char *untrusted_describe(const CatUntrusted *c);
+
 /* Checks the catalog against a rule; appends human-readable problems (errors) and
  * warnings. Used by plan_build and by `check --database`. Returns number of errors. */
 size_t plan_check_rule(const Policy *policy, const Rule *rule, const CatCache *cache, char ***errors,

@@ -1245,13 +1245,13 @@ static void load_while_held(F *f, Rule *r, const Node *m, const char *rule_where
 
 static const char *const rule_keys[] = {
         "clause", "table", "column", "retain", "action", "columns", "subject", "subject_column", "holds",
-        "deadline", "while_held", "where", "from", "fiscal_year_start", "database",
+        "deadline", "while_held", "where", "from", "fiscal_year_start", "database", "trust_triggers",
         /* settings, in the order of setting_keys */
         "batch_size", "schedule", "window", "max_fraction", "max_rows", "breaker_min_rows",
 };
 enum {
         R_CLAUSE, R_TABLE, R_COLUMN, R_RETAIN, R_ACTION, R_COLUMNS, R_SUBJECT, R_SUBJECT_COLUMN, R_HOLDS,
-        R_DEADLINE, R_WHILE_HELD, R_WHERE, R_FROM, R_FISCAL_YEAR_START, R_DATABASE, R_SETTINGS,
+        R_DEADLINE, R_WHILE_HELD, R_WHERE, R_FROM, R_FISCAL_YEAR_START, R_DATABASE, R_TRUST_TRIGGERS, R_SETTINGS,
         _R_MAX = R_SETTINGS + _S_MAX,
 };
 
@@ -1374,6 +1374,8 @@ static void load_rule(F *f, const Node *k, const Node *v) {
                         r->where = xstrdup(w);
                 r->where_loc = loc_of(f, keys[R_WHERE]);
         }
+        if (vals[R_TRUST_TRIGGERS])
+                (void) get_bool(f, vals[R_TRUST_TRIGGERS], "trust_triggers", where, &r->trust_triggers);
         if (vals[R_DATABASE]) {
                 const char *d = get_scalar(f, vals[R_DATABASE], "database", where);
                 if (d)

@@ -131,6 +131,8 @@ typedef struct Rule {
         char *where;              /* trusted administrator SQL, or NULL: one boolean expression about the row t
                                    * that cannot leave its parentheses (sqlfrag.h); checked by the loader */
         Location where_loc;       /* the `where:` key */
+        bool trust_triggers;      /* run although code of another role (triggers, rules, row-level security)
+                                   * would run as the engine's role; warn instead of refusing */
 
         char *database_name;         /* `database:` as written, or NULL */
         const struct Database *database; /* resolved (the only one when not named); NULL without `databases:` */

@@ -106,6 +106,13 @@ void report_run(const RunResult *res, bool json, FILE *f) {
                         json_kv_bool(&b, "forced", r->forced);
                         json_named(&b, "held_by", r->holds, r->n_holds);
                         json_named(&b, "skipped_fk_by", r->fks, r->n_fks);
+                        strbuf_append(&b, ",\"untrusted_code\":[");
+                        for (size_t j = 0; j < r->n_untrusted; j++) {
+                                if (j)
+                                        strbuf_append(&b, ",");
+                                json_append_string(&b, r->untrusted[j]);
+                        }
+                        strbuf_append(&b, "]");
                         json_error(&b, &r->error);
                         strbuf_append(&b, "}");
                 }
@@ -146,6 +153,8 @@ void report_run(const RunResult *res, bool json, FILE *f) {
                                 r->actionable);
                 if (r->overdue > 0)
                         fprintf(f, "  OVERDUE: %" PRId64 " rows are past their deadline\n", r->overdue);
+                for (size_t j = 0; j < r->n_untrusted; j++)
+                        fprintf(f, "  WARNING: %s\n", r->untrusted[j]);
         }
         fprintf(f, "total: %" PRId64 " deleted, %" PRId64 " anonymised, %" PRId64 " held, %" PRId64 " skipped in %s\n", del,
                 anon, held, skipped, format_seconds(res->duration_usec, buf, sizeof(buf)));
@@ -229,6 +238,9 @@ void report_run_events(const RunResult *res) {
                 if (r->overdue > 0)
                         event_emit(EVENT_OVERDUE_FOUND, event_priority(EVENT_OVERDUE_FOUND), &ev,
                                    "rule %s: %" PRId64 " rows of %s are past their deadline", r->rule->name, r->overdue, tn);
+                for (size_t j = 0; j < r->n_untrusted; j++)
+                        event_emit(EVENT_UNTRUSTED_CODE, event_priority(EVENT_UNTRUSTED_CODE), &ev, "rule %s: %s", r->rule->name,
+                                   r->untrusted[j]);
                 for (size_t j = 0; j < r->n_fks; j++) {
                         if (r->fks[j].rows == 0)
                                 continue;

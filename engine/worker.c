@@ -131,16 +131,8 @@ static void mark_stale_run(Worker *w, int64_t run_id) {
         snprintf(id, sizeof(id), "%" PRId64, run_id);
         const char *p[] = { id };
         PgError e = {};
-        (void) pg_exec(w->pg, NULL, &e,
-                       "UPDATE retention.rule_runs SET outcome = 'interrupted', finished_at = clock_timestamp(),"
-                       " error = 'the connection to the database was lost'"
-                       " WHERE run_id = $1::bigint AND outcome = 'running'",
-                       1, p);
-        pg_error_done(&e);
-        (void) pg_exec(w->pg, NULL, &e,
-                       "UPDATE retention.runs SET outcome = 'interrupted', finished_at = clock_timestamp()"
-                       " WHERE id = $1::bigint AND outcome = 'running'",
-                       1, p);
+        /* Its rule runs still running, and the run: interrupted (sql/retention/005-safety.sql). */
+        (void) pg_exec(w->pg, NULL, &e, "SELECT retention.interrupt_run($1::bigint)", 1, p);
         pg_error_done(&e);
 }
 

@@ -16,9 +16,12 @@
 --   read_tables  optional, same syntax: tables only read (evidence of derived holds, e.g. the
 --                invoices of a tax hold, when no rule acts on them): SELECT only.
 --
--- On the retention schema the role gets USAGE, SELECT/INSERT/UPDATE on the audit trail and the
--- hold registry (whose triggers only allow recording a release), SELECT on schema_version and on
--- the hash chain's head (chain_head), and the sequences; never DELETE or TRUNCATE. Rerunning the
+-- On the retention schema (version 5 or later) the role gets USAGE, SELECT on its tables, and
+-- EXECUTE on the functions through which the engine and the CLI write the audit trail, the hold
+-- registry and the schedule slots (begin_run, begin_rule_run, add_rule_run_counts,
+-- finish_rule_run, place_hold, release_hold, ...); never INSERT, UPDATE, DELETE or TRUNCATE on a
+-- table of the schema, so that code running as the role (a trigger of an application table, for
+-- instance) cannot rewrite the trail or release a hold without its event. Rerunning the
 -- script converges: privileges this role holds on other tables of the same schemas are revoked
 -- (each revoke is reported).
 -- The role gets no password: use peer/cert authentication, or ALTER ROLE ... PASSWORD afterwards.
@@ -65,6 +68,17 @@ DECLARE
         parts regclass[] := '{}';
         schemas oid[] := '{}';
         g record;
+        f regprocedure;
+        -- Every write of the engine and of the CLI (sql/retention/005-safety.sql, section C).
+        writes constant text[] := ARRAY[
+                'retention.begin_run(text, text, text)', 'retention.end_run(bigint, text, int, int)',
+                'retention.interrupt_run(bigint)', 'retention.begin_rule_run(bigint, text, text, text, text)',
+                'retention.set_rule_run_cutoff(bigint, timestamptz)',
+                'retention.add_rule_run_counts(bigint, bigint, bigint, bigint, bigint)',
+                'retention.add_rule_run_hold(bigint, text, bigint)', 'retention.add_rule_run_fk(bigint, text, bigint)',
+                'retention.finish_rule_run(bigint, text, text, text, bigint, bigint, bigint, bigint, bigint)',
+                'retention.claim_rule_slot(text, text, timestamptz)',
+                'retention.place_hold(text, text, text, text, timestamptz)', 'retention.release_hold(bigint, text)'];
 BEGIN
         IF r IS NULL OR r = '' THEN
                 RAISE EXCEPTION 'role name is empty' USING HINT = 'psql -v role=retentiond ...';
@@ -101,21 +115,17 @@ BEGIN
                 RAISE EXCEPTION 'schema retention does not exist' USING HINT = 'Run retentiond migrate first.';
         END IF;
         EXECUTE format('GRANT USAGE ON SCHEMA retention TO %I', r);
+        -- Schema version 5: the role reads the audit trail, the hold registry and the slots, and
+        -- writes them only through the schema's functions (SECURITY DEFINER), never directly.
+        IF to_regprocedure('retention.begin_run(text, text, text)') IS NULL THEN
+                RAISE EXCEPTION 'schema retention is older than version 5' USING HINT = 'Run retentiond migrate first.';
+        END IF;
         EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA retention FROM %I', r);
-        EXECUTE format('GRANT SELECT ON retention.schema_version TO %I', r);
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE ON retention.runs, retention.rule_runs, '
-                       'retention.rule_run_holds, retention.rule_run_fk, retention.holds TO %I', r);
-        EXECUTE format('GRANT SELECT, INSERT ON retention.hold_events TO %I', r);
-        -- Schema version 2: the hash chain's head, read by `retentiond verify` and `receipt`. Only
-        -- retention.seal_rule_run() (SECURITY DEFINER) moves it; the role never writes it.
-        IF to_regclass('retention.chain_head') IS NOT NULL THEN
-                EXECUTE format('GRANT SELECT ON retention.chain_head TO %I', r);
-        END IF;
-        -- Schema version 3: the daemons' schedule slots per rule (several instances).
-        IF to_regclass('retention.rule_slots') IS NOT NULL THEN
-                EXECUTE format('GRANT SELECT, INSERT, UPDATE ON retention.rule_slots TO %I', r);
-        END IF;
-        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA retention TO %I', r);
+        EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA retention FROM %I', r);
+        EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA retention TO %I', r);
+        FOREACH f IN ARRAY writes::regprocedure[] LOOP
+                EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, r);
+        END LOOP;
         -- The engine sets these to 0 on its sessions, so statement parameters (the hash
         -- method's HMAC pads) never reach the server log, even when statements are logged.
         IF current_setting('server_version_num')::int >= 150000 THEN

@@ -119,7 +119,372 @@ COMMENT ON FUNCTION retention.hold_keys_noncanonical(text, regclass, name) IS
 
 -- ==== Section C: the trust boundary (narrow write functions, CHECKs, guards) ========================
 
+-- The engine's role writes retention.* only through the functions below (SECURITY DEFINER,
+-- owned by the role that migrates, search_path pinned): one per write the engine and the CLI
+-- make. sql/retentiond-role.sql grants EXECUTE on them and SELECT on the tables, and no INSERT,
+-- UPDATE or DELETE on any table of the schema: code that runs as the engine's role (a trigger
+-- of an application table, say) can then add to the trail only what these functions allow, and
+-- can release a hold only with its event. Counts are never negative; the append-only guards
+-- also refuse an INSERT that claims what only the engine's steps can make (a sealed or finished
+-- rule run, a finished run, an event of a release that did not happen).
 
+-- Counts are never negative ------------------------------------------------------------------------
+
+ALTER TABLE retention.rule_runs DROP CONSTRAINT IF EXISTS rule_runs_counts_check;
+ALTER TABLE retention.rule_runs ADD CONSTRAINT rule_runs_counts_check CHECK (
+        rows_deleted >= 0 AND rows_anonymised >= 0 AND rows_held >= 0 AND rows_skipped >= 0
+        AND rows_skipped_locked >= 0 AND rows_skipped_fk >= 0 AND rows_overdue >= 0
+        AND partitions_dropped >= 0 AND batches >= 0) NOT VALID;
+ALTER TABLE retention.rule_runs VALIDATE CONSTRAINT rule_runs_counts_check;
+ALTER TABLE retention.runs DROP CONSTRAINT IF EXISTS runs_counts_check;
+ALTER TABLE retention.runs ADD CONSTRAINT runs_counts_check CHECK (rules_total >= 0 AND rules_failed >= 0) NOT VALID;
+ALTER TABLE retention.runs VALIDATE CONSTRAINT runs_counts_check;
+ALTER TABLE retention.rule_run_holds DROP CONSTRAINT IF EXISTS rule_run_holds_rows_check;
+ALTER TABLE retention.rule_run_holds ADD CONSTRAINT rule_run_holds_rows_check CHECK (rows >= 0) NOT VALID;
+ALTER TABLE retention.rule_run_holds VALIDATE CONSTRAINT rule_run_holds_rows_check;
+ALTER TABLE retention.rule_run_fk DROP CONSTRAINT IF EXISTS rule_run_fk_rows_check;
+ALTER TABLE retention.rule_run_fk ADD CONSTRAINT rule_run_fk_rows_check CHECK (rows >= 0) NOT VALID;
+ALTER TABLE retention.rule_run_fk VALIDATE CONSTRAINT rule_run_fk_rows_check;
+
+-- INSERT guards --------------------------------------------------------------------------------------
+-- A run and a rule run begin empty and running: their end, counts and seal come only from the
+-- engine's later steps (and the seal from retention.seal_rule_run). A row inserted as sealed would
+-- never be sealed for real (the seal returns an existing seal as it is) and would stop the chain.
+
+CREATE OR REPLACE FUNCTION retention.rule_runs_insert_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+        IF NEW.seq IS NOT NULL OR NEW.prev_hash IS NOT NULL OR NEW.hash IS NOT NULL OR NEW.sealed_at IS NOT NULL THEN
+                RAISE EXCEPTION 'a rule run cannot be inserted sealed'
+                        USING ERRCODE = 'insufficient_privilege',
+                              DETAIL = 'seq, prev_hash, hash and sealed_at are set only by retention.seal_rule_run().',
+                              HINT = 'Begin a rule run with retention.begin_rule_run().';
+        END IF;
+        IF NEW.finished_at IS NOT NULL OR NEW.outcome IS DISTINCT FROM 'running' OR NEW.sqlstate IS NOT NULL
+           OR NEW.error IS NOT NULL THEN
+                RAISE EXCEPTION 'a rule run cannot be inserted finished'
+                        USING ERRCODE = 'insufficient_privilege',
+                              DETAIL = 'A rule run begins running, with no end, outcome or error.',
+                              HINT = 'Begin a rule run with retention.begin_rule_run().';
+        END IF;
+        IF NEW.rows_deleted <> 0 OR NEW.rows_anonymised <> 0 OR NEW.rows_held <> 0 OR NEW.rows_skipped <> 0
+           OR NEW.rows_skipped_locked <> 0 OR NEW.rows_skipped_fk <> 0 OR NEW.rows_overdue <> 0
+           OR NEW.partitions_dropped <> 0 OR NEW.batches <> 0 THEN
+                RAISE EXCEPTION 'a rule run cannot be inserted with counts'
+                        USING ERRCODE = 'insufficient_privilege',
+                              DETAIL = 'A rule run begins with every count 0; its batches add to them.',
+                              HINT = 'Begin a rule run with retention.begin_rule_run().';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM retention.runs u WHERE u.id = NEW.run_id AND u.finished_at IS NULL) THEN
+                RAISE EXCEPTION 'run % is not running', NEW.run_id
+                        USING ERRCODE = 'object_not_in_prerequisite_state',
+                              DETAIL = 'A rule run is added only to a run that has not ended.';
+        END IF;
+        RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retention.rule_runs_insert_guard() IS
+        'Trigger: a rule run is inserted running, unsealed, with every count 0, into a run that has not ended.';
+
+CREATE OR REPLACE FUNCTION retention.runs_insert_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+        IF NEW.finished_at IS NOT NULL OR NEW.outcome IS DISTINCT FROM 'running' OR NEW.rules_total <> 0
+           OR NEW.rules_failed <> 0 THEN
+                RAISE EXCEPTION 'a run cannot be inserted finished'
+                        USING ERRCODE = 'insufficient_privilege',
+                              DETAIL = 'A run begins running, with no end, outcome or rule counts.',
+                              HINT = 'Begin a run with retention.begin_run().';
+        END IF;
+        RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retention.runs_insert_guard() IS 'Trigger: a run is inserted running, with no end and no counts.';
+
+-- Every release of a hold has its event: the release itself writes it (a trigger, so that it holds
+-- for every role and every path), and an event that claims a release that did not happen, or a
+-- second one, is refused.
+CREATE OR REPLACE FUNCTION retention.holds_release_event() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+        INSERT INTO retention.hold_events (hold_id, event, at, by) VALUES (NEW.id, 'released', NEW.released_at, NEW.released_by);
+        RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION retention.holds_release_event() IS
+        'Trigger: records a hold''s release in retention.hold_events, in the statement that releases it.';
+
+CREATE OR REPLACE FUNCTION retention.hold_events_insert_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+        h retention.holds;
+BEGIN
+        SELECT * INTO h FROM retention.holds WHERE id = NEW.hold_id;
+        IF NOT FOUND THEN
+                RAISE EXCEPTION 'hold % does not exist', NEW.hold_id
+                        USING ERRCODE = 'foreign_key_violation',
+                              DETAIL = 'An event of the hold registry belongs to a hold of retention.holds.';
+        END IF;
+        IF EXISTS (SELECT 1 FROM retention.hold_events e WHERE e.hold_id = NEW.hold_id AND e.event = NEW.event) THEN
+                RAISE EXCEPTION 'hold % already has its % event', NEW.hold_id, NEW.event
+                        USING ERRCODE = 'unique_violation',
+                              DETAIL = 'A hold is placed once and released once; each has one event.';
+        END IF;
+        IF NEW.event = 'released' AND h.released_at IS NULL THEN
+                RAISE EXCEPTION 'hold % was not released', NEW.hold_id
+                        USING ERRCODE = 'check_violation',
+                              DETAIL = 'A release event records a release of retention.holds.',
+                              HINT = 'Release a hold with: retentiond hold release ID.';
+        END IF;
+        RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retention.hold_events_insert_guard() IS
+        'Trigger: an event of retention.hold_events belongs to an existing hold, is its only event of that kind, '
+        'and a release event records a release that happened.';
+
+CREATE OR REPLACE TRIGGER rule_runs_insert_guard
+        BEFORE INSERT ON retention.rule_runs
+        FOR EACH ROW EXECUTE FUNCTION retention.rule_runs_insert_guard();
+CREATE OR REPLACE TRIGGER runs_insert_guard
+        BEFORE INSERT ON retention.runs
+        FOR EACH ROW EXECUTE FUNCTION retention.runs_insert_guard();
+CREATE OR REPLACE TRIGGER holds_release_event
+        AFTER UPDATE ON retention.holds
+        FOR EACH ROW WHEN (OLD.released_at IS NULL AND NEW.released_at IS NOT NULL)
+        EXECUTE FUNCTION retention.holds_release_event();
+CREATE OR REPLACE TRIGGER hold_events_insert_guard
+        BEFORE INSERT ON retention.hold_events
+        FOR EACH ROW EXECUTE FUNCTION retention.hold_events_insert_guard();
+
+-- The writes of the engine and of the CLI ---------------------------------------------------------
+-- Each checks what it may change: a run or rule run that has not ended, a rule run that is not
+-- sealed, counts that only grow. They are the only writes the role of sql/retentiond-role.sql has.
+
+CREATE OR REPLACE FUNCTION retention.begin_run(run_host text, run_version text, run_mode text) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        INSERT INTO retention.runs (host, version, mode) VALUES (run_host, run_version, run_mode) RETURNING id
+$$;
+COMMENT ON FUNCTION retention.begin_run(text, text, text) IS
+        'The start of an enforcement run: a retention.runs row (host, version, mode), running; returns its id.';
+
+CREATE OR REPLACE FUNCTION retention.end_run(run bigint, run_outcome text, total int, failed int) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+        UPDATE retention.runs SET finished_at = clock_timestamp(), outcome = run_outcome, rules_total = total,
+               rules_failed = failed
+         WHERE id = run AND finished_at IS NULL;
+        IF NOT FOUND THEN
+                RAISE EXCEPTION 'run % is not running', run
+                        USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'A run ends once.';
+        END IF;
+END;
+$$;
+COMMENT ON FUNCTION retention.end_run(bigint, text, int, int) IS
+        'The end of a run that has not ended: its end time, outcome and rule counts.';
+
+CREATE OR REPLACE FUNCTION retention.interrupt_run(run bigint) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        UPDATE retention.rule_runs SET outcome = 'interrupted', finished_at = clock_timestamp(),
+               error = 'the connection to the database was lost'
+         WHERE run_id = run AND outcome = 'running' AND finished_at IS NULL AND seq IS NULL;
+        UPDATE retention.runs SET outcome = 'interrupted', finished_at = clock_timestamp()
+         WHERE id = run AND outcome = 'running' AND finished_at IS NULL;
+$$;
+COMMENT ON FUNCTION retention.interrupt_run(bigint) IS
+        'Marks a run whose connection was lost, and its rule runs still running, interrupted (the daemon, after it reconnects).';
+
+CREATE OR REPLACE FUNCTION retention.begin_rule_run(run bigint, rule_name text, rule_clause text, rule_table text,
+                                                    rule_action text) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        INSERT INTO retention.rule_runs (run_id, rule, clause, table_name, action)
+        VALUES (run, rule_name, rule_clause, rule_table, rule_action) RETURNING id
+$$;
+COMMENT ON FUNCTION retention.begin_rule_run(bigint, text, text, text, text) IS
+        'The start of a rule run in a run that has not ended: running, every count 0; returns its id.';
+
+-- The rule run, locked, when it may still change: it exists, has not finished and is not sealed.
+CREATE OR REPLACE FUNCTION retention.open_rule_run(rule_run bigint) RETURNS retention.rule_runs
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+        r retention.rule_runs;
+BEGIN
+        SELECT * INTO r FROM retention.rule_runs WHERE id = rule_run FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+                RAISE EXCEPTION 'the audit trail''s rule run % does not exist', rule_run USING ERRCODE = 'no_data_found';
+        END IF;
+        IF r.seq IS NOT NULL OR r.finished_at IS NOT NULL THEN
+                RAISE EXCEPTION 'rule run % has finished and can no longer change', rule_run
+                        USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        RETURN r;
+END;
+$$;
+REVOKE ALL ON FUNCTION retention.open_rule_run(bigint) FROM PUBLIC;
+COMMENT ON FUNCTION retention.open_rule_run(bigint) IS
+        'Internal to the write functions: locks a rule run that has neither finished nor been sealed, or raises.';
+
+CREATE OR REPLACE FUNCTION retention.set_rule_run_cutoff(rule_run bigint, rule_cutoff timestamptz) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+        r retention.rule_runs := retention.open_rule_run(rule_run);
+BEGIN
+        IF r.cutoff IS NOT NULL THEN
+                RAISE EXCEPTION 'rule run % already has its cutoff', rule_run
+                        USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'PostgreSQL computes a rule run''s cutoff once.';
+        END IF;
+        UPDATE retention.rule_runs SET cutoff = rule_cutoff WHERE id = rule_run;
+END;
+$$;
+COMMENT ON FUNCTION retention.set_rule_run_cutoff(bigint, timestamptz) IS 'Records a running rule run''s cutoff, once.';
+
+CREATE OR REPLACE FUNCTION retention.add_rule_run_counts(rule_run bigint, deleted bigint, anonymised bigint, added_batches bigint,
+                                                         partitions bigint) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+        r retention.rule_runs := retention.open_rule_run(rule_run);
+BEGIN
+        IF deleted < 0 OR anonymised < 0 OR added_batches < 0 OR partitions < 0 THEN
+                RAISE EXCEPTION 'the counts of rule run % only grow', rule_run
+                        USING ERRCODE = 'check_violation',
+                              DETAIL = format('Deleted %s, anonymised %s, batches %s, partitions %s were to be added.',
+                                              deleted, anonymised, added_batches, partitions);
+        END IF;
+        UPDATE retention.rule_runs SET rows_deleted = rows_deleted + deleted, rows_anonymised = rows_anonymised + anonymised,
+               batches = batches + added_batches, partitions_dropped = partitions_dropped + partitions
+         WHERE id = r.id;
+        RETURN rule_run;
+END;
+$$;
+COMMENT ON FUNCTION retention.add_rule_run_counts(bigint, bigint, bigint, bigint, bigint) IS
+        'Adds a batch''s (or a partition drop''s) rows deleted and anonymised, batches and partitions to a running rule '
+        'run, in the transaction that changed them; never less than 0. Returns the rule run''s id.';
+
+CREATE OR REPLACE FUNCTION retention.add_rule_run_hold(rule_run bigint, hold_name text, hold_rows bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+        PERFORM retention.open_rule_run(rule_run);
+        INSERT INTO retention.rule_run_holds (rule_run_id, hold, rows) VALUES (rule_run, hold_name, hold_rows);
+END;
+$$;
+COMMENT ON FUNCTION retention.add_rule_run_hold(bigint, text, bigint) IS
+        'Records the due rows one hold kept in a running rule run (before it finishes and is sealed).';
+
+CREATE OR REPLACE FUNCTION retention.add_rule_run_fk(rule_run bigint, fk_table text, fk_rows bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+        PERFORM retention.open_rule_run(rule_run);
+        INSERT INTO retention.rule_run_fk (rule_run_id, referencing_table, rows) VALUES (rule_run, fk_table, fk_rows);
+END;
+$$;
+COMMENT ON FUNCTION retention.add_rule_run_fk(bigint, text, bigint) IS
+        'Records the due rows a referencing table kept in a running rule run (before it finishes and is sealed).';
+
+CREATE OR REPLACE FUNCTION retention.finish_rule_run(rule_run bigint, rule_outcome text, error_sqlstate text, error_text text,
+                                                     held bigint, skipped bigint, skipped_locked bigint, skipped_fk bigint,
+                                                     overdue bigint, OUT sealed_seq bigint, OUT sealed_hash bytea)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+        PERFORM retention.open_rule_run(rule_run);
+        IF rule_outcome IS NOT DISTINCT FROM 'running' THEN
+                RAISE EXCEPTION 'a rule run finishes with an outcome other than running' USING ERRCODE = 'check_violation';
+        END IF;
+        UPDATE retention.rule_runs SET finished_at = clock_timestamp(), rows_held = held, rows_skipped = skipped,
+               rows_skipped_locked = skipped_locked, rows_skipped_fk = skipped_fk, rows_overdue = overdue,
+               outcome = rule_outcome, sqlstate = error_sqlstate, error = error_text
+         WHERE id = rule_run;
+        SELECT s.sealed_seq, s.sealed_hash INTO sealed_seq, sealed_hash FROM retention.seal_rule_run(rule_run) s;
+END;
+$$;
+COMMENT ON FUNCTION retention.finish_rule_run(bigint, text, text, text, bigint, bigint, bigint, bigint, bigint) IS
+        'The end of a running rule run: its outcome, error and final counts, and its seal into the hash chain, in the '
+        'caller''s transaction (its per-hold and per-table counts are recorded before). Returns the seal.';
+
+-- The engine decides whether a slot is free from what it reads (its last start, the rule's last
+-- rule run); the claim succeeds only if the last start is still the one it judged (NULL: no row),
+-- so that of two daemons trying at the same moment one claims and the other sees it taken.
+CREATE OR REPLACE FUNCTION retention.claim_rule_slot(rule_name text, claim_host text, seen timestamptz)
+RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        INSERT INTO retention.rule_slots AS s (rule, last_started, host) VALUES (rule_name, now(), claim_host)
+        ON CONFLICT (rule) DO UPDATE SET last_started = now(), host = claim_host, backend_pid = pg_backend_pid()
+        WHERE s.last_started IS NOT DISTINCT FROM seen
+        RETURNING true
+$$;
+COMMENT ON FUNCTION retention.claim_rule_slot(text, text, timestamptz) IS
+        'Claims a rule''s schedule slot (several daemons) for this session: true when its last start is still `seen` '
+        '(NULL: the rule had no slot yet); NULL when another daemon claimed it meanwhile.';
+
+CREATE OR REPLACE FUNCTION retention.place_hold(hold_subject text, hold_key text, hold_reason text, hold_by text,
+                                                hold_until timestamptz) RETURNS retention.holds
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+        h retention.holds;
+BEGIN
+        INSERT INTO retention.holds (subject, subject_key, reason, placed_by, expires_at)
+        VALUES (hold_subject, hold_key, hold_reason, hold_by, hold_until) RETURNING * INTO h;
+        INSERT INTO retention.hold_events (hold_id, event, at, by) VALUES (h.id, 'placed', h.placed_at, hold_by);
+        RETURN h;
+END;
+$$;
+COMMENT ON FUNCTION retention.place_hold(text, text, text, text, timestamptz) IS
+        'Places an operator''s hold (retentiond hold add) and records its placed event; returns the hold.';
+
+CREATE OR REPLACE FUNCTION retention.release_hold(hold_id bigint, releaser text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+        -- The release event is written by the trigger holds_release_event, in this UPDATE.
+        UPDATE retention.holds h SET released_at = now(), released_by = releaser
+         WHERE h.id = hold_id AND h.released_at IS NULL;
+        IF FOUND THEN
+                RETURN true;
+        END IF;
+        RETURN CASE WHEN EXISTS (SELECT 1 FROM retention.holds h WHERE h.id = hold_id) THEN false END;
+END;
+$$;
+COMMENT ON FUNCTION retention.release_hold(bigint, text) IS
+        'Releases a hold (retentiond hold release) with its released event: true; false when it was released '
+        'already; NULL when there is no such hold.';
+
+-- Only the roles given EXECUTE (sql/retentiond-role.sql) may call them, and the seal.
+DO $grants$
+DECLARE
+        f regprocedure;
+        g record;
+        writes constant regprocedure[] := ARRAY[
+                'retention.begin_run(text, text, text)', 'retention.end_run(bigint, text, int, int)',
+                'retention.interrupt_run(bigint)', 'retention.begin_rule_run(bigint, text, text, text, text)',
+                'retention.set_rule_run_cutoff(bigint, timestamptz)',
+                'retention.add_rule_run_counts(bigint, bigint, bigint, bigint, bigint)',
+                'retention.add_rule_run_hold(bigint, text, bigint)', 'retention.add_rule_run_fk(bigint, text, bigint)',
+                'retention.finish_rule_run(bigint, text, text, text, bigint, bigint, bigint, bigint, bigint)',
+                'retention.claim_rule_slot(text, text, timestamptz)',
+                'retention.place_hold(text, text, text, text, timestamptz)', 'retention.release_hold(bigint, text)',
+                'retention.seal_rule_run(bigint)']::regprocedure[];
+BEGIN
+        FOREACH f IN ARRAY writes LOOP
+                EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        END LOOP;
+        -- Roles that wrote the trail directly before version 5 (the grants of sql/retentiond-role.sql
+        -- then: INSERT on retention.rule_runs) now write it through the functions, and only so.
+        FOR g IN
+                SELECT DISTINCT a.grantee::regrole AS r
+                  FROM pg_class c, aclexplode(c.relacl) a
+                 WHERE c.oid = 'retention.rule_runs'::regclass AND a.privilege_type = 'INSERT'
+                   AND a.grantee <> 0 AND a.grantee <> c.relowner
+                   AND NOT EXISTS (SELECT 1 FROM pg_roles o WHERE o.oid = a.grantee AND o.rolsuper)
+        LOOP
+                FOREACH f IN ARRAY writes LOOP
+                        CONTINUE WHEN f = 'retention.seal_rule_run(bigint)'::regprocedure;
+                        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, g.r);
+                END LOOP;
+                EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA retention FROM %s', g.r);
+                EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA retention TO %s', g.r);
+                EXECUTE format('REVOKE USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA retention FROM %s', g.r);
+                RAISE NOTICE 'role % now writes the retention schema only through its functions', g.r;
+        END LOOP;
+END;
+$grants$;
 
 -- ==== end of section C =============================================================================
 

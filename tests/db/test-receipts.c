@@ -315,6 +315,9 @@ static const char *RULE_RUN_901 =
 /* Rule runs 901-904 in runs 901-902, unsealed (so that their counts can be added): NULLs, multibyte
  * UTF-8, empty strings, extreme counts, several holds and referencing tables, or none. */
 static void identity_rows(PGconn *c) {
+        /* fixtures, as they could have been left: past version 5's INSERT guards (a rule run is
+         * inserted running and empty), as a superuser turning them off would */
+        triggers(c, false);
         pgtest_exec(c, "INSERT INTO retention.runs (id, started_at, host, version, mode) VALUES"
                        " (901, '2026-03-01 02:00:00.123456+00', 'hôte-ß.example', '0.1.0', 'daemon'),"
                        " (902, '1999-12-31 23:59:59.999999+00', '', '', 'run')");
@@ -336,6 +339,7 @@ static void identity_rows(PGconn *c) {
                        " (901, '日本', 6), (901, 'ä', 7), (901, 'tax-records', 9223372036854775807), (904, 'x', 0)");
         pgtest_exec(c, "INSERT INTO retention.rule_run_fk (rule_run_id, referencing_table, rows) VALUES"
                        " (901, 'app.\"Z\"', 1), (901, 'app.a', 2), (901, 'app.ä', 3), (903, 'app.only', 0)");
+        triggers(c, true);
 }
 
 /* In rc_v (n, x): every rule run of the database, and each of 901-904 changed by each of these:
@@ -683,8 +687,9 @@ static void test_unfinished_not_a_break(void **state) {
         /* an engine killed in the middle of a rule: run and rule run rows that never finished, as
          * trail_run_begin and trail_rule_begin leave them */
         pgtest_exec(c, "INSERT INTO retention.runs (host, version, mode) VALUES ('h', 'v', 'daemon')");
-        pgtest_exec(c, "INSERT INTO retention.rule_runs (run_id, rule, clause, table_name, action, rows_deleted, batches)"
-                       " VALUES (2, 'logs', 'c', 'app.logs', 'delete', 100, 1)");
+        pgtest_exec(c, "INSERT INTO retention.rule_runs (run_id, rule, clause, table_name, action)"
+                       " VALUES (2, 'logs', 'c', 'app.logs', 'delete')");
+        pgtest_exec(c, "UPDATE retention.rule_runs SET rows_deleted = 100, batches = 1 WHERE run_id = 2 AND rule = 'logs'");
         /* ... and one the daemon later marked interrupted after losing its connection */
         pgtest_exec(c, "INSERT INTO retention.rule_runs (run_id, rule, clause, table_name, action) VALUES (2, 'tickets', 'c', 'app.tickets', 'delete')");
         pgtest_exec(c, "UPDATE retention.rule_runs SET outcome = 'interrupted', finished_at = clock_timestamp(),"
@@ -753,11 +758,13 @@ static void *sealer(void *arg) {
 }
 
 static void finished_rule_runs(PGconn *c, int n) {
+        triggers(c, false); /* fixtures: past version 5's INSERT guards */
         pgtest_exec(c, "INSERT INTO retention.runs (host, version, mode) VALUES ('h', 'v', 'run')");
         pgtest_exec(c, "INSERT INTO retention.rule_runs (run_id, rule, clause, table_name, action, finished_at, outcome,"
                        " rows_deleted) SELECT (SELECT max(id) FROM retention.runs), 'r' || i, 'c', 'app.t', 'delete',"
                        " clock_timestamp(), 'success', i FROM generate_series(1, %d) i",
                     n);
+        triggers(c, true);
 }
 
 static void test_concurrent_seals(void **state) {
@@ -1134,7 +1141,9 @@ static void test_append_only(void **state) {
         char *ci, *pol, b[16];
         PGconn *c = receipts_db("rc_guards", &ci, &pol);
         run_ok(pol, ci);
-        pgtest_exec(c, "INSERT INTO retention.rule_runs (run_id, rule, clause, table_name, action) VALUES (1, 'x', 'c', 't', 'delete')");
+        /* an unsealed rule run (version 5: of a run that has not ended) */
+        pgtest_exec(c, "INSERT INTO retention.runs (host, version, mode) VALUES ('h', 'v', 'run')");
+        pgtest_exec(c, "INSERT INTO retention.rule_runs (run_id, rule, clause, table_name, action) VALUES (2, 'x', 'c', 't', 'delete')");
         struct {
                 const char *sql, *state;
         } cases[] = {
@@ -1221,14 +1230,15 @@ static void test_append_only(void **state) {
                 free(e);
         }
 
-        /* the guards of version 4, enabled: name, tgtype (1 row, 2 before, 8 delete, 16 update,
-         * 32 truncate), tgenabled, whether it has a WHEN */
+        /* the guards of version 4 and version 5's INSERT guards, enabled: name, tgtype (1 row,
+         * 2 before, 4 insert, 8 delete, 16 update, 32 truncate), tgenabled, whether it has a WHEN */
         static const char guards_sql[] =
                 "SELECT string_agg(format('%s %s %s %s', t.tgname, t.tgtype, t.tgenabled, t.tgqual IS NOT NULL), ', '"
                 " ORDER BY t.tgname) FROM pg_trigger t"
                 " WHERE t.tgrelid IN ('retention.runs'::regclass, 'retention.rule_runs'::regclass) AND NOT t.tgisinternal";
-        static const char guards[] = "rule_runs_append_only 11 O f, rule_runs_no_truncate 34 O f, rule_runs_sealed 19 O t, "
-                                     "runs_append_only 11 O f, runs_identity 19 O t, runs_no_truncate 34 O f";
+        static const char guards[] = "rule_runs_append_only 11 O f, rule_runs_insert_guard 7 O f, rule_runs_no_truncate 34 O f,"
+                                     " rule_runs_sealed 19 O t, runs_append_only 11 O f, runs_identity 19 O t,"
+                                     " runs_insert_guard 7 O f, runs_no_truncate 34 O f";
         rt_assert_sql(c, guards, "%s", guards_sql);
         rt_assert_sql(c, "t", "SELECT strpos(pg_get_triggerdef(oid), ' WHEN ((old.seq IS NOT NULL)) ') > 0"
                               " AND tgfoid = 'retention.rule_runs_append_only'::regproc"
@@ -1259,18 +1269,9 @@ static void test_engine_role(void **state) {
         (void) state;
         char *ci, *pol, *out, b[16];
         PGconn *c = receipts_db("rc_role", &ci, &pol);
-        /* the grants of sql/retentiond-role.sql, and nothing on chain_head but SELECT */
-        pgtest_exec(c, "DO $$ BEGIN CREATE ROLE rc_engine LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
-        pgtest_exec(c, "GRANT USAGE ON SCHEMA retention, app TO rc_engine");
-        pgtest_exec(c, "GRANT SELECT ON retention.schema_version, retention.chain_head TO rc_engine");
-        pgtest_exec(c, "GRANT SELECT, INSERT, UPDATE ON retention.runs, retention.rule_runs, retention.rule_run_holds,"
-                       " retention.rule_run_fk, retention.holds TO rc_engine");
-        pgtest_exec(c, "GRANT SELECT, INSERT ON retention.hold_events TO rc_engine");
-        pgtest_exec(c, "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA retention TO rc_engine");
-        pgtest_exec(c, "GRANT SELECT, UPDATE, DELETE ON app.logs, app.tickets TO rc_engine");
-        pgtest_exec(c, "GRANT SELECT ON app.accounts TO rc_engine");
-        char *eci = rt_asprintf("%s user=rc_engine", ci);
-
+        /* the role sql/retentiond-role.sql makes: SELECT on the trail, its writes through the
+         * schema's functions, nothing on chain_head but SELECT */
+        char *eci = pgtest_engine_role(ci, "rc_engine", "app.logs, app.tickets", "app.accounts");
         rt_expect(0, NULL, NULL, "-p", pol, "-d", eci, "run");
         rt_assert_sql(c, "2", "SELECT count(*) FROM retention.rule_runs WHERE seq IS NOT NULL");
         rt_expect(0, &out, NULL, "-d", eci, "verify");
@@ -1282,6 +1283,9 @@ static void test_engine_role(void **state) {
         PGconn *e = pgtest_connect(eci);
         assert_string_equal(sqlstate_of(e, "UPDATE retention.chain_head SET seq = 0, hash = NULL", b, sizeof(b)), "42501");
         assert_string_equal(sqlstate_of(e, "UPDATE retention.rule_runs SET rows_deleted = 0", b, sizeof(b)), "42501");
+        assert_string_equal(sqlstate_of(e, "INSERT INTO retention.runs (host, version, mode) VALUES ('h', 'v', 'run')", b,
+                                        sizeof(b)), "42501");
+        assert_string_equal(sqlstate_of(e, "SELECT retention.seal_rule_run(1)", b, sizeof(b)), "42501");
         PQfinish(e);
         free(eci);
         free(pol);
