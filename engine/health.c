@@ -318,17 +318,7 @@ int trail_close_abandoned(Pg *pg, char **ret_ids, PgError *err) {
         *ret_ids = NULL;
         /* One statement, its own transaction: pg_stat_activity is read after the snapshot that
          * shows the runs, so a run whose session is missing there had ended. A run of a live
-         * session is never touched, wherever it comes from. */
-        return pg_value(pg, ret_ids, err,
-                        "WITH dead AS ("
-                        "  UPDATE retention.runs SET outcome = 'interrupted', finished_at = clock_timestamp()"
-                        "   WHERE outcome = 'running'"
-                        "     AND backend_pid NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)"
-                        "   RETURNING id),"
-                        " rr AS ("
-                        "  UPDATE retention.rule_runs SET outcome = 'interrupted', finished_at = clock_timestamp(),"
-                        "         error = 'the engine''s database session ended during the rule run'"
-                        "   WHERE outcome = 'running' AND run_id IN (SELECT id FROM dead) RETURNING 1)"
-                        " SELECT string_agg(id::text, ', ' ORDER BY id) FROM dead",
-                        0, NULL);
+         * session is never touched, wherever it comes from. retention.close_abandoned_runs()
+         * (sql/retention/005-safety.sql): the role writes the trail only through its functions. */
+        return pg_value(pg, ret_ids, err, "SELECT retention.close_abandoned_runs()", 0, NULL);
 }

@@ -72,7 +72,8 @@ DECLARE
         -- Every write of the engine and of the CLI (sql/retention/005-safety.sql, section C).
         writes constant text[] := ARRAY[
                 'retention.begin_run(text, text, text)', 'retention.end_run(bigint, text, int, int)',
-                'retention.interrupt_run(bigint)', 'retention.begin_rule_run(bigint, text, text, text, text)',
+                'retention.interrupt_run(bigint)', 'retention.close_abandoned_runs()',
+                'retention.begin_rule_run(bigint, text, text, text, text)',
                 'retention.set_rule_run_cutoff(bigint, timestamptz)',
                 'retention.add_rule_run_counts(bigint, bigint, bigint, bigint, bigint)',
                 'retention.add_rule_run_hold(bigint, text, bigint)', 'retention.add_rule_run_fk(bigint, text, bigint)',

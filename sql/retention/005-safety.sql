@@ -294,6 +294,26 @@ $$;
 COMMENT ON FUNCTION retention.interrupt_run(bigint) IS
         'Marks a run whose connection was lost, and its rule runs still running, interrupted (the daemon, after it reconnects).';
 
+-- Runs left running by a session that no longer exists (a crash, an abandoned worker), and their
+-- rule runs still running: interrupted. A run of a live session is never touched. Returns their
+-- ids ("3, 7"), NULL for none.
+CREATE OR REPLACE FUNCTION retention.close_abandoned_runs() RETURNS text
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        WITH dead AS (
+                UPDATE retention.runs SET outcome = 'interrupted', finished_at = clock_timestamp()
+                 WHERE outcome = 'running'
+                   AND backend_pid NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
+                RETURNING id),
+             rr AS (
+                UPDATE retention.rule_runs SET outcome = 'interrupted', finished_at = clock_timestamp(),
+                       error = 'the engine''s database session ended during the rule run'
+                 WHERE outcome = 'running' AND seq IS NULL AND run_id IN (SELECT id FROM dead) RETURNING 1)
+        SELECT string_agg(id::text, ', ' ORDER BY id) FROM dead
+$$;
+COMMENT ON FUNCTION retention.close_abandoned_runs() IS
+        'Records the runs of sessions that no longer exist, and their rule runs still running, as interrupted; '
+        'returns their ids.';
+
 CREATE OR REPLACE FUNCTION retention.begin_rule_run(run bigint, rule_name text, rule_clause text, rule_table text,
                                                     rule_action text) RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -453,7 +473,8 @@ DECLARE
         g record;
         writes constant regprocedure[] := ARRAY[
                 'retention.begin_run(text, text, text)', 'retention.end_run(bigint, text, int, int)',
-                'retention.interrupt_run(bigint)', 'retention.begin_rule_run(bigint, text, text, text, text)',
+                'retention.interrupt_run(bigint)', 'retention.close_abandoned_runs()',
+                'retention.begin_rule_run(bigint, text, text, text, text)',
                 'retention.set_rule_run_cutoff(bigint, timestamptz)',
                 'retention.add_rule_run_counts(bigint, bigint, bigint, bigint, bigint)',
                 'retention.add_rule_run_hold(bigint, text, bigint)', 'retention.add_rule_run_fk(bigint, text, bigint)',
