@@ -116,6 +116,24 @@ static uint64_t watchdog_max_gap(Daemon *d, uint64_t since, uint64_t until, size
         return max;
 }
 
+/* The first message at index >= 0 that contains both needles; -1 after timeout. */
+static long wait_msg2(Daemon *d, const char *n1, const char *n2, uint64_t timeout_usec) {
+        uint64_t deadline = now_usec() + timeout_usec;
+        size_t from = 0;
+        for (;;) {
+                uint64_t now = now_usec();
+                long i = daemon_wait_msg(d, n1, from, now < deadline ? deadline - now : 0);
+                if (i < 0)
+                        return -1;
+                NotifyMsg m = daemon_msg(d, (size_t) i);
+                bool both = strstr(m.text, n2) != NULL;
+                free(m.text);
+                if (both)
+                        return i;
+                from = (size_t) i + 1;
+        }
+}
+
 /* ---- freezing the server ---- */
 
 static pid_t frozen[256];
@@ -272,9 +290,185 @@ static void test_frozen_server(void **state) {
         free(ci);
 }
 
+/* A crash (SIGKILL) in the middle of a rule: at the next start that rule does not wait for its
+ * slot and runs before the other due rule, although that one comes first in the policy. */
+static void test_interrupted_rule_resumes_first(void **state) {
+        (void) state;
+        PGconn *c = NULL;
+        const long old = 3000, young = 4;
+        char *ci = setup_db("unattended_resume", old, young, &c);
+        pgtest_exec(c, "CREATE TABLE public.logs (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)");
+        pgtest_exec(c, "INSERT INTO logs (created_at) SELECT now() - interval '30 days' FROM generate_series(1, 100)");
+        pgtest_exec(c, "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS"
+                       " $$BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END$$");
+        pgtest_exec(c, "CREATE TRIGGER slow BEFORE DELETE ON events FOR EACH STATEMENT EXECUTE FUNCTION public.slow()");
+        char *policy = write_policy("resume", "version: 1\n"
+                                              "rules:\n"
+                                              "  a-logs:\n"
+                                              "    clause: \"Logs are kept for 7 days\"\n"
+                                              "    table: public.logs\n"
+                                              "    column: created_at\n"
+                                              "    retain: 7 days\n"
+                                              "    action: delete\n"
+                                              "    schedule: 2 seconds\n"
+                                              "  b-events:\n"
+                                              "    clause: \"Events are kept for 7 days\"\n"
+                                              "    table: public.events\n"
+                                              "    column: created_at\n"
+                                              "    retain: 7 days\n"
+                                              "    action: delete\n"
+                                              "    batch_size: 10\n"
+                                              "    max_fraction: 100%\n"
+                                              "    schedule: 1 hour\n");
+        const char *args[] = { "daemon", "-p", policy, "-d", ci, "--log-target=console", NULL };
+        Daemon *d = daemon_start(args, 0);
+        assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
+        if (!wait_sql(ci, 1, 15 * SEC, "SELECT (coalesce(max(rows_deleted), 0) >= 50)::int FROM retention.rule_runs WHERE rule = 'b-events'"))
+                dump_stderr(d);
+        daemon_kill(d, SIGKILL);
+        assert_int_equal(daemon_wait_exit(d, 5 * SEC), 128 + SIGKILL);
+        daemon_free(d);
+        assert_true(wait_sql(ci, 0, 10 * SEC,
+                             "SELECT count(*) FROM retention.runs r JOIN pg_stat_activity a ON a.pid = r.backend_pid"));
+        char *o = pgtest_value(c, "SELECT string_agg(run_id || ' ' || rule || ' ' || outcome, ',' ORDER BY id) FROM retention.rule_runs");
+        assert_string_equal(o, "1 a-logs success,1 b-events running");
+        free(o);
+        pgtest_exec(c, "DROP TRIGGER slow ON events");
+        pgtest_exec(c, "INSERT INTO logs (created_at) SELECT now() - interval '30 days' FROM generate_series(1, 10)");
+        usleep(2 * SEC); /* a-logs' 2-second slot is over: both rules are due */
+
+        d = daemon_start(args, 0);
+        assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
+        if (!wait_sql(ci, young, 20 * SEC, "SELECT count(*) FROM events"))
+                dump_stderr(d);
+        assert_true(wait_sql(ci, 1, 10 * SEC, "SELECT count(*) FROM retention.runs WHERE id = 2 AND outcome = 'success'"));
+        o = pgtest_value(c, "SELECT string_agg(run_id || ' ' || rule || ' ' || outcome, ',' ORDER BY id) FROM retention.rule_runs"
+                            " WHERE run_id <= 2");
+        assert_string_equal(o, "1 a-logs success,1 b-events interrupted,2 b-events success,2 a-logs success");
+        free(o);
+        assert_int_equal(pgtest_int(c, "SELECT sum(rows_deleted) FROM retention.rule_runs WHERE rule = 'b-events'"), old);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM logs"), 0);
+        daemon_kill(d, SIGTERM);
+        assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
+        char *err = daemon_stderr(d);
+        assert_non_null(strstr(err, "retentiond: warning: runs 1 were still marked running, but their database sessions had ended:"
+                                    " recorded as interrupted\n"));
+        free(err);
+        daemon_free(d);
+        PQfinish(c);
+        free(policy);
+        free(ci);
+}
+
+/* A last start in the future (a forged row, or the clock moved back) does not disable a rule. */
+static void test_slot_in_future(void **state) {
+        (void) state;
+        PGconn *c = NULL;
+        char *ci = setup_db("unattended_future", 500, 6, &c);
+        pgtest_exec(c, "INSERT INTO retention.rule_slots (rule, last_started, host, backend_pid)"
+                       " VALUES ('old-events', '2030-01-01 00:00:00+00', 'forged', 1)");
+        char *policy = write_policy("future", events_policy);
+        const char *args[] = { "daemon", "-p", policy, "-d", ci, "--log-target=console", NULL };
+        Daemon *d = daemon_start(args, 0);
+        assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
+        if (!wait_sql(ci, 6, 20 * SEC, "SELECT count(*) FROM events"))
+                dump_stderr(d);
+        assert_int_equal(events(c), 6);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM retention.rule_slots WHERE last_started <= now() AND host <> 'forged'"), 1);
+        daemon_kill(d, SIGTERM);
+        assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
+        char *err = daemon_stderr(d);
+        assert_non_null(strstr(err, "retentiond: warning: rule old-events: its last start in retention.rule_slots, 20"));
+        assert_non_null(strstr(err, ", lies in the future by the database's clock (the clock was moved back, or the row was forged);"
+                                    " ignored, the rule runs\n"));
+        free(err);
+        daemon_free(d);
+        PQfinish(c);
+        free(policy);
+        free(ci);
+}
+
+/* STATUS= names a failing rule, and still does after a restart (read from the trail), with
+ * the last run instead of "no run yet"; the daemon's metrics file says the same. */
+static void test_status_health_after_restart(void **state) {
+        (void) state;
+        PGconn *c = NULL;
+        char *ci = setup_db("unattended_status", 500, 6, &c);
+        pgtest_exec(c, "CREATE TABLE public.logs (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)");
+        pgtest_exec(c, "INSERT INTO logs (created_at) SELECT now() - interval '30 days' FROM generate_series(1, 10)");
+        char *text = rt_asprintf("%s"
+                                 "  broken:\n"
+                                 "    clause: \"Logs are kept for 7 days\"\n"
+                                 "    table: public.logs\n"
+                                 "    column: created_at\n"
+                                 "    retain: 7 days\n"
+                                 "    action: delete\n"
+                                 "    where: \"id / 0 = 1\"\n",
+                                 events_policy);
+        char *policy = write_policy("status", text);
+        free(text);
+        char *metrics = rt_asprintf("%s/daemon.prom", rt_dir);
+        const char *args[] = { "daemon", "-p", policy, "-d", ci, "--log-target=console", "--metrics-file", metrics, NULL };
+        Daemon *d = daemon_start(args, 0);
+        assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
+        long st = wait_msg2(d, "; 1 rule ok, 1 failing: broken (failed 1 time since ", "STATUS=last run ", 15 * SEC);
+        if (st < 0)
+                dump_stderr(d);
+        assert_true(st >= 0);
+        NotifyMsg m = daemon_msg(d, (size_t) st);
+        assert_non_null(strstr(m.text, "STATUS=last run "));
+        assert_non_null(strstr(m.text, ": 500 deleted, 0 anonymised, 0 held, 1 failed; next run "));
+        free(m.text);
+        daemon_kill(d, SIGTERM);
+        assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
+        daemon_free(d);
+        unlink(metrics);
+
+        /* Restarted: both rules wait for their slots; STATUS knows the last run and the failing rule. */
+        d = daemon_start(args, 0);
+        st = wait_msg2(d, "; 1 rule ok, 1 failing: broken (failed 1 time since ", "STATUS=last run ", 10 * SEC);
+        if (st < 0)
+                dump_stderr(d);
+        assert_true(st >= 0);
+        m = daemon_msg(d, (size_t) st);
+        print_message("after the restart: %s\n", m.text);
+        assert_non_null(strstr(m.text, "STATUS=last run "));
+        assert_non_null(strstr(m.text, ": 500 deleted, 0 anonymised, 0 held, 1 failed; next run "));
+        assert_null(strstr(m.text, "no run yet"));
+        free(m.text);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM retention.runs"), 1);
+
+        /* The metrics file, written after the connect. */
+        uint64_t deadline = now_usec() + 5 * SEC;
+        while (access(metrics, R_OK) != 0 && now_usec() < deadline)
+                usleep(20000);
+        char *cmd = rt_asprintf("promtool check metrics < '%s' && grep -c -e '^retentiond_database_up{database=\"default\"} 1$'"
+                                " -e '^retentiond_rule_last_outcome{database=\"default\",rule=\"broken\",outcome=\"failed\"} 1$'"
+                                " -e '^retentiond_rule_consecutive_failures{database=\"default\",rule=\"broken\"} 1$'"
+                                " -e '^retentiond_rule_last_run_rows_deleted{database=\"default\",rule=\"old-events\"} 500$' '%s'",
+                                metrics, metrics);
+        FILE *p = popen(cmd, "r");
+        char line[256] = "";
+        assert_non_null(fgets(line, sizeof(line), p));
+        assert_int_equal(pclose(p), 0);
+        assert_string_equal(line, "4\n");
+        free(cmd);
+
+        daemon_kill(d, SIGTERM);
+        assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
+        daemon_free(d);
+        PQfinish(c);
+        free(metrics);
+        free(policy);
+        free(ci);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_frozen_server, teardown_thaw),
+                cmocka_unit_test(test_interrupted_rule_resumes_first),
+                cmocka_unit_test(test_slot_in_future),
+                cmocka_unit_test(test_status_health_after_restart),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }
