@@ -217,13 +217,50 @@ exposure=$(C systemd-analyze security --no-pager retentiond.service | sed -n 's/
 check "systemd-analyze security of the installed unit: ${exposure:-?} <= 1.5" \
 	awk -v e="${exposure:-99}" 'BEGIN { exit !(e <= 1.5) }'
 
+# ---- 1b. retentiond.conf means to the commands what it means to systemd's EnvironmentFile= -------
+# The same cases as tests/unit/test-conf.c, which checks engine/conf.c against these values: here
+# real systemd reads them.
+C tee /run/envfile.conf >/dev/null <<'EOF'
+A='x y '
+B="a \"q\" \\ \` \$HOME \n"
+C="x"'y'z
+D=one \
+ two
+E=x # not a comment
+# comment \
+F=hidden
+G=a\ b
+  KEY  =   a b  c   
+9LIVES=x
+H=\'x\'
+EOF
+C systemd-run --quiet --wait --pipe -p EnvironmentFile=/run/envfile.conf -p Type=oneshot /usr/bin/env -0 \
+	>"$work/envfile.out" 2>"$work/envfile.err"
+envfile_same() {
+	python3 - "$work/envfile.out" <<'EOF'
+import sys
+env = dict(e.split("=", 1) for e in open(sys.argv[1]).read().split("\0") if "=" in e)
+keys = ("A", "B", "C", "D", "E", "F", "G", "KEY", "9LIVES", "H")
+want = ["x y ", 'a "q" \\ ` $HOME \\n', "xyz", "one  two", "x # not a comment", None, "a b", "a b  c", None, "'x'"]
+got = [env.get(k) for k in keys]
+for k, g, w in zip(keys, got, want):
+    if g != w:
+        print(f"    {k}: systemd says {g!r}, test-conf.c says {w!r}")
+sys.exit(got != want)
+EOF
+}
+check "systemd's EnvironmentFile= reads the cases of tests/unit/test-conf.c as that test says" envfile_same
+
 # ---- 2. a PostgreSQL inside the container, the demo database, the engine's role -----------------
 C runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D /var/tmp/pgdata -A peer \
 	--auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 --no-sync >"$work/initdb.log" 2>&1 ||
 	{ cat "$work/initdb.log"; bad "initdb"; finish; }
-if C systemd-run --quiet --unit=test-postgres -p Type=notify -p User=postgres -p RuntimeDirectory=postgresql \
-	/usr/lib/postgresql/15/bin/postgres -D /var/tmp/pgdata -c listen_addresses=127.0.0.1 \
-	-c unix_socket_directories=/run/postgresql -c fsync=off; then
+start_postgres() {
+	C systemd-run --quiet --unit=test-postgres -p Type=notify -p User=postgres -p RuntimeDirectory=postgresql \
+		/usr/lib/postgresql/15/bin/postgres -D /var/tmp/pgdata -c listen_addresses=127.0.0.1 \
+		-c unix_socket_directories=/run/postgresql -c fsync=off
+}
+if start_postgres; then
 	ok "PostgreSQL 15 started in the container (unix socket and 127.0.0.1)"
 else
 	bad "PostgreSQL did not start"
@@ -455,6 +492,57 @@ check "a reinstallation with a valid policy succeeds (exit $rc)" test "$rc" -eq 
 warned=$(grep -i -E 'warn|error|^E:' "$work/upgrade.log")
 check "... without a warning${warned:+: $warned}" test -z "$warned"
 check "... and restarted the daemon (MainPID $pid -> $(prop retentiond.service MainPID))" wait_for 10 restarted_by_upgrade
+
+# ---- 7e. the database away: STATUS= cuts the error at a word, with an ellipsis ------------------
+C systemctl stop test-postgres.service
+waiting_db() { [[ $(prop retentiond.service StatusText) == "waiting for database: could not connect"* ]]; }
+check "with PostgreSQL stopped the status says it waits for the database" wait_for 15 waiting_db
+status=$(prop retentiond.service StatusText)
+# The whole message, as the command line prints it (the daemon's is the same on one line).
+C env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin retentiond hold list >"$work/down.out" 2>&1
+cut_at_word() {
+	python3 - "$status" "$work/down.out" <<'EOF'
+import sys
+status, out = sys.argv[1], open(sys.argv[2]).read().splitlines()
+lines = [l for l in out if not l.startswith(("HINT:", "DETAIL:"))]
+full = " ".join(l.strip() for l in lines).removeprefix("retentiond: error: ")
+reason = status.removeprefix("waiting for database: ").split("; last run", 1)[0]
+print(f"    status: {reason!r}\n    full:   {full!r}")
+if len(full.encode()) <= 160:
+    sys.exit(reason != full)
+ok = (reason.endswith("\u2026") and len(reason[:-1].encode()) <= 157 and
+      (full + " ").startswith(reason[:-1] + " ") and not reason[:-1].endswith((" ", ",", ":")))
+sys.exit(not ok)
+EOF
+}
+check "the reason in StatusText is cut at a word boundary with an ellipsis" cut_at_word
+start_postgres
+back() { [[ $(prop retentiond.service StatusText) == *"database ok"* ]]; }
+check "PostgreSQL back: the status says database ok again" wait_for 30 back
+
+# ---- 7f. the secrets encrypted at rest (LoadCredentialEncrypted=, as retentiond(8) says) ---------
+if C systemd-creds encrypt --name=hash-key /etc/retentiond/hash-key /etc/retentiond/hash-key.cred >"$work/creds.log" 2>&1 &&
+   C systemd-creds encrypt --name=pgpass /etc/retentiond/pgpass /etc/retentiond/pgpass.cred >>"$work/creds.log" 2>&1; then
+	ok "systemd-creds encrypt --name=hash-key, --name=pgpass"
+	printf '[Service]\nLoadCredential=\nLoadCredentialEncrypted=hash-key:/etc/retentiond/hash-key.cred\nLoadCredentialEncrypted=pgpass:/etc/retentiond/pgpass.cred\n' |
+		C tee /etc/systemd/system/retentiond.service.d/60-encrypted.conf >/dev/null
+	C mv /etc/retentiond/hash-key /etc/retentiond/hash-key.plain
+	C mv /etc/retentiond/pgpass /etc/retentiond/pgpass.plain
+	C systemctl daemon-reload
+	pid=$(prop retentiond.service MainPID)
+	check "retentiond restarts with the encrypted credentials only" C systemctl restart retentiond.service
+	check "... is active with a new MainPID" \
+		bash -c '[[ $1 == active && $2 != 0 && $2 != "$3" ]]' _ "$(prop retentiond.service ActiveState)" "$(prop retentiond.service MainPID)" "$pid"
+	check "... and logged in over TCP with the decrypted password: database ok" wait_for 15 back
+	C rm -f /etc/systemd/system/retentiond.service.d/60-encrypted.conf /etc/retentiond/hash-key.cred /etc/retentiond/pgpass.cred
+	C mv /etc/retentiond/hash-key.plain /etc/retentiond/hash-key
+	C mv /etc/retentiond/pgpass.plain /etc/retentiond/pgpass
+	C systemctl daemon-reload
+	C systemctl restart retentiond.service
+else
+	cat "$work/creds.log"
+	bad "systemd-creds encrypt"
+fi
 
 # ---- 8. the watchdog restarts a hung daemon ------------------------------------------------------
 pid=$(prop retentiond.service MainPID)

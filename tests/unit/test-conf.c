@@ -137,6 +137,23 @@ static void test_invalid(void **state) {
         conf_done(&c);
 }
 
+/* The file tests/package/test-container.sh gives real systemd (EnvironmentFile=) and whose
+ * values it checks there: the same values here. */
+static void test_systemd_cases(void **state) {
+        (void) state;
+        expect("A='x y '\n"
+               "B=\"a \\\"q\\\" \\\\ \\` \\$HOME \\n\"\n"
+               "C=\"x\"'y'z\n"
+               "D=one \\\n two\n"
+               "E=x # not a comment\n"
+               "# comment \\\nF=hidden\n"
+               "G=a\\ b\n"
+               "  KEY  =   a b  c   \n"
+               "9LIVES=x\n"
+               "H=\\'x\\'\n",
+               "A=x y |B=a \"q\" \\ ` $HOME \\n|C=xyz|D=one  two|E=x # not a comment|G=a b|KEY=a b  c|H='x'|", 1);
+}
+
 static void test_get(void **state) {
         (void) state;
         Conf c = parse("A=1\nB=2\nA=3\n");
@@ -291,6 +308,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_plain),   cmocka_unit_test(test_comments), cmocka_unit_test(test_quotes),
                 cmocka_unit_test(test_escapes), cmocka_unit_test(test_invalid),  cmocka_unit_test(test_get),
+                cmocka_unit_test(test_systemd_cases),
                 cmocka_unit_test(test_read),    cmocka_unit_test(test_apply),
         };
         return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
