@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
@@ -106,10 +107,32 @@ int cmd_load_hash_key(Cli *cli, const Policy *p, HashKey **ret) {
                              "Create one with: head -c 32 /dev/urandom > FILE");
                 return EXIT_CONFIG;
         }
+        if (r == -ENOTSUP) {
+                struct stat st;
+                const char *what = stat(where, &st) < 0 ? "not a regular file"
+                                   : S_ISFIFO(st.st_mode)  ? "a FIFO"
+                                   : S_ISDIR(st.st_mode)   ? "a directory"
+                                   : S_ISCHR(st.st_mode)   ? "a character device"
+                                   : S_ISBLK(st.st_mode)   ? "a block device"
+                                   : S_ISSOCK(st.st_mode)  ? "a socket"
+                                                           : "not a regular file";
+                _cleanup_free_ char *primary = xasprintf("hash key file \"%s\" is not a regular file", where);
+                _cleanup_free_ char *detail = xasprintf("It is %s; the key is read from a regular file only.", what);
+                log_pg_style(LOG_ERR, NULL, primary, detail,
+                             "Put the key in a regular file (mode 0600), e.g.: head -c 32 /dev/urandom > FILE");
+                return EXIT_CONFIG;
+        }
         if (r < 0) {
                 _cleanup_free_ char *primary = xasprintf("could not read hash key file \"%s\": %s", where, strerror(-r));
                 log_pg_style(LOG_ERR, NULL, primary, NULL, NULL);
                 return r == -EACCES || r == -EPERM ? EXIT_NOPERM : r == -ENOENT ? EXIT_NOINPUT : EXIT_CONFIG;
+        }
+        if ((*ret)->mode & (S_IRGRP | S_IROTH)) {
+                _cleanup_free_ char *primary = xasprintf("hash key file \"%s\" is readable by other users", where);
+                _cleanup_free_ char *detail = xasprintf("Its mode is %04o: %s may read the key that pseudonymises the data.",
+                                                        (*ret)->mode, (*ret)->mode & S_IROTH ? "every user" : "its group");
+                _cleanup_free_ char *hint = xasprintf("chmod go-rwx %s", where);
+                log_pg_style(LOG_WARNING, NULL, primary, detail, hint);
         }
         return 0;
 }

@@ -420,6 +420,7 @@ struct RuleRun {
         uint64_t pause_usec; /* to wait before the next batch (pacing) */
         uint64_t started;
         bool fatal_connection;
+        bool hash_key_installed; /* HASH_KEY_TABLE holds the pads: dropped by rule_run_finish() */
 };
 
 /* The daemon stops a run by setting o->stop and cancelling the statement in flight (PQcancel):
@@ -514,12 +515,6 @@ static void bind(RuleRun *rr, const PlanStatement *st, Bind *b, const char *ctid
                         break;
                 case PARAM_RULE_RUN:
                         b->values[i] = own(b, xasprintf("%" PRId64, rr->res.rule_run_id));
-                        break;
-                case PARAM_HASH_IPAD:
-                        b->values[i] = rr->o->hash_key ? rr->o->hash_key->ipad_hex : NULL;
-                        break;
-                case PARAM_HASH_OPAD:
-                        b->values[i] = rr->o->hash_key ? rr->o->hash_key->opad_hex : NULL;
                         break;
                 case PARAM_BREAKER_LIMIT:
                         b->values[i] = own(b, xasprintf("%" PRId64, breaker_limit));
@@ -1258,6 +1253,58 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
         return k;
 }
 
+/* The hash method's pads reach the server by COPY into a temporary table of this session
+ * (HASH_KEY_TABLE), never as a statement parameter: the server logs parameters for any role that
+ * may not set log_parameter_max_length (log_statement = all, log_min_duration_statement), but
+ * never COPY data, and binary COPY quotes no data in an error's context either. The table lives
+ * in this session's temporary buffers (not WAL-logged, invisible to other sessions) until
+ * drop_hash_key() at the end of the rule run, or the end of the session. A role that may not
+ * create temporary tables cannot run a hash rule: there is no fallback to parameters. */
+static int install_hash_key(RuleRun *rr, PgError *err) {
+        PgError e = {};
+        int k = pg_exec0(rr->pg, NULL, &e,
+                         "CREATE TEMPORARY TABLE IF NOT EXISTS " HASH_KEY_TABLE " (ipad bytea NOT NULL, opad bytea NOT NULL)"
+                         " ON COMMIT PRESERVE ROWS");
+        if (k == PG_ERR_PERMISSION) {
+                _cleanup_free_ char *detail = xasprintf(
+                        "%s. The hash key reaches the database only through a temporary table of retentiond's session,"
+                        " never as a statement parameter, which the server may log.",
+                        e.primary ? e.primary : "permission denied");
+                pg_error_set(err, e.sqlstate, detail,
+                             "Grant the role the TEMPORARY privilege on the database (GRANT TEMPORARY ON DATABASE ... TO"
+                             " ...; PUBLIC has it unless it was revoked).",
+                             "rule \"%s\" uses the hash method, and the role may not create temporary tables",
+                             rr->rule->name);
+                pg_error_done(&e);
+                return k;
+        }
+        if (k) {
+                *err = e;
+                return k;
+        }
+        rr->hash_key_installed = true;
+        k = pg_exec0(rr->pg, NULL, err, "TRUNCATE " HASH_KEY_TABLE);
+        if (k)
+                return k;
+        k = pg_copy_in(rr->pg, err, "COPY " HASH_KEY_TABLE " (ipad, opad) FROM STDIN (FORMAT binary)",
+                       rr->o->hash_key->copy_data, sizeof(rr->o->hash_key->copy_data));
+        if (k)
+                return k;
+        /* Exactly one row, or the anonymising statement fails (plan.c, HASH_PAD_SQL). */
+        return 0;
+}
+
+static void drop_hash_key(RuleRun *rr) {
+        if (!rr->hash_key_installed || !pg_connection_ok(rr->pg))
+                return;
+        if (PQtransactionStatus(rr->pg->conn) != PQTRANS_IDLE)
+                rollback_quietly(rr->pg);
+        PgError e = {};
+        if (pg_exec0(rr->pg, NULL, &e, "DROP TABLE IF EXISTS " HASH_KEY_TABLE) == 0)
+                rr->hash_key_installed = false;
+        pg_error_done(&e);
+}
+
 static int trail_rule_begin(RuleRun *rr, int64_t run_id, PgError *err) {
         char id[32];
         snprintf(id, sizeof(id), "%" PRId64, run_id);
@@ -1410,6 +1457,11 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
                              "rule \"%s\" uses the hash method, but no hash key was found", rule->name);
                 rule_run_fail(rr, RULE_FAILED, &err);
                 goto out;
+        }
+        if (!o->dry_run && rule_needs_hash_key(rule)) {
+                k = install_hash_key(rr, &err);
+                if (k)
+                        goto fail;
         }
 
         k = compute_cutoffs(rr, &err);
@@ -2075,6 +2127,7 @@ int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
                         xstrdup(rr->fk_refused_table ? rr->fk_refused_table : "a table further down a cascade"), n
                 };
         }
+        drop_hash_key(rr);
         if (!rr->o->dry_run && rr->res.rule_run_id >= 0 && !rr->fatal_connection && pg_connection_ok(rr->pg)) {
                 k = trail_rule_end(rr, &err);
                 if (k) {

@@ -1,42 +1,104 @@
 /* hashkey.c — locate and read the hash method's key and derive the HMAC pads.
- * Must never print, log or copy the key anywhere but into the pads it returns. */
+ * Must never print, log or copy the key anywhere but into the pads it returns. The pads live in
+ * a page of their own that core dumps leave out, and a process that holds a key is not dumpable. */
 #include "hashkey.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
 
-static void explicit_bzero_buf(void *p, size_t n) {
-        explicit_bzero(p, n);
+/* The page: the pads, and the buffer the file is read into, so that the key itself never
+ * touches the stack or the heap. */
+typedef struct KeyPage {
+        HashKey key;
+        unsigned char buf[HASH_KEY_MAX_BYTES + 2];
+} KeyPage;
+
+static size_t key_page_size(void) {
+        long ps = sysconf(_SC_PAGESIZE);
+        size_t n = ps > 0 ? (size_t) ps : 4096;
+        while (n < sizeof(KeyPage))
+                n *= 2;
+        return n;
+}
+
+static KeyPage *key_page_new(void) {
+        void *p = mmap(NULL, key_page_size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                oom();
+        /* Out of core dumps, and (best effort: RLIMIT_MEMLOCK may forbid it) out of swap. */
+        (void) madvise(p, key_page_size(), MADV_DONTDUMP);
+        (void) mlock(p, key_page_size());
+        return p;
+}
+
+static void key_page_free(KeyPage *p) {
+        if (!p)
+                return;
+        explicit_bzero(p, key_page_size());
+        (void) munlock(p, key_page_size());
+        (void) munmap(p, key_page_size());
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define KEEP_DUMPABLE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KEEP_DUMPABLE 1
+#endif
+#endif
+
+/* No core dump and no ptrace by the same user once a key is in memory. (Not in AddressSanitizer
+ * builds: LeakSanitizer stops the process's threads with ptrace from a helper that is not one of
+ * them, which a process that is not dumpable refuses.) */
+static void no_dumps(void) {
+#ifndef KEEP_DUMPABLE
+        (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
 }
 
 static int read_key(const char *path, HashKey **ret) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: opening a FIFO with no writer must not hang the start; it is refused below. */
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
-        unsigned char buf[HASH_KEY_MAX_BYTES + 2];
+        struct stat st;
+        if (fstat(fd, &st) < 0) {
+                int e = -errno;
+                close(fd);
+                return e;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                close(fd);
+                return -ENOTSUP;
+        }
+        KeyPage *page = key_page_new();
+        unsigned char *buf = page->buf;
         size_t n = 0;
         for (;;) {
-                ssize_t k = read(fd, buf + n, sizeof(buf) - n);
+                ssize_t k = read(fd, buf + n, sizeof(page->buf) - n);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
                         int e = -errno;
                         close(fd);
-                        explicit_bzero_buf(buf, sizeof(buf));
+                        key_page_free(page);
                         return e;
                 }
                 if (k == 0)
                         break;
                 n += (size_t) k;
-                if (n == sizeof(buf))
+                if (n == sizeof(page->buf))
                         break;
         }
         close(fd);
@@ -44,23 +106,32 @@ static int read_key(const char *path, HashKey **ret) {
         if (n > 0 && n <= HASH_KEY_MAX_BYTES + 1 && buf[n - 1] == '\n')
                 n--;
         if (n < HASH_KEY_MIN_BYTES || n > HASH_KEY_MAX_BYTES) {
-                explicit_bzero_buf(buf, sizeof(buf));
+                key_page_free(page);
                 return -EINVAL;
         }
-        HashKey *k = xcalloc(1, sizeof(HashKey));
-        static const char hex[] = "0123456789abcdef";
-        k->ipad_hex[0] = k->opad_hex[0] = '\\';
-        k->ipad_hex[1] = k->opad_hex[1] = 'x';
-        for (size_t i = 0; i < 64; i++) {
+        HashKey *k = &page->key;
+        for (size_t i = 0; i < HASH_PAD_BYTES; i++) {
                 unsigned char b = i < n ? buf[i] : 0;
-                unsigned char ib = b ^ 0x36, ob = b ^ 0x5c;
-                k->ipad_hex[2 + 2 * i] = hex[ib >> 4];
-                k->ipad_hex[3 + 2 * i] = hex[ib & 15];
-                k->opad_hex[2 + 2 * i] = hex[ob >> 4];
-                k->opad_hex[3 + 2 * i] = hex[ob & 15];
+                k->ipad[i] = b ^ 0x36;
+                k->opad[i] = b ^ 0x5c;
         }
-        explicit_bzero_buf(buf, sizeof(buf));
+        explicit_bzero(page->buf, sizeof(page->buf));
+        static const unsigned char header[19] = { 'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0 };
+        unsigned char *c = k->copy_data;
+        memcpy(c, header, sizeof(header)); /* signature, flags 0, no header extension */
+        c += sizeof(header);
+        *c++ = 0, *c++ = 2; /* two fields */
+        const unsigned char *pads[] = { k->ipad, k->opad };
+        for (size_t f = 0; f < 2; f++) {
+                *c++ = 0, *c++ = 0, *c++ = 0, *c++ = HASH_PAD_BYTES;
+                memcpy(c, pads[f], HASH_PAD_BYTES);
+                c += HASH_PAD_BYTES;
+        }
+        *c++ = 0xff, *c++ = 0xff; /* trailer */
+        assert(c == k->copy_data + HASH_COPY_BYTES);
         k->source = xstrdup(path);
+        k->mode = (unsigned) (st.st_mode & 07777);
+        no_dumps();
         *ret = k;
         return 0;
 }
@@ -93,8 +164,8 @@ int hash_key_load(const char *explicit_path, HashKey **ret, char **where) {
 void hash_key_free(HashKey *k) {
         if (!k)
                 return;
-        explicit_bzero(k->ipad_hex, sizeof(k->ipad_hex));
-        explicit_bzero(k->opad_hex, sizeof(k->opad_hex));
         free(k->source);
-        free(k);
+        k->source = NULL;
+        /* The HashKey is the first member of its page. */
+        key_page_free((KeyPage *) (void *) k);
 }

@@ -1,20 +1,34 @@
 /* hashkey.h — the secret key of the `hash` anonymisation method: found, read, and turned
- * into HMAC-SHA256 pads. The key never appears in argv, logs, output or the audit trail. */
+ * into HMAC-SHA256 pads. The key never appears in argv, logs, output, the audit trail, a
+ * statement's text or parameters (which the server may log), or a core dump. */
 #pragma once
 
 #include <stdbool.h>
-
-typedef struct HashKey {
-        char ipad_hex[2 + 128 + 1]; /* "\x" + 64 bytes hex: key XOR 0x36 */
-        char opad_hex[2 + 128 + 1]; /* key XOR 0x5c */
-        char *source;               /* where it came from (a path), for messages */
-} HashKey;
+#include <stdint.h>
 
 #define HASH_KEY_MIN_BYTES 16
 #define HASH_KEY_MAX_BYTES 64
+#define HASH_PAD_BYTES 64 /* SHA-256's block */
+/* The pads as the whole input of COPY (ipad, opad) FROM STDIN (FORMAT binary): the header (11 +
+ * 4 + 4 bytes), one row (2 + 2 × (4 + 64)) and the trailer (2). */
+#define HASH_COPY_BYTES (19 + 2 + 2 * (4 + HASH_PAD_BYTES) + 2)
+
+/* Lives in a page of its own (mmap), excluded from core dumps (MADV_DONTDUMP) and zeroed when
+ * freed. Only the pads are kept, never the key itself. */
+typedef struct HashKey {
+        unsigned char ipad[HASH_PAD_BYTES]; /* key XOR 0x36 */
+        unsigned char opad[HASH_PAD_BYTES]; /* key XOR 0x5c */
+        unsigned char copy_data[HASH_COPY_BYTES]; /* the two, as binary COPY input */
+        char *source;                       /* where it came from (a path), for messages; malloc'd */
+        unsigned mode;                      /* the file's permission bits (a warning when group or others may read) */
+} HashKey;
 
 /* Finds the key: explicit path, else $CREDENTIALS_DIRECTORY/hash-key, else
- * $RETENTIOND_HASH_KEY_FILE. Returns 0; -ENOENT when none is configured; other negative
- * errno on read errors; -EINVAL for a bad length. *where names the file tried (caller frees). */
+ * $RETENTIOND_HASH_KEY_FILE, and reads it. The file is opened without blocking (O_NONBLOCK: a
+ * FIFO cannot hang the start) and must be a regular file (a symbolic link to one is followed).
+ * Returns 0; -ENOENT when none is configured (*where NULL) or the file does not exist; -EINVAL
+ * for a bad length; -ENOTSUP when it is not a regular file (a FIFO, a device, a directory);
+ * other negative errno on read errors. *where names the file tried (caller frees).
+ * Once a key is loaded, the process is no longer dumpable (prctl PR_SET_DUMPABLE 0). */
 int hash_key_load(const char *explicit_path, HashKey **ret, char **where);
 void hash_key_free(HashKey *k);

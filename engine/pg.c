@@ -167,7 +167,8 @@ int pg_connect(const char *conninfo, const PgSettings *s, Pg **ret, PgError *err
                 user_options = xstrdup(pgoptions);
         _cleanup_free_ char *options = xasprintf(
                 "%s%s-c lock_timeout=%ld -c statement_timeout=%ld -c synchronous_commit=off -c jit=off"
-                " -c DateStyle=ISO -c IntervalStyle=postgres -c idle_in_transaction_session_timeout=%ld%s",
+                " -c DateStyle=ISO -c IntervalStyle=postgres -c idle_in_transaction_session_timeout=%ld"
+                " -c log_parameter_max_length_on_error=0%s",
                 user_options ? user_options : "", user_options ? " " : "", settings.lock_timeout_ms, settings.statement_timeout_ms,
                 settings.statement_timeout_ms * 2 + 10000,
                 settings.read_only ? " -c default_transaction_read_only=on" : "");
@@ -204,10 +205,11 @@ int pg_connect(const char *conninfo, const PgSettings *s, Pg **ret, PgError *err
                 pg_free(pg);
                 return PG_ERR_OTHER;
         }
-        /* Statement parameters carry the hash key's HMAC pads (the key, XOR a constant): keep
-         * them out of the server log even when the DBA logs statements with their parameters
-         * (log_min_duration_statement, log_statement). Only a superuser, or from PostgreSQL 15
-         * a role granted SET on these parameters, may; for others nothing changes. */
+        /* No statement parameter ever carries a secret (the hash key reaches the server by COPY
+         * only: pg_copy_in()), but they carry personal values such as hold keys: keep them out
+         * of the server log where the role may. log_parameter_max_length_on_error (any role)
+         * is set in the startup packet above; log_parameter_max_length only a superuser, or from
+         * PostgreSQL 15 a role granted SET on it, may set; for others nothing changes. */
         PGresult *lr = PQexec(c, pg->server_version >= 150000
                                          ? "SELECT set_config('log_parameter_max_length', '0', false),"
                                            " set_config('log_parameter_max_length_on_error', '0', false)"
@@ -293,4 +295,35 @@ void pg_deallocate(Pg *pg, const char *name) {
         PgError e = {};
         (void) pg_exec0(pg, NULL, &e, sql);
         pg_error_done(&e);
+}
+
+int pg_copy_in(Pg *pg, PgError *err, const char *sql, const void *data, size_t len) {
+        PGresult *r;
+        if (!PQsendQuery(pg->conn, sql)) {
+                pg_error_set(err, NULL, NULL, NULL, "could not send COPY: %s", PQerrorMessage(pg->conn));
+                return PG_ERR_CONNECTION;
+        }
+        r = PQgetResult(pg->conn);
+        if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
+                int k = result_status(pg, r, NULL, err); /* an error, or a statement that is no COPY FROM STDIN */
+                while ((r = PQgetResult(pg->conn)))
+                        PQclear(r);
+                if (k == 0) {
+                        pg_error_set(err, NULL, NULL, NULL, "not a COPY FROM STDIN");
+                        k = PG_ERR_OTHER;
+                }
+                return k;
+        }
+        PQclear(r);
+        if (PQputCopyData(pg->conn, data, (int) len) != 1 || PQputCopyEnd(pg->conn, NULL) != 1) {
+                _cleanup_free_ char *m = trim_newline(PQerrorMessage(pg->conn));
+                pg_error_set(err, NULL, NULL, NULL, "could not send COPY data: %s", m);
+                while ((r = PQgetResult(pg->conn)))
+                        PQclear(r);
+                return PG_ERR_CONNECTION;
+        }
+        int k = result_status(pg, PQgetResult(pg->conn), NULL, err);
+        while ((r = PQgetResult(pg->conn)))
+                PQclear(r);
+        return k;
 }

@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct PgError {
@@ -96,3 +97,10 @@ int pg_exec_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name, int
 /* The description of a prepared statement (PQnparams, PQnfields, PQftype), without running it. */
 int pg_describe_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name);
 void pg_deallocate(Pg *pg, const char *name);
+
+/* COPY ... FROM STDIN with `data` as its whole input (the caller formats it). The one way a
+ * secret reaches the server: COPY data is never written to the server log (log_statement and
+ * log_min_duration_statement log the COPY statement, not its data), where statement parameters
+ * are (log_parameter_max_length). With FORMAT binary no error message quotes it either. Returns
+ * 0 or a PgErrorClass with *err filled. */
+int pg_copy_in(Pg *pg, PgError *err, const char *sql, const void *data, size_t len);

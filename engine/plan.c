@@ -424,6 +424,9 @@ static char *other_rules_keep_expr(Gen *g, const Rule *r, const char *alias, con
 /* ---- anonymisation expressions ---- */
 
 static const char *HASH_PREFIX = "hmac-sha256:";
+#define HASH_PAD_SQL(pad)                                                                                  \
+        "(SELECT CASE count(*) WHEN 1 THEN (array_agg(" pad "))[1] ELSE ('retentiond: the hash key table holds '" \
+        " || count(*) || ' rows, not 1')::int::text::bytea END FROM " HASH_KEY_TABLE ")"
 
 static char *anon_expr(Gen *g, const ColumnMethod *m, ColumnKind k, const char *x) {
         switch (m->method) {
@@ -433,14 +436,15 @@ static char *anon_expr(Gen *g, const ColumnMethod *m, ColumnKind k, const char *
                 _cleanup_free_ char *p = param(g, PARAM_CONST, 0, m->redact_value, "redact constant");
                 return xasprintf("CASE WHEN %s IS NULL THEN NULL ELSE %s END", x, p);
         }
-        case METHOD_HASH: {
-                _cleanup_free_ char *ip = param(g, PARAM_HASH_IPAD, 0, NULL, "hash key (inner pad, never shown)");
-                _cleanup_free_ char *op = param(g, PARAM_HASH_OPAD, 0, NULL, "hash key (outer pad, never shown)");
+        case METHOD_HASH:
+                /* The pads come from the session's temporary table (HASH_KEY_TABLE), never from a
+                 * parameter: uncorrelated scalar subqueries, evaluated once per statement. Without
+                 * exactly one row of pads the statement fails (a cast that cannot succeed) rather
+                 * than hash with NULL, which would set the column to NULL. */
                 return xasprintf("CASE WHEN %s IS NULL OR (%s)::text ~ '^%s[0-9a-f]{64}$' THEN %s"
-                                 " ELSE '%s' || encode(sha256(%s::bytea || sha256(%s::bytea"
+                                 " ELSE '%s' || encode(sha256(" HASH_PAD_SQL("opad") " || sha256(" HASH_PAD_SQL("ipad")
                                  " || convert_to((%s)::text, 'UTF8'))), 'hex') END",
-                                 x, x, HASH_PREFIX, x, HASH_PREFIX, op, ip, x);
-        }
+                                 x, x, HASH_PREFIX, x, HASH_PREFIX, x);
         case METHOD_TRUNCATE_IP:
                 if (k == COLKIND_INET)
                         return xasprintf("network(set_masklen(%s, least(masklen(%s),"

@@ -34,13 +34,16 @@ typedef enum ParamKind {
         PARAM_OFFSET,         /* batch size - 1 */
         PARAM_UPPER,          /* fast path: the batch's range ends before this age value (NULL: no end) */
         PARAM_RULE_RUN,       /* retention.rule_runs.id */
-        PARAM_HASH_IPAD,      /* HMAC inner padded key, bytea hex */
-        PARAM_HASH_OPAD,      /* HMAC outer padded key, bytea hex */
         PARAM_BREAKER_LIMIT,  /* threshold + 1 */
         PARAM_CTID,           /* one row (foreign-key isolation) */
         PARAM_TABLEOID,       /* that row's partition */
         PARAM_KEY,            /* explain: the row's primary-key value, slot = key column index */
 } ParamKind;
+
+/* The hash method's key is never a parameter (the server may log parameters): a rule run that
+ * hashes first fills this session's temporary table with the HMAC pads by COPY (enforce.c), and
+ * the anonymising expression reads them from it. */
+#define HASH_KEY_TABLE "pg_temp.retentiond_hash_key"
 
 typedef struct PlanParam {
         ParamKind kind;

@@ -127,8 +127,9 @@ BEGIN
         FOREACH f IN ARRAY writes::regprocedure[] LOOP
                 EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, r);
         END LOOP;
-        -- The engine sets these to 0 on its sessions, so statement parameters (the hash
-        -- method's HMAC pads) never reach the server log, even when statements are logged.
+        -- The engine sets these to 0 on its sessions, so statement parameters (hold keys) never
+        -- reach the server log, even when statements are logged. (The hash key is never a
+        -- parameter: it goes by COPY into a temporary table, whatever the role may set.)
         IF current_setting('server_version_num')::int >= 150000 THEN
                 EXECUTE format('GRANT SET ON PARAMETER log_parameter_max_length, '
                                'log_parameter_max_length_on_error TO %I', r);

@@ -740,15 +740,69 @@ static void assert_no_secret(const char *where, const char *text) {
                         fail_msg("%s appears in %s", names[i], where);
 }
 
+/* A file as text: the journal's export format holds binary fields (the kernel's messages), whose
+ * NUL bytes would end a string search early; they become newlines. */
+static char *slurp_text(const char *path) {
+        Sb b = {};
+        FILE *f = fopen(path, "re");
+        if (f) {
+                char chunk[65536];
+                size_t n;
+                while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+                        for (size_t i = 0; i < n; i++)
+                                if (chunk[i] == '\0')
+                                        chunk[i] = '\n';
+                        sb_add(&b, chunk, n);
+                }
+                fclose(f);
+        }
+        return sb_steal(&b);
+}
+
+/* Server settings (ALTER SYSTEM, then a reload): every statement logged with its parameters
+ * in full, whatever the session may set. value NULL: back to the default. */
+static void server_logs_parameters(PGconn *c, bool on) {
+        static const char *const names[] = { "log_statement", "log_parameter_max_length", "log_parameter_max_length_on_error" };
+        static const char *const values[] = { "'all'", "-1", "-1" };
+        for (size_t i = 0; i < 3; i++) {
+                char *sql = on ? rely_asprintf("ALTER SYSTEM SET %s = %s", names[i], values[i])
+                               : rely_asprintf("ALTER SYSTEM RESET %s", names[i]);
+                rely_exec(c, sql);
+                free(sql);
+        }
+        rely_exec(c, "SELECT pg_reload_conf()");
+        /* the reload is asynchronous: a new session sees it once the postmaster has read the file */
+        for (int i = 0; i < 500; i++) {
+                char *v = rely_value(c, "SELECT setting FROM pg_file_settings WHERE name = 'log_statement' AND applied");
+                bool done = on ? v && strcmp(v, "all") == 0 : !v;
+                free(v);
+                if (done)
+                        break;
+                usleep(10000);
+        }
+        usleep(200000);
+}
+
 static void test_secrets(void **state) {
         (void) state;
         PGconn *c = NULL;
         char *ci_admin = new_db("h_secrets", &c);
-        /* A role that must authenticate with its password (scram-sha-256, first line of pg_hba). */
-        char *sql = rely_asprintf("SET password_encryption = 'scram-sha-256'; CREATE ROLE secretrole LOGIN SUPERUSER PASSWORD '%s';",
-                                  PASSWORD);
+        rely_exec(c, "CREATE SCHEMA s; CREATE TABLE s.people (id int PRIMARY KEY, seen_at timestamptz NOT NULL, email text);"
+                     "CREATE INDEX ON s.people (seen_at);"
+                     "INSERT INTO s.people SELECT g, now() - (g % 60) * interval '1 day', 'person' || g || '@example.org'"
+                     "  FROM generate_series(1, 3000) g;");
+        /* The engine's least-privilege role (not a superuser: it may not set log_parameter_max_length),
+         * which must authenticate with its password (scram-sha-256, first line of pg_hba). */
+        free(pgtest_engine_role(ci_admin, "secretrole", "s.people", NULL));
+        /* The role script lets the role set log_parameter_max_length (PostgreSQL 15); a role made
+         * otherwise, or any non-superuser before 15, may not: the key must stay out all the same. */
+        rely_exec(c, "REVOKE SET ON PARAMETER log_parameter_max_length, log_parameter_max_length_on_error FROM secretrole");
+        char *sql = rely_asprintf("SET password_encryption = 'scram-sha-256'; ALTER ROLE secretrole PASSWORD '%s';", PASSWORD);
         rely_exec(c, sql);
         free(sql);
+        if (rely_int(c, "SELECT count(*) FROM pg_roles WHERE rolname = 'secretrole' AND NOT rolsuper"
+                        " AND NOT has_parameter_privilege('secretrole', 'log_parameter_max_length', 'SET')") != 1)
+                fail_msg("secretrole may set log_parameter_max_length: the test of the server log would prove nothing");
         char *hba = rely_value(c, "SHOW hba_file");
         char *old = rely_slurp(hba);
         char *new_hba = rely_asprintf("local all secretrole scram-sha-256\n%s", old);
@@ -756,10 +810,6 @@ static void test_secrets(void **state) {
         free(old), free(new_hba);
         rely_exec(c, "SELECT pg_reload_conf()");
         usleep(200000);
-        rely_exec(c, "CREATE SCHEMA s; CREATE TABLE s.people (id int PRIMARY KEY, seen_at timestamptz NOT NULL, email text);"
-                     "CREATE INDEX ON s.people (seen_at);"
-                     "INSERT INTO s.people SELECT g, now() - (g % 60) * interval '1 day', 'person' || g || '@example.org'"
-                     "  FROM generate_series(1, 3000) g;");
         char *ci = rely_asprintf("%s user=secretrole", ci_admin);
         /* without the password: refused, so the password really is what lets retentiond in */
         PGconn *probe = PQconnectdb(ci);
@@ -775,11 +825,13 @@ static void test_secrets(void **state) {
         char *envpass = rely_asprintf("PGPASSFILE=%s", passfile);
         const char *env[] = { envpass, NULL };
         size_t log0 = server_log_size();
-        /* every statement logged with its parameters, as a DBA tracing slow queries would */
+        /* every statement logged with its parameters, as a DBA tracing queries would: in the server's
+         * settings, which the role cannot change for its session */
+        server_logs_parameters(c, true);
         rely_exec(c, "ALTER DATABASE h_secrets SET log_min_duration_statement = 0");
 
         static const char *const cmds[][4] = {
-                { "migrate", NULL }, { "check", NULL }, { "audit", NULL }, { "audit", "--sql", NULL }, { "audit", "--json", NULL },
+                { "check", NULL }, { "audit", NULL }, { "audit", "--sql", NULL }, { "audit", "--json", NULL },
                 { "hold", "add", "sec", NULL }, { "hold", "list", "--all", NULL }, { "run", NULL }, { "run", "--json", NULL },
         };
         long outputs = 0;
@@ -882,10 +934,13 @@ static void test_secrets(void **state) {
 
         /* The server log, with every statement and its parameters logged. */
         rely_exec(c, "ALTER DATABASE h_secrets RESET log_min_duration_statement");
+        server_logs_parameters(c, false);
         char *slog = server_log(log0);
-        if (!strstr(slog, "duration:"))
-                fail_msg("the server logged no statements: the test of the server log proves nothing");
-        assert_no_secret("the server log (log_min_duration_statement = 0)", slog);
+        if (!strstr(slog, "duration:") || !strstr(slog, "DETAIL:  parameters: $1 = ") || !strstr(slog, "hmac-sha256:"))
+                fail_msg("the server logged no statements, no parameters, or not the hashing statement:"
+                         " the test of the server log proves nothing");
+        assert_no_secret("the server log (log_statement = all, log_min_duration_statement = 0, log_parameter_max_length = -1)",
+                         slog);
         free(slog);
 
         /* The journal: a private systemd-journald (tests/db/hostile-journal.sh). */
@@ -905,7 +960,7 @@ static void test_secrets(void **state) {
                 char *o = NULL;
                 rc = run_measured(argv, &o, &rss, &ms);
                 char *exp_path = rely_asprintf("%s/journal.export", jout);
-                char *exported = rely_slurp(exp_path);
+                char *exported = slurp_text(exp_path);
                 if (rc == 0 && strstr(exported, "SYSLOG_IDENTIFIER=retentiond")) {
                         char *rcs_path = rely_asprintf("%s/rcs", jout);
                         char *rcs = rely_slurp(rcs_path);
@@ -934,6 +989,103 @@ static void test_secrets(void **state) {
         PQfinish(c);
 }
 
+/* The key file: a FIFO is refused at once (exit 78), a key others may read is warned about, and a
+ * role without the TEMPORARY privilege cannot run a hash rule (the key never goes as a parameter). */
+static void test_hash_key_file(void **state) {
+        (void) state;
+        PGconn *c = NULL;
+        char *ci_admin = new_db("h_keyfile", &c);
+        rely_exec(c, "CREATE SCHEMA s; CREATE TABLE s.people (id int PRIMARY KEY, seen_at timestamptz NOT NULL, email text);"
+                     "INSERT INTO s.people SELECT g, now() - (g % 60) * interval '1 day', 'person' || g || '@example.org'"
+                     "  FROM generate_series(1, 300) g;");
+        char *policy = write_file(".yaml", SECRET_POLICY, strlen(SECRET_POLICY));
+        char *ci = pgtest_engine_role(ci_admin, "keyrole", "s.people", NULL);
+
+        /* A FIFO: refused without reading (no writer ever comes), within a bounded time. */
+        char *fifo = rely_asprintf("%s/key-fifo", dir);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        char *outfile = rely_asprintf("%s/key-fifo.out", dir);
+        const char *args[] = { "-p", policy, "-d", ci, "--hash-key-file", fifo, "--log-target=console", "run", NULL };
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        pid_t pid = rely_spawn(args, outfile);
+        int rc = rely_wait_timeout(pid, 20000);
+        if (rc == -2) {
+                kill(-pid, SIGKILL);
+                (void) rely_wait(pid);
+                fail_msg("retentiond run with a FIFO as its hash key file was still running after 20 s");
+        }
+        long ms = rely_ms_since(&t0);
+        char *o = rely_slurp(outfile);
+        char *want = rely_asprintf("retentiond: error: hash key file \"%s\" is not a regular file\n"
+                                   "DETAIL:  It is a FIFO; the key is read from a regular file only.\n", fifo);
+        if (rc != 78 || !strstr(o, want))
+                fail_msg("a FIFO as the hash key file: exit %d (want 78), want\n%s\ngot:\n%s", rc, want, o);
+        free(o), free(want);
+        bad_inputs++;
+        /* a directory too */
+        char *out = NULL, *err = NULL;
+        rc = pgtest_run((const char *const[]) { "-p", policy, "-d", ci, "--hash-key-file", dir, "run", NULL }, NULL, &out, &err);
+        expect_rejected("a directory as the hash key file", rc, 78, out, err, "It is a directory; the key is read from a regular file only.");
+        free(out), free(err);
+        assert_int_equal(rely_int(c, "SELECT count(*) FROM s.people WHERE email LIKE 'hmac-sha256:%'"), 0);
+
+        /* Modes: readable by others or the group: a warning (the run goes on); 0600 and 0400: none. */
+        static const struct {
+                mode_t mode;
+                const char *detail;
+        } modes[] = {
+                { 0644, "Its mode is 0644: every user may read the key that pseudonymises the data." },
+                { 0640, "Its mode is 0640: its group may read the key that pseudonymises the data." },
+                { 0600, NULL },
+                { 0400, NULL },
+        };
+        char *keyfile = write_file(".key", KEY, strlen(KEY));
+        for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+                assert_int_equal(chmod(keyfile, modes[i].mode), 0);
+                rc = pgtest_run((const char *const[]) { "-p", policy, "-d", ci, "--hash-key-file", keyfile, "--log-target=console",
+                                                        "run", NULL },
+                                NULL, &out, &err);
+                char *primary = rely_asprintf("retentiond: warning: hash key file \"%s\" is readable by other users\n", keyfile);
+                char *hint = rely_asprintf("HINT:  chmod go-rwx %s\n", keyfile);
+                bool warned = strstr(err, primary) != NULL;
+                if (rc != 0 || (modes[i].detail && (!warned || !strstr(err, modes[i].detail) || !strstr(err, hint))) ||
+                    (!modes[i].detail && strstr(err, "readable by other users")))
+                        fail_msg("a hash key file of mode %04o: exit %d (want 0), %s warning expected:\n%s%s", (unsigned) modes[i].mode,
+                                 rc, modes[i].detail ? "a" : "no", out, err);
+                free(primary), free(hint), free(out), free(err);
+        }
+        assert_int_equal(rely_int(c, "SELECT count(*) FROM s.people WHERE email LIKE 'hmac-sha256:%'"), 150);
+
+        /* No TEMPORARY privilege: the hash rule is refused, nothing is hashed, the trail says why. */
+        rely_exec(c, "UPDATE s.people SET email = 'person' || id || '@example.org'");
+        rely_exec(c, "REVOKE TEMPORARY ON DATABASE h_keyfile FROM PUBLIC");
+        assert_int_equal(rely_int(c, "SELECT count(*) FROM pg_roles WHERE rolname = 'keyrole'"
+                                     " AND NOT has_database_privilege('keyrole', 'h_keyfile', 'TEMPORARY')"),
+                         1);
+        rc = pgtest_run((const char *const[]) { "-p", policy, "-d", ci, "--hash-key-file", keyfile, "--log-target=console", "run",
+                                                NULL },
+                        NULL, &out, &err);
+        if (rc != 1 || !strstr(err, "retentiond: error: rule \"s-hash\" uses the hash method, and the role may not create"
+                                    " temporary tables\n"
+                                    "DETAIL:  permission denied to create temporary tables in database \"h_keyfile\". The hash"
+                                    " key reaches the database only through a temporary table of retentiond's session, never"
+                                    " as a statement parameter, which the server may log.\n"))
+                fail_msg("a hash rule without the TEMPORARY privilege: exit %d (want 1):\n%s%s", rc, out, err);
+        free(out), free(err);
+        assert_int_equal(rely_int(c, "SELECT count(*) FROM s.people WHERE email LIKE 'hmac-sha256:%'"), 0);
+        char *v = rely_value(c, "SELECT outcome || ' ' || sqlstate || ' ' || rows_anonymised FROM retention.rule_runs"
+                                " ORDER BY id DESC LIMIT 1");
+        assert_string_equal(v, "failed 42501 0");
+        free(v);
+        rely_exec(c, "GRANT TEMPORARY ON DATABASE h_keyfile TO PUBLIC");
+        fprintf(stderr, "hostile: hash key files: a FIFO refused in %ld ms (exit 78), a directory 78, modes 0644/0640 warned,"
+                        " a role without TEMPORARY refused (exit 1, nothing hashed)\n",
+                ms);
+        free(keyfile), free(outfile), free(fifo), free(ci), free(policy), free(ci_admin);
+        PQfinish(c);
+}
+
 static int group_setup(void **state) {
         (void) state;
         pg = pgtest_start();
@@ -956,6 +1108,7 @@ int main(void) {
                 cmocka_unit_test(test_rejected),
                 cmocka_unit_test(test_files),
                 cmocka_unit_test(test_secrets),
+                cmocka_unit_test(test_hash_key_file),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
