@@ -106,8 +106,11 @@ static int load_by_oid_text(Pg *pg, const char *oidtext, CatTable **ret, PgError
                     1, p);
         if (k)
                 return k;
-        if (PQntuples(r) != 1)
-                return -1;
+        if (PQntuples(r) != 1) {
+                pg_error_set(err, NULL, NULL, "Run again: the catalog changed while it was read.",
+                             "table with oid %s was dropped while its catalog was read", oidtext);
+                return OUTCOME_TABLE_GONE;
+        }
 
         _cleanup_(cat_table_freep) CatTable *t = xcalloc(1, sizeof(CatTable));
         t->oid = (uint32_t) strtoul(PQgetvalue(r, 0, 0), NULL, 10);

@@ -80,7 +80,8 @@ typedef struct CatTable {
 } CatTable;
 
 /* Loads a table. Returns 0; PG_ERR_UNDEFINED with *err ("relation ... does not exist") when
- * missing; another PgErrorClass on failure. */
+ * missing; OUTCOME_TABLE_GONE with *err when it was dropped while it was read; another
+ * PgErrorClass on failure. */
 int catalog_load_table(Pg *pg, const QualifiedName *name, CatTable **ret, PgError *err);
 /* Same by oid (used while walking foreign keys). */
 int catalog_load_table_oid(Pg *pg, uint32_t oid, CatTable **ret, PgError *err);

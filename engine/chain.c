@@ -161,7 +161,7 @@ int chain_verify(Pg *pg, int64_t up_to, ChainStatus *ret, PgError *err) {
                 pg_error_set(err, NULL, "The table retention.chain_head has no row.",
                              "Run \"retentiond migrate\"; if it says there is nothing to do, the table was emptied on purpose.",
                              "the hash chain has no head");
-                return -1;
+                return OUTCOME_NO_CHAIN_HEAD;
         }
         s.checked = int_at(sum, 0, 0);
         s.unsealed = int_at(sum, 0, 1);

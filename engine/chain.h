@@ -39,5 +39,6 @@ void chain_status_done(ChainStatus *s);
 /* Walks the chain from #1 in seq order, up to position up_to (< 0: the whole chain, and then
  * the head too), inside the caller's transaction (verify uses a READ ONLY REPEATABLE READ one),
  * whose search_path it sets to pg_catalog (SET LOCAL).
- * Returns 0 with *ret filled (ret->kind says whether it verifies), or a PgErrorClass with *err. */
+ * Returns 0 with *ret filled (ret->kind says whether it verifies), or a PgErrorClass or
+ * OUTCOME_NO_CHAIN_HEAD with *err. */
 int chain_verify(Pg *pg, int64_t up_to, ChainStatus *ret, PgError *err);

@@ -210,6 +210,8 @@ int check_database(Cli *cli, const Policy *p) {
                 return r;
 
         int k = trail_check_schema(pg, &err);
+        if (k > 0) /* the database failed (a lost connection: 69), not the schema */
+                return cmd_fail(&err, k);
         if (k) {
                 Diagnostic *x = diag_add(d, SEVERITY_ERROR, NULL, 0, 0, "%s", err.primary);
                 if (err.detail)

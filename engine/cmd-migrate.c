@@ -120,7 +120,7 @@ static int migrate_database(Cli *cli, const Policy *p, FILE *out, void *userdata
                                                         current, latest);
                 pg_error_set(&err, NULL, detail, "Upgrade retentiond; a schema is never downgraded.",
                              "the retention schema is newer than this retentiond");
-                return fail(pg, &err, -1);
+                return fail(pg, &err, OUTCOME_SCHEMA_MISMATCH);
         }
         int applied = 0;
         for (size_t i = 0; i < n_migrations; i++) {

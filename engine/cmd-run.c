@@ -227,7 +227,7 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
         metrics_add(cli, policy, pg_connection_ok(pg) ? pg : NULL);
         if (k && !res) {
                 cmd_print_error(&err);
-                int code = k == 1 ? EXIT_TEMPFAIL : cmd_exit_code(k, &err);
+                int code = cmd_exit_code(k, &err); /* OUTCOME_RULE_BUSY: 75, PG_ERR_CONNECTION: 69 */
                 pg_error_done(&err);
                 return code;
         }

@@ -179,11 +179,29 @@ int cmd_fail(PgError *err, int k) {
         return code;
 }
 
+/* The engine's own outcomes (pg.h): one case each, and no default, so that a new one cannot go
+ * unmapped (-Wswitch). Those that never leave enforce.c are a bug if they reach a command. */
+static int outcome_exit_code(PgOutcome o) {
+        switch (o) {
+        case OUTCOME_SCHEMA_MISMATCH:
+        case OUTCOME_NO_CHAIN_HEAD:
+        case OUTCOME_TABLE_GONE:
+                return EXIT_CONFIG;
+        case OUTCOME_RULE_BUSY:
+                return EXIT_TEMPFAIL;
+        case OUTCOME_BREAKER:
+        case OUTCOME_SLOW_PATH:
+        case OUTCOME_REFUSED:
+                return EXIT_SOFTWARE;
+        }
+        return EXIT_SOFTWARE;
+}
+
 int cmd_exit_code(int k, const PgError *e) {
         if (k == 0)
                 return EXIT_OK;
         if (k < 0)
-                return EXIT_CONFIG;
+                return outcome_exit_code((PgOutcome) k);
         switch ((PgErrorClass) k) {
         case PG_ERR_CONNECTION:
                 if (e && e->primary && (strstr(e->primary, "authentication failed") || strstr(e->primary, "permission denied") ||

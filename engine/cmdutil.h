@@ -43,7 +43,7 @@ int cmd_connect(Cli *cli, bool read_only, Pg **ret);
 void cmd_print_error(const PgError *e);
 /* Prints *err (PostgreSQL style), frees it, and returns the exit code for class k. */
 int cmd_fail(PgError *err, int k);
-/* Exit code for a failure of class k (PgErrorClass or -1: configuration). */
+/* Exit code for k: a PgErrorClass (> 0) or a PgOutcome (< 0); 0 is EXIT_OK. */
 int cmd_exit_code(int k, const PgError *e);
 /* Checks that every --rule names a rule of the policy. Returns 0 or EXIT_USAGE. */
 int cmd_check_rule_names(Cli *cli, const Policy *p);

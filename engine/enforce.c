@@ -101,7 +101,7 @@ int trail_check_schema(Pg *pg, PgError *err) {
                 pg_error_set(err, NULL, "The schema \"retention\" (hold registry and audit trail) is not installed in this database.",
                              "Run \"retentiond migrate\" against this database first.",
                              "the retention schema is not installed");
-                return -1;
+                return OUTCOME_SCHEMA_MISMATCH;
         }
         free(TAKE_PTR(v));
         k = pg_value(pg, &v, err, "SELECT coalesce(max(version), 0)::text FROM retention.schema_version", 0, NULL);
@@ -116,7 +116,7 @@ int trail_check_schema(Pg *pg, PgError *err) {
                              found < RETENTION_SCHEMA_VERSION ? "Run \"retentiond migrate\" to upgrade the schema."
                                                               : "Upgrade retentiond to a version that knows this schema.",
                              "retention schema version %d is not supported", found);
-                return -1;
+                return OUTCOME_SCHEMA_MISMATCH;
         }
         return 0;
 }
@@ -155,7 +155,7 @@ int rule_lock(Pg *pg, const char *rule, PgError *err) {
         pg_error_set(err, "55P03", detail,
                      "Wait for that run to finish; a rule is enforced by one session at a time.",
                      "another enforcement run is in progress on this database");
-        return 1;
+        return OUTCOME_RULE_BUSY;
 }
 
 void rule_unlock(Pg *pg, const char *rule) {
@@ -220,7 +220,7 @@ int rule_slot_claim(Pg *pg, const Rule *rule, bool force, SlotClaim *claim, int6
         if (k)
                 return k;
         k = rule_lock(pg, rule->name, err);
-        if (k == 1) {
+        if (k == OUTCOME_RULE_BUSY) {
                 /* Someone enforces it now. Within the slot another daemon is at it: that is the
                  * slot taken; otherwise a long run or `retentiond run` holds it. */
                 _cleanup_free_ char *holder = err->detail ? xstrdup(err->detail) : NULL, *slot_by = NULL;
@@ -604,25 +604,30 @@ static int compute_cutoffs(RuleRun *rr, PgError *err) {
                              " disagree. --max-clock-skew changes the limit (0 turns the check off).",
                              "circuit breaker tripped for rule \"%s\": the database clock and this host's clock disagree",
                              rr->rule->name);
-                return -2;
+                return OUTCOME_BREAKER;
         }
         return 0;
 }
 
-/* The planner's estimate of the due rows (from the table's statistics), or INT64_MAX when
- * there is none. */
-static int64_t planner_estimate(RuleRun *rr, PgError *err) {
+/* *ret: the planner's estimate of the due rows (from the table's statistics), or INT64_MAX when
+ * there is none (then the rows are counted). Returns 0, or PG_ERR_CONNECTION with *err: a lost
+ * connection is the rule's error, not a missing estimate. */
+static int planner_estimate(RuleRun *rr, int64_t *ret, PgError *err) {
         _cleanup_pgresult_ PGresult *r = NULL;
         PgError e = {};
+        *ret = INT64_MAX;
         int k = exec_stmt(rr, &rr->plan->breaker_estimate, &r, &e, NULL, NULL, 0);
+        if (k == PG_ERR_CONNECTION) {
+                *err = e;
+                return k;
+        }
         pg_error_done(&e);
-        (void) err;
         if (k || PQntuples(r) < 1)
-                return INT64_MAX;
+                return 0;
         const char *s = strstr(PQgetvalue(r, 0, 0), "\"Plan Rows\": ");
-        if (!s)
-                return INT64_MAX;
-        return strtoll(s + strlen("\"Plan Rows\": "), NULL, 10);
+        if (s)
+                *ret = strtoll(s + strlen("\"Plan Rows\": "), NULL, 10);
+        return 0;
 }
 
 /* The rule table's rows, counted (every partition). */
@@ -678,10 +683,15 @@ static int check_breaker(RuleRun *rr, PgError *err) {
                 return 0;
         res->breaker_checked = true;
 
-        int64_t due;
+        int64_t due, estimate = INT64_MAX;
+        if (!rr->o->dry_run && !rr->o->force && res->table_rows_analysed) {
+                k = planner_estimate(rr, &estimate, err);
+                if (k)
+                        return k;
+        }
         if (rr->o->dry_run)
                 due = res->actionable; /* the tally already counted them */
-        else if (!rr->o->force && res->table_rows_analysed && planner_estimate(rr, err) < limit / 2) {
+        else if (estimate < limit / 2) {
                 /* Far below the limit by the planner's statistics: no need to count; the
                  * running limit in rule_run_step() still stops the rule if it was wrong. */
                 res->breaker_rows = -1;
@@ -760,8 +770,8 @@ static int trail_count(RuleRun *rr, int64_t deleted, int64_t anonymised, int64_t
 
 /* Takes an exclusive lock on the detached (or to-be-dropped) partition, checks again that
  * every row is older than the cutoff and that no row is held, and drops it, recording the
- * rows in the audit trail in the same transaction. Returns 0 and *dropped; 1 when the check
- * refused (nothing changed); or a PgErrorClass. */
+ * rows in the audit trail in the same transaction. Returns 0 and *dropped; OUTCOME_REFUSED when
+ * the check refused (nothing changed); or a PgErrorClass. */
 static int drop_partition_checked(RuleRun *rr, CatCache *cache, const QualifiedName *part, const char *parent_detach_sql,
                                   int64_t *dropped, PgError *err) {
         PlanStatement check = {};
@@ -886,7 +896,7 @@ static int drop_or_reattach(RuleRun *rr, CatCache *cache, const char *parent, co
                             const char *pd, const char *bound, PgError *err) {
         int64_t dropped = 0;
         int k = drop_partition_checked(rr, cache, part, NULL, &dropped, err);
-        if (k == 1) {
+        if (k == OUTCOME_REFUSED) {
                 reattach_partition(rr, parent, pq, pd, bound);
                 return 0;
         }
@@ -1062,7 +1072,7 @@ static int settle_detached(RuleRun *rr, CatCache *cache, const char *parent, Det
                 /* Refused (a row is kept now), busy, or failed: back under its parent, where the
                  * batches (or the next run) take its rows. */
                 reattach_partition(rr, parent, d[i].quoted, d[i].display, d[i].bound);
-                if (kd != 1 && kd != PG_ERR_LOCK_TIMEOUT && !first) {
+                if (kd != OUTCOME_REFUSED && kd != PG_ERR_LOCK_TIMEOUT && !first) {
                         first = kd;
                         *err = e;
                         e = (PgError) {};
@@ -1228,7 +1238,7 @@ static int drop_expired_partitions(RuleRun *rr, CatCache *cache, PgError *err) {
                 k = drop_partition_checked(rr, cache, &part, detach2, &dropped, err);
                 if (k != 0 && k != PG_ERR_CONNECTION)
                         uncomment_partition(rr, pq); /* rolled back: still attached */
-                if (k == 1) {
+                if (k == OUTCOME_REFUSED) {
                         k = 0;
                         continue;
                 }
@@ -1499,7 +1509,7 @@ fail:
         if (cancelled_by_stop(rr, k))
                 rule_run_fail(rr, RULE_INTERRUPTED, NULL);
         else
-                rule_run_fail(rr, k == PG_ERR_LOCK_TIMEOUT ? RULE_SKIPPED : k == -2 ? RULE_BREAKER : RULE_FAILED, &err);
+                rule_run_fail(rr, k == PG_ERR_LOCK_TIMEOUT ? RULE_SKIPPED : k == OUTCOME_BREAKER ? RULE_BREAKER : RULE_FAILED, &err);
 out:
         pg_error_done(&err);
         return 0;
@@ -1663,12 +1673,12 @@ static int step_failed(RuleRun *rr, int k, PgError *err) {
  * it never changes more rows in one run than its limit allows. Partitions are dropped only when
  * their rows fit, batches are cut to what the limit has left (batch_rows(); the fast path only
  * runs while a whole batch fits), and once it is used up, one more row due trips the breaker.
- * Returns 1 when the rule must stop, 0 to go on, or a PG_ERR_*. */
+ * Returns OUTCOME_BREAKER when the rule must stop, 0 to go on, or a PgErrorClass. */
 static int running_limit_reached(RuleRun *rr, PgError *err) {
         if (rr->phase != PHASE_MAIN || breaker_budget(rr) > 0)
                 return 0;
         if (main_changed(rr) > rr->res.breaker_limit)
-                return 1;
+                return OUTCOME_BREAKER;
         _cleanup_pgresult_ PGresult *c = NULL;
         int k = exec_stmt(rr, &rr->plan->breaker_count, &c, err, NULL, NULL, 1);
         if (k)
@@ -1677,7 +1687,7 @@ static int running_limit_reached(RuleRun *rr, PgError *err) {
                 end_phase(rr); /* exactly at the limit, and nothing more is due */
                 return 0;
         }
-        return 1;
+        return OUTCOME_BREAKER;
 }
 
 static void trip_running_limit(RuleRun *rr) {
@@ -1791,8 +1801,9 @@ uint64_t rule_run_pause_usec(const RuleRun *rr) {
         return rr->phase == PHASE_DONE ? 0 : rr->pause_usec;
 }
 
-/* Prepares the fast path's two statements on first use. 0, 1 (the table's lock is held by
- * the application: take this batch the slow way), or a PgErrorClass with err set. */
+/* Prepares the fast path's two statements on first use. 0, OUTCOME_SLOW_PATH (the table's lock
+ * is held by the application: take this batch the slow way), or a PgErrorClass with err set (a
+ * lost connection among them: never a reason to try the slow way). */
 static int prepare_fast(RuleRun *rr, PgError *err) {
         if (rr->prepared)
                 return 0;
@@ -1806,7 +1817,7 @@ static int prepare_fast(RuleRun *rr, PgError *err) {
                         pg_error_done(err);
                         if (i > 0)
                                 pg_deallocate(rr->pg, names[0]);
-                        return 1;
+                        return OUTCOME_SLOW_PATH;
                 }
                 if (kp) {
                         if (i > 0)
@@ -1831,7 +1842,8 @@ static int exec_fast(RuleRun *rr, const PlanStatement *st, const char *name, con
 }
 
 /* One fast-path batch, in one transaction: the range's upper end, the change, and the audit
- * trail's counters, so the trail never claims more than happened. */
+ * trail's counters, so the trail never claims more than happened. Returns 0, OUTCOME_SLOW_PATH
+ * (take this batch with SKIP LOCKED), or the PgErrorClass that ended the rule (step_failed()). */
 static int step_fast(RuleRun *rr) {
         PgError err = {};
         _cleanup_pgresult_ PGresult *rb = NULL, *rc = NULL;
@@ -1841,9 +1853,9 @@ static int step_fast(RuleRun *rr) {
                 rr->short_lock_wait = true;
         }
         int k = prepare_fast(rr, &err);
-        if (k == 1) {
+        if (k == OUTCOME_SLOW_PATH) {
                 rr->swept_cleanly = false;
-                return 1;
+                return OUTCOME_SLOW_PATH;
         }
         if (k)
                 return step_failed(rr, k, &err);
@@ -1869,7 +1881,7 @@ static int step_fast(RuleRun *rr) {
                         if (stuck)
                                 rr->fast_ok = false;
                         rr->swept_cleanly = false;
-                        return 1;
+                        return OUTCOME_SLOW_PATH;
                 }
                 k = exec_fast(rr, &rr->plan->batch_range, FAST_PATH_STATEMENT, upper, &rc, &err);
         }
@@ -1892,7 +1904,7 @@ static int step_fast(RuleRun *rr) {
                 pg_error_done(&err);
                 rr->next_xid = 0; /* the failed statement may have taken an id too */
                 rr->swept_cleanly = false;
-                return 1;
+                return OUTCOME_SLOW_PATH;
         }
         if (k == PG_ERR_FOREIGN_KEY && rr->rule->action == ACTION_DELETE) {
                 pg_error_done(&err);
@@ -1932,7 +1944,7 @@ int rule_run_step(RuleRun *rr) {
                 return 0;
         }
         k = running_limit_reached(rr, &err);
-        if (k == 1) {
+        if (k == OUTCOME_BREAKER) {
                 trip_running_limit(rr);
                 return 0;
         }
@@ -1944,7 +1956,7 @@ int rule_run_step(RuleRun *rr) {
          * less left than that, the SKIP LOCKED batches, whose LIMIT is exact, finish the rule. */
         if (rr->phase == PHASE_MAIN && rr->fast_ok && breaker_budget(rr) >= rr->batch_size) {
                 k = step_fast(rr);
-                if (k != 1)
+                if (k != OUTCOME_SLOW_PATH)
                         return k;
         }
         /* This batch with SKIP LOCKED. It waits for the table's lock as long as --lock-timeout

@@ -114,12 +114,13 @@ static inline void run_result_freep(RunResult **r) {
 }
 
 /* Checks that the retention schema is installed at the version this build knows.
- * Returns 0; otherwise a PgErrorClass or -1 (wrong/missing version) with *err filled. */
+ * Returns 0; otherwise a PgErrorClass or OUTCOME_SCHEMA_MISMATCH (missing, or another version)
+ * with *err filled. */
 int trail_check_schema(Pg *pg, PgError *err);
 
 /* Takes one rule's advisory lock (session level): every session that enforces a rule holds it
- * while it does. Returns 0, 1 when another session holds it (err names the rule and, when it is
- * recorded, the run, host and backend), or a PgErrorClass. */
+ * while it does. Returns 0, OUTCOME_RULE_BUSY when another session holds it (err names the rule
+ * and, when it is recorded, the run, host and backend), or a PgErrorClass. */
 int rule_lock(Pg *pg, const char *rule, PgError *err);
 void rule_unlock(Pg *pg, const char *rule);
 
@@ -145,13 +146,15 @@ int rule_slot_claim(Pg *pg, const Rule *rule, bool force, SlotClaim *claim, int6
                     PgError *err);
 
 /* Loads catalog facts for every table a set of rules needs into cache. Returns 0, or a
- * PgErrorClass (first failure) — missing tables are reported per rule by plan_build(). */
+ * PgErrorClass or OUTCOME_TABLE_GONE (first failure) — missing tables are reported per rule by
+ * plan_build(). */
 int enforce_load_catalog(Pg *pg, const Policy *p, CatCache *cache, PgError *err);
 
 /* The whole run from the terminal: every selected rule in policy order, each to completion.
  * dry_run: one READ ONLY REPEATABLE READ transaction, tallies only, nothing recorded.
- * Returns 0 with *ret filled (rule failures are in the results), or a PgErrorClass /
- * -1 with *err for failures that stop the whole run (connection lost, lock held, schema). */
+ * Returns 0 with *ret filled (rule failures are in the results), or, with *err, what stops the
+ * whole run: a PgErrorClass (PG_ERR_CONNECTION once rules ran: *ret is filled too), OUTCOME_RULE_BUSY (another
+ * session enforces a wanted rule), OUTCOME_SCHEMA_MISMATCH or OUTCOME_TABLE_GONE. */
 int enforce_run(Pg *pg, const Policy *p, const EnforceOptions *o, RunResult **ret, PgError *err);
 
 /* ---- the steps, for the daemon ---- */
@@ -160,7 +163,8 @@ typedef struct RuleRun RuleRun;
  * *ret is set even when the rule already ended (breaker, error): check rule_run_done(). */
 int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, const EnforceOptions *o,
                    int64_t run_id, RuleRun **ret);
-/* One batch (one short transaction). */
+/* One batch (one short transaction). Returns 0, or the PgErrorClass that ended the rule (in
+ * its result too; PG_ERR_CONNECTION: the session is gone). */
 int rule_run_step(RuleRun *rr);
 bool rule_run_done(const RuleRun *rr);
 /* How long to wait before the next rule_run_step() (pacing); 0: go on at once. */

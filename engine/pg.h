@@ -35,6 +35,23 @@ typedef enum PgErrorClass {
 
 PgErrorClass pg_error_class(const char *sqlstate);
 
+/* Return conventions. A function that talks to the database returns 0 on success or a
+ * PgErrorClass (> 0: PG_ERR_CONNECTION is 1) with its PgError filled. A function that also has
+ * outcomes of its own (another session holds the lock, the fast path declines a batch, ...)
+ * returns them as one of these: always negative, so that no outcome can be taken for an error
+ * class or the reverse, and distinct from each other, so that one passed up through several
+ * callers keeps its meaning. Each function's comment in its header says which it returns; the
+ * commands map every one to an exit code (cmd_exit_code(), cmdutil.c, one case per value). */
+typedef enum PgOutcome {
+        OUTCOME_SCHEMA_MISMATCH = -1, /* trail_check_schema(): the retention schema is missing or at another version */
+        OUTCOME_RULE_BUSY = -2,       /* rule_lock(), enforce_run(): another session holds a rule's lock */
+        OUTCOME_BREAKER = -3,         /* enforce.c: the rule's circuit breaker tripped (err says why) */
+        OUTCOME_SLOW_PATH = -4,       /* enforce.c: the fast path declines this batch: take it with SKIP LOCKED */
+        OUTCOME_REFUSED = -5,         /* enforce.c: the check under a partition's lock refused its drop */
+        OUTCOME_TABLE_GONE = -6,      /* catalog_load_table_oid(): no table has that oid (dropped meanwhile) */
+        OUTCOME_NO_CHAIN_HEAD = -7,   /* chain_verify(): retention.chain_head has no row */
+} PgOutcome;
+
 typedef struct PgSettings {
         long lock_timeout_ms;      /* default 2000 */
         long statement_timeout_ms; /* default 60000 */

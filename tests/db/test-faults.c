@@ -297,6 +297,174 @@ static void test_restart(void **state) {
         fault_rounds("f_crash", FAULT_CRASH, rely_env_long("RETENTIOND_FAULT_CRASHES", 2), "server crashes");
 }
 
+/* ---- a lost connection at a chosen statement ------------------------------------------------------ */
+
+/* A lost connection is a lost connection wherever it happens: exit 69 and one error about the
+ * connection, never a circuit breaker, "another session", or a second attempt on the dead
+ * session. A rule's where: calls f.gate(), which sleeps in the one statement whose text matches
+ * f.gate_at.pattern; the test terminates the engine's backend while it sleeps there (or, for the
+ * schema check, while it waits for a lock the test holds). */
+
+static const char *const GATE_SETUP =
+        "CREATE SCHEMA f;"
+        "CREATE TABLE f.gate_at (pattern text);"
+        "CREATE FUNCTION f.gate() RETURNS boolean LANGUAGE plpgsql AS $$"
+        " BEGIN"
+        "  IF current_query() ~ (SELECT pattern FROM f.gate_at) THEN PERFORM pg_sleep(60); END IF;"
+        "  RETURN true;"
+        " END $$;"
+        "GRANT USAGE ON SCHEMA f TO PUBLIC; GRANT SELECT ON f.gate_at TO PUBLIC;";
+
+/* Starts `retentiond run` with extra args, waits until its backend is in `wait` (a
+ * pg_stat_activity condition), terminates that backend, and returns the exit status and output. */
+static int run_terminated_at(PGconn *c, const char *ci, const char *policy, const char *extra, const char *wait,
+                             const char *label, char **log) {
+        char *outfile = rely_asprintf("%s/%s.log", dir, label);
+        unlink(outfile);
+        const char *args[] = { "-p", policy, "-d", ci, "--log-target=console", "run", extra, NULL };
+        pid_t pid = rely_spawn(args, outfile);
+        char *sql = rely_asprintf("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'retentiond' AND (%s)", wait);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (rely_int(c, sql) != 1) {
+                if (rely_wait_timeout(pid, 0) != -2)
+                        fail_msg("%s: the run ended before it reached the statement:\n%s", label, rely_slurp(outfile));
+                if (rely_ms_since(&t0) > 30000) {
+                        kill(pid, SIGKILL);
+                        rely_wait(pid);
+                        fail_msg("%s: the run did not reach the statement in 30 s:\n%s", label, rely_slurp(outfile));
+                }
+                usleep(2000);
+        }
+        free(sql);
+        assert_int_equal(rely_int(c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                     " WHERE application_name = 'retentiond' AND pid <> pg_backend_pid()"),
+                         1);
+        int st = rely_wait_timeout(pid, 30000);
+        if (st == -2) {
+                kill(pid, SIGKILL);
+                rely_wait(pid);
+                fail_msg("%s: retentiond hung for 30 s after its backend was terminated", label);
+        }
+        *log = rely_slurp(outfile);
+        if (strstr(*log, "AddressSanitizer") || strstr(*log, "LeakSanitizer") || strstr(*log, "runtime error"))
+                fail_msg("%s: sanitizer report:\n%s", label, *log);
+        free(outfile);
+        return st;
+}
+
+/* Exit 69 and exactly this error: one "error:" line, then the DETAIL the server gave (libpq's
+ * text of the FATAL message, which may carry its CONTEXT). */
+static void expect_lost(const char *label, int st, const char *log, const char *primary) {
+        char *want = rely_asprintf("retentiond: error: %s\nDETAIL:  ", primary);
+        const char *at = strstr(log, want);
+        if (st != 69 || count_lines_with(log, "error:") != 1 || !at ||
+            !strstr(at, "terminating connection due to administrator command") || strstr(log, "circuit breaker") ||
+            strstr(log, "another enforcement run") || strstr(log, "no connection to the server"))
+                fail_msg("%s: exit %d (want 69) and exactly one error, about the connection:\n%s\nwant:\n%s"
+                         "terminating connection due to administrator command",
+                         label, st, log, want);
+        free(want);
+}
+
+static void test_lost_connection_outcomes(void **state) {
+        (void) state;
+        PGconn *c = NULL;
+        char *ci = new_db("f_lost", &c);
+        rely_exec(c, GATE_SETUP);
+        char *log = NULL;
+        int st;
+
+        /* 1. While the running breaker counts whether more rows are due (the planner's estimate let
+         *    the rule start without a count; then 2900 more rows became due behind the statistics'
+         *    back, as in test-enforce's test_breaker_estimate). */
+        rely_exec(c, "CREATE TABLE f.rb (id int PRIMARY KEY, at timestamptz NOT NULL) WITH (autovacuum_enabled = false);"
+                     "CREATE INDEX ON f.rb (at);"
+                     "INSERT INTO f.rb SELECT i, CASE WHEN i <= 100 THEN now() - interval '30 days' - i * interval '1 second'"
+                     "  ELSE now() END FROM generate_series(1, 4000) i;"
+                     "ANALYZE f.rb;"
+                     "UPDATE f.rb SET at = now() - interval '30 days' - id * interval '1 second' WHERE id <= 3000;"
+                     "INSERT INTO f.gate_at VALUES ('^SELECT count\\(\\*\\) FROM \\(SELECT 1 FROM');");
+        char *pol_rb = policy_file("version: 1\n"
+                                   "rules:\n"
+                                   "  rb:\n"
+                                   "    clause: \"lost: the running breaker\"\n"
+                                   "    table: f.rb\n"
+                                   "    column: at\n"
+                                   "    retain: 7 days\n"
+                                   "    action: delete\n"
+                                   "    where: \"f.gate()\"\n"
+                                   "    batch_size: 100\n");
+        st = run_terminated_at(c, ci, pol_rb, NULL, "wait_event = 'PgSleep' AND query ~ '^SELECT count'", "lost-breaker", &log);
+        expect_lost("connection lost while the running breaker counts", st, log,
+                    "lost the connection to the database during rule \"rb\"");
+        free(log);
+        /* the limit (half of 4000) was deleted; the rule run stays 'running', never 'breaker' */
+        char *v = rely_value(c, "SELECT outcome || ' ' || rows_deleted FROM retention.rule_runs WHERE rule = 'rb'");
+        assert_string_equal(v, "running 2000");
+        free(v);
+
+        /* 2. In the fast path's DELETE: exactly one error, the server's; no batch tried the slow way
+         *    on the dead session (that error would be "no connection to the server"). The rule has
+         *    a while_held phase, whose SKIP LOCKED batch is what such a slow way would run. */
+        rely_exec(c, "CREATE TABLE f.fp (id int PRIMARY KEY, at timestamptz NOT NULL, note text);"
+                     "CREATE INDEX ON f.fp (at);"
+                     "INSERT INTO f.fp SELECT i, now() - interval '30 days' - i * interval '1 second' FROM generate_series(1, 500) i;"
+                     "UPDATE f.gate_at SET pattern = '^DELETE FROM';");
+        char *pol_fp = policy_file("version: 1\n"
+                                   "subjects:\n"
+                                   "  fps: { table: f.fp, key: id }\n"
+                                   "holds:\n"
+                                   "  legal: { reason: \"lost test\", subject: fps, registry: true }\n"
+                                   "rules:\n"
+                                   "  fp:\n"
+                                   "    clause: \"lost: the fast path\"\n"
+                                   "    table: f.fp\n"
+                                   "    subject: fps\n"
+                                   "    column: at\n"
+                                   "    retain: 7 days\n"
+                                   "    action: delete\n"
+                                   "    where: \"f.gate()\"\n"
+                                   "    holds: [legal]\n"
+                                   "    while_held: { columns: { note: null } }\n"
+                                   "    batch_size: 100\n");
+        st = run_terminated_at(c, ci, pol_fp, NULL, "wait_event = 'PgSleep' AND query ~ '^DELETE FROM'", "lost-fast", &log);
+        expect_lost("connection lost in the fast path", st, log, "lost the connection to the database during rule \"fp\"");
+        free(log);
+        assert_int_equal(rely_int(c, "SELECT count(*) FROM f.fp"), 500);
+        v = rely_value(c, "SELECT outcome || ' ' || rows_deleted || ' ' || batches FROM retention.rule_runs WHERE rule = 'fp'");
+        assert_string_equal(v, "running 0 0");
+        free(v);
+
+        /* 3. During the schema check (waiting for a lock the test holds on retention.schema_version):
+         *    69, not 75 ("another session"). */
+        PGconn *holder = pgtest_connect(ci);
+        rely_exec(holder, "BEGIN; LOCK TABLE retention.schema_version IN ACCESS EXCLUSIVE MODE");
+        st = run_terminated_at(c, ci, pol_fp, "--lock-timeout=60000",
+                               "wait_event_type = 'Lock' AND query ~ 'retention.schema_version'", "lost-schema", &log);
+        rely_exec(holder, "ROLLBACK");
+        PQfinish(holder);
+        if (st != 69 || count_lines_with(log, "error:") != 1 ||
+            !strstr(log, "terminating connection due to administrator command") || strstr(log, "another enforcement run"))
+                fail_msg("connection lost during the schema check: exit %d (want 69), one error about the connection:\n%s", st,
+                         log);
+        free(log);
+        assert_int_equal(rely_int(c, "SELECT count(*) FROM retention.rule_runs WHERE rule = 'fp'"), 1);
+
+        /* The next runs complete both rules. */
+        rely_exec(c, "UPDATE f.gate_at SET pattern = '^$'");
+        char *out = NULL, *err = NULL;
+        int rc = rd(ci, pol_fp, (const char *const[]) { "run", NULL }, &out, &err);
+        if (rc != 0)
+                fail_msg("the run after the faults exited %d:\n%s%s", rc, out, err);
+        free(out), free(err);
+        assert_int_equal(rely_int(c, "SELECT count(*) FROM f.fp"), 0);
+        fprintf(stderr, "faults: a lost connection in the running breaker, the fast path and the schema check: exit 69, one error"
+                        " about the connection each time (no breaker, no slow path on the dead session, no \"another session\")\n");
+        free(pol_rb), free(pol_fp), free(ci);
+        PQfinish(c);
+}
+
 /* ---- locks ------------------------------------------------------------------------------------------ */
 
 static const char *const LOCK_POLICY =
@@ -802,6 +970,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_terminate),
                 cmocka_unit_test(test_restart),
+                cmocka_unit_test(test_lost_connection_outcomes),
                 cmocka_unit_test(test_lock_table),
                 cmocka_unit_test(test_lock_rows),
                 cmocka_unit_test(test_lock_wait),
