@@ -8,6 +8,10 @@
  *              RETENTIOND_FAULT_RESTARTS times (default 4), and crashed (-m immediate: the last
  *              commits of the engine's synchronous_commit=off session may be lost, with their
  *              audit-trail counts) twice: same expectations.
+ *   lost       the engine's backend terminated while it counts for the running breaker, in the
+ *              fast path's DELETE, and while the schema check waits for a lock: exit 69 and one
+ *              error about the connection each time, never a breaker trip, never the slow path on
+ *              the dead session, never 75 ("another session").
  *   locks      the application holds ACCESS EXCLUSIVE on a table longer than --lock-timeout: the
  *              rule is 'skipped' with SQLSTATE 55P03, the others succeed, nothing hangs, and an
  *              application query queued meanwhile completes as soon as the application's own
