@@ -132,7 +132,10 @@ int cmd_load_hash_key(Cli *cli, const Policy *p, HashKey **ret) {
                 _cleanup_free_ char *detail = xasprintf("Its mode is %04o: %s may read the key that pseudonymises the data.",
                                                         (*ret)->mode, (*ret)->mode & S_IROTH ? "every user" : "its group");
                 _cleanup_free_ char *hint = xasprintf("chmod go-rwx %s", where);
-                log_pg_style(LOG_WARNING, NULL, primary, detail, hint);
+                EventFields ev = EVENT_FIELDS_INIT;
+                ev.key_file = where;
+                event_emit_pg_style(EVENT_HASH_KEY_READABLE, event_priority(EVENT_HASH_KEY_READABLE), &ev, primary, detail,
+                                    hint);
         }
         return 0;
 }

@@ -44,6 +44,7 @@ static const struct {
         [EVENT_RULE_ATTENTION] = { RETENTIOND_MESSAGE_RULE_ATTENTION, "rule-needs-attention", LOG_WARNING },
         [EVENT_SLOT_IN_FUTURE] = { RETENTIOND_MESSAGE_SLOT_IN_FUTURE, "slot-in-future", LOG_WARNING },
         [EVENT_UNTRUSTED_CODE] = { RETENTIOND_MESSAGE_UNTRUSTED_CODE, "untrusted-code", LOG_WARNING },
+        [EVENT_HASH_KEY_READABLE] = { RETENTIOND_MESSAGE_HASH_KEY_READABLE, "hash-key-readable", LOG_WARNING },
 };
 _Static_assert(ELEMENTSOF(event_table) == _EVENT_MAX, "every EventType needs a MESSAGE_ID and a name");
 
@@ -175,6 +176,7 @@ static void fields_build(FieldList *l, const EventFields *f) {
         if (f->policy_line > 0)
                 fields_add_int(l, "POLICY_LINE", (int64_t) f->policy_line);
         fields_add_str(l, "HOLD", f->hold);
+        fields_add_str(l, "KEY_FILE", f->key_file);
         fields_add_str(l, "CHAIN_HASH", f->chain_hash);
         fields_add_str(l, "DATABASE", f->database ? f->database : current_database);
 }

@@ -38,6 +38,7 @@ typedef enum EventType {
         EVENT_RULE_ATTENTION,    /* a rule needs attention: failing, breaker, not succeeded for long, overdue */
         EVENT_SLOT_IN_FUTURE,    /* a rule's last start (rule_slots) lies in the future: ignored */
         EVENT_UNTRUSTED_CODE,    /* code of another role ran with the engine's privileges (trust_triggers) */
+        EVENT_HASH_KEY_READABLE,    /* the hash key file is readable by its group or others */
         _EVENT_MAX,
 } EventType;
 
@@ -59,6 +60,7 @@ typedef struct EventFields {
         const char *rule, *clause, *table, *action, *cutoff, *sqlstate, *policy_file, *hold;
         const char *chain_hash; /* run-finished: the audit trail's last chain digest (hex) */
         const char *database;   /* the policy's name of the database (`databases:`), when it names several */
+        const char *key_file;   /* hash-key-readable: the key file's path (never its contents) */
         int64_t rows_deleted, rows_anonymised, rows_held, rows_overdue, rows_skipped; /* < 0: absent */
         int64_t run_id;        /* < 0: absent */
         int64_t duration_usec; /* < 0: absent */
@@ -90,7 +92,7 @@ void log_set_show_fields(bool b);
 /* Emits one event: MESSAGE=formatted text, MESSAGE_ID, PRIORITY, SYSLOG_IDENTIFIER=retentiond and
  * every present field as RULE=, CLAUSE=, TABLE=, ACTION=, ROWS_DELETED=, ROWS_ANONYMISED=,
  * ROWS_HELD=, ROWS_OVERDUE=, ROWS_SKIPPED=, CUTOFF=, DURATION_USEC=, RUN_ID=, SQLSTATE=,
- * POLICY_FILE=, POLICY_LINE=, HOLD=, CHAIN_HASH=, DATABASE=.
+ * POLICY_FILE=, POLICY_LINE=, HOLD=, CHAIN_HASH=, DATABASE=, KEY_FILE=.
  * On the console: "retentiond: [warning: |error: ]MESSAGE".
  * f may be NULL (no fields). errno is preserved, and %m works in fmt.
  *   void event_emit(EventType type, int priority, const EventFields *f, const char *fmt, ...); */

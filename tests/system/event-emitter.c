@@ -10,7 +10,7 @@
  *   TABLE public.table_i, ACTION delete, ROWS_DELETED 10i+1, ROWS_ANONYMISED 10i+2,
  *   ROWS_HELD 10i+3, ROWS_OVERDUE 10i+4, ROWS_SKIPPED 10i+5, CUTOFF "2024-01-02 03:04:05+00",
  *   DURATION_USEC 1000+i, RUN_ID 100+i, SQLSTATE 40P01, POLICY_FILE /etc/retentiond/policies.d/p-i.yaml,
- *   POLICY_LINE i+1, HOLD hold-i. */
+ *   POLICY_LINE i+1, HOLD hold-i, KEY_FILE /etc/retentiond/key-i. */
 #include <inttypes.h>
 
 #include "event.h"
@@ -24,7 +24,7 @@ static int emit_all(void) {
                 _cleanup_free_ char *rule = xasprintf("rule-%s", name), *clause = xasprintf("clause-%d", i),
                                     *table = xasprintf("public.table_%d", i),
                                     *policy_file = xasprintf("/etc/retentiond/policies.d/p-%d.yaml", i),
-                                    *hold = xasprintf("hold-%d", i);
+                                    *hold = xasprintf("hold-%d", i), *key_file = xasprintf("/etc/retentiond/key-%d", i);
                 EventFields f = EVENT_FIELDS_INIT;
                 f.rule = rule;
                 f.clause = clause;
@@ -42,6 +42,7 @@ static int emit_all(void) {
                 f.policy_file = policy_file;
                 f.policy_line = (unsigned) i + 1;
                 f.hold = hold;
+                f.key_file = key_file;
                 event_emit((EventType) i, i % 8, &f, "event %s number %d", name, i);
         }
 

@@ -138,6 +138,7 @@ def expected_fields(i, name):
         "POLICY_FILE": f"/etc/retentiond/policies.d/p-{i}.yaml",
         "POLICY_LINE": str(i + 1),
         "HOLD": f"hold-{i}",
+        "KEY_FILE": f"/etc/retentiond/key-{i}",
     }
 
 recs = records("ALL.json")

@@ -75,6 +75,8 @@ static void test_ids_distinct(void **state) {
         assert_string_equal(event_message_id(EVENT_RUN_STARTED), RETENTIOND_MESSAGE_RUN_STARTED);
         assert_string_equal(event_message_id(EVENT_DATABASE_LOST), RETENTIOND_MESSAGE_DATABASE_LOST);
         assert_string_equal(event_message_id(EVENT_POLICY_FILE_WRITABLE), RETENTIOND_MESSAGE_POLICY_FILE_WRITABLE);
+        assert_string_equal(event_message_id(EVENT_HASH_KEY_READABLE), RETENTIOND_MESSAGE_HASH_KEY_READABLE);
+        assert_int_equal(event_priority(EVENT_HASH_KEY_READABLE), LOG_WARNING);
         assert_string_equal(event_name(EVENT_RULE_ENFORCED), "rule-enforced");
         assert_int_equal(event_priority(EVENT_RULE_FAILED), LOG_ERR);
         assert_int_equal(event_priority(EVENT_OVERDUE_FOUND), LOG_WARNING);
