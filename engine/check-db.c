@@ -200,6 +200,60 @@ static int check_rule_role(Pg *pg, Diagnostics *d, const Policy *p, const Rule *
         return 0;
 }
 
+/* A rule that anonymises rows (action anonymise, or while_held) on a table with a trigger that
+ * writes the rule's age column on UPDATE restarts the row's retention period each time it
+ * anonymises it (a last_update column set to now()): the row is kept longer than the policy says.
+ * Heuristic: an enabled BEFORE UPDATE row trigger whose function's source assigns NEW.<column>
+ * (NEW.col = ..., NEW.col := ..., any case, the column quoted or not); a trigger that only
+ * compares it matches too, and one written in C, or that sets it through a helper, is missed. */
+static int warn_age_triggers(Pg *pg, Diagnostics *d, const Rule *r, const CatCache *cache, PgError *err) {
+        if (r->action != ACTION_ANONYMISE && !r->has_while_held)
+                return 0;
+        const CatTable *t = cat_cache_find_name(cache, &r->table);
+        if (!t)
+                return 0;
+        /* The column as the source may write it: its name with every character that is not a
+         * letter, a digit or _ escaped for the regular expression, quoted or not. */
+        StrBuf re = {};
+        strbuf_append(&re, "(^|[^a-z0-9_$])new[[:space:]]*\\.[[:space:]]*(\"?)");
+        for (const char *c = r->column; *c; c++) {
+                char ch = *c >= 'A' && *c <= 'Z' ? (char) (*c - 'A' + 'a') : *c; /* the source is compared in lower case */
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || (unsigned char) ch >= 0x80))
+                        strbuf_appendc(&re, '\\');
+                strbuf_appendc(&re, ch);
+        }
+        strbuf_append(&re, "\\2[[:space:]]*:?=");
+        char oid[16];
+        snprintf(oid, sizeof(oid), "%u", t->oid);
+        const char *params[] = { oid, strbuf_str(&re) };
+        _cleanup_pgresult_ PGresult *res = NULL;
+        int k = pg_exec(pg, &res, err,
+                        "SELECT tg.tgname, p.proname FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid"
+                        " WHERE tg.tgrelid = $1::oid AND NOT tg.tgisinternal AND tg.tgenabled <> 'D'"
+                        " AND tg.tgtype::int & 1 = 1 AND tg.tgtype::int & 2 = 2 AND tg.tgtype::int & 16 = 16"
+                        " AND lower(p.prosrc) ~ $2 ORDER BY tg.tgname",
+                        2, params);
+        strbuf_done(&re);
+        if (k)
+                return k;
+        _cleanup_free_ char *tn = qualified_name_display(&t->name);
+        _cleanup_free_ char *cn = ident_display(r->column);
+        for (int i = 0; i < PQntuples(res); i++) {
+                _cleanup_free_ char *tg = ident_display(PQgetvalue(res, i, 0));
+                _cleanup_free_ char *fn = ident_display(PQgetvalue(res, i, 1));
+                _cleanup_free_ char *msg = xasprintf(
+                        "trigger %s on %s sets the age column %s on UPDATE (its function %s assigns NEW.%s): every row"
+                        " this rule anonymises%s gets a new age, so its retention period starts again",
+                        tg, tn, cn, fn, cn, r->action == ACTION_ANONYMISE ? "" : " while held");
+                add_for_rule(d, SEVERITY_WARNING, r, msg);
+                Diagnostic *x = &d->items[d->n - 1];
+                diag_set_hint(x, "Use a column the application does not touch on every UPDATE (created_at, closed_at) as the"
+                                 " rule's column, or make the trigger leave it alone for this role (e.g. WHEN (current_user <>"
+                                 " 'retentiond')).");
+        }
+        return 0;
+}
+
 int check_database(Cli *cli, const Policy *p) {
         _cleanup_(pg_freep) Pg *pg = NULL;
         _cleanup_(cat_cache_done) CatCache cache = {};
@@ -279,6 +333,8 @@ int check_database(Cli *cli, const Policy *p) {
                 free(errors);
                 free(warnings);
                 k = check_rule_role(pg, d, p, rule, &cache, &err);
+                if (k == 0)
+                        k = warn_age_triggers(pg, d, rule, &cache, &err);
                 if (k)
                         return cmd_fail(&err, k);
                 /* The where, parsed by PostgreSQL on its own against the rule's table. */

@@ -21,14 +21,15 @@ enum {
         RR_ID, RR_RULE, RR_CLAUSE, RR_TABLE, RR_ACTION, RR_CUTOFF, RR_STARTED, RR_FINISHED,
         RR_DELETED, RR_ANONYMISED, RR_HELD, RR_SKIPPED, RR_SKIPPED_LOCKED, RR_SKIPPED_FK, RR_OVERDUE,
         RR_PARTITIONS, RR_BATCHES, RR_OUTCOME, RR_SQLSTATE, RR_ERROR, RR_SEQ, RR_PREV_HASH, RR_HASH,
-        RR_SEALED_AT,
+        RR_SEALED_AT, RR_SKIPPED_REFUSED, RR_SKIPPED_UNFINISHED, RR_DIGEST_FORMAT,
 };
 
 static const char rule_runs_sql[] =
         "SELECT id, rule, clause, table_name, action, cutoff::text, started_at::text, finished_at::text,"
         " rows_deleted, rows_anonymised, rows_held, rows_skipped, rows_skipped_locked, rows_skipped_fk,"
         " rows_overdue, partitions_dropped, batches, outcome, sqlstate, error,"
-        " seq, encode(prev_hash, 'hex'), encode(hash, 'hex'), sealed_at::text"
+        " seq, encode(prev_hash, 'hex'), encode(hash, 'hex'), sealed_at::text,"
+        " rows_skipped_refused, rows_skipped_unfinished, digest_format"
         " FROM retention.rule_runs WHERE run_id = $1::bigint ORDER BY id";
 
 static const char *val(const PGresult *r, int row, int col) {
@@ -64,6 +65,22 @@ static void json_named(StrBuf *b, const char *k, const PGresult *r, const char *
         strbuf_append(b, "}");
 }
 
+/* The cascades of one rule run from a (rule_run_id, table, deleted, nulled) result, as
+ * [{"table", "rows_deleted", "rows_nulled"}], in the result's (bytewise) order. */
+static void json_cascades(StrBuf *b, const PGresult *r, const char *rule_run) {
+        strbuf_append(b, ",\"cascades\":[");
+        bool first = true;
+        for (int i = 0; i < PQntuples(r); i++) {
+                if (!streq(PQgetvalue(r, i, 0), rule_run))
+                        continue;
+                strbuf_append(b, first ? "{\"table\":" : ",{\"table\":");
+                first = false;
+                json_append_string(b, PQgetvalue(r, i, 1));
+                strbuf_appendf(b, ",\"rows_deleted\":%s,\"rows_nulled\":%s}", PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+        }
+        strbuf_append(b, "]");
+}
+
 static void text_named(const char *label, const PGresult *r, const char *rule_run) {
         for (int i = 0; i < PQntuples(r); i++)
                 if (streq(PQgetvalue(r, i, 0), rule_run)) {
@@ -84,7 +101,7 @@ static bool verified(const ChainStatus *c, int64_t seq) {
 
 int cmd_receipt(Cli *cli) {
         _cleanup_(pg_freep) Pg *pg = NULL;
-        _cleanup_pgresult_ PGresult *run = NULL, *rr = NULL, *holds = NULL, *fks = NULL;
+        _cleanup_pgresult_ PGresult *run = NULL, *rr = NULL, *holds = NULL, *fks = NULL, *cascades = NULL;
         _cleanup_(chain_status_done) ChainStatus chain = {};
         PgError err = {};
         int64_t run_id;
@@ -142,6 +159,12 @@ int cmd_receipt(Cli *cli) {
                             " JOIN retention.rule_runs r ON r.id = f.rule_run_id WHERE r.run_id = $1::bigint"
                             " ORDER BY f.rule_run_id, f.referencing_table COLLATE \"C\"",
                             1, p);
+        if (!k)
+                k = pg_exec(pg, &cascades, &err,
+                            "SELECT c.rule_run_id, c.table_name, c.rows_deleted, c.rows_nulled FROM retention.rule_run_cascades c"
+                            " JOIN retention.rule_runs r ON r.id = c.rule_run_id WHERE r.run_id = $1::bigint"
+                            " ORDER BY c.rule_run_id, c.table_name COLLATE \"C\"",
+                            1, p);
         if (k)
                 return cmd_fail(&err, k);
 
@@ -193,6 +216,9 @@ int cmd_receipt(Cli *cli) {
                         json_num(&b, "rows_skipped_locked", val(rr, i, RR_SKIPPED_LOCKED));
                         json_num(&b, "rows_skipped_fk", val(rr, i, RR_SKIPPED_FK));
                         json_named(&b, "skipped_fk_by", fks, rid);
+                        json_num(&b, "rows_skipped_refused", val(rr, i, RR_SKIPPED_REFUSED));
+                        json_num(&b, "rows_skipped_unfinished", val(rr, i, RR_SKIPPED_UNFINISHED));
+                        json_cascades(&b, cascades, rid);
                         json_num(&b, "rows_overdue", val(rr, i, RR_OVERDUE));
                         json_num(&b, "partitions_dropped", val(rr, i, RR_PARTITIONS));
                         json_num(&b, "batches", val(rr, i, RR_BATCHES));
@@ -250,9 +276,19 @@ int cmd_receipt(Cli *cli) {
                 printf("  anonymised: %s\n", tval(&ep, rr, i, RR_ANONYMISED));
                 printf("  held:       %s\n", tval(&ep, rr, i, RR_HELD));
                 text_named("by", holds, rid);
-                printf("  skipped:    %s (locked or changing %s, still referenced %s)\n", tval(&ep, rr, i, RR_SKIPPED),
-                       tval(&ep, rr, i, RR_SKIPPED_LOCKED), tval(&ep, rr, i, RR_SKIPPED_FK));
+                if (val(rr, i, RR_DIGEST_FORMAT))
+                        printf("  skipped:    %s (locked by another session %s, still referenced %s, not changed by the"
+                               " database %s, rule run did not finish %s)\n",
+                               tval(&ep, rr, i, RR_SKIPPED), tval(&ep, rr, i, RR_SKIPPED_LOCKED), tval(&ep, rr, i, RR_SKIPPED_FK),
+                               tval(&ep, rr, i, RR_SKIPPED_REFUSED), tval(&ep, rr, i, RR_SKIPPED_UNFINISHED));
+                else /* recorded before schema version 5, when every reason but a reference counted as locked */
+                        printf("  skipped:    %s (locked or changing %s, still referenced %s)\n", tval(&ep, rr, i, RR_SKIPPED),
+                               tval(&ep, rr, i, RR_SKIPPED_LOCKED), tval(&ep, rr, i, RR_SKIPPED_FK));
                 text_named("from", fks, rid);
+                for (int j = 0; j < PQntuples(cascades); j++)
+                        if (streq(PQgetvalue(cascades, j, 0), rid))
+                                printf("  cascaded into %s: %s deleted, %s set to NULL\n", esc_pool(&ep, PQgetvalue(cascades, j, 1)),
+                                       PQgetvalue(cascades, j, 2), PQgetvalue(cascades, j, 3));
                 printf("  overdue:    %s\n", tval(&ep, rr, i, RR_OVERDUE));
                 printf("  partitions dropped: %s\n", tval(&ep, rr, i, RR_PARTITIONS));
                 printf("  outcome:    %s\n", tval(&ep, rr, i, RR_OUTCOME));

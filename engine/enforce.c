@@ -71,6 +71,9 @@ void rule_result_done(RuleResult *r) {
         free(r->chain_hash);
         named_counts_free(r->holds, r->n_holds);
         named_counts_free(r->fks, r->n_fks);
+        for (size_t i = 0; i < r->n_cascades; i++)
+                free(r->cascades[i].table);
+        free(r->cascades);
         for (size_t i = 0; i < r->n_warnings; i++)
                 free(r->warnings[i]);
         free(r->warnings);
@@ -421,6 +424,14 @@ struct RuleRun {
         uint64_t started;
         bool fatal_connection;
         bool hash_key_installed; /* HASH_KEY_TABLE holds the pads: dropped by rule_run_finish() */
+        /* Tables the rule's deletions can cascade into (ON DELETE CASCADE, SET NULL, SET DEFAULT),
+         * as a PostgreSQL oid[] literal, in the order of res.cascades; NULL: none, and batches
+         * need no transaction of their own. cascade_self: the rule's own table is one of them
+         * (a self-reference), at that index; its own deletions are not cascades. */
+        char *cascade_oids;
+        char *cascade_names; /* text[] literal of their display names */
+        long cascade_self; /* -1: not one of them */
+        bool held_tallied; /* the tally ran before the while_held phase could move any age */
 };
 
 /* The daemon stops a run by setting o->stop and cancelling the statement in flight (PQcancel):
@@ -1396,6 +1407,175 @@ static int check_untrusted(RuleRun *rr, CatCache *cache, PgError *err) {
         return 1;
 }
 
+/* ---- rows removed or set to NULL by cascades ---- */
+
+static void array_append_text(StrBuf *b, const char *v) {
+        strbuf_append(b, b->len > 1 ? ",\"" : "\"");
+        for (const char *c = v; *c; c++) {
+                if (*c == '"' || *c == '\\')
+                        strbuf_appendc(b, '\\');
+                strbuf_appendc(b, *c);
+        }
+        strbuf_appendc(b, '"');
+}
+
+/* Every table the rule's deletions can reach through ON DELETE CASCADE (followed down) or change
+ * through SET NULL / SET DEFAULT, from the catalog facts the plan was built from: the plan keeps
+ * every due row whose cascade would go further than those facts reach, so nothing beyond them can
+ * be touched. */
+static void cascade_walk(RuleRun *rr, const CatCache *cache, const CatTable *t, uint32_t **oids, size_t *n) {
+        for (size_t i = 0; i < t->n_referenced_by; i++) {
+                const CatForeignKey *fk = &t->referenced_by[i];
+                if (fk->on_delete != 'c' && fk->on_delete != 'n' && fk->on_delete != 'd')
+                        continue;
+                bool seen = false;
+                for (size_t j = 0; j < *n; j++)
+                        seen = seen || (*oids)[j] == fk->child_oid;
+                if (seen)
+                        continue;
+                *oids = xreallocarray(*oids, *n + 1, sizeof(uint32_t));
+                (*oids)[(*n)++] = fk->child_oid;
+                rr->res.cascades = xreallocarray(rr->res.cascades, rr->res.n_cascades + 1, sizeof(CascadeCount));
+                rr->res.cascades[rr->res.n_cascades++] = (CascadeCount) { .table = qualified_name_display(&fk->child) };
+                const CatTable *child = cat_cache_find_oid(cache, fk->child_oid);
+                if (fk->on_delete == 'c' && child)
+                        cascade_walk(rr, cache, child, oids, n);
+        }
+}
+
+static void cascade_targets(RuleRun *rr, const CatCache *cache) {
+        uint32_t *oids = NULL;
+        size_t n = 0;
+        rr->cascade_self = -1;
+        if (rr->rule->action != ACTION_DELETE)
+                return;
+        cascade_walk(rr, cache, rr->plan->table, &oids, &n);
+        if (n == 0)
+                return;
+        /* In bytewise order of their names, as the receipt and the seal list them. */
+        for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && strcmp(rr->res.cascades[j - 1].table, rr->res.cascades[j].table) > 0; j--) {
+                        CascadeCount c = rr->res.cascades[j];
+                        rr->res.cascades[j] = rr->res.cascades[j - 1];
+                        rr->res.cascades[j - 1] = c;
+                        uint32_t o = oids[j];
+                        oids[j] = oids[j - 1];
+                        oids[j - 1] = o;
+                }
+        rr->cascade_self = -1;
+        for (size_t i = 0; i < n; i++)
+                if (oids[i] == rr->plan->table->oid)
+                        rr->cascade_self = (long) i;
+        StrBuf o = {}, t = {};
+        strbuf_append(&o, "{");
+        strbuf_append(&t, "{");
+        for (size_t i = 0; i < n; i++) {
+                strbuf_appendf(&o, "%s%u", i ? "," : "", oids[i]);
+                array_append_text(&t, rr->res.cascades[i].table);
+        }
+        strbuf_append(&o, "}");
+        strbuf_append(&t, "}");
+        rr->cascade_oids = strbuf_steal(&o);
+        rr->cascade_names = strbuf_steal(&t);
+        free(oids);
+}
+
+/* Rows deleted and updated in this transaction in each cascade target (all its leaf partitions),
+ * from PostgreSQL's statistics of the transaction: they count every row a statement and the
+ * cascades it fired changed, also in subtransactions rolled back since. */
+#define CASCADE_COUNTERS_SQL                                                                                           \
+        "SELECT u.i, (SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(x)), 0) FROM unnest(l.leaves) x)::bigint AS d," \
+        " (SELECT coalesce(sum(pg_stat_get_xact_tuples_updated(x)), 0) FROM unnest(l.leaves) x)::bigint AS n"          \
+        " FROM unnest($1::oid[]) WITH ORDINALITY u(relid, i) CROSS JOIN LATERAL"                                        \
+        " (SELECT CASE WHEN count(*) = 0 THEN ARRAY[u.relid] ELSE array_agg(pt.relid) FILTER (WHERE pt.isleaf) END"   \
+        "  FROM pg_partition_tree(u.relid) pt) l(leaves)"
+
+typedef struct CascadeMark {
+        int64_t *deleted, *nulled;
+} CascadeMark;
+
+static void cascade_mark_done(CascadeMark *m) {
+        free(m->deleted);
+        free(m->nulled);
+        *m = (CascadeMark) {};
+}
+
+/* Reads the counters into *m (in the caller's transaction). No-op without cascade targets. */
+static int cascade_mark(RuleRun *rr, CascadeMark *m, PgError *err) {
+        if (!rr->cascade_oids)
+                return 0;
+        const char *p[] = { rr->cascade_oids };
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k = pg_exec(rr->pg, &r, err, CASCADE_COUNTERS_SQL " ORDER BY u.i", 1, p);
+        if (k)
+                return k;
+        size_t n = rr->res.n_cascades;
+        if (!m->deleted) {
+                m->deleted = xcalloc(n, sizeof(int64_t));
+                m->nulled = xcalloc(n, sizeof(int64_t));
+        }
+        for (int i = 0; i < PQntuples(r) && (size_t) i < n; i++) {
+                m->deleted[i] = int_at(r, i, 1);
+                m->nulled[i] = int_at(r, i, 2);
+        }
+        return 0;
+}
+
+/* In the batch's transaction, after its statement: what the batch cascaded since *before (less
+ * `own` rows of the rule's own table, deleted by the statement itself: not a cascade) goes into
+ * retention.rule_run_cascades, and into *delta (allocated) for the caller to add once the
+ * transaction commits. No-op without cascade targets. */
+static int cascade_record(RuleRun *rr, const CascadeMark *before, int64_t own, CascadeMark *delta, PgError *err) {
+        if (!rr->cascade_oids)
+                return 0;
+        size_t n = rr->res.n_cascades;
+        StrBuf bd = {}, bn = {};
+        strbuf_append(&bd, "{");
+        strbuf_append(&bn, "{");
+        for (size_t i = 0; i < n; i++) {
+                strbuf_appendf(&bd, "%s%" PRId64, i ? "," : "", before->deleted[i] + ((long) i == rr->cascade_self ? own : 0));
+                strbuf_appendf(&bn, "%s%" PRId64, i ? "," : "", before->nulled[i]);
+        }
+        strbuf_append(&bd, "}");
+        strbuf_append(&bn, "}");
+        char id[32];
+        snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
+        const char *p[] = { rr->cascade_oids, id, rr->cascade_names, strbuf_str(&bd), strbuf_str(&bn) };
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k = pg_exec(rr->pg, &r, err,
+                        "WITH a AS (" CASCADE_COUNTERS_SQL "),"
+                        " x AS (SELECT a.i, ($3::text[])[a.i] AS t, a.d - ($4::bigint[])[a.i] AS d,"
+                        "  a.n - ($5::bigint[])[a.i] AS n FROM a),"
+                        " w AS (INSERT INTO retention.rule_run_cascades AS c (rule_run_id, table_name, rows_deleted, rows_nulled)"
+                        "  SELECT $2::bigint, x.t, x.d, x.n FROM x WHERE x.d <> 0 OR x.n <> 0"
+                        "  ON CONFLICT (rule_run_id, table_name) DO UPDATE SET rows_deleted = c.rows_deleted + excluded.rows_deleted,"
+                        "  rows_nulled = c.rows_nulled + excluded.rows_nulled)"
+                        " SELECT x.i, x.d, x.n FROM x ORDER BY x.i",
+                        5, p);
+        strbuf_done(&bd);
+        strbuf_done(&bn);
+        if (k)
+                return k;
+        delta->deleted = xcalloc(n, sizeof(int64_t));
+        delta->nulled = xcalloc(n, sizeof(int64_t));
+        for (int i = 0; i < PQntuples(r) && (size_t) i < n; i++) {
+                delta->deleted[i] = int_at(r, i, 1);
+                delta->nulled[i] = int_at(r, i, 2);
+        }
+        return 0;
+}
+
+/* After the batch's COMMIT: its cascades count in the result. */
+static void cascade_commit(RuleRun *rr, CascadeMark *delta) {
+        for (size_t i = 0; delta->deleted && i < rr->res.n_cascades; i++) {
+                rr->res.cascades[i].deleted += delta->deleted[i];
+                rr->res.cascades[i].nulled += delta->nulled[i];
+                rr->res.cascade_deleted += delta->deleted[i];
+                rr->res.cascade_nulled += delta->nulled[i];
+        }
+        cascade_mark_done(delta);
+}
+
 int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, const EnforceOptions *o, int64_t run_id,
                    RuleRun **ret) {
         RuleRun *rr = xcalloc(1, sizeof(RuleRun));
@@ -1414,6 +1594,7 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
         rr->res.outcome = RULE_RUNNING;
         rr->batch_size = rule->batch_size < BATCH_START_ROWS ? rule->batch_size : BATCH_START_ROWS;
         rr->swept_cleanly = true;
+        rr->cascade_self = -1;
         *ret = rr;
 
         if (!o->dry_run) {
@@ -1455,6 +1636,8 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
         k = rule_where_check(pg, p, rule, cache, &err);
         if (k)
                 goto fail;
+        if (!o->dry_run)
+                cascade_targets(rr, cache);
         rr->res.has_index = rr->plan->has_age_index;
         rr->fast_ok = rr->plan->batch_range.sql != NULL;
         for (size_t i = 0; i < rr->plan->n_warnings; i++) {
@@ -1526,9 +1709,13 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
         _cleanup_pgresult_ PGresult *rows = NULL;
         PgError e = {};
         rr->next_xid = 0; /* every row takes a subtransaction id: pacing starts counting afresh */
+        CascadeMark before = {}, pre = {}, post = {}, delta = {};
         int k = pg_exec0(rr->pg, NULL, err, "BEGIN");
         if (k)
                 return k;
+        k = cascade_mark(rr, &before, err);
+        if (k)
+                goto rollback;
         /* After an isolation that could delete nothing and did not move the key, look further:
          * the refused rows come first in age order and would otherwise fill every batch. */
         int64_t limit = rr->batch_size;
@@ -1548,6 +1735,11 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
                         seen = i; /* the limit is reached: the rest is for the next step to judge */
                         break;
                 }
+                /* A row's cascades rolled back with its savepoint still count in the transaction's
+                 * statistics: what happened between these two readings is taken off again. */
+                k = cascade_mark(rr, &pre, err);
+                if (k)
+                        goto rollback;
                 k = pg_exec0(rr->pg, NULL, err, "SAVEPOINT retentiond_row");
                 if (k)
                         goto rollback;
@@ -1559,8 +1751,14 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
                                 rr->fk_refused_table = xstrdup(e.table);
                         pg_error_done(&e);
                         k = pg_exec0(rr->pg, NULL, err, "ROLLBACK TO SAVEPOINT retentiond_row");
+                        if (k == 0)
+                                k = cascade_mark(rr, &post, err);
                         if (k)
                                 goto rollback;
+                        for (size_t j = 0; rr->cascade_oids && j < rr->res.n_cascades; j++) {
+                                before.deleted[j] += post.deleted[j] - pre.deleted[j];
+                                before.nulled[j] += post.nulled[j] - pre.nulled[j];
+                        }
                         continue;
                 }
                 if (k) {
@@ -1572,11 +1770,16 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
                 deleted += strtoll(PQcmdTuples(d), NULL, 10);
         }
         k = trail_count(rr, deleted, 0, 1, 0, NULL, err);
+        if (k == 0)
+                k = cascade_record(rr, &before, deleted, &delta, err);
         if (k)
                 goto rollback;
         k = pg_exec0(rr->pg, NULL, err, "COMMIT");
-        if (k)
-                return k;
+        if (k) {
+                cascade_mark_done(&delta);
+                goto done;
+        }
+        cascade_commit(rr, &delta);
         pg_error_done(&e);
         rr->res.deleted += deleted;
         rr->res.batches++;
@@ -1609,7 +1812,8 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
                 free(rr->last_key);
                 rr->last_key = xstrdup(last);
         }
-        return 0;
+        k = 0;
+        goto done;
 
 rollback:
         pg_error_done(&e);
@@ -1618,6 +1822,10 @@ rollback:
                 (void) pg_exec0(rr->pg, NULL, &ig, "ROLLBACK");
                 pg_error_done(&ig);
         }
+done:
+        cascade_mark_done(&before);
+        cascade_mark_done(&pre);
+        cascade_mark_done(&post);
         return k;
 }
 
@@ -1864,7 +2072,10 @@ static int step_fast(RuleRun *rr) {
         uint64_t t0 = now_usec();
         const char *upper = NULL;
         int64_t changed = 0;
+        CascadeMark before = {}, delta = {};
         k = pg_exec0(rr->pg, NULL, &err, "BEGIN");
+        if (k == 0)
+                k = cascade_mark(rr, &before, &err);
         if (k == 0)
                 k = exec_fast(rr, &rr->plan->batch_bound, FAST_PATH_BOUND, NULL, &rb, &err);
         if (k == 0) {
@@ -1878,6 +2089,7 @@ static int step_fast(RuleRun *rr) {
                 bool tie = streq(PQgetvalue(rb, 0, 1), "t");
                 if (stuck || tie) {
                         rollback_quietly(rr->pg);
+                        cascade_mark_done(&before);
                         if (stuck)
                                 rr->fast_ok = false;
                         rr->swept_cleanly = false;
@@ -1891,9 +2103,15 @@ static int step_fast(RuleRun *rr) {
                 k = trail_count(rr, del ? changed : 0, del ? 0 : changed, 1, 0, &next, &err);
         }
         if (k == 0)
+                k = cascade_record(rr, &before, changed, &delta, &err);
+        if (k == 0)
                 k = pg_exec0(rr->pg, NULL, &err, "COMMIT");
         else
                 rollback_quietly(rr->pg);
+        if (k == 0)
+                cascade_commit(rr, &delta);
+        cascade_mark_done(&before);
+        cascade_mark_done(&delta);
         uint64_t dt = now_usec() - t0;
         if ((int64_t) dt > rr->res.longest_batch_usec)
                 rr->res.longest_batch_usec = (int64_t) dt;
@@ -1943,6 +2161,16 @@ int rule_run_step(RuleRun *rr) {
                 rr->phase = PHASE_DONE;
                 return 0;
         }
+        if (rr->phase == PHASE_WHILE_HELD && !rr->held_tallied && rr->plan->while_held_batch.sql) {
+                /* The held rows are counted before they are anonymised: a trigger of the table may
+                 * move their age column on that UPDATE (a last_update column), and a tally after
+                 * it would no longer see them as due, nor as held. Nothing of the main action
+                 * changes after this point, so the rest of the tally is as exact now as later. */
+                k = run_tally(rr, &err);
+                if (k)
+                        return step_failed(rr, k, &err);
+                rr->held_tallied = true;
+        }
         k = running_limit_reached(rr, &err);
         if (k == OUTCOME_BREAKER) {
                 trip_running_limit(rr);
@@ -1972,7 +2200,26 @@ int rule_run_step(RuleRun *rr) {
         pace_before_batch(rr);
         uint64_t t0 = now_usec();
         _cleanup_pgresult_ PGresult *r = NULL;
-        k = exec_stmt(rr, st, &r, &err, NULL, NULL, 0);
+        if (rr->phase == PHASE_MAIN && rr->cascade_oids) {
+                /* Its cascades are counted in its own transaction, around its statement. */
+                CascadeMark before = {}, delta = {};
+                k = pg_exec0(rr->pg, NULL, &err, "BEGIN");
+                if (k == 0)
+                        k = cascade_mark(rr, &before, &err);
+                if (k == 0)
+                        k = exec_stmt(rr, st, &r, &err, NULL, NULL, 0);
+                if (k == 0)
+                        k = cascade_record(rr, &before, int_at(r, 0, 1), &delta, &err);
+                if (k == 0)
+                        k = pg_exec0(rr->pg, NULL, &err, "COMMIT");
+                else
+                        rollback_quietly(rr->pg);
+                if (k == 0)
+                        cascade_commit(rr, &delta);
+                cascade_mark_done(&before);
+                cascade_mark_done(&delta);
+        } else
+                k = exec_stmt(rr, st, &r, &err, NULL, NULL, 0);
         uint64_t dt = now_usec() - t0;
         if ((int64_t) dt > rr->res.longest_batch_usec)
                 rr->res.longest_batch_usec = (int64_t) dt;
@@ -2053,16 +2300,18 @@ static int trail_rule_record(RuleRun *rr, PgError *err) {
  * concurrent one (the chain head's row lock); a transient failure is retried a few times. */
 static int trail_rule_end(RuleRun *rr, PgError *err) {
         RuleResult *res = &rr->res;
-        char id[32], held[32], skipped[32], locked[32], fk[32], overdue[32];
+        char id[32], held[32], skipped[32], locked[32], fk[32], overdue[32], refused[32], unfinished[32];
         snprintf(id, sizeof(id), "%" PRId64, res->rule_run_id);
         snprintf(held, sizeof(held), "%" PRId64, res->held);
         snprintf(skipped, sizeof(skipped), "%" PRId64, res->actionable + res->fk_blocked);
-        snprintf(locked, sizeof(locked), "%" PRId64, res->actionable);
+        snprintf(locked, sizeof(locked), "%" PRId64, res->skipped_locked);
         snprintf(fk, sizeof(fk), "%" PRId64, res->fk_blocked);
         snprintf(overdue, sizeof(overdue), "%" PRId64, res->overdue);
+        snprintf(refused, sizeof(refused), "%" PRId64, res->skipped_refused);
+        snprintf(unfinished, sizeof(unfinished), "%" PRId64, res->skipped_unfinished);
         const char *sqlstate = res->error.sqlstate[0] ? res->error.sqlstate : NULL;
         const char *p[] = { id, rule_outcome_to_string(res->outcome), sqlstate, res->error.primary, held, skipped, locked,
-                            fk, overdue };
+                            fk, overdue, refused, unfinished };
         int k = 0;
         for (unsigned attempt = 0; attempt < 3; attempt++) {
                 if (attempt > 0) {
@@ -2079,8 +2328,8 @@ static int trail_rule_end(RuleRun *rr, PgError *err) {
                 if (k == 0)
                         k = pg_exec(rr->pg, &r, err,
                                     "SELECT sealed_seq, encode(sealed_hash, 'hex') FROM retention.finish_rule_run($1::bigint, $2,"
-                                    " $3, $4, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9::bigint)",
-                                    9, p);
+                                    " $3, $4, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9::bigint, $10::bigint, $11::bigint)",
+                                    11, p);
                 if (k == 0)
                         k = pg_exec0(rr->pg, NULL, err, "COMMIT");
                 if (k == 0) {
@@ -2094,6 +2343,53 @@ static int trail_rule_end(RuleRun *rr, PgError *err) {
                         return k;
         }
         return k;
+}
+
+/* Can the database itself keep a due row from the engine's DELETE/UPDATE on this table: a BEFORE
+ * row trigger that may return NULL, row security that applies to this role, or a rule? Then a
+ * clean sweep does not prove that nothing is left. True when it cannot tell. */
+static bool may_refuse(RuleRun *rr) {
+        char oid[16];
+        snprintf(oid, sizeof(oid), "%u", rr->plan->table->oid);
+        const char *p[] = { oid, rr->rule->action == ACTION_DELETE ? "8" : "16" };
+        _cleanup_free_ char *v = NULL;
+        PgError e = {};
+        int k = pg_value(rr->pg, &v, &e,
+                         "SELECT coalesce(bool_or(c.relhasrules OR row_security_active(c.oid) OR EXISTS (SELECT 1 FROM pg_trigger tg"
+                         " WHERE tg.tgrelid = c.oid AND NOT tg.tgisinternal AND tg.tgenabled <> 'D'"
+                         " AND tg.tgtype::int & 3 = 3 AND tg.tgtype::int & $2::int <> 0)), true)"
+                         " FROM pg_class c WHERE c.oid = $1::oid"
+                         " OR c.oid IN (SELECT pt.relid FROM pg_partition_tree($1::oid) pt)",
+                         2, p);
+        pg_error_done(&e);
+        return k != 0 || !streq_ptr(v, "f");
+}
+
+/* Why the due rows the tally still finds (unheld, unreferenced) were left, each reason only when
+ * it is what happened: a rule run that did not run to its end tried nothing on them; of one that
+ * did, those another session's transaction holds now were locked, and the others the database
+ * did not let the engine change (or they changed during the run). */
+static void classify_skipped(RuleRun *rr) {
+        RuleResult *res = &rr->res;
+        res->skipped_locked = res->skipped_refused = res->skipped_unfinished = 0;
+        if (rr->o->dry_run || res->actionable <= 0)
+                return;
+        if (res->outcome != RULE_SUCCESS) {
+                res->skipped_unfinished = res->actionable;
+                return;
+        }
+        int64_t locked = 0;
+        if (rr->plan && !rr->fatal_connection && pg_connection_ok(rr->pg)) {
+                _cleanup_pgresult_ PGresult *r = NULL;
+                PgError e = {};
+                if (exec_stmt(rr, &rr->plan->skipped_locked, &r, &e, NULL, NULL, 0) == 0)
+                        locked = int_at(r, 0, 0);
+                pg_error_done(&e);
+        }
+        if (locked > res->actionable)
+                locked = res->actionable;
+        res->skipped_locked = locked;
+        res->skipped_refused = res->actionable - locked;
 }
 
 int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
@@ -2117,8 +2413,8 @@ int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
         /* After a clean sweep to the cutoff of a rule nothing can keep, every due row is gone:
          * counting them again would only walk the index entries the run just made dead. */
         bool nothing_left = rr->plan && rr->plan->nothing_keeps && rr->swept_cleanly && rr->res.outcome == RULE_SUCCESS &&
-                            rr->phase == PHASE_DONE;
-        if (!rr->o->dry_run && rr->plan && rr->slot_values && !nothing_left && !rr->fatal_connection &&
+                            rr->phase == PHASE_DONE && !may_refuse(rr);
+        if (!rr->o->dry_run && rr->plan && rr->slot_values && !nothing_left && !rr->held_tallied && !rr->fatal_connection &&
             pg_connection_ok(rr->pg)) {
                 k = run_tally(rr, &err);
                 if (k) {
@@ -2140,6 +2436,7 @@ int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
                 };
         }
         drop_hash_key(rr);
+        classify_skipped(rr);
         if (!rr->o->dry_run && rr->res.rule_run_id >= 0 && !rr->fatal_connection && pg_connection_ok(rr->pg)) {
                 k = trail_rule_end(rr, &err);
                 if (k) {
@@ -2165,6 +2462,8 @@ void rule_run_free(RuleRun *rr) {
         free(rr->slot_values);
         free(rr->last_key);
         free(rr->fk_refused_table);
+        free(rr->cascade_oids);
+        free(rr->cascade_names);
         free(rr);
 }
 

@@ -36,6 +36,13 @@ typedef struct NamedCount {
         int64_t rows;
 } NamedCount;
 
+/* Rows of a referencing table that a rule run's deletions removed (ON DELETE CASCADE) or whose
+ * reference they set to NULL or its default (SET NULL / SET DEFAULT), cascades of cascades too. */
+typedef struct CascadeCount {
+        char *table; /* display name, as in the audit trail */
+        int64_t deleted, nulled;
+} CascadeCount;
+
 typedef struct RuleResult {
         const Rule *rule;
         int64_t rule_run_id; /* -1 in a dry run */
@@ -50,7 +57,15 @@ typedef struct RuleResult {
         size_t n_fks;
 
         /* what was done */
-        int64_t deleted, anonymised, skipped_locked, partitions_dropped, batches;
+        int64_t deleted, anonymised, partitions_dropped, batches;
+        CascadeCount *cascades; /* per referencing table, in the order of the engine's walk */
+        size_t n_cascades;
+        int64_t cascade_deleted, cascade_nulled; /* their sums */
+        /* Why the `actionable` rows of the tally were left (run only; they add up to it): another
+         * session's transaction held them when the rule run ended; nobody held them, so the
+         * database did not let the change happen (trigger, row security, rule) or they changed
+         * during the run; the rule run did not run to its end. */
+        int64_t skipped_locked, skipped_refused, skipped_unfinished;
         int64_t longest_batch_usec;
         int64_t paused_usec; /* waited between batches while other sessions were writing (--pace) */
 

@@ -130,7 +130,7 @@ typedef struct Field {
 } Field;
 
 typedef struct FieldList {
-        Field f[20];
+        Field f[24];
         size_t n;
 } FieldList;
 
@@ -178,6 +178,10 @@ static void fields_build(FieldList *l, const EventFields *f) {
         fields_add_str(l, "HOLD", f->hold);
         fields_add_str(l, "KEY_FILE", f->key_file);
         fields_add_str(l, "CHAIN_HASH", f->chain_hash);
+        fields_add_int(l, "ROWS_CASCADE_DELETED", f->rows_cascade_deleted);
+        fields_add_int(l, "ROWS_CASCADE_NULLED", f->rows_cascade_nulled);
+        fields_add_str(l, "CASCADES", f->cascades);
+        fields_add_str(l, "SKIP_REASON", f->skip_reason);
         fields_add_str(l, "DATABASE", f->database ? f->database : current_database);
 }
 

@@ -61,6 +61,10 @@ typedef struct EventFields {
         const char *chain_hash; /* run-finished: the audit trail's last chain digest (hex) */
         const char *database;   /* the policy's name of the database (`databases:`), when it names several */
         const char *key_file;   /* hash-key-readable: the key file's path (never its contents) */
+        const char *cascades;   /* rule-enforced: the rows its deletions cascaded into, a JSON array of
+                                 * {"table", "rows_deleted", "rows_nulled"}; NULL: none */
+        const char *skip_reason; /* rows-skipped: "locked" or "refused" */
+        int64_t rows_cascade_deleted, rows_cascade_nulled; /* < 0: absent */
         int64_t rows_deleted, rows_anonymised, rows_held, rows_overdue, rows_skipped; /* < 0: absent */
         int64_t run_id;        /* < 0: absent */
         int64_t duration_usec; /* < 0: absent */
@@ -70,7 +74,8 @@ typedef struct EventFields {
 #define EVENT_FIELDS_INIT                                                                       \
         {                                                                                       \
                 .rows_deleted = -1, .rows_anonymised = -1, .rows_held = -1, .rows_overdue = -1, \
-                .rows_skipped = -1, .run_id = -1, .duration_usec = -1                          \
+                .rows_skipped = -1, .run_id = -1, .duration_usec = -1,                         \
+                .rows_cascade_deleted = -1, .rows_cascade_nulled = -1                           \
         }
 
 /* Choose the sink. AUTO is resolved here, from the environment; until log_setup() is called the
@@ -92,7 +97,8 @@ void log_set_show_fields(bool b);
 /* Emits one event: MESSAGE=formatted text, MESSAGE_ID, PRIORITY, SYSLOG_IDENTIFIER=retentiond and
  * every present field as RULE=, CLAUSE=, TABLE=, ACTION=, ROWS_DELETED=, ROWS_ANONYMISED=,
  * ROWS_HELD=, ROWS_OVERDUE=, ROWS_SKIPPED=, CUTOFF=, DURATION_USEC=, RUN_ID=, SQLSTATE=,
- * POLICY_FILE=, POLICY_LINE=, HOLD=, CHAIN_HASH=, DATABASE=, KEY_FILE=.
+ * POLICY_FILE=, POLICY_LINE=, HOLD=, CHAIN_HASH=, DATABASE=, KEY_FILE=, ROWS_CASCADE_DELETED=,
+ * ROWS_CASCADE_NULLED=, CASCADES=, SKIP_REASON=.
  * On the console: "retentiond: [warning: |error: ]MESSAGE".
  * f may be NULL (no fields). errno is preserved, and %m works in fmt.
  *   void event_emit(EventType type, int priority, const EventFields *f, const char *fmt, ...); */

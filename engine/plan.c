@@ -949,6 +949,7 @@ void plan_free(Plan *p) {
         plan_statement_done(&p->breaker_count);
         plan_statement_done(&p->breaker_estimate);
         plan_statement_done(&p->tally);
+        plan_statement_done(&p->skipped_locked);
         plan_statement_done(&p->row_by_row_select);
         plan_statement_done(&p->row_by_row_delete);
         plan_statement_done(&p->partitions);
@@ -1197,6 +1198,20 @@ static void build_tally(Gen *g, const Rule *r) {
                 }
         strbuf_appendf(&b, " FROM %s t WHERE %s", tq, due);
         finish_statement(g, &p->tally, strbuf_steal(&b));
+
+        /* A row another session's transaction holds (FOR UPDATE/SHARE, or an UPDATE or DELETE not
+         * yet committed) has that transaction's id as its xmax while it runs: the ids in progress
+         * are the snapshot's xip. Needs no privilege and takes no lock; row security and triggers
+         * do not change it. (A lock several sessions share has a multixact id there instead: that
+         * row is not seen as held.) */
+        Preds p3;
+        preds_build(g, r, "t", &p3);
+        _cleanup_free_ char *act = actionable_expr(&p3);
+        finish_statement(g, &p->skipped_locked,
+                         xasprintf("SELECT count(*) FROM %s t WHERE %s AND t.xmax <> '0'::xid AND t.xmax::text::bigint IN"
+                                   " (SELECT x::text::bigint %% 4294967296 FROM pg_snapshot_xip(pg_current_snapshot()) x)",
+                                   tq, act));
+        preds_done(&p3);
         p->nothing_keeps = !pr.holds && !pr.cascade && !pr.others && !pr.restricts && !r->has_while_held;
         preds_done(&pr);
 }

@@ -38,6 +38,25 @@ static void json_named(StrBuf *b, const char *k, const NamedCount *v, size_t n) 
         strbuf_append(b, "}");
 }
 
+/* The tables a rule's deletions cascaded into, with what they did there: a JSON array of
+ * {"table", "rows_deleted", "rows_nulled"}, only tables where something happened. */
+static void json_cascades(StrBuf *b, const RuleResult *r) {
+        strbuf_append(b, "[");
+        bool first = true;
+        for (size_t i = 0; i < r->n_cascades; i++) {
+                const CascadeCount *c = &r->cascades[i];
+                if (c->deleted == 0 && c->nulled == 0)
+                        continue;
+                strbuf_append(b, first ? "{" : ",{");
+                first = false;
+                json_kv_str(b, "table", c->table, false);
+                json_kv_int(b, "rows_deleted", c->deleted);
+                json_kv_int(b, "rows_nulled", c->nulled);
+                strbuf_append(b, "}");
+        }
+        strbuf_append(b, "]");
+}
+
 static void json_error(StrBuf *b, const PgError *e) {
         if (!e->primary) {
                 strbuf_append(b, ",\"error\":null");
@@ -66,10 +85,12 @@ static int64_t held_total(const RuleResult *r) {
 }
 
 void report_run(const RunResult *res, bool json, FILE *f) {
-        int64_t del = 0, anon = 0, held = 0, skipped = 0;
+        int64_t del = 0, anon = 0, held = 0, skipped = 0, cdel = 0, cnull = 0;
         char buf[32];
         for (size_t i = 0; i < res->n_rules; i++) {
                 const RuleResult *r = &res->rules[i];
+                cdel += r->cascade_deleted;
+                cnull += r->cascade_nulled;
                 del += r->deleted;
                 anon += r->anonymised;
                 held += held_total(r);
@@ -90,8 +111,14 @@ void report_run(const RunResult *res, bool json, FILE *f) {
                         json_kv_int(&b, "rows_anonymised", r->anonymised);
                         json_kv_int(&b, "rows_held", r->held);
                         json_kv_int(&b, "rows_skipped", r->actionable + r->fk_blocked);
-                        json_kv_int(&b, "rows_skipped_locked", r->actionable);
+                        json_kv_int(&b, "rows_skipped_locked", r->skipped_locked);
                         json_kv_int(&b, "rows_skipped_fk", r->fk_blocked);
+                        json_kv_int(&b, "rows_skipped_refused", r->skipped_refused);
+                        json_kv_int(&b, "rows_skipped_unfinished", r->skipped_unfinished);
+                        json_kv_int(&b, "rows_cascade_deleted", r->cascade_deleted);
+                        json_kv_int(&b, "rows_cascade_nulled", r->cascade_nulled);
+                        strbuf_append(&b, ",\"cascades\":");
+                        json_cascades(&b, r);
                         json_kv_int(&b, "rows_overdue", r->overdue);
                         json_kv_int(&b, "batches", r->batches);
                         json_kv_int(&b, "longest_batch_usec", r->longest_batch_usec);
@@ -118,8 +145,9 @@ void report_run(const RunResult *res, bool json, FILE *f) {
                 }
                 strbuf_appendf(&b,
                                "],\"total\":{\"rows_deleted\":%" PRId64 ",\"rows_anonymised\":%" PRId64
-                               ",\"rows_held\":%" PRId64 ",\"rows_skipped\":%" PRId64 "}}\n",
-                               del, anon, held, skipped);
+                               ",\"rows_held\":%" PRId64 ",\"rows_skipped\":%" PRId64 ",\"rows_cascade_deleted\":%" PRId64
+                               ",\"rows_cascade_nulled\":%" PRId64 "}}\n",
+                               del, anon, held, skipped, cdel, cnull);
                 fputs(strbuf_str(&b), f);
                 strbuf_done(&b);
                 return;
@@ -143,19 +171,37 @@ void report_run(const RunResult *res, bool json, FILE *f) {
                         if (r->fks[j].rows > 0)
                                 fprintf(f, "  skipped, still referenced from %s: %" PRId64 "\n", esc_pool(&ep, r->fks[j].name),
                                         r->fks[j].rows);
-                if (r->actionable > 0)
+                for (size_t j = 0; j < r->n_cascades; j++) {
+                        const CascadeCount *c = &r->cascades[j];
+                        if (c->deleted > 0 && c->nulled > 0)
+                                fprintf(f, "  cascaded into %s: %" PRId64 " deleted, %" PRId64 " set to NULL\n", esc_pool(&ep, c->table),
+                                        c->deleted, c->nulled);
+                        else if (c->deleted > 0)
+                                fprintf(f, "  cascaded into %s: %" PRId64 " deleted\n", esc_pool(&ep, c->table), c->deleted);
+                        else if (c->nulled > 0)
+                                fprintf(f, "  cascaded into %s: %" PRId64 " set to NULL\n", esc_pool(&ep, c->table), c->nulled);
+                }
+                if (r->skipped_locked > 0)
+                        fprintf(f, "  skipped, locked by another session (left for the next run): %" PRId64 "\n",
+                                r->skipped_locked);
+                if (r->skipped_refused > 0)
+                        fprintf(f, "  skipped, not changed by the database although no other session held them"
+                                   " (a trigger, row security or a rule refused, or they changed during the run): %" PRId64 "\n",
+                                r->skipped_refused);
+                if (r->skipped_unfinished > 0)
                         fprintf(f, "  %s: %" PRId64 "\n",
-                                r->outcome == RULE_SUCCESS    ? "skipped, locked or changed during the run (left for the next run)"
-                                : r->outcome == RULE_BREAKER  ? "not enforced, circuit breaker (see the error below)"
+                                r->outcome == RULE_BREAKER    ? "not enforced, circuit breaker (see the error below)"
                                 : r->outcome == RULE_SKIPPED  ? "not enforced, could not take a lock in time (next run)"
                                 : r->outcome == RULE_INTERRUPTED ? "left for the next run (interrupted)"
                                                               : "not enforced, the rule failed (see the error below)",
-                                r->actionable);
+                                r->skipped_unfinished);
                 if (r->overdue > 0)
                         fprintf(f, "  OVERDUE: %" PRId64 " rows are past their deadline\n", r->overdue);
                 for (size_t j = 0; j < r->n_untrusted; j++)
                         fprintf(f, "  WARNING: %s\n", r->untrusted[j]);
         }
+        if (cdel > 0 || cnull > 0)
+                fprintf(f, "cascades: %" PRId64 " rows deleted, %" PRId64 " set to NULL in referencing tables\n", cdel, cnull);
         fprintf(f, "total: %" PRId64 " deleted, %" PRId64 " anonymised, %" PRId64 " held, %" PRId64 " skipped in %s\n", del,
                 anon, held, skipped, format_seconds(res->duration_usec, buf, sizeof(buf)));
 }
@@ -181,7 +227,7 @@ void report_run_started(int64_t run_id, const char *mode, size_t n_rules) {
 }
 
 void report_run_events(const RunResult *res) {
-        int64_t del = 0, anon = 0, held = 0, skipped = 0;
+        int64_t del = 0, anon = 0, held = 0, skipped = 0, cdel = 0, cnull = 0;
         int failed = 0;
         for (size_t i = 0; i < res->n_rules; i++) {
                 const RuleResult *r = &res->rules[i];
@@ -194,14 +240,28 @@ void report_run_events(const RunResult *res) {
                 ev.rows_held = r->held;
                 ev.rows_overdue = r->overdue;
                 ev.rows_skipped = r->actionable + r->fk_blocked;
+                StrBuf cj = {};
+                if (r->cascade_deleted > 0 || r->cascade_nulled > 0) {
+                        json_cascades(&cj, r);
+                        ev.cascades = strbuf_str(&cj);
+                        ev.rows_cascade_deleted = r->cascade_deleted;
+                        ev.rows_cascade_nulled = r->cascade_nulled;
+                        cdel += r->cascade_deleted;
+                        cnull += r->cascade_nulled;
+                }
+                _cleanup_free_ char *by_cascade =
+                        r->cascade_deleted > 0 || r->cascade_nulled > 0
+                                ? xasprintf("; by cascade %" PRId64 " deleted, %" PRId64 " set to NULL", r->cascade_deleted,
+                                            r->cascade_nulled)
+                                : xstrdup("");
                 del += r->deleted;
                 anon += r->anonymised;
                 held += r->held;
                 switch (r->outcome) {
                 case RULE_SUCCESS:
                         event_emit(EVENT_RULE_ENFORCED, event_priority(EVENT_RULE_ENFORCED), &ev,
-                                   "rule %s enforced on %s: %" PRId64 " deleted, %" PRId64 " anonymised, %" PRId64 " held",
-                                   r->rule->name, tn, r->deleted, r->anonymised, r->held);
+                                   "rule %s enforced on %s: %" PRId64 " deleted, %" PRId64 " anonymised, %" PRId64 " held%s",
+                                   r->rule->name, tn, r->deleted, r->anonymised, r->held, by_cascade);
                         break;
                 case RULE_BREAKER:
                         failed++;
@@ -250,13 +310,24 @@ void report_run_events(const RunResult *res) {
                                    "rule %s: %" PRId64 " rows of %s are still referenced from %s and were not deleted",
                                    r->rule->name, r->fks[j].rows, tn, r->fks[j].name);
                 }
-                if (r->actionable > 0 && r->outcome == RULE_SUCCESS) {
+                if (r->skipped_locked > 0) {
                         EventFields sv = ev;
-                        sv.rows_skipped = r->actionable;
+                        sv.rows_skipped = r->skipped_locked;
+                        sv.skip_reason = "locked";
                         event_emit(EVENT_ROWS_SKIPPED, event_priority(EVENT_ROWS_SKIPPED), &sv,
-                                   "rule %s: %" PRId64 " due rows of %s were locked or changing and are left for the next run",
-                                   r->rule->name, r->actionable, tn);
+                                   "rule %s: %" PRId64 " due rows of %s were locked by another session and are left for the next run",
+                                   r->rule->name, r->skipped_locked, tn);
                 }
+                if (r->skipped_refused > 0) {
+                        EventFields sv = ev;
+                        sv.rows_skipped = r->skipped_refused;
+                        sv.skip_reason = "refused";
+                        event_emit(EVENT_ROWS_SKIPPED, event_priority(EVENT_ROWS_SKIPPED), &sv,
+                                   "rule %s: %" PRId64 " due rows of %s were not changed although no other session held them"
+                                   " (a trigger, row security or a rule refused, or they changed during the run)",
+                                   r->rule->name, r->skipped_refused, tn);
+                }
+                strbuf_done(&cj);
         }
         EventFields ev = EVENT_FIELDS_INIT;
         ev.run_id = res->run_id;
@@ -264,6 +335,10 @@ void report_run_events(const RunResult *res) {
         ev.rows_anonymised = anon;
         ev.rows_held = held;
         ev.rows_skipped = skipped;
+        if (cdel > 0 || cnull > 0) {
+                ev.rows_cascade_deleted = cdel;
+                ev.rows_cascade_nulled = cnull;
+        }
         ev.duration_usec = (int64_t) res->duration_usec;
         /* The chain's digest after the run, for a copy outside the database (chain_hash). */
         int64_t chain_seq = 0;

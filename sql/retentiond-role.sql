@@ -79,7 +79,10 @@ DECLARE
                 'retention.add_rule_run_hold(bigint, text, bigint)', 'retention.add_rule_run_fk(bigint, text, bigint)',
                 'retention.finish_rule_run(bigint, text, text, text, bigint, bigint, bigint, bigint, bigint)',
                 'retention.claim_rule_slot(text, text, timestamptz)',
-                'retention.place_hold(text, text, text, text, timestamptz)', 'retention.release_hold(bigint, text)'];
+                'retention.place_hold(text, text, text, text, timestamptz)', 'retention.release_hold(bigint, text)',
+                -- section D: a batch's cascades; a rule run's end with the reasons its rows were skipped
+                'retention.add_rule_run_cascades(bigint, text[], bigint[], bigint[])',
+                'retention.finish_rule_run(bigint, text, text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint)'];
 BEGIN
         IF r IS NULL OR r = '' THEN
                 RAISE EXCEPTION 'role name is empty' USING HINT = 'psql -v role=retentiond ...';

@@ -511,7 +511,166 @@ $grants$;
 
 -- ==== Section D: the whole truth (cascaded rows, held counts) =======================================
 
+-- Rows a rule's DELETE removed or changed in other tables through ON DELETE CASCADE, SET NULL or
+-- SET DEFAULT, per referencing table (multi-level cascades included), counted by the engine in the
+-- transaction of each batch (the table's rows deleted and updated in that transaction, read from
+-- PostgreSQL's statistics for the transaction before and after the batch's statement) and written
+-- in that same transaction: the trail never claims more than happened, and a killed run loses none.
+CREATE TABLE IF NOT EXISTS retention.rule_run_cascades (
+        rule_run_id bigint NOT NULL REFERENCES retention.rule_runs,
+        table_name text NOT NULL,
+        rows_deleted bigint NOT NULL DEFAULT 0 CHECK (rows_deleted >= 0),
+        rows_nulled bigint NOT NULL DEFAULT 0 CHECK (rows_nulled >= 0),
+        PRIMARY KEY (rule_run_id, table_name)
+);
+COMMENT ON TABLE retention.rule_run_cascades IS
+        'Audit trail: rows of other tables that a rule run''s deletions removed (ON DELETE CASCADE) or set to '
+        'NULL or their default (ON DELETE SET NULL / SET DEFAULT), per referencing table, cascades of cascades '
+        'included. Sealed with the rule run (serialization v2). Counts only; no personal data.';
+COMMENT ON COLUMN retention.rule_run_cascades.rule_run_id IS 'The rule run (retention.rule_runs) whose deletions cascaded.';
+COMMENT ON COLUMN retention.rule_run_cascades.table_name IS
+        'Schema-qualified name of the referencing table (a partitioned table counts its partitions), as the '
+        'engine displays it (quoted where SQL needs quotes).';
+COMMENT ON COLUMN retention.rule_run_cascades.rows_deleted IS 'Rows of it deleted by ON DELETE CASCADE.';
+COMMENT ON COLUMN retention.rule_run_cascades.rows_nulled IS 'Rows of it whose reference was set to NULL or its default (ON DELETE SET NULL / SET DEFAULT).';
+CREATE OR REPLACE TRIGGER rule_run_cascades_append_only
+        BEFORE INSERT OR UPDATE OR DELETE ON retention.rule_run_cascades
+        FOR EACH ROW EXECUTE FUNCTION retention.rule_run_counts_append_only();
+CREATE OR REPLACE TRIGGER rule_run_cascades_no_truncate
+        BEFORE TRUNCATE ON retention.rule_run_cascades
+        FOR EACH STATEMENT EXECUTE FUNCTION retention.rule_run_counts_append_only();
 
+-- Why due rows were left, each reason its own count (rows_skipped is their sum with rows_skipped_fk):
+-- rows_skipped_locked only for rows another session's transaction held when the rule run ended.
+ALTER TABLE retention.rule_runs ADD COLUMN IF NOT EXISTS rows_skipped_refused bigint NOT NULL DEFAULT 0;
+ALTER TABLE retention.rule_runs ADD COLUMN IF NOT EXISTS rows_skipped_unfinished bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN retention.rule_runs.rows_skipped_locked IS
+        'Due rows left because another session''s open transaction held them (a row lock, or a change not yet '
+        'committed) when the rule run ended. Before schema version 5: every due row left for a later run that no '
+        'foreign key kept, whatever the reason.';
+COMMENT ON COLUMN retention.rule_runs.rows_skipped_refused IS
+        'Due rows left by a rule run that ran to its end although no other session held them when it ended: the '
+        'database did not let the engine''s DELETE/UPDATE change them (a trigger returned NULL, a row security '
+        'policy or a rule kept them from it), or they changed, or were locked only for a while, during the run. '
+        'Schema version 5 on.';
+COMMENT ON COLUMN retention.rule_runs.rows_skipped_unfinished IS
+        'Due rows left because the rule run did not run to its end (circuit breaker, error, lock timeout, '
+        'interruption): nothing was tried on them. Schema version 5 on.';
+
+-- The end of a running rule run from schema version 5 on, as retention.finish_rule_run() of section C
+-- with the reasons its due rows were left: they must add up, with the rows still referenced, to
+-- the rows skipped. It marks the rule run for serialization v2 (digest_format 2) and seals it.
+CREATE OR REPLACE FUNCTION retention.finish_rule_run(rule_run bigint, rule_outcome text, error_sqlstate text, error_text text,
+                                                     held bigint, skipped bigint, skipped_locked bigint, skipped_fk bigint,
+                                                     overdue bigint, skipped_refused bigint, skipped_unfinished bigint,
+                                                     OUT sealed_seq bigint, OUT sealed_hash bytea)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+        PERFORM retention.open_rule_run(rule_run);
+        IF rule_outcome IS NOT DISTINCT FROM 'running' THEN
+                RAISE EXCEPTION 'a rule run finishes with an outcome other than running' USING ERRCODE = 'check_violation';
+        END IF;
+        IF skipped IS DISTINCT FROM skipped_locked + skipped_fk + skipped_refused + skipped_unfinished THEN
+                RAISE EXCEPTION 'the rows skipped by rule run % are not the sum of their reasons', rule_run
+                        USING ERRCODE = 'check_violation',
+                              DETAIL = format('Skipped %s; locked %s, still referenced %s, refused %s, unfinished %s.',
+                                              skipped, skipped_locked, skipped_fk, skipped_refused, skipped_unfinished);
+        END IF;
+        UPDATE retention.rule_runs SET finished_at = clock_timestamp(), rows_held = held, rows_skipped = skipped,
+               rows_skipped_locked = skipped_locked, rows_skipped_fk = skipped_fk, rows_overdue = overdue,
+               rows_skipped_refused = skipped_refused, rows_skipped_unfinished = skipped_unfinished, digest_format = 2,
+               outcome = rule_outcome, sqlstate = error_sqlstate, error = error_text
+         WHERE id = rule_run;
+        SELECT s.sealed_seq, s.sealed_hash INTO sealed_seq, sealed_hash FROM retention.seal_rule_run(rule_run) s;
+END;
+$$;
+REVOKE ALL ON FUNCTION retention.finish_rule_run(bigint, text, text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint)
+        FROM PUBLIC;
+COMMENT ON FUNCTION retention.finish_rule_run(bigint, text, text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint) IS
+        'The end of a running rule run (schema version 5 on): its outcome, error and final counts with the reasons its '
+        'due rows were left (locked, still referenced, refused, unfinished: their sum is skipped), marked for '
+        'serialization v2 and sealed into the hash chain in the caller''s transaction. Returns the seal.';
+
+ALTER TABLE retention.rule_runs DROP CONSTRAINT IF EXISTS rule_runs_skip_reasons_check;
+ALTER TABLE retention.rule_runs ADD CONSTRAINT rule_runs_skip_reasons_check
+        CHECK (rows_skipped_refused >= 0 AND rows_skipped_unfinished >= 0);
+
+-- The serialization a rule run's digest covers. NULL: retentiond-rule-run-v1, the text of version 2 (every
+-- rule run sealed before version 5). 2: retentiond-rule-run-v2, which adds rows_skipped_refused and
+-- rows_skipped_unfinished after rows_skipped_fk and the cascades (cascade_table, cascade_deleted,
+-- cascade_nulled; by table name, bytewise) after the referencing tables. The engine sets 2 on every rule
+-- run it starts from version 5 on; a rule run with a cascade row or a count of the new columns is
+-- serialized as v2 whatever this says, so that no count the digest does not cover can be recorded.
+ALTER TABLE retention.rule_runs ADD COLUMN IF NOT EXISTS digest_format smallint;
+ALTER TABLE retention.rule_runs DROP CONSTRAINT IF EXISTS rule_runs_digest_format_check;
+ALTER TABLE retention.rule_runs ADD CONSTRAINT rule_runs_digest_format_check CHECK (digest_format IN (2));
+COMMENT ON COLUMN retention.rule_runs.digest_format IS
+        'The serialization its chain digest covers: NULL retentiond-rule-run-v1 (rule runs sealed before schema '
+        'version 5), 2 retentiond-rule-run-v2 (with the skip reasons of version 5 and the cascades).';
+
+CREATE OR REPLACE FUNCTION retention.rule_run_serialization(r retention.rule_runs) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+        utc constant text := 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"';
+        u retention.runs;
+        f text[];
+        v2 boolean;
+        s text;
+BEGIN
+        v2 := r.digest_format IS NOT NULL OR coalesce(r.rows_skipped_refused, 0) <> 0
+              OR coalesce(r.rows_skipped_unfinished, 0) <> 0
+              OR EXISTS (SELECT 1 FROM retention.rule_run_cascades c WHERE c.rule_run_id = r.id);
+        s := CASE WHEN v2 THEN 'retentiond-rule-run-v2' ELSE 'retentiond-rule-run-v1' END || E'\n';
+        SELECT * INTO u FROM retention.runs WHERE id = r.run_id;
+        -- name, value, name, value, ...
+        f := ARRAY['seq', r.seq::text, 'prev_hash', encode(r.prev_hash, 'hex'), 'id', r.id::text,
+                   'run_id', r.run_id::text, 'run_host', u.host, 'run_version', u.version, 'run_mode', u.mode,
+                   'run_started_at', to_char(u.started_at AT TIME ZONE 'UTC', utc),
+                   'rule', r.rule, 'clause', r.clause, 'table_name', r.table_name, 'action', r.action,
+                   'cutoff', to_char(r.cutoff AT TIME ZONE 'UTC', utc),
+                   'started_at', to_char(r.started_at AT TIME ZONE 'UTC', utc),
+                   'finished_at', to_char(r.finished_at AT TIME ZONE 'UTC', utc),
+                   'rows_deleted', r.rows_deleted::text, 'rows_anonymised', r.rows_anonymised::text,
+                   'rows_held', r.rows_held::text, 'rows_skipped', r.rows_skipped::text,
+                   'rows_skipped_locked', r.rows_skipped_locked::text, 'rows_skipped_fk', r.rows_skipped_fk::text];
+        IF v2 THEN
+                f := f || ARRAY['rows_skipped_refused', r.rows_skipped_refused::text,
+                                'rows_skipped_unfinished', r.rows_skipped_unfinished::text];
+        END IF;
+        f := f || ARRAY['rows_overdue', r.rows_overdue::text, 'partitions_dropped', r.partitions_dropped::text,
+                        'batches', r.batches::text, 'outcome', r.outcome, 'sqlstate', r.sqlstate, 'error', r.error];
+        f := f || ARRAY(SELECT v.x FROM retention.rule_run_holds h,
+                                        unnest(ARRAY['hold', h.hold, 'hold_rows', h.rows::text]) WITH ORDINALITY v(x, o)
+                        WHERE h.rule_run_id = r.id ORDER BY h.hold COLLATE "C", v.o)
+               || ARRAY(SELECT v.x FROM retention.rule_run_fk k,
+                                        unnest(ARRAY['fk_table', k.referencing_table, 'fk_rows', k.rows::text]) WITH ORDINALITY v(x, o)
+                        WHERE k.rule_run_id = r.id ORDER BY k.referencing_table COLLATE "C", v.o);
+        IF v2 THEN
+                f := f || ARRAY(SELECT v.x FROM retention.rule_run_cascades c,
+                                                unnest(ARRAY['cascade_table', c.table_name, 'cascade_deleted', c.rows_deleted::text,
+                                                             'cascade_nulled', c.rows_nulled::text]) WITH ORDINALITY v(x, o)
+                                WHERE c.rule_run_id = r.id ORDER BY c.table_name COLLATE "C", v.o);
+        END IF;
+        f := f || ARRAY['sealed_at', to_char(r.sealed_at AT TIME ZONE 'UTC', utc)];
+        FOR i IN 1 .. array_length(f, 1) BY 2 LOOP
+                s := s || f[i] || '=' || CASE WHEN f[i + 1] IS NULL THEN '-'
+                                              ELSE octet_length(convert_to(f[i + 1], 'UTF8')) || ':' || f[i + 1] END || E'\n';
+        END LOOP;
+        RETURN s;
+END;
+$$;
+COMMENT ON FUNCTION retention.rule_run_serialization(retention.rule_runs) IS
+        'The canonical serialization of a rule run that its chain digest covers. v1 (digest_format NULL, no '
+        'cascade and no count of the version-5 skip reasons: every rule run sealed before version 5), byte for '
+        'byte the text of version 2: a header line, then seq, prev_hash, id, run_id, the run''s host, version, '
+        'mode and started_at, rule, clause, table_name, action, cutoff, started_at, finished_at, every count, '
+        'outcome, sqlstate, error, each hold (hold, hold_rows; by name, bytewise) and each referencing table '
+        '(fk_table, fk_rows; by name, bytewise), sealed_at. v2: the header retentiond-rule-run-v2, '
+        'rows_skipped_refused and rows_skipped_unfinished after rows_skipped_fk, and each cascade '
+        '(cascade_table, cascade_deleted, cascade_nulled; by table name, bytewise) before sealed_at. '
+        'Counts and names only; no personal data.';
 
 -- ==== end of section D =============================================================================
 

@@ -68,6 +68,12 @@ static void test_daemon_events_in_journal(void **state) {
         pgtest_exec(c, "CREATE TABLE public.events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)");
         pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() - interval '30 days' - g * interval '1 second' FROM generate_series(1, 500) g");
         pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() FROM generate_series(1, 40)");
+        /* Two tags on every expired event go with it (ON DELETE CASCADE); 7 links to expired
+         * events lose their reference (SET NULL); the event rule-enforced carries both. */
+        pgtest_exec(c, "CREATE TABLE public.event_tags (event_id bigint REFERENCES events ON DELETE CASCADE, tag int)");
+        pgtest_exec(c, "INSERT INTO event_tags SELECT id, k FROM events, generate_series(1, 2) k WHERE id <= 500");
+        pgtest_exec(c, "CREATE TABLE public.event_links (event_id bigint REFERENCES events ON DELETE SET NULL)");
+        pgtest_exec(c, "INSERT INTO event_links SELECT id FROM events WHERE id <= 7 OR id > 530");
 
         char out[] = "/tmp/retentiond-daemon-journal.XXXXXX";
         assert_non_null(mkdtemp(out));
@@ -116,6 +122,11 @@ static void test_daemon_events_in_journal(void **state) {
         assert_string_equal(o, "daemon success");
         free(o);
         assert_int_equal(pgtest_int(c, "SELECT rows_deleted FROM retention.rule_runs WHERE run_id = %s", run_id), 500);
+        o = pgtest_value(c, "SELECT string_agg(table_name || '=' || rows_deleted || '/' || rows_nulled, ',' ORDER BY table_name)"
+                            " FROM retention.rule_run_cascades");
+        assert_string_equal(o, "public.event_links=0/7,public.event_tags=1000/0");
+        free(o);
+        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM event_tags"), 0);
 
         PQfinish(c);
         free(ci);

@@ -898,7 +898,7 @@ static void test_locked_row_skipped(void **state) {
 
         char *out;
         rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "run");
-        rt_assert_contains(out, "skipped, locked or changed during the run (left for the next run): 1");
+        rt_assert_contains(out, "skipped, locked by another session (left for the next run): 1");
         rt_assert_contains(out, "total: 9 deleted, 0 anonymised, 0 held, 1 skipped");
         free(out);
         rt_assert_sql(c, "4,11,12,13,14,15", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.logs");

@@ -1231,7 +1231,7 @@ static bool run_scenario(PGconn *c, int idx, uint64_t seed) {
                 /* frozen clock: the cutoff is exactly now - retain, computed by PostgreSQL */
                 char *cutq = s.frozen ? rely_asprintf("cutoff = %s - '%s'::interval", s.nlit, x->retain) : strdup("true");
                 char *q = rely_asprintf(
-                        "SELECT outcome, rows_deleted, rows_anonymised, rows_held, rows_skipped_fk, rows_overdue, rows_skipped_locked,"
+                        "SELECT outcome, rows_deleted, rows_anonymised, rows_held, rows_skipped_fk, rows_overdue, rows_skipped - rows_skipped_fk,"
                         " %s, coalesce(error, '') FROM retention.rule_runs WHERE run_id = (SELECT max(id) FROM retention.runs)"
                         " AND rule = '%s'",
                         cutq, x->name);

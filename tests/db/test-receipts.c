@@ -181,9 +181,11 @@ static void test_serialization(void **state) {
         static const char *cols[] = { "seq",     "prev_hash",  "id",         "run_id",    "run_host",   "run_version",
                                       "run_mode", "run_started_at", "rule",  "clause",    "table_name", "action",
                                       "cutoff",  "started_at", "finished_at", "rows_deleted", "rows_anonymised", "rows_held",
-                                      "rows_skipped", "rows_skipped_locked", "rows_skipped_fk", "rows_overdue",
+                                      "rows_skipped", "rows_skipped_locked", "rows_skipped_fk", "rows_skipped_refused",
+                                      "rows_skipped_unfinished", "rows_overdue",
                                       "partitions_dropped", "batches", "outcome", "sqlstate", "error" };
-        char *s = strdup("retentiond-rule-run-v1\n");
+        /* a rule run of schema version 5 on: v2, with the skip reasons (and cascades, none here) */
+        char *s = strdup("retentiond-rule-run-v2\n");
         for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
                 const char *col = cols[i];
                 char *v;
@@ -373,6 +375,9 @@ static void identity_variants(PGconn *c) {
                 pgtest_exec(c, "UPDATE rc_v SET %s WHERE n > %lld", changes[i], before);
         }
         pgtest_exec(c, "INSERT INTO rc_v (x) VALUES (NULL)");
+        /* Rule runs of schema version 5 on are serialized as v2 (digest_format 2): as the v1 rule
+         * runs they would have been, their text must be version 2's. */
+        pgtest_exec(c, "UPDATE rc_v SET x.digest_format = NULL WHERE NOT (x IS NULL)");
 }
 
 /* Both serializations of every row of rc_v are the same bytes; on the first difference, both
@@ -411,10 +416,11 @@ static void test_serialization_v2_identical(void **state) {
         assert_string_equal(v4, RULE_RUN_901);
         free(v2);
         free(v4);
-        /* the sealed rule runs of the two runs: their digests are of version 2's text */
-        rt_assert_sql(c, "4", "SELECT count(*) FROM retention.rule_runs r WHERE seq IS NOT NULL"
-                              " AND hash = sha256(convert_to(rc_v2.rule_run_serialization(r), 'UTF8'))"
-                              " AND hash = retention.rule_run_digest(r)");
+        /* the sealed rule runs of the two runs (schema version 5: serialization v2) verify, and
+         * their digest is not of version 2's text (as v1 rule runs, in rc_v, it is: below) */
+        rt_assert_sql(c, "4", "SELECT count(*) FROM retention.rule_runs r WHERE seq IS NOT NULL AND digest_format = 2"
+                              " AND hash = retention.rule_run_digest(r)"
+                              " AND hash <> sha256(convert_to(rc_v2.rule_run_serialization(r), 'UTF8'))");
 
         assert_v2_identical(c, rows);
         /* whatever the session's time zone, date and interval styles, bytea output */
@@ -886,13 +892,15 @@ static void test_receipt(void **state) {
                 "{\"rule_run_id\":%s,\"rule\":\"logs\",\"clause\":\"Privacy policy 4.2: access logs are kept 7 days\","
                 "\"table\":\"app.logs\",\"action\":\"delete\",\"cutoff\":\"%s\",\"started_at\":\"%s\",\"finished_at\":\"%s\","
                 "\"rows_deleted\":10,\"rows_anonymised\":0,\"rows_held\":0,\"held_by\":{},\"rows_skipped\":0,"
-                "\"rows_skipped_locked\":0,\"rows_skipped_fk\":0,\"skipped_fk_by\":{},\"rows_overdue\":0,"
+                "\"rows_skipped_locked\":0,\"rows_skipped_fk\":0,\"skipped_fk_by\":{},\"rows_skipped_refused\":0,"
+                "\"rows_skipped_unfinished\":0,\"cascades\":[],\"rows_overdue\":0,"
                 "\"partitions_dropped\":0,\"batches\":%s,\"outcome\":\"success\",\"sqlstate\":null,\"error\":null,"
                 "\"chain\":{\"seq\":1,\"prev_hash\":null,\"hash\":\"%s\",\"sealed_at\":\"%s\",\"verified\":true}},"
                 "{\"rule_run_id\":%s,\"rule\":\"tickets\",\"clause\":\"Privacy policy 5.1: support tickets are kept 1 year\","
                 "\"table\":\"app.tickets\",\"action\":\"delete\",\"cutoff\":\"%s\",\"started_at\":\"%s\",\"finished_at\":\"%s\","
                 "\"rows_deleted\":4,\"rows_anonymised\":0,\"rows_held\":2,\"held_by\":{\"legal\":2},\"rows_skipped\":0,"
-                "\"rows_skipped_locked\":0,\"rows_skipped_fk\":0,\"skipped_fk_by\":{},\"rows_overdue\":0,"
+                "\"rows_skipped_locked\":0,\"rows_skipped_fk\":0,\"skipped_fk_by\":{},\"rows_skipped_refused\":0,"
+                "\"rows_skipped_unfinished\":0,\"cascades\":[],\"rows_overdue\":0,"
                 "\"partitions_dropped\":0,\"batches\":%s,\"outcome\":\"success\",\"sqlstate\":null,\"error\":null,"
                 "\"chain\":{\"seq\":2,\"prev_hash\":\"%s\",\"hash\":\"%s\",\"sealed_at\":\"%s\",\"verified\":true}}],"
                 "\"chain\":{\"verified\":true,\"up_to_seq\":2,\"checked\":2,\"break\":null,\"detail\":null}}\n",
@@ -937,7 +945,8 @@ static void test_receipt(void **state) {
                                     "  anonymised: 0\n"
                                     "  held:       2\n"
                                     "    by legal                    2\n"
-                                    "  skipped:    0 (locked or changing 0, still referenced 0)\n"
+                                    "  skipped:    0 (locked by another session 0, still referenced 0, not changed by the"
+                                    " database 0, rule run did not finish 0)\n"
                                     "  overdue:    0\n"
                                     "  partitions dropped: 0\n"
                                     "  outcome:    success\n"
@@ -1061,6 +1070,8 @@ static void test_migrate_1_to_2(void **state) {
         free(out);
         /* the migration applied twice (the file is idempotent) changes nothing */
         pgtest_exec_file(c, "sql/retention/002-receipts.sql");
+        /* and the files after it, as migrate applies them: version 5 serializes its rule runs as v2 */
+        pgtest_exec_file(c, "sql/retention/005-safety.sql");
         rt_assert_sql(c, "4", "SELECT seq FROM retention.chain_head");
         rt_expect(0, NULL, NULL, "-d", ci, "verify");
 
@@ -1125,6 +1136,8 @@ static void test_migrate_3_to_4(void **state) {
         free(out);
         /* the migration applied twice (the file is idempotent) changes nothing */
         pgtest_exec_file(c, "sql/retention/004-fast-seal.sql");
+        /* and the files after it, as migrate applies them: version 5 serializes its rule runs as v2 */
+        pgtest_exec_file(c, "sql/retention/005-safety.sql");
         rt_assert_sql(c, "24", "SELECT seq FROM retention.chain_head");
         rt_expect(0, NULL, NULL, "-d", ci, "verify");
 
@@ -1257,6 +1270,8 @@ static void test_append_only(void **state) {
         pgtest_exec(c, "UPDATE retention.runs SET mode = 'run' WHERE id = 1");
         /* the migration, applied again, puts it back */
         pgtest_exec_file(c, "sql/retention/004-fast-seal.sql");
+        /* and the files after it, as migrate applies them: version 5 serializes its rule runs as v2 */
+        pgtest_exec_file(c, "sql/retention/005-safety.sql");
         rt_assert_sql(c, guards, "%s", guards_sql);
         assert_string_equal(sqlstate_of(c, "UPDATE retention.runs SET mode = 'daemon' WHERE id = 1", b, sizeof(b)), "42501");
         rt_expect(0, NULL, NULL, "-d", ci, "verify");

@@ -70,10 +70,347 @@ static void test_breaker_never_analysed(void **state) {
         free(ci);
 }
 
+/* ---- 5. rows removed or set to NULL by cascades ------------------------------------------------ */
+
+/* app.accounts: 15 closed 30 days ago (due), 5 closed yesterday. app.orders: 15 per account (225 of
+ * the due ones, 75 of the others), ON DELETE CASCADE. app.order_lines: 2 on each of the first 15
+ * orders of the due accounts (30), 1 on every order of the others (75), CASCADE from orders.
+ * app.notes: 10 on due accounts, 4 on the others, ON DELETE SET NULL. */
+static PGconn *cascade_db(const char *name, char **ci) {
+        PGconn *c = rt_db(name, ci);
+        pgtest_exec(c, "CREATE TABLE app.accounts (id int PRIMARY KEY, closed_at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.accounts (closed_at)");
+        pgtest_exec(c, "CREATE TABLE app.orders (id int PRIMARY KEY, account_id int NOT NULL"
+                       " REFERENCES app.accounts ON DELETE CASCADE)");
+        pgtest_exec(c, "CREATE TABLE app.order_lines (id int PRIMARY KEY, order_id int NOT NULL"
+                       " REFERENCES app.orders ON DELETE CASCADE)");
+        pgtest_exec(c, "CREATE TABLE app.notes (id int PRIMARY KEY, account_id int REFERENCES app.accounts ON DELETE SET NULL)");
+        pgtest_exec(c, "INSERT INTO app.accounts SELECT i, CASE WHEN i <= 15 THEN now() - interval '30 days' + i * interval '1 minute'"
+                       " ELSE now() - interval '1 day' END FROM generate_series(1, 20) i");
+        pgtest_exec(c, "INSERT INTO app.orders SELECT a * 100 + k, a FROM generate_series(1, 20) a, generate_series(1, 15) k");
+        pgtest_exec(c, "INSERT INTO app.order_lines SELECT o.id * 10 + l, o.id FROM app.orders o, generate_series(1, 2) l"
+                       " WHERE o.account_id <= 15 AND o.id %% 100 = 1");
+        pgtest_exec(c, "INSERT INTO app.order_lines SELECT o.id * 10, o.id FROM app.orders o WHERE o.account_id > 15");
+        pgtest_exec(c, "INSERT INTO app.notes SELECT i, CASE WHEN i <= 10 THEN i ELSE 16 + i %% 4 END FROM generate_series(1, 14) i");
+        pgtest_exec(c, "ANALYZE");
+        rt_assert_sql(c, "225/30/10", "SELECT (SELECT count(*) FROM app.orders WHERE account_id <= 15) || '/'"
+                                      " || (SELECT count(*) FROM app.order_lines l JOIN app.orders o ON o.id = l.order_id"
+                                      "     WHERE o.account_id <= 15) || '/'"
+                                      " || (SELECT count(*) FROM app.notes WHERE account_id <= 15)");
+        return c;
+}
+
+static const char *CASCADE_POLICY = "version: 1\n"
+                                    "rules:\n"
+                                    "  accounts:\n"
+                                    "    clause: \"closed accounts are deleted after 7 days\"\n"
+                                    "    table: app.accounts\n"
+                                    "    column: closed_at\n"
+                                    "    retain: 7 days\n"
+                                    "    action: delete\n"
+                                    "    batch_size: 4\n";
+
+static const char *CASCADES_JSON = "\"cascades\":[{\"table\":\"app.notes\",\"rows_deleted\":0,\"rows_nulled\":10},"
+                                   "{\"table\":\"app.order_lines\",\"rows_deleted\":30,\"rows_nulled\":0},"
+                                   "{\"table\":\"app.orders\",\"rows_deleted\":225,\"rows_nulled\":0}]";
+
+/* What every path must show for the 15 accounts. */
+static void assert_cascade_trail(PGconn *c, const char *ci, const char *run_json) {
+        rt_assert_contains(run_json, "\"rows_deleted\":15,");
+        rt_assert_contains(run_json, "\"rows_cascade_deleted\":255,\"rows_cascade_nulled\":10,");
+        rt_assert_contains(run_json, CASCADES_JSON);
+        rt_assert_contains(run_json, "\"total\":{\"rows_deleted\":15,\"rows_anonymised\":0,\"rows_held\":0,\"rows_skipped\":0,"
+                                     "\"rows_cascade_deleted\":255,\"rows_cascade_nulled\":10}");
+        /* what really happened */
+        rt_assert_sql(c, "5/75/75/4/10", "SELECT (SELECT count(*) FROM app.accounts) || '/' || (SELECT count(*) FROM app.orders)"
+                                         " || '/' || (SELECT count(*) FROM app.order_lines) || '/'"
+                                         " || (SELECT count(*) FROM app.notes WHERE account_id IS NOT NULL) || '/'"
+                                         " || (SELECT count(*) FROM app.notes WHERE account_id IS NULL)");
+        /* the trail, sealed: rule run, per table, digest of the v2 text, chain */
+        rt_assert_sql(c, "15/success/2", "SELECT rows_deleted || '/' || outcome || '/' || digest_format FROM retention.rule_runs");
+        rt_assert_sql(c, "app.notes=0/10,app.order_lines=30/0,app.orders=225/0",
+                      "SELECT string_agg(table_name || '=' || rows_deleted || '/' || rows_nulled, ',' ORDER BY table_name COLLATE \"C\")"
+                      " FROM retention.rule_run_cascades");
+        rt_assert_sql(c, "t", "SELECT hash = retention.rule_run_digest(r) AND retention.rule_run_serialization(r) LIKE"
+                              " E'retentiond-rule-run-v2\\n%%cascade_table=9:app.notes\\ncascade_deleted=1:0\\ncascade_nulled=2:10\\n"
+                              "cascade_table=15:app.order_lines\\ncascade_deleted=2:30\\ncascade_nulled=1:0\\n"
+                              "cascade_table=10:app.orders\\ncascade_deleted=3:225\\ncascade_nulled=1:0\\nsealed_at=%%'"
+                              " FROM retention.rule_runs r");
+        /* the receipt */
+        char *out;
+        rt_expect(0, &out, NULL, "-d", ci, "receipt", "1");
+        rt_assert_contains(out, "  deleted:    15\n");
+        rt_assert_contains(out, "  cascaded into app.notes: 0 deleted, 10 set to NULL\n"
+                                "  cascaded into app.order_lines: 30 deleted, 0 set to NULL\n"
+                                "  cascaded into app.orders: 225 deleted, 0 set to NULL\n");
+        rt_assert_contains(out, "chain: verifies from #1 to #1");
+        free(out);
+        rt_expect(0, &out, NULL, "-d", ci, "--json", "receipt", "1");
+        rt_assert_contains(out, CASCADES_JSON);
+        free(out);
+        /* a sealed cascade count cannot change, and the chain sees it if it is changed anyway */
+        pgtest_exec(c, "ALTER TABLE retention.rule_run_cascades DISABLE TRIGGER USER");
+        pgtest_exec(c, "UPDATE retention.rule_run_cascades SET rows_deleted = 224 WHERE table_name = 'app.orders'");
+        rt_expect(1, &out, NULL, "-d", ci, "verify");
+        rt_assert_contains(out, "rule run 1 (run 1, rule accounts) was changed after it was sealed");
+        free(out);
+}
+
+/* The fast path: each batch's range DELETE and its cascades in one transaction. */
+static void test_cascades_counted(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = cascade_db("truth_cascade", &ci);
+        char *pol = rt_policy(CASCADE_POLICY);
+        char *out;
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "run");
+        rt_assert_contains(out, "  cascaded into app.notes: 10 set to NULL\n"
+                                "  cascaded into app.order_lines: 30 deleted\n"
+                                "  cascaded into app.orders: 225 deleted\n");
+        rt_assert_contains(out, "cascades: 255 rows deleted, 10 set to NULL in referencing tables\n"
+                                "total: 15 deleted, 0 anonymised, 0 held, 0 skipped");
+        free(out);
+        /* the same again, as JSON, from the same data */
+        PQfinish(c);
+        free(ci);
+        free(pol);
+        c = cascade_db("truth_cascade_json", &ci);
+        pol = rt_policy(CASCADE_POLICY);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--json", "run");
+        assert_cascade_trail(c, ci, out);
+        free(out);
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
+/* The SKIP LOCKED batches (no index on the age column: no fast path). */
+static void test_cascades_counted_skip_locked(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = cascade_db("truth_cascade_sl", &ci);
+        pgtest_exec(c, "DROP INDEX app.accounts_closed_at_idx");
+        char *pol = rt_policy(CASCADE_POLICY);
+        char *out;
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--json", "run");
+        assert_cascade_trail(c, ci, out);
+        free(out);
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
+/* Foreign-key isolation: a RESTRICT reference below the cascade refuses one account's deletion;
+ * its rows are deleted one by one in savepoints, and the cascades of the refused one, rolled
+ * back, are not counted. One more due account (16) with one order and two lines, refused. */
+static void test_cascades_counted_isolation(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = cascade_db("truth_cascade_iso", &ci);
+        pgtest_exec(c, "CREATE TABLE app.refunds (id int PRIMARY KEY, line_id int REFERENCES app.order_lines ON DELETE RESTRICT)");
+        pgtest_exec(c, "INSERT INTO app.accounts VALUES (0, now() - interval '40 days')");
+        pgtest_exec(c, "INSERT INTO app.orders VALUES (1, 0)");
+        pgtest_exec(c, "INSERT INTO app.order_lines VALUES (11, 1), (12, 1)");
+        pgtest_exec(c, "INSERT INTO app.refunds VALUES (1, 12)");
+        char *pol = rt_policy(CASCADE_POLICY);
+        char *out;
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--json", "run");
+        rt_assert_contains(out, "\"rows_skipped_fk\":1,");
+        /* the refused account's order and lines are still there, and not counted */
+        rt_assert_sql(c, "1/2", "SELECT (SELECT count(*) FROM app.orders WHERE account_id = 0) || '/'"
+                                " || (SELECT count(*) FROM app.order_lines WHERE order_id = 1)");
+        rt_assert_contains(out, "\"rows_deleted\":15,");
+        rt_assert_contains(out, "\"rows_cascade_deleted\":255,\"rows_cascade_nulled\":10,");
+        rt_assert_contains(out, CASCADES_JSON);
+        rt_assert_sql(c, "app.notes=0/10,app.order_lines=30/0,app.orders=225/0",
+                      "SELECT string_agg(table_name || '=' || rows_deleted || '/' || rows_nulled, ',' ORDER BY table_name COLLATE \"C\")"
+                      " FROM retention.rule_run_cascades");
+        rt_assert_sql(c, "t", "SELECT hash = retention.rule_run_digest(r) FROM retention.rule_runs r");
+        free(out);
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
+/* ---- 6. held rows, when a trigger moves the age column ------------------------------------------ */
+
+/* pagila's customer table: last_update set by a BEFORE UPDATE trigger (last_updated()) on every
+ * UPDATE. 20 customers last updated 30 days ago, 14 of them held by an operator's hold: 6 go, the
+ * 14 are anonymised while held and kept, and the trigger moves their last_update to now(). */
+static const char *CUSTOMER_POLICY = "version: 1\n"
+                                     "subjects:\n"
+                                     "  customer: { table: app.customer, key: customer_id }\n"
+                                     "holds:\n"
+                                     "  legal: { reason: \"operator holds\", subject: customer, registry: true }\n"
+                                     "rules:\n"
+                                     "  customers:\n"
+                                     "    clause: \"inactive customers are deleted after 7 days\"\n"
+                                     "    table: app.customer\n"
+                                     "    subject: customer\n"
+                                     "    column: last_update\n"
+                                     "    retain: 7 days\n"
+                                     "    action: delete\n"
+                                     "    holds: [legal]\n"
+                                     "    while_held:\n"
+                                     "      columns: { email: null, first_name: { redact: \"-\" } }\n";
+
+static void test_held_counted_before_trigger_moves_age(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("truth_held_trigger", &ci);
+        pgtest_exec(c, "CREATE TABLE app.customer (customer_id int PRIMARY KEY, first_name text, email text,"
+                       " last_update timestamptz NOT NULL DEFAULT now())");
+        pgtest_exec(c, "CREATE INDEX ON app.customer (last_update)");
+        pgtest_exec(c, "CREATE FUNCTION app.last_updated() RETURNS trigger LANGUAGE plpgsql AS $$"
+                       " BEGIN NEW.last_update = CURRENT_TIMESTAMP; RETURN NEW; END $$");
+        pgtest_exec(c, "CREATE TRIGGER last_updated BEFORE UPDATE ON app.customer FOR EACH ROW EXECUTE FUNCTION app.last_updated()");
+        pgtest_exec(c, "INSERT INTO app.customer SELECT i, 'name' || i, 'c' || i || '@example.com', now() - interval '30 days'"
+                       " FROM generate_series(1, 20) i");
+        pgtest_exec(c, "INSERT INTO app.customer SELECT i, 'name' || i, 'c' || i || '@example.com', now() FROM generate_series(21, 25) i");
+        pgtest_exec(c, "INSERT INTO retention.holds (subject, subject_key, reason, placed_by)"
+                       " SELECT 'customer', i::text, 'case 7', 'dpo' FROM generate_series(1, 14) i");
+        char *pol = rt_policy(CUSTOMER_POLICY);
+        char *out;
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--json", "run");
+        rt_assert_contains(out, "\"rows_deleted\":6,\"rows_anonymised\":14,\"rows_held\":14,");
+        rt_assert_contains(out, "\"held_by\":{\"legal\":14}");
+        free(out);
+        /* what happened: 6 deleted, the 14 anonymised and, by the trigger, a day younger than 7 */
+        rt_assert_sql(c, "19/14/0", "SELECT count(*) || '/' || count(*) FILTER (WHERE email IS NULL AND first_name = '-')"
+                                    " || '/' || count(*) FILTER (WHERE last_update < now() - interval '7 days') FROM app.customer");
+        rt_assert_sql(c, "6/14/14/legal=14", "SELECT rows_deleted || '/' || rows_anonymised || '/' || rows_held || '/'"
+                                             " || (SELECT string_agg(hold || '=' || rows, ',') FROM retention.rule_run_holds)"
+                                             " FROM retention.rule_runs");
+        rt_expect(0, &out, NULL, "-d", ci, "receipt", "1");
+        rt_assert_contains(out, "  held:       14\n    by legal                    14\n");
+        free(out);
+
+        /* check -d says why this rule keeps rows longer than it should: at the rule, as FILE:LINE:COLUMN */
+        char *err;
+        rt_expect(0, &out, &err, "-p", pol, "-d", ci, "check");
+        char *where = rt_asprintf("%s:7:3: warning: trigger last_updated on app.customer sets the age column last_update on"
+                                  " UPDATE (its function last_updated assigns NEW.last_update): every row this rule anonymises"
+                                  " while held gets a new age, so its retention period starts again\n",
+                                  pol);
+        rt_assert_contains(err, where);
+        rt_assert_contains(err, "HINT:  Use a column the application does not touch on every UPDATE");
+        rt_assert_contains(out, "database OK: 1 rules checked against the catalog (with warnings)");
+        free(where);
+        free(out);
+        free(err);
+        /* a trigger that leaves the age column alone is no hazard */
+        pgtest_exec(c, "CREATE OR REPLACE FUNCTION app.last_updated() RETURNS trigger LANGUAGE plpgsql AS $$"
+                       " BEGIN NEW.first_name = upper(NEW.first_name); RETURN NEW; END $$");
+        rt_expect(0, &out, &err, "-p", pol, "-d", ci, "check");
+        rt_assert_not_contains(err, "warning: trigger");
+        free(out);
+        free(err);
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
+/* ---- 7. every reason given for a row left behind is what happened ---------------------------- */
+
+static const char *LOGS_POLICY = "version: 1\n"
+                                 "rules:\n"
+                                 "  logs:\n"
+                                 "    clause: \"kept 7 days\"\n"
+                                 "    table: app.logs\n"
+                                 "    column: at\n"
+                                 "    retain: 7 days\n"
+                                 "    action: delete\n"
+                                 "    max_fraction: 100%\n";
+
+/* app.logs: 1-10 due, 11-15 young. A trigger refuses to delete 3 (returns NULL); row security
+ * hides 7 from the engine's DELETE (not from its SELECT); the application holds 5 locked
+ * throughout. The engine runs as the role of sql/retentiond-role.sql, so that row security
+ * applies to it. Only 5 was locked; 3 and 7 the database did not let it delete. */
+static void test_skip_reasons_true(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("truth_skip", &ci);
+        pgtest_exec(c, "CREATE TABLE app.logs (id int PRIMARY KEY, at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.logs (at)");
+        pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '30 days' + i * interval '1 minute' FROM generate_series(1, 10) i");
+        pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() FROM generate_series(11, 15) i");
+        pgtest_exec(c, "CREATE FUNCTION app.keep_three() RETURNS trigger LANGUAGE plpgsql AS $$"
+                       " BEGIN IF OLD.id = 3 THEN RETURN NULL; END IF; RETURN OLD; END $$");
+        pgtest_exec(c, "CREATE TRIGGER keep_three BEFORE DELETE ON app.logs FOR EACH ROW EXECUTE FUNCTION app.keep_three()");
+        pgtest_exec(c, "ALTER TABLE app.logs ENABLE ROW LEVEL SECURITY");
+        pgtest_exec(c, "CREATE POLICY logs_read ON app.logs FOR SELECT USING (true)");
+        pgtest_exec(c, "CREATE POLICY logs_update ON app.logs FOR UPDATE USING (true)");
+        pgtest_exec(c, "CREATE POLICY logs_delete ON app.logs FOR DELETE USING (id <> 7)");
+        char *eci = pgtest_engine_role(ci, "truth_engine", "app.logs", NULL);
+        char *pol = rt_policy(LOGS_POLICY);
+        PGconn *app = pgtest_connect(ci);
+        pgtest_exec(app, "BEGIN");
+        pgtest_exec(app, "SELECT * FROM app.logs WHERE id = 5 FOR UPDATE");
+
+        char *out;
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "run");
+        rt_assert_contains(out, "  skipped, locked by another session (left for the next run): 1\n"
+                                "  skipped, not changed by the database although no other session held them (a trigger,"
+                                " row security or a rule refused, or they changed during the run): 2\n");
+        rt_assert_not_contains(out, "locked or changed");
+        rt_assert_contains(out, "total: 7 deleted, 0 anonymised, 0 held, 3 skipped");
+        free(out);
+        rt_assert_sql(c, "3,5,7,11,12,13,14,15", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.logs");
+        rt_assert_sql(c, "7/3/1/2/0/0/success", "SELECT rows_deleted || '/' || rows_skipped || '/' || rows_skipped_locked || '/'"
+                                               " || rows_skipped_refused || '/' || rows_skipped_unfinished || '/' || rows_skipped_fk"
+                                               " || '/' || outcome FROM retention.rule_runs");
+        rt_expect(0, &out, NULL, "-d", eci, "receipt", "1");
+        rt_assert_contains(out, "  skipped:    3 (locked by another session 1, still referenced 0, not changed by the database 2,"
+                                " rule run did not finish 0)\n");
+        free(out);
+        rt_expect(0, &out, NULL, "-d", eci, "--json", "receipt", "1");
+        rt_assert_contains(out, "\"rows_skipped\":3,\"rows_skipped_locked\":1,\"rows_skipped_fk\":0,\"skipped_fk_by\":{},"
+                                "\"rows_skipped_refused\":2,\"rows_skipped_unfinished\":0,");
+        free(out);
+
+        /* The lock gone: nothing is locked now; 3 and 7 are still refused. */
+        pgtest_exec(app, "COMMIT");
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
+        rt_assert_contains(out, "\"rows_deleted\":1,");
+        rt_assert_contains(out, "\"rows_skipped\":2,\"rows_skipped_locked\":0,\"rows_skipped_fk\":0,\"rows_skipped_refused\":2,"
+                                "\"rows_skipped_unfinished\":0,");
+        free(out);
+
+        /* Permission denied while it runs (a trigger of the application refuses the engine's role):
+         * the rule fails; the rows it never finished are not "locked" either. */
+        pgtest_exec(c, "CREATE OR REPLACE FUNCTION app.keep_three() RETURNS trigger LANGUAGE plpgsql AS $$"
+                       " BEGIN IF OLD.id = 3 THEN RETURN NULL; END IF;"
+                       " RAISE EXCEPTION 'permission denied to delete log %%', OLD.id USING ERRCODE = 'insufficient_privilege'; END $$");
+        pgtest_exec(c, "INSERT INTO app.logs VALUES (20, now() - interval '20 days')");
+        char *err;
+        rt_expect(1, &out, &err, "-p", pol, "-d", eci, "--json", "run");
+        rt_assert_contains(out, "\"outcome\":\"failed\"");
+        rt_assert_contains(out, "\"rows_skipped\":3,\"rows_skipped_locked\":0,\"rows_skipped_fk\":0,\"rows_skipped_refused\":0,"
+                                "\"rows_skipped_unfinished\":3,");
+        free(out);
+        free(err);
+        rt_assert_sql(c, "failed/3/0/0/3", "SELECT outcome || '/' || rows_skipped || '/' || rows_skipped_locked || '/'"
+                                           " || rows_skipped_refused || '/' || rows_skipped_unfinished FROM retention.rule_runs"
+                                           " WHERE run_id = 3");
+        rt_expect(0, &out, NULL, "-d", eci, "verify");
+        rt_assert_contains(out, "chain OK: 3 sealed rule runs");
+        free(out);
+        PQfinish(app);
+        free(eci);
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_breaker_analysed_empty),
                 cmocka_unit_test(test_breaker_never_analysed),
+                cmocka_unit_test(test_cascades_counted),
+                cmocka_unit_test(test_cascades_counted_skip_locked),
+                cmocka_unit_test(test_cascades_counted_isolation),
+                cmocka_unit_test(test_held_counted_before_trigger_moves_age),
+                cmocka_unit_test(test_skip_reasons_true),
         };
         const char *only = getenv("TRUTH_ONLY");
         if (only && *only)

@@ -121,10 +121,15 @@ expect(run_started, "run-started", PRIORITY="6", MESSAGE=f"run {run_id} started 
 expect(enforced, "rule-enforced", PRIORITY="6", RULE="old-events", TABLE="public.events", ACTION="delete",
        CLAUSE="Events are kept for 7 days", ROWS_DELETED="500", ROWS_ANONYMISED="0", ROWS_HELD="0",
        RUN_ID=run_id, POLICY_FILE=POLICY, POLICY_LINE="3",
-       MESSAGE="rule old-events enforced on public.events: 500 deleted, 0 anonymised, 0 held")
+       ROWS_CASCADE_DELETED="1000", ROWS_CASCADE_NULLED="7",
+       CASCADES='[{"table":"public.event_links","rows_deleted":0,"rows_nulled":7},'
+                '{"table":"public.event_tags","rows_deleted":1000,"rows_nulled":0}]',
+       MESSAGE="rule old-events enforced on public.events: 500 deleted, 0 anonymised, 0 held;"
+               " by cascade 1000 deleted, 7 set to NULL")
 check(enforced.get("CUTOFF", "").startswith("20"), f"rule-enforced CUTOFF={enforced.get('CUTOFF')!r}")
 check(enforced.get("DURATION_USEC", "").isdigit(), f"rule-enforced DURATION_USEC={enforced.get('DURATION_USEC')!r}")
 expect(finished, "run-finished", PRIORITY="5", RUN_ID=run_id, ROWS_DELETED="500", ROWS_ANONYMISED="0", ROWS_HELD="0",
+       ROWS_CASCADE_DELETED="1000", ROWS_CASCADE_NULLED="7",
        MESSAGE=f"run {run_id} finished: 500 deleted, 0 anonymised, 0 held, 0 of 1 rules failed")
 expect(stopping, "daemon-stopping", PRIORITY="5", MESSAGE="stopping on SIGTERM")
 expect(rejected, "policy-rejected", PRIORITY="3", POLICY_FILE=POLICY, POLICY_LINE="5")
