@@ -1546,11 +1546,9 @@ static int cascade_record(RuleRun *rr, const CascadeMark *before, int64_t own, C
                         "WITH a AS (" CASCADE_COUNTERS_SQL "),"
                         " x AS (SELECT a.i, ($3::text[])[a.i] AS t, a.d - ($4::bigint[])[a.i] AS d,"
                         "  a.n - ($5::bigint[])[a.i] AS n FROM a),"
-                        " w AS (INSERT INTO retention.rule_run_cascades AS c (rule_run_id, table_name, rows_deleted, rows_nulled)"
-                        "  SELECT $2::bigint, x.t, x.d, x.n FROM x WHERE x.d <> 0 OR x.n <> 0"
-                        "  ON CONFLICT (rule_run_id, table_name) DO UPDATE SET rows_deleted = c.rows_deleted + excluded.rows_deleted,"
-                        "  rows_nulled = c.rows_nulled + excluded.rows_nulled)"
-                        " SELECT x.i, x.d, x.n FROM x ORDER BY x.i",
+                        " w AS MATERIALIZED (SELECT retention.add_rule_run_cascades($2::bigint, array_agg(x.t ORDER BY x.i),"
+                        "  array_agg(x.d ORDER BY x.i), array_agg(x.n ORDER BY x.i)) FROM x)"
+                        " SELECT x.i, x.d, x.n, (SELECT count(*) FROM w) FROM x ORDER BY x.i",
                         5, p);
         strbuf_done(&bd);
         strbuf_done(&bn);

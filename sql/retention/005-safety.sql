@@ -540,6 +540,34 @@ CREATE OR REPLACE TRIGGER rule_run_cascades_no_truncate
         BEFORE TRUNCATE ON retention.rule_run_cascades
         FOR EACH STATEMENT EXECUTE FUNCTION retention.rule_run_counts_append_only();
 
+-- The engine adds a batch's cascades through this function, in the batch's transaction: to a rule
+-- run that is still running and not sealed, counts that are not negative, one row per table added
+-- to. SECURITY DEFINER with its search_path pinned, so that the engine's role needs no privilege
+-- on the table itself (sql/retentiond-role.sql grants EXECUTE).
+CREATE OR REPLACE FUNCTION retention.add_rule_run_cascades(rule_run bigint, tables text[], deleted bigint[], nulled bigint[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+        IF NOT EXISTS (SELECT 1 FROM retention.rule_runs r WHERE r.id = rule_run AND r.seq IS NULL
+                       AND r.finished_at IS NULL AND r.outcome = 'running') THEN
+                RAISE EXCEPTION 'rule run % is not running', rule_run
+                        USING ERRCODE = 'object_not_in_prerequisite_state',
+                              DETAIL = 'Cascades are added to a rule run while it runs, by its batches.';
+        END IF;
+        IF cardinality(tables) IS DISTINCT FROM cardinality(deleted) OR cardinality(tables) IS DISTINCT FROM cardinality(nulled) THEN
+                RAISE EXCEPTION 'tables, deleted and nulled must have one element per table' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        INSERT INTO retention.rule_run_cascades AS c (rule_run_id, table_name, rows_deleted, rows_nulled)
+        SELECT rule_run, x.t, x.d, x.n FROM unnest(tables, deleted, nulled) x(t, d, n) WHERE x.d <> 0 OR x.n <> 0
+        ON CONFLICT (rule_run_id, table_name) DO UPDATE SET rows_deleted = c.rows_deleted + excluded.rows_deleted,
+                rows_nulled = c.rows_nulled + excluded.rows_nulled;
+END;
+$$;
+REVOKE ALL ON FUNCTION retention.add_rule_run_cascades(bigint, text[], bigint[], bigint[]) FROM PUBLIC;
+COMMENT ON FUNCTION retention.add_rule_run_cascades(bigint, text[], bigint[], bigint[]) IS
+        'Adds one batch''s cascades (per referencing table: rows deleted, rows set to NULL or their default) to '
+        'a running, unsealed rule run. SECURITY DEFINER: the engine''s role needs EXECUTE only.';
+
 -- Why due rows were left, each reason its own count (rows_skipped is their sum with rows_skipped_fk):
 -- rows_skipped_locked only for rows another session's transaction held when the rule run ended.
 ALTER TABLE retention.rule_runs ADD COLUMN IF NOT EXISTS rows_skipped_refused bigint NOT NULL DEFAULT 0;

@@ -148,6 +148,10 @@ static void assert_cascade_trail(PGconn *c, const char *ci, const char *run_json
         rt_expect(0, &out, NULL, "-d", ci, "--json", "receipt", "1");
         rt_assert_contains(out, CASCADES_JSON);
         free(out);
+        /* nothing can be added to a sealed rule run, not even through the engine's function */
+        PGresult *r = PQexec(c, "SELECT retention.add_rule_run_cascades(1, '{app.orders}', '{1}', '{0}')");
+        assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "55000");
+        PQclear(r);
         /* a sealed cascade count cannot change, and the chain sees it if it is changed anyway */
         pgtest_exec(c, "ALTER TABLE retention.rule_run_cascades DISABLE TRIGGER USER");
         pgtest_exec(c, "UPDATE retention.rule_run_cascades SET rows_deleted = 224 WHERE table_name = 'app.orders'");
