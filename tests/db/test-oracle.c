@@ -1004,6 +1004,9 @@ static void oracle_rule(Scn *s, PGconn *c, RuleS *x) {
                         refused = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
                         PQclear(res);
                 }
+                /* held: counted before the rows are anonymised while held (README, Tally), which may
+                 * make them not due any more (their columns done, or a trigger moving their age) */
+                x->held = q_int(c, "SELECT count(*) FROM ox.%s x WHERE %s AND %s", tn, due, kept);
                 if (x->nwh) {
                         char *held = o_held(s, x, "x");
                         char *done = o_done(x->wh, x->nwh, "x");
@@ -1014,8 +1017,9 @@ static void oracle_rule(Scn *s, PGconn *c, RuleS *x) {
                         free(set);
                 }
         }
-        /* the tally after the rule */
-        x->held = q_int(c, "SELECT count(*) FROM ox.%s x WHERE %s AND %s", tn, due, kept);
+        /* the tally after the rule (held: above, unless the breaker stopped it) */
+        if (x->tripped)
+                x->held = q_int(c, "SELECT count(*) FROM ox.%s x WHERE %s AND %s", tn, due, kept);
         x->fk = q_int(c, "SELECT count(*) FROM ox.%s x WHERE %s AND NOT %s AND %s", tn, due, kept, restr);
         /* Rows the database refused for a reference further down a cascade are reported as kept by
          * a foreign key (README: "the others are counted"), not as locked. */
