@@ -700,6 +700,26 @@ COMMENT ON FUNCTION retention.rule_run_serialization(retention.rule_runs) IS
         '(cascade_table, cascade_deleted, cascade_nulled; by table name, bytewise) before sealed_at. '
         'Counts and names only; no personal data.';
 
+-- The roles that may write the trail through section C's functions (sql/retentiond-role.sql, or
+-- moved there by this migration) may also use the two writes of this section.
+DO $grants_d$
+DECLARE
+        g record;
+BEGIN
+        FOR g IN
+                SELECT DISTINCT a.grantee::regrole AS r
+                  FROM pg_proc p, aclexplode(p.proacl) a
+                 WHERE p.oid = 'retention.begin_rule_run(bigint, text, text, text, text)'::regprocedure
+                   AND a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner
+        LOOP
+                EXECUTE format('GRANT EXECUTE ON FUNCTION retention.add_rule_run_cascades(bigint, text[], bigint[], bigint[]) TO %s',
+                               g.r);
+                EXECUTE format('GRANT EXECUTE ON FUNCTION retention.finish_rule_run(bigint, text, text, text, bigint, bigint,'
+                               ' bigint, bigint, bigint, bigint, bigint) TO %s', g.r);
+        END LOOP;
+END;
+$grants_d$;
+
 -- ==== end of section D =============================================================================
 
 -- ==== Section E: least privilege on partitioned tables ==============================================
