@@ -17,7 +17,9 @@
  * transaction it works under a savepoint of its own, so a refused where leaves the transaction
  * usable. Returns 0, or a PgErrorClass with *err: for a refused where (rule_where_refused())
  * PostgreSQL's message, DETAIL and HINT, the primary naming the rule; otherwise the error as it
- * came (a lost connection, lock_timeout while the table is locked, ...). */
+ * came (a lost connection, lock_timeout while the table is locked, ...). Never a PgOutcome: a
+ * where PostgreSQL cannot take is an error (PG_ERR_OTHER, SQLSTATE 42804, when only its type is
+ * wrong). */
 int rule_where_check_one(Pg *pg, const Rule *of, const CatTable *t, PgError *err);
 /* Does this PgErrorClass of rule_where_check_one() mean the where itself was refused? */
 bool rule_where_refused(int k);
