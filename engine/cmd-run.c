@@ -193,7 +193,13 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
          * recorded as interrupted first: the trail must not keep saying they are in progress. */
         _cleanup_free_ char *closed = NULL;
         PgError ce = {};
-        int kc = trail_close_abandoned(pg, &closed, &ce);
+        /* Only on a schema of this version: otherwise the run says what is wrong, once. */
+        int kc = trail_check_schema(pg, &ce);
+        if (kc) {
+                pg_error_done(&ce);
+                kc = 0;
+        } else
+                kc = trail_close_abandoned(pg, &closed, &ce);
         if (kc == 0 && closed) {
                 EventFields ev = EVENT_FIELDS_INIT;
                 ev.database = cli->database_name;
