@@ -81,6 +81,8 @@ unsigned health_conditions(const RuleHealth *r) {
                 c |= HEALTH_FAIL_FAILING;
         if (r->rows_overdue > 0)
                 c |= HEALTH_FAIL_OVERDUE;
+        if (r->stale)
+                c |= HEALTH_FAIL_STALE;
         return c;
 }
 
@@ -90,11 +92,11 @@ void health_classify(HealthReport *h) {
                 double limit = (double) h->stale_after * (r->schedule_sec > 0 ? r->schedule_sec : 3600.0);
                 /* A rule that never succeeded is stale once its first run is that old. */
                 double since = r->last_success > 0 ? r->last_success : r->first_started;
-                bool stale = h->stale_after > 0 && since > 0 && h->now - since > limit;
+                r->stale = h->stale_after > 0 && since > 0 && h->now - since > limit;
                 unsigned c = health_conditions(r);
                 r->state = c & HEALTH_FAIL_BREAKER   ? HEALTH_BREAKER
                            : c & HEALTH_FAIL_FAILING ? HEALTH_FAILING
-                           : stale                   ? HEALTH_STALE
+                           : r->stale                ? HEALTH_STALE
                            : c & HEALTH_FAIL_OVERDUE ? HEALTH_OVERDUE
                            : !r->ever_run            ? HEALTH_PENDING
                                                      : HEALTH_OK;
@@ -102,10 +104,7 @@ void health_classify(HealthReport *h) {
 }
 
 bool health_needs_attention(const RuleHealth *r, unsigned fail_on) {
-        unsigned c = health_conditions(r);
-        if (r->state == HEALTH_STALE)
-                c |= HEALTH_FAIL_STALE;
-        return (c & fail_on) != 0;
+        return (health_conditions(r) & fail_on) != 0;
 }
 
 const char *health_format_time(double t, char *buf, size_t n) {
@@ -119,8 +118,7 @@ const char *health_format_time(double t, char *buf, size_t n) {
 char *health_describe(const RuleHealth *r, unsigned fail_on) {
         StrBuf b = {};
         char t1[32], t2[32];
-        unsigned c = health_conditions(r) | (r->state == HEALTH_STALE ? HEALTH_FAIL_STALE : 0);
-        c &= fail_on;
+        unsigned c = health_conditions(r) & fail_on;
         const char *sep = "";
         if (c & HEALTH_FAIL_BREAKER) {
                 strbuf_appendf(&b, "its last run (run %" PRId64 ", %s) tripped the circuit breaker", r->last_run_id,

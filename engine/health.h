@@ -42,6 +42,7 @@ typedef struct RuleHealth {
         char *name;             /* the rule's name (a copy: outlives the policy) */
         double schedule_sec;    /* its schedule, approximately */
         RuleHealthState state;
+        bool stale;             /* no success within stale_after schedules (whatever the state says) */
         bool ever_run;          /* a finished rule run exists */
         bool running;           /* its latest rule run is still `running` */
         double first_started;   /* unix seconds: its first rule run, 0 if none */
