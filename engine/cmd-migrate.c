@@ -79,6 +79,32 @@ static int check_hold_keys(Pg *pg, const Policy *p, StrBuf *ids, size_t *n_found
                         strbuf_appendf(ids, "%s%s", (*n_found)++ ? "," : "", id);
                 }
         }
+
+        /* Holds in force on a subject the policy does not define (renamed, or written by SQL):
+         * no rule reads them, so they protect nothing. */
+        StrBuf names = {}; /* subject names are [a-z0-9_-]: a comma separates them */
+        for (size_t i = 0; i < p->n_subjects; i++)
+                strbuf_appendf(&names, "%s%s", i ? "," : "", p->subjects[i].name);
+        _cleanup_free_ char *list = strbuf_steal(&names);
+        const char *v[] = { list };
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k = pg_exec(pg, &r, err,
+                        "SELECT h.id::text, h.subject FROM retention.holds h WHERE " HOLD_IN_FORCE
+                        " AND h.subject <> ALL (string_to_array($1, ',')) ORDER BY h.id",
+                        1, v);
+        if (k)
+                return k;
+        for (int j = 0; j < PQntuples(r); j++) {
+                const char *id = PQgetvalue(r, j, 0);
+                _cleanup_free_ char *subject = text_escape(PQgetvalue(r, j, 1));
+                _cleanup_free_ char *primary = xasprintf("hold %s is on subject \"%s\", which the policy does not define", id,
+                                                         subject);
+                _cleanup_free_ char *hint = xasprintf("Place it again on a subject of the policy's subjects: section, then "
+                                                      "retentiond hold release %s.",
+                                                      id);
+                log_pg_style(LOG_WARNING, NULL, primary, "No rule reads it: it protects nothing.", hint);
+                strbuf_appendf(ids, "%s%s", (*n_found)++ ? "," : "", id);
+        }
         return 0;
 }
 
@@ -174,7 +200,9 @@ static int migrate_database(Cli *cli, const Policy *p, FILE *out, void *userdata
                         fprintf(out, "retention schema migrated from version %d to %d (%d migration%s applied)\n", current, latest,
                                applied, applied == 1 ? "" : "s");
                 if (!cli->json && n_bad)
-                        fprintf(out, "%zu hold%s in force with a key that is not canonical: hold%s %s (see the warnings)\n", n_bad,
+                        fprintf(out, "%zu hold%s in force with a key that is not canonical or on no subject of the policy: hold%s %s"
+                                     " (see the warnings)\n",
+                                n_bad,
                                 n_bad == 1 ? "" : "s", n_bad == 1 ? "" : "s", strbuf_str(&ids));
         }
         strbuf_done(&ids);

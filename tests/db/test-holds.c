@@ -388,23 +388,27 @@ static void test_canonical_keys(void **state) {
         rt_expect(64, NULL, NULL, "-p", pol, "-d", ci, "hold", "add", "account", "99999999999", "--reason", "too big");
         rt_assert_sql(c, "1=42,2=43", "SELECT string_agg(id || '=' || subject_key, ',' ORDER BY id) FROM retention.holds");
 
-        /* Written by SQL, as before hold add normalised keys: "044" (account 44) and a key the type
-         * rejects; account 45 is held by nothing. */
+        /* Written by SQL, as before hold add normalised keys: "044" (account 44), a key the type
+         * rejects, and a hold on a subject the policy does not define; account 45 is held by
+         * nothing. */
         pgtest_exec(c, "WITH h AS (INSERT INTO retention.holds (subject, subject_key, reason, placed_by) VALUES"
-                       " ('account', '044', 'case 44', 'sql'), ('account', 'zz', 'junk', 'sql') RETURNING id)"
+                       " ('account', '044', 'case 44', 'sql'), ('account', 'zz', 'junk', 'sql'), ('acount', '5', 'typo', 'sql')"
+                       " RETURNING id)"
                        " INSERT INTO retention.hold_events (hold_id, event, by) SELECT id, 'placed', 'sql' FROM h");
         rt_expect(1, &out, &err, "-p", pol, "-d", ci, "migrate");
         assert_string_equal(out, "retention schema is already at version 5; nothing to do\n"
-                                 "2 holds in force with a key that is not canonical: holds 3,4 (see the warnings)\n");
+                                 "3 holds in force with a key that is not canonical or on no subject of the policy: holds 3,4,5"
+                                 " (see the warnings)\n");
         rt_assert_contains(err, "hold 3 on subject account has the key \"044\", which is not canonical");
         rt_assert_contains(err, "app.accounts.id (integer) reads it as \"44\"");
         rt_assert_contains(err, "retentiond hold add account 44 (same --reason and --until), then retentiond hold release 3.");
         rt_assert_contains(err, "hold 4 on subject account has the key \"zz\", which its key column's type rejects");
+        rt_assert_contains(err, "hold 5 is on subject \"acount\", which the policy does not define");
         free(out);
         free(err);
         rt_expect(1, &out, NULL, "-p", pol, "-d", ci, "migrate", "--json");
         assert_string_equal(out, "{\"schema_version\":5,\"previous_version\":5,\"migrations_applied\":0,"
-                                 "\"noncanonical_hold_keys\":[3,4]}\n");
+                                 "\"noncanonical_hold_keys\":[3,4,5]}\n");
         free(out);
         rt_expect(0, &out, &err, "-d", ci, "migrate");
         rt_assert_contains(err, "hold keys were not checked");
@@ -456,7 +460,7 @@ static void test_canonical_keys(void **state) {
                                "    holds: [legal]\n"
                                "    action: delete\n");
         rt_expect(0, &out, &err, "-p", pol2, "-d", ci, "hold", "add", "account", "0046", "--reason", "case 46");
-        assert_string_equal(out, "hold 5 placed on account 46\n");
+        assert_string_equal(out, "hold 6 placed on account 46\n");
         rt_assert_contains(err, "no row of app.accounts has id = 46; the hold protects nothing until such a row exists");
         rt_assert_not_contains(err, "other tables");
         free(out);
