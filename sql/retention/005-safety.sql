@@ -260,9 +260,28 @@ CREATE OR REPLACE TRIGGER hold_events_insert_guard
 -- The writes of the engine and of the CLI ---------------------------------------------------------
 -- Each checks what it may change: a run or rule run that has not ended, a rule run that is not
 -- sealed, counts that only grow. They are the only writes the role of sql/retentiond-role.sql has.
+-- None may be called from a trigger: a trigger of an application table runs its owner's code with
+-- the engine's role (when a rule says trust_triggers: true), and that code must not reach the
+-- trail or the holds through the engine's own doors either.
+
+CREATE OR REPLACE FUNCTION retention.outside_triggers(what text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+        IF pg_trigger_depth() > 0 THEN
+                RAISE EXCEPTION '% cannot be called from a trigger', what
+                        USING ERRCODE = 'insufficient_privilege',
+                              DETAIL = 'Only retentiond''s own statements write the audit trail, the hold registry and the '
+                                       'schedule slots; a trigger runs the code of a table''s owner.';
+        END IF;
+END;
+$$;
+REVOKE ALL ON FUNCTION retention.outside_triggers(text) FROM PUBLIC;
+COMMENT ON FUNCTION retention.outside_triggers(text) IS
+        'Internal to the write functions: raises when called, directly or not, from a trigger.';
 
 CREATE OR REPLACE FUNCTION retention.begin_run(run_host text, run_version text, run_mode text) RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        SELECT retention.outside_triggers('retention.begin_run()');
         INSERT INTO retention.runs (host, version, mode) VALUES (run_host, run_version, run_mode) RETURNING id
 $$;
 COMMENT ON FUNCTION retention.begin_run(text, text, text) IS
@@ -271,6 +290,7 @@ COMMENT ON FUNCTION retention.begin_run(text, text, text) IS
 CREATE OR REPLACE FUNCTION retention.end_run(run bigint, run_outcome text, total int, failed int) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+        PERFORM retention.outside_triggers('retention.end_run()');
         UPDATE retention.runs SET finished_at = clock_timestamp(), outcome = run_outcome, rules_total = total,
                rules_failed = failed
          WHERE id = run AND finished_at IS NULL;
@@ -285,6 +305,7 @@ COMMENT ON FUNCTION retention.end_run(bigint, text, int, int) IS
 
 CREATE OR REPLACE FUNCTION retention.interrupt_run(run bigint) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        SELECT retention.outside_triggers('retention.interrupt_run()');
         UPDATE retention.rule_runs SET outcome = 'interrupted', finished_at = clock_timestamp(),
                error = 'the connection to the database was lost'
          WHERE run_id = run AND outcome = 'running' AND finished_at IS NULL AND seq IS NULL;
@@ -299,6 +320,7 @@ COMMENT ON FUNCTION retention.interrupt_run(bigint) IS
 -- ids ("3, 7"), NULL for none.
 CREATE OR REPLACE FUNCTION retention.close_abandoned_runs() RETURNS text
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        SELECT retention.outside_triggers('retention.close_abandoned_runs()');
         WITH dead AS (
                 UPDATE retention.runs SET outcome = 'interrupted', finished_at = clock_timestamp()
                  WHERE outcome = 'running'
@@ -317,6 +339,7 @@ COMMENT ON FUNCTION retention.close_abandoned_runs() IS
 CREATE OR REPLACE FUNCTION retention.begin_rule_run(run bigint, rule_name text, rule_clause text, rule_table text,
                                                     rule_action text) RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        SELECT retention.outside_triggers('retention.begin_rule_run()');
         INSERT INTO retention.rule_runs (run_id, rule, clause, table_name, action)
         VALUES (run, rule_name, rule_clause, rule_table, rule_action) RETURNING id
 $$;
@@ -329,6 +352,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
         r retention.rule_runs;
 BEGIN
+        PERFORM retention.outside_triggers('a write of the audit trail');
         SELECT * INTO r FROM retention.rule_runs WHERE id = rule_run FOR NO KEY UPDATE;
         IF NOT FOUND THEN
                 RAISE EXCEPTION 'the audit trail''s rule run % does not exist', rule_run USING ERRCODE = 'no_data_found';
@@ -426,6 +450,7 @@ COMMENT ON FUNCTION retention.finish_rule_run(bigint, text, text, text, bigint, 
 CREATE OR REPLACE FUNCTION retention.claim_rule_slot(rule_name text, claim_host text, seen timestamptz)
 RETURNS boolean
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        SELECT retention.outside_triggers('retention.claim_rule_slot()');
         INSERT INTO retention.rule_slots AS s (rule, last_started, host) VALUES (rule_name, now(), claim_host)
         ON CONFLICT (rule) DO UPDATE SET last_started = now(), host = claim_host, backend_pid = pg_backend_pid()
         WHERE s.last_started IS NOT DISTINCT FROM seen
@@ -441,6 +466,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
         h retention.holds;
 BEGIN
+        PERFORM retention.outside_triggers('retention.place_hold()');
         INSERT INTO retention.holds (subject, subject_key, reason, placed_by, expires_at)
         VALUES (hold_subject, hold_key, hold_reason, hold_by, hold_until) RETURNING * INTO h;
         INSERT INTO retention.hold_events (hold_id, event, at, by) VALUES (h.id, 'placed', h.placed_at, hold_by);
@@ -453,6 +479,7 @@ COMMENT ON FUNCTION retention.place_hold(text, text, text, text, timestamptz) IS
 CREATE OR REPLACE FUNCTION retention.release_hold(hold_id bigint, releaser text) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+        PERFORM retention.outside_triggers('retention.release_hold()');
         -- The release event is written by the trigger holds_release_event, in this UPDATE.
         UPDATE retention.holds h SET released_at = now(), released_by = releaser
          WHERE h.id = hold_id AND h.released_at IS NULL;

@@ -181,6 +181,33 @@ static void test_untrusted_trigger_trusted(void **state) {
         assert_held_intact(c);
         rt_expect(0, NULL, NULL, "-d", eci, "verify");
 
+        /* nor through the functions the role may call: none of them from a trigger */
+        static const char *through[][2] = {
+                { "PERFORM retention.release_hold(h.id, 'sweep') FROM retention.holds h WHERE h.released_at IS NULL;",
+                  "retention.release_hold() cannot be called from a trigger" },
+                { "PERFORM retention.add_rule_run_counts(max(id), 0, 1000, 0, 0) FROM retention.rule_runs WHERE seq IS NULL;",
+                  "a write of the audit trail cannot be called from a trigger" },
+                { "PERFORM retention.place_hold('account', '1', 'r', 'sweep', now() - interval '1 day');",
+                  "retention.place_hold() cannot be called from a trigger" },
+        };
+        for (size_t i = 0; i < sizeof(through) / sizeof(through[0]); i++) {
+                pgtest_exec(c, "SET ROLE tr_owner");
+                pgtest_exec(c, "CREATE OR REPLACE FUNCTION app.sweep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN %s"
+                               " RETURN NULL; END $$",
+                            through[i][0]);
+                pgtest_exec(c, "RESET ROLE");
+                rt_expect(1, NULL, &err, "-p", pol, "-d", eci, "run");
+                char *line = rt_asprintf("retentiond: error: rule \"logs\": %s\n", through[i][1]);
+                rt_assert_contains(err, line);
+                free(line);
+                free(err);
+                rt_assert_sql(c, "15", "SELECT count(*) FROM app.logs");
+                assert_held_intact(c);
+        }
+        rt_assert_sql(c, "0|0", "SELECT sum(rows_deleted) || '|' || sum(rows_anonymised) FROM retention.rule_runs"
+                                " WHERE rule = 'logs'");
+        rt_expect(0, NULL, NULL, "-d", eci, "verify");
+
         /* the JSON report lists it too */
         rt_expect(1, &out, NULL, "-p", pol, "-d", eci, "run", "--json");
         rt_assert_contains(out, "\"untrusted_code\":[\"trigger \\\"sweep\\\" on app.logs (function app.sweep(), owned by role"
