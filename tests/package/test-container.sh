@@ -392,6 +392,13 @@ else
 	cat "$work/run.out"
 	bad "retentiond run --rule account-deletion from a root shell"
 fi
+# What the catalog suggests for a rule-failed event: check against the service's database.
+if C env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin retentiond check -d "" >"$work/checkdb.out" 2>&1; then
+	ok "retentiond check -d \"\" (the catalog's suggestion) from a root shell (exit 0)"
+else
+	cat "$work/checkdb.out"
+	bad "retentiond check -d \"\" from a root shell"
+fi
 if C env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin retentiond hold list >"$work/holds.out" 2>&1; then
 	ok "retentiond hold list from a root shell (exit 0)"
 else
