@@ -61,7 +61,8 @@ if [[ ${2:-} != --inner ]]; then
 	# Nothing may outlive the test: no process, mount or cgroup of it.
 	left=$(grep -F "$work" /proc/self/mountinfo)
 	[[ -n $left ]] && { echo "FAIL: mounts left behind:"; echo "$left"; rc=1; }
-	left=$(find /sys/fs/cgroup/systemd /sys/fs/cgroup/unified -maxdepth 1 -name 'retentiond-pkgtest-*' 2>/dev/null)
+	# (this run's own: another run of this test may be going on at the same time)
+	left=$(find /sys/fs/cgroup/systemd /sys/fs/cgroup/unified -maxdepth 1 -name "retentiond-pkgtest-${work##*.}" 2>/dev/null)
 	[[ -n $left ]] && { echo "FAIL: cgroups left behind:"; echo "$left"; rc=1; }
 	left=$(pgrep -f "$work" | grep -vx $$)
 	[[ -n $left ]] && { echo "FAIL: processes left behind:"; ps -o pid,args -p "${left//$'\n'/,}"; rc=1; }
@@ -80,7 +81,7 @@ mount --bind / "$work/root"                # non-recursive: nspawn adds /proc, /
 
 # nspawn --keep-unit creates payload/ and supervisor/ cgroups below the caller's: start from our own
 # sub-cgroup so they can all be removed afterwards.
-cgname=retentiond-pkgtest-$$-$RANDOM
+cgname=retentiond-pkgtest-${work##*.}   # the outer part checks that this one is gone
 for h in systemd unified; do
 	[[ -d /sys/fs/cgroup/$h ]] || continue
 	mkdir "/sys/fs/cgroup/$h/$cgname" && echo 0 >"/sys/fs/cgroup/$h/$cgname/cgroup.procs"
