@@ -290,7 +290,9 @@ int check_database(Cli *cli, const Policy *p) {
                              " AND has_function_privilege('retention.add_rule_run_hold(bigint, text, bigint)', 'EXECUTE')"
                              " AND has_function_privilege('retention.add_rule_run_fk(bigint, text, bigint)', 'EXECUTE')"
                              " AND has_function_privilege('retention.finish_rule_run(bigint, text, text, text, bigint, bigint,"
-                             " bigint, bigint, bigint)', 'EXECUTE'),"
+                             " bigint, bigint, bigint, bigint, bigint)', 'EXECUTE')"
+                             " AND has_function_privilege('retention.add_rule_run_cascades(bigint, text[], bigint[], bigint[])',"
+                             " 'EXECUTE'),"
                              " has_function_privilege('retention.claim_rule_slot(text, text, timestamptz)', 'EXECUTE')");
                 if (k) {
                         return cmd_fail(&err, k);
