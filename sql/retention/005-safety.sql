@@ -568,19 +568,15 @@ CREATE OR REPLACE TRIGGER rule_run_cascades_no_truncate
         FOR EACH STATEMENT EXECUTE FUNCTION retention.rule_run_counts_append_only();
 
 -- The engine adds a batch's cascades through this function, in the batch's transaction: to a rule
--- run that is still running and not sealed, counts that are not negative, one row per table added
--- to. SECURITY DEFINER with its search_path pinned, so that the engine's role needs no privilege
+-- run that is still running and not sealed (retention.open_rule_run(), which also refuses a call
+-- from a trigger), counts that are not negative, one row per table added to. SECURITY DEFINER with its search_path pinned, so that the engine's role needs no privilege
 -- on the table itself (sql/retentiond-role.sql grants EXECUTE).
 CREATE OR REPLACE FUNCTION retention.add_rule_run_cascades(rule_run bigint, tables text[], deleted bigint[], nulled bigint[])
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-        IF NOT EXISTS (SELECT 1 FROM retention.rule_runs r WHERE r.id = rule_run AND r.seq IS NULL
-                       AND r.finished_at IS NULL AND r.outcome = 'running') THEN
-                RAISE EXCEPTION 'rule run % is not running', rule_run
-                        USING ERRCODE = 'object_not_in_prerequisite_state',
-                              DETAIL = 'Cascades are added to a rule run while it runs, by its batches.';
-        END IF;
+        -- a rule run that has neither finished nor been sealed, and not from a trigger (section C)
+        PERFORM retention.open_rule_run(rule_run);
         IF cardinality(tables) IS DISTINCT FROM cardinality(deleted) OR cardinality(tables) IS DISTINCT FROM cardinality(nulled) THEN
                 RAISE EXCEPTION 'tables, deleted and nulled must have one element per table' USING ERRCODE = 'invalid_parameter_value';
         END IF;

@@ -188,17 +188,20 @@ static void test_cascades_counted(void **state) {
         free(ci);
 }
 
-/* The SKIP LOCKED batches (no index on the age column: no fast path). */
+/* The SKIP LOCKED batches (no index on the age column: no fast path), as the least-privilege role
+ * of sql/retentiond-role.sql, which writes the cascades only through add_rule_run_cascades(). */
 static void test_cascades_counted_skip_locked(void **state) {
         (void) state;
         char *ci;
         PGconn *c = cascade_db("truth_cascade_sl", &ci);
         pgtest_exec(c, "DROP INDEX app.accounts_closed_at_idx");
+        char *eci = pgtest_engine_role(ci, "truth_cascader", "app.accounts", "app.orders, app.order_lines, app.notes");
         char *pol = rt_policy(CASCADE_POLICY);
         char *out;
-        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--json", "run");
-        assert_cascade_trail(c, ci, out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
+        assert_cascade_trail(c, eci, out);
         free(out);
+        free(eci);
         free(pol);
         PQfinish(c);
         free(ci);
