@@ -299,8 +299,7 @@ int check_database(Cli *cli, const Policy *p) {
                 }
                 static const char *what[] = { "USAGE on schema retention", "SELECT on retention.holds",
                                               "SELECT on retention.rule_slots (the daemons' schedule slots)",
-                                              "EXECUTE on the audit trail's functions (retention.begin_run, begin_rule_run,"
-                                              " add_rule_run_counts, finish_rule_run, ...)",
+                                              "EXECUTE on the audit trail's functions (retention.begin_run, finish_rule_run, ...)",
                                               "EXECUTE on retention.claim_rule_slot (the daemons' schedule slots)" };
                 for (int i = 0; i < (int) ELEMENTSOF(what); i++)
                         if (!streq(PQgetvalue(pr, 0, i), "t")) {
