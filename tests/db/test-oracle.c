@@ -82,6 +82,7 @@ typedef struct Table {
         bool partitioned, has_default, age_index;
         FkAction fk;
         int nrows;
+        bool bump; /* a BEFORE UPDATE trigger of the table's owner sets the age column to now() */
 } Table;
 
 typedef struct RuleS {
@@ -118,6 +119,7 @@ typedef struct Scn {
         const char *hold_retain[N_HOLDS];
         RuleS rules[10];
         int nrules;
+        bool as_role; /* retentiond runs as the role sql/retentiond-role.sql makes, not as a superuser */
         int nacct;
         unsigned alias;
         char *policy;
@@ -317,6 +319,19 @@ static void gen(Scn *s, Rng *r) {
                 x = add_rule(s, r, "r-notes", T_NOTES, false);
                 gen_subject(s, r, x, 1, 60);
         }
+        /* Triggers that bump the age column when a row is updated (pagila's last_update): on a
+         * table some rule anonymises, or a SET NULL reference updates. Frozen clock only, so that
+         * the engine's now() and the oracle's are the same instant. */
+        for (int i = 0; i < N_TABLES; i++) {
+                const Table *t = &s->t[i];
+                if (!t->present || t->partitioned || !s->frozen)
+                        continue;
+                bool updated = t->fk == FK_SETNULL;
+                for (int k = 0; k < s->nrules; k++)
+                        updated |= s->rules[k].table == i && (s->rules[k].anonymise || s->rules[k].nwh);
+                s->t[i].bump = updated && chance(r, 35);
+        }
+        s->as_role = chance(r, 50);
         /* policy order is random */
         for (int i = s->nrules - 1; i > 0; i--) {
                 int j = (int) rnd(r, (unsigned) i + 1);
@@ -457,6 +472,14 @@ static void ddl_table(Sb *b, const Scn *s, const char *sch, int i, const char *b
         }
         if (t->age_index)
                 sb_printf(b, "CREATE INDEX ON %s.%s (%s);\n", sch, TI[i].name, TI[i].age);
+        if (t->bump) {
+                /* clockhack.now(): the frozen instant, whatever search_path the session has */
+                sb_printf(b,
+                          "CREATE FUNCTION %s.bump_%s() RETURNS trigger LANGUAGE plpgsql AS"
+                          " $$ BEGIN NEW.%s := clockhack.now(); RETURN NEW; END $$;\n"
+                          "CREATE TRIGGER bump BEFORE UPDATE ON %s.%s FOR EACH ROW EXECUTE FUNCTION %s.bump_%s();\n",
+                          sch, TI[i].name, TI[i].age, sch, TI[i].name, sch, TI[i].name);
+        }
         if (i != T_ACCT && i != T_LOGS)
                 sb_printf(b, "CREATE INDEX ON %s.%s (%s);\n", sch, TI[i].name, TI[i].fk_col ? TI[i].fk_col : "acct_id");
 }
@@ -1111,16 +1134,41 @@ static bool run_scenario(PGconn *c, int idx, uint64_t seed) {
         for (int i = 0; i < N_TABLES; i++)
                 free(bounds[i]);
 
+        /* The engine's role: a superuser, or the least-privilege role of sql/retentiond-role.sql
+         * with the tables the rules act on, and the others (evidence, references) to read. */
+        char *engine_ci = NULL;
+        if (s.as_role) {
+                Sb acts = {}, reads = {};
+                for (int i = 0; i < N_TABLES; i++) {
+                        if (!s.t[i].present)
+                                continue;
+                        bool acted = false;
+                        for (int k = 0; k < s.nrules; k++)
+                                acted |= s.rules[k].table == i;
+                        Sb *l = acted ? &acts : &reads;
+                        sb_printf(l, "%soa.%s", l->len ? ", " : "", TI[i].name);
+                }
+                if (!acts.len) /* the script wants at least one table */
+                        sb_printf(&acts, "oa.acct");
+                engine_ci = pgtest_engine_role(conninfo, "oracle_engine", acts.s, reads.len ? reads.s : "");
+                sb_done(&acts);
+                sb_done(&reads);
+        } else
+                engine_ci = strdup(conninfo);
+
         s.policy = policy_yaml(&s);
         char *pfile = rely_asprintf("%s/policy-%d.yaml", dir, idx);
         rely_write(pfile, s.policy, strlen(s.policy));
 
-        /* Now and then a hold through the CLI, with a key written the way an operator might. */
-        if (chance(&r, 15)) {
-                int id = 1 + (int) rnd(&r, (unsigned) s.nacct);
+        /* Now and then a hold through the CLI, with a key written the way an operator might, on an
+         * account that may have no row in the subject's table (its rows in other tables still count). */
+        if (chance(&r, 25)) {
+                int id = 1 + (int) rnd(&r, (unsigned) s.nacct + 5);
+                static const char *const before[] = { "00", " ", "", "+", "", "0" }, *const after[] = { "", "", " ", "", "", "" };
+                unsigned form = rnd(&r, sizeof(before) / sizeof(before[0]));
                 char key[32];
-                snprintf(key, sizeof(key), "00%d", id);
-                const char *args[] = { "-p", pfile, "-d", conninfo, "--log-target=console", "hold", "add", s.subject, key,
+                snprintf(key, sizeof(key), "%s%d%s", before[form], id, after[form]);
+                const char *args[] = { "-p", pfile, "-d", engine_ci, "--log-target=console", "hold", "add", s.subject, key,
                                        "--reason", "oracle via cli", "--by", "oracle", NULL };
                 char *out = NULL, *err = NULL;
                 int rc = pgtest_run(args, NULL, &out, &err);
@@ -1140,7 +1188,7 @@ static bool run_scenario(PGconn *c, int idx, uint64_t seed) {
         }
 
         /* retentiond */
-        const char *args[] = { "-p", pfile, "-d", conninfo, "--hash-key-file", keyfile, "--log-target=console", "--max-clock-skew", "0", "run", NULL };
+        const char *args[] = { "-p", pfile, "-d", engine_ci, "--hash-key-file", keyfile, "--log-target=console", "--max-clock-skew", "0", "run", NULL };
         char *out = NULL, *err = NULL;
         int rc = pgtest_run(args, NULL, &out, &err);
         free(pfile);
@@ -1274,6 +1322,7 @@ static bool run_scenario(PGconn *c, int idx, uint64_t seed) {
         free(out);
         free(err);
         free(s.policy);
+        free(engine_ci);
         scenarios_run++;
         return ok;
 }
@@ -1294,6 +1343,7 @@ static void test_oracle(void **state) {
         rely_exec(c, "CREATE EXTENSION pgcrypto;"
                      "CREATE SCHEMA clockhack;"
                      "CREATE FUNCTION clockhack.now() RETURNS timestamptz LANGUAGE sql STABLE AS $$ SELECT pg_catalog.now() $$;"
+                     "GRANT USAGE ON SCHEMA clockhack TO PUBLIC;"
                      "ALTER DATABASE oracle SET search_path = clockhack, pg_catalog, public;"
                      "SET search_path = clockhack, pg_catalog, public;"
                      "CREATE FUNCTION public.oracle_delete(tbl regclass, ids int[], OUT deleted int, OUT refused int)"
