@@ -204,7 +204,7 @@ static char *hold_expr(Gen *g, const Hold *h, const char *key) {
                 return xasprintf("EXISTS (SELECT 1 FROM (SELECT %s.subject_key AS k FROM retention.holds %s WHERE %s.subject = %s"
                                  " AND %s.released_at IS NULL AND (%s.expires_at IS NULL OR %s.expires_at > now())"
                                  " UNION ALL SELECT unnest((SELECT array_agg(nk) FROM retention.hold_keys_noncanonical(%s,"
-                                 " %s::oid::regclass, %s::name) nk))) %s WHERE %s.k = (%s)::text)",
+                                 " %s::oid::regclass, %s::name, now()) nk))) %s WHERE %s.k = (%s)::text)",
                                  a, a, a, s, a, a, a, s, o, c, k, k, key);
         }
         const CatTable *ev = cat_cache_find_name(g->cache, &h->table);

@@ -63,10 +63,13 @@ $$;
 COMMENT ON FUNCTION retention.hold_key_as_read(text, regclass, name) IS
         'retention.hold_key_canonical, but NULL for a key the type rejects.';
 
--- Keys of holds in force on a subject that are not canonical, as their canonical text; keys the
--- type rejects are left out (their raw text is all they can match). Usually no rows at all: the
+-- Keys of holds in force at p_at on a subject that are not canonical, as their canonical text; keys
+-- the type rejects are left out (their raw text is all they can match). Usually no rows at all: the
 -- engine calls it once per statement, so the normal case is one query over the subject's holds.
-CREATE OR REPLACE FUNCTION retention.hold_keys_noncanonical(p_subject text, p_table regclass, p_column name)
+-- p_at is the caller's now(): "in force" must mean the same instant as in the statement around it
+-- (the function's own now() would be resolved under its pinned search_path).
+CREATE OR REPLACE FUNCTION retention.hold_keys_noncanonical(p_subject text, p_table regclass, p_column name,
+                                                             p_at timestamptz)
 RETURNS SETOF text
 LANGUAGE plpgsql STABLE ROWS 1
 SET search_path = pg_catalog, pg_temp
@@ -82,7 +85,7 @@ BEGIN
         END IF;
         SELECT array_agg(DISTINCT h.subject_key) INTO keys
         FROM retention.holds h
-        WHERE h.subject = p_subject AND h.released_at IS NULL AND (h.expires_at IS NULL OR h.expires_at > now());
+        WHERE h.subject = p_subject AND h.released_at IS NULL AND (h.expires_at IS NULL OR h.expires_at > p_at);
         IF keys IS NULL THEN
                 RETURN;
         END IF;
@@ -110,8 +113,8 @@ BEGIN
         END LOOP;
 END;
 $$;
-COMMENT ON FUNCTION retention.hold_keys_noncanonical(text, regclass, name) IS
-        'Canonical text of every key of a hold in force on subject p_subject that is not already '
+COMMENT ON FUNCTION retention.hold_keys_noncanonical(text, regclass, name, timestamptz) IS
+        'Canonical text of every key of a hold in force at p_at on subject p_subject that is not already '
         'canonical (see retention.hold_key_canonical); keys the type rejects are left out. Used by the '
         'engine''s hold predicate so that a non-canonical key still protects its subject.';
 
