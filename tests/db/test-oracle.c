@@ -5,8 +5,13 @@
  * keys with CASCADE / RESTRICT / NO ACTION / SET NULL, a second delete rule with a `where:`,
  * circuit breakers) and random rows around every boundary (ages exactly at a cutoff and 1 µs,
  * 1 s, 1 min, 1 day ... on either side, NULL ages, NULL subject keys, young/old/NULL evidence,
- * active/expiring/expired/released registry holds). The data goes into schema oa (enforced by
- * retentiond) and into two copies: oo (the original, untouched) and ox (the oracle's).
+ * active/expiring/expired/released registry holds with keys written canonically, with zeros,
+ * blanks or a sign (the same account) or as junk that holds nothing, holds through the CLI on
+ * accounts that have no row in the subject's table, BEFORE UPDATE triggers that move the age
+ * column as pagila's last_update does). The data goes into schema oa (enforced by retentiond) and
+ * into two copies: oo (the original, untouched) and ox (the oracle's). Half the scenarios run
+ * retentiond as the least-privilege role that sql/retentiond-role.sql makes, the others as a
+ * superuser.
  *
  * The oracle is SQL written here from the README's rules, not from the engine's planner: for
  * each rule in policy order it decides which rows of ox to delete or anonymise, applies that, and
@@ -14,7 +19,10 @@
  * masks, durations are parsed by PostgreSQL from the policy's own text. Then oa and ox are
  * compared row by row (with oo to classify a difference): every deleted row was due and unheld,
  * every anonymised row was due and is in exactly the anonymised form, every due unheld row is
- * gone unless a RESTRICT reference keeps it (reported in rule_run_fk).
+ * gone unless a RESTRICT reference keeps it (reported in rule_run_fk). The trail's counts must be
+ * the oracle's exactly: deleted, anonymised, held, kept by a reference, overdue, left unfinished
+ * by a breaker (and nothing left "locked" or "refused": nothing else runs), and per referencing
+ * table the rows a rule's deletes removed or set to NULL through ON DELETE CASCADE / SET NULL.
  *
  * The clock: most scenarios freeze now() — the test database resolves now() through a schema
  * `clockhack` placed before pg_catalog in search_path, whose now() returns a fixed instant — so
