@@ -195,11 +195,18 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
         PgError ce = {};
         /* Only on a schema of this version: otherwise the run says what is wrong, once. */
         int kc = trail_check_schema(pg, &ce);
-        if (kc) {
+        if (kc != 0 && kc != PG_ERR_CONNECTION) {
                 pg_error_done(&ce);
                 kc = 0;
-        } else
+        } else if (kc == 0)
                 kc = trail_close_abandoned(pg, &closed, &ce);
+        if (kc == PG_ERR_CONNECTION) {
+                /* The session is gone: that is the run's one error (69), not a warning followed by
+                 * "no connection to the server" from the next statement. */
+                hash_key_free(key);
+                metrics_add(cli, policy, NULL);
+                return cmd_fail(&ce, kc);
+        }
         if (kc == 0 && closed) {
                 EventFields ev = EVENT_FIELDS_INIT;
                 ev.database = cli->database_name;
