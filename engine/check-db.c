@@ -217,7 +217,9 @@ static int warn_age_triggers(Pg *pg, Diagnostics *d, const Rule *r, const CatCac
         StrBuf re = {};
         strbuf_append(&re, "(^|[^a-z0-9_$])new[[:space:]]*\\.[[:space:]]*(\"?)");
         for (const char *c = r->column; *c; c++) {
-                char ch = *c >= 'A' && *c <= 'Z' ? (char) (*c - 'A' + 'a') : *c; /* the source is compared in lower case */
+                char ch = *c;
+                if (ch >= 'A' && ch <= 'Z')
+                        ch = (char) (ch - 'A' + 'a'); /* the source is compared in lower case */
                 if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || (unsigned char) ch >= 0x80))
                         strbuf_appendc(&re, '\\');
                 strbuf_appendc(&re, ch);
