@@ -313,8 +313,8 @@ static void test_check_database(void **state) {
         pgtest_exec(c, "ALTER TABLE app.secrets ENABLE ROW LEVEL SECURITY");
         pgtest_exec(c, "CREATE POLICY mine ON app.secrets USING (true)");
         pgtest_exec(c, "RESET ROLE");
-        (void) pgtest_engine_role(ci, "tr_engine", "app.logs, app.tickets, app.accounts, app.events, app.visits, app.secrets",
-                                  NULL);
+        free(pgtest_engine_role(ci, "tr_engine", "app.logs, app.tickets, app.accounts, app.events, app.visits, app.secrets",
+                                NULL));
         char *many = rt_policy("version: 1\n"
                                "rules:\n"
                                "  accounts:\n"
