@@ -175,7 +175,15 @@ static void do_connect(Worker *w, Job *j) {
         op_begin(w, false);
         k = trail_close_abandoned(w->pg, &j->closed_runs, &e);
         op_end(w);
-        if (k && k != PG_ERR_CONNECTION)
+        if (k == PG_ERR_CONNECTION) {
+                /* Lost again at once: not connected, and the daemon says so (database-lost). */
+                pg_error_done(&j->err);
+                j->err = e;
+                j->status = JOB_LOST;
+                disconnect(w);
+                return;
+        }
+        if (k)
                 j->close_error = xasprintf("%s%s%s", e.primary ? e.primary : "error", e.sqlstate[0] ? " SQLSTATE " : "",
                                            e.sqlstate);
         pg_error_done(&e);
