@@ -71,7 +71,7 @@ char *xasprintf(const char *fmt, ...) {
 }
 
 static void strbuf_reserve(StrBuf *b, size_t extra) {
-        if (b->len + extra + 1 <= b->cap)
+        if (b->s && b->len + extra + 1 <= b->cap) /* b->s: a StrBuf {} has none, whatever cap says */
                 return;
         size_t cap = b->cap ? b->cap : 64;
         while (cap < b->len + extra + 1) {
