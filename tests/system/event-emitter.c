@@ -10,7 +10,8 @@
  *   TABLE public.table_i, ACTION delete, ROWS_DELETED 10i+1, ROWS_ANONYMISED 10i+2,
  *   ROWS_HELD 10i+3, ROWS_OVERDUE 10i+4, ROWS_SKIPPED 10i+5, CUTOFF "2024-01-02 03:04:05+00",
  *   DURATION_USEC 1000+i, RUN_ID 100+i, SQLSTATE 40P01, POLICY_FILE /etc/retentiond/policies.d/p-i.yaml,
- *   POLICY_LINE i+1, HOLD hold-i, KEY_FILE /etc/retentiond/key-i. */
+ *   POLICY_LINE i+1, HOLD hold-i, KEY_FILE /etc/retentiond/key-i, SKIP_REASON locked,
+ *   ROWS_CASCADE_DELETED 10i+6, ROWS_CASCADE_NULLED 10i+7, CASCADES [{"table":"public.child_i"}]. */
 #include <inttypes.h>
 
 #include "event.h"
@@ -24,7 +25,8 @@ static int emit_all(void) {
                 _cleanup_free_ char *rule = xasprintf("rule-%s", name), *clause = xasprintf("clause-%d", i),
                                     *table = xasprintf("public.table_%d", i),
                                     *policy_file = xasprintf("/etc/retentiond/policies.d/p-%d.yaml", i),
-                                    *hold = xasprintf("hold-%d", i), *key_file = xasprintf("/etc/retentiond/key-%d", i);
+                                    *hold = xasprintf("hold-%d", i), *key_file = xasprintf("/etc/retentiond/key-%d", i),
+                                    *cascades = xasprintf("[{\"table\":\"public.child_%d\"}]", i);
                 EventFields f = EVENT_FIELDS_INIT;
                 f.rule = rule;
                 f.clause = clause;
@@ -43,6 +45,10 @@ static int emit_all(void) {
                 f.policy_line = (unsigned) i + 1;
                 f.hold = hold;
                 f.key_file = key_file;
+                f.skip_reason = "locked";
+                f.rows_cascade_deleted = 10 * i + 6;
+                f.rows_cascade_nulled = 10 * i + 7;
+                f.cascades = cascades;
                 event_emit((EventType) i, i % 8, &f, "event %s number %d", name, i);
         }
 

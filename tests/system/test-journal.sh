@@ -139,6 +139,10 @@ def expected_fields(i, name):
         "POLICY_LINE": str(i + 1),
         "HOLD": f"hold-{i}",
         "KEY_FILE": f"/etc/retentiond/key-{i}",
+        "SKIP_REASON": "locked",
+        "ROWS_CASCADE_DELETED": str(10 * i + 6),
+        "ROWS_CASCADE_NULLED": str(10 * i + 7),
+        "CASCADES": f'[{{"table":"public.child_{i}"}}]',
     }
 
 recs = records("ALL.json")
