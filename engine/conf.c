@@ -342,8 +342,8 @@ void conf_apply(const Conf *c, const char *dir, bool hash_key_given, ConfApplied
          * repeats takes its last value, and one the environment has is left alone. */
         for (size_t i = 0; c && i < c->n; i++) {
                 const ConfEntry *e = &c->items[i];
-                if (streq(e->key, CONF_UNIT_OPTIONS) || conf_get(c, e->key) != e->value)
-                        continue; /* the units' argv; or a later assignment of the same key */
+                if (!e->value || streq(e->key, CONF_UNIT_OPTIONS) || conf_get(c, e->key) != e->value)
+                        continue; /* no value; the units' argv; or a later assignment of the same key */
                 if (getenv(e->key)) {
                         a.n_kept++;
                         continue;
