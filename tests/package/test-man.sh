@@ -44,7 +44,7 @@ done
 for sig in SIGHUP SIGUSR1 SIGTERM SIGINT; do
 	grep -q "$sig" <<<"$text" || fail "retentiond(8) does not document $sig"
 done
-for var in PGHOST PGPASSFILE PGSERVICEFILE CREDENTIALS_DIRECTORY RETENTIOND_HASH_KEY_FILE JOURNAL_STREAM \
+for var in PGHOST PGPASSFILE PGSERVICEFILE CREDENTIALS_DIRECTORY RETENTIOND_HASH_KEY_FILE RETENTIOND_CONFIG JOURNAL_STREAM \
 	INVOCATION_ID NOTIFY_SOCKET WATCHDOG_USEC; do
 	grep -q "$var" <<<"$text" || fail "retentiond(8) does not document \$$var"
 done
