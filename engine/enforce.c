@@ -2159,16 +2159,6 @@ int rule_run_step(RuleRun *rr) {
                 rr->phase = PHASE_DONE;
                 return 0;
         }
-        if (rr->phase == PHASE_WHILE_HELD && !rr->held_tallied && rr->plan->while_held_batch.sql) {
-                /* The held rows are counted before they are anonymised: a trigger of the table may
-                 * move their age column on that UPDATE (a last_update column), and a tally after
-                 * it would no longer see them as due, nor as held. Nothing of the main action
-                 * changes after this point, so the rest of the tally is as exact now as later. */
-                k = run_tally(rr, &err);
-                if (k)
-                        return step_failed(rr, k, &err);
-                rr->held_tallied = true;
-        }
         k = running_limit_reached(rr, &err);
         if (k == OUTCOME_BREAKER) {
                 trip_running_limit(rr);
@@ -2193,6 +2183,18 @@ int rule_run_step(RuleRun *rr) {
         if (!st->sql) {
                 rr->phase = PHASE_DONE;
                 return 0;
+        }
+        if (rr->phase == PHASE_WHILE_HELD && !rr->held_tallied) {
+                /* The held rows are counted right before the first of them is anonymised, whichever
+                 * way the main phase ended (also at the breaker's exact limit, in this same step): a
+                 * trigger of the table may move their age column on that UPDATE (a last_update
+                 * column), and a tally after it would no longer see them as due, nor as held.
+                 * Nothing of the main action changes after this point, so the rest of the tally is
+                 * as exact now as later. */
+                k = run_tally(rr, &err);
+                if (k)
+                        return step_failed(rr, k, &err);
+                rr->held_tallied = true;
         }
 
         pace_before_batch(rr);

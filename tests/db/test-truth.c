@@ -317,6 +317,38 @@ static void test_held_counted_before_trigger_moves_age(void **state) {
         free(ci);
 }
 
+/* The same customers, with max_rows exactly the 6 the rule deletes: the main phase ends at the
+ * breaker's limit, and the step that finds nothing more due goes on to the first while_held batch
+ * at once. The held rows must still be counted before that batch moves their age (found by the
+ * oracle: held 0 of 14). */
+static void test_held_counted_at_breaker_limit(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("truth_held_limit", &ci);
+        pgtest_exec(c, "CREATE TABLE app.customer (customer_id int PRIMARY KEY, first_name text, email text,"
+                       " last_update timestamptz NOT NULL DEFAULT now())");
+        pgtest_exec(c, "CREATE INDEX ON app.customer (last_update)");
+        pgtest_exec(c, "CREATE FUNCTION app.last_updated() RETURNS trigger LANGUAGE plpgsql AS $$"
+                       " BEGIN NEW.last_update = CURRENT_TIMESTAMP; RETURN NEW; END $$");
+        pgtest_exec(c, "CREATE TRIGGER last_updated BEFORE UPDATE ON app.customer FOR EACH ROW EXECUTE FUNCTION app.last_updated()");
+        pgtest_exec(c, "INSERT INTO app.customer SELECT i, 'name' || i, 'c' || i || '@example.com', now() - interval '30 days'"
+                       " FROM generate_series(1, 20) i");
+        pgtest_exec(c, "INSERT INTO retention.holds (subject, subject_key, reason, placed_by)"
+                       " SELECT 'customer', i::text, 'case 7', 'dpo' FROM generate_series(1, 14) i");
+        char *text = rt_asprintf("%s    max_rows: 6\n", CUSTOMER_POLICY);
+        char *pol = rt_policy(text);
+        char *out;
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--json", "run");
+        rt_assert_contains(out, "\"rows_deleted\":6,\"rows_anonymised\":14,\"rows_held\":14,");
+        rt_assert_contains(out, "\"outcome\":\"success\"");
+        free(out);
+        rt_assert_sql(c, "6/14/14", "SELECT rows_deleted || '/' || rows_anonymised || '/' || rows_held FROM retention.rule_runs");
+        free(pol);
+        free(text);
+        PQfinish(c);
+        free(ci);
+}
+
 /* ---- 7. every reason given for a row left behind is what happened ---------------------------- */
 
 static const char *LOGS_POLICY = "version: 1\n"
@@ -417,6 +449,7 @@ int main(void) {
                 cmocka_unit_test(test_cascades_counted_skip_locked),
                 cmocka_unit_test(test_cascades_counted_isolation),
                 cmocka_unit_test(test_held_counted_before_trigger_moves_age),
+                cmocka_unit_test(test_held_counted_at_breaker_limit),
                 cmocka_unit_test(test_skip_reasons_true),
         };
         const char *only = getenv("TRUTH_ONLY");
