@@ -26,14 +26,6 @@ static void json_time(StrBuf *b, const char *k, double t) {
                 strbuf_appendf(b, "\"%s\"", buf);
 }
 
-static void json_str(StrBuf *b, const char *k, const char *v) {
-        strbuf_appendf(b, ",\"%s\":", k);
-        if (v)
-                json_append_string(b, v);
-        else
-                strbuf_append(b, "null");
-}
-
 static int status_database(Cli *cli, const Policy *policy, FILE *out, void *userdata) {
         _cleanup_(pg_freep) Pg *pg = NULL;
         _cleanup_(health_report_freep) HealthReport *h = NULL;
@@ -70,7 +62,7 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
         char t1[32], t2[32];
         if (cli->json) {
                 strbuf_appendf(&b, "{\"healthy\":%s", attention ? "false" : "true");
-                json_str(&b, "summary", strbuf_str(&summary));
+                cmd_json_str(&b, "summary", strbuf_str(&summary));
                 strbuf_appendf(&b, ",\"stale_after\":%u", h->stale_after);
                 json_time(&b, "now", h->now);
                 strbuf_append(&b, ",\"rules\":[");
@@ -79,12 +71,12 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
                         _cleanup_free_ char *d = health_describe(x, HEALTH_FAIL_ALL);
                         strbuf_append(&b, i ? ",{\"rule\":" : "{\"rule\":");
                         json_append_string(&b, x->name);
-                        json_str(&b, "state", health_state_to_string(x->state));
+                        cmd_json_str(&b, "state", health_state_to_string(x->state));
                         strbuf_appendf(&b, ",\"needs_attention\":%s", health_needs_attention(x, fail_on) ? "true" : "false");
-                        json_str(&b, "description", d);
+                        cmd_json_str(&b, "description", d);
                         strbuf_appendf(&b, ",\"schedule_sec\":%.0f", x->schedule_sec);
                         json_time(&b, "last_success", x->last_success);
-                        json_str(&b, "last_outcome", x->last_outcome);
+                        cmd_json_str(&b, "last_outcome", x->last_outcome);
                         if (x->last_run_id >= 0)
                                 strbuf_appendf(&b, ",\"last_run_id\":%" PRId64, x->last_run_id);
                         else
@@ -97,8 +89,8 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
                                        ",\"rows_deleted\":%" PRId64 ",\"rows_anonymised\":%" PRId64 ",\"rows_held\":%" PRId64
                                        ",\"rows_skipped\":%" PRId64 ",\"rows_overdue\":%" PRId64,
                                        x->rows_deleted, x->rows_anonymised, x->rows_held, x->rows_skipped, x->rows_overdue);
-                        json_str(&b, "last_sqlstate", x->last_sqlstate);
-                        json_str(&b, "last_error", x->last_error);
+                        cmd_json_str(&b, "last_sqlstate", x->last_sqlstate);
+                        cmd_json_str(&b, "last_error", x->last_error);
                         strbuf_appendf(&b, ",\"running\":%s}", x->running ? "true" : "false");
                 }
                 strbuf_append(&b, "]}\n");

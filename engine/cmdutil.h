@@ -9,6 +9,7 @@
 #include "hashkey.h"
 #include "pg.h"
 #include "policy.h"
+#include "util.h"
 
 /* Loads cli->policy_paths; prints diagnostics (errors and warnings) to stderr.
  * When the policy names databases (`databases:`) and -d is one of their names, cli->conninfo
@@ -52,3 +53,6 @@ int cmd_check_rule_names(Cli *cli, const Policy *p);
 int cmd_load_hash_key(Cli *cli, const Policy *p, HashKey **ret);
 /* Prints microseconds as seconds "0.123 s". */
 const char *format_seconds(uint64_t usec, char *buf, size_t n);
+
+/* Appends ,"k":"v" to a JSON object being written (v JSON-escaped), or ,"k":null when v is NULL. */
+void cmd_json_str(StrBuf *b, const char *k, const char *v);
