@@ -5,7 +5,6 @@
 #include "conf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -265,19 +264,10 @@ void conf_parse(const char *text, size_t len, Conf *c) {
 
 int conf_read(const char *path, Conf *ret) {
         *ret = (Conf) {};
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
         struct stat st;
-        if (fstat(fd, &st) < 0) {
-                int e = -errno;
-                close(fd);
-                return e;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                close(fd);
-                return -EINVAL;
-        }
+        int fd = open_regular(path, -EINVAL, &st);
+        if (fd < 0)
+                return fd;
         if (st.st_size > CONF_FILE_MAX) {
                 close(fd);
                 return -EFBIG;

@@ -5,7 +5,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,20 +67,11 @@ static void no_dumps(void) {
 }
 
 static int read_key(const char *path, HashKey **ret) {
-        /* O_NONBLOCK: opening a FIFO with no writer must not hang the start; it is refused below. */
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
+        /* A FIFO with no writer must not hang the start: refused as not a regular file. */
         struct stat st;
-        if (fstat(fd, &st) < 0) {
-                int e = -errno;
-                close(fd);
-                return e;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                close(fd);
-                return -ENOTSUP;
-        }
+        int fd = open_regular(path, -ENOTSUP, &st);
+        if (fd < 0)
+                return fd;
         KeyPage *page = key_page_new();
         unsigned char *buf = page->buf;
         size_t n = 0;

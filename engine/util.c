@@ -3,8 +3,10 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void oom(void) {
@@ -245,4 +247,24 @@ void esc_pool_done(EscPool *p) {
                 free(p->v[i]);
         free(p->v);
         *p = (EscPool) {};
+}
+
+int open_regular(const char *path, int not_regular, struct stat *ret_st) {
+        /* O_NONBLOCK: opening a FIFO with no writer must not hang; it is refused below. */
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0) {
+                int e = -errno;
+                close(fd);
+                return e;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                close(fd);
+                return not_regular;
+        }
+        if (ret_st)
+                *ret_st = st;
+        return fd;
 }

@@ -95,3 +95,10 @@ typedef struct EscPool {
 } EscPool;
 const char *esc_pool(EscPool *p, const char *s);
 void esc_pool_done(EscPool *p);
+
+struct stat;
+/* Opens path read-only (O_CLOEXEC, O_NOCTTY, O_NONBLOCK, so that a FIFO with no writer cannot
+ * hang) and refuses anything but a regular file. Returns the fd, or a negative errno:
+ * not_regular (the caller's choice, e.g. -EINVAL) for a file that is not regular. ret_st, when
+ * not NULL, receives its fstat(). */
+int open_regular(const char *path, int not_regular, struct stat *ret_st);
