@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "daemontest.h"
 #include "pgtest.h"
 
 static const char *const unshare_argv[] = { "unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
@@ -62,12 +63,9 @@ static void test_daemon_events_in_journal(void **state) {
 
         PgTest *pg = pgtest_start();
         char *ci = pgtest_create_db(pg, "daemon_journal");
-        const char *margs[] = { "migrate", "-d", ci, NULL };
-        assert_int_equal(pgtest_run(margs, NULL, NULL, NULL), 0);
+        dt_migrate(ci);
         PGconn *c = pgtest_connect(ci);
-        pgtest_exec(c, "CREATE TABLE public.events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)");
-        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() - interval '30 days' - g * interval '1 second' FROM generate_series(1, 500) g");
-        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() FROM generate_series(1, 40)");
+        dt_events_table(c, 500, 40);
         /* Two tags on every expired event go with it (ON DELETE CASCADE); 7 links to expired
          * events lose their reference (SET NULL); the event rule-enforced carries both. */
         pgtest_exec(c, "CREATE TABLE public.event_tags (event_id bigint REFERENCES events ON DELETE CASCADE, tag int)");
@@ -79,21 +77,9 @@ static void test_daemon_events_in_journal(void **state) {
         assert_non_null(mkdtemp(out));
         char policy[256], script[1024], ns[256] = "";
         snprintf(policy, sizeof(policy), "%s/policy.yaml", out);
-        FILE *f = fopen(policy, "we");
-        assert_non_null(f);
-        fputs("version: 1\n"
-              "rules:\n"
-              "  old-events:\n"
-              "    clause: \"Events are kept for 7 days\"\n"
-              "    table: public.events\n"
-              "    column: created_at\n"
-              "    retain: 7 days\n"
-              "    action: delete\n"
-              "    batch_size: 100\n"
-              "    max_fraction: 100%\n"
-              "    schedule: 1 hour\n",
-              f);
-        assert_int_equal(fclose(f), 0);
+        char *policy_text = dt_events_policy(100);
+        dt_write_file(policy, policy_text);
+        free(policy_text);
         snprintf(script, sizeof(script), "%s/tests/system/daemon-journal.sh", src);
         ssize_t l = readlink("/proc/self/ns/mnt", ns, sizeof(ns) - 1);
         assert_true(l > 0);
@@ -113,7 +99,7 @@ static void test_daemon_events_in_journal(void **state) {
         /* The run the journal reported is the one in the audit trail, and it did the work. */
         char path[512], run_id[32] = "";
         snprintf(path, sizeof(path), "%s/run_id", out);
-        f = fopen(path, "re");
+        FILE *f = fopen(path, "re");
         assert_non_null(f);
         assert_non_null(fgets(run_id, sizeof(run_id), f));
         fclose(f);

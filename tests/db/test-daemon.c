@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "daemontest.h"
 #include "notify-harness.h"
 #include "pgtest.h"
 #include "rtest.h"
@@ -26,61 +27,10 @@
 /* sd-event pings between 1/2 and 3/4 of WATCHDOG_USEC; systemd acts after the whole of it. */
 #define WATCHDOG_MAX_GAP_USEC (WATCHDOG_USEC * 3 / 4 + 50000)
 
-static void write_file(const char *path, const char *text) {
-        char *tmp = rt_asprintf("%s.tmp", path);
-        FILE *f = fopen(tmp, "we");
-        assert_non_null(f);
-        fputs(text, f);
-        assert_int_equal(fclose(f), 0);
-        assert_int_equal(rename(tmp, path), 0); /* as an editor or a config manager would */
-        free(tmp);
-}
-
-/* A database with the retention schema and public.events: `old` rows 30 days old (due under a
- * 7-day rule) and `young` rows of today. */
-static char *setup_db(const char *name, long old, long young, PGconn **ret) {
-        char *ci = pgtest_create_db(rt_pg, name);
-        const char *margs[] = { "migrate", "-d", ci, NULL };
-        char *err = NULL;
-        int rc = pgtest_run(margs, NULL, NULL, &err);
-        if (rc != 0)
-                fail_msg("retentiond migrate failed (%d): %s", rc, err);
-        free(err);
-        PGconn *c = pgtest_connect(ci);
-        pgtest_exec(c, "CREATE TABLE public.events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)");
-        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() - interval '30 days' - g * interval '1 second' FROM generate_series(1, %ld) g", old);
-        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() FROM generate_series(1, %ld)", young);
-        *ret = c;
-        return ci;
-}
-
-static char *write_policy(const char *name, long batch_size) {
-        char *path = rt_asprintf("%s/%s.yaml", rt_dir, name);
-        char *text = rt_asprintf("version: 1\n"
-                                 "rules:\n"
-                                 "  old-events:\n"
-                                 "    clause: \"Events are kept for 7 days\"\n"
-                                 "    table: public.events\n"
-                                 "    column: created_at\n"
-                                 "    retain: 7 days\n"
-                                 "    action: delete\n"
-                                 "    batch_size: %ld\n"
-                                 "    max_fraction: 100%%\n"
-                                 "    schedule: 1 hour\n",
-                                 batch_size);
-        write_file(path, text);
-        free(text);
-        return path;
-}
-
-static long long events(PGconn *c) {
-        return pgtest_int(c, "SELECT count(*) FROM events");
-}
-
 static bool wait_events(PGconn *c, long long expected, uint64_t timeout_usec) {
         uint64_t deadline = now_usec() + timeout_usec;
         for (;;) {
-                if (events(c) == expected)
+                if (dt_events(c) == expected)
                         return true;
                 if (now_usec() >= deadline)
                         return false;
@@ -94,37 +44,11 @@ static Daemon *start_daemon(const char *policy, const char *ci, uint64_t watchdo
         return daemon_start(args, watchdog_usec);
 }
 
-static void dump_stderr(Daemon *d) {
-        char *s = daemon_stderr(d);
-        print_message("daemon stderr:\n%s", s);
-        free(s);
-}
-
-/* Longest gap between WATCHDOG=1 messages with index >= from that arrived before `until`
- * (and the number of pings seen). */
-static uint64_t watchdog_max_gap(Daemon *d, size_t from, uint64_t since, uint64_t until, size_t *ret_n) {
-        uint64_t last = 0, max = 0;
-        size_t n = 0;
-        for (size_t i = from; i < daemon_n_msgs(d); i++) {
-                NotifyMsg m = daemon_msg(d, i);
-                bool wd = strstr(m.text, "WATCHDOG=1") != NULL;
-                free(m.text);
-                if (!wd || m.usec < since || m.usec > until)
-                        continue;
-                if (last && m.usec - last > max)
-                        max = m.usec - last;
-                last = m.usec;
-                n++;
-        }
-        *ret_n = n;
-        return max;
-}
-
 static void test_notify_watchdog_reload_stop(void **state) {
         (void) state;
         PGconn *c = NULL;
-        char *ci = setup_db("daemon_notify", 500, 50, &c);
-        char *policy = write_policy("notify", 100);
+        char *ci = dt_setup_db("daemon_notify", 500, 50, &c);
+        char *policy = dt_write_events_policy("notify", 100);
 
         /* lock_timeout longer than the watchdog interval: the worker waits for the lock below
          * for seconds, and the loop must keep feeding the watchdog meanwhile. */
@@ -132,7 +56,7 @@ static void test_notify_watchdog_reload_stop(void **state) {
         Daemon *d = start_daemon(policy, ci, WATCHDOG_USEC, "--lock-timeout", "5000");
         long ready = daemon_wait_msg(d, "READY=1", 0, 10 * SEC);
         if (ready < 0)
-                dump_stderr(d);
+                dt_dump_stderr(d);
         assert_true(ready >= 0);
         NotifyMsg m = daemon_msg(d, (size_t) ready);
         assert_int_equal(m.pid, daemon_pid(d));
@@ -143,7 +67,7 @@ static void test_notify_watchdog_reload_stop(void **state) {
         assert_true(wait_events(c, 50, 15 * SEC));
         long st = daemon_wait_msg(d, "500 deleted, 0 anonymised, 0 held, 0 failed; next run ", 0, 5 * SEC);
         if (st < 0)
-                dump_stderr(d);
+                dt_dump_stderr(d);
         assert_true(st >= 0);
         m = daemon_msg(d, (size_t) st);
         assert_non_null(strstr(m.text, "STATUS=last run "));
@@ -172,7 +96,7 @@ static void test_notify_watchdog_reload_stop(void **state) {
         PQfinish(locker);
 
         size_t n_wd = 0;
-        uint64_t gap_locked = watchdog_max_gap(d, 0, t_lock, t_release, &n_wd);
+        uint64_t gap_locked = dt_watchdog_max_gap(d, 0, t_lock, t_release, &n_wd);
         print_message("watchdog while the batch waited %.2f s for the lock: %zu pings, longest gap %.3f s (WATCHDOG_USEC %.3f s)\n",
                       (double) (t_release - t_lock) / 1e6, n_wd, (double) gap_locked / 1e6, (double) WATCHDOG_USEC / 1e6);
         assert_true(t_release - t_lock >= 3 * SEC);
@@ -200,7 +124,7 @@ static void test_notify_watchdog_reload_stop(void **state) {
 
         /* Watchdog over the whole life so far (well over 3 s), every ping from the daemon itself. */
         uint64_t t_now = now_usec();
-        uint64_t gap_all = watchdog_max_gap(d, 0, 0, t_now, &n_wd);
+        uint64_t gap_all = dt_watchdog_max_gap(d, 0, 0, t_now, &n_wd);
         print_message("watchdog over %.2f s: %zu pings, longest gap %.3f s\n", (double) (t_now - t_start) / 1e6, n_wd,
                       (double) gap_all / 1e6);
         assert_true(t_now - t_start >= 3 * SEC);
@@ -219,7 +143,7 @@ static void test_notify_watchdog_reload_stop(void **state) {
         int rc = daemon_wait_exit(d, 10 * SEC);
         print_message("idle daemon stopped %.3f s after SIGTERM\n", (double) (now_usec() - t_term) / 1e6);
         if (rc != 0)
-                dump_stderr(d);
+                dt_dump_stderr(d);
         assert_int_equal(rc, 0);
         char *err = daemon_stderr(d);
         assert_int_equal(count_substr(err, "retentiond: rule old-events enforced on public.events: "), 2);
@@ -237,8 +161,8 @@ static void test_notify_watchdog_reload_stop(void **state) {
 static void test_reload_broken_policy_keeps_old(void **state) {
         (void) state;
         PGconn *c = NULL;
-        char *ci = setup_db("daemon_reload", 300, 20, &c);
-        char *policy = write_policy("reload", 100);
+        char *ci = dt_setup_db("daemon_reload", 300, 20, &c);
+        char *policy = dt_write_events_policy("reload", 100);
 
         Daemon *d = start_daemon(policy, ci, 0, NULL, NULL);
         assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
@@ -246,7 +170,7 @@ static void test_reload_broken_policy_keeps_old(void **state) {
         assert_true(daemon_wait_msg(d, "STATUS=last run ", 0, 5 * SEC) >= 0);
 
         /* A YAML error: an unclosed flow sequence, reported at line 5, column 1. */
-        write_file(policy, "version: 1\nrules:\n  old-events:\n    table: [public.events\n");
+        dt_write_file(policy, "version: 1\nrules:\n  old-events:\n    table: [public.events\n");
         size_t before = daemon_n_msgs(d);
         daemon_kill(d, SIGHUP);
         long rl = daemon_wait_msg(d, "RELOADING=1", before, 5 * SEC);
@@ -257,8 +181,8 @@ static void test_reload_broken_policy_keeps_old(void **state) {
         pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() - interval '30 days' - g * interval '1 second' FROM generate_series(1, 150) g");
         daemon_kill(d, SIGUSR1);
         if (!wait_events(c, 20, 15 * SEC))
-                dump_stderr(d);
-        assert_int_equal(events(c), 20);
+                dt_dump_stderr(d);
+        assert_int_equal(dt_events(c), 20);
         assert_int_equal(pgtest_int(c, "SELECT count(*) FROM retention.rule_runs WHERE rule = 'old-events' AND outcome = 'success'"), 2);
 
         daemon_kill(d, SIGTERM);
@@ -283,8 +207,8 @@ static void test_sigterm_during_run(void **state) {
         (void) state;
         PGconn *c = NULL;
         const long old = 30000, young = 10;
-        char *ci = setup_db("daemon_sigterm", old, young, &c);
-        char *policy = write_policy("sigterm", 10);
+        char *ci = dt_setup_db("daemon_sigterm", old, young, &c);
+        char *policy = dt_write_events_policy("sigterm", 10);
 
         Daemon *d = start_daemon(policy, ci, 0, NULL, NULL);
         /* Let the first batches commit, then stop in the middle of the run. */
@@ -305,11 +229,11 @@ static void test_sigterm_during_run(void **state) {
         uint64_t stop_usec = now_usec() - t_term;
         print_message("daemon stopped %.3f s after SIGTERM in the middle of a run\n", (double) stop_usec / 1e6);
         if (rc != 0)
-                dump_stderr(d);
+                dt_dump_stderr(d);
         assert_int_equal(rc, 0);
         assert_true(stop_usec < 10 * SEC);
 
-        long long left = events(c);
+        long long left = dt_events(c);
         long long gone = old + young - left;
         long long recorded = pgtest_int(c, "SELECT rows_deleted FROM retention.rule_runs WHERE rule = 'old-events'");
         print_message("interrupted after %lld of %ld due rows; the audit trail says %lld\n", gone, old, recorded);
@@ -345,11 +269,11 @@ static void test_sigterm_during_pause(void **state) {
         (void) state;
         PGconn *c = NULL;
         const long old = 30000, young = 10;
-        char *ci = setup_db("daemon_pause", old, young, &c);
+        char *ci = dt_setup_db("daemon_pause", old, young, &c);
         pgtest_exec(c, "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS"
                        " $$BEGIN PERFORM pg_sleep(0.02); RETURN NULL; END$$");
         pgtest_exec(c, "CREATE TRIGGER slow BEFORE DELETE ON events FOR EACH STATEMENT EXECUTE FUNCTION public.slow()");
-        char *policy = write_policy("pause", 1000);
+        char *policy = dt_write_events_policy("pause", 1000);
 
         Writer *w = writer_start(ci);
         Daemon *d = start_daemon(policy, ci, 0, "--pace", "100");
@@ -370,13 +294,13 @@ static void test_sigterm_during_pause(void **state) {
         print_message("daemon stopped %.3f s after SIGTERM during a pause (writer committed %lld)\n",
                       (double) stop_usec / 1e6, commits);
         if (rc != 0)
-                dump_stderr(d);
+                dt_dump_stderr(d);
         assert_int_equal(rc, 0);
         assert_true(stop_usec < SEC);
         /* Stopped in the pause after the first batch: no second batch ran. */
         assert_int_equal(pgtest_int(c, "SELECT batches FROM retention.rule_runs WHERE rule = 'old-events'"), 1);
         long long recorded = pgtest_int(c, "SELECT rows_deleted FROM retention.rule_runs WHERE rule = 'old-events'");
-        assert_int_equal(recorded, old + young - events(c));
+        assert_int_equal(recorded, old + young - dt_events(c));
         char *o = pgtest_value(c, "SELECT outcome FROM retention.rule_runs WHERE rule = 'old-events'");
         assert_string_equal(o, "interrupted");
         free(o);
@@ -390,8 +314,8 @@ static void test_sigterm_during_pause(void **state) {
 static void test_database_restart(void **state) {
         (void) state;
         PGconn *c = NULL;
-        char *ci = setup_db("daemon_outage", 200, 30, &c);
-        char *policy = write_policy("outage", 100);
+        char *ci = dt_setup_db("daemon_outage", 200, 30, &c);
+        char *policy = dt_write_events_policy("outage", 100);
 
         Daemon *d = start_daemon(policy, ci, 0, NULL, NULL);
         assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
@@ -404,7 +328,7 @@ static void test_database_restart(void **state) {
         pgtest_stop_server(rt_pg);
         uint64_t t_stop = now_usec();
         if (!daemon_wait_stderr(d, "database unavailable", 5 * SEC))
-                dump_stderr(d);
+                dt_dump_stderr(d);
         assert_true(daemon_wait_msg(d, "STATUS=waiting for database: ", 0, 5 * SEC) >= 0);
         usleep(3500000);
         assert_int_equal(daemon_wait_exit(d, 0), -1); /* still running */
@@ -415,8 +339,8 @@ static void test_database_restart(void **state) {
         pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() - interval '30 days' - g * interval '1 second' FROM generate_series(1, 120) g");
         daemon_kill(d, SIGUSR1);
         if (!wait_events(c, 30, 20 * SEC))
-                dump_stderr(d);
-        assert_int_equal(events(c), 30);
+                dt_dump_stderr(d);
+        assert_int_equal(dt_events(c), 30);
         assert_true(daemon_wait_stderr(d, "connection to the database restored", 5 * SEC));
 
         daemon_kill(d, SIGTERM);
@@ -440,7 +364,7 @@ static void test_database_restart(void **state) {
 static void test_database_down_at_start(void **state) {
         (void) state;
         /* Nobody listens on this socket: READY=1 anyway, STATUS says why it waits, no exit. */
-        char *policy = write_policy("nodb", 100);
+        char *policy = dt_write_events_policy("nodb", 100);
         char *ci = rt_asprintf("host=%s port=1 dbname=nothing user=postgres", rt_dir);
         Daemon *d = start_daemon(policy, ci, 0, NULL, NULL);
         long ready = daemon_wait_msg(d, "READY=1", 0, 10 * SEC);
@@ -462,7 +386,7 @@ static void test_database_down_at_start(void **state) {
 static void test_startup_failures_exit_78(void **state) {
         (void) state;
         char *broken = rt_asprintf("%s/broken.yaml", rt_dir);
-        write_file(broken, "version: 1\nrules:\n  old-events:\n    table: [public.events\n");
+        dt_write_file(broken, "version: 1\nrules:\n  old-events:\n    table: [public.events\n");
         const char *a1[] = { "daemon", "-p", broken, "-d", "dbname=unused", "--log-target=console", NULL };
         char *err = NULL;
         assert_int_equal(pgtest_run(a1, NULL, NULL, &err), 78);
@@ -472,7 +396,7 @@ static void test_startup_failures_exit_78(void **state) {
         free(err);
 
         char *hashy = rt_asprintf("%s/hash.yaml", rt_dir);
-        write_file(hashy, "version: 1\n"
+        dt_write_file(hashy, "version: 1\n"
                           "rules:\n"
                           "  hash-mail:\n"
                           "    clause: \"Addresses are pseudonymised after 30 days\"\n"

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemontest.h"
 #include "rtest.h"
 
 /* Three rules on three tables: one works, one trips its breaker (max_rows 10, 100 due), one
@@ -40,11 +41,7 @@ static const char policy_text[] = "version: 1\n"
 
 static char *setup(const char *name, char **policy) {
         char *ci = pgtest_create_db(rt_pg, name);
-        const char *margs[] = { "migrate", "-d", ci, NULL };
-        char *err = NULL;
-        if (pgtest_run(margs, NULL, NULL, &err) != 0)
-                fail_msg("migrate failed: %s", err);
-        free(err);
+        dt_migrate(ci);
         PGconn *c = pgtest_connect(ci);
         for (int i = 0; i < 3; i++) {
                 const char *t = i == 0 ? "events" : i == 1 ? "sessions" : "logs";
@@ -54,11 +51,7 @@ static char *setup(const char *name, char **policy) {
                 pgtest_exec(c, "INSERT INTO public.%s (created_at) SELECT now() FROM generate_series(1, 5)", t);
         }
         PQfinish(c);
-        *policy = rt_asprintf("%s/%s.yaml", rt_dir, name);
-        FILE *f = fopen(*policy, "we");
-        assert_non_null(f);
-        fputs(policy_text, f);
-        assert_int_equal(fclose(f), 0);
+        *policy = dt_write_policy(name, policy_text);
         return ci;
 }
 

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "daemontest.h"
 #include "notify-harness.h"
 #include "pgtest.h"
 #include "rtest.h"
@@ -89,12 +90,7 @@ static void assert_once_per_slot(PGconn *c, const char *since, const char *until
 static void test_two_daemons_once_per_slot(void **state) {
         (void) state;
         char *ci = pgtest_create_db(rt_pg, "instances");
-        const char *margs[] = { "migrate", "-d", ci, NULL };
-        char *err = NULL;
-        int rc = pgtest_run(margs, NULL, NULL, &err);
-        if (rc != 0)
-                fail_msg("retentiond migrate failed (%d): %s", rc, err);
-        free(err);
+        dt_migrate(ci);
         PGconn *c = pgtest_connect(ci);
         char *policy = rt_asprintf("%s/instances.yaml", rt_dir);
         FILE *f = fopen(policy, "we");
@@ -188,8 +184,7 @@ static void test_two_daemons_once_per_slot(void **state) {
 static void test_run_and_daemon(void **state) {
         (void) state;
         char *ci = pgtest_create_db(rt_pg, "instances_run");
-        const char *margs[] = { "migrate", "-d", ci, NULL };
-        assert_int_equal(pgtest_run(margs, NULL, NULL, NULL), 0);
+        dt_migrate(ci);
         PGconn *c = pgtest_connect(ci);
         pgtest_exec(c, "CREATE TABLE t1 (id bigserial PRIMARY KEY, at timestamptz NOT NULL)");
         pgtest_exec(c, "INSERT INTO t1 (at) SELECT now() - interval '30 days' FROM generate_series(1, 10)");
@@ -241,20 +236,10 @@ static void test_run_and_daemon(void **state) {
         free(ci);
 }
 
-/* Runs `retentiond migrate` against ci. */
-static void migrate(const char *ci) {
-        const char *margs[] = { "migrate", "-d", ci, NULL };
-        char *err = NULL;
-        int rc = pgtest_run(margs, NULL, NULL, &err);
-        if (rc != 0)
-                fail_msg("retentiond migrate failed (%d): %s", rc, err);
-        free(err);
-}
-
 static void test_one_daemon_two_databases(void **state) {
         (void) state;
         char *ci_a = pgtest_create_db(rt_pg, "several_alpha");
-        migrate(ci_a);
+        dt_migrate(ci_a);
         PGconn *a = pgtest_connect(ci_a);
         pgtest_exec(a, "CREATE TABLE t1 (id bigserial PRIMARY KEY, at timestamptz NOT NULL)");
         pgtest_exec(a, "INSERT INTO t1 (at) SELECT now() - interval '30 days' FROM generate_series(1, 20)");
@@ -297,7 +282,7 @@ static void test_one_daemon_two_databases(void **state) {
 
         /* beta comes up: the daemon connects within its backoff and enforces rb there */
         pgtest_exec(admin, "CREATE DATABASE several_beta");
-        migrate(ci_b);
+        dt_migrate(ci_b);
         PGconn *b = pgtest_connect(ci_b);
         pgtest_exec(b, "CREATE TABLE t1 (id bigserial PRIMARY KEY, at timestamptz NOT NULL)");
         pgtest_exec(b, "INSERT INTO t1 (at) SELECT now() - interval '30 days' FROM generate_series(1, 7)");

@@ -19,66 +19,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "daemontest.h"
 #include "notify-harness.h"
 #include "pgtest.h"
 #include "rtest.h"
 
 #define SEC UINT64_C(1000000)
-
-static void write_file(const char *path, const char *text) {
-        char *tmp = rt_asprintf("%s.tmp", path);
-        FILE *f = fopen(tmp, "we");
-        assert_non_null(f);
-        fputs(text, f);
-        assert_int_equal(fclose(f), 0);
-        assert_int_equal(rename(tmp, path), 0);
-        free(tmp);
-}
-
-/* A migrated database with public.events: `old` rows 30 days old, `young` rows of today. */
-static char *setup_db(const char *name, long old, long young, PGconn **ret) {
-        char *ci = pgtest_create_db(rt_pg, name);
-        const char *margs[] = { "migrate", "-d", ci, NULL };
-        char *err = NULL;
-        int rc = pgtest_run(margs, NULL, NULL, &err);
-        if (rc != 0)
-                fail_msg("retentiond migrate failed (%d): %s", rc, err);
-        free(err);
-        PGconn *c = pgtest_connect(ci);
-        pgtest_exec(c, "CREATE TABLE public.events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)");
-        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() - interval '30 days' - g * interval '1 second' FROM generate_series(1, %ld) g", old);
-        pgtest_exec(c, "INSERT INTO events (created_at) SELECT now() FROM generate_series(1, %ld)", young);
-        *ret = c;
-        return ci;
-}
-
-static char *write_policy(const char *name, const char *text) {
-        char *path = rt_asprintf("%s/%s.yaml", rt_dir, name);
-        write_file(path, text);
-        return path;
-}
-
-static const char events_policy[] = "version: 1\n"
-                                    "rules:\n"
-                                    "  old-events:\n"
-                                    "    clause: \"Events are kept for 7 days\"\n"
-                                    "    table: public.events\n"
-                                    "    column: created_at\n"
-                                    "    retain: 7 days\n"
-                                    "    action: delete\n"
-                                    "    batch_size: 10\n"
-                                    "    max_fraction: 100%\n"
-                                    "    schedule: 1 hour\n";
-
-static long long events(PGconn *c) {
-        return pgtest_int(c, "SELECT count(*) FROM events");
-}
-
-static void dump_stderr(Daemon *d) {
-        char *s = daemon_stderr(d);
-        print_message("daemon stderr:\n%s", s);
-        free(s);
-}
 
 /* Waits until SQL (a count) gives `expected`; false after timeout. */
 static bool wait_sql(const char *ci, long long expected, uint64_t timeout_usec, const char *sql) {
@@ -96,24 +42,6 @@ static bool wait_sql(const char *ci, long long expected, uint64_t timeout_usec, 
         }
         PQfinish(c);
         return ok;
-}
-
-static uint64_t watchdog_max_gap(Daemon *d, uint64_t since, uint64_t until, size_t *ret_n) {
-        uint64_t last = 0, max = 0;
-        size_t n = 0;
-        for (size_t i = 0; i < daemon_n_msgs(d); i++) {
-                NotifyMsg m = daemon_msg(d, i);
-                bool wd = strstr(m.text, "WATCHDOG=1") != NULL;
-                free(m.text);
-                if (!wd || m.usec < since || m.usec > until)
-                        continue;
-                if (last && m.usec - last > max)
-                        max = m.usec - last;
-                last = m.usec;
-                n++;
-        }
-        *ret_n = n;
-        return max;
 }
 
 /* The first message at index >= 0 that contains both needles; -1 after timeout. */
@@ -197,12 +125,12 @@ static void test_frozen_server(void **state) {
         }
         PGconn *c = NULL;
         const long old = 3000, young = 7;
-        char *ci = setup_db("unattended_frozen", old, young, &c);
+        char *ci = dt_setup_db("unattended_frozen", old, young, &c);
         /* Every batch takes 50 ms: the server is frozen in the middle of one. */
         pgtest_exec(c, "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS"
                        " $$BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END$$");
         pgtest_exec(c, "CREATE TRIGGER slow BEFORE DELETE ON events FOR EACH STATEMENT EXECUTE FUNCTION public.slow()");
-        char *policy = write_policy("frozen", events_policy);
+        char *policy = dt_write_events_policy("frozen", 10);
 
         /* statement_timeout 1 s: the daemon's hard limit (3 x 1 s + 10 s = 13 s) passes while frozen,
          * so it tries to cancel the statement; WatchdogSec 2 s. */
@@ -211,7 +139,7 @@ static void test_frozen_server(void **state) {
         Daemon *d = daemon_start(args, wd);
         assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
         if (!wait_sql(ci, 1, 15 * SEC, "SELECT (coalesce(max(rows_deleted), 0) >= 50)::int FROM retention.rule_runs"))
-                dump_stderr(d);
+                dt_dump_stderr(d);
 
         uint64_t t_freeze = now_usec();
         freeze_server(c);
@@ -219,7 +147,7 @@ static void test_frozen_server(void **state) {
         c = NULL;
         /* Past the hard limit: the loop asks for a cancel (which cannot be delivered) and goes on. */
         if (!daemon_wait_stderr(d, "longer than the limit of 13 s: cancelling it", 20 * SEC))
-                dump_stderr(d);
+                dt_dump_stderr(d);
         assert_true(daemon_wait_msg(d, "STATUS=database not answering: a statement has run for ", 0, 5 * SEC) >= 0);
         usleep(3 * SEC);
         assert_int_equal(daemon_wait_exit(d, 0), -1); /* not killed by anything */
@@ -233,13 +161,13 @@ static void test_frozen_server(void **state) {
         print_message("frozen for %.1f s before SIGTERM; exit %d %.1f s after it\n", (double) (t_term - t_freeze) / 1e6, rc,
                       (double) (t_exit - t_term) / 1e6);
         if (rc != 69)
-                dump_stderr(d);
+                dt_dump_stderr(d);
         assert_int_equal(rc, 69); /* documented: the worker abandoned, the database unavailable */
         assert_true(t_exit - t_term >= 24 * SEC && t_exit - t_term < 29 * SEC);
 
         /* The loop fed the watchdog the whole time: frozen, cancelling, stopping. */
         size_t n_wd = 0;
-        uint64_t gap = watchdog_max_gap(d, t_freeze, t_exit, &n_wd);
+        uint64_t gap = dt_watchdog_max_gap(d, 0, t_freeze, t_exit, &n_wd);
         print_message("watchdog over %.1f s of frozen server: %zu pings, longest gap %.3f s\n",
                       (double) (t_exit - t_freeze) / 1e6, n_wd, (double) gap / 1e6);
         assert_true(gap > 0 && gap <= max_gap);
@@ -263,7 +191,7 @@ static void test_frozen_server(void **state) {
         o = pgtest_value(c, "SELECT string_agg(outcome, ',') FROM retention.rule_runs");
         assert_string_equal(o, "running");
         free(o);
-        long long gone = old + young - events(c);
+        long long gone = old + young - dt_events(c);
         assert_int_equal(pgtest_int(c, "SELECT rows_deleted FROM retention.rule_runs"), gone);
         assert_true(gone >= 50 && gone < old);
 
@@ -273,7 +201,7 @@ static void test_frozen_server(void **state) {
         d = daemon_start(args2, 0);
         assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
         if (!wait_sql(ci, young, 20 * SEC, "SELECT count(*) FROM events"))
-                dump_stderr(d);
+                dt_dump_stderr(d);
         assert_true(wait_sql(ci, 1, 10 * SEC, "SELECT count(*) FROM retention.runs WHERE outcome = 'success'"));
         assert_true(daemon_wait_stderr(d, "retentiond: warning: runs 1 were still marked running, but their database sessions"
                                           " had ended: recorded as interrupted\n", 5 * SEC));
@@ -301,13 +229,13 @@ static void test_interrupted_rule_resumes_first(void **state) {
         (void) state;
         PGconn *c = NULL;
         const long old = 3000, young = 4;
-        char *ci = setup_db("unattended_resume", old, young, &c);
+        char *ci = dt_setup_db("unattended_resume", old, young, &c);
         pgtest_exec(c, "CREATE TABLE public.logs (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)");
         pgtest_exec(c, "INSERT INTO logs (created_at) SELECT now() - interval '30 days' FROM generate_series(1, 100)");
         pgtest_exec(c, "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS"
                        " $$BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END$$");
         pgtest_exec(c, "CREATE TRIGGER slow BEFORE DELETE ON events FOR EACH STATEMENT EXECUTE FUNCTION public.slow()");
-        char *policy = write_policy("resume", "version: 1\n"
+        char *policy = dt_write_policy("resume", "version: 1\n"
                                               "rules:\n"
                                               "  a-logs:\n"
                                               "    clause: \"Logs are kept for 7 days\"\n"
@@ -329,7 +257,7 @@ static void test_interrupted_rule_resumes_first(void **state) {
         Daemon *d = daemon_start(args, 0);
         assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
         if (!wait_sql(ci, 1, 15 * SEC, "SELECT (coalesce(max(rows_deleted), 0) >= 50)::int FROM retention.rule_runs WHERE rule = 'b-events'"))
-                dump_stderr(d);
+                dt_dump_stderr(d);
         daemon_kill(d, SIGKILL);
         assert_int_equal(daemon_wait_exit(d, 5 * SEC), 128 + SIGKILL);
         daemon_free(d);
@@ -345,7 +273,7 @@ static void test_interrupted_rule_resumes_first(void **state) {
         d = daemon_start(args, 0);
         assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
         if (!wait_sql(ci, young, 20 * SEC, "SELECT count(*) FROM events"))
-                dump_stderr(d);
+                dt_dump_stderr(d);
         assert_true(wait_sql(ci, 1, 10 * SEC, "SELECT count(*) FROM retention.runs WHERE id = 2 AND outcome = 'success'"));
         o = pgtest_value(c, "SELECT string_agg(run_id || ' ' || rule || ' ' || outcome, ',' ORDER BY id) FROM retention.rule_runs"
                             " WHERE run_id <= 2");
@@ -369,16 +297,16 @@ static void test_interrupted_rule_resumes_first(void **state) {
 static void test_slot_in_future(void **state) {
         (void) state;
         PGconn *c = NULL;
-        char *ci = setup_db("unattended_future", 500, 6, &c);
+        char *ci = dt_setup_db("unattended_future", 500, 6, &c);
         pgtest_exec(c, "INSERT INTO retention.rule_slots (rule, last_started, host, backend_pid)"
                        " VALUES ('old-events', '2030-01-01 00:00:00+00', 'forged', 1)");
-        char *policy = write_policy("future", events_policy);
+        char *policy = dt_write_events_policy("future", 10);
         const char *args[] = { "daemon", "-p", policy, "-d", ci, "--log-target=console", NULL };
         Daemon *d = daemon_start(args, 0);
         assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
         if (!wait_sql(ci, 6, 20 * SEC, "SELECT count(*) FROM events"))
-                dump_stderr(d);
-        assert_int_equal(events(c), 6);
+                dt_dump_stderr(d);
+        assert_int_equal(dt_events(c), 6);
         assert_int_equal(pgtest_int(c, "SELECT count(*) FROM retention.rule_slots WHERE last_started <= now() AND host <> 'forged'"), 1);
         daemon_kill(d, SIGTERM);
         assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
@@ -398,9 +326,10 @@ static void test_slot_in_future(void **state) {
 static void test_status_health_after_restart(void **state) {
         (void) state;
         PGconn *c = NULL;
-        char *ci = setup_db("unattended_status", 500, 6, &c);
+        char *ci = dt_setup_db("unattended_status", 500, 6, &c);
         pgtest_exec(c, "CREATE TABLE public.logs (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)");
         pgtest_exec(c, "INSERT INTO logs (created_at) SELECT now() - interval '30 days' FROM generate_series(1, 10)");
+        char *events_text = dt_events_policy(10);
         char *text = rt_asprintf("%s"
                                  "  broken:\n"
                                  "    clause: \"Logs are kept for 7 days\"\n"
@@ -409,8 +338,9 @@ static void test_status_health_after_restart(void **state) {
                                  "    retain: 7 days\n"
                                  "    action: delete\n"
                                  "    where: \"id / 0 = 1\"\n",
-                                 events_policy);
-        char *policy = write_policy("status", text);
+                                 events_text);
+        free(events_text);
+        char *policy = dt_write_policy("status", text);
         free(text);
         char *metrics = rt_asprintf("%s/daemon.prom", rt_dir);
         const char *args[] = { "daemon", "-p", policy, "-d", ci, "--log-target=console", "--metrics-file", metrics, NULL };
@@ -418,7 +348,7 @@ static void test_status_health_after_restart(void **state) {
         assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
         long st = wait_msg2(d, "; 1 rule ok, 1 failing: broken (failed 1 time since ", "STATUS=last run ", 15 * SEC);
         if (st < 0)
-                dump_stderr(d);
+                dt_dump_stderr(d);
         assert_true(st >= 0);
         NotifyMsg m = daemon_msg(d, (size_t) st);
         assert_non_null(strstr(m.text, "STATUS=last run "));
@@ -433,7 +363,7 @@ static void test_status_health_after_restart(void **state) {
         d = daemon_start(args, 0);
         st = wait_msg2(d, "; 1 rule ok, 1 failing: broken (failed 1 time since ", "STATUS=last run ", 10 * SEC);
         if (st < 0)
-                dump_stderr(d);
+                dt_dump_stderr(d);
         assert_true(st >= 0);
         m = daemon_msg(d, (size_t) st);
         print_message("after the restart: %s\n", m.text);
