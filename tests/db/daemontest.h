@@ -65,17 +65,22 @@ static inline char *dt_setup_db(const char *name, long old, long young, PGconn *
         return ci;
 }
 
+/* The start of a policy whose first rule, old-events, deletes public.events after 7 days; the
+ * rule's other keys and further rules follow. */
+#define DT_EVENTS_POLICY_HEAD                          \
+        "version: 1\n"                                 \
+        "rules:\n"                                     \
+        "  old-events:\n"                              \
+        "    clause: \"Events are kept for 7 days\"\n" \
+        "    table: public.events\n"                   \
+        "    column: created_at\n"                     \
+        "    retain: 7 days\n"                         \
+        "    action: delete\n"
+
 /* The policy of one rule, old-events: public.events kept 7 days, then deleted, in batches of
  * batch_size, once an hour (caller frees). */
 static inline char *dt_events_policy(long batch_size) {
-        return rt_asprintf("version: 1\n"
-                           "rules:\n"
-                           "  old-events:\n"
-                           "    clause: \"Events are kept for 7 days\"\n"
-                           "    table: public.events\n"
-                           "    column: created_at\n"
-                           "    retain: 7 days\n"
-                           "    action: delete\n"
+        return rt_asprintf(DT_EVENTS_POLICY_HEAD
                            "    batch_size: %ld\n"
                            "    max_fraction: 100%%\n"
                            "    schedule: 1 hour\n",

@@ -15,14 +15,7 @@
 
 /* Three rules on three tables: one works, one trips its breaker (max_rows 10, 100 due), one
  * fails (its where: divides by zero). */
-static const char policy_text[] = "version: 1\n"
-                                  "rules:\n"
-                                  "  old-events:\n"
-                                  "    clause: \"Events are kept for 7 days\"\n"
-                                  "    table: public.events\n"
-                                  "    column: created_at\n"
-                                  "    retain: 7 days\n"
-                                  "    action: delete\n"
+static const char policy_text[] = DT_EVENTS_POLICY_HEAD
                                   "    schedule: 1 second\n"
                                   "  sessions:\n"
                                   "    clause: \"Sessions are kept for 7 days\"\n"
