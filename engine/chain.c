@@ -26,6 +26,7 @@ void chain_status_done(ChainStatus *s) {
                 return;
         free(s->last_hash);
         free(s->break_rule);
+        free(s->checkpoint_hash);
         free(s->message);
         free(s->detail);
         *s = (ChainStatus) {};
@@ -48,8 +49,9 @@ static const char walk_sql[] =
         "WITH c AS ("
         " SELECT r.id, r.run_id, r.rule, r.seq,"
         "  r.hash IS NOT DISTINCT FROM retention.rule_run_digest(r) AS intact,"
-        "  r.prev_hash IS NOT DISTINCT FROM lag(r.hash) OVER w AS linked,"
-        "  coalesce(lag(r.seq) OVER w, 0) AS prev_seq,"
+        "  r.prev_hash IS NOT DISTINCT FROM CASE WHEN lag(r.seq) OVER w IS NULL THEN decode($3, 'hex')"
+        "                                        ELSE lag(r.hash) OVER w END AS linked,"
+        "  coalesce(lag(r.seq) OVER w, $2::bigint) AS prev_seq,"
         "  lag(r.id) OVER w AS prev_id"
         " FROM retention.rule_runs r"
         " WHERE r.seq IS NOT NULL AND ($1::bigint < 0 OR r.seq <= $1::bigint)"
@@ -58,10 +60,15 @@ static const char walk_sql[] =
         " WHERE seq <> prev_seq + 1 OR NOT intact OR NOT linked"
         " ORDER BY seq LIMIT 1";
 
+/* The last checkpoint of a prune (retention.checkpoints): the chain kept starts after it. */
+static const char checkpoint_sql[] =
+        "SELECT id, upto_seq, encode(upto_hash, 'hex'), (SELECT sum(rule_runs_pruned) FROM retention.checkpoints)"
+        " FROM retention.checkpoints ORDER BY upto_seq DESC, id DESC LIMIT 1";
+
 static const char summary_sql[] =
         "SELECT (SELECT count(*) FROM retention.rule_runs WHERE seq < $1::bigint),"
         " (SELECT count(*) FROM retention.rule_runs WHERE seq IS NULL),"
-        " l.seq, encode(l.hash, 'hex'), h.seq, encode(h.hash, 'hex')"
+        " coalesce(l.seq, $2::bigint), coalesce(encode(l.hash, 'hex'), $3), h.seq, encode(h.hash, 'hex')"
         " FROM retention.chain_head h"
         " LEFT JOIN LATERAL (SELECT seq, hash FROM retention.rule_runs WHERE seq < $1::bigint"
         "                    ORDER BY seq DESC LIMIT 1) l ON true";
@@ -83,11 +90,25 @@ int chain_verify(Pg *pg, int64_t up_to, ChainStatus *ret, PgError *err) {
         k = pg_exec0(pg, NULL, err, "SELECT set_config('search_path', 'pg_catalog, pg_temp', true)");
         if (k)
                 return k;
-        snprintf(lim, sizeof(lim), "%" PRId64, up_to < 0 ? (int64_t) -1 : up_to);
-        const char *wp[] = { lim };
-        k = pg_exec(pg, &w, err, walk_sql, 1, wp);
+        _cleanup_pgresult_ PGresult *cp = NULL;
+        k = pg_exec(pg, &cp, err, checkpoint_sql, 0, NULL);
         if (k)
                 return k;
+        char base_seq[32] = "0";
+        if (PQntuples(cp) == 1) {
+                s.checkpoint_id = int_at(cp, 0, 0);
+                s.checkpoint_seq = int_at(cp, 0, 1);
+                s.checkpoint_hash = str_at(cp, 0, 2);
+                s.pruned = int_at(cp, 0, 3);
+                snprintf(base_seq, sizeof(base_seq), "%" PRId64, s.checkpoint_seq);
+        }
+        snprintf(lim, sizeof(lim), "%" PRId64, up_to < 0 ? (int64_t) -1 : up_to);
+        const char *wp[] = { lim, base_seq, s.checkpoint_hash };
+        k = pg_exec(pg, &w, err, walk_sql, 3, wp);
+        if (k) {
+                chain_status_done(&s);
+                return k;
+        }
 
         if (PQntuples(w) == 1) {
                 int64_t seq = int_at(w, 0, 3), prev_seq = int_at(w, 0, 4), prev_id = int_at(w, 0, 5);
@@ -95,7 +116,35 @@ int chain_verify(Pg *pg, int64_t up_to, ChainStatus *ret, PgError *err) {
                 set_break_row(&s, w, 0);
                 s.break_seq = seq;
                 const char *rule = s.break_rule ? s.break_rule : "?";
-                if (seq <= prev_seq) {
+                bool first = PQgetisnull(w, 0, 5) && s.checkpoint_id > 0; /* the first rule run kept by a prune */
+                if (first && seq <= prev_seq) {
+                        s.kind = CHAIN_RELINKED;
+                        s.message = xasprintf("rule run %" PRId64 " (run %" PRId64 ", rule %s) is at #%" PRId64
+                                              ", in the part of the chain checkpoint %" PRId64 " pruned",
+                                              s.break_rule_run, s.break_run, rule, seq, s.checkpoint_id);
+                        s.detail = xasprintf("Checkpoint %" PRId64 " removed #1 to #%" PRId64
+                                             ": this rule run was not sealed by retentiond, or the checkpoint was changed.",
+                                             s.checkpoint_id, s.checkpoint_seq);
+                } else if (first && seq > prev_seq + 1) {
+                        s.kind = CHAIN_MISSING;
+                        s.break_seq = prev_seq + 1;
+                        s.message = xasprintf("the rule runs sealed after checkpoint %" PRId64 " (#%" PRId64 ") are missing",
+                                              s.checkpoint_id, prev_seq);
+                        s.detail = xasprintf("The chain kept starts at #%" PRId64 " (rule run %" PRId64 "), not at #%" PRId64
+                                             ": rule runs were deleted, or the checkpoint was changed.",
+                                             seq, s.break_rule_run, prev_seq + 1);
+                        s.break_rule_run = -1;
+                        s.break_run = -1;
+                        free(s.break_rule);
+                        s.break_rule = NULL;
+                } else if (first && intact && !linked) {
+                        s.kind = CHAIN_RELINKED;
+                        s.message = xasprintf("rule run %" PRId64 " (run %" PRId64 ", rule %s) does not chain to checkpoint %" PRId64,
+                                              s.break_rule_run, s.break_run, rule, s.checkpoint_id);
+                        s.detail = xasprintf("Its prev_hash is not the upto_hash of checkpoint %" PRId64 " (#%" PRId64
+                                             "): the checkpoint was changed after the prune, or the rule run was replaced.",
+                                             s.checkpoint_id, s.checkpoint_seq);
+                } else if (seq <= prev_seq) {
                         s.kind = CHAIN_RELINKED;
                         s.message = xasprintf("rule run %" PRId64 " (run %" PRId64 ", rule %s) repeats position #%" PRId64
                                               " of the chain",
@@ -150,8 +199,8 @@ int chain_verify(Pg *pg, int64_t up_to, ChainStatus *ret, PgError *err) {
         /* Everything before the break (or the end) verifies. */
         int64_t end = s.kind != CHAIN_OK ? s.break_seq : up_to >= 0 ? up_to + 1 : INT64_MAX;
         snprintf(bound, sizeof(bound), "%" PRId64, end);
-        const char *sp[] = { bound };
-        k = pg_exec(pg, &sum, err, summary_sql, 1, sp);
+        const char *sp[] = { bound, base_seq, s.checkpoint_hash };
+        k = pg_exec(pg, &sum, err, summary_sql, 3, sp);
         if (k) {
                 chain_status_done(&s);
                 return k;
@@ -217,6 +266,14 @@ int chain_verify(Pg *pg, int64_t up_to, ChainStatus *ret, PgError *err) {
                         s.break_seq = s.last_seq;
                         if (PQntuples(b) == 1)
                                 set_break_row(&s, b, 0);
+                        if (PQntuples(b) == 0 && s.checkpoint_id > 0 && s.last_seq == s.checkpoint_seq) {
+                                s.message = xasprintf("checkpoint %" PRId64 " does not match the chain's head", s.checkpoint_id);
+                                s.detail = xasprintf("The head (retention.chain_head) holds another digest for #%" PRId64
+                                                     ", the last rule run the checkpoint pruned: the checkpoint was changed.",
+                                                     s.last_seq);
+                                *ret = s;
+                                return 0;
+                        }
                         s.message = xasprintf("rule run %" PRId64 " (run %" PRId64 ", rule %s), the last sealed, does not match"
                                               " the chain's head",
                                               s.break_rule_run, s.break_run, s.break_rule ? s.break_rule : "?");
@@ -228,7 +285,7 @@ int chain_verify(Pg *pg, int64_t up_to, ChainStatus *ret, PgError *err) {
                         /* The break is inside what the walk accepted: the verified part ends before it. */
                         _cleanup_pgresult_ PGresult *p = NULL;
                         snprintf(bound, sizeof(bound), "%" PRId64, s.break_seq);
-                        k = pg_exec(pg, &p, err, summary_sql, 1, sp);
+                        k = pg_exec(pg, &p, err, summary_sql, 3, sp);
                         if (k) {
                                 chain_status_done(&s);
                                 return k;

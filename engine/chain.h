@@ -19,11 +19,15 @@ typedef enum ChainBreakKind {
 const char *chain_break_kind_to_string(ChainBreakKind k); /* "ok", "changed", "missing", ... */
 
 typedef struct ChainStatus {
-        int64_t checked;   /* sealed rule runs that verify, from #1 up to the break (or the end) */
+        int64_t checked;   /* sealed rule runs that verify, from #1 (or the checkpoint) up to the break (or the end) */
         int64_t last_seq;  /* position of the last of them; 0: none */
         char *last_hash;   /* its hash, lowercase hex; NULL: none */
         int64_t head_seq;  /* retention.chain_head */
         int64_t unsealed;  /* rule runs outside the chain: still running, or never finished */
+        int64_t checkpoint_id;   /* the last checkpoint of `retentiond prune` (retention.checkpoints); 0: none */
+        int64_t checkpoint_seq;  /* its upto_seq: #1 to here were pruned, the chain kept starts after it */
+        char *checkpoint_hash;   /* its upto_hash, lowercase hex */
+        int64_t pruned;          /* rule runs pruned by every checkpoint */
 
         ChainBreakKind kind;
         int64_t break_seq;       /* position where the chain breaks */

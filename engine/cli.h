@@ -29,6 +29,7 @@ typedef struct Cli {
         unsigned fail_on;         /* --fail-on (audit, status): HEALTH_FAIL_* bits */
         bool fail_on_given;
         long stale_after;         /* --stale-after N schedules (audit, status); <0: default */
+        const char *older_than;   /* --older-than DURATION (prune) */
 
         /* positional arguments after the command */
         char **args;
@@ -44,5 +45,6 @@ int cmd_daemon(Cli *cli);
 int cmd_explain(Cli *cli);
 int cmd_verify(Cli *cli);
 int cmd_receipt(Cli *cli);
+int cmd_prune(Cli *cli);
 int cmd_coverage(Cli *cli);
 int cmd_status(Cli *cli);

@@ -133,6 +133,23 @@ int cmd_receipt(Cli *cli) {
         if (k)
                 return cmd_fail(&err, k);
         if (PQntuples(run) != 1) {
+                _cleanup_pgresult_ PGresult *cp = NULL;
+                k = pg_exec(pg, &cp, &err,
+                            "SELECT id, made_at::text, upto_seq FROM retention.checkpoints WHERE $1::bigint = ANY (run_ids)"
+                            " ORDER BY id LIMIT 1",
+                            1, p);
+                if (k)
+                        return cmd_fail(&err, k);
+                if (PQntuples(cp) == 1) {
+                        _cleanup_free_ char *primary = xasprintf("run %" PRId64 " was pruned by checkpoint %s on %s", run_id,
+                                                                 PQgetvalue(cp, 0, 0), PQgetvalue(cp, 0, 1));
+                        _cleanup_free_ char *detail = xasprintf("\"retentiond prune\" removed its rule runs from the audit trail"
+                                                                " with the chain up to #%s; the checkpoint keeps their count and"
+                                                                " the last digest, not the receipt.",
+                                                                PQgetvalue(cp, 0, 2));
+                        log_pg_style(LOG_ERR, NULL, primary, detail, "The checkpoint is in retention.checkpoints.");
+                        return EXIT_NOINPUT;
+                }
                 _cleanup_free_ char *primary = xasprintf("run %" PRId64 " does not exist", run_id);
                 log_pg_style(LOG_ERR, NULL, primary, "The audit trail (retention.runs) has no run with this number.",
                              "Runs are numbered in the output of \"retentiond run\" and in the RUN_ID field of the journal.");
@@ -299,6 +316,9 @@ int cmd_receipt(Cli *cli) {
         }
         if (!checked)
                 printf("\nchain: no rule run of this run is sealed; nothing to verify\n");
+        else if (chain_ok && chain.checkpoint_id > 0)
+                printf("\nchain: verifies from checkpoint %" PRId64 " (#%" PRId64 ") to #%" PRId64 " (the last rule run of this run)\n",
+                       chain.checkpoint_id, chain.checkpoint_seq, up_to);
         else if (chain_ok)
                 printf("\nchain: verifies from #1 to #%" PRId64 " (the last rule run of this run)\n", up_to);
         else {

@@ -23,7 +23,15 @@ static void print_json(FILE *out, const ChainStatus *s) {
                 json_append_string(&b, s->last_hash);
         else
                 strbuf_append(&b, "null");
-        strbuf_appendf(&b, ",\"head_seq\":%" PRId64 ",\"unsealed\":%" PRId64 ",\"break\":", s->head_seq, s->unsealed);
+        strbuf_appendf(&b, ",\"head_seq\":%" PRId64 ",\"unsealed\":%" PRId64 ",\"checkpoint\":", s->head_seq, s->unsealed);
+        if (s->checkpoint_id > 0) {
+                strbuf_appendf(&b, "{\"id\":%" PRId64 ",\"upto_seq\":%" PRId64 ",\"upto_hash\":", s->checkpoint_id,
+                               s->checkpoint_seq);
+                json_append_string(&b, s->checkpoint_hash ? s->checkpoint_hash : "");
+                strbuf_appendf(&b, ",\"pruned\":%" PRId64 "}", s->pruned);
+        } else
+                strbuf_append(&b, "null");
+        strbuf_append(&b, ",\"break\":");
         if (s->kind == CHAIN_OK)
                 strbuf_append(&b, "null");
         else {
@@ -50,7 +58,15 @@ static void print_json(FILE *out, const ChainStatus *s) {
 }
 
 static void print_text(FILE *out, const ChainStatus *s) {
-        if (s->kind == CHAIN_OK) {
+        if (s->kind == CHAIN_OK && s->checkpoint_id > 0) {
+                if (s->checked == 0)
+                        fprintf(out, "chain OK: no sealed rule runs since checkpoint %" PRId64 " (%" PRId64 " pruned up to #%" PRId64 ")\n",
+                                s->checkpoint_id, s->pruned, s->checkpoint_seq);
+                else
+                        fprintf(out, "chain OK: %" PRId64 " sealed rule run%s since checkpoint %" PRId64 " (%" PRId64
+                                " pruned up to #%" PRId64 "), last hash %s\n",
+                                s->checked, s->checked == 1 ? "" : "s", s->checkpoint_id, s->pruned, s->checkpoint_seq, s->last_hash);
+        } else if (s->kind == CHAIN_OK) {
                 if (s->checked == 0)
                         fprintf(out, "chain OK: no sealed rule runs yet\n");
                 else
@@ -60,8 +76,9 @@ static void print_text(FILE *out, const ChainStatus *s) {
                 fprintf(out, "chain BROKEN at #%" PRId64 ": %s\n", s->break_seq, s->message);
                 fprintf(out, "DETAIL: %s\n", s->detail);
                 if (s->checked > 0)
-                        fprintf(out, "verified before the break: %" PRId64 " sealed rule run%s, #1 to #%" PRId64 ", last hash %s\n",
-                               s->checked, s->checked == 1 ? "" : "s", s->last_seq, s->last_hash);
+                        fprintf(out, "verified before the break: %" PRId64 " sealed rule run%s, #%" PRId64 " to #%" PRId64
+                                ", last hash %s\n",
+                               s->checked, s->checked == 1 ? "" : "s", s->checkpoint_seq + 1, s->last_seq, s->last_hash);
                 else
                         fprintf(out, "verified before the break: nothing\n");
         }

@@ -38,6 +38,9 @@ static void help(FILE *f) {
                 "                        primary-key column; --subject SUBJECT KEY: all its rows)\n"
                 "  verify                Check the audit trail's hash chain; report the first break\n"
                 "  receipt RUN_ID        Deletion receipt of one run, with its chain hashes\n"
+                "  prune --older-than DURATION  Remove sealed rule runs that finished longer ago than\n"
+                "                        DURATION from the audit trail, behind a checkpoint that\n"
+                "                        verify checks (--dry-run, --force, --by)\n"
                 "  coverage              Columns that look personal and that no rule deletes or\n"
                 "                        anonymises (exit 1 when there are any)\n"
                 "  status                Each rule's health from the audit trail: last success,\n"
@@ -52,7 +55,9 @@ static void help(FILE *f) {
                 "      --json                Machine-readable output\n"
                 "  -r, --rule NAME           Only this rule (repeatable; audit, run)\n"
                 "      --dry-run             With run: report only, like audit\n"
-                "      --force               With run: override the circuit breaker for this run\n"
+                "      --force               With run: override the circuit breaker for this run;\n"
+                "                            with prune: allow --older-than under 30 days\n"
+                "      --older-than DURATION With prune: what finished longer ago than this goes\n"
                 "      --sql                 With audit: print the statements run would execute\n"
                 "      --fail-on-overdue     With audit: exit 1 when any row is past its deadline\n"
                 "      --fail-on LIST        With audit, status: exit 1 on these conditions, comma-separated:\n"
@@ -105,6 +110,7 @@ enum {
         OPT_FAIL_ON,
         OPT_STALE_AFTER,
         OPT_NO_CONFIG,
+        OPT_OLDER_THAN,
 };
 
 static bool parse_ms(const char *s, long *ret) {
@@ -215,6 +221,7 @@ int main(int argc, char **argv) {
                 { "fail-on", required_argument, NULL, OPT_FAIL_ON },
                 { "stale-after", required_argument, NULL, OPT_STALE_AFTER },
                 { "no-config", no_argument, NULL, OPT_NO_CONFIG },
+                { "older-than", required_argument, NULL, OPT_OLDER_THAN },
                 {},
         };
         static const struct {
@@ -224,7 +231,7 @@ int main(int argc, char **argv) {
                 { "check", cmd_check },   { "audit", cmd_audit }, { "run", cmd_run },
                 { "migrate", cmd_migrate }, { "hold", cmd_hold },  { "daemon", cmd_daemon },
                 { "explain", cmd_explain },
-                { "verify", cmd_verify },   { "receipt", cmd_receipt },
+                { "verify", cmd_verify },   { "receipt", cmd_receipt }, { "prune", cmd_prune },
                 { "coverage", cmd_coverage },
                 { "status", cmd_status },
         };
@@ -313,6 +320,9 @@ int main(int argc, char **argv) {
                 }
                 case OPT_NO_CONFIG:
                         no_config = true;
+                        break;
+                case OPT_OLDER_THAN:
+                        cli.older_than = optarg;
                         break;
                 case OPT_LOG_TARGET:
                         if (!streq(optarg, "auto") && !streq(optarg, "journal") && !streq(optarg, "console")) {

@@ -990,7 +990,7 @@ static void test_migrate_and_schema_errors(void **state) {
         PGconn *c = rt_db("enf_migrate", &ci);
         char *out, *err;
         rt_expect(0, &out, NULL, "-d", ci, "migrate");
-        rt_assert_contains(out, "already at version 5");
+        rt_assert_contains(out, "already at version 6");
         free(out);
         rt_assert_sql(c, "5", "SELECT count(*) FROM retention.schema_version");
 

@@ -1,0 +1,247 @@
+/* test-prune.c — `retentiond prune --older-than DURATION` against a real PostgreSQL: the oldest
+ * sealed rule runs (a prefix of the hash chain, stopped by the first one too young) go with
+ * their counts and the runs left empty, behind a checkpoint; verify proves the chain kept from
+ * the checkpoint, also after later runs; receipt of a pruned run says so (66); a dry run changes
+ * nothing; a changed checkpoint is a break; the engine's role can neither prune nor delete the
+ * trail, also not through the door prune opens for itself (retention.prune_marks). */
+#include "rtest.h"
+
+static const char *POLICY =
+        "version: 1\n"
+        "subjects:\n"
+        "  account: { table: app.accounts, key: id }\n"
+        "holds:\n"
+        "  legal: { reason: \"operator holds\", subject: account, registry: true }\n"
+        "rules:\n"
+        "  logs:\n"
+        "    clause: \"Privacy policy 4.2: access logs are kept 7 days\"\n"
+        "    table: app.logs\n"
+        "    column: at\n"
+        "    retain: 7 days\n"
+        "    action: delete\n"
+        "  tickets:\n"
+        "    clause: \"Privacy policy 5.1: support tickets are kept 1 year\"\n"
+        "    table: app.tickets\n"
+        "    subject: account\n"
+        "    subject_column: account_id\n"
+        "    column: created_at\n"
+        "    retain: 1 year\n"
+        "    holds: [legal]\n"
+        "    action: delete\n";
+
+/* logs 1-10 expired; accounts 1-3 with two tickets two years old each; a legal hold on account 2:
+ * the first run deletes 10 logs and 4 tickets and keeps 2 held. */
+static PGconn *prune_db(const char *name, char **ci, char **pol) {
+        PGconn *c = rt_db(name, ci);
+        pgtest_exec(c, "CREATE TABLE app.logs (id int PRIMARY KEY, at timestamptz)");
+        pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '30 days' FROM generate_series(1, 10) i");
+        pgtest_exec(c, "CREATE TABLE app.accounts (id int PRIMARY KEY)");
+        pgtest_exec(c, "INSERT INTO app.accounts SELECT generate_series(1, 3)");
+        pgtest_exec(c, "CREATE TABLE app.tickets (id int PRIMARY KEY, account_id int REFERENCES app.accounts,"
+                       " created_at timestamptz)");
+        pgtest_exec(c, "INSERT INTO app.tickets SELECT 10 * a + t, a, now() - interval '2 years'"
+                       " FROM generate_series(1, 3) a, generate_series(1, 2) t");
+        *pol = rt_policy(POLICY);
+        rt_expect(0, NULL, NULL, "-p", *pol, "-d", *ci, "hold", "add", "account", "2", "--reason", "case 7", "--by", "dpo");
+        return c;
+}
+
+static char *hash_at(PGconn *c, int seq) {
+        return pgtest_value(c, "SELECT encode(hash, 'hex') FROM retention.rule_runs WHERE seq = %d", seq);
+}
+
+static void triggers(PGconn *c, bool on) {
+        const char *t[] = { "runs", "rule_runs", "rule_run_holds", "rule_run_fk", "checkpoints" };
+        for (size_t i = 0; i < 5; i++)
+                pgtest_exec(c, "ALTER TABLE retention.%s %s TRIGGER USER", t[i], on ? "ENABLE" : "DISABLE");
+}
+
+/* Runs 1 and 2 as if they had run 400 days ago (a superuser's fixture, the guards off): their
+ * times moved, the chain sealed again over the new times, so that it verifies as the engine would
+ * have sealed it then. */
+static void backdate_runs_1_2(PGconn *c) {
+        triggers(c, false);
+        pgtest_exec(c, "UPDATE retention.runs SET started_at = started_at - interval '400 days',"
+                       " finished_at = finished_at - interval '400 days' WHERE id IN (1, 2)");
+        pgtest_exec(c, "UPDATE retention.rule_runs SET started_at = started_at - interval '400 days',"
+                       " finished_at = finished_at - interval '400 days', sealed_at = sealed_at - interval '400 days',"
+                       " cutoff = cutoff - interval '400 days' WHERE run_id IN (1, 2)");
+        pgtest_exec(c, "DO $$ DECLARE r retention.rule_runs; prev bytea; BEGIN"
+                       " FOR r IN SELECT * FROM retention.rule_runs WHERE seq IS NOT NULL ORDER BY seq LOOP"
+                       "  r.prev_hash := prev; r.hash := retention.rule_run_digest(r);"
+                       "  UPDATE retention.rule_runs SET prev_hash = r.prev_hash, hash = r.hash WHERE id = r.id;"
+                       "  prev := r.hash; END LOOP;"
+                       " UPDATE retention.chain_head SET hash = prev; END $$");
+        triggers(c, true);
+}
+
+/* "SQLSTATE: message" of a statement that must fail. Caller frees. */
+static char *error_of(PGconn *c, const char *sql) {
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) != PGRES_FATAL_ERROR)
+                print_error("%s: did not fail\n", sql);
+        assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+        char *e = rt_asprintf("%s: %s", PQresultErrorField(r, PG_DIAG_SQLSTATE), PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+        PQclear(r);
+        return e;
+}
+
+static void assert_error(PGconn *c, const char *sql, const char *expected) {
+        char *e = error_of(c, sql);
+        assert_string_equal(e, expected);
+        free(e);
+}
+
+static void test_prune(void **state) {
+        (void) state;
+        char *ci, *pol, *out, *err, *expect;
+        PGconn *c = prune_db("pr_prune", &ci, &pol);
+        for (int i = 0; i < 3; i++)
+                rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "run");
+        rt_assert_sql(c, "1,2,3,4,5,6", "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM retention.rule_runs");
+        backdate_runs_1_2(c);
+        char *h4 = hash_at(c, 4), *h6 = hash_at(c, 6);
+        expect = rt_asprintf("chain OK: 6 sealed rule runs, last hash %s\n", h6);
+        rt_expect(0, &out, NULL, "-d", ci, "verify");
+        assert_string_equal(out, expect);
+        free(out);
+        free(expect);
+        rt_assert_sql(c, "3/0/0/1", "SELECT (SELECT count(*) FROM retention.rule_run_holds) || '/' ||"
+                                    " (SELECT count(*) FROM retention.rule_run_fk) || '/' ||"
+                                    " (SELECT count(*) FROM retention.rule_run_cascades) || '/' ||"
+                                    " (SELECT count(*) FROM retention.rule_run_holds h JOIN retention.rule_runs r"
+                                    "  ON r.id = h.rule_run_id WHERE r.run_id = 3)");
+
+        /* under 30 days without --force, no --older-than, a bad duration: usage */
+        rt_expect(64, NULL, &err, "-d", ci, "prune", "--older-than", "7 days");
+        rt_assert_contains(err, "refusing to prune the audit trail of the last month");
+        free(err);
+        rt_expect(64, NULL, NULL, "-d", ci, "prune");
+        rt_expect(64, NULL, NULL, "-d", ci, "prune", "--older-than", "a while");
+
+        /* the engine's role: not allowed to prune, nor to open the door prune uses, nor to delete */
+        char *eci = pgtest_engine_role(ci, "pr_engine", "app.logs, app.tickets", "app.accounts");
+        rt_expect(77, NULL, &err, "-d", eci, "prune", "--older-than", "1 year");
+        rt_assert_contains(err, "permission denied for function prune");
+        rt_assert_contains(err, "GRANT EXECUTE ON FUNCTION retention.prune(interval, text, boolean)");
+        free(err);
+        PGconn *e = pgtest_connect(eci);
+        assert_error(e, "SELECT * FROM retention.prune('1 year', 'x')", "42501: permission denied for function prune");
+        assert_error(e, "INSERT INTO retention.prune_marks VALUES (pg_current_xact_id())",
+                     "42501: permission denied for table prune_marks");
+        assert_error(e, "DELETE FROM retention.rule_runs WHERE seq = 1", "42501: permission denied for table rule_runs");
+        assert_error(e, "DELETE FROM retention.checkpoints", "42501: permission denied for table checkpoints");
+        PQfinish(e);
+        /* and a role that may DELETE (here a superuser, triggers on) is still refused outside prune() */
+        assert_error(c, "DELETE FROM retention.rule_runs WHERE seq = 1",
+                     "42501: retention.rule_runs is append-only: DELETE is not allowed");
+        assert_error(c, "DELETE FROM retention.rule_run_holds",
+                     "42501: retention.rule_run_holds is append-only: DELETE is not allowed");
+        assert_error(c, "DELETE FROM retention.runs WHERE id = 1", "42501: retention.runs is append-only: DELETE is not allowed");
+        rt_assert_sql(c, "6", "SELECT count(*) FROM retention.rule_runs");
+
+        /* a dry run: what would go, nothing changed */
+        rt_expect(0, &out, NULL, "-d", ci, "prune", "--older-than", "1 year", "--dry-run");
+        assert_string_equal(out, "would prune 4 rule runs (#1 to #4) and 2 runs (rows deleted 14, anonymised 0); nothing changed\n");
+        free(out);
+        rt_assert_sql(c, "6/3/0", "SELECT (SELECT count(*) FROM retention.rule_runs) || '/' || (SELECT count(*) FROM retention.runs)"
+                                  " || '/' || (SELECT count(*) FROM retention.checkpoints)");
+
+        /* the prune: #1 to #4 (runs 1 and 2); #5 finished today and stops it */
+        rt_expect(0, &out, NULL, "-d", ci, "prune", "--older-than", "1 year", "--by", "dpo");
+        expect = rt_asprintf("pruned 4 rule runs (#1 to #4) and 2 runs (rows deleted 14, anonymised 0)\n"
+                             "checkpoint 1: the chain kept starts after #4, hash %s\n",
+                             h4);
+        assert_string_equal(out, expect);
+        free(out);
+        free(expect);
+        rt_assert_sql(c, "5,6", "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM retention.rule_runs");
+        rt_assert_sql(c, "3", "SELECT string_agg(id::text, ',') FROM retention.runs");
+        rt_assert_sql(c, "1/0/0", "SELECT (SELECT count(*) FROM retention.rule_run_holds) || '/' ||"
+                                  " (SELECT count(*) FROM retention.rule_run_fk) || '/' || (SELECT count(*) FROM retention.prune_marks)");
+        expect = rt_asprintf("1|dpo|1 year|4|%s|4|2|{1,2}|14|0|true|true", h4);
+        rt_assert_sql(c, expect,
+                      "SELECT id || '|' || made_by || '|' || older_than || '|' || upto_seq || '|' || encode(upto_hash, 'hex')"
+                      " || '|' || rule_runs_pruned || '|' || runs_pruned || '|' || run_ids::text || '|' || rows_deleted"
+                      " || '|' || rows_anonymised || '|' || (signature IS NULL) || '|' || (made_at BETWEEN now() - interval '1 hour' AND now())"
+                      " FROM retention.checkpoints");
+        free(expect);
+
+        /* verify across the cut */
+        expect = rt_asprintf("chain OK: 2 sealed rule runs since checkpoint 1 (4 pruned up to #4), last hash %s\n", h6);
+        rt_expect(0, &out, NULL, "-d", ci, "verify");
+        assert_string_equal(out, expect);
+        free(out);
+        free(expect);
+        expect = rt_asprintf("{\"ok\":true,\"sealed\":2,\"last_seq\":6,\"last_hash\":\"%s\",\"head_seq\":6,\"unsealed\":0,"
+                             "\"checkpoint\":{\"id\":1,\"upto_seq\":4,\"upto_hash\":\"%s\",\"pruned\":4},\"break\":null}\n",
+                             h6, h4);
+        rt_expect(0, &out, NULL, "-d", ci, "verify", "--json");
+        assert_string_equal(out, expect);
+        free(out);
+        free(expect);
+
+        /* nothing more is old enough */
+        rt_expect(0, &out, NULL, "-d", ci, "prune", "--older-than", "1 year");
+        assert_string_equal(out, "nothing to prune: no sealed rule run at the start of the chain finished more than 1 year ago\n");
+        free(out);
+
+        /* receipts: a pruned run, a kept one */
+        rt_expect(66, NULL, &err, "-d", ci, "receipt", "1");
+        rt_assert_contains(err, "run 1 was pruned by checkpoint 1 on ");
+        free(err);
+        rt_expect(66, NULL, &err, "-d", ci, "receipt", "2");
+        rt_assert_contains(err, "run 2 was pruned by checkpoint 1 on ");
+        free(err);
+        rt_expect(66, NULL, &err, "-d", ci, "receipt", "99");
+        rt_assert_contains(err, "run 99 does not exist");
+        free(err);
+        rt_expect(0, &out, NULL, "-d", ci, "receipt", "3");
+        rt_assert_contains(out, "\nchain: verifies from checkpoint 1 (#4) to #6 (the last rule run of this run)\n");
+        free(out);
+
+        /* a later run seals after the checkpoint */
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "run");
+        char *h8 = hash_at(c, 8);
+        expect = rt_asprintf("chain OK: 4 sealed rule runs since checkpoint 1 (4 pruned up to #4), last hash %s\n", h8);
+        rt_expect(0, &out, NULL, "-d", ci, "verify");
+        assert_string_equal(out, expect);
+        free(out);
+        free(expect);
+
+        /* the checkpoint cannot be changed, and a changed one is a break */
+        assert_error(c, "UPDATE retention.checkpoints SET upto_seq = 3",
+                     "42501: retention.checkpoints is append-only: UPDATE is not allowed");
+        triggers(c, false);
+        pgtest_exec(c, "UPDATE retention.checkpoints SET upto_hash = sha256('forged')");
+        triggers(c, true);
+        char *rr5 = pgtest_value(c, "SELECT id FROM retention.rule_runs WHERE seq = 5");
+        expect = rt_asprintf("chain BROKEN at #5: rule run %s (run 3, rule logs) does not chain to checkpoint 1\n"
+                             "DETAIL: Its prev_hash is not the upto_hash of checkpoint 1 (#4): the checkpoint was changed after"
+                             " the prune, or the rule run was replaced.\n"
+                             "verified before the break: nothing\n",
+                             rr5);
+        rt_expect(1, &out, NULL, "-d", ci, "verify");
+        assert_string_equal(out, expect);
+        free(out);
+        free(expect);
+        rt_expect(1, &out, NULL, "-d", ci, "verify", "--json");
+        rt_assert_contains(out, "\"break\":{\"kind\":\"relinked\",\"seq\":5,");
+        free(out);
+
+        free(rr5);
+        free(h4);
+        free(h6);
+        free(h8);
+        free(eci);
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_prune),
+        };
+        return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
+}
