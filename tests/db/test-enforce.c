@@ -992,7 +992,7 @@ static void test_migrate_and_schema_errors(void **state) {
         rt_expect(0, &out, NULL, "-d", ci, "migrate");
         rt_assert_contains(out, "already at version 6");
         free(out);
-        rt_assert_sql(c, "5", "SELECT count(*) FROM retention.schema_version");
+        rt_assert_sql(c, "6", "SELECT count(*) FROM retention.schema_version");
 
         /* a database without the schema */
         char *bare = pgtest_create_db(rt_pg, "enf_bare");

@@ -229,6 +229,27 @@ static void test_prune(void **state) {
         rt_assert_contains(out, "\"break\":{\"kind\":\"relinked\",\"seq\":5,");
         free(out);
 
+        /* the checkpoint as it was: the chain verifies again; then a gap right after it is a break */
+        triggers(c, false);
+        pgtest_exec(c, "UPDATE retention.checkpoints SET upto_hash = decode('%s', 'hex')", h4);
+        triggers(c, true);
+        rt_expect(0, NULL, NULL, "-d", ci, "verify");
+        triggers(c, false);
+        pgtest_exec(c, "DELETE FROM retention.rule_run_holds WHERE rule_run_id = %s", rr5);
+        pgtest_exec(c, "DELETE FROM retention.rule_runs WHERE id = %s", rr5);
+        triggers(c, true);
+        char *rr6 = pgtest_value(c, "SELECT id FROM retention.rule_runs WHERE seq = 6");
+        expect = rt_asprintf("chain BROKEN at #5: the rule runs sealed after checkpoint 1 (#4) are missing\n"
+                             "DETAIL: The chain kept starts at #6 (rule run %s), not at #5: rule runs were deleted, or the"
+                             " checkpoint was changed.\n"
+                             "verified before the break: nothing\n",
+                             rr6);
+        rt_expect(1, &out, NULL, "-d", ci, "verify");
+        assert_string_equal(out, expect);
+        free(out);
+        free(expect);
+
+        free(rr6);
         free(rr5);
         free(h4);
         free(h6);

@@ -35,7 +35,7 @@ help=$("$bin" --help)
 for opt in $(grep -oE -- '--[a-z][a-z-]+' <<<"$help" | sort -u); do
 	grep -qF -- "$opt" <<<"$text" || fail "retentiond(8) does not document $opt"
 done
-for cmd in check audit run migrate "hold add" "hold list" "hold release" daemon verify receipt explain coverage; do
+for cmd in check audit run migrate "hold add" "hold list" "hold release" daemon verify receipt prune explain coverage; do
 	grep -qE "^       $cmd( |$)" <<<"$text" || fail "retentiond(8) has no entry for the command \"$cmd\""
 done
 for code in $(grep -oE '/\* [0-9]+' "$exitcodes" | grep -oE '[0-9]+') 0 1; do
