@@ -144,6 +144,14 @@ static void test_prune(void **state) {
         rt_expect(0, &out, NULL, "-d", ci, "prune", "--older-than", "1 year", "--dry-run");
         assert_string_equal(out, "would prune 4 rule runs (#1 to #4) and 2 runs (rows deleted 14, anonymised 0); nothing changed\n");
         free(out);
+        expect = rt_asprintf("{\"dry_run\":true,\"older_than\":\"1 year\",\"checkpoint\":null,\"first_seq\":1,\"upto_seq\":4,"
+                             "\"upto_hash\":\"%s\",\"rule_runs_pruned\":4,\"runs_pruned\":2,\"rows_deleted\":14,"
+                             "\"rows_anonymised\":0}\n",
+                             h4);
+        rt_expect(0, &out, NULL, "-d", ci, "prune", "--older-than", "P1Y", "--dry-run", "--json");
+        assert_string_equal(out, expect);
+        free(out);
+        free(expect);
         rt_assert_sql(c, "6/3/0", "SELECT (SELECT count(*) FROM retention.rule_runs) || '/' || (SELECT count(*) FROM retention.runs)"
                                   " || '/' || (SELECT count(*) FROM retention.checkpoints)");
 

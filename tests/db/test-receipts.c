@@ -123,8 +123,8 @@ static void test_sealed_after_runs(void **state) {
         assert_string_equal(out, expect);
         free(out);
         free(expect);
-        expect = rt_asprintf("{\"ok\":true,\"sealed\":4,\"last_seq\":4,\"last_hash\":\"%s\",\"head_seq\":4,\"unsealed\":0,\"checkpoint\":null,"
-                             "\"break\":null}\n",
+        expect = rt_asprintf("{\"ok\":true,\"sealed\":4,\"last_seq\":4,\"last_hash\":\"%s\",\"head_seq\":4,\"unsealed\":0,"
+                             "\"checkpoint\":null,\"break\":null}\n",
                              last);
         rt_expect(0, &out, NULL, "-d", ci, "verify", "--json");
         assert_string_equal(out, expect);
