@@ -189,6 +189,13 @@ static void test_prune(void **state) {
         free(out);
         free(expect);
 
+        /* the migration applied again (it is idempotent) changes nothing */
+        pgtest_exec_file(c, "sql/retention/006-prune.sql");
+        rt_expect(0, &out, NULL, "-d", ci, "verify");
+        rt_assert_contains(out, "chain OK: 2 sealed rule runs since checkpoint 1 (4 pruned up to #4)");
+        free(out);
+        rt_assert_sql(c, "1", "SELECT count(*) FROM retention.checkpoints");
+
         /* nothing more is old enough */
         rt_expect(0, &out, NULL, "-d", ci, "prune", "--older-than", "1 year");
         assert_string_equal(out, "nothing to prune: no sealed rule run at the start of the chain finished more than 1 year ago\n");
