@@ -424,6 +424,7 @@ struct RuleRun {
         uint64_t started;
         bool fatal_connection;
         bool hash_key_installed; /* HASH_KEY_TABLE holds the pads: dropped by rule_run_finish() */
+        CatCache *cache;     /* the catalog the rule was planned on: batch_untrusted() reads it again */
         /* Tables the rule's deletions can cascade into (ON DELETE CASCADE, SET NULL, SET DEFAULT),
          * as a PostgreSQL oid[] literal, in the order of res.cascades; NULL: none, and batches
          * need no transaction of their own. cascade_self: the rule's own table is one of them
@@ -1343,9 +1344,11 @@ static int trail_rule_begin(RuleRun *rr, int64_t run_id, PgError *err) {
  * trigger, a rule or row-level security on its table, a table its deletes cascade into, their
  * partitions, or its holds' evidence (plan_untrusted). The catalog is read again for these tables
  * right before the rule, so that one added during the run counts too. Unless the rule trusts it
- * (trust_triggers: true), the rule is refused before it changes anything: returns 1 with *err.
- * Trusted, it is listed in the rule's result and reported as a warning. */
-static int check_untrusted(RuleRun *rr, CatCache *cache, PgError *err) {
+ * (trust_triggers: true), the rule is refused before it changes anything: returns 0 with *refused
+ * and *err set (a PgErrorClass if the catalog could not be read). Trusted, it is listed in the
+ * rule's result and reported as a warning. mid_run: the check of a batch (batch_untrusted()). */
+static int check_untrusted(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, PgError *err) {
+        *refused = false;
         _cleanup_free_ uint32_t *oids = NULL;
         size_t n = plan_untrusted_tables(rr->rule, cache, &oids);
         _cleanup_free_ CatTable **tables = xcalloc(n ? n : 1, sizeof(CatTable *));
@@ -1385,8 +1388,12 @@ static int check_untrusted(RuleRun *rr, CatCache *cache, PgError *err) {
         }
         _cleanup_free_ char *detail = xasprintf("The %s would run with the privileges of the role retentiond runs as %s,"
                                                 " and its owner, role \"%s\", is neither that role nor a superuser."
-                                                " Nothing was changed.%s",
-                                                what, uses[0].when, c->owner, more.len ? strbuf_str(&more) : "");
+                                                " %s%s",
+                                                what, uses[0].when, c->owner,
+                                                mid_run ? "It appeared while the rule ran: the batch that would have run it"
+                                                          " was rolled back; the rule's earlier batches stand."
+                                                        : "Nothing was changed.",
+                                                more.len ? strbuf_str(&more) : "");
         strbuf_done(&more);
         if (c->kind == CAT_CODE_RLS)
                 pg_error_set(err, NULL, detail,
@@ -1404,7 +1411,8 @@ static int check_untrusted(RuleRun *rr, CatCache *cache, PgError *err) {
                              "rule \"%s\" refused: %s \"%s\" on table %s runs code of role \"%s\"", rr->rule->name,
                              cat_code_kind_to_string(c->kind), c->name, c->relation, c->owner);
         untrusted_uses_free(uses, nu);
-        return 1;
+        *refused = true;
+        return 0;
 }
 
 /* ---- rows removed or set to NULL by cascades ---- */
@@ -1574,6 +1582,35 @@ static void cascade_commit(RuleRun *rr, CascadeMark *delta) {
         cascade_mark_done(delta);
 }
 
+/* Whether each batch must run batch_untrusted() before its COMMIT. */
+static bool batch_guarded(const RuleRun *rr) {
+        return !rr->rule->trust_triggers && rr->cache;
+}
+
+/* In the batch's transaction, after its statements and right before its COMMIT: the check of
+ * check_untrusted() again, so that a trigger, rule or row-level security of another role that
+ * appeared while the rule ran never commits anything done with this role's privileges. Returns
+ * PG_ERR_OTHER with the refusal in *err: the caller rolls the batch back (with whatever that code
+ * did in it) and the rule fails (step_failed()) with the error of a refusal at its start.
+ *
+ * Why this is race-free: CREATE TRIGGER, CREATE RULE, CREATE POLICY and ALTER TABLE ... ENABLE
+ * ROW LEVEL SECURITY take a lock on their table (SHARE ROW EXCLUSIVE or stronger) that conflicts
+ * with the ROW EXCLUSIVE lock the batch's DELETE/UPDATE holds on the rule's table (and its
+ * partitions), and a cascade holds on each table it reaches, until COMMIT; and the ACCESS SHARE
+ * lock a read of a hold's evidence holds conflicts with the ACCESS EXCLUSIVE of CREATE POLICY and
+ * ALTER TABLE. So such code either committed before the batch locked the table (then this
+ * check, a later statement of the same READ COMMITTED transaction with a newer snapshot, sees it,
+ * and the batch rolls back), or it waits for the batch's COMMIT and the next batch sees it. What
+ * remains: the code did run inside the rolled-back batch, so effects that a ROLLBACK does not undo
+ * (nextval(), dblink) happened with this role's privileges, once. */
+static int batch_untrusted(RuleRun *rr, PgError *err) {
+        if (!batch_guarded(rr))
+                return 0;
+        bool refused;
+        int k = check_untrusted(rr, rr->cache, true, &refused, err);
+        return k ? k : refused ? PG_ERR_OTHER : 0;
+}
+
 int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, const EnforceOptions *o, int64_t run_id,
                    RuleRun **ret) {
         RuleRun *rr = xcalloc(1, sizeof(RuleRun));
@@ -1593,6 +1630,7 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
         rr->batch_size = rule->batch_size < BATCH_START_ROWS ? rule->batch_size : BATCH_START_ROWS;
         rr->swept_cleanly = true;
         rr->cascade_self = -1;
+        rr->cache = cache;
         *ret = rr;
 
         if (!o->dry_run) {
@@ -1616,13 +1654,14 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
                 cache->stale = false;
         }
 
-        k = check_untrusted(rr, cache, &err);
-        if (k == 1) {
+        bool refused;
+        k = check_untrusted(rr, cache, false, &refused, &err);
+        if (k)
+                goto fail;
+        if (refused) {
                 rule_run_fail(rr, RULE_FAILED, &err);
                 goto out;
         }
-        if (k)
-                goto fail;
 
         if (plan_build(p, rule, cache, &rr->plan, &perr) < 0) {
                 pg_error_set(&err, NULL, perr, "Run \"retentiond check --database\" to see every catalog problem.",
@@ -1770,8 +1809,12 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
         k = trail_count(rr, deleted, 0, 1, 0, NULL, err);
         if (k == 0)
                 k = cascade_record(rr, &before, deleted, &delta, err);
-        if (k)
+        if (k == 0)
+                k = batch_untrusted(rr, err);
+        if (k) {
+                cascade_mark_done(&delta);
                 goto rollback;
+        }
         k = pg_exec0(rr->pg, NULL, err, "COMMIT");
         if (k) {
                 cascade_mark_done(&delta);
@@ -2103,6 +2146,8 @@ static int step_fast(RuleRun *rr) {
         if (k == 0)
                 k = cascade_record(rr, &before, changed, &delta, &err);
         if (k == 0)
+                k = batch_untrusted(rr, &err);
+        if (k == 0)
                 k = pg_exec0(rr->pg, NULL, &err, "COMMIT");
         else
                 rollback_quietly(rr->pg);
@@ -2200,16 +2245,20 @@ int rule_run_step(RuleRun *rr) {
         pace_before_batch(rr);
         uint64_t t0 = now_usec();
         _cleanup_pgresult_ PGresult *r = NULL;
-        if (rr->phase == PHASE_MAIN && rr->cascade_oids) {
-                /* Its cascades are counted in its own transaction, around its statement. */
+        bool cascades = rr->phase == PHASE_MAIN && rr->cascade_oids;
+        if (cascades || batch_guarded(rr)) {
+                /* Its cascades are counted, and code of other roles is checked for
+                 * (batch_untrusted()), in its own transaction, around its statement. */
                 CascadeMark before = {}, delta = {};
                 k = pg_exec0(rr->pg, NULL, &err, "BEGIN");
-                if (k == 0)
+                if (k == 0 && cascades)
                         k = cascade_mark(rr, &before, &err);
                 if (k == 0)
                         k = exec_stmt(rr, st, &r, &err, NULL, NULL, 0);
-                if (k == 0)
+                if (k == 0 && cascades)
                         k = cascade_record(rr, &before, int_at(r, 0, 1), &delta, &err);
+                if (k == 0)
+                        k = batch_untrusted(rr, &err);
                 if (k == 0)
                         k = pg_exec0(rr->pg, NULL, &err, "COMMIT");
                 else

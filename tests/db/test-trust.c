@@ -14,6 +14,9 @@
  *   finished rule run is refused, a release always has its event, a negative count is refused. */
 #include "rtest.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 static const char *POLICY_HEAD =
         "version: 1\n"
         "subjects:\n"
@@ -266,6 +269,146 @@ static void test_trusted_triggers(void **state) {
         free(out);
         rt_assert_sql(c, "5", "SELECT count(*) FROM app.logs");
         assert_held_intact(c);
+        free(pol);
+        PQfinish(c);
+        free(eci);
+        free(ci);
+}
+
+/* Runs `retentiond ARGS...` in a child process; rt_wait_bg() waits for it and returns its exit
+ * status and output. */
+typedef struct Bg {
+        pid_t pid;
+        char *out, *err;
+} Bg;
+
+static void rt_spawn_bg(Bg *b, const char *const *args) {
+        b->out = rt_asprintf("%s/bg-%d.out", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int) getpid());
+        b->err = rt_asprintf("%s.err", b->out);
+        b->pid = fork();
+        assert_true(b->pid >= 0);
+        if (b->pid == 0) {
+                char *o = NULL, *e = NULL;
+                int st = rt_runv(&o, &e, NULL, args);
+                FILE *f = fopen(b->out, "w");
+                fputs(o ? o : "", f);
+                fclose(f);
+                f = fopen(b->err, "w");
+                fputs(e ? e : "", f);
+                fclose(f);
+                _exit(st);
+        }
+}
+
+static char *slurp(const char *path) {
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&buf, &len);
+        int ch;
+        while ((ch = fgetc(f)) != EOF)
+                fputc(ch, m);
+        fclose(m);
+        fclose(f);
+        unlink(path);
+        return buf;
+}
+
+static int rt_wait_bg(Bg *b, char **out, char **err) {
+        int st;
+        assert_int_equal(waitpid(b->pid, &st, 0), b->pid);
+        *out = slurp(b->out);
+        *err = slurp(b->err);
+        free(b->out);
+        free(b->err);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Polls (2 ms) until the query returns 1 while the run goes on; fails after 30 s. */
+static void wait_for(PGconn *c, Bg *b, const char *sql) {
+        for (int i = 0; pgtest_int(c, "%s", sql) != 1; i++) {
+                int st;
+                if (waitpid(b->pid, &st, WNOHANG) == b->pid)
+                        fail_msg("the run ended (status %d) before: %s\n%s%s", st, sql, slurp(b->out), slurp(b->err));
+                if (i > 15000)
+                        fail_msg("timed out waiting for: %s", sql);
+                usleep(2000);
+        }
+}
+
+/* A trigger the table owner creates while the rule runs (the known gap before: it fired in the
+ * rule's remaining batches, with the engine's privileges). The rule deletes one row per batch;
+ * its where: blocks the fifth row's DELETE on an advisory lock the test holds (batches 1-4 are
+ * committed then, since the DELETE holds app.logs' ROW EXCLUSIVE lock, the owner's CREATE TRIGGER
+ * waits for it); then the trigger is committed and the next batch's DELETE would fire it: the
+ * batch rolls back, the rule fails with the refusal, nothing the trigger wrote remains. */
+static void test_trigger_created_mid_run(void **state) {
+        (void) state;
+        char *ci, *eci, *out, *err;
+        PGconn *c = trust_db("tr_midrun", &ci, &eci, false);
+        pgtest_exec(c, "CREATE FUNCTION app.gate(id int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN"
+                       " IF id = 5 AND current_query() ~ '^(WITH batch|DELETE FROM)' THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;"
+                       " RETURN true; END $$");
+        pgtest_exec(c, "SET ROLE tr_owner");
+        pgtest_exec(c, "CREATE TABLE app.fired (id int)");
+        pgtest_exec(c, "GRANT INSERT ON app.fired TO PUBLIC"); /* the trigger can write as the engine */
+        pgtest_exec(c, "CREATE FUNCTION app.late() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                       " INSERT INTO app.fired VALUES (OLD.id); RETURN NULL; END $$");
+        pgtest_exec(c, "RESET ROLE");
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  logs:\n"
+                              "    clause: \"logs are kept 7 days\"\n"
+                              "    table: app.logs\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    action: delete\n"
+                              "    where: \"app.gate(id)\"\n"
+                              "    batch_size: 1\n");
+        PGconn *lock = pgtest_connect(ci), *owner = pgtest_connect(ci);
+        pgtest_exec(lock, "SELECT pg_advisory_lock(4242)");
+        Bg bg;
+        rt_spawn_bg(&bg, (const char *const[]) { "-p", pol, "-d", eci, "run", NULL });
+        wait_for(c, &bg, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                    " AND query ~ '^(WITH batch|DELETE FROM)'");
+        rt_assert_sql(c, "5", "SELECT min(id) FROM app.logs");
+        pgtest_exec(owner, "SET ROLE tr_owner");
+        assert_int_equal(PQsendQuery(owner, "CREATE TRIGGER late AFTER DELETE ON app.logs FOR EACH ROW"
+                                            " EXECUTE FUNCTION app.late()"),
+                         1);
+        wait_for(c, &bg, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'relation'"
+                    " AND query ~ '^CREATE TRIGGER late'");
+        pgtest_exec(lock, "SELECT pg_advisory_unlock(4242)");
+        PGresult *r;
+        while ((r = PQgetResult(owner))) {
+                assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+                PQclear(r);
+        }
+        int st = rt_wait_bg(&bg, &out, &err);
+        if (st != 1)
+                fail_msg("exit %d, want 1:\n%s%s", st, out, err);
+        rt_assert_contains(err, "retentiond: error: rule \"logs\" refused: trigger \"late\" on table app.logs runs code of role"
+                                " \"tr_owner\"\n");
+        rt_assert_contains(err, "DETAIL:  The trigger \"late\" on app.logs (function app.late(), owned by role \"tr_owner\") would"
+                                " run with the privileges of the role retentiond runs as when the rule deletes rows of"
+                                " app.logs, and its owner, role \"tr_owner\", is neither that role nor a superuser. It"
+                                " appeared while the rule ran: the batch that would have run it was rolled back; the"
+                                " rule's earlier batches stand.\n");
+        rt_assert_contains(out, "\nlogs                     delete             5");
+        rt_assert_contains(out, "  failed\n");
+        /* the trigger's writes never committed; exactly rows 1-5 (the batches before it) are gone */
+        rt_assert_sql(c, "0", "SELECT count(*) FROM app.fired");
+        rt_assert_sql(c, "6-15|10", "SELECT min(id) || '-' || max(id) || '|' || count(*) FROM app.logs");
+        rt_assert_sql(c, "failed|5|10|true", "SELECT outcome || '|' || rows_deleted || '|' || batches || '|' || (seq IS NOT NULL)"
+                                            " FROM retention.rule_runs WHERE rule = 'logs'");
+        rt_assert_sql(c, "rule \"logs\" refused: trigger \"late\" on table app.logs runs code of role \"tr_owner\"",
+                      "SELECT error FROM retention.rule_runs WHERE rule = 'logs'");
+        rt_expect(0, NULL, NULL, "-d", eci, "verify");
+        free(out);
+        free(err);
+        PQfinish(owner);
+        PQfinish(lock);
         free(pol);
         PQfinish(c);
         free(eci);
@@ -543,6 +686,7 @@ int main(void) {
                 cmocka_unit_test(test_untrusted_trigger_refused),
                 cmocka_unit_test(test_untrusted_trigger_trusted),
                 cmocka_unit_test(test_trusted_triggers),
+                cmocka_unit_test(test_trigger_created_mid_run),
                 cmocka_unit_test(test_check_database),
                 cmocka_unit_test(test_trail_writes),
         };
