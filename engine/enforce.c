@@ -1582,6 +1582,11 @@ static void cascade_commit(RuleRun *rr, CascadeMark *delta) {
         cascade_mark_done(delta);
 }
 
+/* A batch's own transaction: READ COMMITTED whatever default_transaction_isolation says, so
+ * that each statement, batch_untrusted()'s among them, reads the catalog as committed when it
+ * starts (after the batch's statement took its locks), not as at the transaction's first one. */
+#define BATCH_BEGIN "BEGIN ISOLATION LEVEL READ COMMITTED"
+
 /* Whether each batch must run batch_untrusted() before its COMMIT. */
 static bool batch_guarded(const RuleRun *rr) {
         return !rr->rule->trust_triggers && rr->cache;
@@ -1747,7 +1752,7 @@ static int isolate_foreign_keys(RuleRun *rr, PgError *err) {
         PgError e = {};
         rr->next_xid = 0; /* every row takes a subtransaction id: pacing starts counting afresh */
         CascadeMark before = {}, pre = {}, post = {}, delta = {};
-        int k = pg_exec0(rr->pg, NULL, err, "BEGIN");
+        int k = pg_exec0(rr->pg, NULL, err, BATCH_BEGIN);
         if (k)
                 return k;
         k = cascade_mark(rr, &before, err);
@@ -2114,7 +2119,7 @@ static int step_fast(RuleRun *rr) {
         const char *upper = NULL;
         int64_t changed = 0;
         CascadeMark before = {}, delta = {};
-        k = pg_exec0(rr->pg, NULL, &err, "BEGIN");
+        k = pg_exec0(rr->pg, NULL, &err, BATCH_BEGIN);
         if (k == 0)
                 k = cascade_mark(rr, &before, &err);
         if (k == 0)
@@ -2250,7 +2255,7 @@ int rule_run_step(RuleRun *rr) {
                 /* Its cascades are counted, and code of other roles is checked for
                  * (batch_untrusted()), in its own transaction, around its statement. */
                 CascadeMark before = {}, delta = {};
-                k = pg_exec0(rr->pg, NULL, &err, "BEGIN");
+                k = pg_exec0(rr->pg, NULL, &err, BATCH_BEGIN);
                 if (k == 0 && cascades)
                         k = cascade_mark(rr, &before, &err);
                 if (k == 0)

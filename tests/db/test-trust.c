@@ -339,16 +339,19 @@ static void wait_for(PGconn *c, Bg *b, const char *sql) {
 
 /* A trigger the table owner creates while the rule runs (the known gap before: it fired in the
  * rule's remaining batches, with the engine's privileges). The rule deletes one row per batch;
- * its where: blocks the fifth row's DELETE on an advisory lock the test holds (batches 1-4 are
- * committed then, since the DELETE holds app.logs' ROW EXCLUSIVE lock, the owner's CREATE TRIGGER
- * waits for it); then the trigger is committed and the next batch's DELETE would fire it: the
- * batch rolls back, the rule fails with the refusal, nothing the trigger wrote remains. */
+ * its where: blocks the batch of the fifth row (rows 1-4 committed) on an advisory lock the test
+ * holds. That batch's statement holds app.logs' ROW EXCLUSIVE lock, so the owner's CREATE
+ * TRIGGER waits for it; released, the fifth row goes, the trigger is committed, and the sixth
+ * batch's DELETE fires it: that batch rolls back, the rule fails with the refusal, and nothing
+ * the trigger wrote remains. */
 static void test_trigger_created_mid_run(void **state) {
         (void) state;
         char *ci, *eci, *out, *err;
         PGconn *c = trust_db("tr_midrun", &ci, &eci, false);
         pgtest_exec(c, "CREATE FUNCTION app.gate(id int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN"
-                       " IF id = 5 AND current_query() ~ '^(WITH batch|DELETE FROM)' THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;"
+                       " IF id = 5 AND current_query() ~ '^(WITH batch|DELETE FROM)'"
+                       "  AND NOT EXISTS (SELECT 1 FROM app.logs l WHERE l.id < 5) THEN"
+                       "  PERFORM pg_advisory_xact_lock_shared(4242); END IF;"
                        " RETURN true; END $$");
         pgtest_exec(c, "SET ROLE tr_owner");
         pgtest_exec(c, "CREATE TABLE app.fired (id int)");
@@ -404,6 +407,81 @@ static void test_trigger_created_mid_run(void **state) {
                                             " FROM retention.rule_runs WHERE rule = 'logs'");
         rt_assert_sql(c, "rule \"logs\" refused: trigger \"late\" on table app.logs runs code of role \"tr_owner\"",
                       "SELECT error FROM retention.rule_runs WHERE rule = 'logs'");
+        rt_expect(0, NULL, NULL, "-d", eci, "verify");
+        free(out);
+        free(err);
+        PQfinish(owner);
+        PQfinish(lock);
+        free(pol);
+        PQfinish(c);
+        free(eci);
+        free(ci);
+}
+
+/* The same for a table the rule's deletes cascade into: there the batch's statement locks the
+ * table only when the cascade runs, so the trigger is committed while the batch waits (before it
+ * deletes the fifth row) and fires in that same batch; the check before its COMMIT rolls it back. */
+static void test_cascade_trigger_created_mid_run(void **state) {
+        (void) state;
+        char *ci, *eci, *out, *err;
+        PGconn *c = trust_db("tr_midcascade", &ci, &eci, false);
+        pgtest_exec(c, "CREATE FUNCTION app.gate(id int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN"
+                       " IF id = 5 AND current_query() ~ '^(WITH batch|DELETE FROM)'"
+                       "  AND NOT EXISTS (SELECT 1 FROM app.parents p WHERE p.id < 5) THEN"
+                       "  PERFORM pg_advisory_xact_lock_shared(4243); END IF;"
+                       " RETURN true; END $$");
+        pgtest_exec(c, "SET ROLE tr_owner");
+        pgtest_exec(c, "CREATE TABLE app.parents (id int PRIMARY KEY, at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.parents (at)");
+        pgtest_exec(c, "INSERT INTO app.parents SELECT i, now() - interval '30 days' + i * interval '1 minute'"
+                       " FROM generate_series(1, 10) i");
+        pgtest_exec(c, "CREATE TABLE app.children (id int PRIMARY KEY, parent int REFERENCES app.parents ON DELETE CASCADE)");
+        pgtest_exec(c, "INSERT INTO app.children SELECT i, i FROM generate_series(1, 10) i");
+        pgtest_exec(c, "CREATE TABLE app.fired (id int)");
+        pgtest_exec(c, "GRANT INSERT ON app.fired TO PUBLIC");
+        pgtest_exec(c, "CREATE FUNCTION app.late() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                       " INSERT INTO app.fired VALUES (OLD.id); RETURN NULL; END $$");
+        pgtest_exec(c, "GRANT SELECT, UPDATE, DELETE ON app.parents TO tr_engine");
+        pgtest_exec(c, "GRANT SELECT ON app.children TO tr_engine");
+        pgtest_exec(c, "RESET ROLE");
+        pgtest_exec(c, "ANALYZE");
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  parents:\n"
+                              "    clause: \"parents are kept 7 days\"\n"
+                              "    table: app.parents\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    action: delete\n"
+                              "    where: \"app.gate(id)\"\n"
+                              "    batch_size: 1\n");
+        PGconn *lock = pgtest_connect(ci), *owner = pgtest_connect(ci);
+        pgtest_exec(lock, "SELECT pg_advisory_lock(4243)");
+        Bg bg;
+        rt_spawn_bg(&bg, (const char *const[]) { "-p", pol, "-d", eci, "run", NULL });
+        wait_for(c, &bg, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                         " AND query ~ '^(WITH batch|DELETE FROM)'");
+        rt_assert_sql(c, "5", "SELECT min(id) FROM app.parents");
+        pgtest_exec(owner, "SET ROLE tr_owner");
+        /* not blocked: the batch has not reached app.children yet */
+        pgtest_exec(owner, "CREATE TRIGGER late AFTER DELETE ON app.children FOR EACH ROW EXECUTE FUNCTION app.late()");
+        pgtest_exec(lock, "SELECT pg_advisory_unlock(4243)");
+        int st = rt_wait_bg(&bg, &out, &err);
+        if (st != 1)
+                fail_msg("exit %d, want 1:\n%s%s", st, out, err);
+        rt_assert_contains(err, "retentiond: error: rule \"parents\" refused: trigger \"late\" on table app.children runs code of"
+                                " role \"tr_owner\"\n");
+        rt_assert_contains(err, " It appeared while the rule ran: the batch that would have run it was rolled back; the"
+                                " rule's earlier batches stand.\n");
+        rt_assert_contains(out, "\nparents                  delete             4");
+        rt_assert_contains(out, "  failed\n");
+        /* the fifth batch rolled back whole: its parent, its cascade and the trigger's write */
+        rt_assert_sql(c, "0", "SELECT count(*) FROM app.fired");
+        rt_assert_sql(c, "5-10|6", "SELECT min(id) || '-' || max(id) || '|' || count(*) FROM app.parents");
+        rt_assert_sql(c, "5-10|6", "SELECT min(id) || '-' || max(id) || '|' || count(*) FROM app.children");
+        rt_assert_sql(c, "failed|4", "SELECT outcome || '|' || rows_deleted FROM retention.rule_runs WHERE rule = 'parents'");
+        rt_assert_sql(c, "app.children|4|0", "SELECT table_name || '|' || rows_deleted || '|' || rows_nulled"
+                                            " FROM retention.rule_run_cascades");
         rt_expect(0, NULL, NULL, "-d", eci, "verify");
         free(out);
         free(err);
@@ -687,6 +765,7 @@ int main(void) {
                 cmocka_unit_test(test_untrusted_trigger_trusted),
                 cmocka_unit_test(test_trusted_triggers),
                 cmocka_unit_test(test_trigger_created_mid_run),
+                cmocka_unit_test(test_cascade_trigger_created_mid_run),
                 cmocka_unit_test(test_check_database),
                 cmocka_unit_test(test_trail_writes),
         };
