@@ -425,6 +425,9 @@ struct RuleRun {
         bool fatal_connection;
         bool hash_key_installed; /* HASH_KEY_TABLE holds the pads: dropped by rule_run_finish() */
         CatCache *cache;     /* the catalog the rule was planned on: batch_untrusted() reads it again */
+        char *probe_oids;    /* batch_untrusted(): the tables as an oid[] literal; NULL: not yet */
+        char *probe_seen;    /* its probe's answer when check_untrusted() last let the rule go on */
+        bool probe_prepared; /* UNTRUSTED_PROBE is prepared on the session */
         /* Tables the rule's deletions can cascade into (ON DELETE CASCADE, SET NULL, SET DEFAULT),
          * as a PostgreSQL oid[] literal, in the order of res.cascades; NULL: none, and batches
          * need no transaction of their own. cascade_self: the rule's own table is one of them
@@ -1587,6 +1590,27 @@ static void cascade_commit(RuleRun *rr, CascadeMark *delta) {
  * starts (after the batch's statement took its locks), not as at the transaction's first one. */
 #define BATCH_BEGIN "BEGIN ISOLATION LEVEL READ COMMITTED"
 
+/* batch_untrusted()'s probe: everything check_untrusted() looks at for the tables %s (an oid[])
+ * and their partitions, as one string that changes whenever any of it does: triggers (enabled or
+ * not, their function and its owner), rules, row-level security, policies, the tables' owners,
+ * and whether the owners are superusers. The oids (numbers, from the catalog) are in its text, so
+ * that the prepared statement has no parameter and is planned once per rule run. */
+#define UNTRUSTED_PROBE "retentiond_untrusted_probe"
+#define UNTRUSTED_PROBE_SQL \
+        "SELECT concat_ws('|'," \
+        "  (SELECT string_agg(concat_ws(':', tg.oid, tg.tgenabled, tg.tgfoid, p.proowner," \
+        "                               (SELECT o.rolsuper FROM pg_roles o WHERE o.oid = p.proowner)), ',' ORDER BY tg.oid)" \
+        "     FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid WHERE tg.tgrelid = ANY(r.a) AND NOT tg.tgisinternal)," \
+        "  (SELECT string_agg(concat_ws(':', w.oid, w.ev_enabled), ',' ORDER BY w.oid)" \
+        "     FROM pg_rewrite w WHERE w.ev_class = ANY(r.a))," \
+        "  (SELECT string_agg(concat_ws(':', c.oid, c.relowner, (SELECT o.rolsuper FROM pg_roles o WHERE o.oid = c.relowner)," \
+        "                               c.relrowsecurity, c.relforcerowsecurity," \
+        "                               (SELECT count(*) FROM pg_policy pol WHERE pol.polrelid = c.oid)), ',' ORDER BY c.oid)" \
+        "     FROM pg_class c WHERE c.oid = ANY(r.a))," \
+        "  (SELECT concat_ws(':', o.rolsuper, o.rolbypassrls) FROM pg_roles o WHERE o.rolname = current_user))" \
+        " FROM (SELECT array_agg(DISTINCT t.relid) AS a FROM unnest('%s'::oid[]) AS u(root)," \
+        "  LATERAL (SELECT u.root AS relid UNION ALL SELECT pt.relid FROM pg_partition_tree(u.root) pt) t) r"
+
 /* Whether each batch must run batch_untrusted() before its COMMIT. */
 static bool batch_guarded(const RuleRun *rr) {
         return !rr->rule->trust_triggers && rr->cache;
@@ -1611,9 +1635,42 @@ static bool batch_guarded(const RuleRun *rr) {
 static int batch_untrusted(RuleRun *rr, PgError *err) {
         if (!batch_guarded(rr))
                 return 0;
+        if (!rr->probe_oids) {
+                _cleanup_free_ uint32_t *oids = NULL;
+                size_t n = plan_untrusted_tables(rr->rule, rr->cache, &oids);
+                StrBuf b = {};
+                strbuf_append(&b, "{");
+                for (size_t i = 0; i < n; i++)
+                        strbuf_appendf(&b, "%s%u", i ? "," : "", oids[i]);
+                strbuf_append(&b, "}");
+                rr->probe_oids = xstrdup(strbuf_str(&b));
+                strbuf_done(&b);
+        }
+        if (!rr->probe_prepared) {
+                _cleanup_free_ char *sql = xasprintf(UNTRUSTED_PROBE_SQL, rr->probe_oids);
+                int kp = pg_prepare(rr->pg, err, UNTRUSTED_PROBE, sql, 0);
+                if (kp)
+                        return kp;
+                rr->probe_prepared = true;
+        }
+        /* The probe first, the full check after it: what the probe saw, the check (a later
+         * snapshot) saw too, so an answer the check let through may stand for the next batches. */
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k = pg_exec_prepared(rr->pg, &r, err, UNTRUSTED_PROBE, 0, NULL);
+        if (k)
+                return k;
+        const char *seen = PQgetvalue(r, 0, 0);
+        if (rr->probe_seen && streq(seen, rr->probe_seen))
+                return 0;
         bool refused;
-        int k = check_untrusted(rr, rr->cache, true, &refused, err);
-        return k ? k : refused ? PG_ERR_OTHER : 0;
+        k = check_untrusted(rr, rr->cache, true, &refused, err);
+        if (k)
+                return k;
+        if (refused)
+                return PG_ERR_OTHER;
+        free(rr->probe_seen);
+        rr->probe_seen = xstrdup(seen);
+        return 0;
 }
 
 int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, const EnforceOptions *o, int64_t run_id,
@@ -2457,6 +2514,10 @@ int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
                 pg_deallocate(rr->pg, FAST_PATH_BOUND);
                 rr->prepared = false;
         }
+        if (rr->probe_prepared) {
+                pg_deallocate(rr->pg, UNTRUSTED_PROBE);
+                rr->probe_prepared = false;
+        }
 
         if (interrupted && rr->res.outcome == RULE_RUNNING)
                 rr->res.outcome = RULE_INTERRUPTED;
@@ -2515,6 +2576,8 @@ void rule_run_free(RuleRun *rr) {
                 free(rr->slot_values[i]);
         free(rr->slot_values);
         free(rr->last_key);
+        free(rr->probe_oids);
+        free(rr->probe_seen);
         free(rr->fk_refused_table);
         free(rr->cascade_oids);
         free(rr->cascade_names);
