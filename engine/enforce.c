@@ -424,10 +424,10 @@ struct RuleRun {
         uint64_t started;
         bool fatal_connection;
         bool hash_key_installed; /* HASH_KEY_TABLE holds the pads: dropped by rule_run_finish() */
+        bool probe_prepared; /* UNTRUSTED_PROBE is prepared on the session */
         CatCache *cache;     /* the catalog the rule was planned on: batch_untrusted() reads it again */
         char *probe_oids;    /* batch_untrusted(): the tables as an oid[] literal; NULL: not yet */
         char *probe_seen;    /* its probe's answer when check_untrusted() last let the rule go on */
-        bool probe_prepared; /* UNTRUSTED_PROBE is prepared on the session */
         /* Tables the rule's deletions can cascade into (ON DELETE CASCADE, SET NULL, SET DEFAULT),
          * as a PostgreSQL oid[] literal, in the order of res.cascades; NULL: none, and batches
          * need no transaction of their own. cascade_self: the rule's own table is one of them
