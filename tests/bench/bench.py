@@ -95,6 +95,37 @@ def make_data(cl, db, rows, partitioned):
     subprocess.run([RETENTIOND, "-d", cl.conninfo(db), "migrate"], check=True, capture_output=True)
 
 
+def make_rentals(cl, db, rows):
+    """rentals over 30 days (20 % older than the 24-day cutoff, none within an hour of it), and
+    payments partitioned by day into 180 partitions, referencing 30 % of the rentals (NO ACTION),
+    an index on payments (rental_id) as a DBA would have it."""
+    cl.psql("postgres", f"CREATE DATABASE {db}")
+    cl.psql(db, f"""
+        CREATE SCHEMA app;
+        CREATE TABLE app.rentals (id bigint PRIMARY KEY, rented_at timestamptz NOT NULL, customer int, note text);
+        INSERT INTO app.rentals
+        SELECT g, ts + CASE WHEN ts BETWEEN now() - interval '24 days 1 hour' AND now() - interval '24 days'
+                            THEN interval '-1 hour' WHEN ts BETWEEN now() - interval '24 days'
+                            AND now() - interval '23 days 23 hours' THEN interval '1 hour' ELSE interval '0' END,
+               g % 5000, 'rental ' || g FROM (
+        SELECT g, now() - interval '30 days' + (g::float8 / {rows}) * interval '30 days' - interval '1 minute' AS ts
+          FROM generate_series(1::bigint, {rows}::bigint) g) s;
+        CREATE INDEX ON app.rentals (rented_at);
+        CREATE TABLE app.payments (id bigint NOT NULL, rental_id bigint REFERENCES app.rentals (id),
+            paid_at timestamptz NOT NULL, amount numeric) PARTITION BY RANGE (paid_at);""")
+    cl.psql(db, """DO $$ DECLARE d date; BEGIN
+        FOR i IN 0..179 LOOP d := current_date - i;
+          EXECUTE format('CREATE TABLE app.payments_%s PARTITION OF app.payments FOR VALUES FROM (%L) TO (%L)',
+                         to_char(d, 'YYYYMMDD'), d, d + 1);
+        END LOOP; END $$;""")
+    cl.psql(db, f"""
+        INSERT INTO app.payments SELECT r.id, r.id, current_date - (r.id % 180)::int + interval '12 hours', 9.99
+          FROM app.rentals r WHERE r.id % 10 < 3;
+        CREATE INDEX ON app.payments (rental_id);""")
+    cl.psql(db, "VACUUM (ANALYZE, FREEZE)")
+    subprocess.run([RETENTIOND, "-d", cl.conninfo(db), "migrate"], check=True, capture_output=True)
+
+
 def fresh(cl, template, name):
     cl.psql("postgres", f"DROP DATABASE IF EXISTS {name}")
     cl.psql("postgres", f"CREATE DATABASE {name} TEMPLATE {template}")
@@ -152,6 +183,38 @@ rules:
     table: app.access_log
     column: requested_at
     retain: 31 days
+    action: delete
+    batch_size: {batch}
+""",
+    # Fifty rules with nothing due, one run: a policy of many rules, each on a table of its own
+    # (rules that share a table also carry each other's predicates: longest retention wins).
+    "nothing50": "version: 1\nrules:\n" + "".join(f"""  log-{i:02}:
+    clause: "bench: log {i} kept 31 days (nothing is due)"
+    table: app.log_{i:02}
+    column: at
+    retain: 31 days
+    action: delete
+    batch_size: {{batch}}
+""" for i in range(1, 51)),
+    "nothing50_1": """version: 1
+rules:
+  log-01:
+    clause: "bench: log 1 kept 31 days (nothing is due)"
+    table: app.log_01
+    column: at
+    retain: 31 days
+    action: delete
+    batch_size: {batch}
+""",
+    # The rentals case: a delete rule whose due rows are partly still referenced (NO ACTION) from
+    # a table partitioned into 180 day partitions; those rows are kept and reported, every run.
+    "rentals": """version: 1
+rules:
+  rentals:
+    clause: "bench: rentals kept 24 days unless a payment still references them"
+    table: app.rentals
+    column: rented_at
+    retain: 24 days
     action: delete
     batch_size: {batch}
 """,
@@ -247,6 +310,112 @@ def pct(values, q):
     return values[k]
 
 
+def rule_of(js):
+    return js["rules"][0]
+
+
+def new_measurements(cl, a, pols, only):
+    """Measurements 8-10 (issue 15): the rentals case, a repeat anonymise run with nothing left to
+    change, and 50 rules with nothing due. Returns the rows of the result table."""
+    rows = []
+    if "rentals" in only:
+        make_rentals(cl, "tmpl_rent", a.rental_rows)
+        cut = "now() - interval '24 days'"
+        due = int(cl.psql("tmpl_rent", f"SELECT count(*) FROM app.rentals WHERE rented_at < {cut}"))
+        kept = int(cl.psql("tmpl_rent", f"SELECT count(*) FROM app.rentals r WHERE rented_at < {cut}"
+                                        " AND EXISTS (SELECT 1 FROM app.payments p WHERE p.rental_id = r.id)"))
+        print(f"bench: rentals ready; {a.rental_rows} rentals, {due} due, {kept} of them referenced from 180 partitions",
+              flush=True)
+        r = {"ret": [], "base": [], "rep": [], "rep_rule": [], "rep_batches": [], "first_batches": [], "longest": []}
+        for rep in range(a.reps):
+            fresh(cl, "tmpl_rent", "b")
+            dt, js = run_retentiond(cl, "b", pols["rentals"])
+            j = rule_of(js)
+            assert j["outcome"] == "success" and j["rows_deleted"] == due - kept and j["rows_skipped_fk"] == kept, j
+            r["ret"].append(dt)
+            r["first_batches"].append(j["batches"])
+            r["longest"].append(j["longest_batch_usec"] / 1000.0)
+            dt2, js2 = run_retentiond(cl, "b", pols["rentals"])
+            j2 = rule_of(js2)
+            assert j2["outcome"] == "success" and j2["rows_deleted"] == 0 and j2["rows_skipped_fk"] == kept, j2
+            r["rep"].append(dt2)
+            r["rep_rule"].append(j2["duration_usec"] / 1000.0)
+            r["rep_batches"].append(j2["batches"])
+            fresh(cl, "tmpl_rent", "b")
+            r["base"].append(timed_sql(cl, "b", f"DELETE FROM app.rentals r WHERE r.rented_at < {cut}"
+                                       " AND NOT EXISTS (SELECT 1 FROM app.payments p WHERE p.rental_id = r.id)"))
+        m = {k: statistics.median(v) for k, v in r.items()}
+        rows += [
+            ("8. referenced rows: retentiond / anti-join DELETE", f"{m['ret'] / m['base']:.2f}x",
+             f"{m['ret']:.3f} s / {m['base']:.3f} s; {due - kept} deleted, {kept} kept by 180-partition payments,"
+             f" {m['first_batches']:.0f} batches, longest {max(r['longest']):.1f} ms", "<= 2x"),
+            ("   referenced rows: repeat run, nothing to delete", f"{m['rep_rule']:.1f} ms",
+             f"rule's own timer; {m['rep_batches']:.0f} batches; whole process {m['rep'] * 1000:.1f} ms"
+             f" ({m['rep'] / m['base']:.2f}x the anti-join DELETE)", ""),
+        ]
+        cl.psql("postgres", "DROP DATABASE IF EXISTS b")
+        cl.psql("postgres", "DROP DATABASE tmpl_rent")
+    if "repeat" in only:
+        n = a.repeat_rows
+        make_data(cl, "tmpl_rep", n, False)
+        due = int(cl.psql("tmpl_rep", f"SELECT count(*) FROM app.access_log WHERE requested_at < {CUTOFF_SQL}"))
+        r = {"first": [], "first_rule": [], "rep": [], "rep_rule": [], "rep_batches": []}
+        for rep in range(a.reps):
+            fresh(cl, "tmpl_rep", "b")
+            dt, js = run_retentiond(cl, "b", pols["anonymise"])
+            j = rule_of(js)
+            assert j["outcome"] == "success" and j["rows_anonymised"] == due, j
+            r["first"].append(dt)
+            r["first_rule"].append(j["duration_usec"] / 1000.0)
+            dt2, js2 = run_retentiond(cl, "b", pols["anonymise"])
+            j2 = rule_of(js2)
+            assert j2["outcome"] == "success" and j2["rows_anonymised"] == 0, j2
+            r["rep"].append(dt2)
+            r["rep_rule"].append(j2["duration_usec"] / 1000.0)
+            r["rep_batches"].append(j2["batches"])
+        m = {k: statistics.median(v) for k, v in r.items()}
+        rows += [
+            ("9. anonymise repeat run, nothing to change", f"{m['rep_rule']:.1f} ms",
+             f"{n} rows, {due} already anonymised; rule's own timer, {m['rep_batches']:.0f} batches"
+             f" (max {max(r['rep_batches'])}); {m['rep_rule'] / m['first_rule']:.3f}x the first run's"
+             f" {m['first_rule']:.0f} ms; whole process {m['rep'] * 1000:.1f} ms", "< 2 ms, <= 1 batch"),
+        ]
+        cl.psql("postgres", "DROP DATABASE IF EXISTS b")
+        cl.psql("postgres", "DROP DATABASE tmpl_rep")
+    if "nothing50" in only:
+        cl.psql("postgres", "CREATE DATABASE tmpl_50")
+        cl.psql("tmpl_50", "CREATE SCHEMA app; " + "".join(
+            f"CREATE TABLE app.log_{i:02} (id bigserial PRIMARY KEY, at timestamptz NOT NULL, what text);"
+            f" INSERT INTO app.log_{i:02} (at, what) SELECT now() - g * interval '1 minute', 'event ' || g"
+            f" FROM generate_series(1, 20000) g; CREATE INDEX ON app.log_{i:02} (at);" for i in range(1, 51)))
+        cl.psql("tmpl_50", "VACUUM (ANALYZE, FREEZE)")
+        subprocess.run([RETENTIOND, "-d", cl.conninfo("tmpl_50"), "migrate"], check=True, capture_output=True)
+        r = {"w50": [], "w1": [], "rule": [], "run": []}
+        for rep in range(a.reps):
+            fresh(cl, "tmpl_50", "b")
+            dt50, js = run_retentiond(cl, "b", pols["nothing50"])
+            assert len(js["rules"]) == 50 and js["total"]["rows_deleted"] == 0, js["total"]
+            fresh(cl, "tmpl_50", "b")
+            dt1, js1 = run_retentiond(cl, "b", pols["nothing50_1"])
+            r["w50"].append(dt50 * 1000.0)
+            r["w1"].append(dt1 * 1000.0)
+            r["rule"].append(statistics.median(x["duration_usec"] for x in js["rules"][1:]) / 1000.0)
+            r["run"].append(js["duration_usec"] / 1000.0)
+        cl.psql("postgres", "DROP DATABASE IF EXISTS b")
+        cl.psql("postgres", "DROP DATABASE tmpl_50")
+        m = {k: statistics.median(v) for k, v in r.items()}
+        per = (m["w50"] - m["w1"]) / 49
+        rows += [
+            ("10. 50 rules, nothing due: per rule", f"{per:.2f} ms",
+             f"(50-rule run {m['w50']:.1f} ms - 1-rule run {m['w1']:.1f} ms) / 49, process start to exit;"
+             f" 50 tables of 20,000 rows; rules' own timers: median {m['rule']:.2f} ms", "< 1 ms"),
+            ("    50 rules: a run's fixed cost", f"{m['w1'] - per:.1f} ms",
+             f"1-rule run minus one rule (whole process); the 50-rule run is {m['w50'] / m['w1']:.1f}x the 1-rule run",
+             "< 10 ms"),
+        ]
+    return rows
+
+
 def main():
     global RETENTIOND
     ap = argparse.ArgumentParser(description="retentiond benchmark (prints ratios measured in one run)")
@@ -255,8 +424,17 @@ def main():
     ap.add_argument("--small-rows", type=int, default=None, help="rows of the small table for the RSS check (default rows / 5)")
     ap.add_argument("--big-rows", type=int, default=None, help="rows of the large table for the RSS check (default 2 x rows)")
     ap.add_argument("--batch-size", type=int, default=50000, help="the rules' batch_size (upper bound of the adaptive batch)")
+    ap.add_argument("--rental-rows", type=int, default=20_000, help="rows of the rentals table (default 20,000)")
+    ap.add_argument("--repeat-rows", type=int, default=1_000_000,
+                    help="rows of the access log for the anonymise repeat run (default 1,000,000)")
+    ap.add_argument("--only", default="all",
+                    help="comma list of parts to run: core, app, rss, rentals, repeat, nothing50 (default all)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build-bench", "engine", "retentiond"))
     a = ap.parse_args()
+    parts = {"core", "app", "rss", "rentals", "repeat", "nothing50"}
+    only = parts if a.only == "all" else set(a.only.split(","))
+    if only - parts:
+        ap.error(f"--only: unknown parts {', '.join(sorted(only - parts))}")
     RETENTIOND = a.binary
     big = a.big_rows or max(a.rows * 2, 10_000)
     small = a.small_rows or max(a.rows // 5, 10_000)
@@ -274,14 +452,15 @@ def main():
         print(f"bench: {a.rows} rows over 30 days, 20 % older than the cutoff; {a.reps} repetitions; "
               f"PostgreSQL {cl.psql('postgres', 'SHOW server_version')}", flush=True)
         make_data(cl, "tmpl_plain", a.rows, False)
-        make_data(cl, "tmpl_part", a.rows, True)
+        if "core" in only:
+            make_data(cl, "tmpl_part", a.rows, True)
         due = int(cl.psql("tmpl_plain", f"SELECT count(*) FROM app.access_log WHERE requested_at < {CUTOFF_SQL}"))
         print(f"bench: data ready; {due} rows due", flush=True)
 
         res = {k: [] for k in ["del_r", "del_b", "del_wal_r", "del_wal_b", "del_longest", "an_r", "an_b", "an_longest",
                                "part_r", "part_b", "part_wal", "part_dropped", "partmid_r", "partmid_b", "partmid_wal",
                                "noop_rule", "noop_first", "noop_run", "noop_wall5", "noop_wall1", "second_rows", "second_t"]}
-        for rep in range(a.reps):
+        for rep in range(a.reps if "core" in only else 0):
             # 1. delete
             fresh(cl, "tmpl_plain", "b")
             l0 = wal_lsn(cl, "b")
@@ -343,7 +522,7 @@ def main():
         # 5. the application's latency: per repetition, the application alone (the 2 s before),
         # during retentiond, and (on a fresh copy) alone and during the single DELETE
         app = {"alone": [], "ret": [], "alone_b": [], "del": [], "t": [], "paused": []}
-        for rep in range(a.reps):
+        for rep in range(a.reps if "app" in only else 0):
             fresh(cl, "tmpl_plain", "b")
             under_load = {}
 
@@ -359,22 +538,24 @@ def main():
                 cl, "b", f"DELETE FROM app.access_log WHERE requested_at < {CUTOFF_SQL}"))
             app["alone_b"].append(alone)
             app["del"].append(lat)
+        new = new_measurements(cl, a, pols, only)
+
         r_ratio = [pct(r, 99) / pct(al, 99) for r, al in zip(app["ret"], app["alone"])]
         d_ratio = [pct(d, 99) / pct(al, 99) for d, al in zip(app["del"], app["alone_b"])]
         pooled = {k: [x for v in app[k] for x in v] for k in ("alone", "ret", "alone_b", "del")}
 
         # 6. peak RSS at 1M and 10M rows (rows / 5 and 2 x rows), each deleting its 20 %
         rss = {}
-        for n in (small, big):
+        for n in (small, big) if "rss" in only else ():
             make_data(cl, "tmpl_rss", n, False)
             fresh(cl, "tmpl_rss", "b")
             rss[n] = run_rss(cl, "b", pols["delete"])
             cl.psql("postgres", "DROP DATABASE b")
             cl.psql("postgres", "DROP DATABASE tmpl_rss")
-        rss_small, rss_big = rss[small], rss[big]
+        rss_small, rss_big = rss.get(small, 0), rss.get(big, 0)
 
         m = {k: statistics.median(v) for k, v in res.items() if v}
-        rows = [
+        rows = [] if "core" not in only else [
             ("1. delete: retentiond / single DELETE (wall)", f"{m['del_r'] / m['del_b']:.2f}x",
              f"{m['del_r']:.3f} s / {m['del_b']:.3f} s", "<= 1.4x"),
             ("   delete: WAL bytes ratio", f"{m['del_wal_r'] / m['del_wal_b']:.2f}x",
@@ -398,6 +579,10 @@ def main():
              "1-rule run minus one rule: process, connection, a fresh server backend, catalog", ""),
             ("   nothing due: a session's first rule", f"{m['noop_first']:.2f} ms",
              "its own timer; carries the new backend's first use of PL/pgSQL and the audit trail", ""),
+            ("7. second run: rows touched", f"{int(m['second_rows'])}", f"{m['second_t']:.3f} s", "0"),
+        ]
+        if "app" in only:
+            rows += [
             ("5. app p99 during retentiond / alone", f"{statistics.median(r_ratio):.2f}x",
              "per repetition " + ", ".join(f"{x:.2f}x" for x in r_ratio) +
              f"; pooled p99 {pct(pooled['alone'], 99):.2f} alone, {pct(pooled['ret'], 99):.2f} ms during retentiond",
@@ -411,10 +596,11 @@ def main():
              f"{len(pooled['alone'])}/{len(pooled['ret'])}/{len(pooled['del'])} transactions", ""),
             ("   retentiond's run under that load", f"{statistics.median(app['t']):.3f} s",
              f"of which {statistics.median(app['paused']):.3f} s paced (default --pace 4: waits while others write)", ""),
-            ("6. peak RSS", f"{max(rss_small, rss_big) / 1024:.1f} MiB", f"{small} rows: {rss_small} KiB; {big} rows: {rss_big} KiB",
-             "< 16 MiB, same"),
-            ("7. second run: rows touched", f"{int(m['second_rows'])}", f"{m['second_t']:.3f} s", "0"),
-        ]
+            ]
+        if "rss" in only:
+            rows.append(("6. peak RSS", f"{max(rss_small, rss_big) / 1024:.1f} MiB",
+                         f"{small} rows: {rss_small} KiB; {big} rows: {rss_big} KiB", "< 8 MiB, same"))
+        rows += new
         print()
         print(f"{'measurement':52} {'result':>10}  {'target':14} detail")
         for name, r, detail, target in rows:
