@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -617,7 +618,15 @@ static void lookup_keys(F *f, const Node *m, const char *const *known, size_t n_
                         continue;
                 }
                 Diagnostic *x = error_at(f, k, "unknown key \"%s\" %s", k->value, where);
-                hint_did_you_mean(x, k->value, known, n_known);
+                bool takes_settings = false;
+                for (size_t j = 0; j < n_known; j++)
+                        takes_settings = takes_settings || streq(known[j], "batch_size");
+                if (streq(k->value, "settings") && takes_settings)
+                        /* retentiond.policy(5) lists them under SETTINGS; they are keys of their own */
+                        diag_set_hint(x, "Write the settings (batch_size, schedule, window, max_fraction, max_rows,"
+                                         " breaker_min_rows) as keys of their own, without \"settings:\".");
+                else
+                        hint_did_you_mean(x, k->value, known, n_known);
         }
 }
 
@@ -941,6 +950,36 @@ static void load_period_start(F *f, const Node *from_key, const Node *from_val, 
         (void) from_key;
 }
 
+/* A period so long that its cutoff, now() - retain (- deadline), lies before PostgreSQL's earliest
+ * timestamp (4714-11-24 BC) makes every run fail with "timestamp out of range": refused here, at
+ * the retain, with no database needed. The cutoff only moves later as time passes, so a period
+ * accepted today stays valid. Counted conservatively in months: days as 12/365 of a month, one
+ * more year for a `from:` period start (date_trunc) and a month's margin. */
+static void check_cutoff_range(F *f, const Node *n, const Duration *retain, const Duration *deadline, const char *where) {
+        time_t now = time(NULL);
+        struct tm tm;
+        if (!gmtime_r(&now, &tm))
+                return;
+        int64_t limit = ((int64_t) tm.tm_year + 1900 + 4713) * 12 + tm.tm_mon - 11 - 12 - 1;
+        int64_t months = retain->months, days = retain->days, usecs = retain->usecs;
+        if (deadline) {
+                months += deadline->months;
+                days += deadline->days;
+                usecs += deadline->usecs;
+        }
+        days += usecs / (INT64_C(86400) * 1000000) + 1;
+        months += (days * 12 + 364) / 365;
+        if (months <= limit)
+                return;
+        const char *v = n->type == NODE_SCALAR ? n->value : "";
+        Diagnostic *x = error_at(f, n, "retain \"%s\" %s reaches back before 4713 BC, the earliest time PostgreSQL can represent",
+                                 v, where);
+        diag_set_detail(x, "Every run computes the cutoff now() - retain%s; it would fail with \"timestamp out of range\". "
+                           "At most %" PRId64 " years fit today.",
+                        deadline ? " - deadline" : "", limit / 12);
+        diag_set_hint(x, "Write a shorter period. Rows that are kept for ever need no rule.");
+}
+
 /* ---- subjects and holds ------------------------------------------------------------------- */
 
 static void load_subjects(F *f, const Node *m) {
@@ -1042,16 +1081,25 @@ static void load_holds(F *f, const Node *m) {
                         Diagnostic *x = error_at(f, v, "missing required key \"%s\" %s", known[j], dwhere);
                         diag_set_hint(x, "A hold is either derived (table, subject_column, column, retain) or \"registry: true\".");
                 }
-                if (vals[H_TABLE])
+                if (vals[H_TABLE]) {
                         (void) get_table(f, vals[H_TABLE], "table", where, &h->table);
-                if (vals[H_SUBJECT_COLUMN])
+                        h->table_loc = loc_of(f, vals[H_TABLE]);
+                }
+                if (vals[H_SUBJECT_COLUMN]) {
                         (void) get_ident(f, vals[H_SUBJECT_COLUMN], "subject_column", where, &h->subject_column);
-                if (vals[H_COLUMN])
+                        h->subject_column_loc = loc_of(f, vals[H_SUBJECT_COLUMN]);
+                }
+                if (vals[H_COLUMN]) {
                         (void) get_ident(f, vals[H_COLUMN], "column", where, &h->column);
+                        h->column_loc = loc_of(f, vals[H_COLUMN]);
+                }
+                bool retain_ok = vals[H_RETAIN] && get_duration(f, vals[H_RETAIN], "retain", where, &h->retain);
                 if (vals[H_RETAIN])
-                        (void) get_duration(f, vals[H_RETAIN], "retain", where, &h->retain);
+                        h->retain_loc = loc_of(f, vals[H_RETAIN]);
                 load_period_start(f, keys[H_FROM], vals[H_FROM], keys[H_FISCAL_YEAR_START], vals[H_FISCAL_YEAR_START], where,
                                   &h->start);
+                if (retain_ok)
+                        check_cutoff_range(f, vals[H_RETAIN], &h->retain, NULL, where);
         }
 }
 
@@ -1318,15 +1366,22 @@ static void load_rule(F *f, const Node *k, const Node *v) {
                 if (c)
                         r->clause = xstrdup(c);
         }
-        if (vals[R_TABLE])
+        if (vals[R_TABLE]) {
                 (void) get_table(f, vals[R_TABLE], "table", where, &r->table);
-        if (vals[R_COLUMN])
+                r->table_loc = loc_of(f, vals[R_TABLE]);
+        }
+        if (vals[R_COLUMN]) {
                 (void) get_ident(f, vals[R_COLUMN], "column", where, &r->column);
+                r->column_loc = loc_of(f, vals[R_COLUMN]);
+        }
+        bool retain_ok = vals[R_RETAIN] && get_duration(f, vals[R_RETAIN], "retain", where, &r->retain);
         if (vals[R_RETAIN])
-                (void) get_duration(f, vals[R_RETAIN], "retain", where, &r->retain);
+                r->retain_loc = loc_of(f, vals[R_RETAIN]);
         if (vals[R_DEADLINE])
                 r->has_deadline = get_duration(f, vals[R_DEADLINE], "deadline", where, &r->deadline);
         load_period_start(f, keys[R_FROM], vals[R_FROM], keys[R_FISCAL_YEAR_START], vals[R_FISCAL_YEAR_START], where, &r->start);
+        if (retain_ok)
+                check_cutoff_range(f, vals[R_RETAIN], &r->retain, r->has_deadline ? &r->deadline : NULL, where);
         bool action_ok = vals[R_ACTION] && get_action(f, vals[R_ACTION], where, &r->action);
         if (vals[R_COLUMNS]) {
                 if (action_ok && r->action == ACTION_DELETE) {
@@ -1347,6 +1402,7 @@ static void load_rule(F *f, const Node *k, const Node *v) {
         }
         if (vals[R_SUBJECT_COLUMN]) {
                 (void) get_ident(f, vals[R_SUBJECT_COLUMN], "subject_column", where, &r->subject_column);
+                r->subject_column_loc = loc_of(f, vals[R_SUBJECT_COLUMN]);
                 if (!vals[R_SUBJECT]) {
                         Diagnostic *x = error_at(f, keys[R_SUBJECT_COLUMN], "rule \"%s\" has \"subject_column\" but no \"subject\"", r->name);
                         diag_set_hint(x, "Add \"subject: NAME\", or remove \"subject_column\".");

@@ -84,6 +84,9 @@ typedef struct Hold {
         Duration retain;
         PeriodStart start; /* the evidence's retain runs from here */
         Location loc;
+        /* the values of `table:`, `subject_column:`, `column:` and `retain:` (line 0: not given),
+         * where `check -d` locates what it finds wrong with them */
+        Location table_loc, subject_column_loc, column_loc, retain_loc;
 } Hold;
 
 /* A target database of `databases:`: a libpq connection string or a service name (never a
@@ -138,6 +141,9 @@ typedef struct Rule {
         const struct Database *database; /* resolved (the only one when not named); NULL without `databases:` */
 
         Location loc;
+        /* the values of `table:`, `column:`, `retain:` and `subject_column:` (line 0: not given),
+         * where `check -d` locates what it finds wrong with them */
+        Location table_loc, column_loc, retain_loc, subject_column_loc;
 } Rule;
 
 /* One entry of `coverage: { ignore: [...] }`: columns `retentiond coverage` does not report.

@@ -612,6 +612,14 @@ static void test_unknown_keys(void **state) {
         (void) state;
         expect_hint(RULE_HEAD "    retian: 7 days\n    action: delete\n    retain: 7 days\n",
                     "t.yaml:7:5: error: unknown key \"retian\" in rule \"r\"", "Did you mean \"retain\"?");
+        /* retentiond.policy(5) lists the settings under SETTINGS; they are keys of the rule */
+        expect_hint(RULE_HEAD "    retain: 7 days\n    action: delete\n    settings: { batch_size: 10 }\n",
+                    "t.yaml:9:5: error: unknown key \"settings\" in rule \"r\"",
+                    "Write the settings (batch_size, schedule, window, max_fraction, max_rows, breaker_min_rows) as keys"
+                    " of their own, without \"settings:\".");
+        expect_hint("version: 1\ndefaults:\n  settings: { batch_size: 10 }\n", "t.yaml:3:3: error: unknown key \"settings\" in \"defaults\"",
+                    "Write the settings (batch_size, schedule, window, max_fraction, max_rows, breaker_min_rows) as keys"
+                    " of their own, without \"settings:\".");
         expect_hint("version: 1\nrule: {}\n", "t.yaml:2:1: error: unknown key \"rule\" at the top level",
                     "Did you mean \"rules\"?");
         expect_hint("version: 1\ndefaults:\n  batchsize: 10\n", "t.yaml:3:3: error: unknown key \"batchsize\" in \"defaults\"",
@@ -688,6 +696,28 @@ static void test_durations(void **state) {
         /* a block scalar: the column of the scalar */
         expect_one(RULE_HEAD "    retain: >-\n      7 fortnights\n    action: delete\n",
                    "t.yaml:7:13: error: invalid duration \"7 fortnights\" for \"retain\" in rule \"r\"");
+
+        /* a cutoff before PostgreSQL's first timestamp (4713 BC): refused at load, at the retain */
+        d = expect_error(RULE_HEAD "    retain: 9999 years\n    action: delete\n",
+                         "t.yaml:7:13: error: retain \"9999 years\" in rule \"r\" reaches back before 4713 BC, the"
+                         " earliest time PostgreSQL can represent");
+        assert_true(strncmp(d->items[0].detail, "Every run computes the cutoff now() - retain; it would fail with"
+                                                " \"timestamp out of range\". At most ", 90) == 0);
+        diagnostics_free(d);
+        /* with the deadline: the overdue cutoff is now() - retain - deadline */
+        expect_one(RULE_HEAD "    retain: 6000 years\n    deadline: 1000 years\n    action: delete\n",
+                   "t.yaml:7:13: error: retain \"6000 years\" in rule \"r\" reaches back before 4713 BC, the"
+                   " earliest time PostgreSQL can represent");
+        expect_one(RULE_HEAD "    retain: P3000000D\n    action: delete\n",
+                   "t.yaml:7:13: error: retain \"P3000000D\" in rule \"r\" reaches back before 4713 BC, the"
+                   " earliest time PostgreSQL can represent");
+        expect_one("version: 1\nsubjects:\n  s: { table: app.s, key: id }\nholds:\n"
+                   "  h: { reason: r, subject: s, table: app.e, subject_column: sid, column: at, retain: 7000 years }\n"
+                   "rules:\n  r: { clause: c, table: app.s, column: at, retain: 1 day, action: delete, subject: s, holds: [h] }\n",
+                   "t.yaml:5:86: error: retain \"7000 years\" in hold \"h\" reaches back before 4713 BC, the earliest"
+                   " time PostgreSQL can represent");
+        /* long, but within range: 6000 years back is 3975 BC */
+        policy_free(expect_valid(RULE_HEAD "    retain: 6000 years\n    action: delete\n"));
 }
 
 static void test_identifiers(void **state) {
