@@ -436,6 +436,13 @@ static void start_watchdog(PgTest *t) {
         }
         if (pid == 0) {
                 close(p[1]);
+                /* Keep no other descriptor of the owner: the write end of another cluster's
+                 * watchdog pipe (several clusters in one program: tests/db/citustest.c) would keep
+                 * that watchdog waiting until this one is gone. stdin, stdout, stderr stay. */
+                int keep = p[0];
+                if (keep > 3)
+                        (void) close_range(3, (unsigned) keep - 1, 0);
+                (void) close_range((unsigned) keep + 1, ~0U, 0);
                 (void) setsid();
                 signal(SIGINT, SIG_IGN);
                 signal(SIGTERM, SIG_IGN);
@@ -460,6 +467,10 @@ static void start_watchdog(PgTest *t) {
 /* ---- API ------------------------------------------------------------------------------------- */
 
 PgTest *pgtest_start(void) {
+        return pgtest_start_conf(NULL);
+}
+
+PgTest *pgtest_start_conf(const char *extra_conf) {
         PgTest *t = xalloc(sizeof(PgTest));
         t->owner = getpid();
         t->watchdog = -1;
@@ -569,6 +580,8 @@ PgTest *pgtest_start(void) {
                 "log_min_messages = warning\n"
                 "log_min_error_statement = error\n",
                 t->dir, t->port);
+        if (extra_conf)
+                fprintf(f, "%s\n", extra_conf);
         if (fclose(f) != 0)
                 start_failed(t, xasprintf_("cannot write %s: %s", conf, strerror(errno)), NULL);
         free(conf);

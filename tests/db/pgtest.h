@@ -14,6 +14,10 @@ typedef struct PgTest PgTest;
  * On failure, prints what went wrong (with the server's log) and exits the test program.
  * The cluster is stopped and its directory removed even if the test program crashes. */
 PgTest *pgtest_start(void);
+/* The same, with extra_conf (lines of postgresql.conf, may be NULL) appended to the configuration
+ * before the server starts (shared_preload_libraries = 'citus': tests/db/citustest.h). A cluster
+ * named in RETENTIOND_TEST_PGHOST is used as it is: extra_conf is ignored. */
+PgTest *pgtest_start_conf(const char *extra_conf);
 void pgtest_stop(PgTest *t); /* NULL-safe */
 const char *pgtest_host(const PgTest *t); /* socket directory */
 int pgtest_port(const PgTest *t);
