@@ -9,7 +9,9 @@
 #include "policy-load.h"
 #include "util.h"
 
-static void print_json(const Policy *p, const Diagnostics *diags, int code) {
+/* The one JSON document of `check`: with -d (db_checked) also "database": the rules checked
+ * against the catalog, or null when the database could not be checked. */
+static void print_json(const Policy *p, const Diagnostics *diags, int code, bool with_db, bool db_checked, size_t n_db_rules) {
         StrBuf b = {};
         strbuf_appendf(&b, "{\"valid\":%s,\"exit_code\":%d,\"diagnostics\":", p ? "true" : "false", code);
         diagnostics_to_json(diags, &b);
@@ -33,13 +35,34 @@ static void print_json(const Policy *p, const Diagnostics *diags, int code) {
                 strbuf_appendf(&b, "],\"counts\":{\"rules\":%zu,\"holds\":%zu,\"subjects\":%zu,\"files\":%zu}",
                                p->n_rules, p->n_holds, p->n_subjects, p->n_files);
         }
-        strbuf_append(&b, "}\n");
+        if (with_db) {
+                if (db_checked)
+                        strbuf_appendf(&b, ",\"database\":{\"rules_checked\":%zu}", n_db_rules);
+                else
+                        strbuf_append(&b, ",\"database\":null");
+        }
+        strbuf_appendf(&b, ",\"errors\":%zu,\"warnings\":%zu}\n", diags->n_errors, diags->n_warnings);
         fputs(strbuf_str(&b), stdout);
         strbuf_done(&b);
 }
 
 static const char *plural(size_t n, const char *one, const char *many) {
         return n == 1 ? one : many;
+}
+
+static size_t count_notes(const Diagnostics *d) {
+        size_t n = 0;
+        for (size_t i = 0; i < d->n; i++)
+                n += d->items[i].severity == SEVERITY_NOTE;
+        return n;
+}
+
+/* "2 errors, 1 warning" (and ", 3 notes" when there are any) */
+static char *counts(const Diagnostics *d) {
+        size_t notes = count_notes(d);
+        _cleanup_free_ char *n = notes ? xasprintf(", %zu %s", notes, plural(notes, "note", "notes")) : xstrdup("");
+        return xasprintf("%zu %s, %zu %s%s", d->n_errors, plural(d->n_errors, "error", "errors"), d->n_warnings,
+                         plural(d->n_warnings, "warning", "warnings"), n);
 }
 
 int cmd_check(Cli *cli) {
@@ -54,38 +77,61 @@ int cmd_check(Cli *cli) {
 
         int r = policy_load(cli->policy_paths, cli->n_policy_paths, &p, diags);
         int code = policy_load_exit_code(r, diags);
+        bool with_db = r >= 0 && cli->conninfo;
+        if (r < 0) {
+                if (cli->json)
+                        print_json(NULL, diags, code, false, false, 0);
+                else {
+                        diagnostics_print(diags, stderr);
+                        _cleanup_free_ char *c = counts(diags);
+                        fprintf(stderr, "retentiond: policy is not valid: %s\n", c);
+                }
+                return code;
+        }
+
+        /* -d NAME of the policy's databases: that database, its rules. The database's findings join
+         * the policy's: one list, one summary line at the end, one JSON document. */
+        size_t n_db_rules = 0;
+        bool db_checked = false;
+        if (with_db) {
+                const Database *db = policy_find_database(p, cli->conninfo);
+                if (db) {
+                        cli->conninfo = db->conninfo;
+                        cli->database_name = db->name;
+                }
+                int dcode = 0;
+                int k = check_database(cli, p, diags, &n_db_rules, &dcode);
+                if (k)
+                        code = k; /* could not check: the error is printed */
+                else {
+                        db_checked = true;
+                        code = dcode;
+                }
+        }
 
         if (cli->json) {
-                print_json(r >= 0 ? p : NULL, diags, code);
-                if (r < 0)
-                        return code;
-        } else {
-                diagnostics_print(diags, stderr);
-                if (r < 0) {
-                        fprintf(stderr, "retentiond: policy is not valid: %zu %s, %zu %s\n", diags->n_errors,
-                                plural(diags->n_errors, "error", "errors"), diags->n_warnings,
-                                plural(diags->n_warnings, "warning", "warnings"));
-                        return code;
+                print_json(p, diags, code, with_db, db_checked, n_db_rules);
+                return code;
+        }
+        diagnostics_print(diags, stderr);
+        if (!cli->quiet)
+                for (size_t i = 0; i < p->n_rules; i++) {
+                        _cleanup_free_ char *s = rule_summary(&p->rules[i]);
+                        printf("%s: %s\n", p->rules[i].name, s);
                 }
-                if (!cli->quiet)
-                        for (size_t i = 0; i < p->n_rules; i++) {
-                                _cleanup_free_ char *s = rule_summary(&p->rules[i]);
-                                printf("%s: %s\n", p->rules[i].name, s);
-                        }
+        fflush(stdout);
+        _cleanup_free_ char *c = counts(diags);
+        if (with_db && !db_checked)
+                fprintf(stderr, "retentiond: the policy is valid, the database could not be checked: %s\n", c);
+        else if (with_db && code != EXIT_OK)
+                fprintf(stderr, "retentiond: the policy does not fit the database: %s\n", c);
+        else if (with_db)
+                printf("database OK: %zu %s checked against the catalog: %s\n", n_db_rules,
+                       plural(n_db_rules, "rule", "rules"), c);
+        else
                 printf("configuration OK: %zu %s, %zu %s, %zu %s in %zu %s\n", p->n_rules,
                        plural(p->n_rules, "rule", "rules"), p->n_holds, plural(p->n_holds, "hold", "holds"),
                        p->n_subjects, plural(p->n_subjects, "subject", "subjects"), p->n_files,
                        plural(p->n_files, "file", "files"));
-                fflush(stdout);
-        }
-
-        /* -d NAME of the policy's databases: that database, its rules */
-        const Database *db = cli->conninfo ? policy_find_database(p, cli->conninfo) : NULL;
-        if (db) {
-                cli->conninfo = db->conninfo;
-                cli->database_name = db->name;
-        }
-        if (cli->conninfo)
-                return check_database(cli, p);
-        return EXIT_OK;
+        return code;
 }

@@ -633,6 +633,38 @@ static void add_msg(char ***v, size_t *n, char *m) {
         (*v)[(*n)++] = m;
 }
 
+typedef struct Findings {
+        PlanFinding *v;
+        size_t n;
+} Findings;
+
+static PlanFinding *finding(Findings *fs, bool error, const Location *loc, char *msg) {
+        fs->v = xreallocarray(fs->v, fs->n + 1, sizeof(PlanFinding));
+        PlanFinding *x = &fs->v[fs->n++];
+        *x = (PlanFinding) { .error = error, .message = msg, .loc = loc && loc->line ? loc : NULL };
+        return x;
+}
+
+void plan_findings_free(PlanFinding *v, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(v[i].message);
+                free(v[i].hint);
+        }
+        free(v);
+}
+
+/* "Did you mean" among the table's columns, or NULL. */
+static char *column_hint(const CatTable *t, const char *name) {
+        _cleanup_free_ const char **names = xcalloc(t->n_columns + 1, sizeof(char *));
+        for (size_t i = 0; i < t->n_columns; i++)
+                names[i] = t->columns[i].name;
+        const char *c = closest_name(name, names, t->n_columns);
+        if (!c)
+                return NULL;
+        _cleanup_free_ char *d = ident_display(c);
+        return xasprintf("Did you mean \"%s\"?", d);
+}
+
 static bool method_fits(Method m, ColumnKind k) {
         switch (m) {
         case METHOD_NULL: return true;
@@ -645,40 +677,92 @@ static bool method_fits(Method m, ColumnKind k) {
         }
 }
 
-static void check_columns(const Rule *r, const CatTable *t, const ColumnMethod *cols, size_t n, char ***errors,
-                          size_t *n_errors) {
+/* The length limit of a character varying(n) or character(n) column, or 0. */
+static long char_limit(const char *type) {
+        const char *prefixes[] = { "character varying(", "character(" };
+        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+                if (strncmp(type, prefixes[i], strlen(prefixes[i])) == 0) {
+                        char *end = NULL;
+                        long n = strtol(type + strlen(prefixes[i]), &end, 10);
+                        return end && *end == ')' && n > 0 ? n : 0;
+                }
+        return 0;
+}
+
+static size_t utf8_chars(const char *s) {
+        size_t n = 0;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                n += (*p & 0xC0) != 0x80;
+        return n;
+}
+
+static void check_columns(const Rule *r, const CatTable *t, const ColumnMethod *cols, size_t n, Findings *fs) {
         _cleanup_free_ char *tn = qualified_name_display(&t->name);
         for (size_t i = 0; i < n; i++) {
-                const CatColumn *c = cat_table_column(t, cols[i].column);
-                _cleanup_free_ char *cn = ident_display(cols[i].column);
+                const ColumnMethod *cm = &cols[i];
+                const CatColumn *c = cat_table_column(t, cm->column);
+                _cleanup_free_ char *cn = ident_display(cm->column);
+                const char *mn = method_to_string(cm->method);
                 if (!c) {
-                        add_msg(errors, n_errors, xasprintf("rule \"%s\": column \"%s\" does not exist in table %s", r->name, cn, tn));
+                        PlanFinding *x = finding(fs, true, &cm->loc,
+                                                 xasprintf("rule \"%s\": column \"%s\" does not exist in table %s", r->name, cn, tn));
+                        x->hint = column_hint(t, cm->column);
                         continue;
                 }
-                if (!method_fits(cols[i].method, c->kind))
-                        add_msg(errors, n_errors,
-                                xasprintf("rule \"%s\": method %s does not fit column %s.%s of type %s", r->name,
-                                          method_to_string(cols[i].method), tn, cn, c->type));
-                else if (cols[i].method == METHOD_NULL && c->not_null)
-                        add_msg(errors, n_errors,
-                                xasprintf("rule \"%s\": method null on column %s.%s, which is NOT NULL", r->name, tn, cn));
-                if (streq(cols[i].column, r->column))
-                        add_msg(errors, n_errors,
+                if (!method_fits(cm->method, c->kind)) {
+                        PlanFinding *x = finding(fs, true, &cm->loc,
+                                                 xasprintf("rule \"%s\": method %s does not fit column %s.%s of type %s", r->name,
+                                                           mn, tn, cn, c->type));
+                        switch (cm->method) {
+                        case METHOD_TRUNCATE_IP:
+                                x->hint = xstrdup("truncate_ip takes inet, cidr or text holding IP addresses.");
+                                break;
+                        case METHOD_TRUNCATE_DATE:
+                                x->hint = xstrdup("truncate_date takes date, timestamp or timestamptz.");
+                                break;
+                        default:
+                                x->hint = xasprintf("%s takes text (text, varchar, char, citext); for a column of type %s, use null%s.",
+                                                    mn, c->type, c->not_null ? " (after dropping its NOT NULL)" : "");
+                        }
+                } else if (cm->method == METHOD_NULL && c->not_null) {
+                        PlanFinding *x = finding(fs, true, &cm->loc,
+                                                 xasprintf("rule \"%s\": method null on column %s.%s, which is NOT NULL", r->name, tn, cn));
+                        x->hint = c->kind == COLKIND_TEXT
+                                          ? xstrdup("Use { redact: \"...\" } to overwrite the value with a constant, or hash.")
+                                          : xstrdup("Drop the NOT NULL constraint, or leave the column out.");
+                } else {
+                        long limit = char_limit(c->type);
+                        size_t len = cm->method == METHOD_REDACT ? utf8_chars(cm->redact_value)
+                                     : cm->method == METHOD_HASH ? strlen("hmac-sha256:") + 64
+                                                                 : 0;
+                        if (limit > 0 && len > (size_t) limit) {
+                                PlanFinding *x = finding(
+                                        fs, true, &cm->loc,
+                                        xasprintf("rule \"%s\": method %s writes %zu characters into column %s.%s of type %s", r->name,
+                                                  mn, len, tn, cn, c->type));
+                                x->hint = cm->method == METHOD_REDACT
+                                                  ? xasprintf("Write a constant of at most %ld characters.", limit)
+                                                  : xstrdup("Widen the column to at least 76 characters, or use redact or null.");
+                        }
+                }
+                if (streq(cm->column, r->column))
+                        finding(fs, true, &cm->loc,
                                 xasprintf("rule \"%s\": column %s is the rule's age column and cannot be anonymised", r->name, cn));
         }
 }
 
 /* A where the loader did not check (a Rule built elsewhere) is refused here, before any statement
  * pastes it: its own, and that of every other delete rule whose where this rule's statements carry. */
-static void check_where_lexically(const Rule *r, const Rule *of, char ***errors, size_t *n_errors) {
+static void check_where_lexically(const Rule *r, const Rule *of, Findings *fs) {
         size_t off = 0;
         SqlFragError e = of->where ? sqlfrag_check(of->where, &off) : SQLFRAG_OK;
         if (e == SQLFRAG_OK)
                 return;
         if (of == r)
-                add_msg(errors, n_errors, xasprintf("rule \"%s\": \"where\" %s (at byte %zu)", r->name, sqlfrag_error_to_string(e), off));
+                finding(fs, true, &r->where_loc,
+                        xasprintf("rule \"%s\": \"where\" %s (at byte %zu)", r->name, sqlfrag_error_to_string(e), off));
         else
-                add_msg(errors, n_errors,
+                finding(fs, true, &r->where_loc,
                         xasprintf("rule \"%s\": the \"where\" of rule \"%s\", which also deletes from its table, %s (at byte %zu)",
                                   r->name, of->name, sqlfrag_error_to_string(e), off));
 }
@@ -818,41 +902,48 @@ static void untrusted_walk_rule(UntrustedWalk *w, const Rule *r) {
         }
 }
 
-size_t plan_check_rule(const Policy *policy, const Rule *r, const CatCache *cache, char ***errors, size_t *n_errors,
-                       char ***warnings, size_t *n_warnings) {
-        size_t before = *n_errors;
+size_t plan_check_rule_findings(const Policy *policy, const Rule *r, const CatCache *cache, PlanFinding **ret, size_t *n_ret) {
+        Findings fs = { .v = *ret, .n = *n_ret };
+        size_t n_errors = 0;
         const CatTable *t = cat_cache_find_name(cache, &r->table);
         _cleanup_free_ char *rt = qualified_name_display(&r->table);
+        PlanFinding *x;
         if (!t) {
-                add_msg(errors, n_errors, xasprintf("rule \"%s\": relation \"%s\" does not exist", r->name, rt));
-                return *n_errors - before;
+                x = finding(&fs, true, &r->table_loc, xasprintf("rule \"%s\": relation \"%s\" does not exist", r->name, rt));
+                x->missing_table = &r->table;
+                *ret = fs.v;
+                *n_ret = fs.n;
+                return 1;
         }
         _cleanup_free_ char *tn = qualified_name_display(&t->name);
         _cleanup_free_ char *an = ident_display(r->column);
         const CatColumn *age = cat_table_column(t, r->column);
-        if (!age)
-                add_msg(errors, n_errors, xasprintf("rule \"%s\": column \"%s\" does not exist in table %s", r->name, an, tn));
-        else if (!kind_sql_type(age->kind))
-                add_msg(errors, n_errors,
-                        xasprintf("rule \"%s\": age column %s.%s has type %s; it must be timestamptz, timestamp or date",
-                                  r->name, tn, an, age->type));
+        if (!age) {
+                x = finding(&fs, true, &r->column_loc,
+                            xasprintf("rule \"%s\": column \"%s\" does not exist in table %s", r->name, an, tn));
+                x->hint = column_hint(t, r->column);
+        } else if (!kind_sql_type(age->kind))
+                finding(&fs, true, &r->column_loc,
+                        xasprintf("rule \"%s\": age column %s.%s has type %s; it must be timestamptz, timestamp or date", r->name,
+                                  tn, an, age->type));
         else if (!cat_table_has_index_on(t, r->column))
-                add_msg(warnings, n_warnings,
+                finding(&fs, false, &r->column_loc,
                         xasprintf("rule \"%s\": no index serves the age column %s.%s, so every run reads the whole table;"
                                   " fix: CREATE INDEX CONCURRENTLY ON %s (%s);",
                                   r->name, tn, an, tn, an));
 
         if (r->action == ACTION_ANONYMISE)
-                check_columns(r, t, r->columns, r->n_columns, errors, n_errors);
+                check_columns(r, t, r->columns, r->n_columns, &fs);
         if (r->has_while_held)
-                check_columns(r, t, r->while_held_columns, r->n_while_held_columns, errors, n_errors);
+                check_columns(r, t, r->while_held_columns, r->n_while_held_columns, &fs);
 
         if (r->subject) {
                 const char *sc = r->subject_column ? r->subject_column : r->subject->key;
                 if (!cat_table_column(t, sc)) {
                         _cleanup_free_ char *scd = ident_display(sc);
-                        add_msg(errors, n_errors,
-                                xasprintf("rule \"%s\": subject column \"%s\" does not exist in table %s", r->name, scd, tn));
+                        x = finding(&fs, true, r->subject_column ? &r->subject_column_loc : &r->subject->loc,
+                                    xasprintf("rule \"%s\": subject column \"%s\" does not exist in table %s", r->name, scd, tn));
+                        x->hint = column_hint(t, sc);
                 }
         }
         for (size_t i = 0; i < r->n_holds; i++) {
@@ -862,53 +953,62 @@ size_t plan_check_rule(const Policy *policy, const Rule *r, const CatCache *cach
                 const CatTable *ht = cat_cache_find_name(cache, &h->table);
                 _cleanup_free_ char *hn = qualified_name_display(&h->table);
                 if (!ht) {
-                        add_msg(errors, n_errors, xasprintf("hold \"%s\": relation \"%s\" does not exist", h->name, hn));
+                        x = finding(&fs, true, h->table_loc.line ? &h->table_loc : &h->loc,
+                                    xasprintf("hold \"%s\": relation \"%s\" does not exist", h->name, hn));
+                        x->missing_table = &h->table;
                         continue;
                 }
                 const CatColumn *hc = cat_table_column(ht, h->column);
-                if (!hc || !kind_sql_type(hc->kind))
-                        add_msg(errors, n_errors,
-                                xasprintf("hold \"%s\": column \"%s\" of %s must exist and be timestamptz, timestamp or date",
-                                          h->name, h->column, hn));
-                if (!cat_table_column(ht, h->subject_column))
-                        add_msg(errors, n_errors,
-                                xasprintf("hold \"%s\": subject column \"%s\" does not exist in table %s", h->name,
-                                          h->subject_column, hn));
-                else if (!cat_table_has_index_on(ht, h->subject_column))
-                        add_msg(warnings, n_warnings,
+                if (!hc || !kind_sql_type(hc->kind)) {
+                        x = finding(&fs, true, h->column_loc.line ? &h->column_loc : &h->loc,
+                                    xasprintf("hold \"%s\": column \"%s\" of %s must exist and be timestamptz, timestamp or date",
+                                              h->name, h->column, hn));
+                        if (!hc)
+                                x->hint = column_hint(ht, h->column);
+                }
+                if (!cat_table_column(ht, h->subject_column)) {
+                        x = finding(&fs, true, h->subject_column_loc.line ? &h->subject_column_loc : &h->loc,
+                                    xasprintf("hold \"%s\": subject column \"%s\" does not exist in table %s", h->name,
+                                              h->subject_column, hn));
+                        x->hint = column_hint(ht, h->subject_column);
+                } else if (!cat_table_has_index_on(ht, h->subject_column))
+                        finding(&fs, false, h->subject_column_loc.line ? &h->subject_column_loc : &h->loc,
                                 xasprintf("hold \"%s\": no index on %s (%s): every held-row check reads the table;"
                                           " fix: CREATE INDEX CONCURRENTLY ON %s (%s);",
                                           h->name, hn, h->subject_column, hn, h->subject_column));
         }
 
         if (!t->can_select)
-                add_msg(errors, n_errors, xasprintf("rule \"%s\": permission denied: the role cannot SELECT from %s", r->name, tn));
+                finding(&fs, true, &r->loc, xasprintf("rule \"%s\": permission denied: the role cannot SELECT from %s", r->name, tn))
+                        ->permission = true;
         if (r->action == ACTION_DELETE && !t->can_delete)
-                add_msg(errors, n_errors, xasprintf("rule \"%s\": permission denied: the role cannot DELETE from %s", r->name, tn));
+                finding(&fs, true, &r->loc, xasprintf("rule \"%s\": permission denied: the role cannot DELETE from %s", r->name, tn))
+                        ->permission = true;
         if ((r->action == ACTION_ANONYMISE || r->has_while_held) && !t->can_update)
-                add_msg(errors, n_errors, xasprintf("rule \"%s\": permission denied: the role cannot UPDATE %s", r->name, tn));
+                finding(&fs, true, &r->loc, xasprintf("rule \"%s\": permission denied: the role cannot UPDATE %s", r->name, tn))
+                        ->permission = true;
 
         if (r->action == ACTION_DELETE)
                 for (size_t i = 0; i < t->n_referenced_by; i++) {
                         const CatForeignKey *fk = &t->referenced_by[i];
                         _cleanup_free_ char *cn = qualified_name_display(&fk->child);
                         if (fk_restricts(fk))
-                                add_msg(warnings, n_warnings,
+                                finding(&fs, false, &r->loc,
                                         xasprintf("rule \"%s\": rows of %s referenced from %s (constraint %s, ON DELETE %s)"
                                                   " cannot be deleted while referenced; they are skipped and reported",
                                                   r->name, tn, cn, fk->name, fk->on_delete == 'r' ? "RESTRICT" : "NO ACTION"));
                         else if (!cat_cache_find_oid(cache, fk->child_oid))
-                                add_msg(warnings, n_warnings,
-                                        xasprintf("rule \"%s\": deleting from %s cascades into %s (constraint %s)", r->name,
-                                                  tn, cn, fk->name));
+                                finding(&fs, false, &r->loc,
+                                        xasprintf("rule \"%s\": deleting from %s cascades into %s (constraint %s)", r->name, tn, cn,
+                                                  fk->name));
                 }
-        check_where_lexically(r, r, errors, n_errors);
+        check_where_lexically(r, r, &fs);
         if (r->action == ACTION_DELETE)
                 for (size_t i = 0; i < policy->n_rules; i++) {
                         const Rule *o = &policy->rules[i];
                         const CatTable *ot = o != r && o->action == ACTION_DELETE ? cat_cache_find_name(cache, &o->table) : NULL;
                         if (ot && ot->oid == t->oid)
-                                check_where_lexically(r, o, errors, n_errors);
+                                check_where_lexically(r, o, &fs);
                 }
 
         /* Code of another role that would run as this role: refused unless the rule trusts it. */
@@ -917,17 +1017,35 @@ size_t plan_check_rule(const Policy *policy, const Rule *r, const CatCache *cach
         for (size_t i = 0; i < n_uses; i++) {
                 _cleanup_free_ char *what = untrusted_describe(uses[i].code);
                 if (r->trust_triggers)
-                        add_msg(warnings, n_warnings,
+                        finding(&fs, false, &r->loc,
                                 xasprintf("rule \"%s\": %s runs with this role's privileges %s (trusted: trust_triggers is true)",
                                           r->name, what, uses[i].when));
                 else
-                        add_msg(errors, n_errors,
+                        finding(&fs, true, &r->loc,
                                 xasprintf("rule \"%s\": %s would run with this role's privileges %s; the owner is neither this"
                                           " role nor a superuser",
                                           r->name, what, uses[i].when));
         }
         untrusted_uses_free(uses, n_uses);
-        (void) policy;
+        for (size_t i = *n_ret; i < fs.n; i++)
+                n_errors += fs.v[i].error;
+        *ret = fs.v;
+        *n_ret = fs.n;
+        return n_errors;
+}
+
+size_t plan_check_rule(const Policy *policy, const Rule *r, const CatCache *cache, char ***errors, size_t *n_errors,
+                       char ***warnings, size_t *n_warnings) {
+        PlanFinding *v = NULL;
+        size_t n = 0, before = *n_errors;
+        plan_check_rule_findings(policy, r, cache, &v, &n);
+        for (size_t i = 0; i < n; i++) {
+                if (v[i].error)
+                        add_msg(errors, n_errors, TAKE_PTR(v[i].message));
+                else
+                        add_msg(warnings, n_warnings, TAKE_PTR(v[i].message));
+        }
+        plan_findings_free(v, n);
         return *n_errors - before;
 }
 

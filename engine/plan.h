@@ -213,6 +213,21 @@ void untrusted_uses_free(UntrustedUse *v, size_t n);
 /* 'trigger "x" on app.t (function app.f(), owned by role "o")'; caller frees. */
 char *untrusted_describe(const CatUntrusted *c);
 
+/* One problem plan_check_rule_findings() found: located at the policy key it is about (a column
+ * of `columns:`, the rule's `table:` or `column:`, a hold's `column:`), with a hint ("did you
+ * mean" among the table's columns) when there is one. */
+typedef struct PlanFinding {
+        bool error;                         /* else a warning */
+        bool permission;                    /* a privilege the role lacks */
+        char *message;                      /* 'rule "x": ...' or 'hold "h": ...' */
+        char *hint;                         /* or NULL */
+        const Location *loc;                /* NULL: the rule itself */
+        const QualifiedName *missing_table; /* "relation ... does not exist": the name as written */
+} PlanFinding;
+/* Appends the findings of a rule to *ret (*n entries). Returns the number of errors it added. */
+size_t plan_check_rule_findings(const Policy *policy, const Rule *rule, const CatCache *cache, PlanFinding **ret, size_t *n);
+void plan_findings_free(PlanFinding *v, size_t n);
+
 /* Checks the catalog against a rule; appends human-readable problems (errors) and
  * warnings. Used by plan_build and by `check --database`. Returns number of errors. */
 size_t plan_check_rule(const Policy *policy, const Rule *rule, const CatCache *cache, char ***errors,

@@ -279,20 +279,7 @@ static Location loc_of(const F *f, const Node *n) {
 
 /* The closest candidate within edit distance 2, or NULL. */
 static const char *closest(const char *s, const char *const *cands, size_t n) {
-        const char *best = NULL;
-        size_t best_d = SIZE_MAX, len = strlen(s);
-        for (size_t i = 0; i < n; i++) {
-                if (!cands[i])
-                        continue;
-                size_t d = edit_distance(s, cands[i]);
-                if (d <= 2 && d < len &&
-                    (d < best_d || (d == best_d && labs((long) strlen(cands[i]) - (long) len) <
-                                                           labs((long) strlen(best) - (long) len)))) {
-                        best = cands[i];
-                        best_d = d;
-                }
-        }
-        return best;
+        return closest_name(s, cands, n);
 }
 
 static void hint_did_you_mean(Diagnostic *x, const char *s, const char *const *cands, size_t n) {

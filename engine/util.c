@@ -268,3 +268,20 @@ int open_regular(const char *path, int not_regular, struct stat *ret_st) {
                 *ret_st = st;
         return fd;
 }
+
+const char *closest_name(const char *s, const char *const *cands, size_t n) {
+        const char *best = NULL;
+        size_t best_d = SIZE_MAX, len = strlen(s);
+        for (size_t i = 0; i < n; i++) {
+                if (!cands[i])
+                        continue;
+                size_t d = edit_distance(s, cands[i]);
+                if (d <= 2 && d < len &&
+                    (d < best_d || (d == best_d && best && labs((long) strlen(cands[i]) - (long) len) <
+                                                           labs((long) strlen(best) - (long) len)))) {
+                        best = cands[i];
+                        best_d = d;
+                }
+        }
+        return best;
+}

@@ -72,6 +72,9 @@ static inline const char *strbuf_str(const StrBuf *b) {
 
 /* Levenshtein distance, for "did you mean". */
 size_t edit_distance(const char *a, const char *b);
+/* The candidate closest to s within edit distance 2 (and less than s's length), or NULL: for
+ * "did you mean". NULL candidates are skipped. */
+const char *closest_name(const char *s, const char *const *cands, size_t n);
 /* Parse a non-negative decimal int64 with nothing around it; false on error/overflow. */
 bool parse_int64(const char *s, int64_t *ret);
 

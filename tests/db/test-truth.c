@@ -292,16 +292,19 @@ static void test_held_counted_before_trigger_moves_age(void **state) {
         rt_assert_contains(out, "  held:       14\n    by legal                    14\n");
         free(out);
 
-        /* check -d says why this rule keeps rows longer than it should: at the rule, as FILE:LINE:COLUMN */
+        /* check -d refuses this rule, which keeps rows longer than it should: at the rule's column,
+         * as FILE:LINE:COLUMN (issue 17, item 3) */
         char *err;
-        rt_expect(0, &out, &err, "-p", pol, "-d", ci, "check");
-        char *where = rt_asprintf("%s:7:3: warning: trigger last_updated on app.customer sets the age column last_update on"
+        rt_expect(65, &out, &err, "-p", pol, "-d", ci, "check");
+        char *where = rt_asprintf("%s:11:13: error: trigger last_updated on app.customer sets the age column last_update on"
                                   " UPDATE (its function last_updated assigns NEW.last_update): every row this rule anonymises"
                                   " while held gets a new age, so its retention period starts again\n",
                                   pol);
         rt_assert_contains(err, where);
-        rt_assert_contains(err, "HINT:  Use a column the application does not touch on every UPDATE");
-        rt_assert_contains(out, "database OK: 1 rules checked against the catalog (with warnings)");
+        rt_assert_contains(err, "HINT:  The age column must not be maintained by a trigger. Use one the application does not"
+                                " touch on every UPDATE");
+        rt_assert_not_contains(out, "OK");
+        rt_assert_contains(err, "retentiond: the policy does not fit the database: 1 error, 0 warnings\n");
         free(where);
         free(out);
         free(err);

@@ -222,9 +222,9 @@ static void test_where_checked_by_server(void **state) {
                 char *pol = policy_with(cases[i].where);
                 char *q = yaml_dq(cases[i].where);
 
-                /* check -d: located at the where: key, the line echoed, exit 78 */
+                /* check -d: located at the where: key, the line echoed, exit 65 */
                 rt_expect(0, NULL, NULL, "-p", pol, "check");
-                rt_expect(78, NULL, &err, "-p", pol, "-d", ci, "check");
+                rt_expect(65, NULL, &err, "-p", pol, "-d", ci, "check");
                 char *want = rt_asprintf("%s:16:5: error: %s\n   16 |     where: %s\n      |     ^\n", pol, cases[i].message, q);
                 rt_assert_contains(err, want);
                 free(want);
