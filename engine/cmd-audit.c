@@ -171,7 +171,7 @@ static int audit_database(Cli *cli, const Policy *policy, FILE *out, void *userd
         if (k) {
                 return cmd_fail(&err, k);
         }
-        report_audit(res, cli->json, out);
+        report_audit(res, cli->json, cli->quiet, out);
         if (log_target() == LOG_TARGET_JOURNAL)
                 report_audit_events(res);
 

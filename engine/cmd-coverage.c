@@ -38,7 +38,7 @@ static int coverage_database(Cli *cli, const Policy *p, FILE *out, void *userdat
                 fprintf(out, "%s\n", strbuf_str(&b));
                 strbuf_done(&b);
         } else
-                coverage_print(rep, NULL, out);
+                coverage_print(rep, NULL, cli->quiet, out);
         return rep->n_uncovered > 0 ? EXIT_ATTENTION : EXIT_OK;
 }
 

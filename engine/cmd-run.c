@@ -248,7 +248,7 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
                 return code;
         }
 
-        report_run(res, cli->json, out);
+        report_run(res, cli->json, cli->quiet, out);
         if (!console)
                 report_run_events(res);
         bool attention = false;

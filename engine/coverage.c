@@ -505,10 +505,10 @@ static char *hint_for(const CoverageColumn *c) {
         return xasprintf("add an anonymise rule for %s (columns: { %s: ... }) or a delete rule for %s", t, col, t);
 }
 
-void coverage_print(const CoverageReport *r, const char *database, FILE *f) {
-        if (database)
+void coverage_print(const CoverageReport *r, const char *database, bool quiet, FILE *f) {
+        if (database && !quiet)
                 fprintf(f, "database %s:\n", database);
-        for (int pass = 0; pass < 2; pass++)
+        for (int pass = 0; pass < (quiet ? 1 : 2); pass++)
                 for (size_t i = 0; i < r->n_columns; i++) {
                         const CoverageColumn *c = &r->columns[i];
                         if ((pass == 0) != (c->n_covers == 0))
@@ -527,6 +527,8 @@ void coverage_print(const CoverageReport *r, const char *database, FILE *f) {
                         fprintf(f, "%s\n", strbuf_str(&b));
                         strbuf_done(&b);
                 }
+        if (quiet) /* -q: the uncovered columns only */
+                return;
         for (size_t i = 0; i < r->n_notes; i++)
                 fprintf(f, "note: %s\n", r->notes[i]);
         fprintf(f,

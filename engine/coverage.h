@@ -76,5 +76,5 @@ static inline void coverage_report_freep(CoverageReport **r) {
 int coverage_scan(Pg *pg, const Policy *p, const bool *selected, CoverageReport **ret, PgError *err);
 
 /* The report as text (database: a name for the heading, or NULL) or as one JSON object. */
-void coverage_print(const CoverageReport *r, const char *database, FILE *f);
+void coverage_print(const CoverageReport *r, const char *database, bool quiet, FILE *f);
 void coverage_to_json(const CoverageReport *r, const char *database, StrBuf *b);

@@ -84,7 +84,7 @@ static int64_t held_total(const RuleResult *r) {
         return r->held;
 }
 
-void report_run(const RunResult *res, bool json, FILE *f) {
+void report_run(const RunResult *res, bool json, bool quiet, FILE *f) {
         int64_t del = 0, anon = 0, held = 0, skipped = 0, cdel = 0, cnull = 0;
         char buf[32];
         for (size_t i = 0; i < res->n_rules; i++) {
@@ -155,15 +155,27 @@ void report_run(const RunResult *res, bool json, FILE *f) {
 
         /* Names from the catalog, clauses and errors are printed escaped (text_escape). */
         _cleanup_(esc_pool_done) EscPool ep = {};
+        if (quiet) {
+                /* -q: only what needs attention, one line each (the errors themselves are logged) */
+                for (size_t i = 0; i < res->n_rules; i++) {
+                        const RuleResult *r = &res->rules[i];
+                        if (r->outcome != RULE_SUCCESS)
+                                fprintf(f, "%s: %s\n", r->rule->name, rule_outcome_to_string(r->outcome));
+                        if (r->overdue > 0)
+                                fprintf(f, "%s: OVERDUE: %" PRId64 " rows are past their deadline\n", r->rule->name, r->overdue);
+                }
+                return;
+        }
         fprintf(f, "run %" PRId64 "%s\n", res->run_id, res->interrupted ? " (interrupted)" : "");
-        fprintf(f, "%-24s %-9s %10s %10s %8s %8s %8s %10s  %s\n", "RULE", "ACTION", "DELETED", "ANONYMISED", "HELD",
-                "SKIPPED", "BATCHES", "TIME", "OUTCOME");
+        fprintf(f, "%-24s %-9s %10s %10s %10s %8s %8s %8s %10s  %s\n", "RULE", "ACTION", "DELETED", "ANONYMISED", "PARTITIONS",
+                "HELD", "SKIPPED", "BATCHES", "TIME", "OUTCOME");
         for (size_t i = 0; i < res->n_rules; i++) {
                 const RuleResult *r = &res->rules[i];
-                fprintf(f, "%-24s %-9s %10" PRId64 " %10" PRId64 " %8" PRId64 " %8" PRId64 " %8" PRId64 " %10s  %s%s\n",
-                        r->rule->name, action_to_string(r->rule->action), r->deleted, r->anonymised, held_total(r),
-                        r->actionable + r->fk_blocked, r->batches, format_seconds(r->duration_usec, buf, sizeof(buf)),
-                        rule_outcome_to_string(r->outcome), r->forced ? " (breaker overridden by --force)" : "");
+                fprintf(f, "%-24s %-9s %10" PRId64 " %10" PRId64 " %10" PRId64 " %8" PRId64 " %8" PRId64 " %8" PRId64 " %10s  %s%s\n",
+                        r->rule->name, action_to_string(r->rule->action), r->deleted, r->anonymised, r->partitions_dropped,
+                        held_total(r), r->actionable + r->fk_blocked, r->batches,
+                        format_seconds(r->duration_usec, buf, sizeof(buf)), rule_outcome_to_string(r->outcome),
+                        r->forced ? " (breaker overridden by --force)" : "");
                 for (size_t j = 0; j < r->n_holds; j++)
                         if (r->holds[j].rows > 0)
                                 fprintf(f, "  held by %s: %" PRId64 "\n", r->holds[j].name, r->holds[j].rows);
@@ -352,7 +364,7 @@ void report_run_events(const RunResult *res) {
                    res->run_id, res->interrupted ? " (interrupted)" : "", del, anon, held, failed, res->n_rules);
 }
 
-void report_audit(const RunResult *res, bool json, FILE *f) {
+void report_audit(const RunResult *res, bool json, bool quiet, FILE *f) {
         if (json) {
                 StrBuf b = {};
                 strbuf_append(&b, "{\"read_only\":true,\"rules\":[");
@@ -360,8 +372,11 @@ void report_audit(const RunResult *res, bool json, FILE *f) {
                         const RuleResult *r = &res->rules[i];
                         strbuf_append(&b, i ? ",{" : "{");
                         json_rule_common(&b, r);
-                        json_kv_int(&b, "rows_due", r->due);
+                        /* the text's "due now": what a run would take now; rows_past_cutoff also
+                         * counts those a hold, a longer rule or a reference keeps */
+                        json_kv_int(&b, "rows_due", r->actionable);
                         json_kv_int(&b, "rows_actionable", r->actionable);
+                        json_kv_int(&b, "rows_past_cutoff", r->due);
                         json_kv_int(&b, "rows_held", r->held);
                         json_kv_int(&b, "rows_overdue", r->overdue);
                         json_kv_int(&b, "rows_skipped_fk", r->fk_blocked);
@@ -390,6 +405,20 @@ void report_audit(const RunResult *res, bool json, FILE *f) {
         }
 
         _cleanup_(esc_pool_done) EscPool ep = {};
+        if (quiet) {
+                /* -q: only the rules that failed and the rows past their deadline */
+                for (size_t i = 0; i < res->n_rules; i++) {
+                        const RuleResult *r = &res->rules[i];
+                        if (r->outcome == RULE_FAILED || r->outcome == RULE_SKIPPED) {
+                                fprintf(f, "%s: ERROR: %s\n", r->rule->name,
+                                        r->error.primary ? esc_pool(&ep, r->error.primary) : "failed");
+                                if (r->error.detail)
+                                        fprintf(f, "%s: DETAIL: %s\n", r->rule->name, esc_pool(&ep, r->error.detail));
+                        } else if (r->overdue > 0)
+                                fprintf(f, "%s: OVERDUE: %" PRId64 " rows are past their deadline\n", r->rule->name, r->overdue);
+                }
+                return;
+        }
         fprintf(f, "audit: a dry run inside a READ ONLY transaction; nothing was changed\n");
         int64_t due = 0, held = 0, overdue = 0;
         for (size_t i = 0; i < res->n_rules; i++) {

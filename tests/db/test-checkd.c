@@ -348,10 +348,94 @@ static void test_methods_and_columns(void **state) {
         free(ci);
 }
 
+/* ---- issue 17, item 4: the outputs agree, and -q is honoured ---------------------------------- */
+
+static void test_output_consistency(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("checkd_output", &ci);
+        pgtest_exec(c, "CREATE TABLE app.acc (id int PRIMARY KEY, at timestamptz NOT NULL, email text)");
+        pgtest_exec(c, "CREATE INDEX ON app.acc (at)");
+        pgtest_exec(c, "INSERT INTO app.acc SELECT i, CASE WHEN i <= 10 THEN now() - interval '30 days' ELSE now() END,"
+                       " 'a' || i || '@example.com' FROM generate_series(1, 12) i");
+        pgtest_exec(c, "INSERT INTO retention.holds (subject, subject_key, reason, placed_by)"
+                       " SELECT 'acc', i::text, 'case 1', 'dpo' FROM generate_series(1, 3) i");
+        /* events by day: the days 2..5 back are due whole (kept 1 day from the end of their day) */
+        pgtest_exec(c, "CREATE TABLE app.ev (id int, at timestamptz NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)");
+        pgtest_exec(c, "DO $$ BEGIN FOR k IN 0..5 LOOP EXECUTE format('CREATE TABLE app.ev_d%%s PARTITION OF app.ev"
+                       " FOR VALUES FROM (%%L) TO (%%L)', k, current_date - k, current_date - k + 1); END LOOP; END $$");
+        pgtest_exec(c, "CREATE INDEX ON app.ev (at)");
+        pgtest_exec(c, "INSERT INTO app.ev SELECT k * 100 + i, (current_date - k) + time '12:00'"
+                       " FROM generate_series(0, 5) k, generate_series(1, 10) i");
+        char *pol = rt_policy("version: 1\n"
+                              "subjects:\n"
+                              "  acc: { table: app.acc, key: id }\n"
+                              "holds:\n"
+                              "  legal: { reason: \"operator holds\", subject: acc, registry: true }\n"
+                              "rules:\n"
+                              "  acc:\n"
+                              "    clause: \"accounts 7 days\"\n"
+                              "    table: app.acc\n"
+                              "    subject: acc\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    action: delete\n"
+                              "    holds: [legal]\n"
+                              "  ev:\n"
+                              "    clause: \"events 1 day from the end of their day\"\n"
+                              "    table: app.ev\n"
+                              "    column: at\n"
+                              "    retain: 1 day\n"
+                              "    from: end_of_day\n"
+                              "    action: delete\n");
+        char *out, *err;
+        /* audit: "due now" in the text and rows_due in --json are the same number: 10 past the
+         * cutoff, 3 of them held, 7 due */
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--rule", "acc", "audit");
+        rt_assert_contains(out, "  due now:      7\n  held:         3\n");
+        rt_assert_contains(out, "\ntotal: 7 rows due, 3 held, 0 overdue\n");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--rule", "acc", "--json", "audit");
+        rt_assert_contains(out, "\"rows_due\":7,\"rows_actionable\":7,\"rows_past_cutoff\":10,\"rows_held\":3,");
+        free(out);
+        /* -q: nothing but errors */
+        rt_expect(0, &out, &err, "-p", pol, "-d", ci, "-q", "audit");
+        assert_string_equal(out, "");
+        free(out);
+        free(err);
+        rt_expect(0, &out, &err, "-p", pol, "-d", ci, "-q", "--rule", "acc", "run");
+        assert_string_equal(out, "");
+        free(out);
+        free(err);
+        rt_assert_sql(c, "5", "SELECT count(*) FROM app.acc");
+        /* run's table: the partitions it dropped */
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "run");
+        rt_assert_contains(out, "RULE                     ACTION       DELETED ANONYMISED PARTITIONS     HELD  SKIPPED  BATCHES"
+                                "       TIME  OUTCOME\n");
+        char *line = rt_asprintf("\n%-24s %-9s %10d %10d %10d %8d %8d ", "ev", "delete", 40, 0, 4, 0, 0);
+        rt_assert_contains(out, line);
+        free(line);
+        free(out);
+        rt_assert_sql(c, "ev_d0,ev_d1", "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i"
+                                        " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'app.ev'::regclass");
+        /* coverage -q: the uncovered columns only, no summary */
+        pgtest_exec(c, "CREATE TABLE app.contacts (id int PRIMARY KEY, email text)");
+        rt_expect(1, &out, &err, "-p", pol, "-d", ci, "-q", "coverage");
+        assert_true(strncmp(out, "uncovered app.contacts.email (text): ", 37) == 0);
+        rt_assert_not_contains(out, "covered  ");
+        rt_assert_not_contains(out, "look personal");
+        free(out);
+        free(err);
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_catalog_mismatches),
                 cmocka_unit_test(test_methods_and_columns),
+                cmocka_unit_test(test_output_consistency),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }
