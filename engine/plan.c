@@ -1104,12 +1104,14 @@ static char *trail_cte(bool delete, const char *rule_run_param) {
 #define TRAIL_FROM " FROM trail"
 
 /* The fast path, two statements in the batch's transaction. batch_bound: the upper end of the
- * range of the next batch_size age values, by an index-only probe (NULL: the range reaches the
- * cutoff), and whether the range is one age value shared by at least batch_size rows (then it
- * could hold any number of rows: the caller takes that batch with the SKIP LOCKED statement,
- * whose LIMIT is exact). The OFFSET 0 keeps the probe a subquery of its own: pulled up, it was
- * copied into every use of b and ran three times per batch (EXPLAIN ANALYZE: three InitPlans,
- * 2.2 of a 10,000-row batch's 8.5 ms). batch_range: the plain DELETE (or UPDATE) of every
+ * range of the next batch_size actionable rows by age (NULL: the range reaches the cutoff), whether
+ * the range is one age value shared by at least batch_size rows (then it could hold any number of
+ * rows: the caller takes that batch with the SKIP LOCKED statement, whose LIMIT is exact), and the
+ * number of actionable rows it found from the last key on, at most batch_size (0: nothing is left
+ * to change, the range statement need not run). A rule without holds, references, other rules or
+ * an anonymisation to check probes the age index alone (index-only). The aggregate keeps the probe
+ * a subquery of its own: pulled up, it was copied into every use of its value and ran three times
+ * per batch (EXPLAIN ANALYZE: three InitPlans, 2.2 of a 10,000-row batch's 8.5 ms). batch_range: the plain DELETE (or UPDATE) of every
  * actionable row of that range, with the same predicates a bulk DELETE would have; its count is
  * the command tag's. No RETURNING and
  * no CTE: collecting the changed rows for a count cost 40 % more than the change itself
@@ -1120,20 +1122,27 @@ static void build_batch_range(Gen *g, const Rule *r) {
         Plan *p = g->plan;
         _cleanup_free_ char *tq = qualified_name_quote(&p->table->name);
         _cleanup_free_ char *age = col("t", r->column);
-        size_t cut = slot_get(p, SLOT_CUTOFF, r, &r->retain, NULL);
         const char *ty = kind_sql_type(p->age_kind);
         const char *eps = p->age_kind == COLKIND_DATE ? "1" : "interval '1 microsecond'";
 
         {
+                /* Only rows the range statement would change count: those it would leave (already
+                 * anonymised, held, kept by a reference or a longer rule) are passed over in this
+                 * one walk, so a run with nothing to change is one batch whatever their number,
+                 * and each is looked at once per run, not once per batch. The reference checks are
+                 * NOT EXISTS in the WHERE clause: anti-joins the planner may hash. */
+                Preds pb;
+                preds_build(g, r, "t", &pb);
+                _cleanup_free_ char *actb = actionable_expr(&pb);
                 _cleanup_free_ char *last = param(g, PARAM_LAST_KEY, 0, NULL, "keyset: last age value reached");
-                _cleanup_free_ char *off = param(g, PARAM_OFFSET, 0, NULL, "batch size - 1");
-                _cleanup_free_ char *ce = cut_expr(g, cut, p->age_kind);
+                _cleanup_free_ char *lim = param(g, PARAM_LIMIT, 0, NULL, "batch size");
                 finish_statement(g, &p->batch_bound,
-                                 xasprintf("SELECT (CASE WHEN b IS NULL THEN NULL WHEN b = %s::%s THEN b + %s ELSE b END)::text,"
-                                           " coalesce(b = %s::%s, false)"
-                                           " FROM (SELECT (SELECT %s FROM %s t WHERE %s >= %s::%s AND %s < %s"
-                                           " ORDER BY %s OFFSET %s LIMIT 1) AS b OFFSET 0) s",
-                                           last, ty, eps, last, ty, age, tq, age, last, ty, age, ce, age, off));
+                                 xasprintf("SELECT (CASE WHEN s.n < %s::bigint OR s.b IS NULL THEN NULL WHEN s.b = %s::%s"
+                                           " THEN s.b + %s ELSE s.b END)::text, coalesce(s.n >= %s::bigint AND s.b = %s::%s, false),"
+                                           " s.n FROM (SELECT max(q.k) AS b, count(*) AS n FROM (SELECT %s AS k FROM %s t"
+                                           " WHERE %s >= %s::%s AND %s ORDER BY %s LIMIT %s) q) s",
+                                           lim, last, ty, eps, lim, last, ty, age, tq, age, last, ty, actb, age, lim));
+                preds_done(&pb);
         }
         /* The parameters of the statement built next are numbered from here on. */
         Preds pr;
@@ -1254,6 +1263,48 @@ static void build_breaker(Gen *g, const Rule *r) {
         preds_done(&p2);
 }
 
+/* The tally's reference checks as one set operation per RESTRICT/NO ACTION reference, not a probe
+ * per row (which, with a partitioned referencing table, scanned every partition once per due row):
+ * the distinct referencing keys among the due rows' keys (a semi-join the planner may hash, or run
+ * as index probes when few rows are due), LEFT JOINed to the rows. *joins gets the joins; per[i]
+ * the expression "row i's reference holds it" of the i-th restricting reference; returns their OR,
+ * or NULL when there is none. `age` is the rule's age condition for alias t2 (a superset of the
+ * due rows is enough: the joins only decide for the rows the tally counts). */
+static char *restrict_joins(Gen *g, const CatTable *t, const char *alias, const char *age2, StrBuf *joins, char ***per,
+                            size_t *n_per) {
+        _cleanup_free_ char *tq = qualified_name_quote(&t->name);
+        StrBuf any = {};
+        for (size_t i = 0; i < t->n_referenced_by; i++) {
+                const CatForeignKey *fk = &t->referenced_by[i];
+                if (!fk_restricts(fk))
+                        continue;
+                _cleanup_free_ char *a = new_alias(g, "fr");
+                _cleanup_free_ char *cq = qualified_name_quote(&fk->child);
+                StrBuf keys = {}, sel = {}, on = {}, parents = {};
+                for (size_t j = 0; j < fk->n_columns; j++) {
+                        _cleanup_free_ char *cc = col("fr", fk->child_columns[j]);
+                        _cleanup_free_ char *pc = col("t2", fk->parent_columns[j]);
+                        _cleanup_free_ char *rc = col(alias, fk->parent_columns[j]);
+                        strbuf_appendf(&keys, "%s%s", j ? ", " : "", cc);
+                        strbuf_appendf(&sel, "%s%s AS k%zu", j ? ", " : "", cc, j + 1);
+                        strbuf_appendf(&parents, "%s%s", j ? ", " : "", pc);
+                        strbuf_appendf(&on, "%s%s.k%zu = %s", j ? " AND " : "", a, j + 1, rc);
+                }
+                strbuf_appendf(joins, " LEFT JOIN (SELECT DISTINCT %s FROM %s fr WHERE (%s) IN (SELECT %s FROM %s t2 WHERE %s)) %s ON %s",
+                               sel.s, cq, keys.s, parents.s, tq, age2, a, on.s);
+                strbuf_done(&keys);
+                strbuf_done(&sel);
+                strbuf_done(&on);
+                strbuf_done(&parents);
+                add_msg(per, n_per, xasprintf("%s.k1 IS NOT NULL", a));
+                strbuf_appendf(&any, "%s%s.k1 IS NOT NULL", any.len ? " OR " : "(", a);
+        }
+        if (!any.len)
+                return NULL;
+        strbuf_append(&any, ")");
+        return strbuf_steal(&any);
+}
+
 static void build_tally(Gen *g, const Rule *r) {
         Plan *p = g->plan;
         Preds pr;
@@ -1265,7 +1316,18 @@ static void build_tally(Gen *g, const Rule *r) {
         _cleanup_free_ char *kept = kept_expr(&pr);
         _cleanup_free_ char *held = held_expr(&pr);
         const char *k = kept ? kept : "false";
-        const char *rs = pr.restricts ? pr.restricts : "false";
+        StrBuf joins = {};
+        char **per_fk = NULL;
+        size_t n_per_fk = 0;
+        _cleanup_free_ char *rsj = NULL;
+        if (r->action == ACTION_DELETE) {
+                size_t cut = slot_get(p, SLOT_CUTOFF, r, &r->retain, NULL);
+                _cleanup_free_ char *age2 = col("t2", r->column);
+                _cleanup_free_ char *ce2 = cut_expr(g, cut, p->age_kind);
+                _cleanup_free_ char *cond = xasprintf("%s < %s", age2, ce2);
+                rsj = restrict_joins(g, p->table, "t", cond, &joins, &per_fk, &n_per_fk);
+        }
+        const char *rs = rsj ? rsj : "false";
         StrBuf b = {};
 
         strbuf_append(&b, "SELECT count(*)");
@@ -1304,18 +1366,22 @@ static void build_tally(Gen *g, const Rule *r) {
                         strbuf_appendf(&b, ", count(*) FILTER (WHERE %s)", e);
                         add_msg(&p->tally_holds, &p->n_tally_holds, xasprintf("rule:%s", o->name));
                 }
-        /* per restricting reference */
+        /* per restricting reference, in the order of restrict_joins() */
+        size_t nf = 0;
         if (r->action == ACTION_DELETE)
                 for (size_t i = 0; i < p->table->n_referenced_by; i++) {
                         const CatForeignKey *fk = &p->table->referenced_by[i];
                         if (!fk_restricts(fk))
                                 continue;
-                        _cleanup_free_ char *e = restrict_expr_one(g, fk, "t");
-                        strbuf_appendf(&b, ", count(*) FILTER (WHERE NOT %s AND %s)", k, e);
+                        strbuf_appendf(&b, ", count(*) FILTER (WHERE NOT %s AND %s)", k, per_fk[nf++]);
                         add_msg(&p->tally_fks, &p->n_tally_fks, qualified_name_display(&fk->child));
                 }
-        strbuf_appendf(&b, " FROM %s t WHERE %s", tq, due);
+        strbuf_appendf(&b, " FROM %s t%s WHERE %s", tq, joins.len ? joins.s : "", due);
         finish_statement(g, &p->tally, strbuf_steal(&b));
+        strbuf_done(&joins);
+        for (size_t i = 0; i < n_per_fk; i++)
+                free(per_fk[i]);
+        free(per_fk);
 
         /* A row another session's transaction holds (FOR UPDATE/SHARE, or an UPDATE or DELETE not
          * yet committed) has that transaction's id as its xmax while it runs: the ids in progress
