@@ -2,7 +2,11 @@
  * the audit trail, a prefix of the hash chain, and record a checkpoint (the position and digest
  * of the last one removed) from which `retentiond verify` goes on proving what is kept. All of it
  * is retention.prune() (sql/retention/006-prune.sql), one call in one transaction, under the
- * chain head's lock; it is not granted to the engine's role: pruning is an operator's act. */
+ * chain head's lock; it is not granted to the engine's role: pruning is an operator's act.
+ * In the same transaction the checkpoint is signed with the service's hash key
+ * (007-checkpoint-signature.sql, checkpoint.c). Without a key there is no prune (a dry run
+ * excepted): an unsigned checkpoint could not be told from one written by someone who deleted
+ * the start of the trail, so it would make the trail weaker, not shorter. */
 #include <inttypes.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -11,6 +15,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "cli.h"
 #include "cmdutil.h"
 #include "diag.h"
@@ -39,6 +44,7 @@ static char *who(const Cli *cli) {
 /* --older-than as an interval literal (cmd_no_policy_each_database() passes no userdata). */
 static char prune_interval[128];
 static char prune_shown[64]; /* and in its canonical human form, "1 year" */
+static HashKey *prune_key;   /* signs the checkpoint; NULL only for a dry run */
 
 enum { P_CHECKPOINT, P_FIRST, P_UPTO, P_HASH, P_RULE_RUNS, P_RUNS, P_DELETED, P_ANONYMISED };
 
@@ -63,18 +69,24 @@ static int prune_database(Cli *cli, const Policy *p, FILE *out, void *userdata) 
         k = pg_exec0(pg, NULL, &err, "BEGIN");
         if (!k)
                 k = trail_check_schema(pg, &err);
+        if (!k && prune_key)
+                k = checkpoint_key_install(pg, prune_key, &err);
         const char *params[] = { interval, by, cli->dry_run ? "true" : "false" };
         if (!k)
                 k = pg_exec(pg, &res, &err,
                             "SELECT checkpoint_id, first_seq, upto_seq, encode(upto_hash, 'hex'), rule_runs_pruned, runs_pruned,"
                             " rows_deleted, rows_anonymised FROM retention.prune($1::interval, $2, $3::boolean)",
                             3, params);
+        if (!k && !cli->dry_run && PQntuples(res) == 1)
+                k = checkpoint_sign(pg, PQgetvalue(res, 0, P_CHECKPOINT), &err);
         if (!k)
                 k = pg_exec0(pg, NULL, &err, cli->dry_run ? "ROLLBACK" : "COMMIT");
         if (k) {
                 if (streq(err.sqlstate, "42501") && !err.hint)
                         err.hint = xstrdup("Pruning is an operator's act: run it as the role that migrates the schema, or"
-                                           " GRANT EXECUTE ON FUNCTION retention.prune(interval, text, boolean) TO the role.");
+                                           " GRANT EXECUTE ON FUNCTION retention.prune(interval, text, boolean),"
+                                           " retention.sign_checkpoint(bigint, bytea) and SELECT ON retention.checkpoints"
+                                           " TO the role.");
                 return cmd_fail(&err, k);
         }
 
@@ -107,7 +119,7 @@ static int prune_database(Cli *cli, const Policy *p, FILE *out, void *userdata) 
                         PQgetvalue(res, 0, P_RUNS), PQgetvalue(res, 0, P_DELETED), PQgetvalue(res, 0, P_ANONYMISED));
         } else if (!cli->quiet) {
                 fprintf(out, "pruned %s rule runs (#%s to #%s) and %s runs (rows deleted %s, anonymised %s)\n"
-                             "checkpoint %s: the chain kept starts after #%s, hash %s\n",
+                             "checkpoint %s (signed): the chain kept starts after #%s, hash %s\n",
                         PQgetvalue(res, 0, P_RULE_RUNS), PQgetvalue(res, 0, P_FIRST), PQgetvalue(res, 0, P_UPTO),
                         PQgetvalue(res, 0, P_RUNS), PQgetvalue(res, 0, P_DELETED), PQgetvalue(res, 0, P_ANONYMISED),
                         PQgetvalue(res, 0, P_CHECKPOINT), PQgetvalue(res, 0, P_UPTO), PQgetvalue(res, 0, P_HASH));
@@ -145,5 +157,19 @@ int cmd_prune(Cli *cli) {
         }
         duration_to_interval(&d, prune_interval, sizeof(prune_interval));
         duration_format(&d, prune_shown, sizeof(prune_shown));
-        return cmd_no_policy_each_database(cli, "prune", prune_database);
+        int r = cli->dry_run ? 0 : cmd_read_hash_key(cli, &prune_key);
+        if (r)
+                return r;
+        if (!prune_key && !cli->dry_run) {
+                log_pg_style(LOG_ERR, NULL, "prune signs its checkpoint with the hash key, and none was found",
+                             "An unsigned checkpoint could not be told from one written by someone who deleted the start of"
+                             " the audit trail; \"retentiond verify\" reports it as a break.",
+                             "Give the service's key: --hash-key-file FILE, the systemd credential \"hash-key\", or"
+                             " RETENTIOND_HASH_KEY_FILE (as root, /etc/retentiond/hash-key is found by itself).");
+                return EXIT_CONFIG;
+        }
+        r = cmd_no_policy_each_database(cli, "prune", prune_database);
+        hash_key_free(prune_key);
+        prune_key = NULL;
+        return r;
 }

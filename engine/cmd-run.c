@@ -93,14 +93,22 @@ int cmd_load_hash_key(Cli *cli, const Policy *p, HashKey **ret) {
         }
         if (!needed && !cli->hash_key_file)
                 return 0;
-        _cleanup_free_ char *where = NULL;
-        int r = hash_key_load(cli->hash_key_file, ret, &where);
-        if (r == -ENOENT && !where) {
+        int r = cmd_read_hash_key(cli, ret);
+        if (r == 0 && !*ret) {
                 log_pg_style(LOG_ERR, NULL, "the hash method needs a key, and none was found",
                              "A rule of the policy anonymises a column with the hash method.",
                              "Give --hash-key-file FILE, the systemd credential \"hash-key\", or RETENTIOND_HASH_KEY_FILE.");
                 return EXIT_CONFIG;
         }
+        return r;
+}
+
+int cmd_read_hash_key(Cli *cli, HashKey **ret) {
+        _cleanup_free_ char *where = NULL;
+        *ret = NULL;
+        int r = hash_key_load(cli->hash_key_file, ret, &where);
+        if (r == -ENOENT && !where)
+                return 0;
         if (r == -EINVAL) {
                 _cleanup_free_ char *primary = xasprintf("hash key file \"%s\" has the wrong length", where);
                 log_pg_style(LOG_ERR, NULL, primary, "A hash key is 16 to 64 bytes long.",

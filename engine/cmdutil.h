@@ -51,6 +51,10 @@ int cmd_check_rule_names(Cli *cli, const Policy *p);
 /* Loads the hash key when a selected rule needs it (or --hash-key-file was given). Prints
  * the error; returns 0 or the exit code. */
 int cmd_load_hash_key(Cli *cli, const Policy *p, HashKey **ret);
+/* Loads the hash key if one is configured (--hash-key-file, the credential "hash-key",
+ * RETENTIOND_HASH_KEY_FILE): 0 with *ret NULL when none is. Prints the error of a key that is
+ * configured but cannot be used; returns 0 or the exit code. */
+int cmd_read_hash_key(Cli *cli, HashKey **ret);
 /* Prints microseconds as seconds "0.123 s". */
 const char *format_seconds(uint64_t usec, char *buf, size_t n);
 
