@@ -124,7 +124,7 @@ static void test_sealed_after_runs(void **state) {
         free(out);
         free(expect);
         expect = rt_asprintf("{\"ok\":true,\"sealed\":4,\"last_seq\":4,\"last_hash\":\"%s\",\"head_seq\":4,\"unsealed\":0,"
-                             "\"checkpoint\":null,\"break\":null}\n",
+                             "\"checkpoint\":null,\"checkpoints\":[],\"break\":null}\n",
                              last);
         rt_expect(0, &out, NULL, "-d", ci, "verify", "--json");
         assert_string_equal(out, expect);
