@@ -289,6 +289,10 @@ static void test_prune(void **state) {
         assert_string_equal(out, expect);
         free(out);
         free(expect);
+        /* the engine's least-privilege role checks it too (verify runs as the service's role) */
+        rt_expect(0, &out, NULL, "-d", eci, "--hash-key-file", key, "verify");
+        rt_assert_contains(out, "checkpoint 1: signature valid\nchain OK: 2 sealed rule runs since checkpoint 1");
+        free(out);
 
         /* the key: in neither the server's log nor the trail */
         log_everything(c, false);
