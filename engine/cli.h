@@ -21,6 +21,7 @@ typedef struct Cli {
         char **rules; /* --rule, repeatable */
         size_t n_rules;
         bool dry_run, force, sql, fail_on_overdue, all;
+        bool no_live;             /* --no-live (status): the trail only, no counts of the rows due now */
         const char *hash_key_file;
         const char *reason, *until, *by;
         const char *subject; /* explain --subject */

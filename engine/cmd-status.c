@@ -1,6 +1,9 @@
 /* cmd-status.c — `retentiond status`: each rule's health from the audit trail (last success,
- * consecutive failures, breaker, rows its last run left overdue), in text or JSON. Reads only:
- * a read-only session. Exit 0 when every rule is healthy, 1 when one needs attention. */
+ * consecutive failures, breaker), and, live, the rows due now, overdue now and the age of the
+ * oldest due, counted by the audit's own dry run (enforce_run() with dry_run: the same tally
+ * statement, so the same due predicate; --no-live: the trail only, with the rows its last run
+ * left overdue), in text or JSON. Reads only: a read-only session, the counts in one READ ONLY
+ * transaction. Exit 0 when every rule is healthy, 1 when one needs attention. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +13,7 @@
 #include "cli.h"
 #include "cmdutil.h"
 #include "diag.h"
+#include "enforce.h"
 #include "event.h"
 #include "exitcode.h"
 #include "health.h"
@@ -24,6 +28,67 @@ static void json_time(StrBuf *b, const char *k, double t) {
                 strbuf_append(b, "null");
         else
                 strbuf_appendf(b, "\"%s\"", buf);
+}
+
+/* A rule's rows as the audit counts them now. */
+typedef struct LiveCount {
+        bool counted;
+        int64_t due, held, overdue; /* due: the rows the next run takes (the audit's "due now") */
+        char *oldest_age;           /* age of the oldest of them, interval text; NULL: none */
+        char *error;                /* why they could not be counted; NULL: counted */
+} LiveCount;
+
+static void live_counts_free(LiveCount *v, size_t n) {
+        for (size_t i = 0; v && i < n; i++) {
+                free(v[i].oldest_age);
+                free(v[i].error);
+        }
+        free(v);
+}
+
+/* Counts the rules of h with the audit's dry run and puts the overdue rows now into h (then
+ * classified again, as the audit's health is). live[i] for h->rules[i]. Returns 0 or a
+ * PgErrorClass / PgOutcome with *err. */
+static int count_live(Pg *pg, const Policy *policy, HealthReport *h, LiveCount *live, PgError *err) {
+        _cleanup_free_ char **names = xcalloc(h->n_rules ? h->n_rules : 1, sizeof(char *));
+        for (size_t i = 0; i < h->n_rules; i++)
+                names[i] = h->rules[i].name;
+        EnforceOptions o = {
+                .dry_run = true,
+                .only_rules = names,
+                .n_only_rules = h->n_rules,
+        };
+        _cleanup_(run_result_freep) RunResult *res = NULL;
+        int k = enforce_run(pg, policy, &o, &res, err);
+        if (k)
+                return k;
+        for (size_t i = 0; i < res->n_rules; i++) {
+                const RuleResult *r = &res->rules[i];
+                for (size_t j = 0; j < h->n_rules; j++) {
+                        if (h->rules[j].rule != r->rule)
+                                continue;
+                        LiveCount *l = &live[j];
+                        if (r->outcome == RULE_FAILED || r->outcome == RULE_SKIPPED) {
+                                l->error = xstrdup(r->error.primary ? r->error.primary : "the count failed");
+                                break;
+                        }
+                        l->counted = true;
+                        l->due = r->actionable;
+                        l->held = r->held;
+                        l->overdue = r->overdue;
+                        l->oldest_age = r->oldest_age ? xstrdup(r->oldest_age) : NULL;
+                        h->rules[j].rows_overdue = r->overdue; /* overdue now, not as the last run left it */
+                }
+        }
+        health_classify(h);
+        return 0;
+}
+
+static void json_i64_or_null(StrBuf *b, const char *k, bool have, int64_t v) {
+        if (have)
+                strbuf_appendf(b, ",\"%s\":%" PRId64, k, v);
+        else
+                strbuf_appendf(b, ",\"%s\":null", k);
 }
 
 static int status_database(Cli *cli, const Policy *policy, FILE *out, void *userdata) {
@@ -50,10 +115,19 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
         free(rules);
         if (k)
                 return cmd_fail(&err, k);
+        LiveCount *live = xcalloc(h->n_rules ? h->n_rules : 1, sizeof(LiveCount));
+        if (!cli->no_live && h->n_rules > 0) {
+                k = count_live(pg, policy, h, live, &err);
+                if (k) {
+                        live_counts_free(live, h->n_rules);
+                        return cmd_fail(&err, k);
+                }
+        }
 
+        /* A rule whose rows cannot be counted needs attention as much as one that fails. */
         bool attention = false;
         for (size_t i = 0; i < h->n_rules; i++)
-                if (health_needs_attention(&h->rules[i], fail_on))
+                if (health_needs_attention(&h->rules[i], fail_on) || live[i].error)
                         attention = true;
         StrBuf summary = {};
         health_summary(h, &summary);
@@ -63,7 +137,7 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
         if (cli->json) {
                 strbuf_appendf(&b, "{\"healthy\":%s", attention ? "false" : "true");
                 cmd_json_str(&b, "summary", strbuf_str(&summary));
-                strbuf_appendf(&b, ",\"stale_after\":%u", h->stale_after);
+                strbuf_appendf(&b, ",\"stale_after\":%u,\"live\":%s", h->stale_after, cli->no_live ? "false" : "true");
                 json_time(&b, "now", h->now);
                 strbuf_append(&b, ",\"rules\":[");
                 for (size_t i = 0; i < h->n_rules; i++) {
@@ -72,7 +146,8 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
                         strbuf_append(&b, i ? ",{\"rule\":" : "{\"rule\":");
                         json_append_string(&b, x->name);
                         cmd_json_str(&b, "state", health_state_to_string(x->state));
-                        strbuf_appendf(&b, ",\"needs_attention\":%s", health_needs_attention(x, fail_on) ? "true" : "false");
+                        strbuf_appendf(&b, ",\"needs_attention\":%s",
+                                       health_needs_attention(x, fail_on) || live[i].error ? "true" : "false");
                         cmd_json_str(&b, "description", d);
                         strbuf_appendf(&b, ",\"schedule_sec\":%.0f", x->schedule_sec);
                         json_time(&b, "last_success", x->last_success);
@@ -89,20 +164,37 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
                                        ",\"rows_deleted\":%" PRId64 ",\"rows_anonymised\":%" PRId64 ",\"rows_held\":%" PRId64
                                        ",\"rows_skipped\":%" PRId64 ",\"rows_overdue\":%" PRId64,
                                        x->rows_deleted, x->rows_anonymised, x->rows_held, x->rows_skipped, x->rows_overdue);
+                        json_i64_or_null(&b, "rows_due_now", live[i].counted, live[i].due);
+                        json_i64_or_null(&b, "rows_held_now", live[i].counted, live[i].held);
+                        cmd_json_str(&b, "oldest_due_age", live[i].oldest_age);
+                        cmd_json_str(&b, "live_error", live[i].error);
                         cmd_json_str(&b, "last_sqlstate", x->last_sqlstate);
                         cmd_json_str(&b, "last_error", x->last_error);
                         strbuf_appendf(&b, ",\"running\":%s}", x->running ? "true" : "false");
                 }
                 strbuf_append(&b, "]}\n");
         } else if (!cli->quiet || attention) {
-                strbuf_appendf(&b, "%-24s %-8s %-16s %-16s %-11s %8s %8s\n", "RULE", "STATE", "LAST SUCCESS", "LAST RUN",
+                strbuf_appendf(&b, "%-24s %-8s %-16s %-16s %-11s %8s %8s", "RULE", "STATE", "LAST SUCCESS", "LAST RUN",
                                "OUTCOME", "FAILURES", "OVERDUE");
+                strbuf_append(&b, cli->no_live ? "\n" : "  DUE NOW  OLDEST DUE\n");
                 for (size_t i = 0; i < h->n_rules; i++) {
                         const RuleHealth *x = &h->rules[i];
-                        strbuf_appendf(&b, "%-24s %-8s %-16s %-16s %-11s %8" PRId64 " %8" PRId64 "\n", x->name,
+                        strbuf_appendf(&b, "%-24s %-8s %-16s %-16s %-11s %8" PRId64 " %8" PRId64, x->name,
                                        health_state_to_string(x->state), health_format_time(x->last_success, t1, sizeof(t1)),
                                        health_format_time(x->last_finished, t2, sizeof(t2)),
                                        x->last_outcome ? x->last_outcome : "-", x->failures, x->rows_overdue);
+                        if (cli->no_live)
+                                strbuf_append(&b, "\n");
+                        else if (live[i].counted)
+                                strbuf_appendf(&b, " %8" PRId64 "  %s\n", live[i].due, live[i].oldest_age ? live[i].oldest_age : "-");
+                        else
+                                strbuf_append(&b, "        ?  ?\n");
+                        if (live[i].error) {
+                                /* the server's message may quote the policy's text: shown escaped */
+                                strbuf_append(&b, "  rows not counted: ");
+                                strbuf_append_escaped(&b, live[i].error);
+                                strbuf_append(&b, "\n");
+                        }
                         if (x->state == HEALTH_FAILING || x->state == HEALTH_BREAKER || x->state == HEALTH_STALE ||
                             x->state == HEALTH_OVERDUE) {
                                 _cleanup_free_ char *d = health_describe(x, HEALTH_FAIL_ALL);
@@ -117,6 +209,7 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
         fputs(strbuf_str(&b), out);
         strbuf_done(&b);
         strbuf_done(&summary);
+        live_counts_free(live, h->n_rules);
         return attention ? EXIT_ATTENTION : EXIT_OK;
 }
 

@@ -44,7 +44,8 @@ static void help(FILE *f) {
                 "  coverage              Columns that look personal and that no rule deletes or\n"
                 "                        anonymises (exit 1 when there are any)\n"
                 "  status                Each rule's health from the audit trail: last success,\n"
-                "                        failures, breaker, overdue rows (exit 1: needs attention)\n"
+                "                        failures, breaker; and rows due and overdue now, oldest due,\n"
+                "                        counted as audit does (exit 1: needs attention)\n"
                 "\n"
                 "Options:\n"
                 "  -p, --policy PATH         Policy file or directory of *.yaml (repeatable;\n"
@@ -58,6 +59,8 @@ static void help(FILE *f) {
                 "      --force               With run: override the circuit breaker for this run;\n"
                 "                            with prune: allow --older-than under 30 days\n"
                 "      --older-than DURATION With prune: what finished longer ago than this goes\n"
+                "      --no-live             With status: the audit trail only; no counts of the rows\n"
+                "                            due now (which read every rule's table)\n"
                 "      --sql                 With audit: print the statements run would execute\n"
                 "      --fail-on-overdue     With audit: exit 1 when any row is past its deadline\n"
                 "      --fail-on LIST        With audit, status: exit 1 on these conditions, comma-separated:\n"
@@ -112,6 +115,7 @@ enum {
         OPT_STALE_AFTER,
         OPT_NO_CONFIG,
         OPT_OLDER_THAN,
+        OPT_NO_LIVE,
 };
 
 static bool parse_ms(const char *s, long *ret) {
@@ -223,6 +227,7 @@ int main(int argc, char **argv) {
                 { "stale-after", required_argument, NULL, OPT_STALE_AFTER },
                 { "no-config", no_argument, NULL, OPT_NO_CONFIG },
                 { "older-than", required_argument, NULL, OPT_OLDER_THAN },
+                { "no-live", no_argument, NULL, OPT_NO_LIVE },
                 {},
         };
         static const struct {
@@ -324,6 +329,9 @@ int main(int argc, char **argv) {
                         break;
                 case OPT_OLDER_THAN:
                         cli.older_than = optarg;
+                        break;
+                case OPT_NO_LIVE:
+                        cli.no_live = true;
                         break;
                 case OPT_LOG_TARGET:
                         if (!streq(optarg, "auto") && !streq(optarg, "journal") && !streq(optarg, "console")) {

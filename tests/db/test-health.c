@@ -193,7 +193,12 @@ static void test_metrics_status_audit(void **state) {
         assert_int_equal(rc, 0);
         free(out);
         free(err);
-        /* old-events succeeded; a second later, with a 1-second schedule, it is stale after one. */
+        /* old-events succeeds (again, now: the statuses above took their time); a second later,
+         * with a 1-second schedule, it is stale after one. */
+        rc = run(policy, ci, "run", "--rule", "old-events", NULL);
+        assert_int_equal(rc, 0);
+        free(out);
+        free(err);
         usleep(1100000);
         rc = run(policy, ci, "audit", "--rule", "old-events", "--fail-on=stale", NULL);
         assert_int_equal(rc, 0); /* within 3 schedules? no: 1.1 s < 3 s */
@@ -225,9 +230,130 @@ static void test_metrics_status_audit(void **state) {
         free(ci);
 }
 
+/* `status` counts the rows due now as the audit does (the same dry run), as the engine's
+ * least-privilege role, read-only: 4 rows past retain + deadline, 3 more past retain, 5 young
+ * ones; --no-live leaves them out; after a run none is due. */
+static const char live_policy[] = "version: 1\n"
+                                  "rules:\n"
+                                  "  logs:\n"
+                                  "    clause: \"Access logs are kept 30 days\"\n"
+                                  "    table: public.access_log\n"
+                                  "    column: seen_at\n"
+                                  "    retain: 30 days\n"
+                                  "    deadline: 5 days\n"
+                                  "    schedule: 1 hour\n"
+                                  "    action: delete\n";
+
+/* The JSON string value of "key" in text (the first), malloc'd; NULL for null. */
+static char *json_value(const char *text, const char *key) {
+        char *needle = rt_asprintf("\"%s\":", key);
+        const char *p = strstr(text, needle);
+        if (!p)
+                fail_msg("no \"%s\" in:\n%s", key, text);
+        p += strlen(needle);
+        free(needle);
+        if (strncmp(p, "null", 4) == 0)
+                return NULL;
+        assert_true(*p == '"');
+        const char *e = strchr(p + 1, '"');
+        assert_non_null(e);
+        return strndup(p + 1, (size_t) (e - p - 1));
+}
+
+static void test_status_live(void **state) {
+        (void) state;
+        char *out = NULL, *err = NULL;
+        char *admin = pgtest_create_db(rt_pg, "health_live");
+        dt_migrate(admin);
+        PGconn *c = pgtest_connect(admin);
+        pgtest_exec(c, "CREATE TABLE public.access_log (id bigint PRIMARY KEY, seen_at timestamptz NOT NULL, ip text NOT NULL)");
+        pgtest_exec(c, "INSERT INTO public.access_log SELECT g, now() - interval '40 days', '192.0.2.1' FROM generate_series(1, 4) g");
+        pgtest_exec(c, "INSERT INTO public.access_log SELECT g, now() - interval '31 days', '192.0.2.2' FROM generate_series(5, 7) g");
+        pgtest_exec(c, "INSERT INTO public.access_log SELECT g, now() - interval '1 day', '192.0.2.3' FROM generate_series(8, 12) g");
+        char *ci = pgtest_engine_role(admin, "health_live_role", "public.access_log", NULL);
+        char *policy = dt_write_policy("health_live", live_policy);
+
+        /* The oldest due row's age as the database says it, before and after the command. */
+        char *before = pgtest_value(c, "SELECT date_trunc('second', now() - min(seen_at))::text FROM public.access_log");
+        int rc = run(policy, ci, "status", NULL);
+        char *after = pgtest_value(c, "SELECT date_trunc('second', now() - min(seen_at))::text FROM public.access_log");
+        print_message("status:\n%s%s", out, err);
+        assert_int_equal(rc, 1); /* overdue rows need attention */
+        assert_string_equal(err, "");
+        const char *head = "RULE                     STATE    LAST SUCCESS     LAST RUN         OUTCOME     FAILURES  OVERDUE"
+                           "  DUE NOW  OLDEST DUE\n"
+                           "logs                     overdue  never            never            -                  0        4"
+                           "        7  ";
+        if (strncmp(out, head, strlen(head)) != 0)
+                fail_msg("status printed:\n%s\nexpected it to start with:\n%s", out, head);
+        char *age = strndup(out + strlen(head), (size_t) (strchr(out + strlen(head), '\n') - (out + strlen(head))));
+        rt_assert_sql(c, "t", "SELECT '%s'::interval BETWEEN '%s'::interval AND '%s'::interval"
+                              " AND '%s'::interval >= interval '40 days'", age, before, after, age);
+        free(out);
+        free(err);
+
+        /* --json: the same numbers; and the audit's own, which they must equal */
+        rc = run(policy, ci, "status", "--json", NULL);
+        assert_int_equal(rc, 1);
+        assert_non_null(strstr(out, ",\"stale_after\":3,\"live\":true,"));
+        assert_non_null(strstr(out, "\"rule\":\"logs\",\"state\":\"overdue\",\"needs_attention\":true,"));
+        assert_non_null(strstr(out, ",\"rows_overdue\":4,\"rows_due_now\":7,\"rows_held_now\":0,\"oldest_due_age\":\""));
+        assert_non_null(strstr(out, ",\"live_error\":null,"));
+        char *jage = json_value(out, "oldest_due_age");
+        rt_assert_sql(c, "t", "SELECT '%s'::interval BETWEEN '%s'::interval AND now() - (SELECT min(seen_at) FROM public.access_log)",
+                      jage, age);
+        free(out);
+        free(err);
+        rc = run(policy, ci, "audit", "--json", NULL);
+        assert_int_equal(rc, 0);
+        assert_non_null(strstr(out, "\"rows_actionable\":7,"));
+        assert_non_null(strstr(out, "\"rows_held\":0,\"rows_overdue\":4,"));
+        free(out);
+        free(err);
+
+        /* --no-live: the trail only (nothing ran yet: pending, nothing overdue as far as it knows) */
+        rc = run(policy, ci, "status", "--no-live", "--json", NULL);
+        assert_int_equal(rc, 0);
+        assert_non_null(strstr(out, ",\"live\":false,"));
+        assert_non_null(strstr(out, "\"state\":\"pending\","));
+        assert_non_null(strstr(out, ",\"rows_overdue\":0,\"rows_due_now\":null,\"rows_held_now\":null,"
+                                    "\"oldest_due_age\":null,\"live_error\":null,"));
+        free(out);
+        free(err);
+        rc = run(policy, ci, "status", "--no-live", NULL);
+        assert_int_equal(rc, 0);
+        assert_non_null(strstr(out, "OUTCOME     FAILURES  OVERDUE\nlogs                     pending  never"));
+        free(out);
+        free(err);
+        /* status changed nothing */
+        rt_assert_sql(c, "12", "SELECT count(*) FROM public.access_log");
+
+        /* a run deletes the 7; nothing is due any more */
+        rc = run(policy, ci, "run", NULL);
+        assert_int_equal(rc, 0);
+        free(out);
+        free(err);
+        rc = run(policy, ci, "status", "--json", NULL);
+        assert_int_equal(rc, 0);
+        assert_non_null(strstr(out, "\"state\":\"ok\","));
+        assert_non_null(strstr(out, ",\"rows_overdue\":0,\"rows_due_now\":0,\"rows_held_now\":0,\"oldest_due_age\":null,"));
+        free(out);
+        free(err);
+
+        free(age);
+        free(jage);
+        free(before);
+        free(after);
+        PQfinish(c);
+        free(policy);
+        free(ci);
+        free(admin);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_metrics_status_audit),
+                cmocka_unit_test(test_status_live),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }
