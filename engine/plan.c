@@ -1455,6 +1455,7 @@ int plan_partition_check(Plan *plan, const Policy *policy, const CatCache *cache
         finish_statement(&g, ret,
                          kept ? xasprintf("SELECT count(*), count(*) FILTER (WHERE %s), %s FROM %s t", kept, young, tq)
                               : xasprintf("SELECT count(*), 0, %s FROM %s t", young, tq));
+        ret->purpose = "the check of a partition before it is dropped";
         preds_done(&pr);
         return 0;
 }
@@ -1527,6 +1528,22 @@ static void build_cutoffs(Gen *g) {
         finish_statement(g, &p->cutoffs, strbuf_steal(&b));
 }
 
+static void plan_set_purposes(Plan *p) {
+        bool del = p->rule->action == ACTION_DELETE;
+        p->cutoffs.purpose = "the computation of the cutoffs";
+        p->batch_bound.purpose = "the search for the next batch's range of rows";
+        p->batch_range.purpose = del ? "the DELETE of a batch" : "the UPDATE of a batch";
+        p->batch.purpose = del ? "the DELETE of a batch (skipping locked rows)" : "the UPDATE of a batch (skipping locked rows)";
+        p->while_held_batch.purpose = "the UPDATE of a batch of held rows (while_held)";
+        p->breaker_count.purpose = "the circuit breaker's count of the due rows";
+        p->breaker_estimate.purpose = "the circuit breaker's estimate of the due rows";
+        p->tally.purpose = "the count of the due, held and still referenced rows";
+        p->skipped_locked.purpose = "the count of the skipped rows that other sessions lock";
+        p->row_by_row_select.purpose = "the selection of rows to delete one by one (foreign-key isolation)";
+        p->row_by_row_delete.purpose = "the DELETE of one row (foreign-key isolation)";
+        p->partitions.purpose = "the search for expired partitions";
+}
+
 int plan_build(const Policy *policy, const Rule *rule, const CatCache *cache, Plan **ret, char **error) {
         char **errors = NULL, **warnings = NULL;
         size_t n_errors = 0, n_warnings = 0;
@@ -1563,6 +1580,7 @@ int plan_build(const Policy *policy, const Rule *rule, const CatCache *cache, Pl
         build_partitions(&g, rule);
         build_cutoffs(&g); /* last: every slot is known now */
         free(g.params);
+        plan_set_purposes(p);
         *ret = p;
         return 0;
 }
@@ -1730,6 +1748,9 @@ void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char 
         /* Every slot the statements use is known now. */
         plan_statement_done(&plan->cutoffs);
         build_cutoffs(&g);
+        plan->cutoffs.purpose = "the computation of the cutoffs";
+        e.row.purpose = "the look at the row";
+        e.registry.purpose = "the look up of the row's holds";
         free(g.params);
         *ret = e;
 }

@@ -56,6 +56,9 @@ typedef struct PlanStatement {
         char *sql;
         PlanParam *params;
         size_t n_params;
+        /* What the statement is for, in words ("the count of the rows left after the run"), for
+         * an error that names it (a statement timeout); a static string, or NULL. */
+        const char *purpose;
 } PlanStatement;
 
 typedef enum TimeSlotKind {

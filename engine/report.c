@@ -430,6 +430,8 @@ void report_audit(const RunResult *res, bool json, bool quiet, FILE *f) {
                         fprintf(f, "  ERROR: %s\n", r->error.primary ? esc_pool(&ep, r->error.primary) : "failed");
                         if (r->error.detail)
                                 fprintf(f, "  DETAIL: %s\n", esc_pool(&ep, r->error.detail));
+                        if (r->error.hint)
+                                fprintf(f, "  HINT: %s\n", esc_pool(&ep, r->error.hint));
                         continue;
                 }
                 due += r->actionable;
