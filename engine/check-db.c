@@ -551,6 +551,14 @@ static int check_partition_fks(Pg *pg, Check *ck, const Rule *r, const CatTable 
 
 /* Locates a finding of plan_check_rule_findings() and says what exit status it asks for. */
 static int add_finding(Pg *pg, Check *ck, const Rule *rule, const PlanFinding *f, PgError *err) {
+        /* A hold's finding is located at the hold: once, however many rules use it. */
+        if (f->loc && strncmp(f->message, "hold \"", 6) == 0)
+                for (size_t i = 0; i < ck->d->n; i++) {
+                        const Diagnostic *y = &ck->d->items[i];
+                        if (y->line == f->loc->line && y->column == f->loc->column && streq_ptr(y->file, f->loc->file) &&
+                            streq(y->message, f->message))
+                                return 0;
+                }
         Diagnostic *x = add_at(ck->d, f->error ? SEVERITY_ERROR : SEVERITY_WARNING, rule, f->loc, f->message);
         if (f->hint)
                 diag_set_hint(x, "%s", f->hint);

@@ -258,6 +258,29 @@ static void test_catalog_mismatches(void **state) {
         free(e);
         free(err);
 
+        /* a hold two rules use: its typo once, at the hold */
+        char *pol3 = rt_policy("version: 1\n"
+                               "subjects:\n"
+                               "  customer: { table: app.customer, key: customer_id }\n"
+                               "holds:\n"
+                               "  open-tickets: { reason: r, subject: customer, table: app.tickets, subject_column: customer_id,"
+                               " column: opend_at, retain: 1 year }\n"
+                               "rules:\n"
+                               "  a: { clause: c, table: app.customer, column: created_at, retain: 10 years, action: delete,"
+                               " subject: customer, holds: [open-tickets] }\n"
+                               "  b: { clause: c, table: app.customer, column: created_at, retain: 11 years, action: delete,"
+                               " subject: customer, holds: [open-tickets] }\n");
+        rt_expect(65, NULL, &err, "-p", pol3, "-d", eci, "check");
+        e = rt_asprintf("%s:5:106: error: hold \"open-tickets\": column \"opend_at\" of app.tickets must exist and be"
+                        " timestamptz, timestamp or date\n",
+                        pol3);
+        rt_assert_contains(err, e);
+        free(e);
+        rt_assert_contains(err, "HINT:  Did you mean \"opened_at\"?\n");
+        assert_int_equal(count(err, "error:"), 1);
+        free(err);
+        free(pol3);
+
         free(pol2);
         free(pol);
         free(eci);
