@@ -377,3 +377,63 @@ int catalog_primary_key(Pg *pg, uint32_t oid, char ***ret, size_t *n, PgError *e
                 (*ret)[i] = xstrdup(PQgetvalue(r, (int) i, 0));
         return 0;
 }
+
+/* ---- the tables a policy needs ---- */
+
+static int load_into(Pg *pg, CatCache *cache, const QualifiedName *name, PgError *err) {
+        CatTable *t = NULL;
+        int k = catalog_load_table(pg, name, &t, err);
+        if (k == PG_ERR_UNDEFINED)
+                return 0; /* reported per rule */
+        if (k)
+                return k;
+        cat_cache_add(cache, t);
+        return 0;
+}
+
+/* Tables reachable from t through ON DELETE CASCADE / SET NULL / SET DEFAULT, a few levels. */
+static int load_referencing(Pg *pg, CatCache *cache, const CatTable *t, unsigned depth, PgError *err) {
+        if (depth >= 5)
+                return 0;
+        uint32_t oid = t->oid;
+        for (size_t i = 0;; i++) {
+                const CatTable *cur = cat_cache_find_oid(cache, oid);
+                if (!cur || i >= cur->n_referenced_by)
+                        break;
+                const CatForeignKey *fk = &cur->referenced_by[i];
+                if (fk->on_delete == 'a' || fk->on_delete == 'r')
+                        continue;
+                if (cat_cache_find_oid(cache, fk->child_oid))
+                        continue;
+                uint32_t child_oid = fk->child_oid;
+                CatTable *c = NULL;
+                int k = catalog_load_table_oid(pg, child_oid, &c, err);
+                if (k)
+                        return k;
+                const CatTable *added = cat_cache_add(cache, c);
+                k = load_referencing(pg, cache, added, depth + 1, err);
+                if (k)
+                        return k;
+        }
+        return 0;
+}
+
+int catalog_load_policy(Pg *pg, const Policy *p, CatCache *cache, PgError *err) {
+        int k;
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (!cat_cache_find_name(cache, &p->rules[i].table) && (k = load_into(pg, cache, &p->rules[i].table, err)))
+                        return k;
+        for (size_t i = 0; i < p->n_holds; i++)
+                if (!p->holds[i].registry && !cat_cache_find_name(cache, &p->holds[i].table) &&
+                    (k = load_into(pg, cache, &p->holds[i].table, err)))
+                        return k;
+        for (size_t i = 0; i < p->n_subjects; i++)
+                if (!cat_cache_find_name(cache, &p->subjects[i].table) &&
+                    (k = load_into(pg, cache, &p->subjects[i].table, err)))
+                        return k;
+        size_t n = cache->n_tables;
+        for (size_t i = 0; i < n; i++)
+                if ((k = load_referencing(pg, cache, cache->tables[i], 0, err)))
+                        return k;
+        return 0;
+}

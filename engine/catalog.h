@@ -9,6 +9,7 @@
 
 #include "ident.h"
 #include "pg.h"
+#include "policy.h"
 
 typedef enum ColumnKind {
         COLKIND_OTHER,
@@ -104,3 +105,24 @@ int catalog_primary_key(Pg *pg, uint32_t oid, char ***ret, size_t *n, PgError *e
 /* Row count estimate: reltuples (summed over partitions); when the table (or a partition)
  * was never analysed, an exact count(*) — a missing estimate is never read as zero. */
 int catalog_row_estimate(Pg *pg, const CatTable *t, int64_t *ret, bool *analysed, PgError *err);
+
+/* A cache of catalog facts for every table a plan may need (the rule's table, tables of
+ * other rules and holds, tables reached through foreign keys). Owned by the caller. */
+typedef struct CatCache {
+        CatTable **tables;
+        size_t n_tables;
+        /* A rule dropped a partition: facts of other tables may name it (foreign keys declared
+         * on partitions, cascade children). rule_run_start() loads the catalog again first. */
+        bool stale;
+} CatCache;
+
+const CatTable *cat_cache_find_oid(const CatCache *c, uint32_t oid);
+const CatTable *cat_cache_find_name(const CatCache *c, const QualifiedName *name);
+void cat_cache_done(CatCache *c);
+/* Adds (takes ownership); ignores duplicates (frees t). */
+const CatTable *cat_cache_add(CatCache *c, CatTable *t);
+
+/* Loads catalog facts for every table a policy's rules, holds and subjects need, and the tables
+ * their deletions cascade into, into cache. Returns 0, or a PgErrorClass or OUTCOME_TABLE_GONE
+ * (first failure); a missing table is left out and reported per rule by plan_build(). */
+int catalog_load_policy(Pg *pg, const Policy *p, CatCache *cache, PgError *err);

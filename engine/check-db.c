@@ -9,7 +9,8 @@
 #include "check-db.h"
 #include "cmdutil.h"
 #include "diag.h"
-#include "enforce.h"
+#include "catalog.h"
+#include "trail.h"
 #include "event.h"
 #include "exitcode.h"
 #include "ident.h"
@@ -163,7 +164,7 @@ static int check_rule_role(Pg *pg, Diagnostics *d, const Policy *p, const Rule *
                               " (dropping whole partitions needs ownership)",
                               tn, role);
         else {
-                /* The engine looks at the direct partitions the same way (enforce.c may_drop()). */
+                /* The engine looks at the direct partitions the same way (partitions.c may_drop()). */
                 k = pg_exec(pg, &r, err,
                             "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
                             " JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -635,7 +636,7 @@ int check_database(Cli *cli, const Policy *p, Diagnostics *out, size_t *n_checke
                 return cmd_fail(&err, k);
         ck.role = role;
 
-        k = enforce_load_catalog(pg, p, &cache, &err);
+        k = catalog_load_policy(pg, p, &cache, &err);
         if (k) {
                 return cmd_fail(&err, k);
         }

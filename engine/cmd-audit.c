@@ -7,7 +7,8 @@
 
 #include "cli.h"
 #include "cmdutil.h"
-#include "enforce.h"
+#include "catalog.h"
+#include "run.h"
 #include "event.h"
 #include "exitcode.h"
 #include "health.h"
@@ -33,7 +34,7 @@ static void print_statement(FILE *f, const char *title, const PlanStatement *st)
 static int print_sql(Cli *cli, Pg *pg, const Policy *policy, FILE *out) {
         _cleanup_(cat_cache_done) CatCache cache = {};
         PgError err = {};
-        int k = enforce_load_catalog(pg, policy, &cache, &err);
+        int k = catalog_load_policy(pg, policy, &cache, &err);
         if (k) {
                 return cmd_fail(&err, k);
         }
@@ -166,7 +167,7 @@ static int audit_database(Cli *cli, const Policy *policy, FILE *out, void *userd
                 .n_only_rules = cli->n_rules,
                 .hash_key = key,
         };
-        int k = enforce_run(pg, policy, &o, &res, &err);
+        int k = run_rules(pg, policy, &o, &res, &err);
         hash_key_free(key);
         if (k) {
                 return cmd_fail(&err, k);

@@ -13,7 +13,8 @@
 #include "cli.h"
 #include "cmdutil.h"
 #include "diag.h"
-#include "enforce.h"
+#include "catalog.h"
+#include "trail.h"
 #include "event.h"
 #include "exitcode.h"
 #include "plan.h"
@@ -836,7 +837,7 @@ int cmd_explain(Cli *cli) {
         k = pg_exec0(pg, NULL, &err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         if (k)
                 return cmd_fail(&err, k);
-        k = enforce_load_catalog(pg, policy, &cache, &err);
+        k = catalog_load_policy(pg, policy, &cache, &err);
         if (k)
                 return cmd_fail(&err, k);
 

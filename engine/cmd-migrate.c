@@ -9,7 +9,7 @@
 #include "cli.h"
 #include "diag.h"
 #include "cmdutil.h"
-#include "enforce.h"
+#include "trail.h"
 #include "event.h"
 #include "exitcode.h"
 #include "migrations.h"

@@ -20,7 +20,7 @@
 #include "cmdutil.h"
 #include "diag.h"
 #include "duration.h"
-#include "enforce.h"
+#include "trail.h"
 #include "event.h"
 #include "exitcode.h"
 #include "util.h"

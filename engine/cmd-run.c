@@ -12,7 +12,8 @@
 #include "cli.h"
 #include "cmdutil.h"
 #include "diag.h"
-#include "enforce.h"
+#include "run.h"
+#include "trail.h"
 #include "event.h"
 #include "exitcode.h"
 #include "health.h"
@@ -244,7 +245,7 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
                 .mode = "run",
                 .stop = &stop_requested,
         };
-        int k = enforce_run(pg, policy, &o, &res, &err);
+        int k = run_rules(pg, policy, &o, &res, &err);
         hash_key_free(key);
         if (console)
                 log_set_max_level(level); /* errors and the report below must be seen */

@@ -1,6 +1,6 @@
 /* cmd-status.c — `retentiond status`: each rule's health from the audit trail (last success,
  * consecutive failures, breaker), and, live, the rows due now, overdue now and the age of the
- * oldest due, counted by the audit's own dry run (enforce_run() with dry_run: the same tally
+ * oldest due, counted by the audit's own dry run (run_rules() with dry_run: the same tally
  * statement, so the same due predicate; --no-live: the trail only, with the rows its last run
  * left overdue), in text or JSON. Reads only: a read-only session, the counts in one READ ONLY
  * transaction. Exit 0 when every rule is healthy, 1 when one needs attention. */
@@ -13,10 +13,10 @@
 #include "cli.h"
 #include "cmdutil.h"
 #include "diag.h"
-#include "enforce.h"
 #include "event.h"
 #include "exitcode.h"
 #include "health.h"
+#include "run.h"
 #include "util.h"
 
 static void json_time(StrBuf *b, const char *k, double t) {
@@ -59,7 +59,7 @@ static int count_live(Pg *pg, const Policy *policy, HealthReport *h, LiveCount *
                 .n_only_rules = h->n_rules,
         };
         _cleanup_(run_result_freep) RunResult *res = NULL;
-        int k = enforce_run(pg, policy, &o, &res, err);
+        int k = run_rules(pg, policy, &o, &res, err);
         if (k)
                 return k;
         for (size_t i = 0; i < res->n_rules; i++) {

@@ -13,7 +13,7 @@
 #include "cli.h"
 #include "cmdutil.h"
 #include "diag.h"
-#include "enforce.h"
+#include "trail.h"
 #include "event.h"
 #include "exitcode.h"
 #include "policy.h"

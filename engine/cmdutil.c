@@ -180,7 +180,7 @@ int cmd_fail(PgError *err, int k) {
 }
 
 /* The engine's own outcomes (pg.h): one case each, and no default, so that a new one cannot go
- * unmapped (-Wswitch). Those that never leave enforce.c are a bug if they reach a command. */
+ * unmapped (-Wswitch). Those that never leave the rule-run rooms are a bug if they reach a command. */
 static int outcome_exit_code(PgOutcome o) {
         switch (o) {
         case OUTCOME_SCHEMA_MISMATCH:

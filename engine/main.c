@@ -13,7 +13,8 @@
 #include "cli.h"
 #include "conf.h"
 #include "config.h"
-#include "enforce.h"
+#include "breaker.h"
+#include "pace.h"
 #include "event.h"
 #include "exitcode.h"
 #include "health.h"
@@ -357,19 +358,19 @@ int main(int argc, char **argv) {
                                                 "HINT:  Give a whole number of seconds (0 turns the check off).\n", optarg);
                                 return EXIT_USAGE;
                         }
-                        enforce_set_max_clock_skew(v);
+                        breaker_set_max_clock_skew(v);
                         break;
                 }
                 case OPT_PACE: {
                         char *end = NULL;
                         errno = 0;
                         double v = optarg[0] ? strtod(optarg, &end) : -1;
-                        if (errno || !end || *end || !(v >= 0 && v <= ENFORCE_MAX_PACE)) {
+                        if (errno || !end || *end || !(v >= 0 && v <= PACE_MAX_RATIO)) {
                                 fprintf(stderr, "retentiond: invalid value for --pace: \"%s\"\n"
                                                 "HINT:  Give a number from 0 (never wait) to 100, such as 0.5 or 1.\n", optarg);
                                 return EXIT_USAGE;
                         }
-                        enforce_set_pace(v);
+                        pace_set_ratio(v);
                         break;
                 }
                 case 'q':

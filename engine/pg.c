@@ -222,7 +222,7 @@ int pg_connect(const char *conninfo, const PgSettings *s, Pg **ret, PgError *err
         /* Whether wal_compression may be switched on for this session (and with which
          * algorithm), for the batches that run while the application writes. */
         /* (Not from pg_settings: reading that view costs a millisecond. Whether the server has
-         * lz4 shows when it is first set: see enforce.c, gentle_wal().) */
+         * lz4 shows when it is first set: see pace.c, pace_gentle_wal().) */
         lr = PQexec(c, pg->server_version >= 150000
                                ? "SELECT 'lz4' WHERE current_setting('wal_compression') = 'off'"
                                  " AND has_parameter_privilege('wal_compression', 'SET')"
@@ -326,4 +326,18 @@ int pg_copy_in(Pg *pg, PgError *err, const char *sql, const void *data, size_t l
         while ((r = PQgetResult(pg->conn)))
                 PQclear(r);
         return k;
+}
+
+void pg_rollback_quietly(Pg *pg) {
+        if (!pg_connection_ok(pg))
+                return;
+        PgError ig = {};
+        (void) pg_exec0(pg, NULL, &ig, "ROLLBACK");
+        pg_error_done(&ig);
+}
+
+int64_t pg_int64_at(const PGresult *r, int row, int col) {
+        if (PQgetisnull(r, row, col))
+                return 0;
+        return strtoll(PQgetvalue(r, row, col), NULL, 10);
 }

@@ -44,10 +44,10 @@ PgErrorClass pg_error_class(const char *sqlstate);
  * commands map every one to an exit code (cmd_exit_code(), cmdutil.c, one case per value). */
 typedef enum PgOutcome {
         OUTCOME_SCHEMA_MISMATCH = -1, /* trail_check_schema(): the retention schema is missing or at another version */
-        OUTCOME_RULE_BUSY = -2,       /* rule_lock(), enforce_run(): another session holds a rule's lock */
-        OUTCOME_BREAKER = -3,         /* enforce.c: the rule's circuit breaker tripped (err says why) */
-        OUTCOME_SLOW_PATH = -4,       /* enforce.c: the fast path declines this batch: take it with SKIP LOCKED */
-        OUTCOME_REFUSED = -5,         /* enforce.c: the check under a partition's lock refused its drop */
+        OUTCOME_RULE_BUSY = -2,       /* rule_lock(), run_rules(): another session holds a rule's lock */
+        OUTCOME_BREAKER = -3,         /* breaker.c: the rule's circuit breaker tripped (err says why) */
+        OUTCOME_SLOW_PATH = -4,       /* fast-path.c: the fast path declines this batch: take it with SKIP LOCKED */
+        OUTCOME_REFUSED = -5,         /* partitions.c: the check under a partition's lock refused its drop */
         OUTCOME_TABLE_GONE = -6,      /* catalog_load_table_oid(): no table has that oid (dropped meanwhile) */
         OUTCOME_NO_CHAIN_HEAD = -7,   /* chain_verify(): retention.chain_head has no row */
 } PgOutcome;
@@ -66,7 +66,7 @@ typedef struct Pg {
         int server_version;
         PgSettings settings;
         /* The wal_compression this session may switch on while other sessions write (see
-         * enforce.c, pacing): "lz4", "pglz" or "on"; NULL when the server already compresses
+         * pace.c, pace_gentle_wal): "lz4", "pglz" or "on"; NULL when the server already compresses
          * or the role may not set it. */
         char wal_compression[8];
         bool wal_compressing; /* switched on now */
@@ -92,6 +92,10 @@ int pg_exec0(Pg *pg, PGresult **ret, PgError *err, const char *sql);
 int pg_value(Pg *pg, char **ret, PgError *err, const char *sql, int nparams, const char *const *params);
 /* Is the connection still good? */
 bool pg_connection_ok(const Pg *pg);
+/* ROLLBACK, its error ignored; nothing when the connection is gone. */
+void pg_rollback_quietly(Pg *pg);
+/* The integer in a result's field; 0 for SQL NULL. */
+int64_t pg_int64_at(const PGresult *r, int row, int col);
 
 static inline void pqclearp(PGresult **r) {
         if (*r)

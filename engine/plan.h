@@ -10,22 +10,6 @@
 #include "catalog.h"
 #include "policy.h"
 
-/* A cache of catalog facts for every table a plan may need (the rule's table, tables of
- * other rules and holds, tables reached through foreign keys). Owned by the caller. */
-typedef struct CatCache {
-        CatTable **tables;
-        size_t n_tables;
-        /* A rule dropped a partition: facts of other tables may name it (foreign keys declared
-         * on partitions, cascade children). rule_run_start() loads the catalog again first. */
-        bool stale;
-} CatCache;
-
-const CatTable *cat_cache_find_oid(const CatCache *c, uint32_t oid);
-const CatTable *cat_cache_find_name(const CatCache *c, const QualifiedName *name);
-void cat_cache_done(CatCache *c);
-/* Adds (takes ownership); ignores duplicates (frees t). */
-const CatTable *cat_cache_add(CatCache *c, CatTable *t);
-
 typedef enum ParamKind {
         PARAM_CONST,          /* value fixed at plan time (subject names, redact text) */
         PARAM_TIME,           /* a cutoff computed by PostgreSQL, slot index */
@@ -41,7 +25,7 @@ typedef enum ParamKind {
 } ParamKind;
 
 /* The hash method's key is never a parameter (the server may log parameters): a rule run that
- * hashes first fills this session's temporary table with the HMAC pads by COPY (enforce.c), and
+ * hashes first fills this session's temporary table with the HMAC pads by COPY (rule-run.c), and
  * the anonymising expression reads them from it. */
 #define HASH_KEY_TABLE "pg_temp.retentiond_hash_key"
 

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "enforce.h"
+#include "result.h"
 
 void report_run(const RunResult *r, bool json, bool quiet, FILE *f);
 /* One event per rule (rule-enforced / rule-failed / breaker-tripped / rows-held / overdue /

@@ -14,6 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "catalog.h"
+#include "rule-run.h"
+#include "trail.h"
 #include "util.h"
 
 struct Worker {
@@ -259,7 +262,7 @@ static int begin_run(Worker *w, Job *j, RunResult **res, CatCache *cache) {
         wake(w);
 
         op_begin(w, false);
-        k = enforce_load_catalog(w->pg, j->policy, cache, &j->err);
+        k = catalog_load_policy(w->pg, j->policy, cache, &j->err);
         op_end(w);
         return k;
 }

@@ -8,7 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "enforce.h"
+#include "result.h"
+#include "rule-lock.h"
 #include "hashkey.h"
 #include "health.h"
 #include "pg.h"

@@ -19,7 +19,7 @@
  *              held and young rows stay. */
 #include "rtest.h"
 
-#include "enforce.h"
+#include "catalog.h"
 #include "plan.h"
 #include "policy-load.h"
 #include "rule-where.h"
@@ -313,7 +313,7 @@ static void test_server_check_direct(void **state) {
         PgSettings s = { .lock_timeout_ms = 2000, .statement_timeout_ms = 60000 };
         assert_int_equal(pg_connect(ci, &s, &pg, &err), 0);
         CatCache cache = {};
-        assert_int_equal(enforce_load_catalog(pg, p, &cache, &err), 0);
+        assert_int_equal(catalog_load_policy(pg, p, &cache, &err), 0);
         Rule *r = NULL;
         for (size_t i = 0; i < p->n_rules; i++)
                 if (strcmp(p->rules[i].name, "events") == 0)
@@ -428,7 +428,7 @@ static void test_one_wrapper(void **state) {
         PgSettings s = { .lock_timeout_ms = 2000, .statement_timeout_ms = 60000 };
         assert_int_equal(pg_connect(ci, &s, &pg, &err), 0);
         CatCache cache = {};
-        assert_int_equal(enforce_load_catalog(pg, p, &cache, &err), 0);
+        assert_int_equal(catalog_load_policy(pg, p, &cache, &err), 0);
         const Rule *r = policy_find_rule(p, "events");
         assert_non_null(r);
         Plan *plan = NULL;

@@ -1,0 +1,185 @@
+/* fast-path.c — the main phase's batches as key ranges: one prepared DELETE/UPDATE of a range
+ * of the age index, with a short lock wait; anything unusual goes back to the SKIP LOCKED batch.
+ * Must never wait long for a row the application holds, nor change a row outside the range. */
+#include "rule-run-private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "clock.h"
+#include "trail.h"
+#include "util.h"
+
+/* The fast path may meet a row the application has locked; it must not wait for it longer
+ * than a moment. The session's own lock_timeout (for table locks) comes back afterwards. */
+#define FAST_PATH_LOCK_TIMEOUT_MS 50
+#define FAST_PATH_STATEMENT "retentiond_batch"
+#define FAST_PATH_BOUND "retentiond_bound"
+
+static void set_lock_timeout(RuleRun *rr, long ms) {
+        char v[32];
+        snprintf(v, sizeof(v), "%ld", ms);
+        const char *p[] = { v };
+        PgError e = {};
+        (void) pg_exec(rr->pg, NULL, &e, "SELECT set_config('lock_timeout', $1, false)", 1, p);
+        pg_error_done(&e);
+}
+
+void fast_path_restore_lock_timeout(RuleRun *rr) {
+        if (!rr->short_lock_wait)
+                return;
+        rr->short_lock_wait = false;
+        if (pg_connection_ok(rr->pg))
+                set_lock_timeout(rr, rr->pg->settings.lock_timeout_ms);
+}
+
+void fast_path_release(RuleRun *rr) {
+        fast_path_restore_lock_timeout(rr);
+        if (rr->prepared) {
+                pg_deallocate(rr->pg, FAST_PATH_STATEMENT);
+                pg_deallocate(rr->pg, FAST_PATH_BOUND);
+                rr->prepared = false;
+        }
+}
+
+/* Prepares the fast path's two statements on first use. 0, OUTCOME_SLOW_PATH (the table's lock
+ * is held by the application: take this batch the slow way), or a PgErrorClass with err set (a
+ * lost connection among them: never a reason to try the slow way). */
+static int prepare_fast(RuleRun *rr, PgError *err) {
+        if (rr->prepared)
+                return 0;
+        const PlanStatement *sts[] = { &rr->plan->batch_bound, &rr->plan->batch_range };
+        const char *names[] = { FAST_PATH_BOUND, FAST_PATH_STATEMENT };
+        for (size_t i = 0; i < 2; i++) {
+                int kp = pg_prepare(rr->pg, err, names[i], sts[i]->sql, (int) sts[i]->n_params);
+                if (kp == PG_ERR_LOCK_TIMEOUT) {
+                        /* Preparing the DELETE or UPDATE takes the table's lock already: a lock
+                         * the application holds is met here first. */
+                        pg_error_done(err);
+                        if (i > 0)
+                                pg_deallocate(rr->pg, names[0]);
+                        return OUTCOME_SLOW_PATH;
+                }
+                if (kp) {
+                        if (i > 0)
+                                pg_deallocate(rr->pg, names[0]);
+                        return kp;
+                }
+        }
+        rr->prepared = true;
+        return 0;
+}
+
+static int exec_fast(RuleRun *rr, const PlanStatement *st, const char *name, const char *upper, PGresult **r,
+                     PgError *err) {
+        Bind b;
+        rule_run_bind(rr, st, &b, NULL, NULL, 0);
+        for (size_t i = 0; i < st->n_params; i++)
+                if (st->params[i].kind == PARAM_UPPER)
+                        b.values[i] = upper;
+        int k = pg_exec_prepared(rr->pg, r, err, name, (int) st->n_params, b.values);
+        rule_run_bind_done(&b, st->n_params);
+        return k;
+}
+
+/* One fast-path batch, in one transaction: the range's upper end, the change, and the audit
+ * trail's counters, so the trail never claims more than happened. Returns 0, OUTCOME_SLOW_PATH
+ * (take this batch with SKIP LOCKED), or the PgErrorClass that ended the rule (rule_run_step_failed()). */
+int fast_path_step(RuleRun *rr) {
+        PgError err = {};
+        _cleanup_pgresult_ PGresult *rb = NULL, *rc = NULL;
+        uint64_t next = 0; /* the next transaction id, read by the batch's counter update */
+        if (!rr->short_lock_wait && rr->pg->settings.lock_timeout_ms > FAST_PATH_LOCK_TIMEOUT_MS) {
+                set_lock_timeout(rr, FAST_PATH_LOCK_TIMEOUT_MS);
+                rr->short_lock_wait = true;
+        }
+        int k = prepare_fast(rr, &err);
+        if (k == OUTCOME_SLOW_PATH) {
+                rr->swept_cleanly = false;
+                return OUTCOME_SLOW_PATH;
+        }
+        if (k)
+                return rule_run_step_failed(rr, k, &err);
+
+        pace_before_batch(rr);
+        uint64_t t0 = now_usec();
+        const char *upper = NULL;
+        int64_t changed = 0;
+        CascadeMark before = {}, delta = {};
+        k = pg_exec0(rr->pg, NULL, &err, BATCH_BEGIN);
+        if (k == 0)
+                k = cascade_mark(rr, &before, &err);
+        if (k == 0)
+                k = exec_fast(rr, &rr->plan->batch_bound, FAST_PATH_BOUND, NULL, &rb, &err);
+        if (k == 0) {
+                upper = PQgetisnull(rb, 0, 0) ? NULL : PQgetvalue(rb, 0, 0);
+                /* No range can follow (batch_size rows aged -infinity): the rest of this rule run
+                 * takes the SKIP LOCKED batches, whose keyset includes its start. */
+                bool stuck = upper && streq(upper, rr->last_key ? rr->last_key : "-infinity");
+                /* batch_size rows or more share the range's one age value (a busy day of a date
+                 * column): a range of them has no size limit. This batch goes by SKIP LOCKED,
+                 * LIMIT batch_size; the fast path resumes after it. */
+                bool tie = streq(PQgetvalue(rb, 0, 1), "t");
+                if (stuck || tie) {
+                        pg_rollback_quietly(rr->pg);
+                        cascade_mark_done(&before);
+                        if (stuck)
+                                rr->fast_ok = false;
+                        rr->swept_cleanly = false;
+                        return OUTCOME_SLOW_PATH;
+                }
+                k = exec_fast(rr, &rr->plan->batch_range, FAST_PATH_STATEMENT, upper, &rc, &err);
+        }
+        if (k == 0) {
+                changed = strtoll(PQcmdTuples(rc), NULL, 10);
+                bool del = rr->rule->action == ACTION_DELETE;
+                k = trail_rule_count(rr->pg, rr->res.rule_run_id, del ? changed : 0, del ? 0 : changed, 1, 0, &next, &err);
+        }
+        if (k == 0)
+                k = cascade_record(rr, &before, changed, &delta, &err);
+        if (k == 0)
+                k = untrusted_batch_check(rr, &err);
+        if (k == 0)
+                k = pg_exec0(rr->pg, NULL, &err, "COMMIT");
+        else
+                pg_rollback_quietly(rr->pg);
+        if (k == 0)
+                cascade_commit(rr, &delta);
+        cascade_mark_done(&before);
+        cascade_mark_done(&delta);
+        uint64_t dt = now_usec() - t0;
+        if ((int64_t) dt > rr->res.longest_batch_usec)
+                rr->res.longest_batch_usec = (int64_t) dt;
+
+        if (k == PG_ERR_LOCK_TIMEOUT) {
+                /* A row of this range is locked by the application: take this batch row by row,
+                 * skipping locked rows, then come back to the fast path. */
+                pg_error_done(&err);
+                rr->next_xid = 0; /* the failed statement may have taken an id too */
+                rr->swept_cleanly = false;
+                return OUTCOME_SLOW_PATH;
+        }
+        if (k == PG_ERR_FOREIGN_KEY && rr->rule->action == ACTION_DELETE) {
+                pg_error_done(&err);
+                rr->swept_cleanly = false;
+                k = fk_isolate(rr, &err);
+                return k ? rule_run_step_failed(rr, k, &err) : 0;
+        }
+        if (k)
+                return rule_run_step_failed(rr, k, &err);
+
+        rr->res.batches++;
+        if (rr->rule->action == ACTION_DELETE)
+                rr->res.deleted += changed;
+        else
+                rr->res.anonymised += changed;
+        pace_adapt_batch_size(rr, rr->batch_size, dt);
+        pace_after_batch(rr, dt, 1, next);
+        if (!upper) {
+                rule_run_end_phase(rr);
+                return 0;
+        }
+        free(rr->last_key);
+        rr->last_key = xstrdup(upper);
+        return 0;
+}

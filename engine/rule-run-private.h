@@ -1,0 +1,159 @@
+/* rule-run-private.h — the inside of a rule run, shared by its rooms only: rule-run.c, breaker.c,
+ * partitions.c, fk-isolate.c, cascades.c, untrusted.c, pace.c, fast-path.c. Nothing else may
+ * include it: the rest of the engine sees rule-run.h.
+ *
+ * Return convention: as rule-run.h (0, a PgErrorClass > 0, or the PgOutcome < 0 a function's
+ * comment names); a room records the rule's own outcome with rule_run_fail(). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "catalog.h"
+#include "plan.h"
+#include "rule-run.h"
+
+/* Adaptive batch size: aim each batch at BATCH_TARGET_USEC, never above the rule's
+ * batch_size, never below BATCH_MIN_ROWS; start at BATCH_START_ROWS. */
+#define BATCH_TARGET_USEC 10000
+#define BATCH_MIN_ROWS 100
+#define BATCH_START_ROWS 1000
+
+typedef enum Phase {
+        PHASE_MAIN,
+        PHASE_WHILE_HELD,
+        PHASE_DONE,
+} Phase;
+
+struct RuleRun {
+        Pg *pg;
+        const Policy *policy;
+        const Rule *rule;
+        const EnforceOptions *o;
+        Plan *plan;
+        RuleResult res;
+        char **slot_values;
+        size_t n_slots;
+        char *last_key;
+        int64_t batch_size;
+        Phase phase;
+        unsigned stalls;
+        bool fast_ok;        /* the range fast path is usable for this rule run */
+        bool short_lock_wait; /* the session's lock_timeout is lowered for the fast path */
+        bool prepared;        /* the fast path's statement is prepared on the session */
+        int64_t fk_refused;  /* rows the database refused for a reference deeper than the rule's table */
+        char *fk_refused_table;
+        unsigned isolate_widen;   /* foreign-key isolation selects batch_size << this many rows */
+        int64_t isolate_refused;  /* rows refused by the last isolation that made no progress */
+        int64_t while_held_changed; /* rows anonymised by the while_held phase */
+        bool swept_cleanly;  /* every main batch went through the fast path to the cutoff */
+        int64_t isolation_rows; /* > 0: the row-by-row selection's size, not cut to the breaker */
+        uint64_t next_xid;   /* the cluster's next transaction id after the last batch; 0: unknown */
+        uint64_t pause_usec; /* to wait before the next batch (pacing) */
+        uint64_t started;
+        bool fatal_connection;
+        bool hash_key_installed; /* HASH_KEY_TABLE holds the pads: dropped by rule_run_finish() */
+        bool probe_prepared; /* UNTRUSTED_PROBE is prepared on the session */
+        CatCache *cache;     /* the catalog the rule was planned on: untrusted_batch_check() reads it again */
+        char *probe_oids;    /* untrusted_batch_check(): the tables as an oid[] literal; NULL: not yet */
+        char *probe_seen;    /* its probe's answer when untrusted_check() last let the rule go on */
+        /* Tables the rule's deletions can cascade into (ON DELETE CASCADE, SET NULL, SET DEFAULT),
+         * as a PostgreSQL oid[] literal, in the order of res.cascades; NULL: none, and batches
+         * need no transaction of their own. cascade_self: the rule's own table is one of them
+         * (a self-reference), at that index; its own deletions are not cascades. */
+        char *cascade_oids;
+        char *cascade_names; /* text[] literal of their display names */
+        long cascade_self; /* -1: not one of them */
+        bool held_tallied; /* the tally ran before the while_held phase could move any age */
+};
+
+/* A batch's own transaction: READ COMMITTED whatever default_transaction_isolation says, so
+ * that each statement, untrusted_batch_check()'s among them, reads the catalog as committed when it
+ * starts (after the batch's statement took its locks), not as at the transaction's first one. */
+#define BATCH_BEGIN "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+/* ---- rule-run.c ---- */
+
+/* The daemon stops a run by setting o->stop and cancelling the statement in flight (PQcancel):
+ * the server then reports 57014, which is the interruption asked for, not a failure. */
+bool rule_run_cancelled(const RuleRun *rr, int k);
+/* Ends the rule with outcome and (a copy of) e. */
+void rule_run_fail(RuleRun *rr, RuleOutcome outcome, const PgError *e);
+/* A statement's parameters for this rule run (cutoffs, last key, batch size, ...). */
+typedef struct Bind {
+        const char **values;
+        char **owned;
+        size_t n_owned;
+} Bind;
+void rule_run_bind(RuleRun *rr, const PlanStatement *st, Bind *b, const char *ctid, const char *tableoid,
+                   int64_t breaker_limit);
+void rule_run_bind_done(Bind *b, size_t n);
+int rule_run_exec(RuleRun *rr, const PlanStatement *st, PGresult **ret, PgError *err, const char *ctid,
+                  const char *tableoid, int64_t breaker_limit);
+int rule_run_tally(RuleRun *rr, PgError *err);
+/* The main phase ends (the while_held phase follows), or the while_held phase (done). */
+void rule_run_end_phase(RuleRun *rr);
+/* A step's error k: the rule is interrupted (a stop's cancel), skipped (lock_timeout) or failed.
+ * Returns 0 for an interruption, else k. */
+int rule_run_step_failed(RuleRun *rr, int k, PgError *err);
+
+/* ---- breaker.c ---- */
+
+/* The rows the rule's normal action changed so far (not while_held's). */
+int64_t breaker_main_changed(const RuleRun *rr);
+/* The rows the running breaker still allows this run to change, INT64_MAX when it does not apply. */
+int64_t breaker_budget(const RuleRun *rr);
+/* The database clock (db_epoch, seconds) against this host's. Returns 0 or OUTCOME_BREAKER with *err. */
+int breaker_check_clock(const RuleRun *rr, double db_epoch, PgError *err);
+/* Before the rule: trips it (rule_run_fail(RULE_BREAKER)) when more rows are due than its limit
+ * allows. Returns 0 (tripped or not) or a PgErrorClass. */
+int breaker_check(RuleRun *rr, PgError *err);
+/* Before a step: OUTCOME_BREAKER when the rule must stop, 0 to go on, or a PgErrorClass. */
+int breaker_running_limit(RuleRun *rr, PgError *err);
+void breaker_trip(RuleRun *rr);
+
+/* ---- partitions.c ---- */
+
+/* Drops the partitions whose every row is expired and unheld (and finishes earlier runs'
+ * detaches). Returns 0 or the error that stops the rule. */
+int partitions_drop_expired(RuleRun *rr, CatCache *cache, PgError *err);
+
+/* ---- fk-isolate.c ---- */
+
+/* Redoes a batch a foreign key refused one row at a time. 0 or a PgErrorClass. */
+int fk_isolate(RuleRun *rr, PgError *err);
+
+/* ---- cascades.c ---- */
+
+typedef struct CascadeMark {
+        int64_t *deleted, *nulled;
+} CascadeMark;
+void cascade_targets(RuleRun *rr, const CatCache *cache);
+void cascade_mark_done(CascadeMark *m);
+int cascade_mark(RuleRun *rr, CascadeMark *m, PgError *err);
+int cascade_record(RuleRun *rr, const CascadeMark *before, int64_t own, CascadeMark *delta, PgError *err);
+void cascade_commit(RuleRun *rr, CascadeMark *delta);
+
+/* ---- untrusted.c ---- */
+
+int untrusted_check(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, PgError *err);
+bool untrusted_batch_guarded(const RuleRun *rr);
+int untrusted_batch_check(RuleRun *rr, PgError *err);
+/* Deallocates the batch check's prepared probe, if any. */
+void untrusted_release(RuleRun *rr);
+
+/* ---- pace.c ---- */
+
+void pace_adapt_batch_size(RuleRun *rr, int64_t rows, uint64_t usec);
+void pace_before_batch(RuleRun *rr);
+void pace_after_batch(RuleRun *rr, uint64_t usec, unsigned own_xids, uint64_t next);
+void pace_gentle_wal(RuleRun *rr, bool on);
+
+/* ---- fast-path.c ---- */
+
+/* One fast-path batch. 0, OUTCOME_SLOW_PATH (take it with SKIP LOCKED), or the PgErrorClass
+ * that ended the rule. */
+int fast_path_step(RuleRun *rr);
+void fast_path_restore_lock_timeout(RuleRun *rr);
+/* Deallocates the fast path's prepared statements, if any. */
+void fast_path_release(RuleRun *rr);

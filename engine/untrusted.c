@@ -1,0 +1,173 @@
+/* untrusted.c — code of another role (trigger, rule, row-level security) that a rule would make
+ * PostgreSQL run with retentiond's privileges: refused before the rule starts and before each
+ * batch commits, unless the rule trusts it. Must never let such code commit a batch unchecked. */
+#include "rule-run-private.h"
+
+#include <stdlib.h>
+
+#include "util.h"
+
+/* Code of another role that the rule would make PostgreSQL run with this role's privileges: a
+ * trigger, a rule or row-level security on its table, a table its deletes cascade into, their
+ * partitions, or its holds' evidence (plan_untrusted). The catalog is read again for these tables
+ * right before the rule, so that one added during the run counts too. Unless the rule trusts it
+ * (trust_triggers: true), the rule is refused before it changes anything: returns 0 with *refused
+ * and *err set (a PgErrorClass if the catalog could not be read). Trusted, it is listed in the
+ * rule's result and reported as a warning. mid_run: the check of a batch (untrusted_batch_check()). */
+int untrusted_check(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, PgError *err) {
+        *refused = false;
+        _cleanup_free_ uint32_t *oids = NULL;
+        size_t n = plan_untrusted_tables(rr->rule, cache, &oids);
+        _cleanup_free_ CatTable **tables = xcalloc(n ? n : 1, sizeof(CatTable *));
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < cache->n_tables; j++)
+                        if (cache->tables[j]->oid == oids[i]) {
+                                tables[m++] = cache->tables[j];
+                                break;
+                        }
+        int k = catalog_load_untrusted(rr->pg, tables, m, err);
+        if (k)
+                return k;
+
+        UntrustedUse *uses = NULL;
+        size_t nu = plan_untrusted(rr->rule, cache, &uses);
+        if (nu == 0)
+                return 0;
+        if (rr->rule->trust_triggers) {
+                for (size_t i = 0; i < nu; i++) {
+                        _cleanup_free_ char *what = untrusted_describe(uses[i].code);
+                        rr->res.untrusted = xreallocarray(rr->res.untrusted, rr->res.n_untrusted + 1, sizeof(char *));
+                        rr->res.untrusted[rr->res.n_untrusted++] =
+                                xasprintf("%s ran with this role's privileges %s (trust_triggers: true)", what, uses[i].when);
+                }
+                untrusted_uses_free(uses, nu);
+                return 0;
+        }
+        const CatUntrusted *c = uses[0].code;
+        _cleanup_free_ char *what = untrusted_describe(c);
+        StrBuf more = {};
+        for (size_t i = 1; i < nu; i++) {
+                _cleanup_free_ char *w = untrusted_describe(uses[i].code);
+                strbuf_appendf(&more, "%s%s %s", i == 1 ? " Also: " : "; ", w, uses[i].when);
+                if (i + 1 == nu)
+                        strbuf_append(&more, ".");
+        }
+        _cleanup_free_ char *detail = xasprintf("The %s would run with the privileges of the role retentiond runs as %s,"
+                                                " and its owner, role \"%s\", is neither that role nor a superuser."
+                                                " %s%s",
+                                                what, uses[0].when, c->owner,
+                                                mid_run ? "It appeared while the rule ran: the batch that would have run it"
+                                                          " was rolled back; the rule's earlier batches stand."
+                                                        : "Nothing was changed.",
+                                                more.len ? strbuf_str(&more) : "");
+        strbuf_done(&more);
+        if (c->kind == CAT_CODE_RLS)
+                pg_error_set(err, NULL, detail,
+                             "Disable row-level security on the table, or have the table owned by the role retentiond runs as"
+                             " or by a superuser; to run the rule anyway, set \"trust_triggers: true\" on it.",
+                             "rule \"%s\" refused: row-level security on table %s runs code of role \"%s\"", rr->rule->name,
+                             c->relation, c->owner);
+        else
+                pg_error_set(err, NULL, detail,
+                             c->kind == CAT_CODE_TRIGGER
+                                     ? "Drop the trigger, or have its function owned by the role retentiond runs as or by a"
+                                       " superuser; to run the rule anyway, set \"trust_triggers: true\" on it."
+                                     : "Drop the rule, or have the table owned by the role retentiond runs as or by a superuser;"
+                                       " to run the rule anyway, set \"trust_triggers: true\" on it.",
+                             "rule \"%s\" refused: %s \"%s\" on table %s runs code of role \"%s\"", rr->rule->name,
+                             cat_code_kind_to_string(c->kind), c->name, c->relation, c->owner);
+        untrusted_uses_free(uses, nu);
+        *refused = true;
+        return 0;
+}
+
+/* untrusted_batch_check()'s probe: everything untrusted_check() looks at for the tables %s (an oid[])
+ * and their partitions, as one string that changes whenever any of it does: triggers (enabled or
+ * not, their function and its owner), rules, row-level security, policies, the tables' owners,
+ * and whether the owners are superusers. The oids (numbers, from the catalog) are in its text, so
+ * that the prepared statement has no parameter and is planned once per rule run. */
+#define UNTRUSTED_PROBE "retentiond_untrusted_probe"
+#define UNTRUSTED_PROBE_SQL \
+        "SELECT concat_ws('|'," \
+        "  (SELECT string_agg(concat_ws(':', tg.oid, tg.tgenabled, tg.tgfoid, p.proowner," \
+        "                               (SELECT o.rolsuper FROM pg_roles o WHERE o.oid = p.proowner)), ',' ORDER BY tg.oid)" \
+        "     FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid WHERE tg.tgrelid = ANY(r.a) AND NOT tg.tgisinternal)," \
+        "  (SELECT string_agg(concat_ws(':', w.oid, w.ev_enabled), ',' ORDER BY w.oid)" \
+        "     FROM pg_rewrite w WHERE w.ev_class = ANY(r.a))," \
+        "  (SELECT string_agg(concat_ws(':', c.oid, c.relowner, (SELECT o.rolsuper FROM pg_roles o WHERE o.oid = c.relowner)," \
+        "                               c.relrowsecurity, c.relforcerowsecurity," \
+        "                               (SELECT count(*) FROM pg_policy pol WHERE pol.polrelid = c.oid)), ',' ORDER BY c.oid)" \
+        "     FROM pg_class c WHERE c.oid = ANY(r.a))," \
+        "  (SELECT concat_ws(':', o.rolsuper, o.rolbypassrls) FROM pg_roles o WHERE o.rolname = current_user))" \
+        " FROM (SELECT array_agg(DISTINCT t.relid) AS a FROM unnest('%s'::oid[]) AS u(root)," \
+        "  LATERAL (SELECT u.root AS relid UNION ALL SELECT pt.relid FROM pg_partition_tree(u.root) pt) t) r"
+
+/* Whether each batch must run untrusted_batch_check() before its COMMIT. */
+bool untrusted_batch_guarded(const RuleRun *rr) {
+        return !rr->rule->trust_triggers && rr->cache;
+}
+
+/* In the batch's transaction, after its statements and right before its COMMIT: the check of
+ * untrusted_check() again, so that a trigger, rule or row-level security of another role that
+ * appeared while the rule ran never commits anything done with this role's privileges. Returns
+ * PG_ERR_OTHER with the refusal in *err: the caller rolls the batch back (with whatever that code
+ * did in it) and the rule fails (rule_run_step_failed()) with the error of a refusal at its start.
+ *
+ * Why this is race-free: CREATE TRIGGER, CREATE RULE, CREATE POLICY and ALTER TABLE ... ENABLE
+ * ROW LEVEL SECURITY take a lock on their table (SHARE ROW EXCLUSIVE or stronger) that conflicts
+ * with the ROW EXCLUSIVE lock the batch's DELETE/UPDATE holds on the rule's table (and its
+ * partitions), and a cascade holds on each table it reaches, until COMMIT; and the ACCESS SHARE
+ * lock a read of a hold's evidence holds conflicts with the ACCESS EXCLUSIVE of CREATE POLICY and
+ * ALTER TABLE. So such code either committed before the batch locked the table (then this
+ * check, a later statement of the same READ COMMITTED transaction with a newer snapshot, sees it,
+ * and the batch rolls back), or it waits for the batch's COMMIT and the next batch sees it. What
+ * remains: the code did run inside the rolled-back batch, so effects that a ROLLBACK does not undo
+ * (nextval(), dblink) happened with this role's privileges, once. */
+int untrusted_batch_check(RuleRun *rr, PgError *err) {
+        if (!untrusted_batch_guarded(rr))
+                return 0;
+        if (!rr->probe_oids) {
+                _cleanup_free_ uint32_t *oids = NULL;
+                size_t n = plan_untrusted_tables(rr->rule, rr->cache, &oids);
+                StrBuf b = {};
+                strbuf_append(&b, "{");
+                for (size_t i = 0; i < n; i++)
+                        strbuf_appendf(&b, "%s%u", i ? "," : "", oids[i]);
+                strbuf_append(&b, "}");
+                rr->probe_oids = xstrdup(strbuf_str(&b));
+                strbuf_done(&b);
+        }
+        if (!rr->probe_prepared) {
+                _cleanup_free_ char *sql = xasprintf(UNTRUSTED_PROBE_SQL, rr->probe_oids);
+                int kp = pg_prepare(rr->pg, err, UNTRUSTED_PROBE, sql, 0);
+                if (kp)
+                        return kp;
+                rr->probe_prepared = true;
+        }
+        /* The probe first, the full check after it: what the probe saw, the check (a later
+         * snapshot) saw too, so an answer the check let through may stand for the next batches. */
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k = pg_exec_prepared(rr->pg, &r, err, UNTRUSTED_PROBE, 0, NULL);
+        if (k)
+                return k;
+        const char *seen = PQgetvalue(r, 0, 0);
+        if (rr->probe_seen && streq(seen, rr->probe_seen))
+                return 0;
+        bool refused;
+        k = untrusted_check(rr, rr->cache, true, &refused, err);
+        if (k)
+                return k;
+        if (refused)
+                return PG_ERR_OTHER;
+        free(rr->probe_seen);
+        rr->probe_seen = xstrdup(seen);
+        return 0;
+}
+
+void untrusted_release(RuleRun *rr) {
+        if (rr->probe_prepared) {
+                pg_deallocate(rr->pg, UNTRUSTED_PROBE);
+                rr->probe_prepared = false;
+        }
+}
