@@ -51,6 +51,17 @@ static void untrusted_free(CatTable *t) {
         t->n_untrusted = 0;
 }
 
+const char *cat_dist_kind_to_string(CatDistKind k) {
+        switch (k) {
+        case CAT_DIST_NONE: return "local";
+        case CAT_DIST_DISTRIBUTED: return "distributed";
+        case CAT_DIST_REFERENCE: return "reference";
+        case CAT_DIST_CITUS_LOCAL: return "Citus local";
+        case CAT_DIST_SINGLE_SHARD: return "single-shard distributed";
+        }
+        return "local";
+}
+
 const char *cat_code_kind_to_string(CatCodeKind k) {
         switch (k) {
         case CAT_CODE_TRIGGER: return "trigger";
@@ -74,6 +85,7 @@ void cat_table_free(CatTable *t) {
                 free(t->indexed_first_columns[i]);
         free(t->indexed_first_columns);
         free(t->partition_column);
+        free(t->dist_column);
         for (size_t i = 0; i < t->n_referenced_by; i++) {
                 CatForeignKey *fk = &t->referenced_by[i];
                 free(fk->name);
@@ -100,7 +112,8 @@ static int load_by_oid_text(Pg *pg, const char *oidtext, CatTable **ret, PgError
                     " has_table_privilege(c.oid, 'UPDATE'),"
                     " (SELECT a.attname FROM pg_partitioned_table pt"
                     "    JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]"
-                    "   WHERE pt.partrelid = c.oid AND pt.partstrat = 'r' AND pt.partnatts = 1)"
+                    "   WHERE pt.partrelid = c.oid AND pt.partstrat = 'r' AND pt.partnatts = 1),"
+                    " to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL"
                     " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                     " WHERE c.oid = $1::oid",
                     1, p);
@@ -123,7 +136,38 @@ static int load_by_oid_text(Pg *pg, const char *oidtext, CatTable **ret, PgError
         t->can_update = streq(PQgetvalue(r, 0, 7), "t");
         if (!PQgetisnull(r, 0, 8))
                 t->partition_column = xstrdup(PQgetvalue(r, 0, 8));
+        t->citus = streq(PQgetvalue(r, 0, 9), "t");
         PQclear(TAKE_PTR(r));
+
+        if (t->citus) {
+                /* Citus: the table's kind and distribution column. partkey is the distribution
+                 * column as a Var node's text ({VAR :varno 1 :varattno N ...}); pg_dist_partition
+                 * is readable by every role, Citus's functions need not be. */
+                k = pg_exec(pg, &r, err,
+                            "SELECT d.partmethod, d.repmodel, d.colocationid, a.attname"
+                            " FROM pg_catalog.pg_dist_partition d"
+                            " LEFT JOIN pg_attribute a ON a.attrelid = d.logicalrelid"
+                            "  AND a.attnum = (regexp_match(d.partkey, ':varattno ([0-9]+)'))[1]::int"
+                            " WHERE d.logicalrelid = $1::oid",
+                            1, p);
+                if (k)
+                        return k;
+                if (PQntuples(r) == 1) {
+                        char method = PQgetvalue(r, 0, 0)[0], model = PQgetvalue(r, 0, 1)[0];
+                        t->colocation_id = (uint32_t) strtoul(PQgetvalue(r, 0, 2), NULL, 10);
+                        if (method != 'n') {
+                                t->dist = CAT_DIST_DISTRIBUTED;
+                                if (!PQgetisnull(r, 0, 3))
+                                        t->dist_column = xstrdup(PQgetvalue(r, 0, 3));
+                        } else if (model == 't')
+                                t->dist = CAT_DIST_REFERENCE;
+                        else if (t->colocation_id != 0)
+                                t->dist = CAT_DIST_SINGLE_SHARD;
+                        else
+                                t->dist = CAT_DIST_CITUS_LOCAL;
+                }
+                PQclear(TAKE_PTR(r));
+        }
 
         k = pg_exec(pg, &r, err,
                     "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attnum,"

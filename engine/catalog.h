@@ -62,6 +62,15 @@ typedef struct CatUntrusted {
         unsigned events; /* CAT_EVENT_* */
 } CatUntrusted;
 
+/* What Citus makes of a table (pg_dist_partition), CAT_DIST_NONE without Citus. */
+typedef enum CatDistKind {
+        CAT_DIST_NONE,        /* no Citus, or a plain table of the coordinator */
+        CAT_DIST_DISTRIBUTED, /* hash (or range/append) distributed: shards on the workers */
+        CAT_DIST_REFERENCE,   /* a copy on every node */
+        CAT_DIST_CITUS_LOCAL, /* a Citus local table (in Citus's metadata, on the coordinator only) */
+        CAT_DIST_SINGLE_SHARD, /* distributed without a distribution column (schema-based sharding) */
+} CatDistKind;
+
 typedef struct CatTable {
         uint32_t oid;
         QualifiedName name; /* schema always set */
@@ -78,6 +87,10 @@ typedef struct CatTable {
         bool can_select, can_delete, can_update;
         CatUntrusted *untrusted; /* code of another role on it or its partitions (catalog_load_untrusted) */
         size_t n_untrusted;
+        bool citus;         /* the database has Citus (pg_dist_partition exists) */
+        CatDistKind dist;   /* Citus: what kind of table it is */
+        char *dist_column;  /* CAT_DIST_DISTRIBUTED: the distribution column; else NULL */
+        uint32_t colocation_id; /* Citus colocation group (0: none) */
 } CatTable;
 
 /* Loads a table. Returns 0; PG_ERR_UNDEFINED with *err ("relation ... does not exist") when
@@ -96,6 +109,13 @@ static inline void cat_table_freep(CatTable **t) {
 }
 
 const CatColumn *cat_table_column(const CatTable *t, const char *name);
+/* "local", "distributed", "reference", "Citus local", "single-shard distributed" */
+const char *cat_dist_kind_to_string(CatDistKind k);
+/* Its rows live on Citus's workers or in copies (distributed, single-shard, reference): a ctid names
+ * no row there, and a statement that joins a coordinator's table is not pushed down. */
+static inline bool cat_table_is_citus(const CatTable *t) {
+        return t->dist == CAT_DIST_DISTRIBUTED || t->dist == CAT_DIST_REFERENCE || t->dist == CAT_DIST_SINGLE_SHARD;
+}
 bool cat_table_has_index_on(const CatTable *t, const char *column);
 const char *column_kind_to_string(ColumnKind k);
 

@@ -238,6 +238,51 @@ static char *assign_regex(const char *column) {
         return strbuf_steal(&re);
 }
 
+/* Citus: what kind of table the rule acts on, and what that changes, as a note. */
+static void note_citus_kind(Diagnostics *d, const Rule *rule, const CatCache *cache) {
+        const CatTable *t = cat_cache_find_name(cache, &rule->table);
+        if (!t || !t->citus)
+                return;
+        _cleanup_free_ char *tn = qualified_name_display(&t->name);
+        _cleanup_free_ char *m = NULL;
+        const char *detail = NULL;
+        switch (t->dist) {
+        case CAT_DIST_DISTRIBUTED: {
+                _cleanup_free_ char *dc = t->dist_column ? ident_display(t->dist_column) : xstrdup("(none)");
+                m = xasprintf("%s is a distributed table of Citus (distribution column %s, co-location group %u)", tn, dc,
+                              t->colocation_id);
+                detail = "Batches are statements on the whole table that Citus runs on every shard. Holds in the registry,"
+                         " and derived holds whose evidence is not co-located with it, reach the shards as arrays of keys"
+                         " computed first on the coordinator. Expired partitions are not dropped whole: their rows go in"
+                         " batches.";
+                break;
+        }
+        case CAT_DIST_REFERENCE:
+                m = xasprintf("%s is a reference table of Citus (a copy on every node)", tn);
+                detail = "Batches are statements on the whole table that Citus runs on every copy. Holds in the registry, and"
+                         " derived holds whose evidence is a table of the coordinator or a distributed table, reach the"
+                         " copies as arrays of keys computed first on the coordinator.";
+                break;
+        case CAT_DIST_CITUS_LOCAL:
+                m = xasprintf("%s is a Citus local table (on the coordinator only)", tn);
+                detail = "Enforced as on PostgreSQL without Citus.";
+                break;
+        case CAT_DIST_SINGLE_SHARD:
+                m = xasprintf("%s is a single-shard distributed table of Citus (no distribution column)", tn);
+                detail = "Batches are statements on the whole table that Citus runs on its one shard; holds reach it as"
+                         " arrays of keys. Expired partitions are not dropped whole: their rows go in batches.";
+                break;
+        case CAT_DIST_NONE:
+                m = xasprintf("%s is a local table of the Citus coordinator (not distributed)", tn);
+                detail = "Enforced as on PostgreSQL without Citus.";
+                break;
+        }
+        if (!m || !detail)
+                return;
+        add_for_rule(d, SEVERITY_NOTE, rule, m);
+        diag_set_detail(&d->items[d->n - 1], "In rule \"%s\", checked against the database. %s", rule->name, detail);
+}
+
 /* An anonymising rule (action anonymise, or while_held) whose UPDATE fires a trigger that sets an
  * age column of its table (its own, or that of another rule on the same table) gives every row it
  * anonymises a new age: its retention period starts again, and the row is kept longer than the
@@ -656,6 +701,7 @@ int check_database(Cli *cli, const Policy *p, Diagnostics *out, size_t *n_checke
                 plan_findings_free(fs, nf);
                 if (k)
                         return cmd_fail(&err, k);
+                note_citus_kind(d, rule, &cache);
                 size_t before = d->n_errors;
                 k = check_rule_role(pg, d, p, rule, &cache, &err);
                 if (d->n_errors > before)

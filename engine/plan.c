@@ -180,6 +180,29 @@ static char *registry_key_match(Gen *g, const Subject *subj, const char *a, cons
                          a, key, a, o, c, key);
 }
 
+/* Citus: may the statements of this plan join the evidence table of derived hold h row by row
+ * (a correlated EXISTS)? Yes without Citus; on a distributed or reference rule table, only when
+ * Citus pushes the join down to the shards: evidence in a reference table, or distributed in the
+ * same colocation group and matched on both distribution columns. Otherwise the young subjects go
+ * as an array (evidence_as_array()). */
+static bool evidence_joins(const Gen *g, const CatTable *ev, const Hold *h) {
+        const CatTable *t = g->plan ? g->plan->table : NULL;
+        if (!t || !cat_table_is_citus(t) || !ev)
+                return true;
+        if (ev->dist == CAT_DIST_REFERENCE)
+                return true;
+        if (ev->dist != CAT_DIST_DISTRIBUTED || t->dist != CAT_DIST_DISTRIBUTED || ev->colocation_id != t->colocation_id ||
+            !ev->dist_column || !t->dist_column || !streq(ev->dist_column, h->subject_column))
+                return false;
+        const Rule *r = g->plan->rule;
+        const char *key = r->subject_column ? r->subject_column : r->subject ? r->subject->key : NULL;
+        return key && streq(t->dist_column, key);
+}
+
+static bool evidence_as_array(const Gen *g, const CatTable *ev, const Hold *h) {
+        return !evidence_joins(g, ev, h);
+}
+
 /* Is the hold in force for the row `alias` of a table whose subject key is `key`? */
 static char *hold_expr(Gen *g, const Hold *h, const char *key) {
         if (h->registry) {
@@ -201,6 +224,19 @@ static char *hold_expr(Gen *g, const Hold *h, const char *key) {
                 _cleanup_free_ char *o = param(g, PARAM_CONST, 0, oid, "subject table oid");
                 _cleanup_free_ char *c = param(g, PARAM_CONST, 0, h->subject->key, "subject key column");
                 _cleanup_free_ char *k = new_alias(g, "hk");
+                if (g->plan->table && cat_table_is_citus(g->plan->table))
+                        /* Citus: the registry is a table of the coordinator, which a statement on a
+                         * distributed or reference table cannot join ("direct joins between
+                         * distributed and local tables are not supported"). The same keys as one
+                         * uncorrelated ARRAY(): Citus computes it first on the coordinator and sends
+                         * it to every shard with the statement (an intermediate result). A NULL key
+                         * is held by nothing, as in the join. */
+                        return xasprintf("((%s) IS NOT NULL AND (%s)::text = ANY (ARRAY(SELECT %s.subject_key FROM"
+                                         " retention.holds %s WHERE %s.subject = %s AND %s.released_at IS NULL"
+                                         " AND (%s.expires_at IS NULL OR %s.expires_at > now())"
+                                         " UNION ALL SELECT %s FROM retention.hold_keys_noncanonical(%s, %s::oid::regclass,"
+                                         " %s::name, now()) %s)))",
+                                         key, key, a, a, a, s, a, a, a, k, s, o, c, k);
                 return xasprintf("EXISTS (SELECT 1 FROM (SELECT %s.subject_key AS k FROM retention.holds %s WHERE %s.subject = %s"
                                  " AND %s.released_at IS NULL AND (%s.expires_at IS NULL OR %s.expires_at > now())"
                                  " UNION ALL SELECT unnest((SELECT array_agg(nk) FROM retention.hold_keys_noncanonical(%s,"
@@ -217,6 +253,13 @@ static char *hold_expr(Gen *g, const Hold *h, const char *key) {
         _cleanup_free_ char *ac = col(a, h->column);
         _cleanup_free_ char *cut = cut_expr(g, slot, k);
         /* Evidence is young unless provably older than the hold's cutoff: NULL holds. */
+        if (evidence_as_array(g, ev, h))
+                /* Citus, evidence that cannot be joined on the shards (a table of the coordinator,
+                 * or distributed otherwise): its young subjects as one uncorrelated array, computed
+                 * first and sent with the statement. A NULL subject holds nothing, as in the join. */
+                return xasprintf("(%s IS NOT NULL AND %s = ANY (ARRAY(SELECT %s FROM %s %s"
+                                 " WHERE %s IS NOT NULL AND (%s >= %s OR %s IS NULL))))",
+                                 key, key, sc, tq, a, sc, ac, cut, ac);
         return xasprintf("EXISTS (SELECT 1 FROM %s %s WHERE %s = %s AND (%s >= %s OR %s IS NULL))",
                          tq, a, sc, key, ac, cut, ac);
 }
@@ -1002,6 +1045,19 @@ size_t plan_check_rule_findings(const Policy *policy, const Rule *r, const CatCa
                                         xasprintf("rule \"%s\": deleting from %s cascades into %s (constraint %s)", r->name, tn, cn,
                                                   fk->name));
                 }
+        /* Citus: a delete whose rows other tables reference is isolated row by row, by ctid, when
+         * a reference blocks a batch (isolate_foreign_keys()); a ctid names no row across a
+         * distributed table's shards or a reference table's copies. Refused rather than risked. */
+        if (r->action == ACTION_DELETE && cat_table_is_citus(t) && t->n_referenced_by > 0) {
+                _cleanup_free_ char *cn = qualified_name_display(&t->referenced_by[0].child);
+                x = finding(&fs, true, &r->table_loc,
+                            xasprintf("rule \"%s\": %s is a %s table of Citus that foreign keys reference (%s, constraint %s):"
+                                      " deleting from it is not supported",
+                                      r->name, tn, cat_dist_kind_to_string(t->dist), cn, t->referenced_by[0].name));
+                x->hint = xstrdup("A referenced row is isolated by its ctid, which names no row across Citus's shards and"
+                                  " copies. Delete the referencing rows first with their own rule, and drop the foreign key,"
+                                  " or enforce this table's retention another way.");
+        }
         check_where_lexically(r, r, &fs);
         if (r->action == ACTION_DELETE)
                 for (size_t i = 0; i < policy->n_rules; i++) {
@@ -1402,6 +1458,11 @@ static void build_tally(Gen *g, const Rule *r) {
 
 static bool partitions_droppable(const Gen *g, const Rule *r) {
         const Plan *p = g->plan;
+        /* Citus: DETACH ... CONCURRENTLY is not supported on a distributed table, and the check
+         * before a drop joins the coordinator's tables: the rows of expired partitions go in
+         * batches like any others (check -d says so). */
+        if (cat_table_is_citus(p->table))
+                return false;
         if (r->action != ACTION_DELETE || r->where || !p->partitioned || !p->table->partition_column ||
             !streq(p->table->partition_column, r->column) || p->table->n_referenced_by > 0)
                 return false;

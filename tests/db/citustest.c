@@ -69,6 +69,26 @@ CitusTest *citustest_start(void) {
         ct->coordinator = pgtest_start_conf(citus_conf);
         for (int i = 0; i < CITUSTEST_WORKERS; i++)
                 ct->workers[i] = pgtest_start_conf(citus_conf);
+        /* A node reaches itself (intermediate results of a statement that joins a table of the
+         * coordinator) at citus.local_hostname, 'localhost' by default: TCP, which the clusters do
+         * not listen on. Their own socket directory instead, known once they exist. */
+        for (int i = 0; i <= CITUSTEST_WORKERS; i++) {
+                PgTest *n = i == 0 ? ct->coordinator : ct->workers[i - 1];
+                char *ci = xasprintf_c("host='%s' port=%d dbname=postgres user=postgres", pgtest_host(n), pgtest_port(n));
+                PGconn *c = PQconnectdb(ci);
+                char *sql = xasprintf_c("ALTER SYSTEM SET citus.local_hostname = '%s'", pgtest_host(n));
+                PGresult *r1 = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+                PGresult *r2 = r1 && PQresultStatus(r1) == PGRES_COMMAND_OK ? PQexec(c, "SELECT pg_reload_conf()") : NULL;
+                if (!r2 || PQresultStatus(r2) != PGRES_TUPLES_OK) {
+                        fprintf(stderr, "citustest: cannot set citus.local_hostname on %s: %s", ci, PQerrorMessage(c));
+                        exit(EXIT_FAILURE);
+                }
+                PQclear(r1);
+                PQclear(r2);
+                PQfinish(c);
+                free(sql);
+                free(ci);
+        }
         return ct;
 }
 

@@ -202,12 +202,208 @@ static void test_breaker_distributed(void **state) {
         PQfinish(c);
 }
 
+/* Holds on a distributed table: an operator's hold in the registry (a table of the coordinator)
+ * and derived holds whose evidence is a table of the coordinator (invoices), a distributed table
+ * co-located with the rule's (tickets) and a reference table (contracts). Accounts 5 (registry),
+ * 7 (a young invoice), 11 (a young ticket) and 13 (a young contract) keep all their rows; account 8
+ * has only an old invoice and 12 only an old ticket: theirs go. */
+static const char holds_policy[] = "version: 1\n"
+                                   "subjects:\n"
+                                   "  account: { table: app.accounts, key: id }\n"
+                                   "holds:\n"
+                                   "  legal: { reason: \"operator holds\", subject: account, registry: true }\n"
+                                   "  tax: { reason: \"invoices\", subject: account, table: app.invoices,"
+                                   " subject_column: account_id, column: issued_at, retain: 1 year }\n"
+                                   "  support: { reason: \"tickets\", subject: account, table: app.tickets,"
+                                   " subject_column: account_id, column: created_at, retain: 1 year }\n"
+                                   "  contract: { reason: \"contracts\", subject: account, table: app.contracts,"
+                                   " subject_column: account_id, column: signed_at, retain: 1 year }\n"
+                                   "rules:\n"
+                                   "  events-delete:\n"
+                                   "    clause: \"Events are deleted after 30 days\"\n"
+                                   "    table: app.events\n"
+                                   "    subject: account\n"
+                                   "    subject_column: account_id\n"
+                                   "    column: at\n"
+                                   "    retain: 30 days\n"
+                                   "    holds: [legal, tax, support, contract]\n"
+                                   "    action: delete\n"
+                                   "    batch_size: 500\n"
+                                   "    max_fraction: 1\n";
+
+static void test_holds_distributed(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = citus_db("citus_holds", &ci);
+        pgtest_exec(c, "CREATE TABLE app.accounts (id bigint PRIMARY KEY, name text)");
+        pgtest_exec(c, "SELECT create_distributed_table('app.accounts', 'id')");
+        pgtest_exec(c, "INSERT INTO app.accounts SELECT g, 'account ' || g FROM generate_series(0, 96) g");
+        make_events(c, "distributed");
+        pgtest_exec(c, "CREATE TABLE app.invoices (id int PRIMARY KEY, account_id bigint, issued_at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.invoices (account_id)");
+        pgtest_exec(c, "INSERT INTO app.invoices VALUES (1, 7, now() - interval '2 months'), (2, 8, now() - interval '3 years')");
+        pgtest_exec(c, "CREATE TABLE app.tickets (id int, account_id bigint NOT NULL, created_at timestamptz,"
+                       " PRIMARY KEY (account_id, id))");
+        pgtest_exec(c, "SELECT create_distributed_table('app.tickets', 'account_id', colocate_with => 'app.events')");
+        pgtest_exec(c, "INSERT INTO app.tickets VALUES (1, 11, now() - interval '2 months'), (2, 12, now() - interval '3 years')");
+        pgtest_exec(c, "CREATE TABLE app.contracts (id int PRIMARY KEY, account_id bigint, signed_at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.contracts (account_id)");
+        pgtest_exec(c, "SELECT create_reference_table('app.contracts')");
+        pgtest_exec(c, "INSERT INTO app.contracts VALUES (1, 13, now() - interval '2 months')");
+        char *engine = pgtest_engine_role(ci, "retentiond", "app.events", "app.accounts, app.invoices, app.tickets, app.contracts");
+        char *pol = rt_policy(holds_policy);
+        char *out;
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", engine, "hold", "add", "account", "5", "--reason", "case 1", "--by", "dpo");
+        /* The rows due of the held accounts: 4 accounts of 97, by id % 97. */
+        char *held = pgtest_value(c, "SELECT count(*) FROM app.events_before WHERE account_id IN (5, 7, 11, 13)"
+                                     " AND at < now() - interval '30 days'");
+        rt_expect(0, &out, NULL, "-p", pol, "-d", engine, "audit");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", engine, "run");
+        rt_assert_contains(out, "success");
+        free(out);
+        rt_assert_sql(c, "success", "SELECT outcome FROM retention.rule_runs ORDER BY id DESC LIMIT 1");
+        rt_assert_sql(c, held, "SELECT rows_held FROM retention.rule_runs ORDER BY id DESC LIMIT 1");
+        /* Exactly the unheld rows older than the recorded cutoff went: 0 wrong, 0 missed. */
+        rt_assert_sql(c, "t",
+                      "SELECT (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.events) ="
+                      " (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.events_before"
+                      "   WHERE at IS NULL OR account_id IN (5, 7, 11, 13)"
+                      "   OR at >= (SELECT cutoff FROM retention.rule_runs ORDER BY id DESC LIMIT 1))");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM app.events WHERE account_id IN (8, 12) AND at < now() - interval '31 days'");
+        rt_assert_sql(c, "t", "SELECT count(*) > 100 FROM app.events WHERE account_id IN (5, 7, 11, 13)");
+        free(held);
+        free(pol);
+        free(engine);
+        free(ci);
+        PQfinish(c);
+}
+
+/* A distributed table range-partitioned on its age column (30-day partitions), as the table's owner
+ * (a superuser), who may drop partitions: Citus does not support DETACH ... CONCURRENTLY on it, so
+ * the rows of expired partitions go in batches, exactly, every partition stays attached and none
+ * carries the COMMENT of a detach. */
+static void test_partitions_distributed(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = citus_db("citus_parts", &ci);
+        pgtest_exec(c, "CREATE TABLE app.logs (id bigint NOT NULL, account_id bigint NOT NULL, at timestamptz NOT NULL)"
+                       " PARTITION BY RANGE (at)");
+        pgtest_exec(c, "DO $$ BEGIN FOR i IN -1 .. 14 LOOP"
+                       " EXECUTE format('CREATE TABLE app.%%I PARTITION OF app.logs FOR VALUES FROM (%%L) TO (%%L)',"
+                       "   'logs_' || (i + 1), (current_date - (i + 1) * 30)::timestamptz, (current_date - i * 30)::timestamptz);"
+                       " END LOOP; END $$");
+        pgtest_exec(c, "CREATE INDEX ON app.logs (at)");
+        pgtest_exec(c, "SELECT create_distributed_table('app.logs', 'account_id')");
+        pgtest_exec(c, "INSERT INTO app.logs SELECT g, g %% 97, now() - (g %% 400) * interval '1 day' + interval '1 hour'"
+                       " FROM generate_series(1, 4000) g");
+        pgtest_exec(c, "ANALYZE app.logs");
+        pgtest_exec(c, "CREATE TABLE app.logs_before AS SELECT * FROM app.logs");
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  logs-delete:\n"
+                              "    clause: \"Logs are deleted after 30 days\"\n"
+                              "    table: app.logs\n"
+                              "    column: at\n"
+                              "    retain: 30 days\n"
+                              "    action: delete\n"
+                              "    batch_size: 500\n"
+                              "    max_fraction: 1\n");
+        char *out;
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "run");
+        rt_assert_contains(out, "success");
+        free(out);
+        rt_assert_sql(c, "success", "SELECT outcome FROM retention.rule_runs");
+        /* g % 400 in 31 .. 399: 369 of every 400 rows. */
+        rt_assert_sql(c, "3690", "SELECT rows_deleted FROM retention.rule_runs");
+        rt_assert_sql(c, "t",
+                      "SELECT (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.logs) ="
+                      " (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.logs_before"
+                      "   WHERE at >= (SELECT cutoff FROM retention.rule_runs))");
+        rt_assert_sql(c, "16", "SELECT count(*) FROM pg_inherits WHERE inhparent = 'app.logs'::regclass");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM pg_inherits i JOIN pg_description d ON d.objoid = i.inhrelid"
+                              " WHERE i.inhparent = 'app.logs'::regclass");
+        free(pol);
+        free(ci);
+        PQfinish(c);
+}
+
+/* check -d names each table's kind (distributed with its distribution column, reference, local)
+ * and refuses a delete from a distributed table that a foreign key references. */
+static void test_check_kinds(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = citus_db("citus_check", &ci);
+        make_events(c, "distributed");
+        pgtest_exec(c, "CREATE TABLE app.ref (id int PRIMARY KEY, at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.ref (at)");
+        pgtest_exec(c, "SELECT create_reference_table('app.ref')");
+        pgtest_exec(c, "CREATE TABLE app.loc (id int PRIMARY KEY, at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.loc (at)");
+        pgtest_exec(c, "CREATE TABLE app.parent (account_id bigint NOT NULL, id bigint NOT NULL, at timestamptz,"
+                       " PRIMARY KEY (account_id, id))");
+        pgtest_exec(c, "CREATE INDEX ON app.parent (at)");
+        pgtest_exec(c, "SELECT create_distributed_table('app.parent', 'account_id', colocate_with => 'app.events')");
+        pgtest_exec(c, "CREATE TABLE app.child (account_id bigint NOT NULL, id bigint NOT NULL, parent_id bigint,"
+                       " PRIMARY KEY (account_id, id), FOREIGN KEY (account_id, parent_id) REFERENCES app.parent ON DELETE CASCADE)");
+        pgtest_exec(c, "SELECT create_distributed_table('app.child', 'account_id', colocate_with => 'app.events')");
+        char *engine = pgtest_engine_role(ci, "retentiond", "app.events, app.ref, app.loc, app.parent", "app.child");
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  events:\n"
+                              "    clause: \"c\"\n"
+                              "    table: app.events\n"
+                              "    column: at\n"
+                              "    retain: 30 days\n"
+                              "    action: delete\n"
+                              "  ref:\n"
+                              "    clause: \"c\"\n"
+                              "    table: app.ref\n"
+                              "    column: at\n"
+                              "    retain: 30 days\n"
+                              "    action: delete\n"
+                              "  loc:\n"
+                              "    clause: \"c\"\n"
+                              "    table: app.loc\n"
+                              "    column: at\n"
+                              "    retain: 30 days\n"
+                              "    action: delete\n"
+                              "  parent:\n"
+                              "    clause: \"c\"\n"
+                              "    table: app.parent\n"
+                              "    column: at\n"
+                              "    retain: 30 days\n"
+                              "    action: delete\n");
+        char *err;
+        rt_expect(65, NULL, &err, "-p", pol, "-d", engine, "check");
+        rt_assert_contains(err, "app.events is a distributed table of Citus (distribution column account_id, co-location group");
+        rt_assert_contains(err, "app.ref is a reference table of Citus (a copy on every node)");
+        rt_assert_contains(err, "app.loc is a local table of the Citus coordinator (not distributed)");
+        rt_assert_contains(err, "app.parent is a distributed table of Citus that foreign keys reference (app.child, constraint"
+                                " child_account_id_parent_id_fkey): deleting from it is not supported");
+        free(err);
+        /* run refuses that rule and enforces the others. */
+        char *out;
+        rt_expect(1, &out, &err, "-p", pol, "-d", engine, "run", "--force");
+        rt_assert_contains(err, "deleting from it is not supported");
+        free(out);
+        free(err);
+        rt_assert_sql(c, "380", "SELECT count(*) FROM app.events");
+        free(pol);
+        free(engine);
+        free(ci);
+        PQfinish(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_delete_distributed),
                 cmocka_unit_test(test_delete_reference),
                 cmocka_unit_test(test_anonymise_distributed),
                 cmocka_unit_test(test_breaker_distributed),
+                cmocka_unit_test(test_holds_distributed),
+                cmocka_unit_test(test_partitions_distributed),
+                cmocka_unit_test(test_check_kinds),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
