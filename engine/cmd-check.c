@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "diag.h"
 #include "exitcode.h"
+#include "json.h"
 #include "policy-load.h"
 #include "util.h"
 

@@ -17,6 +17,7 @@
 #include "trail.h"
 #include "event.h"
 #include "exitcode.h"
+#include "json.h"
 #include "plan.h"
 #include "rule-where.h"
 #include "util.h"
@@ -517,10 +518,6 @@ static int decide_row(Pg *pg, RowInfo *row, PgError *err) {
 
 /* ---- output ---- */
 
-static void json_bool(StrBuf *b, const char *k, bool v) {
-        strbuf_appendf(b, ",\"%s\":%s", k, v ? "true" : "false");
-}
-
 static void json_flags(StrBuf *b, const char *k, const char *name_key, const char *flag_key, const Flag *f, size_t n) {
         strbuf_appendf(b, ",\"%s\":[", k);
         for (size_t i = 0; i < n; i++) {
@@ -536,54 +533,54 @@ static void json_rule(StrBuf *b, const RuleInfo *ri) {
         char d[DURATION_FORMAT_MAX];
         strbuf_append(b, "{\"rule\":");
         json_append_string(b, r->name);
-        cmd_json_str(b, "clause", r->clause);
-        cmd_json_str(b, "action", action_to_string(r->action));
-        cmd_json_str(b, "column", r->column);
-        cmd_json_str(b, "retain", duration_format(&r->retain, d, sizeof(d)));
-        cmd_json_str(b, "from", r->start.from == FROM_RECORD ? NULL : start_from_to_string(r->start.from));
+        json_kv_str(b, "clause", r->clause);
+        json_kv_str(b, "action", action_to_string(r->action));
+        json_kv_str(b, "column", r->column);
+        json_kv_str(b, "retain", duration_format(&r->retain, d, sizeof(d)));
+        json_kv_str(b, "from", r->start.from == FROM_RECORD ? NULL : start_from_to_string(r->start.from));
         if (r->start.from == FROM_END_OF_FISCAL_YEAR)
                 strbuf_appendf(b, ",\"fiscal_year_start\":%d", r->start.fiscal_year_start);
         else
                 strbuf_append(b, ",\"fiscal_year_start\":null");
         if (ri->error) {
-                cmd_json_str(b, "state", "error");
-                cmd_json_str(b, "error", ri->error);
+                json_kv_str(b, "state", "error");
+                json_kv_str(b, "error", ri->error);
                 strbuf_append(b, "}");
                 return;
         }
-        cmd_json_str(b, "age_value", ri->age);
-        cmd_json_str(b, "cutoff", ri->cutoff);
-        json_bool(b, "due_by_age", ri->age_due);
-        cmd_json_str(b, "due_at", ri->due_at);
-        json_bool(b, "where_matches", ri->matches);
-        json_bool(b, "already_anonymised", ri->done);
+        json_kv_str(b, "age_value", ri->age);
+        json_kv_str(b, "cutoff", ri->cutoff);
+        json_kv_bool(b, "due_by_age", ri->age_due);
+        json_kv_str(b, "due_at", ri->due_at);
+        json_kv_bool(b, "where_matches", ri->matches);
+        json_kv_bool(b, "already_anonymised", ri->done);
         strbuf_append(b, ",\"holds\":[");
         for (size_t i = 0; i < ri->n_holds; i++) {
                 const HoldInfo *h = &ri->holds[i];
                 strbuf_append(b, i ? ",{\"hold\":" : "{\"hold\":");
                 json_append_string(b, h->hold->name);
-                cmd_json_str(b, "kind", h->hold->registry ? "registry" : "derived");
-                cmd_json_str(b, "reason", h->hold->reason);
-                json_bool(b, "applies", h->applies);
-                cmd_json_str(b, "until", h->until);
-                json_bool(b, "indefinite", h->forever);
+                json_kv_str(b, "kind", h->hold->registry ? "registry" : "derived");
+                json_kv_str(b, "reason", h->hold->reason);
+                json_kv_bool(b, "applies", h->applies);
+                json_kv_str(b, "until", h->until);
+                json_kv_bool(b, "indefinite", h->forever);
                 if (h->hold->registry) {
                         strbuf_append(b, ",\"registry_holds\":[");
                         for (size_t j = 0; j < h->n_rows; j++) {
                                 const RegistryRow *x = &h->rows[j];
                                 strbuf_appendf(b, "%s{\"id\":%s", j ? "," : "", x->id);
-                                cmd_json_str(b, "reason", x->reason);
-                                cmd_json_str(b, "placed_by", x->placed_by);
-                                cmd_json_str(b, "placed_at", x->placed_at);
-                                cmd_json_str(b, "until", x->until);
+                                json_kv_str(b, "reason", x->reason);
+                                json_kv_str(b, "placed_by", x->placed_by);
+                                json_kv_str(b, "placed_at", x->placed_at);
+                                json_kv_str(b, "until", x->until);
                                 strbuf_append(b, "}");
                         }
                         strbuf_append(b, "]");
                 } else {
                         _cleanup_free_ char *et = qualified_name_display(&h->hold->table);
-                        cmd_json_str(b, "evidence_table", et);
-                        cmd_json_str(b, "youngest_evidence", h->evidence);
-                        cmd_json_str(b, "cutoff", h->cutoff);
+                        json_kv_str(b, "evidence_table", et);
+                        json_kv_str(b, "youngest_evidence", h->evidence);
+                        json_kv_str(b, "cutoff", h->cutoff);
                 }
                 strbuf_append(b, "}");
         }
@@ -591,26 +588,26 @@ static void json_rule(StrBuf *b, const RuleInfo *ri) {
         json_flags(b, "cascade", "table", "protected_rows", ri->cascade, ri->n_cascade);
         json_flags(b, "other_rules", "rule", "keeps", ri->others, ri->n_others);
         json_flags(b, "referenced_by", "table", "references", ri->refs, ri->n_refs);
-        cmd_json_str(b, "state", ri->state);
-        cmd_json_str(b, "decision", ri->decision);
+        json_kv_str(b, "state", ri->state);
+        json_kv_str(b, "decision", ri->decision);
         if (r->has_deadline)
-                cmd_json_str(b, "deadline", duration_format(&r->deadline, d, sizeof(d)));
+                json_kv_str(b, "deadline", duration_format(&r->deadline, d, sizeof(d)));
         else
-                cmd_json_str(b, "deadline", NULL);
-        cmd_json_str(b, "overdue_cutoff", ri->overdue_cutoff);
-        cmd_json_str(b, "overdue_at", ri->overdue_at);
-        json_bool(b, "overdue", ri->overdue);
+                json_kv_str(b, "deadline", NULL);
+        json_kv_str(b, "overdue_cutoff", ri->overdue_cutoff);
+        json_kv_str(b, "overdue_at", ri->overdue_at);
+        json_kv_bool(b, "overdue", ri->overdue);
         if (r->has_while_held) {
                 _cleanup_free_ char *cols = columns_text(r->while_held_columns, r->n_while_held_columns);
                 strbuf_append(b, ",\"while_held\":{\"columns\":");
                 json_append_string(b, cols);
-                json_bool(b, "done", ri->while_held_done);
+                json_kv_bool(b, "done", ri->while_held_done);
                 strbuf_append(b, "}");
         } else
                 strbuf_append(b, ",\"while_held\":null");
-        cmd_json_str(b, "action_at", ri->action_at);
-        json_bool(b, "action_at_known", ri->known);
-        cmd_json_str(b, "action_at_note", ri->note);
+        json_kv_str(b, "action_at", ri->action_at);
+        json_kv_bool(b, "action_at_known", ri->known);
+        json_kv_str(b, "action_at_note", ri->note);
         strbuf_append(b, "}");
 }
 

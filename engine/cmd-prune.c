@@ -23,6 +23,7 @@
 #include "trail.h"
 #include "event.h"
 #include "exitcode.h"
+#include "json.h"
 #include "util.h"
 
 /* Less than this is refused without --force: the trail of the last month is what an operator

@@ -15,6 +15,7 @@
 #include "trail.h"
 #include "event.h"
 #include "exitcode.h"
+#include "json.h"
 #include "util.h"
 
 enum {
@@ -34,11 +35,6 @@ static const char rule_runs_sql[] =
 
 static const char *val(const PGresult *r, int row, int col) {
         return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
-}
-
-/* A number column as a JSON number (null for SQL NULL). */
-static void json_num(StrBuf *b, const char *k, const char *v) {
-        strbuf_appendf(b, ",\"%s\":%s", k, v ? v : "null");
 }
 
 /* Rows of a (rule_run_id, name, rows) result that belong to one rule run, as {"name":rows}. */
@@ -198,51 +194,51 @@ int cmd_receipt(Cli *cli) {
         if (cli->json) {
                 StrBuf b = {};
                 strbuf_appendf(&b, "{\"run_id\":%" PRId64, run_id);
-                cmd_json_str(&b, "host", val(run, 0, 0));
-                cmd_json_str(&b, "version", val(run, 0, 1));
-                cmd_json_str(&b, "mode", val(run, 0, 2));
-                cmd_json_str(&b, "started_at", val(run, 0, 3));
-                cmd_json_str(&b, "finished_at", val(run, 0, 4));
-                cmd_json_str(&b, "outcome", val(run, 0, 5));
-                json_num(&b, "rules_total", val(run, 0, 6));
-                json_num(&b, "rules_failed", val(run, 0, 7));
+                json_kv_str(&b, "host", val(run, 0, 0));
+                json_kv_str(&b, "version", val(run, 0, 1));
+                json_kv_str(&b, "mode", val(run, 0, 2));
+                json_kv_str(&b, "started_at", val(run, 0, 3));
+                json_kv_str(&b, "finished_at", val(run, 0, 4));
+                json_kv_str(&b, "outcome", val(run, 0, 5));
+                json_kv_num(&b, "rules_total", val(run, 0, 6));
+                json_kv_num(&b, "rules_failed", val(run, 0, 7));
                 strbuf_append(&b, ",\"rules\":[");
                 for (int i = 0; i < PQntuples(rr); i++) {
                         const char *rid = PQgetvalue(rr, i, RR_ID);
                         strbuf_appendf(&b, "%s{\"rule_run_id\":%s", i ? "," : "", rid);
-                        cmd_json_str(&b, "rule", val(rr, i, RR_RULE));
-                        cmd_json_str(&b, "clause", val(rr, i, RR_CLAUSE));
-                        cmd_json_str(&b, "table", val(rr, i, RR_TABLE));
-                        cmd_json_str(&b, "action", val(rr, i, RR_ACTION));
-                        cmd_json_str(&b, "cutoff", val(rr, i, RR_CUTOFF));
-                        cmd_json_str(&b, "started_at", val(rr, i, RR_STARTED));
-                        cmd_json_str(&b, "finished_at", val(rr, i, RR_FINISHED));
-                        json_num(&b, "rows_deleted", val(rr, i, RR_DELETED));
-                        json_num(&b, "rows_anonymised", val(rr, i, RR_ANONYMISED));
-                        json_num(&b, "rows_held", val(rr, i, RR_HELD));
+                        json_kv_str(&b, "rule", val(rr, i, RR_RULE));
+                        json_kv_str(&b, "clause", val(rr, i, RR_CLAUSE));
+                        json_kv_str(&b, "table", val(rr, i, RR_TABLE));
+                        json_kv_str(&b, "action", val(rr, i, RR_ACTION));
+                        json_kv_str(&b, "cutoff", val(rr, i, RR_CUTOFF));
+                        json_kv_str(&b, "started_at", val(rr, i, RR_STARTED));
+                        json_kv_str(&b, "finished_at", val(rr, i, RR_FINISHED));
+                        json_kv_num(&b, "rows_deleted", val(rr, i, RR_DELETED));
+                        json_kv_num(&b, "rows_anonymised", val(rr, i, RR_ANONYMISED));
+                        json_kv_num(&b, "rows_held", val(rr, i, RR_HELD));
                         json_named(&b, "held_by", holds, rid);
-                        json_num(&b, "rows_skipped", val(rr, i, RR_SKIPPED));
-                        json_num(&b, "rows_skipped_locked", val(rr, i, RR_SKIPPED_LOCKED));
-                        json_num(&b, "rows_skipped_fk", val(rr, i, RR_SKIPPED_FK));
+                        json_kv_num(&b, "rows_skipped", val(rr, i, RR_SKIPPED));
+                        json_kv_num(&b, "rows_skipped_locked", val(rr, i, RR_SKIPPED_LOCKED));
+                        json_kv_num(&b, "rows_skipped_fk", val(rr, i, RR_SKIPPED_FK));
                         json_named(&b, "skipped_fk_by", fks, rid);
-                        json_num(&b, "rows_skipped_refused", val(rr, i, RR_SKIPPED_REFUSED));
-                        json_num(&b, "rows_skipped_unfinished", val(rr, i, RR_SKIPPED_UNFINISHED));
+                        json_kv_num(&b, "rows_skipped_refused", val(rr, i, RR_SKIPPED_REFUSED));
+                        json_kv_num(&b, "rows_skipped_unfinished", val(rr, i, RR_SKIPPED_UNFINISHED));
                         json_cascades(&b, cascades, rid);
-                        json_num(&b, "rows_overdue", val(rr, i, RR_OVERDUE));
-                        json_num(&b, "partitions_dropped", val(rr, i, RR_PARTITIONS));
-                        json_num(&b, "batches", val(rr, i, RR_BATCHES));
-                        cmd_json_str(&b, "outcome", val(rr, i, RR_OUTCOME));
-                        cmd_json_str(&b, "sqlstate", val(rr, i, RR_SQLSTATE));
-                        cmd_json_str(&b, "error", val(rr, i, RR_ERROR));
+                        json_kv_num(&b, "rows_overdue", val(rr, i, RR_OVERDUE));
+                        json_kv_num(&b, "partitions_dropped", val(rr, i, RR_PARTITIONS));
+                        json_kv_num(&b, "batches", val(rr, i, RR_BATCHES));
+                        json_kv_str(&b, "outcome", val(rr, i, RR_OUTCOME));
+                        json_kv_str(&b, "sqlstate", val(rr, i, RR_SQLSTATE));
+                        json_kv_str(&b, "error", val(rr, i, RR_ERROR));
                         strbuf_append(&b, ",\"chain\":");
                         if (PQgetisnull(rr, i, RR_SEQ))
                                 strbuf_append(&b, "null");
                         else {
                                 int64_t seq = strtoll(PQgetvalue(rr, i, RR_SEQ), NULL, 10);
                                 strbuf_appendf(&b, "{\"seq\":%" PRId64, seq);
-                                cmd_json_str(&b, "prev_hash", val(rr, i, RR_PREV_HASH));
-                                cmd_json_str(&b, "hash", val(rr, i, RR_HASH));
-                                cmd_json_str(&b, "sealed_at", val(rr, i, RR_SEALED_AT));
+                                json_kv_str(&b, "prev_hash", val(rr, i, RR_PREV_HASH));
+                                json_kv_str(&b, "hash", val(rr, i, RR_HASH));
+                                json_kv_str(&b, "sealed_at", val(rr, i, RR_SEALED_AT));
                                 strbuf_appendf(&b, ",\"verified\":%s}", verified(&chain, seq) ? "true" : "false");
                         }
                         strbuf_append(&b, "}");
@@ -253,8 +249,8 @@ int cmd_receipt(Cli *cli) {
                         strbuf_appendf(&b, "%" PRId64 ",\"checked\":%" PRId64, up_to, chain.checked);
                 else
                         strbuf_append(&b, "null,\"checked\":0");
-                cmd_json_str(&b, "break", checked && !chain_ok ? chain.message : NULL);
-                cmd_json_str(&b, "detail", checked && !chain_ok ? chain.detail : NULL);
+                json_kv_str(&b, "break", checked && !chain_ok ? chain.message : NULL);
+                json_kv_str(&b, "detail", checked && !chain_ok ? chain.detail : NULL);
                 strbuf_append(&b, "}}\n");
                 fputs(strbuf_str(&b), stdout);
                 strbuf_done(&b);

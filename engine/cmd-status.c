@@ -16,11 +16,12 @@
 #include "event.h"
 #include "exitcode.h"
 #include "health.h"
+#include "json.h"
 #include "run.h"
 #include "util.h"
 
 static void json_time(StrBuf *b, const char *k, double t) {
-        strbuf_appendf(b, ",\"%s\":", k);
+        json_key(b, k);
         time_t tt = (time_t) t;
         struct tm tm;
         char buf[32];
@@ -86,9 +87,9 @@ static int count_live(Pg *pg, const Policy *policy, HealthReport *h, LiveCount *
 
 static void json_i64_or_null(StrBuf *b, const char *k, bool have, int64_t v) {
         if (have)
-                strbuf_appendf(b, ",\"%s\":%" PRId64, k, v);
+                json_kv_int(b, k, v);
         else
-                strbuf_appendf(b, ",\"%s\":null", k);
+                json_kv_num(b, k, NULL);
 }
 
 static int status_database(Cli *cli, const Policy *policy, FILE *out, void *userdata) {
@@ -136,7 +137,7 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
         char t1[32], t2[32];
         if (cli->json) {
                 strbuf_appendf(&b, "{\"healthy\":%s", attention ? "false" : "true");
-                cmd_json_str(&b, "summary", strbuf_str(&summary));
+                json_kv_str(&b, "summary", strbuf_str(&summary));
                 strbuf_appendf(&b, ",\"stale_after\":%u,\"live\":%s", h->stale_after, cli->no_live ? "false" : "true");
                 json_time(&b, "now", h->now);
                 strbuf_append(&b, ",\"rules\":[");
@@ -145,13 +146,13 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
                         _cleanup_free_ char *d = health_describe(x, HEALTH_FAIL_ALL);
                         strbuf_append(&b, i ? ",{\"rule\":" : "{\"rule\":");
                         json_append_string(&b, x->name);
-                        cmd_json_str(&b, "state", health_state_to_string(x->state));
+                        json_kv_str(&b, "state", health_state_to_string(x->state));
                         strbuf_appendf(&b, ",\"needs_attention\":%s",
                                        health_needs_attention(x, fail_on) || live[i].error ? "true" : "false");
-                        cmd_json_str(&b, "description", d);
+                        json_kv_str(&b, "description", d);
                         strbuf_appendf(&b, ",\"schedule_sec\":%.0f", x->schedule_sec);
                         json_time(&b, "last_success", x->last_success);
-                        cmd_json_str(&b, "last_outcome", x->last_outcome);
+                        json_kv_str(&b, "last_outcome", x->last_outcome);
                         if (x->last_run_id >= 0)
                                 strbuf_appendf(&b, ",\"last_run_id\":%" PRId64, x->last_run_id);
                         else
@@ -166,10 +167,10 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
                                        x->rows_deleted, x->rows_anonymised, x->rows_held, x->rows_skipped, x->rows_overdue);
                         json_i64_or_null(&b, "rows_due_now", live[i].counted, live[i].due);
                         json_i64_or_null(&b, "rows_held_now", live[i].counted, live[i].held);
-                        cmd_json_str(&b, "oldest_due_age", live[i].oldest_age);
-                        cmd_json_str(&b, "live_error", live[i].error);
-                        cmd_json_str(&b, "last_sqlstate", x->last_sqlstate);
-                        cmd_json_str(&b, "last_error", x->last_error);
+                        json_kv_str(&b, "oldest_due_age", live[i].oldest_age);
+                        json_kv_str(&b, "live_error", live[i].error);
+                        json_kv_str(&b, "last_sqlstate", x->last_sqlstate);
+                        json_kv_str(&b, "last_error", x->last_error);
                         strbuf_appendf(&b, ",\"running\":%s}", x->running ? "true" : "false");
                 }
                 strbuf_append(&b, "]}\n");

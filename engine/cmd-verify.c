@@ -16,6 +16,7 @@
 #include "trail.h"
 #include "event.h"
 #include "exitcode.h"
+#include "json.h"
 #include "policy.h"
 #include "util.h"
 

@@ -10,6 +10,7 @@
 #include "diag.h"
 #include "event.h"
 #include "exitcode.h"
+#include "json.h"
 #include "policy-load.h"
 #include "util.h"
 
@@ -253,17 +254,4 @@ int cmd_check_rule_names(Cli *cli, const Policy *p) {
                         return EXIT_USAGE;
                 }
         return 0;
-}
-
-const char *format_seconds(uint64_t usec, char *buf, size_t n) {
-        snprintf(buf, n, "%" PRIu64 ".%03" PRIu64 " s", usec / 1000000, (usec / 1000) % 1000);
-        return buf;
-}
-
-void cmd_json_str(StrBuf *b, const char *k, const char *v) {
-        strbuf_appendf(b, ",\"%s\":", k);
-        if (v)
-                json_append_string(b, v);
-        else
-                strbuf_append(b, "null");
 }

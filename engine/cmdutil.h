@@ -55,8 +55,3 @@ int cmd_load_hash_key(Cli *cli, const Policy *p, HashKey **ret);
  * RETENTIOND_HASH_KEY_FILE): 0 with *ret NULL when none is. Prints the error of a key that is
  * configured but cannot be used; returns 0 or the exit code. */
 int cmd_read_hash_key(Cli *cli, HashKey **ret);
-/* Prints microseconds as seconds "0.123 s". */
-const char *format_seconds(uint64_t usec, char *buf, size_t n);
-
-/* Appends ,"k":"v" to a JSON object being written (v JSON-escaped), or ,"k":null when v is NULL. */
-void cmd_json_str(StrBuf *b, const char *k, const char *v);

@@ -10,6 +10,7 @@
 
 #include "diag.h"
 #include "ident.h"
+#include "json.h"
 #include "util.h"
 
 /* ---- names --------------------------------------------------------------------------------- */

@@ -1,9 +1,11 @@
-/* diag.c — collect and print located diagnostics (text with caret, or JSON).
+/* diag.c — collect and print located diagnostics (text with caret, or JSON through json.c).
  * Formatting only: never reads files, never exits, never decides whether something is an error. */
 #include "diag.h"
 
 #include <stdarg.h>
 #include <stdint.h>
+
+#include "json.h"
 
 #define SOURCE_MAX 512 /* bytes of a source line kept for echoing */
 
@@ -220,33 +222,6 @@ void diagnostics_print(const Diagnostics *d, FILE *f) {
                 strbuf_done(&b);
         }
         fflush(f);
-}
-
-void json_append_string(StrBuf *out, const char *s) {
-        if (!s) {
-                strbuf_append(out, "null");
-                return;
-        }
-        strbuf_appendc(out, '"');
-        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-                switch (*p) {
-                case '"': strbuf_append(out, "\\\""); break;
-                case '\\': strbuf_append(out, "\\\\"); break;
-                case '\n': strbuf_append(out, "\\n"); break;
-                case '\r': strbuf_append(out, "\\r"); break;
-                case '\t': strbuf_append(out, "\\t"); break;
-                default:
-                        if (*p < 0x20 || *p == 0x7F)
-                                strbuf_appendf(out, "\\u%04x", *p);
-                        else if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) {
-                                /* C1 controls too: U+009B is CSI to some terminals */
-                                strbuf_appendf(out, "\\u%04x", p[1]);
-                                p++;
-                        } else
-                                strbuf_appendc(out, (char) *p);
-                }
-        }
-        strbuf_appendc(out, '"');
 }
 
 void diagnostics_to_json(const Diagnostics *d, StrBuf *out) {

@@ -71,6 +71,4 @@ void diagnostics_print(const Diagnostics *d, FILE *f);
  * parts are null. */
 void diagnostics_to_json(const Diagnostics *d, StrBuf *out);
 
-/* Appends s as a JSON string literal (with quotes); NULL becomes null. */
-void json_append_string(StrBuf *out, const char *s);
 const char *severity_to_string(Severity s);

@@ -1,31 +1,15 @@
-/* report.c — text and JSON reports of runs and audits, and their journald events.
- * Prints counts, rule and table names, cutoffs and durations; never row contents. */
+/* report.c — text and JSON reports of runs and audits (JSON through json.c), and their journald
+ * events. Prints counts, rule and table names, cutoffs and durations; never row contents. */
 #include "report.h"
 
 #include <inttypes.h>
 #include <string.h>
 #include <syslog.h>
 
-#include "cmdutil.h"
 #include "diag.h"
 #include "event.h"
+#include "json.h"
 #include "util.h"
-
-static void json_kv_str(StrBuf *b, const char *k, const char *v, bool comma) {
-        strbuf_appendf(b, "%s\"%s\":", comma ? "," : "", k);
-        if (v)
-                json_append_string(b, v);
-        else
-                strbuf_append(b, "null");
-}
-
-static void json_kv_int(StrBuf *b, const char *k, int64_t v) {
-        strbuf_appendf(b, ",\"%s\":%" PRId64, k, v);
-}
-
-static void json_kv_bool(StrBuf *b, const char *k, bool v) {
-        strbuf_appendf(b, ",\"%s\":%s", k, v ? "true" : "false");
-}
 
 static void json_named(StrBuf *b, const char *k, const NamedCount *v, size_t n) {
         strbuf_appendf(b, ",\"%s\":{", k);
@@ -49,7 +33,7 @@ static void json_cascades(StrBuf *b, const RuleResult *r) {
                         continue;
                 strbuf_append(b, first ? "{" : ",{");
                 first = false;
-                json_kv_str(b, "table", c->table, false);
+                json_kv_str(b, "table", c->table);
                 json_kv_int(b, "rows_deleted", c->deleted);
                 json_kv_int(b, "rows_nulled", c->nulled);
                 strbuf_append(b, "}");
@@ -63,21 +47,27 @@ static void json_error(StrBuf *b, const PgError *e) {
                 return;
         }
         strbuf_append(b, ",\"error\":{");
-        json_kv_str(b, "message", e->primary, false);
-        json_kv_str(b, "detail", e->detail, true);
-        json_kv_str(b, "hint", e->hint, true);
-        json_kv_str(b, "sqlstate", e->sqlstate[0] ? e->sqlstate : NULL, true);
+        json_kv_str(b, "message", e->primary);
+        json_kv_str(b, "detail", e->detail);
+        json_kv_str(b, "hint", e->hint);
+        json_kv_str(b, "sqlstate", e->sqlstate[0] ? e->sqlstate : NULL);
         strbuf_append(b, "}");
 }
 
 static void json_rule_common(StrBuf *b, const RuleResult *r) {
         _cleanup_free_ char *tn = qualified_name_display(&r->rule->table);
-        json_kv_str(b, "rule", r->rule->name, false);
-        json_kv_str(b, "clause", r->rule->clause, true);
-        json_kv_str(b, "table", tn, true);
-        json_kv_str(b, "action", action_to_string(r->rule->action), true);
-        json_kv_str(b, "cutoff", r->cutoff, true);
-        json_kv_str(b, "outcome", rule_outcome_to_string(r->outcome), true);
+        json_kv_str(b, "rule", r->rule->name);
+        json_kv_str(b, "clause", r->rule->clause);
+        json_kv_str(b, "table", tn);
+        json_kv_str(b, "action", action_to_string(r->rule->action));
+        json_kv_str(b, "cutoff", r->cutoff);
+        json_kv_str(b, "outcome", rule_outcome_to_string(r->outcome));
+}
+
+/* Microseconds as seconds: "0.123 s". */
+static const char *format_seconds(uint64_t usec, char *buf, size_t n) {
+        snprintf(buf, n, "%" PRIu64 ".%03" PRIu64 " s", usec / 1000000, (usec / 1000) % 1000);
+        return buf;
 }
 
 static int64_t held_total(const RuleResult *r) {
@@ -381,7 +371,7 @@ void report_audit(const RunResult *res, bool json, bool quiet, FILE *f) {
                         json_kv_int(&b, "rows_overdue", r->overdue);
                         json_kv_int(&b, "rows_skipped_fk", r->fk_blocked);
                         json_kv_int(&b, "rows_while_held", r->while_held_due);
-                        json_kv_str(&b, "oldest_due_age", r->oldest_age, true);
+                        json_kv_str(&b, "oldest_due_age", r->oldest_age);
                         json_named(&b, "held_by", r->holds, r->n_holds);
                         json_named(&b, "skipped_fk_by", r->fks, r->n_fks);
                         json_kv_bool(&b, "breaker_would_trip", r->breaker_tripped);

@@ -17,6 +17,7 @@
 
 #include "diag.h"
 #include "exitcode.h"
+#include "json.h"
 #include "policy-load.h"
 #include "util.h"
 
