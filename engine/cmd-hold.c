@@ -1,6 +1,8 @@
-/* cmd-hold.c — `retentiond hold add|list|release`: the registry of operator holds.
- * Holds are never deleted: a release is recorded next to the hold, and both placing and
- * releasing are events in retention.hold_events. */
+/* cmd-hold.c — `retentiond hold add|list|release`: the command's glue for the registry of
+ * operator holds (holds.c runs the statements). It checks the arguments (never a control
+ * character into the registry), names the operator, prints (registry values escaped) and maps to
+ * an exit code. Holds are never deleted: a release is recorded next to the hold, and both placing
+ * and releasing are events in retention.hold_events. */
 #include <inttypes.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include "trail.h"
 #include "event.h"
 #include "exitcode.h"
+#include "holds.h"
 #include "json.h"
 #include "util.h"
 
@@ -58,25 +61,6 @@ static bool refuse_control(const char *what, const char *v) {
         return true;
 }
 
-/* Which rules keep rows by a registry hold on subject s: *used when any does, *here for rules on
- * the subject's own table, *elsewhere for rules on other tables. */
-static void registry_use(const Policy *p, const Subject *s, bool *used, bool *here, bool *elsewhere) {
-        for (size_t i = 0; i < p->n_rules; i++) {
-                const Rule *r = &p->rules[i];
-                if (!r->subject || !streq(r->subject->name, s->name))
-                        continue;
-                for (size_t j = 0; j < r->n_holds; j++) {
-                        if (!r->holds[j]->registry)
-                                continue;
-                        *used = true;
-                        if (qualified_name_equal(&r->table, &s->table))
-                                *here = true;
-                        else
-                                *elsewhere = true;
-                }
-        }
-}
-
 static int hold_add(Cli *cli, Pg *pg, const Policy *policy) {
         PgError err = {};
         if (cli->n_args != 3) {
@@ -115,60 +99,33 @@ static int hold_add(Cli *cli, Pg *pg, const Policy *policy) {
         if (refuse_control("KEY", key) || refuse_control("--reason", cli->reason) || refuse_control(cli->by ? "--by" : "the operator name", by))
                 return EXIT_USAGE;
 
-        /* A hold is matched at run time by text: its key against (row's key column)::text. So
-         * the key is read as the subject key column's type and written back as text ("042" and
-         * " 42" are account 42), whether or not the subject table has that row; a key the type
-         * rejects is refused (class 22: exit 64). */
-        _cleanup_(cat_table_freep) CatTable *t = NULL;
-        int k = catalog_load_table(pg, &s->table, &t, &err);
+        /* The key as its column's type reads it (class 22, exit 64, when it cannot). */
+        _cleanup_free_ char *norm = NULL;
+        bool exists = false;
+        int k = holds_key(pg, s, key, &norm, &exists, &err);
         if (k)
                 return error_exit(&err, k);
-        char oid[16];
-        snprintf(oid, sizeof(oid), "%u", t->oid);
-        const char *cp[] = { key, oid, s->key };
-        _cleanup_pgresult_ PGresult *cr = NULL;
-        k = pg_exec(pg, &cr, &err, "SELECT retention.hold_key_canonical($1, $2::oid::regclass, $3::name)", 3, cp);
-        if (k)
-                return error_exit(&err, k);
-        if (PQgetisnull(cr, 0, 0)) {
-                _cleanup_free_ char *tn = qualified_name_display(&t->name);
+        if (!norm) {
+                _cleanup_free_ char *tn = qualified_name_display(&s->table);
                 _cleanup_free_ char *kc = ident_display(s->key);
                 _cleanup_free_ char *primary = xasprintf("column %s of %s does not exist", kc, tn);
                 _cleanup_free_ char *detail = xasprintf("Subject \"%s\" has the key column %s.", subject, kc);
                 log_pg_style(LOG_ERR, NULL, primary, detail, "Check the subject's table and key in the policy (retentiond check).");
                 return EXIT_POLICY;
         }
-        const char *canon = PQgetvalue(cr, 0, 0);
-        /* The row's own text, when there is one (a type whose equality is wider than its text,
-         * such as citext, keeps the row's spelling). */
-        _cleanup_free_ char *tq = qualified_name_quote(&s->table);
-        _cleanup_free_ char *kq = ident_quote(s->key);
-        _cleanup_free_ char *norm_sql = xasprintf("SELECT (SELECT t.%s::text FROM %s t WHERE t.%s = $1 LIMIT 1)", kq, tq, kq);
-        const char *kp[] = { canon };
-        _cleanup_pgresult_ PGresult *nr = NULL;
-        k = pg_exec(pg, &nr, &err, norm_sql, 1, kp);
+        _cleanup_(hold_placed_done) HoldPlaced h = {};
+        k = holds_place(pg, subject, norm, cli->reason, by, cli->until, &h, &err);
         if (k)
                 return error_exit(&err, k);
-        bool exists = !PQgetisnull(nr, 0, 0);
-        const char *norm = exists ? PQgetvalue(nr, 0, 0) : canon;
-
-        const char *p[] = { subject, norm, cli->reason, by, cli->until };
-        _cleanup_pgresult_ PGresult *r = NULL;
-        k = pg_exec(pg, &r, &err,
-                    "SELECT id, placed_at::text, expires_at::text, expires_at IS NOT NULL AND expires_at <= now()"
-                    " FROM retention.place_hold($1, $2, $3, $4, $5::timestamptz)",
-                    5, p);
-        if (k)
-                return error_exit(&err, k);
-        const char *id = PQgetvalue(r, 0, 0);
+        const char *id = h.id;
         _cleanup_free_ char *norm_e = text_escape(norm);
         if (!streq(norm, key)) {
                 _cleanup_free_ char *key_e = text_escape(key);
                 log_info("key \"%s\" of subject %s is \"%s\" as its key column's type reads it; hold %s is on \"%s\"",
                          key_e, subject, norm_e, id, norm_e);
         }
-        bool used = false, elsewhere = false, here = false;
-        registry_use(policy, s, &used, &here, &elsewhere);
+        bool used = false, elsewhere = false;
+        holds_registry_use(policy, s, &used, &elsewhere);
         _cleanup_free_ char *tn = qualified_name_display(&s->table);
         _cleanup_free_ char *kd = ident_display(s->key);
         if (!used)
@@ -178,19 +135,18 @@ static int hold_add(Cli *cli, Pg *pg, const Policy *policy) {
                             norm_e);
         else if (!exists)
                 log_warning("no row of %s has %s = %s; the hold protects nothing until such a row exists", tn, kd, norm_e);
-        (void) here;
-        if (streq(PQgetvalue(r, 0, 3), "t"))
-                log_warning("hold %s expires in the past (%s): it is already lapsed", id, PQgetvalue(r, 0, 2));
+        if (h.lapsed)
+                log_warning("hold %s expires in the past (%s): it is already lapsed", id, h.expires_at);
 
         EventFields ev = EVENT_FIELDS_INIT;
         ev.hold = id;
         event_emit(EVENT_HOLD_PLACED, log_target() == LOG_TARGET_JOURNAL ? event_priority(EVENT_HOLD_PLACED) : LOG_DEBUG, &ev,
                    "hold %s placed on subject %s by %s", id, subject, by);
         if (cli->json)
-                printf("{\"id\":%s,\"subject\":\"%s\",\"placed_at\":\"%s\"}\n", id, subject, PQgetvalue(r, 0, 1));
+                printf("{\"id\":%s,\"subject\":\"%s\",\"placed_at\":\"%s\"}\n", id, subject, h.placed_at);
         else if (!cli->quiet)
-                printf("hold %s placed on %s %s%s%s\n", id, subject, norm_e, PQgetisnull(r, 0, 2) ? "" : " until ",
-                       PQgetisnull(r, 0, 2) ? "" : PQgetvalue(r, 0, 2));
+                printf("hold %s placed on %s %s%s%s\n", id, subject, norm_e, h.expires_at ? " until " : "",
+                       h.expires_at ? h.expires_at : "");
         return EXIT_OK;
 }
 
@@ -201,35 +157,20 @@ static int hold_list(Cli *cli, Pg *pg) {
                 return EXIT_USAGE;
         }
         _cleanup_pgresult_ PGresult *r = NULL;
-        const char *p[] = { cli->all ? "t" : "f" };
-        int k = pg_exec(pg, &r, &err,
-                        "SELECT id, subject, subject_key, reason, placed_by, placed_at::text, expires_at::text,"
-                        " released_at::text, released_by,"
-                        " CASE WHEN released_at IS NOT NULL THEN 'released'"
-                        "      WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired' ELSE 'active' END"
-                        " FROM retention.holds"
-                        " WHERE $1::bool OR (released_at IS NULL AND (expires_at IS NULL OR expires_at > now()))"
-                        " ORDER BY id",
-                        1, p);
+        int k = holds_list(pg, cli->all, &r, &err);
         if (k)
                 return error_exit(&err, k);
         int n = PQntuples(r);
         if (cli->json) {
                 StrBuf b = {};
-                static const char *names[] = { "id", "subject", "key", "reason", "placed_by", "placed_at",
-                                               "expires_at", "released_at", "released_by", "state" };
+                static const char *names[_HOLDS_COLUMNS] = { "id", "subject", "key", "reason", "placed_by", "placed_at",
+                                                             "expires_at", "released_at", "released_by", "state" };
                 strbuf_append(&b, "[");
                 for (int i = 0; i < n; i++) {
                         strbuf_append(&b, i ? ",{" : "{");
-                        for (int c = 0; c < 10; c++) {
-                                strbuf_appendf(&b, "%s\"%s\":", c ? "," : "", names[c]);
-                                if (c == 0)
-                                        strbuf_append(&b, PQgetvalue(r, i, c));
-                                else if (PQgetisnull(r, i, c))
-                                        strbuf_append(&b, "null");
-                                else
-                                        json_append_string(&b, PQgetvalue(r, i, c));
-                        }
+                        json_kv_num(&b, names[HOLDS_ID], PQgetvalue(r, i, HOLDS_ID));
+                        for (int c = HOLDS_ID + 1; c < _HOLDS_COLUMNS; c++)
+                                json_kv_str(&b, names[c], PQgetisnull(r, i, c) ? NULL : PQgetvalue(r, i, c));
                         strbuf_append(&b, "}");
                 }
                 strbuf_append(&b, "]\n");
@@ -247,10 +188,12 @@ static int hold_list(Cli *cli, Pg *pg) {
          * reason, a name or a key (put there by SQL, or before retentiond refused them) must not
          * forge a line or rewrite the terminal. */
         for (int i = 0; i < n; i++) {
-                _cleanup_free_ char *subject = text_escape(PQgetvalue(r, i, 1)), *key = text_escape(PQgetvalue(r, i, 2)),
-                                    *by = text_escape(PQgetvalue(r, i, 4)), *reason = text_escape(PQgetvalue(r, i, 3));
-                printf("%-6s %-10s %-14s %-9s %-12s %-25s %-25s %s\n", PQgetvalue(r, i, 0), subject, key, PQgetvalue(r, i, 9),
-                       by, PQgetvalue(r, i, 5), PQgetisnull(r, i, 6) ? "-" : PQgetvalue(r, i, 6), reason);
+                _cleanup_free_ char *subject = text_escape(PQgetvalue(r, i, HOLDS_SUBJECT)),
+                                    *key = text_escape(PQgetvalue(r, i, HOLDS_KEY)), *by = text_escape(PQgetvalue(r, i, HOLDS_PLACED_BY)),
+                                    *reason = text_escape(PQgetvalue(r, i, HOLDS_REASON));
+                printf("%-6s %-10s %-14s %-9s %-12s %-25s %-25s %s\n", PQgetvalue(r, i, HOLDS_ID), subject, key,
+                       PQgetvalue(r, i, HOLDS_STATE), by, PQgetvalue(r, i, HOLDS_PLACED_AT),
+                       PQgetisnull(r, i, HOLDS_EXPIRES_AT) ? "-" : PQgetvalue(r, i, HOLDS_EXPIRES_AT), reason);
         }
         return EXIT_OK;
 }
@@ -271,31 +214,26 @@ static int hold_release(Cli *cli, Pg *pg) {
         _cleanup_free_ char *by = who(cli);
         if (refuse_control(cli->by ? "--by" : "the operator name", by))
                 return EXIT_USAGE;
-        const char *p[] = { cli->args[1], by };
-        _cleanup_pgresult_ PGresult *r = NULL;
-        int k = pg_exec(pg, &r, &err,
-                        /* retention.release_hold(): true released now (its event written with it),
-                         * false released before, NULL no such hold; h is as it was before the call. */
-                        "SELECT CASE WHEN r THEN h.subject END, h.released_at::text || ' by ' || h.released_by, r IS NOT NULL"
-                        " FROM retention.release_hold($1::bigint, $2) r LEFT JOIN retention.holds h ON h.id = $1::bigint",
-                        2, p);
+        HoldReleased what;
+        _cleanup_free_ char *text = NULL;
+        int k = holds_release(pg, cli->args[1], by, &what, &text, &err);
         if (k)
                 return error_exit(&err, k);
-        if (streq(PQgetvalue(r, 0, 2), "f")) {
+        if (what == HOLD_NO_SUCH_HOLD) {
                 _cleanup_free_ char *primary = xasprintf("hold %s does not exist", cli->args[1]);
                 log_pg_style(LOG_ERR, NULL, primary, NULL, "Run \"retentiond hold list --all\" to see every hold.");
                 return EXIT_NOINPUT;
         }
-        if (PQgetisnull(r, 0, 0)) {
+        if (what == HOLD_ALREADY_RELEASED) {
                 _cleanup_free_ char *primary = xasprintf("hold %s was already released", cli->args[1]);
-                _cleanup_free_ char *when = text_escape(PQgetvalue(r, 0, 1));
+                _cleanup_free_ char *when = text_escape(text);
                 _cleanup_free_ char *detail = xasprintf("It was released at %s.", when);
                 log_pg_style(LOG_ERR, NULL, primary, detail, NULL);
                 return EXIT_ATTENTION;
         }
         EventFields ev = EVENT_FIELDS_INIT;
         ev.hold = cli->args[1];
-        _cleanup_free_ char *subject = text_escape(PQgetvalue(r, 0, 0));
+        _cleanup_free_ char *subject = text_escape(text);
         event_emit(EVENT_HOLD_RELEASED, log_target() == LOG_TARGET_JOURNAL ? event_priority(EVENT_HOLD_RELEASED) : LOG_DEBUG,
                    &ev, "hold %s on subject %s released by %s", cli->args[1], subject, by);
         if (cli->json)

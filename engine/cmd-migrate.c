@@ -12,6 +12,7 @@
 #include "trail.h"
 #include "event.h"
 #include "exitcode.h"
+#include "holds.h"
 #include "migrations.h"
 #include "ident.h"
 #include "policy.h"
@@ -25,8 +26,6 @@ static int fail(Pg *pg, PgError *err, int k) {
         return cmd_fail(err, k);
 }
 
-#define HOLD_IN_FORCE "h.released_at IS NULL AND (h.expires_at IS NULL OR h.expires_at > now())"
-
 /* A hold is matched at run time by text, against (row's key column)::text: its key must be the
  * canonical text of the subject key column's type. Holds placed before `hold add` normalised
  * every key, or written by SQL, may not be; they are reported here, not changed: the registry is
@@ -35,42 +34,32 @@ static int fail(Pg *pg, PgError *err, int k) {
 static int check_hold_keys(Pg *pg, const Policy *p, StrBuf *ids, size_t *n_found, PgError *err) {
         for (size_t i = 0; i < p->n_subjects; i++) {
                 const Subject *s = &p->subjects[i];
-                _cleanup_free_ char *tq = qualified_name_quote(&s->table);
                 _cleanup_free_ char *tn = qualified_name_display(&s->table);
-                const char *v[] = { s->name, tq, s->key };
                 _cleanup_pgresult_ PGresult *r = NULL;
-                int k = pg_exec(pg, &r, err,
-                                "SELECT h.id::text, h.subject_key, c.rel IS NOT NULL, retention.hold_key_type(c.rel, $3::name),"
-                                " retention.hold_key_as_read(h.subject_key, c.rel, $3::name)"
-                                " FROM retention.holds h, (SELECT to_regclass($2) AS rel) c"
-                                " WHERE h.subject = $1 AND " HOLD_IN_FORCE
-                                " AND (c.rel IS NULL OR retention.hold_key_type(c.rel, $3::name) IS NULL"
-                                "      OR retention.hold_key_as_read(h.subject_key, c.rel, $3::name) IS DISTINCT FROM h.subject_key)"
-                                " ORDER BY h.id",
-                                3, v);
+                int k = holds_noncanonical(pg, s, &r, err);
                 if (k)
                         return k;
                 for (int j = 0; j < PQntuples(r); j++) {
-                        const char *id = PQgetvalue(r, j, 0);
-                        _cleanup_free_ char *key = text_escape(PQgetvalue(r, j, 1));
+                        const char *id = PQgetvalue(r, j, HOLDS_NC_ID);
+                        _cleanup_free_ char *key = text_escape(PQgetvalue(r, j, HOLDS_NC_KEY));
                         _cleanup_free_ char *primary = NULL, *detail = NULL, *hint = NULL;
-                        if (streq(PQgetvalue(r, j, 2), "f") || PQgetisnull(r, j, 3)) {
+                        if (streq(PQgetvalue(r, j, HOLDS_NC_TABLE_EXISTS), "f") || PQgetisnull(r, j, HOLDS_NC_TYPE)) {
                                 primary = xasprintf("the key of hold %s on subject %s could not be checked", id, s->name);
                                 detail = xasprintf("Its key column %s of %s does not exist in this database.", s->key, tn);
                                 hint = xstrdup("Run \"retentiond migrate\" with -d for the database of the subject's table.");
-                        } else if (PQgetisnull(r, j, 4)) {
+                        } else if (PQgetisnull(r, j, HOLDS_NC_CANONICAL)) {
                                 primary = xasprintf("hold %s on subject %s has the key \"%s\", which its key column's type rejects",
                                                     id, s->name, key);
                                 detail = xasprintf("%s.%s is of type %s: the hold protects no row whose key is of that type.", tn,
-                                                   s->key, PQgetvalue(r, j, 3));
+                                                   s->key, PQgetvalue(r, j, HOLDS_NC_TYPE));
                                 hint = xasprintf("Release it (retentiond hold release %s) and place the hold on the right key.", id);
                         } else {
-                                _cleanup_free_ char *canon = text_escape(PQgetvalue(r, j, 4));
+                                _cleanup_free_ char *canon = text_escape(PQgetvalue(r, j, HOLDS_NC_CANONICAL));
                                 primary = xasprintf("hold %s on subject %s has the key \"%s\", which is not canonical", id,
                                                     s->name, key);
                                 detail = xasprintf("%s.%s (%s) reads it as \"%s\"; the engine matches rows by \"%s\" too, but "
                                                    "the registry should say what it holds.",
-                                                   tn, s->key, PQgetvalue(r, j, 3), canon, canon);
+                                                   tn, s->key, PQgetvalue(r, j, HOLDS_NC_TYPE), canon, canon);
                                 hint = xasprintf("Place it again with retentiond hold add %s %s (same --reason and --until), then "
                                                  "retentiond hold release %s.",
                                                  s->name, canon, id);
@@ -82,16 +71,8 @@ static int check_hold_keys(Pg *pg, const Policy *p, StrBuf *ids, size_t *n_found
 
         /* Holds in force on a subject the policy does not define (renamed, or written by SQL):
          * no rule reads them, so they protect nothing. */
-        StrBuf names = {}; /* subject names are [a-z0-9_-]: a comma separates them */
-        for (size_t i = 0; i < p->n_subjects; i++)
-                strbuf_appendf(&names, "%s%s", i ? "," : "", p->subjects[i].name);
-        _cleanup_free_ char *list = strbuf_steal(&names);
-        const char *v[] = { list };
         _cleanup_pgresult_ PGresult *r = NULL;
-        int k = pg_exec(pg, &r, err,
-                        "SELECT h.id::text, h.subject FROM retention.holds h WHERE " HOLD_IN_FORCE
-                        " AND h.subject <> ALL (string_to_array($1, ',')) ORDER BY h.id",
-                        1, v);
+        int k = holds_orphaned(pg, p, &r, err);
         if (k)
                 return k;
         for (int j = 0; j < PQntuples(r); j++) {
@@ -177,7 +158,7 @@ static int migrate_database(Cli *cli, const Policy *p, FILE *out, void *userdata
                 }
         } else {
                 _cleanup_free_ char *n = NULL;
-                k = pg_value(pg, &n, &err, "SELECT count(*)::text FROM retention.holds h WHERE " HOLD_IN_FORCE, 0, NULL);
+                k = holds_in_force(pg, &n, &err);
                 if (k)
                         return cmd_fail(&err, k);
                 if (!streq(n, "0"))
