@@ -1,14 +1,14 @@
-/* cmd-receipt.c — `retentiond receipt RUN_ID`: a deletion receipt for an auditor, from the audit
- * trail: the run, and per rule what the policy promised (the clause), what was done with which
- * cutoff and counts, and the rule run's place and digest in the hash chain, with whether the
- * chain verifies up to this run. Counts, names from the policy, times and digests only: no
- * personal data. A read-only session and one READ ONLY REPEATABLE READ transaction. */
+/* cmd-receipt.c — `retentiond receipt RUN_ID`: the command's glue for a deletion receipt
+ * (receipt.c reads it from the audit trail): the run, and per rule what the policy promised (the
+ * clause), what was done with which cutoff and counts, and the rule run's place and digest in the
+ * hash chain, with whether the chain verifies up to this run, as text or JSON. A read-only
+ * session and one READ ONLY REPEATABLE READ transaction: it never writes, and prints counts,
+ * names from the policy, times and digests only (escaped), never personal data. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <syslog.h>
 
-#include "chain.h"
 #include "cli.h"
 #include "cmdutil.h"
 #include "diag.h"
@@ -16,22 +16,8 @@
 #include "event.h"
 #include "exitcode.h"
 #include "json.h"
+#include "receipt.h"
 #include "util.h"
-
-enum {
-        RR_ID, RR_RULE, RR_CLAUSE, RR_TABLE, RR_ACTION, RR_CUTOFF, RR_STARTED, RR_FINISHED,
-        RR_DELETED, RR_ANONYMISED, RR_HELD, RR_SKIPPED, RR_SKIPPED_LOCKED, RR_SKIPPED_FK, RR_OVERDUE,
-        RR_PARTITIONS, RR_BATCHES, RR_OUTCOME, RR_SQLSTATE, RR_ERROR, RR_SEQ, RR_PREV_HASH, RR_HASH,
-        RR_SEALED_AT, RR_SKIPPED_REFUSED, RR_SKIPPED_UNFINISHED, RR_DIGEST_FORMAT,
-};
-
-static const char rule_runs_sql[] =
-        "SELECT id, rule, clause, table_name, action, cutoff::text, started_at::text, finished_at::text,"
-        " rows_deleted, rows_anonymised, rows_held, rows_skipped, rows_skipped_locked, rows_skipped_fk,"
-        " rows_overdue, partitions_dropped, batches, outcome, sqlstate, error,"
-        " seq, encode(prev_hash, 'hex'), encode(hash, 'hex'), sealed_at::text,"
-        " rows_skipped_refused, rows_skipped_unfinished, digest_format"
-        " FROM retention.rule_runs WHERE run_id = $1::bigint ORDER BY id";
 
 static const char *val(const PGresult *r, int row, int col) {
         return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
@@ -82,191 +68,90 @@ static const char *tval(EscPool *ep, const PGresult *r, int row, int col) {
         return esc_pool(ep, val(r, row, col));
 }
 
-/* Whether a sealed rule run at seq lies in the verified part of the chain. */
-static bool verified(const ChainStatus *c, int64_t seq) {
-        return c->kind == CHAIN_OK ? seq <= c->last_seq : seq < c->break_seq;
+static void print_json(const Receipt *x) {
+        const PGresult *run = x->run, *rr = x->rule_runs, *holds = x->holds, *fks = x->fks, *cascades = x->cascades;
+        const ChainStatus *chain = &x->chain;
+        int64_t run_id = x->run_id, up_to = x->up_to;
+        bool checked = x->checked, chain_ok = receipt_chain_ok(x);
+        StrBuf b = {};
+        strbuf_appendf(&b, "{\"run_id\":%" PRId64, run_id);
+        json_kv_str(&b, "host", val(run, 0, RECEIPT_RUN_HOST));
+        json_kv_str(&b, "version", val(run, 0, RECEIPT_RUN_VERSION));
+        json_kv_str(&b, "mode", val(run, 0, RECEIPT_RUN_MODE));
+        json_kv_str(&b, "started_at", val(run, 0, RECEIPT_RUN_STARTED));
+        json_kv_str(&b, "finished_at", val(run, 0, RECEIPT_RUN_FINISHED));
+        json_kv_str(&b, "outcome", val(run, 0, RECEIPT_RUN_OUTCOME));
+        json_kv_num(&b, "rules_total", val(run, 0, RECEIPT_RUN_RULES_TOTAL));
+        json_kv_num(&b, "rules_failed", val(run, 0, RECEIPT_RUN_RULES_FAILED));
+        strbuf_append(&b, ",\"rules\":[");
+        for (int i = 0; i < PQntuples(rr); i++) {
+                const char *rid = PQgetvalue(rr, i, RR_ID);
+                strbuf_appendf(&b, "%s{\"rule_run_id\":%s", i ? "," : "", rid);
+                json_kv_str(&b, "rule", val(rr, i, RR_RULE));
+                json_kv_str(&b, "clause", val(rr, i, RR_CLAUSE));
+                json_kv_str(&b, "table", val(rr, i, RR_TABLE));
+                json_kv_str(&b, "action", val(rr, i, RR_ACTION));
+                json_kv_str(&b, "cutoff", val(rr, i, RR_CUTOFF));
+                json_kv_str(&b, "started_at", val(rr, i, RR_STARTED));
+                json_kv_str(&b, "finished_at", val(rr, i, RR_FINISHED));
+                json_kv_num(&b, "rows_deleted", val(rr, i, RR_DELETED));
+                json_kv_num(&b, "rows_anonymised", val(rr, i, RR_ANONYMISED));
+                json_kv_num(&b, "rows_held", val(rr, i, RR_HELD));
+                json_named(&b, "held_by", holds, rid);
+                json_kv_num(&b, "rows_skipped", val(rr, i, RR_SKIPPED));
+                json_kv_num(&b, "rows_skipped_locked", val(rr, i, RR_SKIPPED_LOCKED));
+                json_kv_num(&b, "rows_skipped_fk", val(rr, i, RR_SKIPPED_FK));
+                json_named(&b, "skipped_fk_by", fks, rid);
+                json_kv_num(&b, "rows_skipped_refused", val(rr, i, RR_SKIPPED_REFUSED));
+                json_kv_num(&b, "rows_skipped_unfinished", val(rr, i, RR_SKIPPED_UNFINISHED));
+                json_cascades(&b, cascades, rid);
+                json_kv_num(&b, "rows_overdue", val(rr, i, RR_OVERDUE));
+                json_kv_num(&b, "partitions_dropped", val(rr, i, RR_PARTITIONS));
+                json_kv_num(&b, "batches", val(rr, i, RR_BATCHES));
+                json_kv_str(&b, "outcome", val(rr, i, RR_OUTCOME));
+                json_kv_str(&b, "sqlstate", val(rr, i, RR_SQLSTATE));
+                json_kv_str(&b, "error", val(rr, i, RR_ERROR));
+                strbuf_append(&b, ",\"chain\":");
+                if (PQgetisnull(rr, i, RR_SEQ))
+                        strbuf_append(&b, "null");
+                else {
+                        int64_t seq = strtoll(PQgetvalue(rr, i, RR_SEQ), NULL, 10);
+                        strbuf_appendf(&b, "{\"seq\":%" PRId64, seq);
+                        json_kv_str(&b, "prev_hash", val(rr, i, RR_PREV_HASH));
+                        json_kv_str(&b, "hash", val(rr, i, RR_HASH));
+                        json_kv_str(&b, "sealed_at", val(rr, i, RR_SEALED_AT));
+                        strbuf_appendf(&b, ",\"verified\":%s}", receipt_seq_verified(x, seq) ? "true" : "false");
+                }
+                strbuf_append(&b, "}");
+        }
+        strbuf_appendf(&b, "],\"chain\":{\"verified\":%s,\"up_to_seq\":",
+                       !checked ? "null" : chain_ok ? "true" : "false");
+        if (checked)
+                strbuf_appendf(&b, "%" PRId64 ",\"checked\":%" PRId64, up_to, chain->checked);
+        else
+                strbuf_append(&b, "null,\"checked\":0");
+        json_kv_str(&b, "break", checked && !chain_ok ? chain->message : NULL);
+        json_kv_str(&b, "detail", checked && !chain_ok ? chain->detail : NULL);
+        strbuf_append(&b, "}}\n");
+        fputs(strbuf_str(&b), stdout);
+        strbuf_done(&b);
 }
 
-int cmd_receipt(Cli *cli) {
-        _cleanup_(pg_freep) Pg *pg = NULL;
-        _cleanup_pgresult_ PGresult *run = NULL, *rr = NULL, *holds = NULL, *fks = NULL, *cascades = NULL;
-        _cleanup_(chain_status_done) ChainStatus chain = {};
-        PgError err = {};
-        int64_t run_id;
-        int r, k;
-
-        if (cli->n_args != 1) {
-                log_pg_style(LOG_ERR, NULL, cli->n_args == 0 ? "receipt needs a RUN_ID" : "too many arguments", NULL,
-                             "Usage: retentiond receipt RUN_ID [--json] (run numbers are in \"retentiond run\" output and"
-                             " retention.runs).");
-                return EXIT_USAGE;
-        }
-        if (!parse_int64(cli->args[0], &run_id)) {
-                log_pg_style(LOG_ERR, NULL, "invalid RUN_ID", "A run number is a whole number, e.g. 42.", NULL);
-                return EXIT_USAGE;
-        }
-        _cleanup_policy_ Policy *policy = NULL; /* only with -p, for -d NAME */
-        r = cmd_load_policy_if_given(cli, "receipt", &policy);
-        if (r)
-                return r;
-        r = cmd_connect(cli, true, &pg);
-        if (r)
-                return r;
-        k = pg_exec0(pg, NULL, &err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        if (k)
-                return cmd_fail(&err, k);
-        k = trail_check_schema(pg, &err);
-        if (k)
-                return cmd_fail(&err, k);
-
-        char id[32];
-        snprintf(id, sizeof(id), "%" PRId64, run_id);
-        const char *p[] = { id };
-        k = pg_exec(pg, &run, &err,
-                    "SELECT host, version, mode, started_at::text, finished_at::text, outcome, rules_total, rules_failed"
-                    " FROM retention.runs WHERE id = $1::bigint",
-                    1, p);
-        if (k)
-                return cmd_fail(&err, k);
-        if (PQntuples(run) != 1) {
-                _cleanup_pgresult_ PGresult *cp = NULL;
-                k = pg_exec(pg, &cp, &err,
-                            "SELECT id, made_at::text, upto_seq FROM retention.checkpoints WHERE $1::bigint = ANY (run_ids)"
-                            " ORDER BY id LIMIT 1",
-                            1, p);
-                if (k)
-                        return cmd_fail(&err, k);
-                if (PQntuples(cp) == 1) {
-                        _cleanup_free_ char *primary = xasprintf("run %" PRId64 " was pruned by checkpoint %s on %s", run_id,
-                                                                 PQgetvalue(cp, 0, 0), PQgetvalue(cp, 0, 1));
-                        _cleanup_free_ char *detail = xasprintf("\"retentiond prune\" removed its rule runs from the audit trail"
-                                                                " with the chain up to #%s; the checkpoint keeps their count and"
-                                                                " the last digest, not the receipt.",
-                                                                PQgetvalue(cp, 0, 2));
-                        log_pg_style(LOG_ERR, NULL, primary, detail, "The checkpoint is in retention.checkpoints.");
-                        return EXIT_NOINPUT;
-                }
-                _cleanup_free_ char *primary = xasprintf("run %" PRId64 " does not exist", run_id);
-                log_pg_style(LOG_ERR, NULL, primary, "The audit trail (retention.runs) has no run with this number.",
-                             "Runs are numbered in the output of \"retentiond run\" and in the RUN_ID field of the journal.");
-                return EXIT_NOINPUT;
-        }
-        k = pg_exec(pg, &rr, &err, rule_runs_sql, 1, p);
-        if (!k)
-                k = pg_exec(pg, &holds, &err,
-                            "SELECT h.rule_run_id, h.hold, h.rows FROM retention.rule_run_holds h"
-                            " JOIN retention.rule_runs r ON r.id = h.rule_run_id WHERE r.run_id = $1::bigint"
-                            " ORDER BY h.rule_run_id, h.hold COLLATE \"C\"",
-                            1, p);
-        if (!k)
-                k = pg_exec(pg, &fks, &err,
-                            "SELECT f.rule_run_id, f.referencing_table, f.rows FROM retention.rule_run_fk f"
-                            " JOIN retention.rule_runs r ON r.id = f.rule_run_id WHERE r.run_id = $1::bigint"
-                            " ORDER BY f.rule_run_id, f.referencing_table COLLATE \"C\"",
-                            1, p);
-        if (!k)
-                k = pg_exec(pg, &cascades, &err,
-                            "SELECT c.rule_run_id, c.table_name, c.rows_deleted, c.rows_nulled FROM retention.rule_run_cascades c"
-                            " JOIN retention.rule_runs r ON r.id = c.rule_run_id WHERE r.run_id = $1::bigint"
-                            " ORDER BY c.rule_run_id, c.table_name COLLATE \"C\"",
-                            1, p);
-        if (k)
-                return cmd_fail(&err, k);
-
-        int64_t up_to = 0;
-        for (int i = 0; i < PQntuples(rr); i++)
-                if (!PQgetisnull(rr, i, RR_SEQ)) {
-                        int64_t seq = strtoll(PQgetvalue(rr, i, RR_SEQ), NULL, 10);
-                        if (seq > up_to)
-                                up_to = seq;
-                }
-        bool checked = up_to > 0;
-        if (checked) {
-                k = chain_verify(pg, up_to, &chain, &err);
-                if (k)
-                        return cmd_fail(&err, k);
-        }
-        PgError ig = {};
-        (void) pg_exec0(pg, NULL, &ig, "COMMIT");
-        pg_error_done(&ig);
-        bool chain_ok = checked && chain.kind == CHAIN_OK;
-
-        if (cli->json) {
-                StrBuf b = {};
-                strbuf_appendf(&b, "{\"run_id\":%" PRId64, run_id);
-                json_kv_str(&b, "host", val(run, 0, 0));
-                json_kv_str(&b, "version", val(run, 0, 1));
-                json_kv_str(&b, "mode", val(run, 0, 2));
-                json_kv_str(&b, "started_at", val(run, 0, 3));
-                json_kv_str(&b, "finished_at", val(run, 0, 4));
-                json_kv_str(&b, "outcome", val(run, 0, 5));
-                json_kv_num(&b, "rules_total", val(run, 0, 6));
-                json_kv_num(&b, "rules_failed", val(run, 0, 7));
-                strbuf_append(&b, ",\"rules\":[");
-                for (int i = 0; i < PQntuples(rr); i++) {
-                        const char *rid = PQgetvalue(rr, i, RR_ID);
-                        strbuf_appendf(&b, "%s{\"rule_run_id\":%s", i ? "," : "", rid);
-                        json_kv_str(&b, "rule", val(rr, i, RR_RULE));
-                        json_kv_str(&b, "clause", val(rr, i, RR_CLAUSE));
-                        json_kv_str(&b, "table", val(rr, i, RR_TABLE));
-                        json_kv_str(&b, "action", val(rr, i, RR_ACTION));
-                        json_kv_str(&b, "cutoff", val(rr, i, RR_CUTOFF));
-                        json_kv_str(&b, "started_at", val(rr, i, RR_STARTED));
-                        json_kv_str(&b, "finished_at", val(rr, i, RR_FINISHED));
-                        json_kv_num(&b, "rows_deleted", val(rr, i, RR_DELETED));
-                        json_kv_num(&b, "rows_anonymised", val(rr, i, RR_ANONYMISED));
-                        json_kv_num(&b, "rows_held", val(rr, i, RR_HELD));
-                        json_named(&b, "held_by", holds, rid);
-                        json_kv_num(&b, "rows_skipped", val(rr, i, RR_SKIPPED));
-                        json_kv_num(&b, "rows_skipped_locked", val(rr, i, RR_SKIPPED_LOCKED));
-                        json_kv_num(&b, "rows_skipped_fk", val(rr, i, RR_SKIPPED_FK));
-                        json_named(&b, "skipped_fk_by", fks, rid);
-                        json_kv_num(&b, "rows_skipped_refused", val(rr, i, RR_SKIPPED_REFUSED));
-                        json_kv_num(&b, "rows_skipped_unfinished", val(rr, i, RR_SKIPPED_UNFINISHED));
-                        json_cascades(&b, cascades, rid);
-                        json_kv_num(&b, "rows_overdue", val(rr, i, RR_OVERDUE));
-                        json_kv_num(&b, "partitions_dropped", val(rr, i, RR_PARTITIONS));
-                        json_kv_num(&b, "batches", val(rr, i, RR_BATCHES));
-                        json_kv_str(&b, "outcome", val(rr, i, RR_OUTCOME));
-                        json_kv_str(&b, "sqlstate", val(rr, i, RR_SQLSTATE));
-                        json_kv_str(&b, "error", val(rr, i, RR_ERROR));
-                        strbuf_append(&b, ",\"chain\":");
-                        if (PQgetisnull(rr, i, RR_SEQ))
-                                strbuf_append(&b, "null");
-                        else {
-                                int64_t seq = strtoll(PQgetvalue(rr, i, RR_SEQ), NULL, 10);
-                                strbuf_appendf(&b, "{\"seq\":%" PRId64, seq);
-                                json_kv_str(&b, "prev_hash", val(rr, i, RR_PREV_HASH));
-                                json_kv_str(&b, "hash", val(rr, i, RR_HASH));
-                                json_kv_str(&b, "sealed_at", val(rr, i, RR_SEALED_AT));
-                                strbuf_appendf(&b, ",\"verified\":%s}", verified(&chain, seq) ? "true" : "false");
-                        }
-                        strbuf_append(&b, "}");
-                }
-                strbuf_appendf(&b, "],\"chain\":{\"verified\":%s,\"up_to_seq\":",
-                               !checked ? "null" : chain_ok ? "true" : "false");
-                if (checked)
-                        strbuf_appendf(&b, "%" PRId64 ",\"checked\":%" PRId64, up_to, chain.checked);
-                else
-                        strbuf_append(&b, "null,\"checked\":0");
-                json_kv_str(&b, "break", checked && !chain_ok ? chain.message : NULL);
-                json_kv_str(&b, "detail", checked && !chain_ok ? chain.detail : NULL);
-                strbuf_append(&b, "}}\n");
-                fputs(strbuf_str(&b), stdout);
-                strbuf_done(&b);
-                return checked && !chain_ok ? EXIT_ATTENTION : EXIT_OK;
-        }
-
+static void print_text(const Receipt *x) {
+        const PGresult *run = x->run, *rr = x->rule_runs, *holds = x->holds, *fks = x->fks, *cascades = x->cascades;
+        const ChainStatus *chain = &x->chain;
+        int64_t run_id = x->run_id, up_to = x->up_to;
+        bool checked = x->checked, chain_ok = receipt_chain_ok(x);
         /* Everything from the trail is printed escaped: a clause, an error message or a hold
          * name with a newline or an escape sequence must not forge a line or rewrite the screen. */
         _cleanup_(esc_pool_done) EscPool ep = {};
         printf("deletion receipt: run %" PRId64 "\n", run_id);
-        printf("  host:       %s\n", tval(&ep, run, 0, 0));
-        printf("  version:    retentiond %s\n", tval(&ep, run, 0, 1));
-        printf("  mode:       %s\n", tval(&ep, run, 0, 2));
-        printf("  started:    %s\n", tval(&ep, run, 0, 3));
-        printf("  finished:   %s\n", tval(&ep, run, 0, 4) ? tval(&ep, run, 0, 4) : "- (not finished)");
-        printf("  outcome:    %s (%s rules, %s failed)\n", tval(&ep, run, 0, 5), tval(&ep, run, 0, 6), tval(&ep, run, 0, 7));
+        printf("  host:       %s\n", tval(&ep, run, 0, RECEIPT_RUN_HOST));
+        printf("  version:    retentiond %s\n", tval(&ep, run, 0, RECEIPT_RUN_VERSION));
+        printf("  mode:       %s\n", tval(&ep, run, 0, RECEIPT_RUN_MODE));
+        printf("  started:    %s\n", tval(&ep, run, 0, RECEIPT_RUN_STARTED));
+        printf("  finished:   %s\n", tval(&ep, run, 0, RECEIPT_RUN_FINISHED) ? tval(&ep, run, 0, RECEIPT_RUN_FINISHED) : "- (not finished)");
+        printf("  outcome:    %s (%s rules, %s failed)\n", tval(&ep, run, 0, RECEIPT_RUN_OUTCOME), tval(&ep, run, 0, RECEIPT_RUN_RULES_TOTAL), tval(&ep, run, 0, RECEIPT_RUN_RULES_FAILED));
         for (int i = 0; i < PQntuples(rr); i++) {
                 const char *rid = PQgetvalue(rr, i, RR_ID);
                 const char *cutoff = tval(&ep, rr, i, RR_CUTOFF), *fin = tval(&ep, rr, i, RR_FINISHED);
@@ -305,21 +190,79 @@ int cmd_receipt(Cli *cli) {
                 else {
                         int64_t seq = strtoll(PQgetvalue(rr, i, RR_SEQ), NULL, 10);
                         printf("  chain:      #%" PRId64 ", sealed %s%s\n", seq, tval(&ep, rr, i, RR_SEALED_AT),
-                               verified(&chain, seq) ? "" : " — DOES NOT VERIFY");
+                               receipt_seq_verified(x, seq) ? "" : " — DOES NOT VERIFY");
                         printf("  hash:       %s\n", tval(&ep, rr, i, RR_HASH));
                         printf("  prev hash:  %s\n", tval(&ep, rr, i, RR_PREV_HASH) ? tval(&ep, rr, i, RR_PREV_HASH) : "- (first in the chain)");
                 }
         }
         if (!checked)
                 printf("\nchain: no rule run of this run is sealed; nothing to verify\n");
-        else if (chain_ok && chain.checkpoint_id > 0)
+        else if (chain_ok && chain->checkpoint_id > 0)
                 printf("\nchain: verifies from checkpoint %" PRId64 " (#%" PRId64 ") to #%" PRId64 " (the last rule run of this run)\n",
-                       chain.checkpoint_id, chain.checkpoint_seq, up_to);
+                       chain->checkpoint_id, chain->checkpoint_seq, up_to);
         else if (chain_ok)
                 printf("\nchain: verifies from #1 to #%" PRId64 " (the last rule run of this run)\n", up_to);
         else {
-                printf("\nchain: BROKEN at #%" PRId64 ", before the end of this run: %s\n", chain.break_seq, esc_pool(&ep, chain.message));
-                printf("DETAIL: %s\n", esc_pool(&ep, chain.detail));
+                printf("\nchain: BROKEN at #%" PRId64 ", before the end of this run: %s\n", chain->break_seq, esc_pool(&ep, chain->message));
+                printf("DETAIL: %s\n", esc_pool(&ep, chain->detail));
         }
-        return checked && !chain_ok ? EXIT_ATTENTION : EXIT_OK;
+}
+
+int cmd_receipt(Cli *cli) {
+        _cleanup_(pg_freep) Pg *pg = NULL;
+        _cleanup_(receipt_done) Receipt x = {};
+        PgError err = {};
+        int64_t run_id;
+        int r, k;
+
+        if (cli->n_args != 1) {
+                log_pg_style(LOG_ERR, NULL, cli->n_args == 0 ? "receipt needs a RUN_ID" : "too many arguments", NULL,
+                             "Usage: retentiond receipt RUN_ID [--json] (run numbers are in \"retentiond run\" output and"
+                             " retention.runs).");
+                return EXIT_USAGE;
+        }
+        if (!parse_int64(cli->args[0], &run_id)) {
+                log_pg_style(LOG_ERR, NULL, "invalid RUN_ID", "A run number is a whole number, e.g. 42.", NULL);
+                return EXIT_USAGE;
+        }
+        _cleanup_policy_ Policy *policy = NULL; /* only with -p, for -d NAME */
+        r = cmd_load_policy_if_given(cli, "receipt", &policy);
+        if (r)
+                return r;
+        r = cmd_connect(cli, true, &pg);
+        if (r)
+                return r;
+        k = pg_exec0(pg, NULL, &err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        if (k)
+                return cmd_fail(&err, k);
+        k = trail_check_schema(pg, &err);
+        if (k)
+                return cmd_fail(&err, k);
+        k = receipt_read(pg, run_id, &x, &err);
+        if (k)
+                return cmd_fail(&err, k);
+        if (x.found == RECEIPT_PRUNED) {
+                _cleanup_free_ char *primary = xasprintf("run %" PRId64 " was pruned by checkpoint %s on %s", run_id,
+                                                         x.checkpoint_id, x.checkpoint_made_at);
+                _cleanup_free_ char *detail = xasprintf("\"retentiond prune\" removed its rule runs from the audit trail"
+                                                        " with the chain up to #%s; the checkpoint keeps their count and"
+                                                        " the last digest, not the receipt.",
+                                                        x.checkpoint_upto_seq);
+                log_pg_style(LOG_ERR, NULL, primary, detail, "The checkpoint is in retention.checkpoints.");
+                return EXIT_NOINPUT;
+        }
+        if (x.found == RECEIPT_NO_SUCH_RUN) {
+                _cleanup_free_ char *primary = xasprintf("run %" PRId64 " does not exist", run_id);
+                log_pg_style(LOG_ERR, NULL, primary, "The audit trail (retention.runs) has no run with this number.",
+                             "Runs are numbered in the output of \"retentiond run\" and in the RUN_ID field of the journal.");
+                return EXIT_NOINPUT;
+        }
+        PgError ig = {};
+        (void) pg_exec0(pg, NULL, &ig, "COMMIT");
+        pg_error_done(&ig);
+        if (cli->json)
+                print_json(&x);
+        else
+                print_text(&x);
+        return x.checked && !receipt_chain_ok(&x) ? EXIT_ATTENTION : EXIT_OK;
 }
