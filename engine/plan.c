@@ -1,6 +1,9 @@
-/* plan.c — turn a rule and catalog facts into the SQL of a rule run.
- * Pure text generation: never executes. Every identifier goes through ident_quote(),
- * every value through a $n parameter; only the administrator's `where:` is pasted. */
+/* plan.c — turn a rule and catalog facts into the SQL of a rule run (and of explain).
+ * Pure text generation: never executes, never reads a clock or a file; tests/unit/test-plan.c
+ * pins its output. Every identifier is quoted (ident_quote(), qualified_name_quote()); every value
+ * from the policy or the catalog is a $n parameter. Pasted are only the administrator's `where:`
+ * (checked lexically, and parenthesised) and the engine's own constants: SQL keywords and
+ * literals such as interval '1 microsecond', and plan_row_keys()'s LIMIT. */
 #include "plan.h"
 
 #include <inttypes.h>

@@ -1,7 +1,8 @@
-/* plan.h — a Rule plus catalog facts become the SQL of one rule run: the cutoff query,
- * the batch statement, the while-held batch, the breaker count and the tally.
- * Pure: builds text and parameter descriptions, never executes anything. Identifiers
- * are always quoted; values are always parameters. */
+/* plan.h — a Rule plus catalog facts become the SQL of one rule run (every statement of Plan:
+ * cutoffs, breaker, partitions, the fast path, batches, foreign-key isolation, while held,
+ * tally) and of explain. Pure: builds text and parameter descriptions, never executes anything.
+ * Identifiers are always quoted; values from the policy and the catalog are always parameters
+ * (plan.c says what else is pasted). */
 #pragma once
 
 #include <stdbool.h>
