@@ -1,5 +1,5 @@
 /* cmd-audit.c — `retentiond audit`: the dry run. Everything happens in one READ ONLY
- * transaction on a read-only session, so it cannot write even by mistake. */
+ * transaction on a read-only session, so it never writes, even by mistake. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +31,38 @@ static void print_statement(FILE *f, const char *title, const PlanStatement *st)
         fputc('\n', f);
 }
 
+/* Every statement of the rule's plan, in the order a run may execute them: all of them, also those
+ * a run needs only sometimes (the fast path, foreign-key isolation, partitions). */
+static void print_plan(FILE *f, const Policy *policy, const CatCache *cache, Plan *plan) {
+        print_statement(f, "cutoffs, computed by PostgreSQL once per rule run", &plan->cutoffs);
+        print_statement(f, "circuit breaker: the planner's estimate of the due rows", &plan->breaker_estimate);
+        print_statement(f, "circuit breaker: rows this run would change, counted up to the limit (unless the estimate"
+                           " is under half of it)",
+                        &plan->breaker_count);
+        if (plan->partitions.sql) {
+                print_statement(f, "partitions whose whole range is older than the cutoff (dropped instead of deleted)",
+                                &plan->partitions);
+                char pname[] = "PARTITION";
+                QualifiedName part = { .schema = plan->table->name.schema, .name = pname };
+                PlanStatement check = {};
+                plan_partition_check(plan, policy, cache, &part, &check);
+                print_statement(f, "each of them checked (rows, held rows, rows not yet expired) before it goes (here \"PARTITION\")",
+                                &check);
+                plan_statement_done(&check);
+        }
+        print_statement(f, "fast path, each batch: the upper end of the next batch's range of age values, by the index",
+                        &plan->batch_bound);
+        print_statement(f, "fast path, each batch: the rows of that range, in the same transaction", &plan->batch_range);
+        print_statement(f, "one batch (its own transaction), repeated from the last key until it selects nothing, where the"
+                           " fast path does not serve: rows one by one, skipping those another session has locked",
+                        &plan->batch);
+        print_statement(f, "foreign-key isolation (a batch failed on a reference): the batch's rows", &plan->row_by_row_select);
+        print_statement(f, "foreign-key isolation: then each row on its own", &plan->row_by_row_delete);
+        print_statement(f, "while held: anonymise held rows, in batches", &plan->while_held_batch);
+        print_statement(f, "tally: due, held, skipped and overdue rows after the run", &plan->tally);
+        print_statement(f, "tally: of the rows left, those another session's open transaction holds", &plan->skipped_locked);
+}
+
 static int print_sql(Cli *cli, Pg *pg, const Policy *policy, FILE *out) {
         _cleanup_(cat_cache_done) CatCache cache = {};
         PgError err = {};
@@ -55,13 +87,7 @@ static int print_sql(Cli *cli, Pg *pg, const Policy *policy, FILE *out) {
                         ret = EXIT_ATTENTION;
                         continue;
                 }
-                print_statement(out, "cutoffs, computed by PostgreSQL once per rule run", &plan->cutoffs);
-                print_statement(out, "circuit breaker: rows this run would change, counted up to the limit",
-                                &plan->breaker_count);
-                print_statement(out, "one batch (its own transaction), repeated from the last key until it selects nothing",
-                                &plan->batch);
-                print_statement(out, "while held: anonymise held rows, in batches", &plan->while_held_batch);
-                print_statement(out, "tally: due, held, skipped and overdue rows after the run", &plan->tally);
+                print_plan(out, policy, &cache, plan);
         }
         return ret;
 }

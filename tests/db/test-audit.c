@@ -2,8 +2,12 @@
  * table, the application's and retention.*, every sequence and the list of relations are equal
  * before and after; the session is READ ONLY, so a write attempted inside it (a `where:` calling
  * nextval() or a function that inserts) fails with SQLSTATE 25006 and changes nothing; and what
- * the audit predicts is what the next run does. */
+ * the audit predicts is what the next run does; `audit --sql` shows every statement of every
+ * rule's plan, the fast path's, foreign-key isolation's and the partitions' included. */
 #include "rtest.h"
+#include "enforce.h"
+#include "plan.h"
+#include "policy-load.h"
 
 /* Everything an audit could change, as one text. */
 static const char *CHECKSUM_FN =
@@ -190,10 +194,79 @@ static void test_audit_write_attempt_fails(void **state) {
         free(ci);
 }
 
+/* st's SQL, verbatim, is in out (a statement the plan does not have: nothing to find). */
+static void assert_shown(const char *out, const char *rule, const char *what, const PlanStatement *st) {
+        if (st->sql && !strstr(out, st->sql))
+                fail_msg("audit --sql does not show rule %s's %s:\n%s", rule, what, st->sql);
+}
+
+static void test_audit_sql_shows_every_statement(void **state) {
+        (void) state;
+        char *ci, *out;
+        PGconn *c = audit_db("audit_sql", &ci);
+        char *pol = rt_policy(POLICY);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--sql", "audit");
+
+        /* The plans as the engine builds them from the same catalog. */
+        char *paths[] = { pol };
+        Policy *p = NULL;
+        Diagnostics *d = diagnostics_new();
+        assert_int_equal(policy_load(paths, 1, &p, d), 0);
+        diagnostics_free(d);
+        Pg *pg = NULL;
+        PgError err = {};
+        PgSettings set = { .lock_timeout_ms = 2000, .statement_timeout_ms = 60000 };
+        assert_int_equal(pg_connect(ci, &set, &pg, &err), 0);
+        CatCache cache = {};
+        assert_int_equal(enforce_load_catalog(pg, p, &cache, &err), 0);
+        size_t partitioned = 0;
+        for (size_t i = 0; i < p->n_rules; i++) {
+                const Rule *r = &p->rules[i];
+                Plan *plan = NULL;
+                char *error = NULL;
+                assert_int_equal(plan_build(p, r, &cache, &plan, &error), 0);
+                assert_non_null(plan->batch_range.sql);
+                assert_shown(out, r->name, "cutoffs", &plan->cutoffs);
+                assert_shown(out, r->name, "breaker estimate", &plan->breaker_estimate);
+                assert_shown(out, r->name, "breaker count", &plan->breaker_count);
+                assert_shown(out, r->name, "partitions", &plan->partitions);
+                assert_shown(out, r->name, "fast path bound", &plan->batch_bound);
+                assert_shown(out, r->name, "fast path range", &plan->batch_range);
+                assert_shown(out, r->name, "batch", &plan->batch);
+                assert_shown(out, r->name, "foreign-key isolation select", &plan->row_by_row_select);
+                assert_shown(out, r->name, "foreign-key isolation delete", &plan->row_by_row_delete);
+                assert_shown(out, r->name, "while held", &plan->while_held_batch);
+                assert_shown(out, r->name, "tally", &plan->tally);
+                assert_shown(out, r->name, "locked rows", &plan->skipped_locked);
+                if (plan->partitions.sql) {
+                        char pname[] = "PARTITION";
+                        QualifiedName part = { .schema = plan->table->name.schema, .name = pname };
+                        PlanStatement check = {};
+                        plan_partition_check(plan, p, &cache, &part, &check);
+                        assert_shown(out, r->name, "partition check", &check);
+                        plan_statement_done(&check);
+                        partitioned++;
+                }
+                plan_free(plan);
+        }
+        assert_int_equal(partitioned, 1); /* parts */
+        rt_assert_contains(out, "-- fast path, each batch: the rows of that range, in the same transaction\n"
+                                "DELETE FROM \"app\".\"logs\" t WHERE");
+        rt_assert_contains(out, "-- foreign-key isolation: then each row on its own\nDELETE FROM \"app\".\"accounts\" d WHERE");
+        cat_cache_done(&cache);
+        pg_free(pg);
+        policy_free(p);
+        free(out);
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_audit_changes_nothing),
                 cmocka_unit_test(test_audit_write_attempt_fails),
+                cmocka_unit_test(test_audit_sql_shows_every_statement),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }
