@@ -404,7 +404,6 @@ static int explain_rows(Cli *cli, Pg *pg, const Policy *policy, const Subject *s
 int cmd_explain(Cli *cli) {
         _cleanup_policy_ Policy *policy = NULL;
         _cleanup_(pg_freep) Pg *pg = NULL;
-        PgError err = {};
         QualifiedName tname = {};
         int r = check_args(cli, &tname);
         if (r)
@@ -423,14 +422,8 @@ int cmd_explain(Cli *cli) {
                         return EXIT_USAGE;
                 }
         }
-        r = cmd_connect(cli, true, &pg);
+        r = cmd_connect_snapshot(cli, &pg);
         if (r)
                 return r;
-        int k = trail_check_schema(pg, &err);
-        if (k)
-                return cmd_fail(&err, k);
-        k = pg_exec0(pg, NULL, &err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        if (k)
-                return cmd_fail(&err, k);
         return explain_rows(cli, pg, policy, subject, &tn);
 }

@@ -12,7 +12,6 @@
 #include "cli.h"
 #include "cmdutil.h"
 #include "diag.h"
-#include "trail.h"
 #include "event.h"
 #include "exitcode.h"
 #include "json.h"
@@ -229,15 +228,9 @@ int cmd_receipt(Cli *cli) {
         r = cmd_load_policy_if_given(cli, "receipt", &policy);
         if (r)
                 return r;
-        r = cmd_connect(cli, true, &pg);
+        r = cmd_connect_snapshot(cli, &pg);
         if (r)
                 return r;
-        k = pg_exec0(pg, NULL, &err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        if (k)
-                return cmd_fail(&err, k);
-        k = trail_check_schema(pg, &err);
-        if (k)
-                return cmd_fail(&err, k);
         k = receipt_read(pg, run_id, &x, &err);
         if (k)
                 return cmd_fail(&err, k);

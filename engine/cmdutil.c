@@ -8,6 +8,7 @@
 #include <syslog.h>
 
 #include "diag.h"
+#include "trail.h"
 #include "event.h"
 #include "exitcode.h"
 #include "json.h"
@@ -236,6 +237,21 @@ int cmd_connect(Cli *cli, bool read_only, Pg **ret) {
                 pg_error_done(&e);
                 return code;
         }
+        return 0;
+}
+
+int cmd_connect_snapshot(Cli *cli, Pg **ret) {
+        _cleanup_(pg_freep) Pg *pg = NULL;
+        PgError err = {};
+        int r = cmd_connect(cli, true, &pg);
+        if (r)
+                return r;
+        int k = pg_exec0(pg, NULL, &err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        if (!k)
+                k = trail_check_schema(pg, &err);
+        if (k)
+                return cmd_fail(&err, k);
+        *ret = TAKE_PTR(pg);
         return 0;
 }
 

@@ -40,6 +40,10 @@ int cmd_each_database(Cli *cli, const Policy *p, bool every_database, CmdDatabas
 int cmd_no_policy_each_database(Cli *cli, const char *name, CmdDatabaseFn fn);
 /* Connects with the CLI's timeouts; prints the error. Returns 0 or the exit code. */
 int cmd_connect(Cli *cli, bool read_only, Pg **ret);
+/* A read-only session inside one READ ONLY REPEATABLE READ transaction (one consistent view),
+ * whose retention schema is the version this retentiond knows (explain, receipt, verify).
+ * Prints the error; returns 0 or the exit code. */
+int cmd_connect_snapshot(Cli *cli, Pg **ret);
 /* Prints a runtime error (PostgreSQL style) through the log sink. */
 void cmd_print_error(const PgError *e);
 /* Prints *err (PostgreSQL style), frees it, and returns the exit code for class k. */
