@@ -5,9 +5,7 @@
  * the audit predicts is what the next run does; `audit --sql` shows every statement of every
  * rule's plan, the fast path's, foreign-key isolation's and the partitions' included. */
 #include "rtest.h"
-#include "enforce.h"
-#include "plan.h"
-#include "policy-load.h"
+#include "rtengine.h"
 
 /* Everything an audit could change, as one text. */
 static const char *CHECKSUM_FN =
@@ -208,23 +206,15 @@ static void test_audit_sql_shows_every_statement(void **state) {
         rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--sql", "audit");
 
         /* The plans as the engine builds them from the same catalog. */
-        char *paths[] = { pol };
-        Policy *p = NULL;
-        Diagnostics *d = diagnostics_new();
-        assert_int_equal(policy_load(paths, 1, &p, d), 0);
-        diagnostics_free(d);
-        Pg *pg = NULL;
-        PgError err = {};
-        PgSettings set = { .lock_timeout_ms = 2000, .statement_timeout_ms = 60000 };
-        assert_int_equal(pg_connect(ci, &set, &pg, &err), 0);
-        CatCache cache = {};
-        assert_int_equal(enforce_load_catalog(pg, p, &cache, &err), 0);
+        RtEngine en;
+        rt_engine_open(&en, pol, ci);
+        const Policy *p = en.policy;
         size_t partitioned = 0;
         for (size_t i = 0; i < p->n_rules; i++) {
                 const Rule *r = &p->rules[i];
                 Plan *plan = NULL;
                 char *error = NULL;
-                assert_int_equal(plan_build(p, r, &cache, &plan, &error), 0);
+                assert_int_equal(plan_build(p, r, &en.cache, &plan, &error), 0);
                 assert_non_null(plan->batch_range.sql);
                 assert_shown(out, r->name, "cutoffs", &plan->cutoffs);
                 assert_shown(out, r->name, "breaker estimate", &plan->breaker_estimate);
@@ -242,7 +232,7 @@ static void test_audit_sql_shows_every_statement(void **state) {
                         char pname[] = "PARTITION";
                         QualifiedName part = { .schema = plan->table->name.schema, .name = pname };
                         PlanStatement check = {};
-                        plan_partition_check(plan, p, &cache, &part, &check);
+                        plan_partition_check(plan, p, &en.cache, &part, &check);
                         assert_shown(out, r->name, "partition check", &check);
                         plan_statement_done(&check);
                         partitioned++;
@@ -253,9 +243,7 @@ static void test_audit_sql_shows_every_statement(void **state) {
         rt_assert_contains(out, "-- fast path, each batch: the rows of that range, in the same transaction\n"
                                 "DELETE FROM \"app\".\"logs\" t WHERE");
         rt_assert_contains(out, "-- foreign-key isolation: then each row on its own\nDELETE FROM \"app\".\"accounts\" d WHERE");
-        cat_cache_done(&cache);
-        pg_free(pg);
-        policy_free(p);
+        rt_engine_close(&en);
         free(out);
         free(pol);
         PQfinish(c);

@@ -19,9 +19,7 @@
  *              held and young rows stay. */
 #include "rtest.h"
 
-#include "catalog.h"
-#include "plan.h"
-#include "policy-load.h"
+#include "rtengine.h"
 #include "rule-where.h"
 
 /* The `events` rule's where is on line 16 of this policy; the %s is the YAML scalar. */
@@ -303,24 +301,19 @@ static void test_server_check_direct(void **state) {
         char *ci;
         PGconn *c = where_db("where_direct", &ci);
         char *pol = policy_with("t.kind <> 'keep'");
-        char *paths[] = { pol };
-        Policy *p = NULL;
-        Diagnostics *d = diagnostics_new();
-        assert_int_equal(policy_load(paths, 1, &p, d), 0);
-        diagnostics_free(d);
-        Pg *pg = NULL;
+        RtEngine en;
+        rt_engine_open(&en, pol, ci);
+        Policy *p = en.policy;
+        Pg *pg = en.pg;
+        CatCache *cache = &en.cache;
         PgError err = {};
-        PgSettings s = { .lock_timeout_ms = 2000, .statement_timeout_ms = 60000 };
-        assert_int_equal(pg_connect(ci, &s, &pg, &err), 0);
-        CatCache cache = {};
-        assert_int_equal(catalog_load_policy(pg, p, &cache, &err), 0);
         Rule *r = NULL;
         for (size_t i = 0; i < p->n_rules; i++)
                 if (strcmp(p->rules[i].name, "events") == 0)
                         r = &p->rules[i];
         if (!r)
                 fail_msg("no rule \"events\"");
-        assert_int_equal(rule_where_check(pg, p, r, &cache, &err), 0);
+        assert_int_equal(rule_where_check(pg, p, r, cache, &err), 0);
 
         char *legit = r->where;
         static const struct {
@@ -340,7 +333,7 @@ static void test_server_check_direct(void **state) {
                 /* inside a transaction: refused, and the transaction goes on */
                 PGresult *b = PQexec(pg->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
                 PQclear(b);
-                int k = rule_where_check(pg, p, r, &cache, &err);
+                int k = rule_where_check(pg, p, r, cache, &err);
                 assert_int_not_equal(k, 0);
                 assert_int_not_equal(k, PG_ERR_CONNECTION);
                 assert_string_equal(err.primary, cases[i].server);
@@ -353,14 +346,14 @@ static void test_server_check_direct(void **state) {
                 assert_int_equal(PQresultStatus(b), PGRES_COMMAND_OK);
                 PQclear(b);
                 /* outside one */
-                k = rule_where_check(pg, p, r, &cache, &err);
+                k = rule_where_check(pg, p, r, cache, &err);
                 assert_int_not_equal(k, 0);
                 assert_string_equal(err.primary, cases[i].server);
                 pg_error_done(&err);
                 /* no statement is built around it */
                 Plan *plan = NULL;
                 char *error = NULL;
-                assert_int_equal(plan_build(p, r, &cache, &plan, &error), -1);
+                assert_int_equal(plan_build(p, r, cache, &plan, &error), -1);
                 assert_null(plan);
                 assert_string_equal(error, cases[i].plan);
                 free(error);
@@ -369,16 +362,14 @@ static void test_server_check_direct(void **state) {
         r->where = legit;
         Plan *plan = NULL;
         char *error = NULL;
-        assert_int_equal(plan_build(p, r, &cache, &plan, &error), 0);
+        assert_int_equal(plan_build(p, r, cache, &plan, &error), 0);
         /* the wrapper, and the check statement built around it */
         assert_non_null(strstr(plan->tally.sql, " AND coalesce((t.kind <> 'keep'), false)"));
-        char *sql = plan_where_check_sql(r, cat_cache_find_name(&cache, &r->table));
+        char *sql = plan_where_check_sql(r, cat_cache_find_name(cache, &r->table));
         assert_string_equal(sql, "SELECT (t.kind <> 'keep') FROM \"app\".\"events\" t WHERE (t.kind <> 'keep') IS NOT NULL");
         free(sql);
         plan_free(plan);
-        cat_cache_done(&cache);
-        pg_free(pg);
-        policy_free(p);
+        rt_engine_close(&en);
         free(pol);
         free(ci);
         PQfinish(c);
@@ -418,22 +409,15 @@ static void test_one_wrapper(void **state) {
                                          "    where: \"t.note <> ')'\"\n",
                               q);
         char *pol = rt_policy(y);
-        char *paths[] = { pol };
-        Policy *p = NULL;
-        Diagnostics *d = diagnostics_new();
-        assert_int_equal(policy_load(paths, 1, &p, d), 0);
-        diagnostics_free(d);
-        Pg *pg = NULL;
-        PgError err = {};
-        PgSettings s = { .lock_timeout_ms = 2000, .statement_timeout_ms = 60000 };
-        assert_int_equal(pg_connect(ci, &s, &pg, &err), 0);
-        CatCache cache = {};
-        assert_int_equal(catalog_load_policy(pg, p, &cache, &err), 0);
+        RtEngine en;
+        rt_engine_open(&en, pol, ci);
+        Policy *p = en.policy;
+        CatCache *cache = &en.cache;
         const Rule *r = policy_find_rule(p, "events");
         assert_non_null(r);
         Plan *plan = NULL;
         char *error = NULL;
-        assert_int_equal(plan_build(p, r, &cache, &plan, &error), 0);
+        assert_int_equal(plan_build(p, r, cache, &plan, &error), 0);
 
         /* the rule's own where in what decides due rows; the other rule's where in what keeps them */
         const PlanStatement *sts[] = { &plan->cutoffs, &plan->batch_bound, &plan->batch_range, &plan->batch,
@@ -453,22 +437,20 @@ static void test_one_wrapper(void **state) {
 
         PlanStatement pc = {};
         QualifiedName part = { .schema = (char[]) { "app" }, .name = (char[]) { "events" } };
-        assert_int_equal(plan_partition_check(plan, p, &cache, &part, &pc), 0);
+        assert_int_equal(plan_partition_check(plan, p, cache, &part, &pc), 0);
         assert_int_equal(wrapped(pc.sql, w1), 0); /* only whether another rule keeps a row */
         assert_int_equal(wrapped(pc.sql, w2), 1);
         plan_statement_done(&pc);
 
         char *pk[] = { (char[]) { "id" } };
         ExplainPlan e = {};
-        plan_explain(plan, p, &cache, pk, 1, &e);
+        plan_explain(plan, p, cache, pk, 1, &e);
         assert_int_equal(wrapped(e.row.sql, w1), 1);
         assert_int_equal(wrapped(e.row.sql, w2), 1);
         explain_plan_done(&e);
 
         plan_free(plan);
-        cat_cache_done(&cache);
-        pg_free(pg);
-        policy_free(p);
+        rt_engine_close(&en);
         free(pol);
         free(y);
         free(q);
