@@ -327,6 +327,28 @@ static int sample_table(Pg *pg, Cand *cands, size_t from, size_t to, CoverageRep
         return 0;
 }
 
+/* Whether the policy ignores column c (marking the patterns that match in pattern_used), and
+ * which rules cover it: those on its table (oids: each rule's table) that delete its rows or
+ * anonymise the column, also while held. */
+static void cand_match_policy(Cand *c, const Policy *p, const uint32_t *oids, bool *pattern_used) {
+        for (size_t x = 0; x < p->n_coverage_ignores; x++)
+                if (coverage_ignore_matches(&p->coverage_ignores[x], c->schema, c->table, c->column)) {
+                        c->ignored = true;
+                        pattern_used[x] = true;
+                }
+        for (size_t ri = 0; ri < p->n_rules; ri++) {
+                const Rule *rule = &p->rules[ri];
+                if (!oids[ri] || oids[ri] != c->oid)
+                        continue;
+                if (rule->action == ACTION_DELETE)
+                        add_cover(c, rule, true, false);
+                else if (lists_column(rule->columns, rule->n_columns, c->column))
+                        add_cover(c, rule, false, false);
+                if (rule->has_while_held && lists_column(rule->while_held_columns, rule->n_while_held_columns, c->column))
+                        add_cover(c, rule, false, true);
+        }
+}
+
 int coverage_scan(Pg *pg, const Policy *p, const bool *selected, CoverageReport **ret, PgError *err) {
         _cleanup_(coverage_report_freep) CoverageReport *rep = xcalloc(1, sizeof(CoverageReport));
         _cleanup_pgresult_ PGresult *r = NULL;
@@ -370,23 +392,7 @@ int coverage_scan(Pg *pg, const Policy *p, const bool *selected, CoverageReport 
                         rep->n_tables++;
                 prev_oid = c->oid;
                 rep->n_columns_scanned++;
-                for (size_t x = 0; x < p->n_coverage_ignores; x++)
-                        if (coverage_ignore_matches(&p->coverage_ignores[x], c->schema, c->table, c->column)) {
-                                c->ignored = true;
-                                pattern_used[x] = true;
-                        }
-                for (size_t ri = 0; ri < p->n_rules; ri++) {
-                        const Rule *rule = &p->rules[ri];
-                        if (!oids[ri] || oids[ri] != c->oid)
-                                continue;
-                        if (rule->action == ACTION_DELETE)
-                                add_cover(c, rule, true, false);
-                        else if (lists_column(rule->columns, rule->n_columns, c->column))
-                                add_cover(c, rule, false, false);
-                        if (rule->has_while_held &&
-                            lists_column(rule->while_held_columns, rule->n_while_held_columns, c->column))
-                                add_cover(c, rule, false, true);
-                }
+                cand_match_policy(c, p, oids, pattern_used);
         }
 
         for (size_t i = 0; i < n;) {

@@ -74,6 +74,91 @@ static int64_t held_total(const RuleResult *r) {
         return r->held;
 }
 
+/* One rule of a run as a JSON object's members. */
+static void json_run_rule(StrBuf *b, const RuleResult *r) {
+        json_rule_common(b, r);
+        json_kv_int(b, "rule_run_id", r->rule_run_id);
+        json_kv_int(b, "rows_deleted", r->deleted);
+        json_kv_int(b, "rows_anonymised", r->anonymised);
+        json_kv_int(b, "rows_held", r->held);
+        json_kv_int(b, "rows_skipped", r->actionable + r->fk_blocked);
+        json_kv_int(b, "rows_skipped_locked", r->skipped_locked);
+        json_kv_int(b, "rows_skipped_fk", r->fk_blocked);
+        json_kv_int(b, "rows_skipped_refused", r->skipped_refused);
+        json_kv_int(b, "rows_skipped_unfinished", r->skipped_unfinished);
+        json_kv_int(b, "rows_cascade_deleted", r->cascade_deleted);
+        json_kv_int(b, "rows_cascade_nulled", r->cascade_nulled);
+        strbuf_append(b, ",\"cascades\":");
+        json_cascades(b, r);
+        json_kv_int(b, "rows_overdue", r->overdue);
+        json_kv_int(b, "batches", r->batches);
+        json_kv_int(b, "longest_batch_usec", r->longest_batch_usec);
+        json_kv_int(b, "paused_usec", r->paused_usec);
+        json_kv_int(b, "partitions_dropped", r->partitions_dropped);
+        json_kv_int(b, "duration_usec", (int64_t) r->duration_usec);
+        json_kv_bool(b, "breaker_tripped", r->breaker_tripped);
+        /* the limit (-1: none), and the rows counted against it before the run (-1:
+         * not counted, the planner's estimate was far below the limit) */
+        json_kv_int(b, "breaker_limit", r->breaker_limit);
+        json_kv_int(b, "breaker_counted", r->breaker_checked && r->breaker_rows >= 0 ? r->breaker_rows : -1);
+        json_kv_bool(b, "forced", r->forced);
+        json_named(b, "held_by", r->holds, r->n_holds);
+        json_named(b, "skipped_fk_by", r->fks, r->n_fks);
+        strbuf_append(b, ",\"untrusted_code\":[");
+        for (size_t j = 0; j < r->n_untrusted; j++) {
+                if (j)
+                        strbuf_append(b, ",");
+                json_append_string(b, r->untrusted[j]);
+        }
+        strbuf_append(b, "]");
+        json_error(b, &r->error);
+}
+
+/* One rule of a run in text; names from the catalog, clauses and errors escaped. */
+static void text_run_rule(FILE *f, EscPool *ep, const RuleResult *r) {
+        char buf[32];
+        fprintf(f, "%-24s %-9s %10" PRId64 " %10" PRId64 " %10" PRId64 " %8" PRId64 " %8" PRId64 " %8" PRId64 " %10s  %s%s\n",
+                r->rule->name, action_to_string(r->rule->action), r->deleted, r->anonymised, r->partitions_dropped,
+                held_total(r), r->actionable + r->fk_blocked, r->batches,
+                format_seconds(r->duration_usec, buf, sizeof(buf)), rule_outcome_to_string(r->outcome),
+                r->forced ? " (breaker overridden by --force)" : "");
+        for (size_t j = 0; j < r->n_holds; j++)
+                if (r->holds[j].rows > 0)
+                        fprintf(f, "  held by %s: %" PRId64 "\n", r->holds[j].name, r->holds[j].rows);
+        for (size_t j = 0; j < r->n_fks; j++)
+                if (r->fks[j].rows > 0)
+                        fprintf(f, "  skipped, still referenced from %s: %" PRId64 "\n", esc_pool(ep, r->fks[j].name),
+                                r->fks[j].rows);
+        for (size_t j = 0; j < r->n_cascades; j++) {
+                const CascadeCount *c = &r->cascades[j];
+                if (c->deleted > 0 && c->nulled > 0)
+                        fprintf(f, "  cascaded into %s: %" PRId64 " deleted, %" PRId64 " set to NULL\n", esc_pool(ep, c->table),
+                                c->deleted, c->nulled);
+                else if (c->deleted > 0)
+                        fprintf(f, "  cascaded into %s: %" PRId64 " deleted\n", esc_pool(ep, c->table), c->deleted);
+                else if (c->nulled > 0)
+                        fprintf(f, "  cascaded into %s: %" PRId64 " set to NULL\n", esc_pool(ep, c->table), c->nulled);
+        }
+        if (r->skipped_locked > 0)
+                fprintf(f, "  skipped, locked by another session (left for the next run): %" PRId64 "\n",
+                        r->skipped_locked);
+        if (r->skipped_refused > 0)
+                fprintf(f, "  skipped, not changed by the database although no other session held them"
+                           " (a trigger, row security or a rule refused, or they changed during the run): %" PRId64 "\n",
+                        r->skipped_refused);
+        if (r->skipped_unfinished > 0)
+                fprintf(f, "  %s: %" PRId64 "\n",
+                        r->outcome == RULE_BREAKER    ? "not enforced, circuit breaker (see the error below)"
+                        : r->outcome == RULE_SKIPPED  ? "not enforced, could not take a lock in time (next run)"
+                        : r->outcome == RULE_INTERRUPTED ? "left for the next run (interrupted)"
+                                                      : "not enforced, the rule failed (see the error below)",
+                        r->skipped_unfinished);
+        if (r->overdue > 0)
+                fprintf(f, "  OVERDUE: %" PRId64 " rows are past their deadline\n", r->overdue);
+        for (size_t j = 0; j < r->n_untrusted; j++)
+                fprintf(f, "  WARNING: %s\n", r->untrusted[j]);
+}
+
 void report_run(const RunResult *res, bool json, bool quiet, FILE *f) {
         int64_t del = 0, anon = 0, held = 0, skipped = 0, cdel = 0, cnull = 0;
         char buf[32];
@@ -93,44 +178,8 @@ void report_run(const RunResult *res, bool json, bool quiet, FILE *f) {
                 json_kv_int(&b, "duration_usec", (int64_t) res->duration_usec);
                 strbuf_append(&b, ",\"rules\":[");
                 for (size_t i = 0; i < res->n_rules; i++) {
-                        const RuleResult *r = &res->rules[i];
                         strbuf_append(&b, i ? ",{" : "{");
-                        json_rule_common(&b, r);
-                        json_kv_int(&b, "rule_run_id", r->rule_run_id);
-                        json_kv_int(&b, "rows_deleted", r->deleted);
-                        json_kv_int(&b, "rows_anonymised", r->anonymised);
-                        json_kv_int(&b, "rows_held", r->held);
-                        json_kv_int(&b, "rows_skipped", r->actionable + r->fk_blocked);
-                        json_kv_int(&b, "rows_skipped_locked", r->skipped_locked);
-                        json_kv_int(&b, "rows_skipped_fk", r->fk_blocked);
-                        json_kv_int(&b, "rows_skipped_refused", r->skipped_refused);
-                        json_kv_int(&b, "rows_skipped_unfinished", r->skipped_unfinished);
-                        json_kv_int(&b, "rows_cascade_deleted", r->cascade_deleted);
-                        json_kv_int(&b, "rows_cascade_nulled", r->cascade_nulled);
-                        strbuf_append(&b, ",\"cascades\":");
-                        json_cascades(&b, r);
-                        json_kv_int(&b, "rows_overdue", r->overdue);
-                        json_kv_int(&b, "batches", r->batches);
-                        json_kv_int(&b, "longest_batch_usec", r->longest_batch_usec);
-                        json_kv_int(&b, "paused_usec", r->paused_usec);
-                        json_kv_int(&b, "partitions_dropped", r->partitions_dropped);
-                        json_kv_int(&b, "duration_usec", (int64_t) r->duration_usec);
-                        json_kv_bool(&b, "breaker_tripped", r->breaker_tripped);
-                        /* the limit (-1: none), and the rows counted against it before the run (-1:
-                         * not counted, the planner's estimate was far below the limit) */
-                        json_kv_int(&b, "breaker_limit", r->breaker_limit);
-                        json_kv_int(&b, "breaker_counted", r->breaker_checked && r->breaker_rows >= 0 ? r->breaker_rows : -1);
-                        json_kv_bool(&b, "forced", r->forced);
-                        json_named(&b, "held_by", r->holds, r->n_holds);
-                        json_named(&b, "skipped_fk_by", r->fks, r->n_fks);
-                        strbuf_append(&b, ",\"untrusted_code\":[");
-                        for (size_t j = 0; j < r->n_untrusted; j++) {
-                                if (j)
-                                        strbuf_append(&b, ",");
-                                json_append_string(&b, r->untrusted[j]);
-                        }
-                        strbuf_append(&b, "]");
-                        json_error(&b, &r->error);
+                        json_run_rule(&b, &res->rules[i]);
                         strbuf_append(&b, "}");
                 }
                 strbuf_appendf(&b,
@@ -159,49 +208,8 @@ void report_run(const RunResult *res, bool json, bool quiet, FILE *f) {
         fprintf(f, "run %" PRId64 "%s\n", res->run_id, res->interrupted ? " (interrupted)" : "");
         fprintf(f, "%-24s %-9s %10s %10s %10s %8s %8s %8s %10s  %s\n", "RULE", "ACTION", "DELETED", "ANONYMISED", "PARTITIONS",
                 "HELD", "SKIPPED", "BATCHES", "TIME", "OUTCOME");
-        for (size_t i = 0; i < res->n_rules; i++) {
-                const RuleResult *r = &res->rules[i];
-                fprintf(f, "%-24s %-9s %10" PRId64 " %10" PRId64 " %10" PRId64 " %8" PRId64 " %8" PRId64 " %8" PRId64 " %10s  %s%s\n",
-                        r->rule->name, action_to_string(r->rule->action), r->deleted, r->anonymised, r->partitions_dropped,
-                        held_total(r), r->actionable + r->fk_blocked, r->batches,
-                        format_seconds(r->duration_usec, buf, sizeof(buf)), rule_outcome_to_string(r->outcome),
-                        r->forced ? " (breaker overridden by --force)" : "");
-                for (size_t j = 0; j < r->n_holds; j++)
-                        if (r->holds[j].rows > 0)
-                                fprintf(f, "  held by %s: %" PRId64 "\n", r->holds[j].name, r->holds[j].rows);
-                for (size_t j = 0; j < r->n_fks; j++)
-                        if (r->fks[j].rows > 0)
-                                fprintf(f, "  skipped, still referenced from %s: %" PRId64 "\n", esc_pool(&ep, r->fks[j].name),
-                                        r->fks[j].rows);
-                for (size_t j = 0; j < r->n_cascades; j++) {
-                        const CascadeCount *c = &r->cascades[j];
-                        if (c->deleted > 0 && c->nulled > 0)
-                                fprintf(f, "  cascaded into %s: %" PRId64 " deleted, %" PRId64 " set to NULL\n", esc_pool(&ep, c->table),
-                                        c->deleted, c->nulled);
-                        else if (c->deleted > 0)
-                                fprintf(f, "  cascaded into %s: %" PRId64 " deleted\n", esc_pool(&ep, c->table), c->deleted);
-                        else if (c->nulled > 0)
-                                fprintf(f, "  cascaded into %s: %" PRId64 " set to NULL\n", esc_pool(&ep, c->table), c->nulled);
-                }
-                if (r->skipped_locked > 0)
-                        fprintf(f, "  skipped, locked by another session (left for the next run): %" PRId64 "\n",
-                                r->skipped_locked);
-                if (r->skipped_refused > 0)
-                        fprintf(f, "  skipped, not changed by the database although no other session held them"
-                                   " (a trigger, row security or a rule refused, or they changed during the run): %" PRId64 "\n",
-                                r->skipped_refused);
-                if (r->skipped_unfinished > 0)
-                        fprintf(f, "  %s: %" PRId64 "\n",
-                                r->outcome == RULE_BREAKER    ? "not enforced, circuit breaker (see the error below)"
-                                : r->outcome == RULE_SKIPPED  ? "not enforced, could not take a lock in time (next run)"
-                                : r->outcome == RULE_INTERRUPTED ? "left for the next run (interrupted)"
-                                                              : "not enforced, the rule failed (see the error below)",
-                                r->skipped_unfinished);
-                if (r->overdue > 0)
-                        fprintf(f, "  OVERDUE: %" PRId64 " rows are past their deadline\n", r->overdue);
-                for (size_t j = 0; j < r->n_untrusted; j++)
-                        fprintf(f, "  WARNING: %s\n", r->untrusted[j]);
-        }
+        for (size_t i = 0; i < res->n_rules; i++)
+                text_run_rule(f, &ep, &res->rules[i]);
         if (cdel > 0 || cnull > 0)
                 fprintf(f, "cascades: %" PRId64 " rows deleted, %" PRId64 " set to NULL in referencing tables\n", cdel, cnull);
         fprintf(f, "total: %" PRId64 " deleted, %" PRId64 " anonymised, %" PRId64 " held, %" PRId64 " skipped in %s\n", del,
@@ -226,6 +234,56 @@ void report_run_started(int64_t run_id, const char *mode, size_t n_rules) {
         ev.run_id = run_id;
         event_emit(EVENT_RUN_STARTED, event_priority(EVENT_RUN_STARTED), &ev, "run %" PRId64 " started (%s, %zu rules)",
                    run_id, mode, n_rules);
+}
+
+/* The events of one rule's details: rows held per hold, overdue rows, untrusted code, rows kept
+ * by references, rows skipped (locked, refused). */
+static void rule_detail_events(const RuleResult *r, const EventFields *base, const char *tn) {
+        EventFields ev = *base;
+        if (r->held > 0) {
+                for (size_t j = 0; j < r->n_holds; j++) {
+                        if (r->holds[j].rows == 0)
+                                continue;
+                        EventFields hv = ev;
+                        hv.hold = r->holds[j].name;
+                        hv.rows_held = r->holds[j].rows;
+                        event_emit(EVENT_ROWS_HELD, event_priority(EVENT_ROWS_HELD), &hv,
+                                   "rule %s: %" PRId64 " due rows of %s kept by hold %s", r->rule->name,
+                                   r->holds[j].rows, tn, r->holds[j].name);
+                }
+        }
+        if (r->overdue > 0)
+                event_emit(EVENT_OVERDUE_FOUND, event_priority(EVENT_OVERDUE_FOUND), &ev,
+                           "rule %s: %" PRId64 " rows of %s are past their deadline", r->rule->name, r->overdue, tn);
+        for (size_t j = 0; j < r->n_untrusted; j++)
+                event_emit(EVENT_UNTRUSTED_CODE, event_priority(EVENT_UNTRUSTED_CODE), &ev, "rule %s: %s", r->rule->name,
+                           r->untrusted[j]);
+        for (size_t j = 0; j < r->n_fks; j++) {
+                if (r->fks[j].rows == 0)
+                        continue;
+                EventFields fv = ev;
+                fv.rows_skipped = r->fks[j].rows;
+                event_emit(EVENT_FK_ISOLATED, event_priority(EVENT_FK_ISOLATED), &fv,
+                           "rule %s: %" PRId64 " rows of %s are still referenced from %s and were not deleted",
+                           r->rule->name, r->fks[j].rows, tn, r->fks[j].name);
+        }
+        if (r->skipped_locked > 0) {
+                EventFields sv = ev;
+                sv.rows_skipped = r->skipped_locked;
+                sv.skip_reason = "locked";
+                event_emit(EVENT_ROWS_SKIPPED, event_priority(EVENT_ROWS_SKIPPED), &sv,
+                           "rule %s: %" PRId64 " due rows of %s were locked by another session and are left for the next run",
+                           r->rule->name, r->skipped_locked, tn);
+        }
+        if (r->skipped_refused > 0) {
+                EventFields sv = ev;
+                sv.rows_skipped = r->skipped_refused;
+                sv.skip_reason = "refused";
+                event_emit(EVENT_ROWS_SKIPPED, event_priority(EVENT_ROWS_SKIPPED), &sv,
+                           "rule %s: %" PRId64 " due rows of %s were not changed although no other session held them"
+                           " (a trigger, row security or a rule refused, or they changed during the run)",
+                           r->rule->name, r->skipped_refused, tn);
+        }
 }
 
 void report_run_events(const RunResult *res) {
@@ -285,50 +343,7 @@ void report_run_events(const RunResult *res) {
                         break;
                 }
                 }
-                if (r->held > 0) {
-                        for (size_t j = 0; j < r->n_holds; j++) {
-                                if (r->holds[j].rows == 0)
-                                        continue;
-                                EventFields hv = ev;
-                                hv.hold = r->holds[j].name;
-                                hv.rows_held = r->holds[j].rows;
-                                event_emit(EVENT_ROWS_HELD, event_priority(EVENT_ROWS_HELD), &hv,
-                                           "rule %s: %" PRId64 " due rows of %s kept by hold %s", r->rule->name,
-                                           r->holds[j].rows, tn, r->holds[j].name);
-                        }
-                }
-                if (r->overdue > 0)
-                        event_emit(EVENT_OVERDUE_FOUND, event_priority(EVENT_OVERDUE_FOUND), &ev,
-                                   "rule %s: %" PRId64 " rows of %s are past their deadline", r->rule->name, r->overdue, tn);
-                for (size_t j = 0; j < r->n_untrusted; j++)
-                        event_emit(EVENT_UNTRUSTED_CODE, event_priority(EVENT_UNTRUSTED_CODE), &ev, "rule %s: %s", r->rule->name,
-                                   r->untrusted[j]);
-                for (size_t j = 0; j < r->n_fks; j++) {
-                        if (r->fks[j].rows == 0)
-                                continue;
-                        EventFields fv = ev;
-                        fv.rows_skipped = r->fks[j].rows;
-                        event_emit(EVENT_FK_ISOLATED, event_priority(EVENT_FK_ISOLATED), &fv,
-                                   "rule %s: %" PRId64 " rows of %s are still referenced from %s and were not deleted",
-                                   r->rule->name, r->fks[j].rows, tn, r->fks[j].name);
-                }
-                if (r->skipped_locked > 0) {
-                        EventFields sv = ev;
-                        sv.rows_skipped = r->skipped_locked;
-                        sv.skip_reason = "locked";
-                        event_emit(EVENT_ROWS_SKIPPED, event_priority(EVENT_ROWS_SKIPPED), &sv,
-                                   "rule %s: %" PRId64 " due rows of %s were locked by another session and are left for the next run",
-                                   r->rule->name, r->skipped_locked, tn);
-                }
-                if (r->skipped_refused > 0) {
-                        EventFields sv = ev;
-                        sv.rows_skipped = r->skipped_refused;
-                        sv.skip_reason = "refused";
-                        event_emit(EVENT_ROWS_SKIPPED, event_priority(EVENT_ROWS_SKIPPED), &sv,
-                                   "rule %s: %" PRId64 " due rows of %s were not changed although no other session held them"
-                                   " (a trigger, row security or a rule refused, or they changed during the run)",
-                                   r->rule->name, r->skipped_refused, tn);
-                }
+                rule_detail_events(r, &ev, tn);
                 strbuf_done(&cj);
         }
         EventFields ev = EVENT_FIELDS_INIT;
