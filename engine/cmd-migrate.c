@@ -1,5 +1,6 @@
-/* cmd-migrate.c — `retentiond migrate`: create or upgrade the retention schema, in one
- * transaction, under an advisory lock, idempotently. Never touches application tables. */
+/* cmd-migrate.c — `retentiond migrate`: the command's glue. migrate.c creates or upgrades the
+ * retention schema (one transaction, an advisory lock, idempotently); then the holds in force
+ * that no rule can match are reported (holds.c). Never touches application tables. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,22 +10,13 @@
 #include "cli.h"
 #include "diag.h"
 #include "cmdutil.h"
-#include "trail.h"
 #include "event.h"
 #include "exitcode.h"
 #include "holds.h"
-#include "migrations.h"
+#include "migrate.h"
 #include "ident.h"
 #include "policy.h"
 #include "util.h"
-
-static int fail(Pg *pg, PgError *err, int k) {
-        PgError ig = {};
-        if (pg_connection_ok(pg))
-                (void) pg_exec0(pg, NULL, &ig, "ROLLBACK");
-        pg_error_done(&ig);
-        return cmd_fail(err, k);
-}
 
 /* A hold is matched at run time by text, against (row's key column)::text: its key must be the
  * canonical text of the subject key column's type. Holds placed before `hold add` normalised
@@ -99,53 +91,11 @@ static int migrate_database(Cli *cli, const Policy *p, FILE *out, void *userdata
         if (r)
                 return r;
 
-        int latest = n_migrations ? migrations[n_migrations - 1].version : 0;
-        k = pg_exec0(pg, NULL, &err, "BEGIN");
+        MigrateResult m = {};
+        k = migrate_apply(pg, &m, &err);
         if (k)
-                return fail(pg, &err, k);
-        char cls[16], obj[16];
-        snprintf(cls, sizeof(cls), "%d", ADVISORY_CLASS);
-        snprintf(obj, sizeof(obj), "%d", ADVISORY_MIGRATE);
-        const char *lp[] = { cls, obj };
-        k = pg_exec(pg, NULL, &err, "SELECT pg_advisory_xact_lock($1::int, $2::int)", 2, lp);
-        if (k)
-                return fail(pg, &err, k);
-
-        _cleanup_free_ char *exists = NULL, *cur = NULL;
-        k = pg_value(pg, &exists, &err, "SELECT to_regclass('retention.schema_version') IS NOT NULL", 0, NULL);
-        if (k)
-                return fail(pg, &err, k);
-        int current = 0;
-        if (streq_ptr(exists, "t")) {
-                k = pg_value(pg, &cur, &err, "SELECT coalesce(max(version), 0)::text FROM retention.schema_version", 0, NULL);
-                if (k)
-                        return fail(pg, &err, k);
-                current = atoi(cur);
-        }
-        if (current > latest) {
-                _cleanup_free_ char *detail = xasprintf("The database has schema version %d; this retentiond knows versions up to %d.",
-                                                        current, latest);
-                pg_error_set(&err, NULL, detail, "Upgrade retentiond; a schema is never downgraded.",
-                             "the retention schema is newer than this retentiond");
-                return fail(pg, &err, OUTCOME_SCHEMA_MISMATCH);
-        }
-        int applied = 0;
-        for (size_t i = 0; i < n_migrations; i++) {
-                if (migrations[i].version <= current)
-                        continue;
-                k = pg_exec_script(pg, &err, migrations[i].sql);
-                if (k) {
-                        _cleanup_free_ char *primary = xasprintf("migration %s failed: %s", migrations[i].name,
-                                                                 err.primary ? err.primary : "error");
-                        free(err.primary);
-                        err.primary = TAKE_PTR(primary);
-                        return fail(pg, &err, k);
-                }
-                applied++;
-        }
-        k = pg_exec0(pg, NULL, &err, "COMMIT");
-        if (k)
-                return fail(pg, &err, k);
+                return cmd_fail(&err, k);
+        int latest = m.latest, current = m.previous, applied = m.applied;
 
         /* Hold keys: checked against the policy's subjects; without the policy only said. */
         StrBuf ids = {};
