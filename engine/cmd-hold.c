@@ -4,12 +4,10 @@
  * an exit code. Holds are never deleted: a release is recorded next to the hold, and both placing
  * and releasing are events in retention.hold_events. */
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <unistd.h>
 
 #include "catalog.h"
 #include "cli.h"
@@ -21,18 +19,6 @@
 #include "holds.h"
 #include "json.h"
 #include "util.h"
-
-static char *who(const Cli *cli) {
-        if (cli->by)
-                return xstrdup(cli->by);
-        const char *s = getenv("SUDO_USER");
-        if (s && *s)
-                return xstrdup(s);
-        struct passwd *pw = getpwuid(getuid());
-        if (pw && pw->pw_name)
-                return xstrdup(pw->pw_name);
-        return xasprintf("uid %u", (unsigned) getuid());
-}
 
 static int error_exit(PgError *err, int k) {
         /* A data exception (class 22) here is a value from the command line that does not fit:
@@ -95,7 +81,7 @@ static int hold_add(Cli *cli, Pg *pg, const Policy *policy) {
                 log_pg_style(LOG_ERR, NULL, "invalid byte sequence", "KEY, --reason and --by must be valid UTF-8.", NULL);
                 return EXIT_USAGE;
         }
-        _cleanup_free_ char *by = who(cli);
+        _cleanup_free_ char *by = cmd_operator_name(cli);
         if (refuse_control("KEY", key) || refuse_control("--reason", cli->reason) || refuse_control(cli->by ? "--by" : "the operator name", by))
                 return EXIT_USAGE;
 
@@ -211,7 +197,7 @@ static int hold_release(Cli *cli, Pg *pg) {
                              NULL);
                 return EXIT_USAGE;
         }
-        _cleanup_free_ char *by = who(cli);
+        _cleanup_free_ char *by = cmd_operator_name(cli);
         if (refuse_control(cli->by ? "--by" : "the operator name", by))
                 return EXIT_USAGE;
         HoldReleased what;

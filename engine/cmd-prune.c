@@ -8,12 +8,10 @@
  * excepted): an unsigned checkpoint could not be told from one written by someone who deleted
  * the start of the trail, so it would make the trail weaker, not shorter. */
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <unistd.h>
 
 #include "checkpoint.h"
 #include "cli.h"
@@ -29,18 +27,6 @@
 /* Less than this is refused without --force: the trail of the last month is what an operator
  * looks at when something went wrong. A month counts as 30 days. */
 #define PRUNE_MIN_DAYS 30
-
-static char *who(const Cli *cli) {
-        if (cli->by)
-                return xstrdup(cli->by);
-        const char *s = getenv("SUDO_USER");
-        if (s && *s)
-                return xstrdup(s);
-        struct passwd *pw = getpwuid(getuid());
-        if (pw && pw->pw_name)
-                return xstrdup(pw->pw_name);
-        return xasprintf("uid %u", (unsigned) getuid());
-}
 
 /* --older-than as an interval literal (cmd_no_policy_each_database() passes no userdata). */
 static char prune_interval[128];
@@ -58,7 +44,7 @@ static int prune_database(Cli *cli, const Policy *p, FILE *out, void *userdata) 
         (void) p;
         (void) userdata;
 
-        _cleanup_free_ char *by = who(cli);
+        _cleanup_free_ char *by = cmd_operator_name(cli);
         size_t off;
         if (strlen(by) > 200 || !utf8_valid(by, strlen(by)) || text_find_control(by, NULL, &off)) {
                 log_pg_style(LOG_ERR, NULL, "invalid --by", "--by is at most 200 bytes of printable UTF-8.", NULL);

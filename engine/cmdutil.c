@@ -3,9 +3,11 @@
 #include "cmdutil.h"
 
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "diag.h"
 #include "trail.h"
@@ -253,6 +255,18 @@ int cmd_connect_snapshot(Cli *cli, Pg **ret) {
                 return cmd_fail(&err, k);
         *ret = TAKE_PTR(pg);
         return 0;
+}
+
+char *cmd_operator_name(const Cli *cli) {
+        if (cli->by)
+                return xstrdup(cli->by);
+        const char *s = getenv("SUDO_USER");
+        if (s && *s)
+                return xstrdup(s);
+        struct passwd *pw = getpwuid(getuid());
+        if (pw && pw->pw_name)
+                return xstrdup(pw->pw_name);
+        return xasprintf("uid %u", (unsigned) getuid());
 }
 
 int cmd_check_rule_names(Cli *cli, const Policy *p) {

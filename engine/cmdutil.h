@@ -50,6 +50,9 @@ void cmd_print_error(const PgError *e);
 int cmd_fail(PgError *err, int k);
 /* Exit code for k: a PgErrorClass (> 0) or a PgOutcome (< 0); 0 is EXIT_OK. */
 int cmd_exit_code(int k, const PgError *e);
+/* Who the operator is, for the registry and the trail: --by, else SUDO_USER, else the user's
+ * login name, else "uid N". Caller frees. */
+char *cmd_operator_name(const Cli *cli);
 /* Checks that every --rule names a rule of the policy. Returns 0 or EXIT_USAGE. */
 int cmd_check_rule_names(Cli *cli, const Policy *p);
 /* Loads the hash key when a selected rule needs it (or --hash-key-file was given). Prints
