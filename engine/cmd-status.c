@@ -92,6 +92,39 @@ static void json_i64_or_null(StrBuf *b, const char *k, bool have, int64_t v) {
                 json_kv_num(b, k, NULL);
 }
 
+/* One rule's health (and its live counts l) as a JSON object. */
+static void json_rule_health(StrBuf *b, const RuleHealth *x, const LiveCount *l, unsigned fail_on) {
+        _cleanup_free_ char *d = health_describe(x, HEALTH_FAIL_ALL);
+        strbuf_append(b, "{\"rule\":");
+        json_append_string(b, x->name);
+        json_kv_str(b, "state", health_state_to_string(x->state));
+        strbuf_appendf(b, ",\"needs_attention\":%s",
+                       health_needs_attention(x, fail_on) || l->error ? "true" : "false");
+        json_kv_str(b, "description", d);
+        strbuf_appendf(b, ",\"schedule_sec\":%.0f", x->schedule_sec);
+        json_time(b, "last_success", x->last_success);
+        json_kv_str(b, "last_outcome", x->last_outcome);
+        if (x->last_run_id >= 0)
+                strbuf_appendf(b, ",\"last_run_id\":%" PRId64, x->last_run_id);
+        else
+                strbuf_append(b, ",\"last_run_id\":null");
+        json_time(b, "last_run_started", x->last_started);
+        json_time(b, "last_run_finished", x->last_finished);
+        strbuf_appendf(b, ",\"consecutive_failures\":%" PRId64, x->failures);
+        json_time(b, "failing_since", x->failing_since);
+        strbuf_appendf(b,
+                       ",\"rows_deleted\":%" PRId64 ",\"rows_anonymised\":%" PRId64 ",\"rows_held\":%" PRId64
+                       ",\"rows_skipped\":%" PRId64 ",\"rows_overdue\":%" PRId64,
+                       x->rows_deleted, x->rows_anonymised, x->rows_held, x->rows_skipped, x->rows_overdue);
+        json_i64_or_null(b, "rows_due_now", l->counted, l->due);
+        json_i64_or_null(b, "rows_held_now", l->counted, l->held);
+        json_kv_str(b, "oldest_due_age", l->oldest_age);
+        json_kv_str(b, "live_error", l->error);
+        json_kv_str(b, "last_sqlstate", x->last_sqlstate);
+        json_kv_str(b, "last_error", x->last_error);
+        strbuf_appendf(b, ",\"running\":%s}", x->running ? "true" : "false");
+}
+
 static int status_database(Cli *cli, const Policy *policy, FILE *out, void *userdata) {
         _cleanup_(pg_freep) Pg *pg = NULL;
         _cleanup_(health_report_freep) HealthReport *h = NULL;
@@ -142,36 +175,8 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
                 json_time(&b, "now", h->now);
                 strbuf_append(&b, ",\"rules\":[");
                 for (size_t i = 0; i < h->n_rules; i++) {
-                        const RuleHealth *x = &h->rules[i];
-                        _cleanup_free_ char *d = health_describe(x, HEALTH_FAIL_ALL);
-                        strbuf_append(&b, i ? ",{\"rule\":" : "{\"rule\":");
-                        json_append_string(&b, x->name);
-                        json_kv_str(&b, "state", health_state_to_string(x->state));
-                        strbuf_appendf(&b, ",\"needs_attention\":%s",
-                                       health_needs_attention(x, fail_on) || live[i].error ? "true" : "false");
-                        json_kv_str(&b, "description", d);
-                        strbuf_appendf(&b, ",\"schedule_sec\":%.0f", x->schedule_sec);
-                        json_time(&b, "last_success", x->last_success);
-                        json_kv_str(&b, "last_outcome", x->last_outcome);
-                        if (x->last_run_id >= 0)
-                                strbuf_appendf(&b, ",\"last_run_id\":%" PRId64, x->last_run_id);
-                        else
-                                strbuf_append(&b, ",\"last_run_id\":null");
-                        json_time(&b, "last_run_started", x->last_started);
-                        json_time(&b, "last_run_finished", x->last_finished);
-                        strbuf_appendf(&b, ",\"consecutive_failures\":%" PRId64, x->failures);
-                        json_time(&b, "failing_since", x->failing_since);
-                        strbuf_appendf(&b,
-                                       ",\"rows_deleted\":%" PRId64 ",\"rows_anonymised\":%" PRId64 ",\"rows_held\":%" PRId64
-                                       ",\"rows_skipped\":%" PRId64 ",\"rows_overdue\":%" PRId64,
-                                       x->rows_deleted, x->rows_anonymised, x->rows_held, x->rows_skipped, x->rows_overdue);
-                        json_i64_or_null(&b, "rows_due_now", live[i].counted, live[i].due);
-                        json_i64_or_null(&b, "rows_held_now", live[i].counted, live[i].held);
-                        json_kv_str(&b, "oldest_due_age", live[i].oldest_age);
-                        json_kv_str(&b, "live_error", live[i].error);
-                        json_kv_str(&b, "last_sqlstate", x->last_sqlstate);
-                        json_kv_str(&b, "last_error", x->last_error);
-                        strbuf_appendf(&b, ",\"running\":%s}", x->running ? "true" : "false");
+                        strbuf_append(&b, i ? "," : "");
+                        json_rule_health(&b, &h->rules[i], &live[i], fail_on);
                 }
                 strbuf_append(&b, "]}\n");
         } else if (!cli->quiet || attention) {
