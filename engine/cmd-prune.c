@@ -6,7 +6,8 @@
  * In the same transaction the checkpoint is signed with the service's hash key
  * (007-checkpoint-signature.sql, checkpoint.c). Without a key there is no prune (a dry run
  * excepted): an unsigned checkpoint could not be told from one written by someone who deleted
- * the start of the trail, so it would make the trail weaker, not shorter. */
+ * the start of the trail, so it would make the trail weaker, not shorter. It never leaves a hole
+ * in the chain, and prints counts and digests only. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
