@@ -128,8 +128,21 @@ static int hold_add(Cli *cli, Pg *pg, const Policy *policy) {
         ev.hold = id;
         event_emit(EVENT_HOLD_PLACED, log_target() == LOG_TARGET_JOURNAL ? event_priority(EVENT_HOLD_PLACED) : LOG_DEBUG, &ev,
                    "hold %s placed on subject %s by %s", id, subject, by);
-        if (cli->json)
-                printf("{\"id\":%s,\"subject\":\"%s\",\"placed_at\":\"%s\"}\n", id, subject, h.placed_at);
+        if (cli->json) {
+                /* what the text says too: the key as stored and the end of the hold (null: none) */
+                StrBuf b = {};
+                strbuf_appendf(&b, "{\"id\":%s,\"subject\":", id);
+                json_append_string(&b, subject);
+                strbuf_append(&b, ",\"key\":");
+                json_append_string(&b, norm);
+                strbuf_append(&b, ",\"until\":");
+                json_append_string(&b, h.expires_at);
+                strbuf_append(&b, ",\"placed_at\":");
+                json_append_string(&b, h.placed_at);
+                strbuf_append(&b, "}\n");
+                fputs(strbuf_str(&b), stdout);
+                strbuf_done(&b);
+        }
         else if (!cli->quiet)
                 printf("hold %s placed on %s %s%s%s\n", id, subject, norm_e, h.expires_at ? " until " : "",
                        h.expires_at ? h.expires_at : "");

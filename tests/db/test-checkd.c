@@ -441,6 +441,14 @@ static void test_output_consistency(void **state) {
         free(out);
         rt_assert_sql(c, "ev_d0,ev_d1", "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i"
                                         " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'app.ev'::regclass");
+        /* hold add --json: the key as stored and the end of the hold, as the text says them */
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--json", "hold", "add", "acc", "042", "--reason", "case 2", "--until",
+                  "2030-01-01 00:00:00+00");
+        rt_assert_contains(out, "{\"id\":4,\"subject\":\"acc\",\"key\":\"42\",\"until\":\"2030-01-01 00:00:00+00\",\"placed_at\":\"");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--json", "hold", "add", "acc", "5", "--reason", "case 3");
+        rt_assert_contains(out, "{\"id\":5,\"subject\":\"acc\",\"key\":\"5\",\"until\":null,\"placed_at\":\"");
+        free(out);
         /* coverage -q: the uncovered columns only, no summary */
         pgtest_exec(c, "CREATE TABLE app.contacts (id int PRIMARY KEY, email text)");
         rt_expect(1, &out, &err, "-p", pol, "-d", ci, "-q", "coverage");
