@@ -79,6 +79,7 @@ static int exec_fast(RuleRun *rr, const PlanStatement *st, const char *name, con
                         b.values[i] = upper;
         int k = pg_exec_prepared(rr->pg, r, err, name, (int) st->n_params, b.values);
         rule_run_bind_done(&b, st->n_params);
+        rule_run_name_timeout(rr, st, k, err);
         return k;
 }
 
@@ -128,10 +129,13 @@ int fast_path_step(RuleRun *rr) {
                         rr->swept_cleanly = false;
                         return OUTCOME_SLOW_PATH;
                 }
-                k = exec_fast(rr, &rr->plan->batch_range, FAST_PATH_STATEMENT, upper, &rc, &err);
+                /* No row from the last key to the cutoff is to change: nothing for the range
+                 * statement to do, and nothing for it to walk again. */
+                if (!streq(PQgetvalue(rb, 0, 2), "0"))
+                        k = exec_fast(rr, &rr->plan->batch_range, FAST_PATH_STATEMENT, upper, &rc, &err);
         }
         if (k == 0) {
-                changed = strtoll(PQcmdTuples(rc), NULL, 10);
+                changed = rc ? strtoll(PQcmdTuples(rc), NULL, 10) : 0;
                 bool del = rr->rule->action == ACTION_DELETE;
                 k = trail_rule_count(rr->pg, rr->res.rule_run_id, del ? changed : 0, del ? 0 : changed, 1, 0, &next, &err);
         }

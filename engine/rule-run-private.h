@@ -77,6 +77,9 @@ struct RuleRun {
 /* The daemon stops a run by setting o->stop and cancelling the statement in flight (PQcancel):
  * the server then reports 57014, which is the interruption asked for, not a failure. */
 bool rule_run_cancelled(const RuleRun *rr, int k);
+/* After statement st failed with k: a statement timeout becomes an error that names st's purpose
+ * and the rule, with a hint (the server's message in the detail). Anything else is left as it is. */
+void rule_run_name_timeout(const RuleRun *rr, const PlanStatement *st, int k, PgError *err);
 /* Ends the rule with outcome and (a copy of) e. */
 void rule_run_fail(RuleRun *rr, RuleOutcome outcome, const PgError *e);
 /* A statement's parameters for this rule run (cutoffs, last key, batch size, ...). */

@@ -22,6 +22,25 @@ bool rule_run_cancelled(const RuleRun *rr, int k) {
         return k == PG_ERR_STATEMENT_TIMEOUT && rr->o->stop && *rr->o->stop;
 }
 
+/* A statement that exceeded statement_timeout: the error names what the statement was for and the
+ * rule, and says what to do; the server's own words go to the detail. Not the cancel of a stop
+ * (rule_run_cancelled()), which is no failure. */
+void rule_run_name_timeout(const RuleRun *rr, const PlanStatement *st, int k, PgError *err) {
+        if (k != PG_ERR_STATEMENT_TIMEOUT || rule_run_cancelled(rr, k) || !st->purpose || !rr->plan)
+                return;
+        _cleanup_free_ char *tn = qualified_name_display(&rr->plan->table->name);
+        _cleanup_free_ char *hint = xasprintf("Raise --statement-timeout, or make the statement cheaper: \"retentiond audit --sql\""
+                                              " prints it; indexes on the age column and on the referencing columns of each"
+                                              " table that references %s let PostgreSQL use them.",
+                                              tn);
+        PgError e = {};
+        pg_error_set(&e, "57014", err->primary ? err->primary : "canceling statement due to statement timeout", hint,
+                     "%s of rule \"%s\" (%s) exceeded the statement timeout of %ld ms", st->purpose, rr->rule->name, tn,
+                     rr->pg->settings.statement_timeout_ms);
+        pg_error_done(err);
+        *err = e;
+}
+
 void rule_run_fail(RuleRun *rr, RuleOutcome outcome, const PgError *e) {
         rr->res.outcome = outcome;
         pg_error_done(&rr->res.error);
@@ -112,6 +131,7 @@ int rule_run_exec(RuleRun *rr, const PlanStatement *st, PGresult **ret, PgError 
         rule_run_bind(rr, st, &b, ctid, tableoid, breaker_limit);
         int k = pg_exec(rr->pg, ret, err, st->sql, (int) st->n_params, b.values);
         rule_run_bind_done(&b, st->n_params);
+        rule_run_name_timeout(rr, st, k, err);
         return k;
 }
 

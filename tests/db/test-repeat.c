@@ -191,11 +191,58 @@ static void test_tally_partitioned_references_in_time(void **state) {
         free(ci);
 }
 
+static const char *SLOW_POLICY = "version: 1\n"
+                                 "rules:\n"
+                                 "  rentals:\n"
+                                 "    clause: \"rentals kept 7 days unless a payment references them\"\n"
+                                 "    table: app.rentals\n"
+                                 "    column: at\n"
+                                 "    retain: 7 days\n"
+                                 "    action: delete\n"
+                                 "    where: \"pg_sleep(0.01) IS NOT NULL\"\n"
+                                 "    max_fraction: 1\n";
+
+/* A statement that exceeds statement_timeout fails the rule with an error that names the statement
+ * and the rule, and says what to do; the server's own words in the detail. */
+static void test_timeout_names_statement(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("repeat_timeout", &ci);
+        make_rentals(c, 1000, 60, 3);
+        char *eci = pgtest_engine_role(ci, "repeat_engine", "app.rentals", "app.payments");
+        char *pol = rt_policy(SLOW_POLICY);
+        char *out, *err;
+        /* The dry run counts first: 900 due rows at 10 ms each */
+        rt_expect(1, &out, &err, "-p", pol, "-d", eci, "--statement-timeout", "500", "run", "--dry-run");
+        rt_assert_contains(out, "  ERROR: the count of the due, held and still referenced rows of rule \"rentals\" (app.rentals)"
+                                " exceeded the statement timeout of 500 ms\n"
+                                "  DETAIL: canceling statement due to statement timeout\n"
+                                "  HINT: Raise --statement-timeout, or make the statement cheaper: \"retentiond audit --sql\""
+                                " prints it; indexes on the age column and on the referencing columns of each table that"
+                                " references app.rentals let PostgreSQL use them.\n");
+        free(out);
+        free(err);
+        /* A run: whichever statement meets the timeout first is named, with the rule; nothing changed */
+        rt_expect(1, &out, &err, "-p", pol, "-d", eci, "--statement-timeout", "500", "run");
+        rt_assert_contains(err, " of rule \"rentals\" (app.rentals) exceeded the statement timeout of 500 ms\n"
+                                "DETAIL:  canceling statement due to statement timeout\n"
+                                "HINT:  Raise --statement-timeout, or make the statement cheaper:");
+        free(out);
+        free(err);
+        rt_assert_sql(c, "1000", "SELECT count(*) FROM app.rentals");
+        rt_assert_sql(c, "failed/57014", "SELECT outcome || '/' || sqlstate FROM retention.rule_runs");
+        free(pol);
+        free(eci);
+        PQfinish(c);
+        free(ci);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_anonymise_repeat_one_batch),
                 cmocka_unit_test(test_delete_repeat_referenced),
                 cmocka_unit_test(test_tally_partitioned_references_in_time),
+                cmocka_unit_test(test_timeout_names_statement),
         };
         const char *only = getenv("REPEAT_ONLY");
         if (only && *only)
