@@ -15,6 +15,9 @@
 #define FAST_PATH_LOCK_TIMEOUT_MS 50
 #define FAST_PATH_STATEMENT "retentiond_batch"
 #define FAST_PATH_BOUND "retentiond_bound"
+/* The same wait on Citus's shards, for one transaction (FAST_PATH_LOCK_TIMEOUT_MS). */
+#define CITUS_PROPAGATE_SET "SET LOCAL citus.propagate_set_commands = 'local'"
+#define CITUS_SHORT_LOCK_WAIT "SET LOCAL lock_timeout = 50"
 
 static void set_lock_timeout(RuleRun *rr, long ms) {
         char v[32];
@@ -108,6 +111,13 @@ int fast_path_step(RuleRun *rr) {
         int64_t changed = 0;
         CascadeMark before = {}, delta = {};
         k = pg_exec0(rr->pg, NULL, &err, BATCH_BEGIN);
+        if (k == 0 && cat_table_is_citus(rr->plan->table))
+                /* Citus: the session's lock_timeout stays on the coordinator; the shards, where
+                 * the application's row locks are, get this transaction's SET LOCAL only when
+                 * citus.propagate_set_commands says so. */
+                k = pg_exec0(rr->pg, NULL, &err, CITUS_PROPAGATE_SET);
+        if (k == 0 && cat_table_is_citus(rr->plan->table))
+                k = pg_exec0(rr->pg, NULL, &err, CITUS_SHORT_LOCK_WAIT);
         if (k == 0)
                 k = cascade_mark(rr, &before, &err);
         if (k == 0)

@@ -448,10 +448,21 @@ int rule_run_step(RuleRun *rr) {
                 return 0;
         /* The fast path's ranges hold fewer than batch_size rows; once the breaker's limit has
          * less left than that, the SKIP LOCKED batches, whose LIMIT is exact, finish the rule. */
-        if (rr->phase == PHASE_MAIN && rr->fast_ok && breaker_budget(rr) >= rr->batch_size) {
+        /* Citus has no SKIP LOCKED batch (below): its ranges are cut to what the limit has left
+         * (batch_rows() sizes the bound's OFFSET). */
+        if (rr->phase == PHASE_MAIN && rr->fast_ok &&
+            (breaker_budget(rr) >= rr->batch_size || cat_table_is_citus(rr->plan->table))) {
                 k = fast_path_step(rr);
                 if (k != OUTCOME_SLOW_PATH)
                         return k;
+        }
+        if (rr->phase == PHASE_MAIN && cat_table_is_citus(rr->plan->table)) {
+                /* Citus: the SKIP LOCKED batch selects rows FOR UPDATE by ctid, which Citus refuses
+                 * on a multi-shard table and which names no row across shards or copies. A range
+                 * the fast path could not take (a row the application holds, the breaker's last
+                 * rows, a tie) is left for the next run, counted as skipped. */
+                rule_run_end_phase(rr);
+                return 0;
         }
         /* This batch with SKIP LOCKED. It waits for the table's lock as long as --lock-timeout
          * says: the fast path's short wait is meant for locked rows, and a table lock held a

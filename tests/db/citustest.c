@@ -19,13 +19,15 @@ struct CitusTest {
         PgTest *workers[CITUSTEST_WORKERS];
 };
 
-/* Two-phase commit carries every multi-shard write: max_prepared_transactions must not be 0.
+/* Two-phase commit carries every multi-shard write: max_prepared_transactions must not be 0. Each
+ * database has its own Citus maintenance daemon, a background worker: max_worker_processes.
  * 8 shards (the default is 32) keep a small test cluster quick. */
 static const char citus_conf[] =
         "shared_preload_libraries = 'citus'\n"
         "max_prepared_transactions = 60\n"
         "citus.shard_count = 8\n"
-        "citus.shard_replication_factor = 1\n";
+        "citus.shard_replication_factor = 1\n"
+        "max_worker_processes = 32\n";
 
 static char *xasprintf_c(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *xasprintf_c(const char *fmt, ...) {
