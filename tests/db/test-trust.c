@@ -115,7 +115,7 @@ static void test_untrusted_trigger_refused(void **state) {
         free(detail);
         rt_assert_contains(err, "HINT:  Drop the trigger, or have its function owned by the role retentiond runs as or by a"
                                 " superuser; to run the rule anyway, set \"trust_triggers: true\" on it.\n");
-        rt_assert_contains(out, "\nlogs                     delete             0          0        0        0        0");
+        rt_assert_contains(out, "\nlogs                     delete             0          0          0        0        0        0");
         rt_assert_contains(out, "  failed\n");
         free(out);
         free(err);
