@@ -106,6 +106,7 @@ static void delete_case(const char *db, const char *kind) {
         char *out;
         rt_expect(0, &out, NULL, "-p", pol, "-d", engine, "run");
         rt_assert_contains(out, "success");
+        free(out);
         rt_assert_sql(c, DUE_ROWS, "SELECT rows_deleted FROM retention.rule_runs");
         rt_assert_sql(c, "0", "SELECT rows_anonymised FROM retention.rule_runs");
         rt_assert_sql(c, "success", "SELECT outcome FROM retention.rule_runs");

@@ -29,7 +29,7 @@ mkdir -p "$build" "$artifacts" || exit 1
 # What each target needs from engine/: the loader and its helpers, or the parser alone. When the
 # engine grows, a target that no longer links fails here with the undefined symbol: add its file.
 declare -A sources=(
-        [policy]="policy-load.c policy.c diag.c util.c ident.c duration.c sqlfrag.c"
+        [policy]="policy-load.c policy.c diag.c json.c util.c ident.c duration.c sqlfrag.c"
         [duration]="duration.c"
         [sqlfrag]="sqlfrag.c util.c"
 )
