@@ -48,7 +48,7 @@ static int drop_partition_checked(RuleRun *rr, CatCache *cache, const QualifiedN
         /* More rows than the breaker's limit has left: they go in batches, which stop at it. */
         if (kept > 0 || young > 0 || rows > breaker_budget(rr)) {
                 pg_rollback_quietly(rr->pg);
-                k = 1;
+                k = OUTCOME_REFUSED;
                 goto out;
         }
         k = pg_exec0(rr->pg, NULL, err, drop);

@@ -345,6 +345,54 @@ static void test_detached_orphan_finished_next_run(void **state) {
         free(ci);
 }
 
+/* An orphan left by an earlier run whose rows are now more than the breaker's limit allows: the
+ * check under the lock refuses the drop. The refusal is not a lost connection (it used to be
+ * returned as 1, PG_ERR_CONNECTION: exit 69 and the orphan left detached, unseen by any later
+ * run): the orphan goes back under its table, every row kept, and the breaker decides. */
+static void test_detached_orphan_refused_reattached(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("enf_orphan_refused", &ci);
+        make_days(c, "q", 0, 8);
+        refuse_drop(c, "q_d6");
+        pgtest_exec(c, "CREATE FUNCTION public.no_attach() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN"
+                       " IF current_query() ILIKE '%%ATTACH PARTITION%%' THEN"
+                       "  RAISE EXCEPTION 'test: no ATTACH'; END IF; END $$");
+        pgtest_exec(c, "CREATE EVENT TRIGGER no_attach ON ddl_command_end WHEN TAG IN ('ALTER TABLE')"
+                       " EXECUTE FUNCTION public.no_attach()");
+        char *pol = days_policy("q", "max_fraction: 100%");
+        rt_expect(1, NULL, NULL, "-p", pol, "-d", ci, "run");
+        rt_assert_sql(c, "10", "SELECT count(*) FROM app.q_d6 WHERE NOT EXISTS"
+                               " (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = 'app.q_d6'::regclass)");
+        pgtest_exec(c, "DROP EVENT TRIGGER no_drop_q_d6");
+        pgtest_exec(c, "DROP EVENT TRIGGER no_attach");
+        free(pol);
+
+        /* 10 rows in the orphan, 5 allowed. */
+        pol = days_policy("q", "max_rows: 5");
+        char *out = NULL, *err = NULL;
+        int r = rt_cmd(&out, &err, "-p", pol, "-d", ci, "run", NULL);
+        print_message("exit %d\n%s%s", r, out, err);
+        assert_int_equal(r, 1);
+        rt_assert_contains(err, "circuit breaker tripped for rule \"days\"");
+        assert_null(strstr(err, "lost the connection"));
+        free(out);
+        free(err);
+        /* Back under app.q with its 10 rows, no COMMENT left. */
+        rt_assert_sql(c, "q_d0,q_d1,q_d2,q_d3,q_d6",
+                      "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i"
+                      " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'app.q'::regclass");
+        rt_assert_sql(c, "t", "SELECT obj_description('app.q_d6'::regclass, 'pg_class') IS NULL");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM pg_class c WHERE c.relkind = 'r'"
+                              " AND obj_description(c.oid, 'pg_class') LIKE 'retentiond: detached%%'");
+        /* Nothing beyond the limit went: 5 of the orphan's 10 rows, none of the young. */
+        rt_assert_sql(c, "5", "SELECT count(*) FROM app.q WHERE at::date = current_date - 6");
+        rt_assert_sql(c, "40", "SELECT count(*) FROM app.q WHERE at::date > current_date - 4");
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
 /* batch_size rows aged -infinity: the fast path can find no range after them (-infinity plus a
  * microsecond is -infinity); the run must still delete them all and end. */
 static void test_minus_infinity_rows(void **state) {
@@ -1056,6 +1104,7 @@ int main(void) {
                 cmocka_unit_test(test_partitioned_anonymise_date),
                 cmocka_unit_test(test_partition_drop_refused_reattaches),
                 cmocka_unit_test(test_detached_orphan_finished_next_run),
+                cmocka_unit_test(test_detached_orphan_refused_reattached),
                 cmocka_unit_test(test_minus_infinity_rows),
                 cmocka_unit_test(test_calendar_month),
                 cmocka_unit_test(test_anonymise_methods_and_twice),
