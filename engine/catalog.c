@@ -101,128 +101,175 @@ void cat_table_free(CatTable *t) {
         free(t);
 }
 
-static int load_by_oid_text(Pg *pg, const char *oidtext, CatTable **ret, PgError *err) {
+/* The tables of `n` oids, set-based: each kind of fact is one query for all of them (= ANY of an
+ * oid[]), not one per table, so a policy of fifty rules reads the catalog in a handful of round
+ * trips. A row belongs to its table by oid; facts of a table come in the order a query for that
+ * table alone gave them. */
+typedef struct Many {
+        const uint32_t *oids;
+        size_t n;
+        CatTable **t; /* n entries; NULL: no table has that oid (dropped meanwhile) */
+        char *array;  /* the oids as an oid[] literal */
+} Many;
+
+static CatTable *many_find(const Many *m, const char *oidtext) {
+        uint32_t oid = (uint32_t) strtoul(oidtext, NULL, 10);
+        for (size_t i = 0; i < m->n; i++)
+                if (m->t[i] && m->t[i]->oid == oid)
+                        return m->t[i];
+        return NULL;
+}
+
+static int many_facts(Pg *pg, Many *m, bool *citus, PgError *err) {
         _cleanup_pgresult_ PGresult *r = NULL;
-        const char *p[] = { oidtext };
-        int k;
-
-        k = pg_exec(pg, &r, err,
-                    "SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples,"
-                    " has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'DELETE'),"
-                    " has_table_privilege(c.oid, 'UPDATE'),"
-                    " (SELECT a.attname FROM pg_partitioned_table pt"
-                    "    JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]"
-                    "   WHERE pt.partrelid = c.oid AND pt.partstrat = 'r' AND pt.partnatts = 1),"
-                    " to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL"
-                    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                    " WHERE c.oid = $1::oid",
-                    1, p);
+        const char *p[] = { m->array };
+        int k = pg_exec(pg, &r, err,
+                        "SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples,"
+                        " has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'DELETE'),"
+                        " has_table_privilege(c.oid, 'UPDATE'),"
+                        " (SELECT a.attname FROM pg_partitioned_table pt"
+                        "    JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]"
+                        "   WHERE pt.partrelid = c.oid AND pt.partstrat = 'r' AND pt.partnatts = 1),"
+                        " to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL"
+                        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        " WHERE c.oid = ANY($1::oid[])",
+                        1, p);
         if (k)
                 return k;
-        if (PQntuples(r) != 1) {
-                pg_error_set(err, NULL, NULL, "Run again: the catalog changed while it was read.",
-                             "table with oid %s was dropped while its catalog was read", oidtext);
-                return OUTCOME_TABLE_GONE;
-        }
-
-        _cleanup_(cat_table_freep) CatTable *t = xcalloc(1, sizeof(CatTable));
-        t->oid = (uint32_t) strtoul(PQgetvalue(r, 0, 0), NULL, 10);
-        t->name.schema = xstrdup(PQgetvalue(r, 0, 1));
-        t->name.name = xstrdup(PQgetvalue(r, 0, 2));
-        t->relkind = PQgetvalue(r, 0, 3)[0];
-        t->reltuples = strtod(PQgetvalue(r, 0, 4), NULL);
-        t->can_select = streq(PQgetvalue(r, 0, 5), "t");
-        t->can_delete = streq(PQgetvalue(r, 0, 6), "t");
-        t->can_update = streq(PQgetvalue(r, 0, 7), "t");
-        if (!PQgetisnull(r, 0, 8))
-                t->partition_column = xstrdup(PQgetvalue(r, 0, 8));
-        t->citus = streq(PQgetvalue(r, 0, 9), "t");
-        PQclear(TAKE_PTR(r));
-
-        if (t->citus) {
-                /* Citus: the table's kind and distribution column. partkey is the distribution
-                 * column as a Var node's text ({VAR :varno 1 :varattno N ...}); pg_dist_partition
-                 * is readable by every role, Citus's functions need not be. */
-                k = pg_exec(pg, &r, err,
-                            "SELECT d.partmethod, d.repmodel, d.colocationid, a.attname"
-                            " FROM pg_catalog.pg_dist_partition d"
-                            " LEFT JOIN pg_attribute a ON a.attrelid = d.logicalrelid"
-                            "  AND a.attnum = (regexp_match(d.partkey, ':varattno ([0-9]+)'))[1]::int"
-                            " WHERE d.logicalrelid = $1::oid",
-                            1, p);
-                if (k)
-                        return k;
-                if (PQntuples(r) == 1) {
-                        char method = PQgetvalue(r, 0, 0)[0], model = PQgetvalue(r, 0, 1)[0];
-                        t->colocation_id = (uint32_t) strtoul(PQgetvalue(r, 0, 2), NULL, 10);
-                        if (method != 'n') {
-                                t->dist = CAT_DIST_DISTRIBUTED;
-                                if (!PQgetisnull(r, 0, 3))
-                                        t->dist_column = xstrdup(PQgetvalue(r, 0, 3));
-                        } else if (model == 't')
-                                t->dist = CAT_DIST_REFERENCE;
-                        else if (t->colocation_id != 0)
-                                t->dist = CAT_DIST_SINGLE_SHARD;
-                        else
-                                t->dist = CAT_DIST_CITUS_LOCAL;
+        for (int row = 0; row < PQntuples(r); row++) {
+                uint32_t oid = (uint32_t) strtoul(PQgetvalue(r, row, 0), NULL, 10);
+                for (size_t i = 0; i < m->n; i++) {
+                        if (m->oids[i] != oid || m->t[i])
+                                continue;
+                        CatTable *t = m->t[i] = xcalloc(1, sizeof(CatTable));
+                        t->oid = oid;
+                        t->name.schema = xstrdup(PQgetvalue(r, row, 1));
+                        t->name.name = xstrdup(PQgetvalue(r, row, 2));
+                        t->relkind = PQgetvalue(r, row, 3)[0];
+                        t->reltuples = strtod(PQgetvalue(r, row, 4), NULL);
+                        t->can_select = streq(PQgetvalue(r, row, 5), "t");
+                        t->can_delete = streq(PQgetvalue(r, row, 6), "t");
+                        t->can_update = streq(PQgetvalue(r, row, 7), "t");
+                        if (!PQgetisnull(r, row, 8))
+                                t->partition_column = xstrdup(PQgetvalue(r, row, 8));
+                        t->citus = streq(PQgetvalue(r, row, 9), "t");
+                        *citus = *citus || t->citus;
+                        break;
                 }
-                PQclear(TAKE_PTR(r));
         }
+        return 0;
+}
 
-        k = pg_exec(pg, &r, err,
-                    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attnum,"
-                    " CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,"
-                    " (SELECT bt.typcategory FROM pg_type bt"
-                    "   WHERE bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END)"
-                    " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-                    " WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                    1, p);
+/* Citus: each table's kind and distribution column. partkey is the distribution column as a Var
+ * node's text ({VAR :varno 1 :varattno N ...}); pg_dist_partition is readable by every role,
+ * Citus's functions need not be. */
+static int many_citus(Pg *pg, Many *m, PgError *err) {
+        _cleanup_pgresult_ PGresult *r = NULL;
+        const char *p[] = { m->array };
+        int k = pg_exec(pg, &r, err,
+                        "SELECT d.logicalrelid::oid, d.partmethod, d.repmodel, d.colocationid, a.attname"
+                        " FROM pg_catalog.pg_dist_partition d"
+                        " LEFT JOIN pg_attribute a ON a.attrelid = d.logicalrelid"
+                        "  AND a.attnum = (regexp_match(d.partkey, ':varattno ([0-9]+)'))[1]::int"
+                        " WHERE d.logicalrelid = ANY($1::oid[])",
+                        1, p);
         if (k)
                 return k;
-        t->n_columns = (size_t) PQntuples(r);
-        t->columns = xcalloc(t->n_columns, sizeof(CatColumn));
-        for (size_t i = 0; i < t->n_columns; i++) {
-                CatColumn *c = &t->columns[i];
-                c->name = xstrdup(PQgetvalue(r, (int) i, 0));
-                c->type = xstrdup(PQgetvalue(r, (int) i, 1));
-                c->not_null = streq(PQgetvalue(r, (int) i, 2), "t");
-                c->attnum = atoi(PQgetvalue(r, (int) i, 3));
-                c->kind = kind_from((uint32_t) strtoul(PQgetvalue(r, (int) i, 4), NULL, 10), PQgetvalue(r, (int) i, 5));
+        for (int row = 0; row < PQntuples(r); row++) {
+                CatTable *t = many_find(m, PQgetvalue(r, row, 0));
+                if (!t)
+                        continue;
+                char method = PQgetvalue(r, row, 1)[0], model = PQgetvalue(r, row, 2)[0];
+                t->colocation_id = (uint32_t) strtoul(PQgetvalue(r, row, 3), NULL, 10);
+                if (method != 'n') {
+                        t->dist = CAT_DIST_DISTRIBUTED;
+                        if (!PQgetisnull(r, row, 4))
+                                t->dist_column = xstrdup(PQgetvalue(r, row, 4));
+                } else if (model == 't')
+                        t->dist = CAT_DIST_REFERENCE;
+                else if (t->colocation_id != 0)
+                        t->dist = CAT_DIST_SINGLE_SHARD;
+                else
+                        t->dist = CAT_DIST_CITUS_LOCAL;
         }
-        PQclear(TAKE_PTR(r));
+        return 0;
+}
 
-        k = pg_exec(pg, &r, err,
-                    "SELECT a.attname FROM pg_index i"
-                    " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
-                    " WHERE i.indrelid = $1::oid AND i.indisvalid AND i.indpred IS NULL",
-                    1, p);
+static int many_columns(Pg *pg, Many *m, PgError *err) {
+        _cleanup_pgresult_ PGresult *r = NULL;
+        const char *p[] = { m->array };
+        int k = pg_exec(pg, &r, err,
+                        "SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attnum,"
+                        " CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,"
+                        " (SELECT bt.typcategory FROM pg_type bt"
+                        "   WHERE bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END)"
+                        " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+                        " WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped"
+                        " ORDER BY a.attrelid, a.attnum",
+                        1, p);
         if (k)
                 return k;
-        t->n_indexed_first_columns = (size_t) PQntuples(r);
-        t->indexed_first_columns = xcalloc(t->n_indexed_first_columns, sizeof(char *));
-        for (size_t i = 0; i < t->n_indexed_first_columns; i++)
-                t->indexed_first_columns[i] = xstrdup(PQgetvalue(r, (int) i, 0));
-        PQclear(TAKE_PTR(r));
+        for (int row = 0; row < PQntuples(r); row++) {
+                CatTable *t = many_find(m, PQgetvalue(r, row, 0));
+                if (!t)
+                        continue;
+                t->columns = xreallocarray(t->columns, t->n_columns + 1, sizeof(CatColumn));
+                CatColumn *c = &t->columns[t->n_columns++];
+                c->name = xstrdup(PQgetvalue(r, row, 1));
+                c->type = xstrdup(PQgetvalue(r, row, 2));
+                c->not_null = streq(PQgetvalue(r, row, 3), "t");
+                c->attnum = atoi(PQgetvalue(r, row, 4));
+                c->kind = kind_from((uint32_t) strtoul(PQgetvalue(r, row, 5), NULL, 10), PQgetvalue(r, row, 6));
+        }
+        return 0;
+}
 
-        /* Foreign keys of other tables (and this one) that reference this table. Clones of a
-         * partitioned table's constraint (conparentid <> 0) are represented by their parent. */
-        k = pg_exec(pg, &r, err,
-                    "SELECT con.conname, con.conrelid, cn.nspname, cc.relname, con.confdeltype,"
-                    " ca.attname, pa.attname"
-                    " FROM pg_constraint con"
-                    " JOIN pg_class cc ON cc.oid = con.conrelid"
-                    " JOIN pg_namespace cn ON cn.oid = cc.relnamespace"
-                    " CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(ck, pk, ord)"
-                    " JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.ck"
-                    " JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pk"
-                    " WHERE con.contype = 'f' AND con.confrelid = $1::oid AND con.conparentid = 0"
-                    " ORDER BY con.conrelid, con.conname, k.ord",
-                    1, p);
+static int many_indexes(Pg *pg, Many *m, PgError *err) {
+        _cleanup_pgresult_ PGresult *r = NULL;
+        const char *p[] = { m->array };
+        int k = pg_exec(pg, &r, err,
+                        "SELECT i.indrelid, a.attname FROM pg_index i"
+                        " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+                        " WHERE i.indrelid = ANY($1::oid[]) AND i.indisvalid AND i.indpred IS NULL",
+                        1, p);
+        if (k)
+                return k;
+        for (int row = 0; row < PQntuples(r); row++) {
+                CatTable *t = many_find(m, PQgetvalue(r, row, 0));
+                if (!t)
+                        continue;
+                t->indexed_first_columns = xreallocarray(t->indexed_first_columns, t->n_indexed_first_columns + 1,
+                                                         sizeof(char *));
+                t->indexed_first_columns[t->n_indexed_first_columns++] = xstrdup(PQgetvalue(r, row, 1));
+        }
+        return 0;
+}
+
+/* Foreign keys of other tables (and this one) that reference each table. Clones of a partitioned
+ * table's constraint (conparentid <> 0) are represented by their parent. */
+static int many_foreign_keys(Pg *pg, Many *m, PgError *err) {
+        _cleanup_pgresult_ PGresult *r = NULL;
+        const char *p[] = { m->array };
+        int k = pg_exec(pg, &r, err,
+                        "SELECT con.confrelid, con.conname, con.conrelid, cn.nspname, cc.relname, con.confdeltype,"
+                        " ca.attname, pa.attname"
+                        " FROM pg_constraint con"
+                        " JOIN pg_class cc ON cc.oid = con.conrelid"
+                        " JOIN pg_namespace cn ON cn.oid = cc.relnamespace"
+                        " CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(ck, pk, ord)"
+                        " JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.ck"
+                        " JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pk"
+                        " WHERE con.contype = 'f' AND con.confrelid = ANY($1::oid[]) AND con.conparentid = 0"
+                        " ORDER BY con.confrelid, con.conrelid, con.conname, k.ord",
+                        1, p);
         if (k)
                 return k;
         for (int i = 0; i < PQntuples(r); i++) {
-                const char *name = PQgetvalue(r, i, 0);
-                uint32_t child = (uint32_t) strtoul(PQgetvalue(r, i, 1), NULL, 10);
+                CatTable *t = many_find(m, PQgetvalue(r, i, 0));
+                if (!t)
+                        continue;
+                const char *name = PQgetvalue(r, i, 1);
+                uint32_t child = (uint32_t) strtoul(PQgetvalue(r, i, 2), NULL, 10);
                 CatForeignKey *fk = t->n_referenced_by ? &t->referenced_by[t->n_referenced_by - 1] : NULL;
                 if (!fk || fk->child_oid != child || !streq(fk->name, name)) {
                         t->referenced_by = xreallocarray(t->referenced_by, t->n_referenced_by + 1, sizeof(CatForeignKey));
@@ -230,22 +277,72 @@ static int load_by_oid_text(Pg *pg, const char *oidtext, CatTable **ret, PgError
                         *fk = (CatForeignKey) {
                                 .name = xstrdup(name),
                                 .child_oid = child,
-                                .child = { .schema = xstrdup(PQgetvalue(r, i, 2)), .name = xstrdup(PQgetvalue(r, i, 3)) },
-                                .on_delete = PQgetvalue(r, i, 4)[0],
+                                .child = { .schema = xstrdup(PQgetvalue(r, i, 3)), .name = xstrdup(PQgetvalue(r, i, 4)) },
+                                .on_delete = PQgetvalue(r, i, 5)[0],
                         };
                 }
                 fk->child_columns = xreallocarray(fk->child_columns, fk->n_columns + 1, sizeof(char *));
                 fk->parent_columns = xreallocarray(fk->parent_columns, fk->n_columns + 1, sizeof(char *));
-                fk->child_columns[fk->n_columns] = xstrdup(PQgetvalue(r, i, 5));
-                fk->parent_columns[fk->n_columns] = xstrdup(PQgetvalue(r, i, 6));
+                fk->child_columns[fk->n_columns] = xstrdup(PQgetvalue(r, i, 6));
+                fk->parent_columns[fk->n_columns] = xstrdup(PQgetvalue(r, i, 7));
                 fk->n_columns++;
         }
+        return 0;
+}
 
-        k = catalog_load_untrusted(pg, &t, 1, err);
+static char *oid_array(const uint32_t *oids, size_t n) {
+        StrBuf b = {};
+        strbuf_append(&b, "{");
+        for (size_t i = 0; i < n; i++)
+                strbuf_appendf(&b, "%s%u", i ? "," : "", oids[i]);
+        strbuf_append(&b, "}");
+        return strbuf_steal(&b);
+}
+
+/* Loads the tables of oids[0..n) into ret[0..n) (NULL where no table has that oid any more).
+ * Returns 0 or a PgErrorClass (then nothing is returned). */
+static int load_many(Pg *pg, const uint32_t *oids, size_t n, CatTable **ret, PgError *err) {
+        Many m = { .oids = oids, .n = n, .t = ret, .array = oid_array(oids, n) };
+        for (size_t i = 0; i < n; i++)
+                ret[i] = NULL;
+        bool citus = false;
+        int k = many_facts(pg, &m, &citus, err);
+        if (k == 0 && citus)
+                k = many_citus(pg, &m, err);
+        if (k == 0)
+                k = many_columns(pg, &m, err);
+        if (k == 0)
+                k = many_indexes(pg, &m, err);
+        if (k == 0)
+                k = many_foreign_keys(pg, &m, err);
+        _cleanup_free_ CatTable **found = xcalloc(n ? n : 1, sizeof(CatTable *));
+        size_t nf = 0;
+        for (size_t i = 0; k == 0 && i < n; i++)
+                if (ret[i])
+                        found[nf++] = ret[i];
+        if (k == 0)
+                k = catalog_load_untrusted(pg, found, nf, err);
+        free(m.array);
+        if (k)
+                for (size_t i = 0; i < n; i++) {
+                        cat_table_free(ret[i]);
+                        ret[i] = NULL;
+                }
+        return k;
+}
+
+/* One table by oid: 0, OUTCOME_TABLE_GONE with *err when no table has it, or a PgErrorClass. */
+static int load_one(Pg *pg, uint32_t oid, CatTable **ret, PgError *err) {
+        CatTable *t = NULL;
+        int k = load_many(pg, &oid, 1, &t, err);
         if (k)
                 return k;
-
-        *ret = TAKE_PTR(t);
+        if (!t) {
+                pg_error_set(err, NULL, NULL, "Run again: the catalog changed while it was read.",
+                             "table with oid %u was dropped while its catalog was read", oid);
+                return OUTCOME_TABLE_GONE;
+        }
+        *ret = t;
         return 0;
 }
 
@@ -338,7 +435,7 @@ int catalog_load_table(Pg *pg, const QualifiedName *name, CatTable **ret, PgErro
         }
         if (k)
                 return k;
-        k = load_by_oid_text(pg, oid, ret, err);
+        k = load_one(pg, (uint32_t) strtoul(oid, NULL, 10), ret, err);
         if (k < 0) {
                 _cleanup_free_ char *d = qualified_name_display(name);
                 pg_error_set(err, "42P01", NULL, NULL, "relation \"%s\" does not exist", d);
@@ -348,9 +445,7 @@ int catalog_load_table(Pg *pg, const QualifiedName *name, CatTable **ret, PgErro
 }
 
 int catalog_load_table_oid(Pg *pg, uint32_t oid, CatTable **ret, PgError *err) {
-        char buf[16];
-        snprintf(buf, sizeof(buf), "%u", oid);
-        int k = load_by_oid_text(pg, buf, ret, err);
+        int k = load_one(pg, oid, ret, err);
         if (k < 0) {
                 pg_error_set(err, "42P01", NULL, NULL, "relation with OID %u does not exist", oid);
                 return PG_ERR_UNDEFINED;
@@ -424,60 +519,137 @@ int catalog_primary_key(Pg *pg, uint32_t oid, char ***ret, size_t *n, PgError *e
 
 /* ---- the tables a policy needs ---- */
 
-static int load_into(Pg *pg, CatCache *cache, const QualifiedName *name, PgError *err) {
-        CatTable *t = NULL;
-        int k = catalog_load_table(pg, name, &t, err);
-        if (k == PG_ERR_UNDEFINED)
-                return 0; /* reported per rule */
+/* s as an element of a PostgreSQL array literal: double-quoted, " and \\ escaped. */
+static void append_array_element(StrBuf *b, const char *s) {
+        strbuf_appendc(b, '"');
+        for (; *s; s++) {
+                if (*s == '"' || *s == '\\')
+                        strbuf_appendc(b, '\\');
+                strbuf_appendc(b, *s);
+        }
+        strbuf_appendc(b, '"');
+}
+
+/* Every name resolved in one query: ret[i] the oid of names[i] (0: no such table). */
+static int resolve_names(Pg *pg, const QualifiedName *const *names, size_t n, uint32_t *ret, PgError *err) {
+        StrBuf b = {};
+        strbuf_append(&b, "{");
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *q = qualified_name_quote(names[i]);
+                strbuf_append(&b, i ? "," : "");
+                append_array_element(&b, q);
+                ret[i] = 0;
+        }
+        strbuf_append(&b, "}");
+        _cleanup_pgresult_ PGresult *r = NULL;
+        const char *p[] = { strbuf_str(&b) };
+        int k = pg_exec(pg, &r, err,
+                        "SELECT u.i, c.oid FROM unnest($1::text[]) WITH ORDINALITY AS u(name, i)"
+                        " JOIN pg_class c ON c.oid = to_regclass(u.name) AND c.relkind IN ('r', 'p')",
+                        1, p);
+        strbuf_done(&b);
         if (k)
                 return k;
-        cat_cache_add(cache, t);
+        for (int row = 0; row < PQntuples(r); row++) {
+                long i = strtol(PQgetvalue(r, row, 0), NULL, 10);
+                if (i >= 1 && (size_t) i <= n)
+                        ret[i - 1] = (uint32_t) strtoul(PQgetvalue(r, row, 1), NULL, 10);
+        }
         return 0;
 }
 
-/* Tables reachable from t through ON DELETE CASCADE / SET NULL / SET DEFAULT, a few levels. */
-static int load_referencing(Pg *pg, CatCache *cache, const CatTable *t, unsigned depth, PgError *err) {
-        if (depth >= 5)
-                return 0;
-        uint32_t oid = t->oid;
-        for (size_t i = 0;; i++) {
-                const CatTable *cur = cat_cache_find_oid(cache, oid);
-                if (!cur || i >= cur->n_referenced_by)
-                        break;
-                const CatForeignKey *fk = &cur->referenced_by[i];
-                if (fk->on_delete == 'a' || fk->on_delete == 'r')
+/* The policy's own tables (rules, holds, subjects), in policy order: a name that matches a table
+ * loaded before it (an unqualified name, cat_cache_find_name()) is not loaded again; a missing
+ * table is left out (plan_build() reports it per rule). */
+static int load_named(Pg *pg, const Policy *p, CatCache *cache, PgError *err) {
+        size_t cap = p->n_rules + p->n_holds + p->n_subjects;
+        _cleanup_free_ const QualifiedName **names = xcalloc(cap ? cap : 1, sizeof(QualifiedName *));
+        size_t n = 0;
+        for (size_t i = 0; i < p->n_rules; i++)
+                names[n++] = &p->rules[i].table;
+        for (size_t i = 0; i < p->n_holds; i++)
+                if (!p->holds[i].registry)
+                        names[n++] = &p->holds[i].table;
+        for (size_t i = 0; i < p->n_subjects; i++)
+                names[n++] = &p->subjects[i].table;
+        _cleanup_free_ uint32_t *oids = xcalloc(n ? n : 1, sizeof(uint32_t));
+        int k = resolve_names(pg, names, n, oids, err);
+        if (k)
+                return k;
+        /* Load each oid once, those the cache has already aside. */
+        _cleanup_free_ uint32_t *want = xcalloc(n ? n : 1, sizeof(uint32_t));
+        size_t nw = 0;
+        for (size_t i = 0; i < n; i++) {
+                bool dup = oids[i] == 0 || cat_cache_find_oid(cache, oids[i]);
+                for (size_t j = 0; j < nw && !dup; j++)
+                        dup = want[j] == oids[i];
+                if (!dup)
+                        want[nw++] = oids[i];
+        }
+        _cleanup_free_ CatTable **t = xcalloc(nw ? nw : 1, sizeof(CatTable *));
+        k = nw ? load_many(pg, want, nw, t, err) : 0;
+        if (k)
+                return k;
+        for (size_t i = 0; i < n; i++) {
+                if (cat_cache_find_name(cache, names[i]))
                         continue;
-                if (cat_cache_find_oid(cache, fk->child_oid))
-                        continue;
-                uint32_t child_oid = fk->child_oid;
-                CatTable *c = NULL;
-                int k = catalog_load_table_oid(pg, child_oid, &c, err);
-                if (k)
+                for (size_t j = 0; j < nw; j++)
+                        if (t[j] && t[j]->oid == oids[i]) {
+                                cat_cache_add(cache, TAKE_PTR(t[j]));
+                                break;
+                        }
+        }
+        for (size_t j = 0; j < nw; j++)
+                cat_table_free(t[j]);
+        return 0;
+}
+
+/* Tables reachable from the first `n` tables of the cache through ON DELETE CASCADE / SET NULL /
+ * SET DEFAULT, up to five levels down, loaded one level at a time (one set of queries per
+ * level). A child that disappeared meanwhile fails the load (PG_ERR_UNDEFINED). */
+static int load_referencing(Pg *pg, CatCache *cache, size_t n, PgError *err) {
+        size_t from = 0, to = n;
+        for (unsigned depth = 0; depth < 5 && from < to; depth++) {
+                uint32_t *want = NULL;
+                size_t nw = 0;
+                for (size_t i = from; i < to; i++) {
+                        const CatTable *cur = cache->tables[i];
+                        for (size_t f = 0; f < cur->n_referenced_by; f++) {
+                                const CatForeignKey *fk = &cur->referenced_by[f];
+                                bool dup = fk->on_delete == 'a' || fk->on_delete == 'r' ||
+                                           cat_cache_find_oid(cache, fk->child_oid);
+                                for (size_t j = 0; j < nw && !dup; j++)
+                                        dup = want[j] == fk->child_oid;
+                                if (dup)
+                                        continue;
+                                want = xreallocarray(want, nw + 1, sizeof(uint32_t));
+                                want[nw++] = fk->child_oid;
+                        }
+                }
+                _cleanup_free_ CatTable **t = xcalloc(nw ? nw : 1, sizeof(CatTable *));
+                int k = nw ? load_many(pg, want, nw, t, err) : 0;
+                for (size_t j = 0; k == 0 && j < nw; j++)
+                        if (!t[j]) {
+                                pg_error_set(err, "42P01", NULL, NULL, "relation with OID %u does not exist", want[j]);
+                                k = PG_ERR_UNDEFINED;
+                        }
+                free(want);
+                if (k) {
+                        for (size_t j = 0; j < nw; j++)
+                                cat_table_free(t[j]);
                         return k;
-                const CatTable *added = cat_cache_add(cache, c);
-                k = load_referencing(pg, cache, added, depth + 1, err);
-                if (k)
-                        return k;
+                }
+                from = to;
+                for (size_t j = 0; j < nw; j++)
+                        cat_cache_add(cache, t[j]);
+                to = cache->n_tables;
         }
         return 0;
 }
 
 int catalog_load_policy(Pg *pg, const Policy *p, CatCache *cache, PgError *err) {
-        int k;
-        for (size_t i = 0; i < p->n_rules; i++)
-                if (!cat_cache_find_name(cache, &p->rules[i].table) && (k = load_into(pg, cache, &p->rules[i].table, err)))
-                        return k;
-        for (size_t i = 0; i < p->n_holds; i++)
-                if (!p->holds[i].registry && !cat_cache_find_name(cache, &p->holds[i].table) &&
-                    (k = load_into(pg, cache, &p->holds[i].table, err)))
-                        return k;
-        for (size_t i = 0; i < p->n_subjects; i++)
-                if (!cat_cache_find_name(cache, &p->subjects[i].table) &&
-                    (k = load_into(pg, cache, &p->subjects[i].table, err)))
-                        return k;
-        size_t n = cache->n_tables;
-        for (size_t i = 0; i < n; i++)
-                if ((k = load_referencing(pg, cache, cache->tables[i], 0, err)))
-                        return k;
-        return 0;
+        int k = load_named(pg, p, cache, err);
+        if (k)
+                return k;
+        return load_referencing(pg, cache, cache->n_tables, err);
 }
