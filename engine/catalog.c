@@ -49,6 +49,8 @@ static void untrusted_free(CatTable *t) {
         free(t->untrusted);
         t->untrusted = NULL;
         t->n_untrusted = 0;
+        free(t->untrusted_seen);
+        t->untrusted_seen = NULL;
 }
 
 const char *cat_dist_kind_to_string(CatDistKind k) {
@@ -346,6 +348,32 @@ static int load_one(Pg *pg, uint32_t oid, CatTable **ret, PgError *err) {
         return 0;
 }
 
+/* Everything the list of untrusted_sql for the root table u.root depends on, as one string that
+ * changes whenever any of it does: the tree's tables (the root and its partitions) with their
+ * names, owners, whether each owner is a superuser, row-level security, rules and policies; their
+ * triggers (enabled or not, events, function, the function's owner and whether it is a
+ * superuser); their rules (enabled or not, event); and the connected role (oid, superuser,
+ * bypasses row-level security). CREATE OR REPLACE TRIGGER and RULE keep the oid and change the
+ * events: tgtype and ev_type are in it. Computed in the same statement as the list (the same
+ * snapshot), the list stands for as long as the string is unchanged (catalog_untrusted_unchanged()). */
+#define UNTRUSTED_FINGERPRINT_SQL \
+        "(SELECT concat_ws('|'," \
+        "   coalesce((SELECT string_agg(concat_ws(':', tg.oid, tg.tgname, tg.tgenabled, tg.tgtype, tg.tgfoid, tg.tgparentid," \
+        "                                        p.proowner, po.rolsuper), ',' ORDER BY tg.oid)" \
+        "               FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid LEFT JOIN pg_roles po ON po.oid = p.proowner" \
+        "              WHERE tg.tgrelid = ANY(x.a) AND NOT tg.tgisinternal), '')," \
+        "   coalesce((SELECT string_agg(concat_ws(':', w.oid, w.rulename, w.ev_enabled, w.ev_type), ',' ORDER BY w.oid)" \
+        "               FROM pg_rewrite w WHERE w.ev_class = ANY(x.a)), '')," \
+        "   coalesce((SELECT string_agg(concat_ws(':', c.oid, c.relname, c.relnamespace, c.relowner, co.rolsuper," \
+        "                                        c.relrowsecurity, c.relforcerowsecurity, c.relhasrules," \
+        "                                        (SELECT string_agg(pol.polname, ',' ORDER BY pol.oid) FROM pg_policy pol" \
+        "                                          WHERE pol.polrelid = c.oid)), ',' ORDER BY c.oid)" \
+        "               FROM pg_class c LEFT JOIN pg_roles co ON co.oid = c.relowner WHERE c.oid = ANY(x.a)), '')," \
+        "   coalesce((SELECT concat_ws(':', o.oid, o.rolsuper, o.rolbypassrls) FROM pg_roles o" \
+        "              WHERE o.rolname = current_user), ''))" \
+        "  FROM (SELECT array_agg(t.relid) AS a" \
+        "          FROM (SELECT u.root AS relid UNION SELECT pt.relid FROM pg_partition_tree(u.root) pt) t) x)"
+
 /* For each root table ($1, an array of oids) and its partitions: enabled user triggers whose
  * function, rules whose table, and row-level security (with policies, or forced) whose table
  * belongs to a role that is neither current_user nor a superuser. A trigger cloned from one on a
@@ -379,6 +407,8 @@ static const char untrusted_sql[] =
         "   FROM tbl JOIN untrusted u ON u.oid = tbl.relowner, me"
         "  WHERE tbl.relrowsecurity AND NOT me.rolbypassrls"
         "    AND (tbl.relforcerowsecurity OR EXISTS (SELECT 1 FROM pg_policy pol WHERE pol.polrelid = tbl.oid))"
+        " UNION ALL"
+        " SELECT u.root, 'f', " UNTRUSTED_FINGERPRINT_SQL ", NULL, NULL, NULL, 0 FROM unnest($1::oid[]) AS u(root)"
         " ORDER BY 1, 2 DESC, 3, 4";
 
 int catalog_load_untrusted(Pg *pg, CatTable *const *tables, size_t n, PgError *err) {
@@ -404,6 +434,11 @@ int catalog_load_untrusted(Pg *pg, CatTable *const *tables, size_t n, PgError *e
                         if (t->oid != root)
                                 continue;
                         char kind = PQgetvalue(r, row, 1)[0];
+                        if (kind == 'f') {
+                                free(t->untrusted_seen);
+                                t->untrusted_seen = xstrdup(PQgetvalue(r, row, 2));
+                                continue;
+                        }
                         t->untrusted = xreallocarray(t->untrusted, t->n_untrusted + 1, sizeof(CatUntrusted));
                         t->untrusted[t->n_untrusted++] = (CatUntrusted) {
                                 .kind = kind == 't' ? CAT_CODE_TRIGGER : kind == 'r' ? CAT_CODE_RULE : CAT_CODE_RLS,
@@ -415,6 +450,41 @@ int catalog_load_untrusted(Pg *pg, CatTable *const *tables, size_t n, PgError *e
                         };
                 }
         }
+        return 0;
+}
+
+int catalog_untrusted_unchanged(Pg *pg, CatTable *const *tables, size_t n, bool *same, PgError *err) {
+        *same = false;
+        if (n == 0) {
+                *same = true;
+                return 0;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (!tables[i]->untrusted_seen)
+                        return 0;
+        StrBuf b = {};
+        strbuf_append(&b, "{");
+        for (size_t i = 0; i < n; i++)
+                strbuf_appendf(&b, "%s%u", i ? "," : "", tables[i]->oid);
+        strbuf_append(&b, "}");
+        _cleanup_pgresult_ PGresult *r = NULL;
+        const char *p[] = { strbuf_str(&b) };
+        int k = pg_exec(pg, &r, err, "SELECT u.root, " UNTRUSTED_FINGERPRINT_SQL " FROM unnest($1::oid[]) AS u(root)", 1, p);
+        strbuf_done(&b);
+        if (k)
+                return k;
+        if (PQntuples(r) != (int) n)
+                return 0;
+        for (int row = 0; row < PQntuples(r); row++) {
+                uint32_t root = (uint32_t) strtoul(PQgetvalue(r, row, 0), NULL, 10);
+                const CatTable *t = NULL;
+                for (size_t i = 0; i < n && !t; i++)
+                        if (tables[i]->oid == root)
+                                t = tables[i];
+                if (!t || !streq(t->untrusted_seen, PQgetvalue(r, row, 1)))
+                        return 0;
+        }
+        *same = true;
         return 0;
 }
 

@@ -87,6 +87,9 @@ typedef struct CatTable {
         bool can_select, can_delete, can_update;
         CatUntrusted *untrusted; /* code of another role on it or its partitions (catalog_load_untrusted) */
         size_t n_untrusted;
+        /* what the list above was read from, as one string (catalog.c, UNTRUSTED_FINGERPRINT_SQL),
+         * read in the same statement; NULL: not read */
+        char *untrusted_seen;
         bool citus;         /* the database has Citus (pg_dist_partition exists) */
         CatDistKind dist;   /* Citus: what kind of table it is */
         char *dist_column;  /* CAT_DIST_DISTRIBUTED: the distribution column; else NULL */
@@ -103,6 +106,11 @@ void cat_table_free(CatTable *t);
 /* (Re)loads the untrusted code of each table (and of its partitions), in one query: the catalog
  * loads it with the table; enforcement loads it again right before each rule. */
 int catalog_load_untrusted(Pg *pg, CatTable *const *tables, size_t n, PgError *err);
+/* Whether the catalog still says of each table (and its partitions) exactly what its untrusted
+ * list was read from (*same), by one cheap query: then the list loaded before stands, as a new
+ * catalog_load_untrusted() would give it. *same is false when a table was never read that way.
+ * Returns 0 or a PgErrorClass. */
+int catalog_untrusted_unchanged(Pg *pg, CatTable *const *tables, size_t n, bool *same, PgError *err);
 const char *cat_code_kind_to_string(CatCodeKind k); /* "trigger", "rule", "row-level security" */
 static inline void cat_table_freep(CatTable **t) {
         cat_table_free(*t);

@@ -53,10 +53,7 @@ struct RuleRun {
         uint64_t started;
         bool fatal_connection;
         bool hash_key_installed; /* HASH_KEY_TABLE holds the pads: dropped by rule_run_finish() */
-        bool probe_prepared; /* UNTRUSTED_PROBE is prepared on the session */
         CatCache *cache;     /* the catalog the rule was planned on: untrusted_batch_check() reads it again */
-        char *probe_oids;    /* untrusted_batch_check(): the tables as an oid[] literal; NULL: not yet */
-        char *probe_seen;    /* its probe's answer when untrusted_check() last let the rule go on */
         /* Tables the rule's deletions can cascade into (ON DELETE CASCADE, SET NULL, SET DEFAULT),
          * as a PostgreSQL oid[] literal, in the order of res.cascades; NULL: none, and batches
          * need no transaction of their own. cascade_self: the rule's own table is one of them
@@ -142,8 +139,6 @@ void cascade_commit(RuleRun *rr, CascadeMark *delta);
 int untrusted_check(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, PgError *err);
 bool untrusted_batch_guarded(const RuleRun *rr);
 int untrusted_batch_check(RuleRun *rr, PgError *err);
-/* Deallocates the batch check's prepared probe, if any. */
-void untrusted_release(RuleRun *rr);
 
 /* ---- pace.c ---- */
 

@@ -587,7 +587,6 @@ int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
 
         fast_path_release(rr);
         pace_gentle_wal(rr, false);
-        untrusted_release(rr);
 
         if (interrupted && rr->res.outcome == RULE_RUNNING)
                 rr->res.outcome = RULE_INTERRUPTED;
@@ -646,8 +645,6 @@ void rule_run_free(RuleRun *rr) {
                 free(rr->slot_values[i]);
         free(rr->slot_values);
         free(rr->last_key);
-        free(rr->probe_oids);
-        free(rr->probe_seen);
         free(rr->fk_refused_table);
         free(rr->cascade_oids);
         free(rr->cascade_names);

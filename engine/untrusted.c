@@ -7,18 +7,11 @@
 
 #include "util.h"
 
-/* Code of another role that the rule would make PostgreSQL run with this role's privileges: a
- * trigger, a rule or row-level security on its table, a table its deletes cascade into, their
- * partitions, or its holds' evidence (plan_untrusted). The catalog is read again for these tables
- * right before the rule, so that one added during the run counts too. Unless the rule trusts it
- * (trust_triggers: true), the rule is refused before it changes anything: returns 0 with *refused
- * and *err set (a PgErrorClass if the catalog could not be read). Trusted, it is listed in the
- * rule's result and reported as a warning. mid_run: the check of a batch (untrusted_batch_check()). */
-int untrusted_check(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, PgError *err) {
-        *refused = false;
+/* The tables the rule's code check looks at (plan_untrusted_tables()), as the cache has them. */
+static size_t rule_tables(const RuleRun *rr, CatCache *cache, CatTable ***ret) {
         _cleanup_free_ uint32_t *oids = NULL;
         size_t n = plan_untrusted_tables(rr->rule, cache, &oids);
-        _cleanup_free_ CatTable **tables = xcalloc(n ? n : 1, sizeof(CatTable *));
+        CatTable **tables = xcalloc(n ? n : 1, sizeof(CatTable *));
         size_t m = 0;
         for (size_t i = 0; i < n; i++)
                 for (size_t j = 0; j < cache->n_tables; j++)
@@ -26,10 +19,48 @@ int untrusted_check(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, P
                                 tables[m++] = cache->tables[j];
                                 break;
                         }
-        int k = catalog_load_untrusted(rr->pg, tables, m, err);
+        *ret = tables;
+        return m;
+}
+
+/* The rule's tables' untrusted code as the catalog says it now: the lists the cache holds when
+ * one cheap query finds that nothing they were read from changed (catalog_untrusted_unchanged()),
+ * else read again for these tables. *reread: they were read again. */
+static int untrusted_refresh(RuleRun *rr, CatCache *cache, bool *reread, PgError *err) {
+        _cleanup_free_ CatTable **tables = NULL;
+        size_t m = rule_tables(rr, cache, &tables);
+        bool same = false;
+        *reread = false;
+        int k = catalog_untrusted_unchanged(rr->pg, tables, m, &same, err);
+        if (k || same)
+                return k;
+        *reread = true;
+        return catalog_load_untrusted(rr->pg, tables, m, err);
+}
+
+static int untrusted_judge(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, PgError *err);
+
+/* Code of another role that the rule would make PostgreSQL run with this role's privileges: a
+ * trigger, a rule or row-level security on its table, a table its deletes cascade into, their
+ * partitions, or its holds' evidence (plan_untrusted). The catalog is looked at again for these
+ * tables right before the rule, so that one added during the run counts too: the lists the
+ * run's catalog read for every table at once stand when nothing they were read from changed
+ * (untrusted_refresh()), else they are read again. Unless the rule trusts it
+ * (trust_triggers: true), the rule is refused before it changes anything: returns 0 with *refused
+ * and *err set (a PgErrorClass if the catalog could not be read). Trusted, it is listed in the
+ * rule's result and reported as a warning. mid_run: the check of a batch (untrusted_batch_check()). */
+int untrusted_check(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, PgError *err) {
+        *refused = false;
+        bool reread;
+        int k = untrusted_refresh(rr, cache, &reread, err);
         if (k)
                 return k;
+        return untrusted_judge(rr, cache, mid_run, refused, err);
+}
 
+/* untrusted_check() on the lists as they are in the cache. */
+static int untrusted_judge(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, PgError *err) {
+        *refused = false;
         UntrustedUse *uses = NULL;
         size_t nu = plan_untrusted(rr->rule, cache, &uses);
         if (nu == 0)
@@ -82,27 +113,6 @@ int untrusted_check(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, P
         return 0;
 }
 
-/* untrusted_batch_check()'s probe: everything untrusted_check() looks at for the tables %s (an oid[])
- * and their partitions, as one string that changes whenever any of it does: triggers (enabled or
- * not, their function and its owner), rules, row-level security, policies, the tables' owners,
- * and whether the owners are superusers. The oids (numbers, from the catalog) are in its text, so
- * that the prepared statement has no parameter and is planned once per rule run. */
-#define UNTRUSTED_PROBE "retentiond_untrusted_probe"
-#define UNTRUSTED_PROBE_SQL \
-        "SELECT concat_ws('|'," \
-        "  (SELECT string_agg(concat_ws(':', tg.oid, tg.tgenabled, tg.tgfoid, p.proowner," \
-        "                               (SELECT o.rolsuper FROM pg_roles o WHERE o.oid = p.proowner)), ',' ORDER BY tg.oid)" \
-        "     FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid WHERE tg.tgrelid = ANY(r.a) AND NOT tg.tgisinternal)," \
-        "  (SELECT string_agg(concat_ws(':', w.oid, w.ev_enabled), ',' ORDER BY w.oid)" \
-        "     FROM pg_rewrite w WHERE w.ev_class = ANY(r.a))," \
-        "  (SELECT string_agg(concat_ws(':', c.oid, c.relowner, (SELECT o.rolsuper FROM pg_roles o WHERE o.oid = c.relowner)," \
-        "                               c.relrowsecurity, c.relforcerowsecurity," \
-        "                               (SELECT count(*) FROM pg_policy pol WHERE pol.polrelid = c.oid)), ',' ORDER BY c.oid)" \
-        "     FROM pg_class c WHERE c.oid = ANY(r.a))," \
-        "  (SELECT concat_ws(':', o.rolsuper, o.rolbypassrls) FROM pg_roles o WHERE o.rolname = current_user))" \
-        " FROM (SELECT array_agg(DISTINCT t.relid) AS a FROM unnest('%s'::oid[]) AS u(root)," \
-        "  LATERAL (SELECT u.root AS relid UNION ALL SELECT pt.relid FROM pg_partition_tree(u.root) pt) t) r"
-
 /* Whether each batch must run untrusted_batch_check() before its COMMIT. */
 bool untrusted_batch_guarded(const RuleRun *rr) {
         return !rr->rule->trust_triggers && rr->cache;
@@ -127,47 +137,14 @@ bool untrusted_batch_guarded(const RuleRun *rr) {
 int untrusted_batch_check(RuleRun *rr, PgError *err) {
         if (!untrusted_batch_guarded(rr))
                 return 0;
-        if (!rr->probe_oids) {
-                _cleanup_free_ uint32_t *oids = NULL;
-                size_t n = plan_untrusted_tables(rr->rule, rr->cache, &oids);
-                StrBuf b = {};
-                strbuf_append(&b, "{");
-                for (size_t i = 0; i < n; i++)
-                        strbuf_appendf(&b, "%s%u", i ? "," : "", oids[i]);
-                strbuf_append(&b, "}");
-                rr->probe_oids = xstrdup(strbuf_str(&b));
-                strbuf_done(&b);
-        }
-        if (!rr->probe_prepared) {
-                _cleanup_free_ char *sql = xasprintf(UNTRUSTED_PROBE_SQL, rr->probe_oids);
-                int kp = pg_prepare(rr->pg, err, UNTRUSTED_PROBE, sql, 0);
-                if (kp)
-                        return kp;
-                rr->probe_prepared = true;
-        }
-        /* The probe first, the full check after it: what the probe saw, the check (a later
-         * snapshot) saw too, so an answer the check let through may stand for the next batches. */
-        _cleanup_pgresult_ PGresult *r = NULL;
-        int k = pg_exec_prepared(rr->pg, &r, err, UNTRUSTED_PROBE, 0, NULL);
+        /* Unchanged since the lists were read (the start of the rule or a batch before): they
+         * stand, and untrusted_check() let the rule go on with them. */
+        bool reread, refused;
+        int k = untrusted_refresh(rr, rr->cache, &reread, err);
+        if (k || !reread)
+                return k;
+        k = untrusted_judge(rr, rr->cache, true, &refused, err);
         if (k)
                 return k;
-        const char *seen = PQgetvalue(r, 0, 0);
-        if (rr->probe_seen && streq(seen, rr->probe_seen))
-                return 0;
-        bool refused;
-        k = untrusted_check(rr, rr->cache, true, &refused, err);
-        if (k)
-                return k;
-        if (refused)
-                return PG_ERR_OTHER;
-        free(rr->probe_seen);
-        rr->probe_seen = xstrdup(seen);
-        return 0;
-}
-
-void untrusted_release(RuleRun *rr) {
-        if (rr->probe_prepared) {
-                pg_deallocate(rr->pg, UNTRUSTED_PROBE);
-                rr->probe_prepared = false;
-        }
+        return refused ? PG_ERR_OTHER : 0;
 }

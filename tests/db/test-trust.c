@@ -418,6 +418,90 @@ static void test_trigger_created_mid_run(void **state) {
         free(ci);
 }
 
+/* The same for a trigger that was there from the start, firing on INSERT only (no code the delete
+ * rule runs), which the owner replaces while the rule runs by one that fires on DELETE: CREATE OR
+ * REPLACE TRIGGER keeps the trigger's oid, function and enabled state, and only its events
+ * (tgtype) change. The check before each COMMIT must see that too. The rule deletes one row per batch;
+ * its where: blocks the batch of the fifth row (rows 1-4 committed) on an advisory lock the test
+ * holds. That batch's statement holds app.logs' ROW EXCLUSIVE lock, so the owner's CREATE
+ * TRIGGER waits for it; released, the fifth row goes, the trigger is committed, and the sixth
+ * batch's DELETE fires it: that batch rolls back, the rule fails with the refusal, and nothing
+ * the trigger wrote remains. */
+static void test_trigger_replaced_mid_run(void **state) {
+        (void) state;
+        char *ci, *eci, *out, *err;
+        PGconn *c = trust_db("tr_midreplace", &ci, &eci, false);
+        pgtest_exec(c, "CREATE FUNCTION app.gate(id int) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN"
+                       " IF id = 5 AND current_query() ~ '^(WITH batch|DELETE FROM)'"
+                       "  AND NOT EXISTS (SELECT 1 FROM app.logs l WHERE l.id < 5) THEN"
+                       "  PERFORM pg_advisory_xact_lock_shared(4242); END IF;"
+                       " RETURN true; END $$");
+        pgtest_exec(c, "SET ROLE tr_owner");
+        pgtest_exec(c, "CREATE TABLE app.fired (id int)");
+        pgtest_exec(c, "GRANT INSERT ON app.fired TO PUBLIC"); /* the trigger can write as the engine */
+        pgtest_exec(c, "CREATE FUNCTION app.late() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                       " INSERT INTO app.fired VALUES (coalesce(OLD.id, NEW.id)); RETURN NULL; END $$");
+        pgtest_exec(c, "CREATE TRIGGER late AFTER INSERT ON app.logs FOR EACH ROW EXECUTE FUNCTION app.late()");
+        pgtest_exec(c, "RESET ROLE");
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  logs:\n"
+                              "    clause: \"logs are kept 7 days\"\n"
+                              "    table: app.logs\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    action: delete\n"
+                              "    where: \"app.gate(id)\"\n"
+                              "    batch_size: 1\n");
+        PGconn *lock = pgtest_connect(ci), *owner = pgtest_connect(ci);
+        pgtest_exec(lock, "SELECT pg_advisory_lock(4242)");
+        Bg bg;
+        rt_spawn_bg(&bg, (const char *const[]) { "-p", pol, "-d", eci, "run", NULL });
+        wait_for(c, &bg, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                    " AND query ~ '^(WITH batch|DELETE FROM)'");
+        rt_assert_sql(c, "5", "SELECT min(id) FROM app.logs");
+        pgtest_exec(owner, "SET ROLE tr_owner");
+        assert_int_equal(PQsendQuery(owner, "CREATE OR REPLACE TRIGGER late AFTER DELETE ON app.logs FOR EACH ROW"
+                                            " EXECUTE FUNCTION app.late()"),
+                         1);
+        wait_for(c, &bg, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'relation'"
+                    " AND query ~ '^CREATE OR REPLACE TRIGGER late'");
+        pgtest_exec(lock, "SELECT pg_advisory_unlock(4242)");
+        PGresult *r;
+        while ((r = PQgetResult(owner))) {
+                assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+                PQclear(r);
+        }
+        int st = rt_wait_bg(&bg, &out, &err);
+        if (st != 1)
+                fail_msg("exit %d, want 1:\n%s%s", st, out, err);
+        rt_assert_contains(err, "retentiond: error: rule \"logs\" refused: trigger \"late\" on table app.logs runs code of role"
+                                " \"tr_owner\"\n");
+        rt_assert_contains(err, "DETAIL:  The trigger \"late\" on app.logs (function app.late(), owned by role \"tr_owner\") would"
+                                " run with the privileges of the role retentiond runs as when the rule deletes rows of"
+                                " app.logs, and its owner, role \"tr_owner\", is neither that role nor a superuser. It"
+                                " appeared while the rule ran: the batch that would have run it was rolled back; the"
+                                " rule's earlier batches stand.\n");
+        rt_assert_contains(out, "\nlogs                     delete             5");
+        rt_assert_contains(out, "  failed\n");
+        /* the trigger's writes never committed; exactly rows 1-5 (the batches before it) are gone */
+        rt_assert_sql(c, "0", "SELECT count(*) FROM app.fired");
+        rt_assert_sql(c, "6-15|10", "SELECT min(id) || '-' || max(id) || '|' || count(*) FROM app.logs");
+        rt_assert_sql(c, "failed|5|10|true", "SELECT outcome || '|' || rows_deleted || '|' || batches || '|' || (seq IS NOT NULL)"
+                                            " FROM retention.rule_runs WHERE rule = 'logs'");
+        rt_assert_sql(c, "rule \"logs\" refused: trigger \"late\" on table app.logs runs code of role \"tr_owner\"",
+                      "SELECT error FROM retention.rule_runs WHERE rule = 'logs'");
+        rt_expect(0, NULL, NULL, "-d", eci, "verify");
+        free(out);
+        free(err);
+        PQfinish(owner);
+        PQfinish(lock);
+        free(pol);
+        PQfinish(c);
+        free(eci);
+        free(ci);
+}
+
 /* The same for a table the rule's deletes cascade into: there the batch's statement locks the
  * table only when the cascade runs, so the trigger is committed while the batch waits (before it
  * deletes the fifth row) and fires in that same batch; the check before its COMMIT rolls it back. */
@@ -765,6 +849,7 @@ int main(void) {
                 cmocka_unit_test(test_untrusted_trigger_trusted),
                 cmocka_unit_test(test_trusted_triggers),
                 cmocka_unit_test(test_trigger_created_mid_run),
+                cmocka_unit_test(test_trigger_replaced_mid_run),
                 cmocka_unit_test(test_cascade_trigger_created_mid_run),
                 cmocka_unit_test(test_check_database),
                 cmocka_unit_test(test_trail_writes),
