@@ -181,19 +181,43 @@ static int hold_list(Cli *cli, Pg *pg) {
                 printf(cli->all ? "no holds\n" : "no active holds\n");
                 return EXIT_OK;
         }
-        printf("%-6s %-10s %-14s %-9s %-12s %-25s %-25s %s\n", "ID", "SUBJECT", "KEY", "STATE", "PLACED BY", "PLACED AT",
-               "UNTIL", "REASON");
         /* Every value from the registry is printed escaped: a newline or an escape sequence in a
          * reason, a name or a key (put there by SQL, or before retentiond refused them) must not
          * forge a line or rewrite the terminal. */
-        for (int i = 0; i < n; i++) {
-                _cleanup_free_ char *subject = text_escape(PQgetvalue(r, i, HOLDS_SUBJECT)),
-                                    *key = text_escape(PQgetvalue(r, i, HOLDS_KEY)), *by = text_escape(PQgetvalue(r, i, HOLDS_PLACED_BY)),
-                                    *reason = text_escape(PQgetvalue(r, i, HOLDS_REASON));
-                printf("%-6s %-10s %-14s %-9s %-12s %-25s %-25s %s\n", PQgetvalue(r, i, HOLDS_ID), subject, key,
-                       PQgetvalue(r, i, HOLDS_STATE), by, PQgetvalue(r, i, HOLDS_PLACED_AT),
-                       PQgetisnull(r, i, HOLDS_EXPIRES_AT) ? "-" : PQgetvalue(r, i, HOLDS_EXPIRES_AT), reason);
+        enum { C_ID, C_SUBJECT, C_KEY, C_STATE, C_BY, C_AT, C_UNTIL, C_REASON, _C_MAX };
+        static const char *const head[_C_MAX] = { "ID", "SUBJECT", "KEY", "STATE", "PLACED BY", "PLACED AT", "UNTIL", "REASON" };
+        static const int src[_C_MAX] = { HOLDS_ID, HOLDS_SUBJECT, HOLDS_KEY, HOLDS_STATE, HOLDS_PLACED_BY, HOLDS_PLACED_AT,
+                                          HOLDS_EXPIRES_AT, HOLDS_REASON };
+        char **cell = xcalloc((size_t) (n + 1) * _C_MAX, sizeof(char *));
+        size_t width[_C_MAX];
+        for (int c = 0; c < _C_MAX; c++) {
+                cell[c] = xstrdup(head[c]);
+                width[c] = text_width(head[c]);
         }
+        for (int i = 0; i < n; i++)
+                for (int c = 0; c < _C_MAX; c++) {
+                        char **x = &cell[(size_t) (i + 1) * _C_MAX + (size_t) c];
+                        *x = PQgetisnull(r, i, src[c]) ? xstrdup("-") : text_escape(PQgetvalue(r, i, src[c]));
+                        size_t w = text_width(*x);
+                        if (w > width[c])
+                                width[c] = w;
+                }
+        /* Each column as wide as its widest value (in characters), the reason last and unpadded. */
+        for (int i = 0; i <= n; i++) {
+                StrBuf line = {};
+                for (int c = 0; c < _C_MAX; c++) {
+                        const char *x = cell[(size_t) i * _C_MAX + (size_t) c];
+                        strbuf_append(&line, x);
+                        if (c + 1 < _C_MAX)
+                                for (size_t w = text_width(x); w <= width[c]; w++)
+                                        strbuf_append(&line, " ");
+                }
+                printf("%s\n", strbuf_str(&line));
+                strbuf_done(&line);
+        }
+        for (size_t i = 0; i < (size_t) (n + 1) * _C_MAX; i++)
+                free(cell[i]);
+        free(cell);
         return EXIT_OK;
 }
 

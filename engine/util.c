@@ -235,6 +235,13 @@ char *text_escape(const char *s) {
         return strbuf_steal(&b);
 }
 
+size_t text_width(const char *s) {
+        size_t n = 0;
+        for (const unsigned char *p = (const unsigned char *) s; p && *p; p++)
+                n += (*p & 0xC0) != 0x80;
+        return n;
+}
+
 const char *esc_pool(EscPool *p, const char *s) {
         if (!s)
                 return NULL;

@@ -88,6 +88,8 @@ bool text_find_control(const char *s, const char *allow, size_t *offset);
  * bytes, \uHHHH for C1 characters (ESC [ 2 J is shown as \x1b[2J). A backslash stays as it
  * is. NULL stays NULL. */
 char *text_escape(const char *s);
+/* Its width in characters (UTF-8 code points), for aligning columns of escaped text. */
+size_t text_width(const char *s);
 void strbuf_append_escaped(StrBuf *b, const char *s);
 
 /* Escaped copies (text_escape) that live until the pool is done: for printf-heavy output.

@@ -287,10 +287,58 @@ static void test_explain_json(void **state) {
         PQfinish(c);
 }
 
+/* A row anonymised before it is due (by hand, or by another rule) is already anonymised: explain
+ * --json says so whatever its age (issue 17 item 4), and the decision says nothing is left to do. */
+static void test_anonymised_before_due(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("explain_anon_early", &ci);
+        pgtest_exec(c, "CREATE TABLE app.visits (id int PRIMARY KEY, ip inet, email text, seen_at timestamptz)");
+        /* 1: anonymised, not yet due; 2: not anonymised, not yet due; 3: anonymised and due */
+        pgtest_exec(c, "INSERT INTO app.visits VALUES (1, '192.0.2.0/24', '*@example.com', '2999-01-01 00:00:00+00'),"
+                       " (2, '192.0.2.7', 'ann@example.com', '2999-01-01 00:00:00+00'),"
+                       " (3, '198.51.100.0/24', '*@example.org', '2000-01-01 00:00:00+00')");
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  visits:\n"
+                              "    clause: \"addresses are shortened after 30 days\"\n"
+                              "    table: app.visits\n"
+                              "    column: seen_at\n"
+                              "    retain: 30 days\n"
+                              "    action: anonymise\n"
+                              "    columns: { ip: truncate_ip, email: email_domain }\n");
+        const char *fixed = "\"age_value\":\"2999-01-01 00:00:00+00\",\"cutoff\":\"";
+        char *out = explain(0, NULL, pol, ci, "app.visits", "1", "--json", NULL);
+        rt_assert_contains(out, fixed);
+        rt_assert_contains(out, "\"due_by_age\":false,\"due_at\":\"2999-01-31 00:00:00+00\",\"where_matches\":true,"
+                                "\"already_anonymised\":true,\"holds\":[]");
+        rt_assert_contains(out, "\"state\":\"anonymised\",\"decision\":\"already anonymised (ip truncate_ip, email"
+                                " email_domain): nothing left to do\"");
+        rt_assert_contains(out, "\"action_at\":null,\"action_at_known\":false,\"action_at_note\":\"already anonymised\"}");
+        free(out);
+        out = explain(0, NULL, pol, ci, "app.visits", "2", "--json", NULL);
+        rt_assert_contains(out, "\"due_by_age\":false,\"due_at\":\"2999-01-31 00:00:00+00\",\"where_matches\":true,"
+                                "\"already_anonymised\":false,\"holds\":[]");
+        rt_assert_contains(out, "\"state\":\"not_due\"");
+        free(out);
+        out = explain(0, NULL, pol, ci, "app.visits", "3", "--json", NULL);
+        rt_assert_contains(out, "\"due_by_age\":true,\"due_at\":\"2000-01-31 00:00:00+00\",\"where_matches\":true,"
+                                "\"already_anonymised\":true,\"holds\":[]");
+        rt_assert_contains(out, "\"state\":\"anonymised\"");
+        free(out);
+        out = explain(0, NULL, pol, ci, "app.visits", "1", NULL);
+        rt_assert_contains(out, "already anonymised (ip truncate_ip, email email_domain): nothing left to do");
+        free(out);
+        free(pol);
+        free(ci);
+        PQfinish(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_explain),
                 cmocka_unit_test(test_explain_json),
+                cmocka_unit_test(test_anonymised_before_due),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }

@@ -557,6 +557,33 @@ static void test_control_characters(void **state) {
         free(ci);
 }
 
+/* hold list: every column as wide as its widest value, so that wide keys, subjects and names do
+ * not shift the columns after them (issue 17 item 4); the reason last, unpadded. */
+static void test_hold_list_aligned(void **state) {
+        (void) state;
+        char *ci, *out;
+        PGconn *c = accounts_db("holds_aligned", &ci, 1);
+        pgtest_exec(c, "SET TimeZone = 'UTC'");
+        pgtest_exec(c, "WITH h AS (INSERT INTO retention.holds (subject, subject_key, reason, placed_by, placed_at, expires_at)"
+                       " VALUES ('account', '1', 'short', 'me', '2026-01-02 03:04:05+00', NULL),"
+                       " ('a-much-longer-subject', '0042-ÄÖÜ-very-long-key-value', 'wide', 'operator-with-a-long-name',"
+                       " '2026-01-02 03:04:05+00', '2999-01-01 00:00:00+00') RETURNING id)"
+                       " INSERT INTO retention.hold_events (hold_id, event, by) SELECT id, 'placed', 'sql' FROM h");
+        char *ciz = rt_asprintf("%s options=-cTimeZone=UTC", ci);
+        rt_expect(0, &out, NULL, "-d", ciz, "hold", "list");
+        free(ciz);
+        assert_string_equal(out,
+                            "ID SUBJECT               KEY                          STATE  PLACED BY                 PLACED AT"
+                            "              UNTIL                  REASON\n"
+                            "1  account               1                            active me                        2026-01-02"
+                            " 03:04:05+00 -                      short\n"
+                            "2  a-much-longer-subject 0042-ÄÖÜ-very-long-key-value active operator-with-a-long-name 2026-01-02"
+                            " 03:04:05+00 2999-01-01 00:00:00+00 wide\n");
+        free(out);
+        PQfinish(c);
+        free(ci);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_registry_holds),
@@ -566,6 +593,7 @@ int main(void) {
                 cmocka_unit_test(test_restrict_below_cascade),
                 cmocka_unit_test(test_canonical_keys),
                 cmocka_unit_test(test_control_characters),
+                cmocka_unit_test(test_hold_list_aligned),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }
