@@ -632,7 +632,7 @@ static int resolve_names(Pg *pg, const QualifiedName *const *names, size_t n, ui
  * loaded before it (an unqualified name, cat_cache_find_name()) is not loaded again; a missing
  * table is left out (plan_build() reports it per rule). */
 static int load_named(Pg *pg, const Policy *p, CatCache *cache, PgError *err) {
-        size_t cap = p->n_rules + p->n_holds + p->n_subjects;
+        size_t cap = 2 * p->n_rules + p->n_holds + p->n_subjects;
         _cleanup_free_ const QualifiedName **names = xcalloc(cap ? cap : 1, sizeof(QualifiedName *));
         size_t n = 0;
         for (size_t i = 0; i < p->n_rules; i++)
@@ -640,6 +640,9 @@ static int load_named(Pg *pg, const Policy *p, CatCache *cache, PgError *err) {
         for (size_t i = 0; i < p->n_holds; i++)
                 if (!p->holds[i].registry)
                         names[n++] = &p->holds[i].table;
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (p->rules[i].has_referrer) /* the rows that refer to the rule's rows (referenced_by) */
+                        names[n++] = &p->rules[i].referrer.table;
         for (size_t i = 0; i < p->n_subjects; i++)
                 names[n++] = &p->subjects[i].table;
         _cleanup_free_ uint32_t *oids = xcalloc(n ? n : 1, sizeof(uint32_t));

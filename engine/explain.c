@@ -181,6 +181,7 @@ static int explain_rule(Pg *pg, const Policy *policy, CatCache *cache, ExplainRo
         ri->due_at = dup_value(rr, 0, EXPLAIN_DUE_AT);
         ri->age_due = bool_value(rr, 0, EXPLAIN_AGE_DUE);
         ri->matches = bool_value(rr, 0, EXPLAIN_MATCHES);
+        ri->covered = bool_value(rr, 0, EXPLAIN_COVERED);
         ri->done = bool_value(rr, 0, EXPLAIN_DONE);
         ri->overdue_at = dup_value(rr, 0, EXPLAIN_OVERDUE_AT);
         ri->overdue_age = bool_value(rr, 0, EXPLAIN_OVERDUE_AGE);
@@ -216,17 +217,18 @@ static int explain_rule(Pg *pg, const Policy *policy, CatCache *cache, ExplainRo
                 k = exec_plan_stmt(pg, &e.registry, slots, n_slots, row->key, row->n_key, &hr, err);
                 if (k)
                         goto out;
+                /* one row per active operator hold, column 5 the registry hold it is of */
                 for (size_t i = 0; i < ri->n_holds; i++) {
                         ExplainHold *h = &ri->holds[i];
                         if (!h->hold->registry)
                                 continue;
-                        h->n_rows = (size_t) PQntuples(hr);
-                        h->rows = xcalloc(h->n_rows ? h->n_rows : 1, sizeof(ExplainRegistryRow));
-                        for (size_t j = 0; j < h->n_rows; j++)
-                                h->rows[j] = (ExplainRegistryRow) {
-                                        dup_value(hr, (int) j, 0), dup_value(hr, (int) j, 1), dup_value(hr, (int) j, 2),
-                                        dup_value(hr, (int) j, 3), dup_value(hr, (int) j, 4),
-                                };
+                        h->rows = xcalloc((size_t) PQntuples(hr) + 1, sizeof(ExplainRegistryRow));
+                        for (int j = 0; j < PQntuples(hr); j++)
+                                if (streq(PQgetvalue(hr, j, 5), h->hold->name))
+                                        h->rows[h->n_rows++] = (ExplainRegistryRow) {
+                                                dup_value(hr, j, 0), dup_value(hr, j, 1), dup_value(hr, j, 2),
+                                                dup_value(hr, j, 3), dup_value(hr, j, 4),
+                                        };
                 }
         }
         k = 0;
@@ -348,6 +350,14 @@ static bool decide_state(ExplainRule *ri, const char *held_by) {
                 ri->state = "not_covered";
                 ri->decision = xstrdup("not covered: the rule's where filter does not match this row");
                 ri->own_note = xstrdup("never, while the where filter does not match");
+        } else if (!ri->covered) {
+                _cleanup_free_ char *rt = qualified_name_display(&r->referrer.table);
+                _cleanup_free_ char *rc = ident_display(r->referrer.column);
+                ri->state = "not_covered";
+                ri->decision = xasprintf("not covered: it is not the subject's alone (no row of %s refers to it through %s,"
+                                         " or a row of another table refers to it too)",
+                                         rt, rc);
+                ri->own_note = xasprintf("never, while it is not referred to from %s alone", rt);
         } else if (ri->done) {
                 _cleanup_free_ char *cols = explain_columns_text(r->columns, r->n_columns);
                 ri->state = "anonymised";

@@ -40,7 +40,7 @@ typedef struct ExplainRule {
         char *error; /* the rule cannot be planned or its where is refused: nothing else is set */
         char *cutoff, *overdue_cutoff;
         char *age, *due_at, *overdue_at;
-        bool age_due, matches, done, overdue_age, while_held_done;
+        bool age_due, matches, covered, done, overdue_age, while_held_done;
         ExplainHold *holds;
         size_t n_holds;
         ExplainFlag *cascade, *others, *refs;

@@ -111,10 +111,8 @@ void holds_registry_use(const Policy *p, const Subject *s, bool *used, bool *els
         *used = *elsewhere = false;
         for (size_t i = 0; i < p->n_rules; i++) {
                 const Rule *r = &p->rules[i];
-                if (!r->subject || !streq(r->subject->name, s->name))
-                        continue;
                 for (size_t j = 0; j < r->n_holds; j++) {
-                        if (!r->holds[j]->registry)
+                        if (!r->holds[j]->registry || !r->holds[j]->subject || !streq(r->holds[j]->subject->name, s->name))
                                 continue;
                         *used = true;
                         if (!qualified_name_equal(&r->table, &s->table))

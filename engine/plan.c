@@ -168,19 +168,85 @@ static char *subject_key_expr(const Rule *r, const char *alias) {
         return col(alias, r->subject->key);
 }
 
+static char *fk_join(const CatForeignKey *fk, const char *child_alias, const char *parent_alias);
+
+/* The subject keys of a row for one hold: one expression of the row (`key`, its column), or for a
+ * rule reached through `referenced_by` the set of keys the referring rows hold (`set`: the
+ * expression, `from`: FROM ... WHERE of the referring rows of the row), which may be empty. */
+typedef struct SubjKey {
+        char *key;
+        char *set;
+        char *from;
+        const char *column; /* the column of the rule's table that holds it (Citus co-location), or NULL */
+} SubjKey;
+
+static void subj_key_done(SubjKey *k) {
+        free(k->key);
+        free(k->set);
+        free(k->from);
+        *k = (SubjKey) {};
+}
+
+/* The foreign key through which the rows of r's `referenced_by` table refer to the rows of t: one
+ * column, the one `referenced_by` names. NULL when there is none. */
+static const CatForeignKey *referrer_fk(const CatCache *cache, const CatTable *t, const Rule *r) {
+        const CatTable *rt = r->has_referrer && t ? cat_cache_find_name(cache, &r->referrer.table) : NULL;
+        if (!rt)
+                return NULL;
+        for (size_t i = 0; i < t->n_referenced_by; i++) {
+                const CatForeignKey *fk = &t->referenced_by[i];
+                if (fk->child_oid == rt->oid && fk->n_columns == 1 && streq(fk->child_columns[0], r->referrer.column))
+                        return fk;
+        }
+        return NULL;
+}
+
+/* Where the key of hold h's subject is for row `alias` of rule r: the rule's subject (its
+ * subject_column, its own key, or the referring rows), or a subject whose table is the rule's. */
+static void hold_key(Gen *g, const Rule *r, const Hold *h, const char *alias, SubjKey *ret) {
+        *ret = (SubjKey) {};
+        if (!rule_hold_of_own_subject(r, h)) {
+                ret->key = col(alias, h->subject->key);
+                ret->column = h->subject->key;
+                return;
+        }
+        if (!r->has_referrer) {
+                ret->key = subject_key_expr(r, alias);
+                ret->column = r->subject_column ? r->subject_column : r->subject->key;
+                return;
+        }
+        const CatForeignKey *fk = referrer_fk(g->cache, table_of_rule(g, r), r);
+        _cleanup_free_ char *a = new_alias(g, "rf");
+        _cleanup_free_ char *tq = qualified_name_quote(&r->referrer.table);
+        /* plan_check_rule() refuses a rule without the foreign key: no statement is built then */
+        _cleanup_free_ char *join = fk ? fk_join(fk, a, alias) : xstrdup("false");
+        ret->set = col(a, r->referrer.subject_column ? r->referrer.subject_column : r->subject->key);
+        ret->from = xasprintf("FROM %s %s WHERE %s", tq, a, join);
+}
+
+/* x = the key (as text when as_text), or x IN the keys of the referring rows. */
+static char *key_eq(const SubjKey *k, const char *x, bool as_text) {
+        const char *cast = as_text ? "::text" : "";
+        if (k->set)
+                return xasprintf("%s IN (SELECT (%s)%s %s)", x, k->set, cast, k->from);
+        return as_text ? xasprintf("%s = (%s)::text", x, k->key) : xasprintf("%s = %s", x, k->key);
+}
+
 /* Does hold row `a` (of retention.holds) hold the subject key `key`? Its text is the key's, or
  * the key's text is what the hold's key reads as through the subject key column's type. */
-static char *registry_key_match(Gen *g, const Subject *subj, const char *a, const char *key) {
+static char *registry_key_match(Gen *g, const Subject *subj, const char *a, const SubjKey *key) {
         const CatTable *st = g->cache ? cat_cache_find_name(g->cache, &subj->table) : NULL;
+        _cleanup_free_ char *sk = xasprintf("%s.subject_key", a);
+        _cleanup_free_ char *plain = key_eq(key, sk, true);
         if (!st)
-                return xasprintf("%s.subject_key = (%s)::text", a, key);
+                return TAKE_PTR(plain);
         char oid[16];
         snprintf(oid, sizeof(oid), "%u", st->oid);
         _cleanup_free_ char *o = param(g, PARAM_CONST, 0, oid, "subject table oid");
         _cleanup_free_ char *c = param(g, PARAM_CONST, 0, subj->key, "subject key column");
-        return xasprintf("(%s.subject_key = (%s)::text OR retention.hold_key_as_read(%s.subject_key, %s::oid::regclass, %s::name)"
-                         " = (%s)::text)",
-                         a, key, a, o, c, key);
+        _cleanup_free_ char *read = xasprintf("retention.hold_key_as_read(%s.subject_key, %s::oid::regclass, %s::name)", a, o, c);
+        _cleanup_free_ char *m = key_eq(key, read, true);
+        return xasprintf("(%s OR %s)", plain, m);
 }
 
 /* Citus: may the statements of this plan join the evidence table of derived hold h row by row
@@ -188,7 +254,7 @@ static char *registry_key_match(Gen *g, const Subject *subj, const char *a, cons
  * Citus pushes the join down to the shards: evidence in a reference table, or distributed in the
  * same colocation group and matched on both distribution columns. Otherwise the young subjects go
  * as an array (evidence_as_array()). */
-static bool evidence_joins(const Gen *g, const CatTable *ev, const Hold *h) {
+static bool evidence_joins(const Gen *g, const CatTable *ev, const Hold *h, const SubjKey *k) {
         const CatTable *t = g->plan ? g->plan->table : NULL;
         if (!t || !cat_table_is_citus(t) || !ev)
                 return true;
@@ -197,26 +263,29 @@ static bool evidence_joins(const Gen *g, const CatTable *ev, const Hold *h) {
         if (ev->dist != CAT_DIST_DISTRIBUTED || t->dist != CAT_DIST_DISTRIBUTED || ev->colocation_id != t->colocation_id ||
             !ev->dist_column || !t->dist_column || !streq(ev->dist_column, h->subject_column))
                 return false;
-        const Rule *r = g->plan->rule;
-        const char *key = r->subject_column ? r->subject_column : r->subject ? r->subject->key : NULL;
-        return key && streq(t->dist_column, key);
+        return k->column && streq(t->dist_column, k->column);
 }
 
-static bool evidence_as_array(const Gen *g, const CatTable *ev, const Hold *h) {
-        return !evidence_joins(g, ev, h);
+static bool evidence_as_array(const Gen *g, const CatTable *ev, const Hold *h, const SubjKey *k) {
+        return !evidence_joins(g, ev, h, k);
 }
 
-/* Is the hold in force for the row `alias` of a table whose subject key is `key`? */
-static char *hold_expr(Gen *g, const Hold *h, const char *key) {
+/* Is the hold in force for a row whose subject keys are `sk`? (Citus's arrays only for a key of
+ * the row itself: plan_check_rule() refuses `referenced_by` on Citus's tables.) */
+static char *hold_expr(Gen *g, const Hold *h, const SubjKey *sk) {
+        const char *key = sk->key;
         if (h->registry) {
                 _cleanup_free_ char *s = param(g, PARAM_CONST, 0, h->subject->name, "subject name");
                 _cleanup_free_ char *a = new_alias(g, "rh");
                 const CatTable *st = g->cache ? cat_cache_find_name(g->cache, &h->subject->table) : NULL;
-                if (!st)
+                if (!st) {
+                        _cleanup_free_ char *sk_col = xasprintf("%s.subject_key", a);
+                        _cleanup_free_ char *m = key_eq(sk, sk_col, true);
                         return xasprintf("EXISTS (SELECT 1 FROM retention.holds %s WHERE %s.subject = %s"
-                                         " AND %s.subject_key = (%s)::text AND %s.released_at IS NULL"
+                                         " AND %s AND %s.released_at IS NULL"
                                          " AND (%s.expires_at IS NULL OR %s.expires_at > now()))",
-                                         a, a, s, a, key, a, a, a);
+                                         a, a, s, m, a, a, a);
+                }
                 /* Keys are canonical (hold add); as a second line of defence, the keys of holds in
                  * force that are not are matched by their canonical text too, read through the
                  * subject key column's type once per statement (an InitPlan, normally empty). One
@@ -227,7 +296,7 @@ static char *hold_expr(Gen *g, const Hold *h, const char *key) {
                 _cleanup_free_ char *o = param(g, PARAM_CONST, 0, oid, "subject table oid");
                 _cleanup_free_ char *c = param(g, PARAM_CONST, 0, h->subject->key, "subject key column");
                 _cleanup_free_ char *k = new_alias(g, "hk");
-                if (g->plan->table && cat_table_is_citus(g->plan->table))
+                if (g->plan->table && cat_table_is_citus(g->plan->table) && key)
                         /* Citus: the registry is a table of the coordinator, which a statement on a
                          * distributed or reference table cannot join ("direct joins between
                          * distributed and local tables are not supported"). The same keys as one
@@ -240,11 +309,13 @@ static char *hold_expr(Gen *g, const Hold *h, const char *key) {
                                          " UNION ALL SELECT %s FROM retention.hold_keys_noncanonical(%s, %s::oid::regclass,"
                                          " %s::name, now()) %s)))",
                                          key, key, a, a, a, s, a, a, a, k, s, o, c, k);
+                _cleanup_free_ char *kk = xasprintf("%s.k", k);
+                _cleanup_free_ char *m = key_eq(sk, kk, true);
                 return xasprintf("EXISTS (SELECT 1 FROM (SELECT %s.subject_key AS k FROM retention.holds %s WHERE %s.subject = %s"
                                  " AND %s.released_at IS NULL AND (%s.expires_at IS NULL OR %s.expires_at > now())"
                                  " UNION ALL SELECT unnest((SELECT array_agg(nk) FROM retention.hold_keys_noncanonical(%s,"
-                                 " %s::oid::regclass, %s::name, now()) nk))) %s WHERE %s.k = (%s)::text)",
-                                 a, a, a, s, a, a, a, s, o, c, k, k, key);
+                                 " %s::oid::regclass, %s::name, now()) nk))) %s WHERE %s)",
+                                 a, a, a, s, a, a, a, s, o, c, k, m);
         }
         const CatTable *ev = cat_cache_find_name(g->cache, &h->table);
         const CatColumn *c = ev ? cat_table_column(ev, h->column) : NULL;
@@ -256,15 +327,15 @@ static char *hold_expr(Gen *g, const Hold *h, const char *key) {
         _cleanup_free_ char *ac = col(a, h->column);
         _cleanup_free_ char *cut = cut_expr(g, slot, k);
         /* Evidence is young unless provably older than the hold's cutoff: NULL holds. */
-        if (evidence_as_array(g, ev, h))
+        if (key && evidence_as_array(g, ev, h, sk))
                 /* Citus, evidence that cannot be joined on the shards (a table of the coordinator,
                  * or distributed otherwise): its young subjects as one uncorrelated array, computed
                  * first and sent with the statement. A NULL subject holds nothing, as in the join. */
                 return xasprintf("(%s IS NOT NULL AND %s = ANY (ARRAY(SELECT %s FROM %s %s"
                                  " WHERE %s IS NOT NULL AND (%s >= %s OR %s IS NULL))))",
                                  key, key, sc, tq, a, sc, ac, cut, ac);
-        return xasprintf("EXISTS (SELECT 1 FROM %s %s WHERE %s = %s AND (%s >= %s OR %s IS NULL))",
-                         tq, a, sc, key, ac, cut, ac);
+        _cleanup_free_ char *m = key_eq(sk, sc, false);
+        return xasprintf("EXISTS (SELECT 1 FROM %s %s WHERE %s AND (%s >= %s OR %s IS NULL))", tq, a, m, ac, cut, ac);
 }
 
 /* OR of the rule's holds for row `alias`; NULL when the rule has none. */
@@ -272,9 +343,11 @@ static char *rule_holds_expr(Gen *g, const Rule *r, const char *alias) {
         if (r->n_holds == 0 || !r->subject)
                 return NULL;
         StrBuf b = {};
-        _cleanup_free_ char *key = subject_key_expr(r, alias);
         for (size_t i = 0; i < r->n_holds; i++) {
-                _cleanup_free_ char *e = hold_expr(g, r->holds[i], key);
+                SubjKey k;
+                hold_key(g, r, r->holds[i], alias, &k);
+                _cleanup_free_ char *e = hold_expr(g, r->holds[i], &k);
+                subj_key_done(&k);
                 strbuf_append(&b, i ? " OR " : "(");
                 strbuf_append(&b, e);
         }
@@ -559,6 +632,7 @@ static char *set_list(Gen *g, const ColumnMethod *cols, size_t n, const char *al
 typedef struct Preds {
         char *age;        /* t.col < cutoff */
         char *where;      /* administrator filter or NULL */
+        char *covered;    /* referenced_by: a row of that table refers to it and none of another, or NULL */
         char *not_done;   /* anonymise: NOT all done, or NULL */
         char *holds;      /* rule holds or NULL */
         char *cascade;    /* cascade protection or NULL */
@@ -569,6 +643,7 @@ typedef struct Preds {
 
 static void preds_done(Preds *p) {
         free(p->age);
+        free(p->covered);
         free(p->where);
         free(p->not_done);
         free(p->holds);
@@ -576,6 +651,35 @@ static void preds_done(Preds *p) {
         free(p->others);
         free(p->restricts);
         free(p->overdue);
+}
+
+/* The rows a rule with `referenced_by` covers: those a row of that table refers to (through the
+ * foreign key), and no row of any other table does. An address no customer refers to (a store's)
+ * is none of the customer's business, nor is one a store shares with a customer: it is the store's
+ * too. NULL for a rule without `referenced_by`. */
+static char *covered_expr(Gen *g, const Rule *r, const char *alias) {
+        if (!r->has_referrer)
+                return NULL;
+        const CatTable *t = table_of_rule(g, r);
+        const CatForeignKey *fk = referrer_fk(g->cache, t, r);
+        if (!t || !fk)
+                return xstrdup("false");
+        _cleanup_free_ char *a = new_alias(g, "rf");
+        _cleanup_free_ char *tq = qualified_name_quote(&fk->child);
+        _cleanup_free_ char *join = fk_join(fk, a, alias);
+        StrBuf b = {};
+        strbuf_appendf(&b, "(EXISTS (SELECT 1 FROM %s %s WHERE %s)", tq, a, join);
+        for (size_t i = 0; i < t->n_referenced_by; i++) {
+                const CatForeignKey *o = &t->referenced_by[i];
+                if (o == fk)
+                        continue;
+                _cleanup_free_ char *oa = new_alias(g, "os");
+                _cleanup_free_ char *oq = qualified_name_quote(&o->child);
+                _cleanup_free_ char *oj = fk_join(o, oa, alias);
+                strbuf_appendf(&b, " AND NOT EXISTS (SELECT 1 FROM %s %s WHERE %s)", oq, oa, oj);
+        }
+        strbuf_append(&b, ")");
+        return strbuf_steal(&b);
 }
 
 /* Only what due_expr() needs (age, where, not done): a statement must use every parameter it
@@ -588,6 +692,7 @@ static void preds_build_due(Gen *g, const Rule *r, const char *alias, Preds *p) 
         *p = (Preds) {};
         p->age = xasprintf("%s < %s", c, ce);
         p->where = where_expr(r);
+        p->covered = covered_expr(g, r, alias);
         if (r->action == ACTION_ANONYMISE) {
                 _cleanup_free_ char *d = all_done_expr(g, r->columns, r->n_columns, alias);
                 p->not_done = xasprintf("NOT %s", d);
@@ -631,6 +736,8 @@ static char *due_expr(const Preds *p) {
         strbuf_append(&b, p->age);
         if (p->where)
                 strbuf_appendf(&b, " AND %s", p->where);
+        if (p->covered)
+                strbuf_appendf(&b, " AND %s", p->covered);
         if (p->not_done)
                 strbuf_appendf(&b, " AND %s", p->not_done);
         return strbuf_steal(&b);
@@ -935,6 +1042,13 @@ static void untrusted_walk_rule(UntrustedWalk *w, const Rule *r) {
                                                       tn);
                 untrusted_walk(w, t, events, when, 0);
         }
+        /* The rows that refer to the rule's rows (`referenced_by`) are read in every statement. */
+        const CatTable *rft = r->has_referrer ? cat_cache_find_name(cache, &r->referrer.table) : NULL;
+        if (rft) {
+                _cleanup_free_ char *rn = qualified_name_display(&rft->name);
+                _cleanup_free_ char *when = xasprintf("when the rule reads %s for the subjects of its rows", rn);
+                untrusted_walk(w, rft, CAT_EVENT_READ, when, 5);
+        }
         /* The evidence of its derived holds is read in every statement: only row-level security
          * runs there. */
         for (size_t i = 0; i < r->n_holds; i++) {
@@ -946,6 +1060,70 @@ static void untrusted_walk_rule(UntrustedWalk *w, const Rule *r) {
                 _cleanup_free_ char *when = xasprintf("when the rule reads %s for hold \"%s\"", hn, h->name);
                 untrusted_walk(w, ht, CAT_EVENT_READ, when, 5);
         }
+}
+
+/* "Did you mean" among the columns of rt through which a foreign key of one column refers to t. */
+static char *referrer_hint(const CatTable *t, const CatTable *rt, const char *column) {
+        _cleanup_free_ const char **names = xcalloc(t->n_referenced_by + 1, sizeof(char *));
+        size_t n = 0;
+        for (size_t i = 0; i < t->n_referenced_by; i++)
+                if (t->referenced_by[i].child_oid == rt->oid && t->referenced_by[i].n_columns == 1)
+                        names[n++] = t->referenced_by[i].child_columns[0];
+        const char *c = closest_name(column, names, n);
+        _cleanup_free_ char *tn = qualified_name_display(&t->name);
+        _cleanup_free_ char *rn = qualified_name_display(&rt->name);
+        _cleanup_free_ char *cn = ident_display(column);
+        if (c) {
+                _cleanup_free_ char *d = ident_display(c);
+                return xasprintf("Did you mean \"%s\"?", d);
+        }
+        if (n == 1) {
+                _cleanup_free_ char *d = ident_display(names[0]);
+                return xasprintf("The foreign key of %s that refers to %s is on column %s.", rn, tn, d);
+        }
+        return xasprintf("\"referenced_by\" follows a foreign key: ALTER TABLE %s ADD FOREIGN KEY (%s) REFERENCES %s;", rn, cn, tn);
+}
+
+/* A rule's `referenced_by:` against the catalog: the table, its column, the foreign key through
+ * which it refers to the rule's table, the subject's key in it, its index, the privilege to read it. */
+static void check_referrer_catalog(const Rule *r, const CatTable *t, const CatCache *cache, Findings *fs) {
+        const Referrer *x = &r->referrer;
+        const CatTable *rt = cat_cache_find_name(cache, &x->table);
+        _cleanup_free_ char *rn = qualified_name_display(&x->table);
+        _cleanup_free_ char *tn = qualified_name_display(&t->name);
+        const Location *tl = x->table_loc.line ? &x->table_loc : &x->loc, *cl = x->column_loc.line ? &x->column_loc : &x->loc;
+        PlanFinding *f;
+        if (!rt) {
+                f = finding(fs, true, tl, xasprintf("rule \"%s\": relation \"%s\" does not exist", r->name, rn));
+                f->missing_table = &x->table;
+                return;
+        }
+        _cleanup_free_ char *cn = ident_display(x->column);
+        if (!cat_table_column(rt, x->column)) {
+                f = finding(fs, true, cl, xasprintf("rule \"%s\": column \"%s\" does not exist in table %s", r->name, cn, rn));
+                f->hint = column_hint(rt, x->column);
+        } else if (!referrer_fk(cache, t, r)) {
+                f = finding(fs, true, cl,
+                            xasprintf("rule \"%s\": no foreign key of %s refers to %s through column %s alone", r->name, rn, tn, cn));
+                f->hint = referrer_hint(t, rt, x->column);
+        } else if (!cat_table_has_index_on(rt, x->column))
+                finding(fs, false, cl,
+                        xasprintf("rule \"%s\": no index on %s (%s): every check of a row's subjects reads the table;"
+                                  " fix: CREATE INDEX CONCURRENTLY ON %s (%s);",
+                                  r->name, rn, cn, rn, cn));
+        const char *sc = x->subject_column ? x->subject_column : r->subject->key;
+        if (!cat_table_column(rt, sc)) {
+                _cleanup_free_ char *scd = ident_display(sc);
+                f = finding(fs, true, x->subject_column ? &x->subject_column_loc : tl,
+                            xasprintf("rule \"%s\": subject column \"%s\" does not exist in table %s", r->name, scd, rn));
+                f->hint = column_hint(rt, sc);
+        }
+        if (!rt->can_select)
+                finding(fs, true, tl, xasprintf("rule \"%s\": permission denied: the role cannot SELECT from %s", r->name, rn))
+                        ->permission = true;
+        if (cat_table_is_citus(t) || cat_table_is_citus(rt))
+                finding(fs, true, &x->loc,
+                        xasprintf("rule \"%s\": \"referenced_by\" on tables of Citus is not supported (%s, %s)", r->name, tn, rn));
 }
 
 size_t plan_check_rule_findings(const Policy *policy, const Rule *r, const CatCache *cache, PlanFinding **ret, size_t *n_ret) {
@@ -983,7 +1161,9 @@ size_t plan_check_rule_findings(const Policy *policy, const Rule *r, const CatCa
         if (r->has_while_held)
                 check_columns(r, t, r->while_held_columns, r->n_while_held_columns, &fs);
 
-        if (r->subject) {
+        if (r->subject && r->has_referrer)
+                check_referrer_catalog(r, t, cache, &fs);
+        else if (r->subject) {
                 const char *sc = r->subject_column ? r->subject_column : r->subject->key;
                 if (!cat_table_column(t, sc)) {
                         _cleanup_free_ char *scd = ident_display(sc);
@@ -1407,8 +1587,10 @@ static void build_tally(Gen *g, const Rule *r) {
         /* per hold */
         if (r->subject)
                 for (size_t i = 0; i < r->n_holds; i++) {
-                        _cleanup_free_ char *key = subject_key_expr(r, "t");
-                        _cleanup_free_ char *h = hold_expr(g, r->holds[i], key);
+                        SubjKey key;
+                        hold_key(g, r, r->holds[i], "t", &key);
+                        _cleanup_free_ char *h = hold_expr(g, r->holds[i], &key);
+                        subj_key_done(&key);
                         strbuf_appendf(&b, ", count(*) FILTER (WHERE %s)", h);
                         add_msg(&p->tally_holds, &p->n_tally_holds, xstrdup(r->holds[i]->name));
                 }
@@ -1679,7 +1861,7 @@ static char *age_base(Gen *g, const char *x, ColumnKind k, const PeriodStart *s)
         return period_end(g, s, ts);
 }
 
-static void explain_hold_columns(Gen *g, const Hold *h, const char *key, StrBuf *b) {
+static void explain_hold_columns(Gen *g, const Hold *h, const SubjKey *key, StrBuf *b) {
         _cleanup_free_ char *applies = hold_expr(g, h, key);
         if (h->registry) {
                 _cleanup_free_ char *s = param(g, PARAM_CONST, 0, h->subject->name, "subject name");
@@ -1702,10 +1884,11 @@ static void explain_hold_columns(Gen *g, const Hold *h, const char *key, StrBuf 
         _cleanup_free_ char *ac = col("ev", h->column);
         _cleanup_free_ char *base = age_base(g, "e.m", k, &h->start);
         _cleanup_free_ char *until = due_at_sql(g, base, &h->retain);
+        _cleanup_free_ char *m = key_eq(key, sc, false);
         strbuf_appendf(b, ", %s", applies);
-        strbuf_appendf(b, ", (SELECT (%s)::text FROM (SELECT max(%s) AS m FROM %s ev WHERE %s = %s) e)", until, ac, tq, sc, key);
-        strbuf_appendf(b, ", EXISTS (SELECT 1 FROM %s ev WHERE %s = %s AND %s IS NULL)", tq, sc, key, ac);
-        strbuf_appendf(b, ", (SELECT max(%s)::text FROM %s ev WHERE %s = %s)", ac, tq, sc, key);
+        strbuf_appendf(b, ", (SELECT (%s)::text FROM (SELECT max(%s) AS m FROM %s ev WHERE %s) e)", until, ac, tq, m);
+        strbuf_appendf(b, ", EXISTS (SELECT 1 FROM %s ev WHERE %s AND %s IS NULL)", tq, m, ac);
+        strbuf_appendf(b, ", (SELECT max(%s)::text FROM %s ev WHERE %s)", ac, tq, m);
 }
 
 static char *key_match(Gen *g, char *const *pk, size_t n_pk, const char *alias) {
@@ -1733,6 +1916,8 @@ void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char 
         _cleanup_free_ char *due_at = due_at_sql(&g, base, &r->retain);
         _cleanup_free_ char *w = where_expr(r);
         strbuf_appendf(&b, "SELECT %s::text, (%s)::text, %s < %s, %s", age, due_at, age, ce, w ? w : "true");
+        _cleanup_free_ char *cov = covered_expr(&g, r, "t");
+        strbuf_appendf(&b, ", %s", cov ? cov : "true");
         if (r->action == ACTION_ANONYMISE) {
                 _cleanup_free_ char *d = all_done_expr(&g, r->columns, r->n_columns, "t");
                 strbuf_appendf(&b, ", %s", d);
@@ -1752,11 +1937,13 @@ void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char 
         } else
                 strbuf_append(&b, ", false");
 
-        if (r->subject) {
-                _cleanup_free_ char *key = subject_key_expr(r, "t");
-                for (size_t i = 0; i < r->n_holds; i++)
-                        explain_hold_columns(&g, r->holds[i], key, &b);
-        }
+        if (r->subject)
+                for (size_t i = 0; i < r->n_holds; i++) {
+                        SubjKey key;
+                        hold_key(&g, r, r->holds[i], "t", &key);
+                        explain_hold_columns(&g, r->holds[i], &key, &b);
+                        subj_key_done(&key);
+                }
         if (r->action == ACTION_DELETE) {
                 const CatTable *t = plan->table;
                 for (size_t i = 0; i < t->n_referenced_by; i++) {
@@ -1792,21 +1979,28 @@ void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char 
         strbuf_appendf(&b, " FROM %s t WHERE %s", tq, km);
         finish_statement(&g, &e.row, strbuf_steal(&b));
 
-        bool registry = false;
-        for (size_t i = 0; i < r->n_holds; i++)
-                if (r->holds[i]->registry)
-                        registry = true;
-        if (registry && r->subject) {
-                _cleanup_free_ char *key = subject_key_expr(r, "t");
-                _cleanup_free_ char *s = param(&g, PARAM_CONST, 0, r->subject->name, "subject name");
+        /* The active operator holds of each registry hold, by the hold's name (its subject's keys). */
+        StrBuf reg = {};
+        for (size_t i = 0; r->subject && i < r->n_holds; i++) {
+                const Hold *h = r->holds[i];
+                if (!h->registry)
+                        continue;
+                SubjKey key;
+                hold_key(&g, r, h, "t", &key);
+                _cleanup_free_ char *hn = param(&g, PARAM_CONST, 0, h->name, "hold name");
+                _cleanup_free_ char *s = param(&g, PARAM_CONST, 0, h->subject->name, "subject name");
                 _cleanup_free_ char *km2 = key_match(&g, pk, n_pk, "t");
-                _cleanup_free_ char *m = registry_key_match(&g, r->subject, "rh", key);
-                finish_statement(&g, &e.registry,
-                                 xasprintf("SELECT rh.id::text, rh.reason, rh.placed_by, rh.placed_at::text, rh.expires_at::text"
-                                           " FROM %s t JOIN retention.holds rh ON rh.subject = %s AND %s"
-                                           " WHERE %s AND rh.released_at IS NULL AND (rh.expires_at IS NULL OR rh.expires_at > now())"
-                                           " ORDER BY rh.id",
-                                           tq, s, m, km2));
+                _cleanup_free_ char *m = registry_key_match(&g, h->subject, "rh", &key);
+                subj_key_done(&key);
+                strbuf_appendf(&reg,
+                               "%sSELECT rh.id::text, rh.reason, rh.placed_by, rh.placed_at::text, rh.expires_at::text, %s::text AS hold,"
+                               " rh.id FROM %s t JOIN retention.holds rh ON rh.subject = %s AND %s"
+                               " WHERE %s AND rh.released_at IS NULL AND (rh.expires_at IS NULL OR rh.expires_at > now())",
+                               reg.len ? " UNION ALL " : "", hn, tq, s, m, km2);
+        }
+        if (reg.len) {
+                strbuf_append(&reg, " ORDER BY 6, 7");
+                finish_statement(&g, &e.registry, strbuf_steal(&reg));
         }
 
         /* Every slot the statements use is known now. */

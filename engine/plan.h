@@ -147,6 +147,8 @@ enum {
         EXPLAIN_DUE_AT,          /* the moment after which the age alone makes it due (NULL: age NULL) */
         EXPLAIN_AGE_DUE,         /* bool: older than the cutoff now */
         EXPLAIN_MATCHES,         /* bool: the rule's where filter matches (true without where) */
+        EXPLAIN_COVERED,         /* bool: referenced_by: a row of that table refers to it, and none of another
+                                  * table does (true without referenced_by) */
         EXPLAIN_DONE,            /* bool: anonymise rule and already anonymised (false for delete) */
         EXPLAIN_OVERDUE_AT,      /* the moment after which it is overdue; NULL without deadline */
         EXPLAIN_OVERDUE_AGE,     /* bool: older than the overdue cutoff (false without deadline) */
@@ -165,8 +167,10 @@ enum {
 
 typedef struct ExplainPlan {
         PlanStatement row;      /* WHERE pk = PARAM_KEY...: exactly one row, or none */
-        PlanStatement registry; /* the active operator holds on the row's subject: id, reason, placed_by,
-                                 * placed_at, expires_at; sql NULL when the rule has no registry hold */
+        PlanStatement registry; /* the active operator holds on the row's subjects: id, reason, placed_by,
+                                 * placed_at, expires_at, the registry hold's name (one row per hold of each
+                                 * of the rule's registry holds that holds one of its subjects); sql NULL
+                                 * when the rule has no registry hold */
         const CatForeignKey **cascade_fks; /* deleting cascades (or sets NULL) into rows a hold may protect */
         size_t n_cascade_fks;
         const Rule **other_rules; /* other delete rules on the table: true = it keeps the row longer */

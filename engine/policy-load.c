@@ -1280,13 +1280,14 @@ static void load_while_held(F *f, Rule *r, const Node *m, const char *rule_where
 
 static const char *const rule_keys[] = {
         "clause", "table", "column", "retain", "action", "columns", "subject", "subject_column", "holds",
-        "deadline", "while_held", "where", "from", "fiscal_year_start", "database", "trust_triggers",
+        "deadline", "while_held", "where", "from", "fiscal_year_start", "database", "trust_triggers", "referenced_by",
         /* settings, in the order of setting_keys */
         "batch_size", "schedule", "window", "max_fraction", "max_rows", "breaker_min_rows",
 };
 enum {
         R_CLAUSE, R_TABLE, R_COLUMN, R_RETAIN, R_ACTION, R_COLUMNS, R_SUBJECT, R_SUBJECT_COLUMN, R_HOLDS,
-        R_DEADLINE, R_WHILE_HELD, R_WHERE, R_FROM, R_FISCAL_YEAR_START, R_DATABASE, R_TRUST_TRIGGERS, R_SETTINGS,
+        R_DEADLINE, R_WHILE_HELD, R_WHERE, R_FROM, R_FISCAL_YEAR_START, R_DATABASE, R_TRUST_TRIGGERS, R_REFERENCED_BY,
+        R_SETTINGS,
         _R_MAX = R_SETTINGS + _S_MAX,
 };
 
@@ -1321,6 +1322,85 @@ static void load_rule_holds(F *f, Rule *r, RuleExtra *re, const Node *n, const c
                 r->hold_names[r->n_holds] = xstrdup(name);
                 re->hold_locs[r->n_holds] = loc_of(f, it);
                 r->n_holds++;
+        }
+}
+
+/* `referenced_by: { table: T, column: C [, subject_column: S] }`: the rule's rows are the subject's
+ * through the rows of T whose C refers to them. */
+static void load_referrer(F *f, Rule *r, const Node *key, const Node *m, const char *rule_where) {
+        static const char *const known[] = { "table", "column", "subject_column" };
+        const Node *keys[ELEMENTSOF(known)], *vals[ELEMENTSOF(known)];
+        Referrer *x = &r->referrer;
+        _cleanup_free_ char *where = xasprintf("in \"referenced_by\" of %s", rule_where + 3);
+        x->loc = loc_of(f, key);
+        if (!expect_mapping(f, m, where + 3))
+                return;
+        lookup_keys(f, m, known, ELEMENTSOF(known), keys, vals, where);
+        require_key(f, m, vals[0], "table", where, "Name the table whose rows refer to this rule's rows, e.g. table: app.customer.");
+        require_key(f, m, vals[1], "column", where,
+                    "Name its column that refers to this rule's rows (a foreign key), e.g. column: address_id.");
+        if (vals[0]) {
+                (void) get_table(f, vals[0], "table", where, &x->table);
+                x->table_loc = loc_of(f, vals[0]);
+        }
+        if (vals[1]) {
+                (void) get_ident(f, vals[1], "column", where, &x->column);
+                x->column_loc = loc_of(f, vals[1]);
+        }
+        if (vals[2]) {
+                (void) get_ident(f, vals[2], "subject_column", where, &x->subject_column);
+                x->subject_column_loc = loc_of(f, vals[2]);
+        }
+        r->has_referrer = true;
+}
+
+/* The keys that say whose data a rule's rows are: subject, subject_column, referenced_by, holds
+ * and while_held, and how they fit together. */
+static void load_rule_subject(F *f, Rule *r, RuleExtra *re, const Node *const *keys, const Node *const *vals, const char *where) {
+        if (vals[R_SUBJECT]) {
+                const char *s = get_scalar(f, vals[R_SUBJECT], "subject", where);
+                if (s)
+                        r->subject_name = xstrdup(s);
+                re->subject_loc = loc_of(f, vals[R_SUBJECT]);
+        }
+        if (vals[R_SUBJECT_COLUMN]) {
+                (void) get_ident(f, vals[R_SUBJECT_COLUMN], "subject_column", where, &r->subject_column);
+                r->subject_column_loc = loc_of(f, vals[R_SUBJECT_COLUMN]);
+                if (!vals[R_SUBJECT]) {
+                        Diagnostic *x = error_at(f, keys[R_SUBJECT_COLUMN], "rule \"%s\" has \"subject_column\" but no \"subject\"", r->name);
+                        diag_set_hint(x, "Add \"subject: NAME\", or remove \"subject_column\".");
+                }
+        }
+        if (vals[R_REFERENCED_BY]) {
+                if (vals[R_SUBJECT_COLUMN]) {
+                        Diagnostic *x = error_at(f, keys[R_REFERENCED_BY], "rule \"%s\" has both \"subject_column\" and \"referenced_by\"",
+                                                 r->name);
+                        diag_set_detail(x, "\"subject_column\" is a column of the rule's table that holds the subject's key;"
+                                           " \"referenced_by\" names the rows of another table that refer to the rule's rows"
+                                           " and hold it there.");
+                        diag_set_hint(x, "Keep the one that says where the subject's key is.");
+                } else if (!vals[R_SUBJECT]) {
+                        Diagnostic *x = error_at(f, keys[R_REFERENCED_BY], "rule \"%s\" has \"referenced_by\" but no \"subject\"", r->name);
+                        diag_set_hint(x, "Add \"subject: NAME\": \"referenced_by\" says through which rows the rule's rows are"
+                                         " that subject's.");
+                }
+                load_referrer(f, r, keys[R_REFERENCED_BY], vals[R_REFERENCED_BY], where);
+        }
+        if (vals[R_HOLDS]) {
+                load_rule_holds(f, r, re, vals[R_HOLDS], where);
+                if (!vals[R_SUBJECT]) {
+                        Diagnostic *x = error_at(f, keys[R_HOLDS], "rule \"%s\" lists holds but has no subject", r->name);
+                        diag_set_detail(x, "A hold protects a subject (a person or an account); the rule must say whose data its rows are.");
+                        diag_set_hint(x, "Add \"subject: NAME\" (and \"subject_column\" when the table is not the subject's table).");
+                }
+        }
+        if (vals[R_WHILE_HELD]) {
+                if (!vals[R_HOLDS]) {
+                        Diagnostic *x = error_at(f, keys[R_WHILE_HELD], "rule \"%s\" has \"while_held\" but no \"holds\"", r->name);
+                        diag_set_detail(x, "\"while_held\" says what happens to rows that a hold keeps; without holds no row is ever held.");
+                        diag_set_hint(x, "Add \"holds: [...]\", or remove \"while_held\".");
+                }
+                load_while_held(f, r, vals[R_WHILE_HELD], where);
         }
 }
 
@@ -1381,36 +1461,7 @@ static void load_rule(F *f, const Node *k, const Node *v) {
                 Diagnostic *x = error_at(f, vals[R_ACTION], "rule \"%s\" anonymises but has no \"columns\"", r->name);
                 diag_set_hint(x, "Add the columns and their methods, e.g. columns: { ip: truncate_ip }.");
         }
-        if (vals[R_SUBJECT]) {
-                const char *s = get_scalar(f, vals[R_SUBJECT], "subject", where);
-                if (s)
-                        r->subject_name = xstrdup(s);
-                re->subject_loc = loc_of(f, vals[R_SUBJECT]);
-        }
-        if (vals[R_SUBJECT_COLUMN]) {
-                (void) get_ident(f, vals[R_SUBJECT_COLUMN], "subject_column", where, &r->subject_column);
-                r->subject_column_loc = loc_of(f, vals[R_SUBJECT_COLUMN]);
-                if (!vals[R_SUBJECT]) {
-                        Diagnostic *x = error_at(f, keys[R_SUBJECT_COLUMN], "rule \"%s\" has \"subject_column\" but no \"subject\"", r->name);
-                        diag_set_hint(x, "Add \"subject: NAME\", or remove \"subject_column\".");
-                }
-        }
-        if (vals[R_HOLDS]) {
-                load_rule_holds(f, r, re, vals[R_HOLDS], where);
-                if (!vals[R_SUBJECT]) {
-                        Diagnostic *x = error_at(f, keys[R_HOLDS], "rule \"%s\" lists holds but has no subject", r->name);
-                        diag_set_detail(x, "A hold protects a subject (a person or an account); the rule must say whose data its rows are.");
-                        diag_set_hint(x, "Add \"subject: NAME\" (and \"subject_column\" when the table is not the subject's table).");
-                }
-        }
-        if (vals[R_WHILE_HELD]) {
-                if (!vals[R_HOLDS]) {
-                        Diagnostic *x = error_at(f, keys[R_WHILE_HELD], "rule \"%s\" has \"while_held\" but no \"holds\"", r->name);
-                        diag_set_detail(x, "\"while_held\" says what happens to rows that a hold keeps; without holds no row is ever held.");
-                        diag_set_hint(x, "Add \"holds: [...]\", or remove \"while_held\".");
-                }
-                load_while_held(f, r, vals[R_WHILE_HELD], where);
-        }
+        load_rule_subject(f, r, re, keys, vals, where);
         if (vals[R_WHERE]) {
                 const char *w = get_scalar(f, vals[R_WHERE], "where", where);
                 if (w && check_where(f, vals[R_WHERE], w, where))
@@ -1893,6 +1944,30 @@ static void undefined_ref(Loader *l, const Location *loc, const char *what, cons
                 diag_set_hint(x, "Define it under \"%s:\" in one of the policy files.", section);
 }
 
+/* A rule's `referenced_by:` once its subject is known: without subject_column the referring table
+ * is the subject's own; this version enforces it by anonymising only (a delete would need the
+ * referring rows gone first, and with them the knowledge whose rows these were). */
+static void check_referrer(Loader *l, const Rule *r) {
+        const Referrer *x = &r->referrer;
+        if (!x->subject_column && x->table.name && r->subject->table.name && !qualified_name_equal(&x->table, &r->subject->table)) {
+                _cleanup_free_ char *t = qualified_name_display(&x->table);
+                _cleanup_free_ char *st = qualified_name_display(&r->subject->table);
+                Diagnostic *y = report_loc(l, SEVERITY_ERROR, x->table_loc.line ? &x->table_loc : &x->loc,
+                                           "\"referenced_by\" of rule \"%s\" needs \"subject_column\": %s is not the table of subject"
+                                           " \"%s\" (%s)",
+                                           r->name, t, r->subject->name, st);
+                diag_set_hint(y, "Add \"subject_column: COLUMN\" to \"referenced_by\", the column of %s that holds the %s key.", t, st);
+        }
+        if (r->action == ACTION_DELETE) {
+                Diagnostic *y = report_loc(l, SEVERITY_ERROR, &x->loc,
+                                           "rule \"%s\" deletes rows whose subject it reaches through \"referenced_by\"", r->name);
+                diag_set_detail(y, "Its rows can go only once the rows that refer to them are gone, and with those the"
+                                   " knowledge whose rows they were.");
+                diag_set_hint(y, "Write \"action: anonymise\" with the columns that identify the subject; holds and"
+                                 " while_held apply as to any rule.");
+        }
+}
+
 static void check_across(Loader *l) {
         Policy *p = l->policy;
         size_t nmax = p->n_rules > p->n_holds ? p->n_rules : p->n_holds;
@@ -1945,7 +2020,9 @@ static void check_across(Loader *l) {
                                 undefined_ref(l, &re->subject_loc, what, "subject", r->subject_name, snames,
                                               p->n_subjects, "subjects");
                 }
-                if (r->subject && !r->subject_column && r->table.name && r->subject->table.name &&
+                if (r->subject && r->has_referrer)
+                        check_referrer(l, r);
+                if (r->subject && !r->subject_column && !r->has_referrer && r->table.name && r->subject->table.name &&
                     !qualified_name_equal(&r->table, &r->subject->table)) {
                         _cleanup_free_ char *t = qualified_name_display(&r->table);
                         _cleanup_free_ char *st = qualified_name_display(&r->subject->table);
@@ -1966,12 +2043,19 @@ static void check_across(Loader *l) {
                                 continue;
                         }
                         hold_used[h - p->holds] = true;
-                        if (h->subject_name && r->subject_name && !streq(h->subject_name, r->subject_name)) {
+                        /* A hold of another subject applies when the rule's rows are that subject's own
+                         * rows (its table is the rule's): a rental held while a payment refers to it. */
+                        bool own_rows = h->subject && r->table.name && h->subject->table.name &&
+                                        qualified_name_equal(&r->table, &h->subject->table);
+                        if (h->subject_name && r->subject_name && !streq(h->subject_name, r->subject_name) && !own_rows) {
+                                _cleanup_free_ char *rt = qualified_name_display(&r->table);
                                 Diagnostic *x = report_loc(l, SEVERITY_ERROR, &re->hold_locs[j],
                                                            "hold \"%s\" protects subject \"%s\", but rule \"%s\" is about subject \"%s\"",
                                                            h->name, h->subject_name, r->name, r->subject_name);
-                                diag_set_hint(x, "A hold can only keep rows of its own subject; use a hold of subject \"%s\".",
-                                              r->subject_name);
+                                diag_set_detail(x, "A rule's holds protect its own subject, or a subject whose table is the"
+                                                   " rule's table (%s): its rows are that subject's own.", rt);
+                                diag_set_hint(x, "Use a hold of subject \"%s\", or define the hold on a subject whose table is %s.",
+                                              r->subject_name, rt);
                         }
                 }
         }

@@ -41,6 +41,9 @@ void policy_free(Policy *p) {
                 column_methods_free(r->columns, r->n_columns);
                 free(r->subject_name);
                 free(r->subject_column);
+                qualified_name_done(&r->referrer.table);
+                free(r->referrer.column);
+                free(r->referrer.subject_column);
                 for (size_t j = 0; j < r->n_holds; j++)
                         free(r->hold_names[j]);
                 free(r->hold_names);
@@ -96,6 +99,10 @@ const Database *policy_find_database(const Policy *p, const char *name) {
 
 bool rule_in_database(const Rule *r, const Database *db) {
         return !db || !r->database || r->database == db;
+}
+
+bool rule_hold_of_own_subject(const Rule *r, const Hold *h) {
+        return !h->subject || !r->subject || h->subject == r->subject;
 }
 
 const char *action_to_string(Action a) {
@@ -210,7 +217,21 @@ char *rule_summary(const Rule *rule) {
                 for (size_t i = 0; i < rule->n_holds; i++)
                         strbuf_appendf(&b, "%s%s", i == 0 ? "" : i + 1 == rule->n_holds ? " or " : ", ",
                                        rule->hold_names[i]);
-                strbuf_appendf(&b, " (subject %s)", rule->subject_name ? rule->subject_name : "?");
+                strbuf_appendf(&b, " (subject %s", rule->subject_name ? rule->subject_name : "?");
+                for (size_t i = 0; i < rule->n_holds; i++) {
+                        const Hold *h = rule->holds ? rule->holds[i] : NULL;
+                        bool seen = !h || rule_hold_of_own_subject(rule, h);
+                        for (size_t j = 0; j < i && !seen; j++)
+                                seen = rule->holds[j] && rule->holds[j]->subject == h->subject;
+                        if (!seen)
+                                strbuf_appendf(&b, ", and subject %s for %s", h->subject->name, h->name);
+                }
+                if (rule->has_referrer) {
+                        _cleanup_free_ char *rt = qualified_name_display(&rule->referrer.table);
+                        _cleanup_free_ char *rc = ident_display(rule->referrer.column);
+                        strbuf_appendf(&b, " of the rows of %s whose %s refers to the row", rt, rc);
+                }
+                strbuf_append(&b, ")");
         }
         if (rule->has_while_held) {
                 strbuf_appendf(&b, "; while held: %s ", action_to_string(rule->while_held_action));

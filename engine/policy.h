@@ -98,6 +98,19 @@ typedef struct Database {
         Location loc;
 } Database;
 
+/* `referenced_by:` of a rule: its rows belong to their subject through the rows of another table
+ * that refer to them (an address is a customer's when customer.address_id refers to it). A row's
+ * subjects are the subject keys of every row of `table` whose `column` refers to it through a
+ * foreign key (one row may have several, or none); `subject_column` holds that key in `table`,
+ * NULL when `table` is the subject's own table (its key). */
+typedef struct Referrer {
+        QualifiedName table;
+        char *column;
+        char *subject_column;
+        Location loc; /* the `referenced_by:` key */
+        Location table_loc, column_loc, subject_column_loc;
+} Referrer;
+
 typedef struct Rule {
         char *name;
         char *clause;
@@ -115,9 +128,12 @@ typedef struct Rule {
         char *subject_name; /* optional */
         const struct Subject *subject;
         char *subject_column; /* column holding the subject key; NULL when table is the subject's table */
+        bool has_referrer;    /* the subject is reached through `referenced_by:` (subject_column is NULL) */
+        Referrer referrer;
 
         char **hold_names;
-        const struct Hold **holds;
+        const struct Hold **holds; /* each of the rule's subject, or of a subject whose table is the rule's
+                                    * table (the row is that subject: its key column is the subject's key) */
         size_t n_holds;
 
         bool has_while_held;
@@ -194,6 +210,9 @@ const Subject *policy_find_subject(const Policy *p, const char *name);
 const Database *policy_find_database(const Policy *p, const char *name);
 /* Is the rule enforced in database db (db NULL: in the only target there is)? */
 bool rule_in_database(const Rule *r, const Database *db);
+/* Does hold h of rule r protect the rule's own subject (else: a subject whose table is the rule's
+ * table, keyed by that subject's key column)? */
+bool rule_hold_of_own_subject(const Rule *r, const struct Hold *h);
 
 const char *action_to_string(Action a);
 const char *method_to_string(Method m);

@@ -1,0 +1,178 @@
+/* test-reverse.c — reverse relations and holds of several subjects (issue 17 items 1 and 2) on a
+ * real database, with the example policy policies/examples/rental-shop.yaml and its schema
+ * sql/examples/rental-shop.sql, run as the least-privilege role of sql/retentiond-role.sql. An
+ * oracle written here in SQL, independently of the engine's plan, computes which rows must be
+ * anonymised, deleted or left alone; the test asserts 0 wrong and 0 missed. Hostile values: a
+ * hold placed on key '042', NULL ages, NULL evidence, NULL references, addresses shared by two
+ * customers, by a customer and a store, by a customer and a staff member, addresses no customer
+ * refers to. Must never touch a database it did not create. */
+#include "rtest.h"
+
+#define POLICY SOURCE_ROOT "/policies/examples/rental-shop.yaml"
+
+/* 120 customers and their addresses, rentals and payments; stores and staff on addresses of their
+ * own and on two that customers have too. Ages are whole years and months away from every cutoff. */
+static void fill(PGconn *c) {
+        pgtest_exec_file(c, "sql/examples/rental-shop.sql");
+        pgtest_exec(c, "INSERT INTO shop.address SELECT a, 'Street ' || a, '555-' || a,"
+                       " CASE WHEN a %% 7 = 0 THEN NULL ELSE now() - (a %% 7) * interval '1 year' END"
+                       " FROM generate_series(1, 130) a");
+        /* already anonymised, and old */
+        pgtest_exec(c, "UPDATE shop.address SET address = '[removed]', phone = NULL WHERE address_id = 40");
+        pgtest_exec(c, "INSERT INTO shop.store VALUES (1, 121), (2, 122), (3, 5)");
+        pgtest_exec(c, "INSERT INTO shop.staff VALUES (1, 123), (2, 30), (3, NULL)");
+        /* customer i lives at address i, but i = 10k+1 shares address 10k with customer 10k (so that
+         * address 10k+1 is no customer's), and every 17th has no address */
+        pgtest_exec(c, "INSERT INTO shop.customer SELECT i,"
+                       " CASE WHEN i %% 17 = 0 THEN NULL WHEN i %% 10 = 1 AND i > 1 THEN i - 1 ELSE i END,"
+                       " 'Name ' || i, 'c' || i || '@example.com',"
+                       " CASE i %% 5 WHEN 0 THEN now() - interval '3 years' WHEN 1 THEN now() - interval '1 month'"
+                       " WHEN 2 THEN NULL WHEN 3 THEN now() - interval '5 years' ELSE now() - interval '30 months' END"
+                       " FROM generate_series(1, 120) i");
+        pgtest_exec(c, "INSERT INTO shop.rental SELECT 10 * i + 1, i, now() - (i %% 6) * interval '1 year' - interval '1 month'"
+                       " FROM generate_series(1, 120) i");
+        pgtest_exec(c, "INSERT INTO shop.rental SELECT 10 * i + 2, i, NULL FROM generate_series(13, 120, 13) i");
+        pgtest_exec(c, "INSERT INTO shop.payment SELECT 10 * i + 1, 10 * i + 1, 9.99,"
+                       " CASE i %% 4 WHEN 0 THEN now() - interval '11 years' WHEN 1 THEN now() - interval '5 years'"
+                       " ELSE NULL END FROM generate_series(1, 120) i WHERE i %% 4 <> 3");
+}
+
+/* The oracle: what the policy says must become of every row, computed from the data alone. */
+static void oracle(PGconn *c) {
+        pgtest_exec(c, "CREATE TABLE public.before_address AS SELECT * FROM shop.address");
+        pgtest_exec(c, "CREATE TABLE public.before_customer AS SELECT * FROM shop.customer");
+        pgtest_exec(c, "CREATE TABLE public.before_rental AS SELECT * FROM shop.rental");
+        /* a customer is held by an operator's hold, a rental younger than 3 years (or undated),
+         * and, for their address, by their own activity within 2 years (or an unknown one) */
+        pgtest_exec(c, "CREATE TABLE public.legal AS SELECT customer_id FROM shop.customer WHERE customer_id::text IN"
+                       " (SELECT subject_key FROM retention.holds WHERE subject = 'customer' AND released_at IS NULL)");
+        pgtest_exec(c, "CREATE TABLE public.rented AS SELECT DISTINCT customer_id FROM shop.rental"
+                       " WHERE rental_date IS NULL OR rental_date >= now() - interval '3 years'");
+        pgtest_exec(c, "CREATE TABLE public.active AS SELECT customer_id FROM shop.customer"
+                       " WHERE last_active IS NULL OR last_active >= now() - interval '2 years'");
+        pgtest_exec(c, "CREATE TABLE public.want_customer AS SELECT customer_id FROM shop.customer c"
+                       " WHERE last_active < now() - interval '2 years'"
+                       " AND customer_id NOT IN (SELECT customer_id FROM public.legal UNION SELECT customer_id FROM public.rented)");
+        /* an address is anonymised when a customer refers to it, no store or staff member does,
+         * it is older than now, and none of the customers that refer to it is held */
+        pgtest_exec(c, "CREATE TABLE public.want_address AS SELECT a.address_id FROM shop.address a"
+                       " WHERE a.created_at < now()"
+                       " AND EXISTS (SELECT 1 FROM shop.customer c WHERE c.address_id = a.address_id)"
+                       " AND NOT EXISTS (SELECT 1 FROM shop.store s WHERE s.address_id = a.address_id)"
+                       " AND NOT EXISTS (SELECT 1 FROM shop.staff s WHERE s.address_id = a.address_id)"
+                       " AND NOT EXISTS (SELECT 1 FROM shop.customer c WHERE c.address_id = a.address_id AND c.customer_id IN"
+                       " (SELECT customer_id FROM public.legal UNION SELECT customer_id FROM public.rented"
+                       "  UNION SELECT customer_id FROM public.active))");
+        /* a rental older than 3 years goes unless its customer has an operator's hold or a payment
+         * younger than 10 years (or undated) refers to it; payments older than 10 years go first */
+        pgtest_exec(c, "CREATE TABLE public.want_rental AS SELECT r.rental_id FROM shop.rental r"
+                       " WHERE r.rental_date < now() - interval '3 years'"
+                       " AND r.customer_id NOT IN (SELECT customer_id FROM public.legal)"
+                       " AND NOT EXISTS (SELECT 1 FROM shop.payment p WHERE p.rental_id = r.rental_id"
+                       " AND (p.payment_date IS NULL OR p.payment_date >= now() - interval '10 years'))");
+}
+
+static void test_reverse_oracle(void **state) {
+        (void) state;
+        char *ci, *out, *err;
+        ci = pgtest_create_db(rt_pg, "reverse_oracle");
+        rt_expect(0, NULL, NULL, "-d", ci, "migrate");
+        PGconn *c = pgtest_connect(ci);
+        fill(c);
+        char *eci = pgtest_engine_role(ci, "reverse_role", "shop.address, shop.customer, shop.rental, shop.payment",
+                                       "shop.store, shop.staff");
+
+        /* the policy fits the schema: check -d, as the engine's role */
+        rt_expect(0, &out, &err, "-p", POLICY, "-d", eci, "check");
+        rt_assert_contains(out, "customer-addresses: anonymise shop.address rows");
+        rt_assert_not_contains(err, "error:");
+        free(out);
+        free(err);
+
+        /* a hold on a key written with a leading zero holds customer 42 (its address, its rentals) */
+        rt_expect(0, NULL, NULL, "-p", POLICY, "-d", ci, "hold", "add", "customer", "042", "--reason", "case 042");
+        rt_assert_sql(c, "42", "SELECT subject_key FROM retention.holds");
+        oracle(c);
+        /* the hostile cases are what the oracle says they are */
+        /* address 100 is shared by customer 100, whose data goes, and customer 101, who is active */
+        rt_assert_sql(c, "1", "SELECT count(*) FROM public.want_customer WHERE customer_id = 100");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM public.want_address WHERE address_id = 100");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM public.want_address WHERE address_id IN (5, 30, 121, 122, 123, 11)");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM public.want_address WHERE address_id = 42");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM public.want_rental WHERE rental_id = 421");
+
+        /* before the run, rentals past their deadline are overdue */
+        rt_expect(1, NULL, NULL, "-p", POLICY, "-d", eci, "audit", "--fail-on-overdue");
+        rt_expect(0, &out, &err, "-p", POLICY, "-d", eci, "run");
+        free(out);
+        free(err);
+        rt_expect(0, &out, &err, "-p", POLICY, "-d", eci, "run");
+        free(out);
+        free(err);
+
+        /* addresses: 0 wrong, 0 missed; nothing else of a row changed */
+        rt_assert_sql(c, "0", "SELECT count(*) FROM shop.address a JOIN public.before_address b USING (address_id)"
+                              " WHERE (a.address IS DISTINCT FROM b.address OR a.phone IS DISTINCT FROM b.phone)"
+                              " AND address_id NOT IN (SELECT address_id FROM public.want_address)");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM shop.address a WHERE a.address_id IN (SELECT address_id FROM public.want_address)"
+                              " AND (a.address <> '[removed]' OR a.phone IS NOT NULL)");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM shop.address a JOIN public.before_address b USING (address_id)"
+                              " WHERE a.created_at IS DISTINCT FROM b.created_at");
+        rt_assert_sql(c, "130", "SELECT count(*) FROM shop.address");
+        /* customers */
+        rt_assert_sql(c, "0", "SELECT count(*) FROM shop.customer c JOIN public.before_customer b USING (customer_id)"
+                              " WHERE (c.first_name IS DISTINCT FROM b.first_name OR c.email IS DISTINCT FROM b.email)"
+                              " AND customer_id NOT IN (SELECT customer_id FROM public.want_customer)");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM shop.customer WHERE customer_id IN (SELECT customer_id FROM public.want_customer)"
+                              " AND (first_name <> '[removed]' OR email IS NOT NULL)");
+        /* rentals */
+        rt_assert_sql(c, "0", "SELECT count(*) FROM public.before_rental b WHERE b.rental_id NOT IN (SELECT rental_id FROM shop.rental)"
+                              " AND b.rental_id NOT IN (SELECT rental_id FROM public.want_rental)");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM shop.rental WHERE rental_id IN (SELECT rental_id FROM public.want_rental)");
+        /* the oracle's sets are not trivial */
+        char *n = pgtest_value(c, "SELECT (SELECT count(*) FROM public.want_address) || '/' || (SELECT count(*) FROM"
+                                  " public.want_customer) || '/' || (SELECT count(*) FROM public.want_rental)");
+        rt_assert_sql(c, n, "SELECT (SELECT count(*) FROM shop.address a WHERE a.address = '[removed]' AND a.address_id <> 40)"
+                            " || '/' || (SELECT count(*) FROM shop.customer WHERE first_name = '[removed]') || '/' ||"
+                            " (SELECT count(*) FROM public.before_rental) - (SELECT count(*) FROM shop.rental)");
+        assert_string_not_equal(n, "0/0/0");
+        free(n);
+
+        /* what is left past its deadline is held by a payment tax law keeps, or by the operator's
+         * hold: held, not overdue */
+        rt_expect(0, &out, NULL, "-p", POLICY, "-d", eci, "audit", "--fail-on-overdue");
+        free(out);
+
+        /* explain: the address of customer 42 is held by the operator's hold on its customer (and
+         * never expires, undated); a
+         * store's address shared with customer 5 is not the customer's alone; a rental is held by
+         * its payment */
+        char *ciz = rt_asprintf("%s options=-cTimeZone=UTC", eci);
+        rt_expect(0, &out, NULL, "-p", POLICY, "-d", ciz, "explain", "shop.address", "42", "--json");
+        rt_assert_contains(out, "\"hold\":\"legal\",\"kind\":\"registry\",\"reason\":\"Explicit holds placed by an operator"
+                                " (litigation, a regulator's request)\",\"applies\":true,\"until\":null,\"indefinite\":true,"
+                                "\"registry_holds\":[{\"id\":1,\"reason\":\"case 042\"");
+        rt_assert_contains(out, "\"age_value\":null,");
+        rt_assert_contains(out, "\"state\":\"never\""); /* its created_at is NULL */
+        free(out);
+        rt_expect(0, &out, NULL, "-p", POLICY, "-d", ciz, "explain", "shop.address", "5");
+        rt_assert_contains(out, "not covered: it is not the subject's alone (no row of shop.customer refers to it through"
+                                " address_id, or a row of another table refers to it too)");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", POLICY, "-d", ciz, "explain", "shop.rental", "51", "--json");
+        rt_assert_contains(out, "{\"hold\":\"payment-records\",\"kind\":\"derived\"");
+        rt_assert_contains(out, "\"applies\":true");
+        rt_assert_contains(out, "\"state\":\"held\"");
+        free(out);
+        free(ciz);
+        free(eci);
+        free(ci);
+        PQfinish(c);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_reverse_oracle),
+        };
+        return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
+}
