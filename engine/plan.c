@@ -1126,6 +1126,18 @@ static void check_referrer_catalog(const Rule *r, const CatTable *t, const CatCa
                         xasprintf("rule \"%s\": \"referenced_by\" on tables of Citus is not supported (%s, %s)", r->name, tn, rn));
 }
 
+/* The rule's subject key in its own table (subject_column, or the subject's key). */
+static void check_subject_catalog(const Rule *r, const CatTable *t, Findings *fs) {
+        _cleanup_free_ char *tn = qualified_name_display(&t->name);
+        const char *sc = r->subject_column ? r->subject_column : r->subject->key;
+        if (!cat_table_column(t, sc)) {
+                _cleanup_free_ char *scd = ident_display(sc);
+                PlanFinding *x = finding(fs, true, r->subject_column ? &r->subject_column_loc : &r->subject->loc,
+                            xasprintf("rule \"%s\": subject column \"%s\" does not exist in table %s", r->name, scd, tn));
+                x->hint = column_hint(t, sc);
+        }
+}
+
 size_t plan_check_rule_findings(const Policy *policy, const Rule *r, const CatCache *cache, PlanFinding **ret, size_t *n_ret) {
         Findings fs = { .v = *ret, .n = *n_ret };
         size_t n_errors = 0;
@@ -1163,15 +1175,8 @@ size_t plan_check_rule_findings(const Policy *policy, const Rule *r, const CatCa
 
         if (r->subject && r->has_referrer)
                 check_referrer_catalog(r, t, cache, &fs);
-        else if (r->subject) {
-                const char *sc = r->subject_column ? r->subject_column : r->subject->key;
-                if (!cat_table_column(t, sc)) {
-                        _cleanup_free_ char *scd = ident_display(sc);
-                        x = finding(&fs, true, r->subject_column ? &r->subject_column_loc : &r->subject->loc,
-                                    xasprintf("rule \"%s\": subject column \"%s\" does not exist in table %s", r->name, scd, tn));
-                        x->hint = column_hint(t, sc);
-                }
-        }
+        else if (r->subject)
+                check_subject_catalog(r, t, &fs);
         for (size_t i = 0; i < r->n_holds; i++) {
                 const Hold *h = r->holds[i];
                 if (h->registry)

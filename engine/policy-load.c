@@ -1968,6 +1968,20 @@ static void check_referrer(Loader *l, const Rule *r) {
         }
 }
 
+/* A hold of another subject applies when the rule's rows are that subject's own rows (its table is
+ * the rule's): a rental held while a payment refers to it. */
+static void check_hold_subject(Loader *l, const Rule *r, const Hold *h, const Location *loc) {
+        bool own_rows = h->subject && r->table.name && h->subject->table.name && qualified_name_equal(&r->table, &h->subject->table);
+        if (!h->subject_name || !r->subject_name || streq(h->subject_name, r->subject_name) || own_rows)
+                return;
+        _cleanup_free_ char *rt = qualified_name_display(&r->table);
+        Diagnostic *x = report_loc(l, SEVERITY_ERROR, loc, "hold \"%s\" protects subject \"%s\", but rule \"%s\" is about subject \"%s\"",
+                                   h->name, h->subject_name, r->name, r->subject_name);
+        diag_set_detail(x, "A rule's holds protect its own subject, or a subject whose table is the rule's table (%s): its rows"
+                           " are that subject's own.", rt);
+        diag_set_hint(x, "Use a hold of subject \"%s\", or define the hold on a subject whose table is %s.", r->subject_name, rt);
+}
+
 static void check_across(Loader *l) {
         Policy *p = l->policy;
         size_t nmax = p->n_rules > p->n_holds ? p->n_rules : p->n_holds;
@@ -2043,20 +2057,7 @@ static void check_across(Loader *l) {
                                 continue;
                         }
                         hold_used[h - p->holds] = true;
-                        /* A hold of another subject applies when the rule's rows are that subject's own
-                         * rows (its table is the rule's): a rental held while a payment refers to it. */
-                        bool own_rows = h->subject && r->table.name && h->subject->table.name &&
-                                        qualified_name_equal(&r->table, &h->subject->table);
-                        if (h->subject_name && r->subject_name && !streq(h->subject_name, r->subject_name) && !own_rows) {
-                                _cleanup_free_ char *rt = qualified_name_display(&r->table);
-                                Diagnostic *x = report_loc(l, SEVERITY_ERROR, &re->hold_locs[j],
-                                                           "hold \"%s\" protects subject \"%s\", but rule \"%s\" is about subject \"%s\"",
-                                                           h->name, h->subject_name, r->name, r->subject_name);
-                                diag_set_detail(x, "A rule's holds protect its own subject, or a subject whose table is the"
-                                                   " rule's table (%s): its rows are that subject's own.", rt);
-                                diag_set_hint(x, "Use a hold of subject \"%s\", or define the hold on a subject whose table is %s.",
-                                              r->subject_name, rt);
-                        }
+                        check_hold_subject(l, r, h, &re->hold_locs[j]);
                 }
         }
         /* databases: unique names; every rule in exactly one (the only one when not named) */

@@ -170,9 +170,65 @@ static void test_reverse_oracle(void **state) {
         PQfinish(c);
 }
 
+/* check -d locates what is wrong with a referenced_by at its value, with the column it meant. */
+static void test_reverse_checkd(void **state) {
+        (void) state;
+        char *ci = pgtest_create_db(rt_pg, "reverse_checkd"), *err;
+        rt_expect(0, NULL, NULL, "-d", ci, "migrate");
+        PGconn *c = pgtest_connect(ci);
+        pgtest_exec_file(c, "sql/examples/rental-shop.sql");
+        char *eci = pgtest_engine_role(ci, "reverse_check_role", "shop.address", "shop.customer");
+        char *pol = rt_policy("version: 1\n"                                                              /* 1 */
+                              "subjects:\n"                                                               /* 2 */
+                              "  customer: { table: shop.customer, key: customer_id }\n"                  /* 3 */
+                              "rules:\n"                                                                  /* 4 */
+                              "  a:\n"                                                                    /* 5 */
+                              "    clause: c\n"                                                           /* 6 */
+                              "    table: shop.address\n"                                                 /* 7 */
+                              "    subject: customer\n"                                                   /* 8 */
+                              "    referenced_by: { table: shop.customer, column: adress_id }\n"          /* 9 */
+                              "    column: created_at\n"                                                  /* 10 */
+                              "    retain: 1 year\n"                                                      /* 11 */
+                              "    action: anonymise\n"                                                   /* 12 */
+                              "    columns: { phone: null }\n"                                            /* 13 */
+                              "  b:\n"                                                                    /* 14 */
+                              "    clause: c\n"                                                           /* 15 */
+                              "    table: shop.address\n"                                                 /* 16 */
+                              "    subject: customer\n"                                                   /* 17 */
+                              "    referenced_by: { table: shop.customer, column: first_name }\n"         /* 18 */
+                              "    column: created_at\n"                                                  /* 19 */
+                              "    retain: 1 year\n"                                                      /* 20 */
+                              "    action: anonymise\n"                                                   /* 21 */
+                              "    columns: { phone: null }\n");                                         /* 22 */
+        rt_expect(65, NULL, &err, "-p", pol, "-d", eci, "check");
+        char *e = rt_asprintf("%s:9:52: error: column \"adress_id\" does not exist in table shop.customer\n"
+                              "    9 |     referenced_by: { table: shop.customer, column: adress_id }\n"
+                              "      |                                                    ^\n"
+                              "DETAIL:  In rule \"a\", checked against the database.\n"
+                              "HINT:  Did you mean \"address_id\"?\n",
+                              pol);
+        rt_assert_contains(err, e);
+        free(e);
+        e = rt_asprintf("%s:18:52: error: no foreign key of shop.customer refers to shop.address through column first_name alone\n"
+                        "   18 |     referenced_by: { table: shop.customer, column: first_name }\n"
+                        "      |                                                    ^\n"
+                        "DETAIL:  In rule \"b\", checked against the database.\n"
+                        "HINT:  The foreign key of shop.customer that refers to shop.address is on column address_id.\n",
+                        pol);
+        rt_assert_contains(err, e);
+        free(e);
+        rt_assert_contains(err, "retentiond: the policy does not fit the database: 2 errors");
+        free(err);
+        free(pol);
+        free(eci);
+        free(ci);
+        PQfinish(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_reverse_oracle),
+                cmocka_unit_test(test_reverse_checkd),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }

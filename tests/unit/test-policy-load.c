@@ -836,6 +836,78 @@ static void test_holds_and_subjects(void **state) {
 #undef RULE_ON
 }
 
+/* referenced_by: a rule's rows are the subject's through the rows that refer to them (issue 17) */
+static void test_referenced_by(void **state) {
+        (void) state;
+#define ANON_ON(table)                                                                                                  \
+        "rules:\n  r:\n    clause: c\n    table: " table "\n    column: at\n    retain: 1 day\n    action: anonymise\n" \
+        "    columns: { street: null }\n"
+        /* lines: 8 rules, 9 r, 10 clause, 11 table, 12 column, 13 retain, 14 action, 15 columns, 16... */
+        _cleanup_policy_ Policy *p = expect_valid(HOLDS_HEAD ANON_ON("app.addresses")
+                                                  "    subject: account\n"
+                                                  "    referenced_by: { table: app.accounts, column: address_id }\n"
+                                                  "    holds: [legal]\n");
+        assert_true(p->rules[0].has_referrer);
+        assert_string_equal(p->rules[0].referrer.table.name, "accounts");
+        assert_string_equal(p->rules[0].referrer.column, "address_id");
+        assert_null(p->rules[0].referrer.subject_column);
+        assert_null(p->rules[0].subject_column);
+        assert_int_equal(p->rules[0].referrer.loc.line, 17);
+        assert_int_equal(p->rules[0].referrer.column_loc.line, 17);
+        assert_int_equal(p->rules[0].referrer.column_loc.column, 51);
+        expect_one(HOLDS_HEAD ANON_ON("app.addresses") "    subject: account\n"
+                                                       "    referenced_by: { table: app.orders, column: address_id }\n",
+                   "t.yaml:17:29: error: \"referenced_by\" of rule \"r\" needs \"subject_column\": app.orders is not the table of"
+                   " subject \"account\" (app.accounts)");
+        policy_free(expect_valid(HOLDS_HEAD ANON_ON("app.addresses")
+                                 "    subject: account\n"
+                                 "    referenced_by: { table: app.orders, column: address_id, subject_column: account_id }\n"));
+        expect_one(HOLDS_HEAD ANON_ON("app.addresses") "    subject: account\n    subject_column: account_id\n"
+                                                       "    referenced_by: { table: app.accounts, column: address_id }\n",
+                   "t.yaml:18:5: error: rule \"r\" has both \"subject_column\" and \"referenced_by\"");
+        expect_one(HOLDS_HEAD ANON_ON("app.addresses") "    referenced_by: { table: app.accounts, column: address_id }\n",
+                   "t.yaml:16:5: error: rule \"r\" has \"referenced_by\" but no \"subject\"");
+        /* a typo: the unknown key with its hint, and the key it meant, missing */
+        Diagnostics *d = load(HOLDS_HEAD ANON_ON("app.addresses") "    subject: account\n"
+                                                                  "    referenced_by: { table: app.accounts, colum: address_id }\n",
+                              NULL);
+        assert_int_equal(d->n_errors, 2);
+        assert_string_equal(find(d, "t.yaml:17:43: error: unknown key \"colum\" in \"referenced_by\" of rule \"r\"")->hint,
+                            "Did you mean \"column\"?");
+        (void) find(d, "t.yaml:17:20: error: missing required key \"column\" in \"referenced_by\" of rule \"r\"");
+        diagnostics_free(d);
+        expect_one(HOLDS_HEAD "rules:\n  r:\n    clause: c\n    table: app.addresses\n    column: at\n    retain: 1 day\n"
+                              "    action: delete\n    subject: account\n"
+                              "    referenced_by: { table: app.accounts, column: address_id }\n",
+                   "t.yaml:16:5: error: rule \"r\" deletes rows whose subject it reaches through \"referenced_by\"");
+        /* holds of two subjects: the account's, and the visitor's, whose table is the rule's */
+        _cleanup_policy_ Policy *q = expect_valid(HOLDS_HEAD ANON_ON("app.visitors")
+                                                  "    subject: account\n    subject_column: account_id\n"
+                                                  "    holds: [legal, visits]\n");
+        assert_true(rule_hold_of_own_subject(&q->rules[0], q->rules[0].holds[0]));
+        assert_false(rule_hold_of_own_subject(&q->rules[0], q->rules[0].holds[1]));
+#undef ANON_ON
+}
+
+/* The second example policy, for the rental shop's schema (sql/examples/rental-shop.sql). */
+static void test_rental_shop_policy(void **state) {
+        (void) state;
+        char *paths[] = { (char *) SOURCE_ROOT "/policies/examples/rental-shop.yaml" };
+        Diagnostics *d = diagnostics_new();
+        Policy *p = NULL;
+        int r = policy_load(paths, 1, &p, d);
+        if (r != 0 || d->n_errors || d->n_warnings)
+                dump(d);
+        assert_int_equal(r, 0);
+        assert_int_equal(d->n_errors + d->n_warnings, 0);
+        assert_true(policy_find_rule(p, "customer-addresses")->has_referrer);
+        const Rule *rentals = policy_find_rule(p, "rentals");
+        assert_int_equal(rentals->n_holds, 2);
+        assert_ptr_equal(rentals->holds[1]->subject, policy_find_subject(p, "rental"));
+        policy_free(p);
+        diagnostics_free(d);
+}
+
 static void test_hold_forms(void **state) {
         (void) state;
         const char *head = "version: 1\nsubjects:\n  account: { table: app.accounts, key: id }\nholds:\n";
@@ -1322,6 +1394,8 @@ int main(void) {
                 cmocka_unit_test(test_method_errors),
                 cmocka_unit_test(test_action_errors),
                 cmocka_unit_test(test_holds_and_subjects),
+                cmocka_unit_test(test_referenced_by),
+                cmocka_unit_test(test_rental_shop_policy),
                 cmocka_unit_test(test_hold_forms),
                 cmocka_unit_test(test_settings_errors),
                 cmocka_unit_test(test_period_start),
