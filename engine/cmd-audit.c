@@ -59,6 +59,8 @@ static void print_plan(FILE *f, const Policy *policy, const CatCache *cache, Pla
         print_statement(f, "foreign-key isolation (a batch failed on a reference): the batch's rows", &plan->row_by_row_select);
         print_statement(f, "foreign-key isolation: then each row on its own", &plan->row_by_row_delete);
         print_statement(f, "while held: anonymise held rows, in batches", &plan->while_held_batch);
+        print_statement(f, "while held on Citus, each batch: the upper end of the next range of held rows", &plan->while_held_bound);
+        print_statement(f, "while held on Citus: the held rows of that range, in the same transaction", &plan->while_held_range);
         print_statement(f, "tally: due, held, skipped and overdue rows after the run", &plan->tally);
         print_statement(f, "tally: of the rows left, those another session's open transaction holds", &plan->skipped_locked);
 }

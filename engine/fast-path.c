@@ -15,6 +15,9 @@
 #define FAST_PATH_LOCK_TIMEOUT_MS 50
 #define FAST_PATH_STATEMENT "retentiond_batch"
 #define FAST_PATH_BOUND "retentiond_bound"
+/* Citus: the while_held phase's pair (plan->while_held_bound, while_held_range). */
+#define WHILE_HELD_STATEMENT "retentiond_wh_batch"
+#define WHILE_HELD_BOUND "retentiond_wh_bound"
 /* The same wait on Citus's shards, for one transaction (FAST_PATH_LOCK_TIMEOUT_MS). */
 #define CITUS_PROPAGATE_SET "SET LOCAL citus.propagate_set_commands = 'local'"
 #define CITUS_SHORT_LOCK_WAIT "SET LOCAL lock_timeout = 50"
@@ -43,16 +46,38 @@ void fast_path_release(RuleRun *rr) {
                 pg_deallocate(rr->pg, FAST_PATH_BOUND);
                 rr->prepared = false;
         }
+        if (rr->prepared_while_held) {
+                pg_deallocate(rr->pg, WHILE_HELD_STATEMENT);
+                pg_deallocate(rr->pg, WHILE_HELD_BOUND);
+                rr->prepared_while_held = false;
+        }
+}
+
+/* The phase's pair of statements and their names on the session: the main phase's, or (Citus)
+ * the while_held phase's. */
+typedef struct FastPair {
+        const PlanStatement *bound, *range;
+        const char *bound_name, *range_name;
+        bool *prepared;
+        bool main; /* the main phase: the rule's own action, its cascades counted */
+} FastPair;
+
+static FastPair fast_pair(RuleRun *rr) {
+        if (rr->phase == PHASE_WHILE_HELD)
+                return (FastPair) { &rr->plan->while_held_bound, &rr->plan->while_held_range, WHILE_HELD_BOUND,
+                                    WHILE_HELD_STATEMENT, &rr->prepared_while_held, false };
+        return (FastPair) { &rr->plan->batch_bound, &rr->plan->batch_range, FAST_PATH_BOUND, FAST_PATH_STATEMENT,
+                            &rr->prepared, true };
 }
 
 /* Prepares the fast path's two statements on first use. 0, OUTCOME_SLOW_PATH (the table's lock
  * is held by the application: take this batch the slow way), or a PgErrorClass with err set (a
  * lost connection among them: never a reason to try the slow way). */
-static int prepare_fast(RuleRun *rr, PgError *err) {
-        if (rr->prepared)
+static int prepare_fast(RuleRun *rr, const FastPair *fp, PgError *err) {
+        if (*fp->prepared)
                 return 0;
-        const PlanStatement *sts[] = { &rr->plan->batch_bound, &rr->plan->batch_range };
-        const char *names[] = { FAST_PATH_BOUND, FAST_PATH_STATEMENT };
+        const PlanStatement *sts[] = { fp->bound, fp->range };
+        const char *names[] = { fp->bound_name, fp->range_name };
         for (size_t i = 0; i < 2; i++) {
                 int kp = pg_prepare(rr->pg, err, names[i], sts[i]->sql, (int) sts[i]->n_params);
                 if (kp == PG_ERR_LOCK_TIMEOUT) {
@@ -69,7 +94,7 @@ static int prepare_fast(RuleRun *rr, PgError *err) {
                         return kp;
                 }
         }
-        rr->prepared = true;
+        *fp->prepared = true;
         return 0;
 }
 
@@ -97,7 +122,8 @@ int fast_path_step(RuleRun *rr) {
                 set_lock_timeout(rr, FAST_PATH_LOCK_TIMEOUT_MS);
                 rr->short_lock_wait = true;
         }
-        int k = prepare_fast(rr, &err);
+        FastPair fp = fast_pair(rr);
+        int k = prepare_fast(rr, &fp, &err);
         if (k == OUTCOME_SLOW_PATH) {
                 rr->swept_cleanly = false;
                 return OUTCOME_SLOW_PATH;
@@ -118,10 +144,10 @@ int fast_path_step(RuleRun *rr) {
                 k = pg_exec0(rr->pg, NULL, &err, CITUS_PROPAGATE_SET);
         if (k == 0 && cat_table_is_citus(rr->plan->table))
                 k = pg_exec0(rr->pg, NULL, &err, CITUS_SHORT_LOCK_WAIT);
-        if (k == 0)
+        if (k == 0 && fp.main)
                 k = cascade_mark(rr, &before, &err);
         if (k == 0)
-                k = exec_fast(rr, &rr->plan->batch_bound, FAST_PATH_BOUND, NULL, &rb, &err);
+                k = exec_fast(rr, fp.bound, fp.bound_name, NULL, &rb, &err);
         if (k == 0) {
                 upper = PQgetisnull(rb, 0, 0) ? NULL : PQgetvalue(rb, 0, 0);
                 /* No range can follow (batch_size rows aged -infinity): the rest of this rule run
@@ -142,14 +168,14 @@ int fast_path_step(RuleRun *rr) {
                 /* No row from the last key to the cutoff is to change: nothing for the range
                  * statement to do, and nothing for it to walk again. */
                 if (!streq(PQgetvalue(rb, 0, 2), "0"))
-                        k = exec_fast(rr, &rr->plan->batch_range, FAST_PATH_STATEMENT, upper, &rc, &err);
+                        k = exec_fast(rr, fp.range, fp.range_name, upper, &rc, &err);
         }
+        bool del = fp.main && rr->rule->action == ACTION_DELETE;
         if (k == 0) {
                 changed = rc ? strtoll(PQcmdTuples(rc), NULL, 10) : 0;
-                bool del = rr->rule->action == ACTION_DELETE;
                 k = trail_rule_count(rr->pg, rr->res.rule_run_id, del ? changed : 0, del ? 0 : changed, 1, 0, &next, &err);
         }
-        if (k == 0)
+        if (k == 0 && fp.main)
                 k = cascade_record(rr, &before, changed, &delta, &err);
         if (k == 0)
                 k = untrusted_batch_check(rr, &err);
@@ -173,7 +199,7 @@ int fast_path_step(RuleRun *rr) {
                 rr->swept_cleanly = false;
                 return OUTCOME_SLOW_PATH;
         }
-        if (k == PG_ERR_FOREIGN_KEY && rr->rule->action == ACTION_DELETE) {
+        if (k == PG_ERR_FOREIGN_KEY && del) {
                 pg_error_done(&err);
                 rr->swept_cleanly = false;
                 k = fk_isolate(rr, &err);
@@ -183,10 +209,12 @@ int fast_path_step(RuleRun *rr) {
                 return rule_run_step_failed(rr, k, &err);
 
         rr->res.batches++;
-        if (rr->rule->action == ACTION_DELETE)
+        if (del)
                 rr->res.deleted += changed;
         else
                 rr->res.anonymised += changed;
+        if (!fp.main)
+                rr->while_held_changed += changed;
         pace_adapt_batch_size(rr, rr->batch_size, dt);
         pace_after_batch(rr, dt, 1, next);
         if (!upper) {

@@ -1308,6 +1308,8 @@ void plan_free(Plan *p) {
         plan_statement_done(&p->batch_range);
         plan_statement_done(&p->batch_bound);
         plan_statement_done(&p->while_held_batch);
+        plan_statement_done(&p->while_held_bound);
+        plan_statement_done(&p->while_held_range);
         plan_statement_done(&p->breaker_count);
         plan_statement_done(&p->breaker_estimate);
         plan_statement_done(&p->tally);
@@ -1362,12 +1364,29 @@ static char *trail_cte(bool delete, const char *rule_run_param) {
  * (EXPLAIN ANALYZE, 10,000-row batches: 8.4 ms against 6.0 ms). It waits for a row the
  * application has locked only up to lock_timeout; the caller then redoes the batch with the
  * SKIP LOCKED statement. */
-static void build_batch_range(Gen *g, const Rule *r) {
+/* The fast path's bound statement (see build_batch_range()) over the rows `act` selects (alias t),
+ * whose parameters are registered already. */
+static void finish_bound(Gen *g, const Rule *r, PlanStatement *st, const char *act) {
         Plan *p = g->plan;
         _cleanup_free_ char *tq = qualified_name_quote(&p->table->name);
         _cleanup_free_ char *age = col("t", r->column);
         const char *ty = kind_sql_type(p->age_kind);
         const char *eps = p->age_kind == COLKIND_DATE ? "1" : "interval '1 microsecond'";
+        _cleanup_free_ char *last = param(g, PARAM_LAST_KEY, 0, NULL, "keyset: last age value reached");
+        _cleanup_free_ char *lim = param(g, PARAM_LIMIT, 0, NULL, "batch size");
+        finish_statement(g, st,
+                         xasprintf("SELECT (CASE WHEN s.n < %s::bigint OR s.b IS NULL THEN NULL WHEN s.b = %s::%s"
+                                   " THEN s.b + %s ELSE s.b END)::text, coalesce(s.n >= %s::bigint AND s.b = %s::%s, false),"
+                                   " s.n FROM (SELECT max(q.k) AS b, count(*) AS n FROM (SELECT %s AS k FROM %s t"
+                                   " WHERE %s >= %s::%s AND %s ORDER BY %s LIMIT %s) q) s",
+                                   lim, last, ty, eps, lim, last, ty, age, tq, age, last, ty, act, age, lim));
+}
+
+static void build_batch_range(Gen *g, const Rule *r) {
+        Plan *p = g->plan;
+        _cleanup_free_ char *tq = qualified_name_quote(&p->table->name);
+        _cleanup_free_ char *age = col("t", r->column);
+        const char *ty = kind_sql_type(p->age_kind);
 
         {
                 /* Only rows the range statement would change count: those it would leave (already
@@ -1378,14 +1397,7 @@ static void build_batch_range(Gen *g, const Rule *r) {
                 Preds pb;
                 preds_build(g, r, "t", &pb);
                 _cleanup_free_ char *actb = actionable_expr(&pb);
-                _cleanup_free_ char *last = param(g, PARAM_LAST_KEY, 0, NULL, "keyset: last age value reached");
-                _cleanup_free_ char *lim = param(g, PARAM_LIMIT, 0, NULL, "batch size");
-                finish_statement(g, &p->batch_bound,
-                                 xasprintf("SELECT (CASE WHEN s.n < %s::bigint OR s.b IS NULL THEN NULL WHEN s.b = %s::%s"
-                                           " THEN s.b + %s ELSE s.b END)::text, coalesce(s.n >= %s::bigint AND s.b = %s::%s, false),"
-                                           " s.n FROM (SELECT max(q.k) AS b, count(*) AS n FROM (SELECT %s AS k FROM %s t"
-                                           " WHERE %s >= %s::%s AND %s ORDER BY %s LIMIT %s) q) s",
-                                           lim, last, ty, eps, lim, last, ty, age, tq, age, last, ty, actb, age, lim));
+                finish_bound(g, r, &p->batch_bound, actb);
                 preds_done(&pb);
         }
         /* The parameters of the statement built next are numbered from here on. */
@@ -1486,6 +1498,38 @@ static void build_while_held(Gen *g, const Rule *r) {
                                    held ? held : "false", done, age, lim, head, part ? " AND d.tableoid = b.toid" : "",
                                    dage, ce, trail));
         preds_done(&pr);
+}
+
+/* Citus: the while_held phase by age ranges, as the main phase's fast path: the SKIP LOCKED batch
+ * selects rows FOR UPDATE by ctid, which Citus refuses on a multi-shard table and which names no
+ * row across shards or copies. The bound over the held rows still to anonymise, then one UPDATE of
+ * those in [last key, upper end); its count is the command tag. */
+static void build_while_held_range(Gen *g, const Rule *r) {
+        Plan *p = g->plan;
+        if (!r->has_while_held || !cat_table_is_citus(p->table))
+                return;
+        for (int i = 0; i < 2; i++) {
+                Preds pr;
+                preds_build_ex(g, r, "t", &pr, false);
+                _cleanup_free_ char *held = held_expr(&pr);
+                _cleanup_free_ char *due = due_expr(&pr);
+                _cleanup_free_ char *done = all_done_expr(g, r->while_held_columns, r->n_while_held_columns, "t");
+                _cleanup_free_ char *sel = xasprintf("%s AND %s AND NOT %s", due, held ? held : "false", done);
+                if (i == 0)
+                        finish_bound(g, r, &p->while_held_bound, sel);
+                else {
+                        _cleanup_free_ char *tq = qualified_name_quote(&p->table->name);
+                        _cleanup_free_ char *age = col("t", r->column);
+                        const char *ty = kind_sql_type(p->age_kind);
+                        _cleanup_free_ char *head = change_head(g, tq, "t", false, r->while_held_columns, r->n_while_held_columns);
+                        _cleanup_free_ char *last = param(g, PARAM_LAST_KEY, 0, NULL, "keyset: last age value reached");
+                        _cleanup_free_ char *upper = param(g, PARAM_UPPER, 0, NULL, "upper end of the batch's range (NULL: none)");
+                        finish_statement(g, &p->while_held_range,
+                                         xasprintf("%s WHERE %s >= %s::%s AND %s < coalesce(%s::%s, 'infinity'::%s) AND %s", head, age,
+                                                   last, ty, age, upper, ty, ty, sel));
+                }
+                preds_done(&pr);
+        }
 }
 
 static void build_breaker(Gen *g, const Rule *r) {
@@ -1786,6 +1830,8 @@ static void plan_set_purposes(Plan *p) {
         p->batch_range.purpose = del ? "the DELETE of a batch" : "the UPDATE of a batch";
         p->batch.purpose = del ? "the DELETE of a batch (skipping locked rows)" : "the UPDATE of a batch (skipping locked rows)";
         p->while_held_batch.purpose = "the UPDATE of a batch of held rows (while_held)";
+        p->while_held_bound.purpose = "the search for the next range of held rows (while_held)";
+        p->while_held_range.purpose = "the UPDATE of a range of held rows (while_held)";
         p->breaker_count.purpose = "the circuit breaker's count of the due rows";
         p->breaker_estimate.purpose = "the circuit breaker's estimate of the due rows";
         p->tally.purpose = "the count of the due, held and still referenced rows";
@@ -1826,6 +1872,7 @@ int plan_build(const Policy *policy, const Rule *rule, const CatCache *cache, Pl
         build_batch(&g, rule);
         build_batch_range(&g, rule);
         build_while_held(&g, rule);
+        build_while_held_range(&g, rule);
         build_breaker(&g, rule);
         build_tally(&g, rule);
         build_partitions(&g, rule);
@@ -1981,8 +2028,14 @@ void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char 
                 }
         }
         _cleanup_free_ char *km = key_match(&g, pk, n_pk, "t");
-        strbuf_appendf(&b, " FROM %s t WHERE %s", tq, km);
-        finish_statement(&g, &e.row, strbuf_steal(&b));
+        /* Citus: the row first, as an intermediate result Citus reads from its shard (or copy),
+         * then everything else on the coordinator, which may join it to its own tables (the hold
+         * registry); a statement that joins a distributed table to them is refused. */
+        bool citus = cat_table_is_citus(plan->table);
+        _cleanup_free_ char *sel = strbuf_steal(&b);
+        finish_statement(&g, &e.row,
+                         citus ? xasprintf("WITH t AS MATERIALIZED (SELECT * FROM %s t WHERE %s) %s FROM t", tq, km, sel)
+                               : xasprintf("%s FROM %s t WHERE %s", sel, tq, km));
 
         /* The active operator holds of each registry hold, by the hold's name (its subject's keys). */
         StrBuf reg = {};
@@ -1994,18 +2047,23 @@ void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char 
                 hold_key(&g, r, h, "t", &key);
                 _cleanup_free_ char *hn = param(&g, PARAM_CONST, 0, h->name, "hold name");
                 _cleanup_free_ char *s = param(&g, PARAM_CONST, 0, h->subject->name, "subject name");
-                _cleanup_free_ char *km2 = key_match(&g, pk, n_pk, "t");
+                _cleanup_free_ char *km2 = citus ? NULL : key_match(&g, pk, n_pk, "t");
                 _cleanup_free_ char *m = registry_key_match(&g, h->subject, "rh", &key);
                 subj_key_done(&key);
                 strbuf_appendf(&reg,
                                "%sSELECT rh.id::text, rh.reason, rh.placed_by, rh.placed_at::text, rh.expires_at::text, %s::text AS hold,"
                                " rh.id FROM %s t JOIN retention.holds rh ON rh.subject = %s AND %s"
                                " WHERE %s AND rh.released_at IS NULL AND (rh.expires_at IS NULL OR rh.expires_at > now())",
-                               reg.len ? " UNION ALL " : "", hn, tq, s, m, km2);
+                               reg.len ? " UNION ALL " : "", hn, citus ? "row_t" : tq, s, m, citus ? "true" : km2);
         }
         if (reg.len) {
                 strbuf_append(&reg, " ORDER BY 6, 7");
-                finish_statement(&g, &e.registry, strbuf_steal(&reg));
+                /* Citus: the row read first from its shard, as for e.row. */
+                _cleanup_free_ char *kmc = citus ? key_match(&g, pk, n_pk, "t") : NULL;
+                _cleanup_free_ char *body = strbuf_steal(&reg);
+                finish_statement(&g, &e.registry,
+                                 citus ? xasprintf("WITH row_t AS MATERIALIZED (SELECT * FROM %s t WHERE %s) %s", tq, kmc, body)
+                                       : xstrdup(body));
         }
 
         /* Every slot the statements use is known now. */

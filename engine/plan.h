@@ -82,6 +82,9 @@ typedef struct Plan {
         PlanStatement batch_range;      /* fast path: DELETE/UPDATE of the actionable rows in [last key, upper end); count: command tag */
         PlanStatement batch;            /* rows one by one, FOR UPDATE SKIP LOCKED -> selected, changed, last key, next xid */
         PlanStatement while_held_batch; /* sql NULL when the rule has no while_held */
+        /* Citus: the while_held phase by ranges, as batch_bound and batch_range (sql NULL otherwise) */
+        PlanStatement while_held_bound;
+        PlanStatement while_held_range;
         PlanStatement breaker_count;    /* count of rows this run would change, LIMIT param */
         PlanStatement breaker_estimate; /* EXPLAIN (FORMAT JSON) of the due rows: the planner's estimate */
         PlanStatement tally;            /* see plan.c: fixed columns then per hold then per fk */

@@ -41,6 +41,7 @@ struct RuleRun {
         bool fast_ok;        /* the range fast path is usable for this rule run */
         bool short_lock_wait; /* the session's lock_timeout is lowered for the fast path */
         bool prepared;        /* the fast path's statement is prepared on the session */
+        bool prepared_while_held; /* Citus: the while_held phase's range statements are prepared */
         int64_t fk_refused;  /* rows the database refused for a reference deeper than the rule's table */
         char *fk_refused_table;
         unsigned isolate_widen;   /* foreign-key isolation selects batch_size << this many rows */

@@ -485,6 +485,15 @@ int rule_run_step(RuleRun *rr) {
                         return rule_run_step_failed(rr, k, &err);
                 rr->held_tallied = true;
         }
+        if (rr->phase == PHASE_WHILE_HELD && cat_table_is_citus(rr->plan->table)) {
+                /* Citus: the held rows by age ranges (plan->while_held_range), as the main phase;
+                 * what the ranges cannot take (a row the application holds, a tie) is left for
+                 * the next run. */
+                k = rr->plan->while_held_range.sql ? fast_path_step(rr) : OUTCOME_SLOW_PATH;
+                if (k == OUTCOME_SLOW_PATH)
+                        rule_run_end_phase(rr);
+                return k == OUTCOME_SLOW_PATH ? 0 : k;
+        }
 
         pace_before_batch(rr);
         uint64_t t0 = now_usec();

@@ -282,6 +282,108 @@ static void test_holds_distributed(void **state) {
         PQfinish(c);
 }
 
+/* A delete rule with a registry hold and while_held on a distributed table, as the engine's role:
+ * the unheld due rows go, the held account's due rows stay and are anonymised (0 held rows
+ * deleted, its young rows untouched), and the trail counts both. explain names the registry hold
+ * on a held row and the decision on an unheld due row; a second run changes nothing. */
+static const char while_held_policy[] = "version: 1\n"
+                                        "subjects:\n"
+                                        "  account: { table: app.accounts, key: id }\n"
+                                        "holds:\n"
+                                        "  legal: { reason: \"operator holds\", subject: account, registry: true }\n"
+                                        "rules:\n"
+                                        "  events-delete:\n"
+                                        "    clause: \"Events are deleted after 30 days\"\n"
+                                        "    table: app.events\n"
+                                        "    subject: account\n"
+                                        "    subject_column: account_id\n"
+                                        "    column: at\n"
+                                        "    retain: 30 days\n"
+                                        "    holds: [legal]\n"
+                                        "    action: delete\n"
+                                        "    while_held: { columns: { email: email_domain, note: { redact: \"[held]\" } } }\n"
+                                        "    batch_size: 500\n"
+                                        "    max_fraction: 1\n";
+
+static void test_while_held_distributed(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = citus_db("citus_while_held", &ci);
+        pgtest_exec(c, "CREATE TABLE app.accounts (id bigint PRIMARY KEY, name text)");
+        pgtest_exec(c, "SELECT create_distributed_table('app.accounts', 'id')");
+        pgtest_exec(c, "INSERT INTO app.accounts SELECT g, 'account ' || g FROM generate_series(0, 96) g");
+        make_events(c, "distributed");
+        char *engine = pgtest_engine_role(ci, "retentiond", "app.events", "app.accounts");
+        char *pol = rt_policy(while_held_policy);
+        char *out, *err;
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", engine, "hold", "add", "account", "5", "--reason", "case 5", "--by", "dpo");
+        /* check -d has nothing against it. */
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", engine, "check");
+        /* Account 5: ids 5, 102, 199, ... (id % 97 = 5), 42 rows; due: 37 of them (at < now() - 30
+         * days, not NULL). All other due rows: 3,620 - 37. */
+        rt_assert_sql(c, "42", "SELECT count(*) FROM app.events_before WHERE account_id = 5");
+        rt_assert_sql(c, "37", "SELECT count(*) FROM app.events_before WHERE account_id = 5 AND at < now() - interval '30 days'");
+        rt_expect(0, &out, NULL, "-p", pol, "-d", engine, "run");
+        rt_assert_contains(out, "success");
+        free(out);
+        rt_assert_sql(c, "success", "SELECT outcome FROM retention.rule_runs");
+        rt_assert_sql(c, "3583", "SELECT rows_deleted FROM retention.rule_runs");
+        rt_assert_sql(c, "37", "SELECT rows_anonymised FROM retention.rule_runs");
+        rt_assert_sql(c, "37", "SELECT rows_held FROM retention.rule_runs");
+        /* 0 held rows deleted; exactly the unheld due rows went. */
+        rt_assert_sql(c, "42", "SELECT count(*) FROM app.events WHERE account_id = 5");
+        rt_assert_sql(c, "t",
+                      "SELECT (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.events) ="
+                      " (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.events_before"
+                      "   WHERE at IS NULL OR account_id = 5 OR at >= (SELECT cutoff FROM retention.rule_runs))");
+        /* The held due rows are anonymised, exactly; the held young rows and every other row kept
+         * are unchanged; the age column is untouched. */
+        rt_assert_sql(c, "t",
+                      "SELECT (SELECT md5(string_agg(e::text, ',' ORDER BY id)) FROM app.events e) ="
+                      " (SELECT md5(string_agg(ROW(b.id, b.account_id, b.at,"
+                      "   CASE WHEN b.account_id = 5 AND b.at < (SELECT cutoff FROM retention.rule_runs)"
+                      "        THEN '*@example.com' ELSE b.email END,"
+                      "   CASE WHEN b.account_id = 5 AND b.at < (SELECT cutoff FROM retention.rule_runs)"
+                      "        THEN '[held]' ELSE b.note END)::text, ',' ORDER BY id)) FROM app.events_before b"
+                      "   WHERE at IS NULL OR account_id = 5 OR at >= (SELECT cutoff FROM retention.rule_runs))");
+        /* explain: a held row (id 102: account 5, 102 days old) and an unheld young one. */
+        rt_expect(0, &out, &err, "-p", pol, "-d", engine, "explain", "app.events", "5", "102");
+        rt_assert_contains(out, "app.events account_id=5 id=102\n");
+        rt_assert_contains(out, "    hold legal (registry): applies\n");
+        char *placed = pgtest_value(c, "SELECT placed_at::text FROM retention.holds WHERE id = 1");
+        char *want = rt_asprintf("      hold 1: \"case 5\", placed by dpo at %s, until released (no --until)\n", placed);
+        rt_assert_contains(out, want);
+        free(want);
+        want = rt_asprintf("    decision:  kept: held by legal (hold 1 placed by dpo on %.10s) — a hold always beats deletion;"
+                           " anonymised while held (email email_domain, note redact): done\n",
+                           placed);
+        rt_assert_contains(out, want);
+        free(want);
+        free(placed);
+        rt_assert_contains(out, "    deleted: unknown while registry hold 1 (placed without --until) is active\n");
+        free(out);
+        free(err);
+        rt_expect(0, &out, &err, "-p", pol, "-d", engine, "explain", "app.events", "6", "6");
+        rt_assert_contains(out, "app.events account_id=6 id=6\n");
+        rt_assert_contains(out, "    hold legal (registry): does not apply (no active operator hold on the subject)\n");
+        char *due = pgtest_value(c, "SELECT (at + interval '30 days')::text FROM app.events WHERE id = 6");
+        want = rt_asprintf("    decision:  not yet due: due after %s\n", due);
+        rt_assert_contains(out, want);
+        free(want);
+        free(due);
+        free(out);
+        free(err);
+        /* A second run: nothing to delete, nothing left to anonymise. */
+        rt_expect(0, &out, NULL, "-p", pol, "-d", engine, "run");
+        free(out);
+        rt_assert_sql(c, "0|0|37", "SELECT rows_deleted || '|' || rows_anonymised || '|' || rows_held FROM retention.rule_runs"
+                                   " ORDER BY id DESC LIMIT 1");
+        free(pol);
+        free(engine);
+        free(ci);
+        PQfinish(c);
+}
+
 /* A distributed table range-partitioned on its age column (30-day partitions), as the table's owner
  * (a superuser), who may drop partitions: Citus does not support DETACH ... CONCURRENTLY on it, so
  * the rows of expired partitions go in batches, exactly, every partition stays attached and none
@@ -458,6 +560,11 @@ int main(void) {
                 cmocka_unit_test(test_partitions_distributed),
                 cmocka_unit_test(test_check_kinds),
                 cmocka_unit_test(test_locked_row_distributed),
+                cmocka_unit_test(test_while_held_distributed),
         };
+        /* CITUS_ONLY=test_name (a cmocka pattern): one test, for a quicker turn. */
+        const char *only = getenv("CITUS_ONLY");
+        if (only && *only)
+                cmocka_set_test_filter(only);
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
