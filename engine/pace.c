@@ -49,9 +49,17 @@ static uint64_t next_xid(RuleRun *rr) {
         return k || !v ? 0 : strtoull(v, NULL, 10);
 }
 
+/* Citus: the coordinator's transaction ids move with Citus's own bookkeeping (two-phase commit
+ * records, its maintenance daemon) and not with the application's writes, which go to the
+ * shards on the workers; the batch's WAL is written there too. No signal on the coordinator means
+ * application load, so a rule on a distributed or reference table is not paced. */
+static bool paced(const RuleRun *rr) {
+        return pace_ratio > 0 && !(rr->plan && cat_table_is_citus(rr->plan->table));
+}
+
 /* Before a batch: where the count starts, unless the last batch left it. */
 void pace_before_batch(RuleRun *rr) {
-        if (pace_ratio > 0 && rr->next_xid == 0)
+        if (paced(rr) && rr->next_xid == 0)
                 rr->next_xid = next_xid(rr);
 }
 
@@ -87,7 +95,7 @@ void pace_gentle_wal(RuleRun *rr, bool on) {
  * end, or 0 to read it now. */
 void pace_after_batch(RuleRun *rr, uint64_t usec, unsigned own_xids, uint64_t next) {
         rr->pause_usec = 0;
-        if (pace_ratio <= 0)
+        if (!paced(rr))
                 return;
         if (next == 0)
                 next = next_xid(rr);

@@ -384,6 +384,48 @@ static void test_while_held_distributed(void **state) {
         PQfinish(c);
 }
 
+/* Pacing on Citus: the coordinator's transaction ids move with Citus's own bookkeeping (two-phase
+ * commit records, the maintenance daemon's recovery) and not with the application's writes, which
+ * go to the shards. Pacing is off on a Citus table: a run while the coordinator takes ids (here a
+ * session that does nothing else) pauses 0 s, at the default --pace. */
+static void test_pace_off_distributed(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = citus_db("citus_pace", &ci);
+        make_events(c, "distributed");
+        char *engine = pgtest_engine_role(ci, "retentiond", "app.events", NULL);
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  events-delete:\n"
+                              "    clause: \"Events are deleted after 30 days\"\n"
+                              "    table: app.events\n"
+                              "    column: at\n"
+                              "    retain: 30 days\n"
+                              "    action: delete\n"
+                              "    batch_size: 100\n"
+                              "    max_fraction: 1\n");
+        /* Transaction ids taken on the coordinator all the time, by a session of its own. */
+        PGconn *busy = pgtest_connect(ci);
+        assert_int_equal(PQsendQuery(busy, "DO $$ BEGIN FOR i IN 1 .. 600 LOOP PERFORM pg_current_xact_id();"
+                                           " COMMIT; PERFORM pg_sleep(0.01); END LOOP; END $$"),
+                         1);
+        char *out;
+        rt_expect(0, &out, NULL, "-p", pol, "-d", engine, "--json", "run");
+        rt_assert_contains(out, "\"paused_usec\":0,");
+        free(out);
+        PGresult *r;
+        (void) PQrequestCancel(busy);
+        while ((r = PQgetResult(busy)))
+                PQclear(r);
+        PQfinish(busy);
+        rt_assert_sql(c, DUE_ROWS, "SELECT rows_deleted FROM retention.rule_runs");
+        rt_assert_sql(c, "t", "SELECT batches >= 10 FROM retention.rule_runs");
+        free(pol);
+        free(engine);
+        free(ci);
+        PQfinish(c);
+}
+
 /* A distributed table range-partitioned on its age column (30-day partitions), as the table's owner
  * (a superuser), who may drop partitions: Citus does not support DETACH ... CONCURRENTLY on it, so
  * the rows of expired partitions go in batches, exactly, every partition stays attached and none
@@ -561,6 +603,7 @@ int main(void) {
                 cmocka_unit_test(test_check_kinds),
                 cmocka_unit_test(test_locked_row_distributed),
                 cmocka_unit_test(test_while_held_distributed),
+                cmocka_unit_test(test_pace_off_distributed),
         };
         /* CITUS_ONLY=test_name (a cmocka pattern): one test, for a quicker turn. */
         const char *only = getenv("CITUS_ONLY");
