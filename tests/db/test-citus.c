@@ -5,6 +5,10 @@
  * audit trail counts them. Every assertion is on exact rows and counts. */
 #include "citustest.h"
 #include "rtest.h"
+#include "rely.h"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 #include <time.h>
 
@@ -426,6 +430,80 @@ static void test_pace_off_distributed(void **state) {
         PQfinish(c);
 }
 
+/* SIGKILL mid-run on a distributed table, once batches have committed: no row that was not due is
+ * gone, the trail counts exactly the rows gone; the next run (after the dead client's backend has
+ * gone) closes the killed run as interrupted, completes, and leaves exactly the rows not due. */
+static void test_sigkill_distributed(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = citus_db("citus_kill", &ci);
+        make_events(c, "distributed");
+        char *engine = pgtest_engine_role(ci, "retentiond", "app.events", NULL);
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  events-delete:\n"
+                              "    clause: \"Events are deleted after 30 days\"\n"
+                              "    table: app.events\n"
+                              "    column: at\n"
+                              "    retain: 30 days\n"
+                              "    action: delete\n"
+                              "    batch_size: 20\n"
+                              "    max_fraction: 1\n");
+        char *log = rt_asprintf("%s/kill.log", rt_dir);
+        const char *args[] = { "-p", pol, "-d", engine, "run", NULL };
+        pid_t pid = rely_spawn(args, log);
+        /* Killed once some batches are committed (the trail counts them), mid-run. */
+        long long deleted = 0;
+        for (int i = 0; i < 3000 && deleted < 200; i++) {
+                usleep(2000);
+                deleted = pgtest_int(c, "SELECT coalesce(max(rows_deleted), 0) FROM retention.rule_runs");
+        }
+        int st = rely_wait_timeout(pid, 0);
+        if (st != -2) {
+                char *l = rely_slurp(log);
+                fail_msg("the run ended (%d) before it could be killed:\n%s", st, l);
+        }
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        assert_int_equal(rely_wait(pid), 128 + SIGKILL);
+        for (int i = 0; i < 1000 && pgtest_int(c, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'retentiond'") > 0; i++)
+                usleep(5000);
+        rt_assert_sql(c, "0", "SELECT count(*) FROM pg_stat_activity WHERE usename = 'retentiond'");
+        rt_assert_sql(c, "running|running", "SELECT r.outcome || '|' || rr.outcome FROM retention.runs r"
+                                            " JOIN retention.rule_runs rr ON rr.run_id = r.id");
+        /* Mid-run: some due rows gone, not all; none that was not due; the trail counts them all. */
+        rt_assert_sql(c, "t", "SELECT rows_deleted BETWEEN 200 AND 3619 FROM retention.rule_runs");
+        rt_assert_sql(c, "t", "SELECT rows_deleted = 4000 - (SELECT count(*) FROM app.events) FROM retention.rule_runs");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM app.events_before b WHERE (b.at IS NULL OR b.at >= (SELECT cutoff FROM"
+                              " retention.rule_runs)) AND b.id NOT IN (SELECT id FROM app.events)");
+        /* The next run completes and closes the killed one. */
+        char *out;
+        rt_expect(0, &out, NULL, "-p", pol, "-d", engine, "run");
+        free(out);
+        rt_assert_sql(c, "1|interrupted|interrupted|the engine's database session ended during the rule run",
+                      "SELECT r.id || '|' || r.outcome || '|' || rr.outcome || '|' || rr.error FROM retention.runs r"
+                      " JOIN retention.rule_runs rr ON rr.run_id = r.id WHERE r.id = 1");
+        rt_assert_sql(c, "success|success", "SELECT r.outcome || '|' || rr.outcome FROM retention.runs r"
+                                            " JOIN retention.rule_runs rr ON rr.run_id = r.id WHERE r.id = 2");
+        rt_assert_sql(c, DUE_ROWS, "SELECT sum(rows_deleted) FROM retention.rule_runs");
+        rt_assert_sql(c, "t",
+                      "SELECT (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.events) ="
+                      " (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.events_before"
+                      "   WHERE at IS NULL OR at >= (SELECT cutoff FROM retention.rule_runs WHERE run_id = 2))");
+        /* No transaction of the killed run is left prepared on a worker. */
+        for (int i = 0; i < CITUSTEST_WORKERS; i++) {
+                char *wci = citustest_worker_db(ct, i, "citus_kill");
+                PGconn *w = pgtest_connect(wci);
+                rt_assert_sql(w, "0", "SELECT count(*) FROM pg_prepared_xacts");
+                PQfinish(w);
+                free(wci);
+        }
+        free(log);
+        free(pol);
+        free(engine);
+        free(ci);
+        PQfinish(c);
+}
+
 /* A distributed table range-partitioned on its age column (30-day partitions), as the table's owner
  * (a superuser), who may drop partitions: Citus does not support DETACH ... CONCURRENTLY on it, so
  * the rows of expired partitions go in batches, exactly, every partition stays attached and none
@@ -604,6 +682,7 @@ int main(void) {
                 cmocka_unit_test(test_locked_row_distributed),
                 cmocka_unit_test(test_while_held_distributed),
                 cmocka_unit_test(test_pace_off_distributed),
+                cmocka_unit_test(test_sigkill_distributed),
         };
         /* CITUS_ONLY=test_name (a cmocka pattern): one test, for a quicker turn. */
         const char *only = getenv("CITUS_ONLY");
