@@ -135,6 +135,7 @@ int fast_path_step(RuleRun *rr) {
         uint64_t t0 = now_usec();
         const char *upper = NULL;
         int64_t changed = 0;
+        bool citus = cat_table_is_citus(rr->plan->table), tie = false;
         CascadeMark before = {}, delta = {};
         k = pg_exec0(rr->pg, NULL, &err, BATCH_BEGIN);
         if (k == 0 && cat_table_is_citus(rr->plan->table))
@@ -156,8 +157,10 @@ int fast_path_step(RuleRun *rr) {
                 /* batch_size rows or more share the range's one age value (a busy day of a date
                  * column): a range of them has no size limit. This batch goes by SKIP LOCKED,
                  * LIMIT batch_size; the fast path resumes after it. */
-                bool tie = streq(PQgetvalue(rb, 0, 1), "t");
-                if (stuck || tie) {
+                tie = streq(PQgetvalue(rb, 0, 1), "t");
+                /* Citus has no SKIP LOCKED batch: the range of that one age value is taken as it
+                 * is, all its rows, unless the breaker's limit has fewer left (below). */
+                if (stuck || (tie && !citus)) {
                         pg_rollback_quietly(rr->pg);
                         cascade_mark_done(&before);
                         if (stuck)
@@ -174,6 +177,15 @@ int fast_path_step(RuleRun *rr) {
         if (k == 0) {
                 changed = rc ? strtoll(PQcmdTuples(rc), NULL, 10) : 0;
                 k = trail_rule_count(rr->pg, rr->res.rule_run_id, del ? changed : 0, del ? 0 : changed, 1, 0, &next, &err);
+        }
+        if (k == 0 && tie && fp.main && changed > breaker_budget(rr)) {
+                /* Citus, a tie larger than what the breaker's limit has left: undone, and the rest
+                 * of the rule left for the next run, as a range the fast path cannot take. */
+                pg_rollback_quietly(rr->pg);
+                cascade_mark_done(&before);
+                rr->swept_cleanly = false;
+                rule_run_end_phase(rr);
+                return 0;
         }
         if (k == 0 && fp.main)
                 k = cascade_record(rr, &before, changed, &delta, &err);
