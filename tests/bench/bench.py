@@ -21,7 +21,7 @@ def sh(cmd, **kw):
 
 
 class Cluster:
-    def __init__(self, tmp):
+    def __init__(self, tmp, extra_conf=""):
         self.tmp = tmp
         bindir = sh(["pg_config", "--bindir"]).stdout.strip()
         if not os.path.exists(os.path.join(bindir, "initdb")):
@@ -37,7 +37,7 @@ class Cluster:
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             f.write(f"listen_addresses = ''\nunix_socket_directories = '{tmp}'\nport = {self.port}\n"
                     "fsync = on\nsynchronous_commit = on\nshared_buffers = 1GB\nmax_wal_size = 8GB\n"
-                    "checkpoint_timeout = 30min\nautovacuum = off\nmax_connections = 50\n")
+                    "checkpoint_timeout = 30min\nautovacuum = off\nmax_connections = 50\n" + extra_conf)
         self.server([os.path.join(bindir, "pg_ctl"), "start", "-D", self.data, "-l",
                      os.path.join(tmp, "server.log"), "-w", "-t", "120"])
         self.env = dict(os.environ, PGHOST=tmp, PGPORT=str(self.port), PGUSER="postgres")
@@ -314,6 +314,80 @@ def rule_of(js):
     return js["rules"][0]
 
 
+CITUS_CONF = ("shared_preload_libraries = 'citus'\nmax_prepared_transactions = 60\ncitus.shard_count = 8\n"
+              "citus.shard_replication_factor = 1\nmax_worker_processes = 32\nshared_buffers = 256MB\n")
+
+
+def citus_installed():
+    lib = sh(["pg_config", "--pkglibdir"]).stdout.strip() or "/usr/lib/postgresql/15/lib"
+    return os.path.exists(os.path.join(lib, "citus.so"))
+
+
+def citus_measurement(a, pols):
+    """Measurement 11 (issue 16): the delete case on Citus, a coordinator and two workers of this
+    machine, app.access_log hash-distributed by id into 8 shards: retentiond against one DELETE
+    through the coordinator, each on the same rows (reloaded from a table of the coordinator)."""
+    nodes = []
+    try:
+        for _ in range(3):
+            t = tempfile.mkdtemp(prefix="retentiond-bench-citus.")
+            os.chmod(t, 0o755)
+            nodes.append(Cluster(t, CITUS_CONF))
+        for n in nodes:
+            n.psql("postgres", f"ALTER SYSTEM SET citus.local_hostname = '{n.tmp}'")
+            n.psql("postgres", "SELECT pg_reload_conf()")
+            n.psql("postgres", "CREATE DATABASE b")
+            n.psql("b", "CREATE EXTENSION citus")
+        co = nodes[0]
+        co.psql("b", f"SELECT citus_set_coordinator_host('{co.tmp}', {co.port})")
+        for w in nodes[1:]:
+            co.psql("b", f"SELECT citus_add_node('{w.tmp}', {w.port})")
+        rows = a.citus_rows
+        co.psql("b", f"""
+            CREATE SCHEMA app;
+            CREATE TABLE app.src AS SELECT g AS id, now() - interval '30 days' + (g::float8 / {rows}) * interval '30 days'
+                   - interval '1 minute' AS requested_at, ('10.0.' || (g % 256) || '.' || (g % 254) + 1)::inet AS ip,
+                   '/page/' || (g % 5000) AS path, 'Mozilla/5.0 bench/' || (g % 97) AS user_agent, 200 AS status,
+                   (g * 13) % 200000 AS bytes FROM generate_series(1::bigint, {rows}::bigint) g
+             WHERE NOT (now() - interval '30 days' + (g::float8 / {rows}) * interval '30 days' - interval '1 minute'
+                        BETWEEN now() - interval '24 days 1 hour' AND now() - interval '23 days 23 hours');
+            CREATE TABLE app.access_log (id bigint PRIMARY KEY, requested_at timestamptz NOT NULL, ip inet, path text,
+                user_agent text, status int, bytes bigint);
+            CREATE INDEX ON app.access_log (requested_at);
+            SELECT create_distributed_table('app.access_log', 'id');""")
+        subprocess.run([RETENTIOND, "-d", co.conninfo("b"), "migrate"], check=True, capture_output=True)
+
+        def reload():
+            co.psql("b", "TRUNCATE app.access_log")
+            co.psql("b", "INSERT INTO app.access_log SELECT * FROM app.src")
+            co.psql("b", "VACUUM ANALYZE app.access_log")
+            co.psql("b", "CHECKPOINT")
+            for w in nodes[1:]:
+                w.psql("b", "CHECKPOINT")
+        due = int(co.psql("b", f"SELECT count(*) FROM app.src WHERE requested_at < {CUTOFF_SQL}"))
+        print(f"bench: Citus ready; {rows} rows in 8 shards on 2 workers, {due} due", flush=True)
+        r = {"ret": [], "base": [], "batches": [], "longest": [], "paused": []}
+        for rep in range(a.reps):
+            reload()
+            dt, js = run_retentiond(co, "b", pols["delete"])
+            j = rule_of(js)
+            assert j["outcome"] == "success" and j["rows_deleted"] == due, j
+            r["ret"].append(dt)
+            r["batches"].append(j["batches"])
+            r["longest"].append(j["longest_batch_usec"] / 1000.0)
+            r["paused"].append(j["paused_usec"] / 1e6)
+            reload()
+            r["base"].append(timed_sql(co, "b", f"DELETE FROM app.access_log WHERE requested_at < {CUTOFF_SQL}"))
+        m = {k: statistics.median(v) for k, v in r.items()}
+        return [("11. Citus delete: retentiond / one DELETE", f"{m['ret'] / m['base']:.2f}x",
+                 f"{m['ret']:.3f} s / {m['base']:.3f} s; {due} of {rows} rows, 8 shards, 2 workers; {m['batches']:.0f} batches,"
+                 f" longest {max(r['longest']):.1f} ms, paused {m['paused']:.3f} s", "<= 2x")]
+    finally:
+        for n in reversed(nodes):
+            n.stop()
+            shutil.rmtree(n.tmp, ignore_errors=True)
+
+
 def new_measurements(cl, a, pols, only):
     """Measurements 8-10 (issue 15): the rentals case, a repeat anonymise run with nothing left to
     change, and 50 rules with nothing due. Returns the rows of the result table."""
@@ -413,6 +487,8 @@ def new_measurements(cl, a, pols, only):
              f"1-rule run minus one rule (whole process); the 50-rule run is {m['w50'] / m['w1']:.1f}x the 1-rule run",
              "< 10 ms"),
         ]
+    if "citus" in only:
+        rows += citus_measurement(a, pols)
     return rows
 
 
@@ -427,12 +503,20 @@ def main():
     ap.add_argument("--rental-rows", type=int, default=20_000, help="rows of the rentals table (default 20,000)")
     ap.add_argument("--repeat-rows", type=int, default=1_000_000,
                     help="rows of the access log for the anonymise repeat run (default 1,000,000)")
+    ap.add_argument("--citus-rows", type=int, default=1_000_000,
+                    help="rows of the distributed access log (Citus part; default 1,000,000)")
     ap.add_argument("--only", default="all",
-                    help="comma list of parts to run: core, app, rss, rentals, repeat, nothing50 (default all)")
+                    help="comma list of parts to run: core, app, rss, rentals, repeat, nothing50, citus (default all;"
+                         " citus only when Citus is installed: bash .ci/citus)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build-bench", "engine", "retentiond"))
     a = ap.parse_args()
-    parts = {"core", "app", "rss", "rentals", "repeat", "nothing50"}
+    parts = {"core", "app", "rss", "rentals", "repeat", "nothing50", "citus"}
     only = parts if a.only == "all" else set(a.only.split(","))
+    if "citus" in only and not citus_installed():
+        if a.only != "all":
+            ap.error("--only citus: Citus is not installed (bash .ci/citus builds it)")
+        print("bench: Citus is not installed: the Citus part (11) is left out (bash .ci/citus builds it)", flush=True)
+        only.discard("citus")
     if only - parts:
         ap.error(f"--only: unknown parts {', '.join(sorted(only - parts))}")
     RETENTIOND = a.binary

@@ -639,12 +639,14 @@ static void oracle_apply(PGconn *c, const OracleScn *o) {
         pgtest_exec(c, "DELETE FROM co%d.ox_logs x WHERE %s AND NOT %s", n, due_l, held);
         char *due_m = rt_asprintf("x.created_at < now() - interval '%s'", o->msgs_retain);
         const char *mheld = o->msgs_legal ? legal : "false";
+        /* A row already in its anonymised form is not due for an anonymise rule, nor counted held. */
         const char *done = "(x.body IS NULL OR x.body = '[gone]') AND (x.email IS NULL OR x.email IS NOT DISTINCT FROM"
                            " CASE WHEN strpos(x.email, '@') > 0 THEN '*@' || split_part(x.email, '@', -1) ELSE NULL END)";
         pgtest_exec(c, "ALTER TABLE co%d.ox_counts ADD msgs_anonymised bigint, ADD msgs_held bigint", n);
         pgtest_exec(c, "UPDATE co%d.ox_counts SET msgs_anonymised = (SELECT count(*) FROM co%d.ox_msgs x WHERE %s AND NOT %s"
-                       " AND NOT (%s)), msgs_held = (SELECT count(*) FROM co%d.ox_msgs x WHERE %s AND %s)",
-                    n, n, due_m, mheld, done, n, due_m, mheld);
+                       " AND NOT (%s)), msgs_held = (SELECT count(*) FROM co%d.ox_msgs x WHERE %s AND %s"
+                       " AND NOT (%s))",
+                    n, n, due_m, mheld, done, n, due_m, mheld, done);
         pgtest_exec(c, "UPDATE co%d.ox_msgs x SET body = CASE WHEN body IS NULL THEN NULL ELSE '[gone]' END,"
                        " email = CASE WHEN strpos(email, '@') > 0 THEN '*@' || split_part(email, '@', -1) ELSE NULL END"
                        " WHERE %s AND NOT %s",
