@@ -16,6 +16,7 @@
 /* Adaptive batch size: aim each batch at BATCH_TARGET_USEC, never above the rule's
  * batch_size, never below BATCH_MIN_ROWS; start at BATCH_START_ROWS. */
 #define BATCH_TARGET_USEC 10000
+#define BATCH_TARGET_USEC_CITUS 100000 /* Citus: see pace_adapt_batch_size() */
 #define BATCH_MIN_ROWS 100
 #define BATCH_START_ROWS 1000
 
