@@ -111,6 +111,18 @@ static int exec_fast(RuleRun *rr, const PlanStatement *st, const char *name, con
         return k;
 }
 
+/* The batch's transaction. Citus: the session's lock_timeout stays on the coordinator; the
+ * shards, where the application's row locks are, get this transaction's SET LOCAL only when
+ * citus.propagate_set_commands says so. */
+static int begin_batch(RuleRun *rr, bool citus, PgError *err) {
+        int k = pg_exec0(rr->pg, NULL, err, BATCH_BEGIN);
+        if (k == 0 && citus)
+                k = pg_exec0(rr->pg, NULL, err, CITUS_PROPAGATE_SET);
+        if (k == 0 && citus)
+                k = pg_exec0(rr->pg, NULL, err, CITUS_SHORT_LOCK_WAIT);
+        return k;
+}
+
 /* One fast-path batch, in one transaction: the range's upper end, the change, and the audit
  * trail's counters, so the trail never claims more than happened. Returns 0, OUTCOME_SLOW_PATH
  * (take this batch with SKIP LOCKED), or the PgErrorClass that ended the rule (rule_run_step_failed()). */
@@ -137,14 +149,7 @@ int fast_path_step(RuleRun *rr) {
         int64_t changed = 0;
         bool citus = cat_table_is_citus(rr->plan->table), tie = false;
         CascadeMark before = {}, delta = {};
-        k = pg_exec0(rr->pg, NULL, &err, BATCH_BEGIN);
-        if (k == 0 && cat_table_is_citus(rr->plan->table))
-                /* Citus: the session's lock_timeout stays on the coordinator; the shards, where
-                 * the application's row locks are, get this transaction's SET LOCAL only when
-                 * citus.propagate_set_commands says so. */
-                k = pg_exec0(rr->pg, NULL, &err, CITUS_PROPAGATE_SET);
-        if (k == 0 && cat_table_is_citus(rr->plan->table))
-                k = pg_exec0(rr->pg, NULL, &err, CITUS_SHORT_LOCK_WAIT);
+        k = begin_batch(rr, citus, &err);
         if (k == 0 && fp.main)
                 k = cascade_mark(rr, &before, &err);
         if (k == 0)
