@@ -1953,6 +1953,15 @@ static char *key_match(Gen *g, char *const *pk, size_t n_pk, const char *alias) 
         return strbuf_steal(&b);
 }
 
+/* SELECT `sel` FROM the row of table `tq` that `km` names (alias t). Citus: the row first, as an
+ * intermediate result Citus reads from its shard (or copy), then everything else on the
+ * coordinator, which may join it to its own tables (the hold registry); a statement that joins a
+ * distributed table to them is refused. */
+static char *explain_row_sql(bool citus, const char *tq, const char *km, const char *sel) {
+        return citus ? xasprintf("WITH t AS MATERIALIZED (SELECT * FROM %s t WHERE %s) %s FROM t", tq, km, sel)
+                     : xasprintf("%s FROM %s t WHERE %s", sel, tq, km);
+}
+
 void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char *const *pk, size_t n_pk, ExplainPlan *ret) {
         Gen g = { .policy = policy, .cache = cache, .plan = plan };
         const Rule *r = plan->rule;
@@ -2028,14 +2037,9 @@ void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char 
                 }
         }
         _cleanup_free_ char *km = key_match(&g, pk, n_pk, "t");
-        /* Citus: the row first, as an intermediate result Citus reads from its shard (or copy),
-         * then everything else on the coordinator, which may join it to its own tables (the hold
-         * registry); a statement that joins a distributed table to them is refused. */
         bool citus = cat_table_is_citus(plan->table);
         _cleanup_free_ char *sel = strbuf_steal(&b);
-        finish_statement(&g, &e.row,
-                         citus ? xasprintf("WITH t AS MATERIALIZED (SELECT * FROM %s t WHERE %s) %s FROM t", tq, km, sel)
-                               : xasprintf("%s FROM %s t WHERE %s", sel, tq, km));
+        finish_statement(&g, &e.row, explain_row_sql(citus, tq, km, sel));
 
         /* The active operator holds of each registry hold, by the hold's name (its subject's keys). */
         StrBuf reg = {};
