@@ -12,20 +12,15 @@
 #include "breaker.h"
 #include "util.h"
 
-/* How far the database's clock may be from this host's before enforcement refuses; 0: no check. */
-static int64_t max_clock_skew_sec = BREAKER_DEFAULT_MAX_CLOCK_SKEW_SEC;
-
-void breaker_set_max_clock_skew(int64_t sec) {
-        max_clock_skew_sec = sec;
-}
-
 /* The database's clock decides every cutoff; this host's clock only checks it. When the two
  * disagree by more than max_clock_skew_sec, one of them is wrong, and a clock ahead would make
- * every row look expired: the rule trips the breaker until they agree. */
+ * every row look expired: the rule trips the breaker until they agree. The limit is the run's
+ * (EngineKnobs.max_clock_skew_sec). */
 int breaker_check_clock(const RuleRun *rr, double db, PgError *err) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         double skew = db - (double) ts.tv_sec - (double) ts.tv_nsec / 1e9;
+        int64_t max_clock_skew_sec = enforce_knobs(rr->o).max_clock_skew_sec;
         if (max_clock_skew_sec > 0 && (skew > (double) max_clock_skew_sec || skew < -(double) max_clock_skew_sec)) {
                 _cleanup_free_ char *detail = xasprintf(
                         "The database clock (now()) is %.0f seconds %s this host's clock; at most %" PRId64 " are allowed.",

@@ -7,7 +7,6 @@
 #include <syslog.h>
 
 #include "check-db.h"
-#include "cmdutil.h"
 #include "diag.h"
 #include "catalog.h"
 #include "trail.h"
@@ -617,123 +616,107 @@ static int add_finding(Pg *pg, Check *ck, const Rule *rule, const PlanFinding *f
         return 0;
 }
 
-int check_database(Cli *cli, const Policy *p, Diagnostics *out, size_t *n_checked_ret, int *code_ret) {
-        _cleanup_(pg_freep) Pg *pg = NULL;
-        _cleanup_(cat_cache_done) CatCache cache = {};
-        _cleanup_diagnostics_ Diagnostics *d = diagnostics_new();
-        Check ck = { .d = d };
-        PgError err = {};
-        int r = cmd_connect(cli, true, &pg);
-        if (r)
-                return r;
-
-        int k = trail_check_schema(pg, &err);
-        if (k > 0) /* the database failed (a lost connection: 69), not the schema */
-                return cmd_fail(&err, k);
+/* The retention schema at this engine's version, and the role's privileges on it. Returns 0
+ * (what is wrong is in ck), or a PgErrorClass with *err: the database failed, not the schema. */
+static int check_schema(Pg *pg, Check *ck, PgError *err) {
+        int k = trail_check_schema(pg, err);
+        if (k > 0)
+                return k;
         if (k) {
-                Diagnostic *x = diag_add(d, SEVERITY_ERROR, NULL, 0, 0, "%s", err.primary);
-                if (err.detail)
-                        diag_set_detail(x, "%s", err.detail);
-                if (err.hint)
-                        diag_set_hint(x, "%s", err.hint);
-                pg_error_done(&err);
-                ck.config = true;
-        } else {
-                /* The engine reads holds and writes its audit trail, holds and slots through the
-                 * schema's functions (schema version 5). */
-                _cleanup_pgresult_ PGresult *pr = NULL;
-                k = pg_exec0(pg, &pr, &err,
-                             "SELECT has_schema_privilege('retention', 'USAGE'),"
-                             " has_table_privilege('retention.holds', 'SELECT'),"
-                             " has_table_privilege('retention.rule_slots', 'SELECT'),"
-                             " has_function_privilege('retention.begin_run(text, text, text)', 'EXECUTE')"
-                             " AND has_function_privilege('retention.end_run(bigint, text, int, int)', 'EXECUTE')"
-                             " AND has_function_privilege('retention.begin_rule_run(bigint, text, text, text, text)', 'EXECUTE')"
-                             " AND has_function_privilege('retention.set_rule_run_cutoff(bigint, timestamptz)', 'EXECUTE')"
-                             " AND has_function_privilege('retention.add_rule_run_counts(bigint, bigint, bigint, bigint, bigint)',"
-                             " 'EXECUTE')"
-                             " AND has_function_privilege('retention.add_rule_run_hold(bigint, text, bigint)', 'EXECUTE')"
-                             " AND has_function_privilege('retention.add_rule_run_fk(bigint, text, bigint)', 'EXECUTE')"
-                             " AND has_function_privilege('retention.finish_rule_run(bigint, text, text, text, bigint, bigint,"
-                             " bigint, bigint, bigint, bigint, bigint)', 'EXECUTE')"
-                             " AND has_function_privilege('retention.add_rule_run_cascades(bigint, text[], bigint[], bigint[])',"
-                             " 'EXECUTE'),"
-                             " has_function_privilege('retention.claim_rule_slot(text, text, timestamptz)', 'EXECUTE')");
-                if (k) {
-                        return cmd_fail(&err, k);
-                }
-                static const char *what[] = { "USAGE on schema retention", "SELECT on retention.holds",
-                                              "SELECT on retention.rule_slots (the daemons' schedule slots)",
-                                              "EXECUTE on the audit trail's functions (retention.begin_run, finish_rule_run, ...)",
-                                              "EXECUTE on retention.claim_rule_slot (the daemons' schedule slots)" };
-                for (int i = 0; i < (int) ELEMENTSOF(what); i++)
-                        if (!streq(PQgetvalue(pr, 0, i), "t")) {
-                                Diagnostic *x = diag_add(d, SEVERITY_ERROR, NULL, 0, 0,
-                                                         "permission denied: the role lacks %s", what[i]);
-                                diag_set_hint(x, "Grant it with sql/retentiond-role.sql.");
-                                ck.permission = true;
-                        }
+                Diagnostic *x = diag_add(ck->d, SEVERITY_ERROR, NULL, 0, 0, "%s", err->primary);
+                if (err->detail)
+                        diag_set_detail(x, "%s", err->detail);
+                if (err->hint)
+                        diag_set_hint(x, "%s", err->hint);
+                pg_error_done(err);
+                ck->config = true;
+                return 0;
         }
-
-        _cleanup_free_ char *role = NULL;
-        k = pg_value(pg, &role, &err, "SELECT quote_literal(current_user)", 0, NULL);
+        /* The engine reads holds and writes its audit trail, holds and slots through the
+         * schema's functions (schema version 5). */
+        _cleanup_pgresult_ PGresult *pr = NULL;
+        k = pg_exec0(pg, &pr, err,
+                     "SELECT has_schema_privilege('retention', 'USAGE'),"
+                     " has_table_privilege('retention.holds', 'SELECT'),"
+                     " has_table_privilege('retention.rule_slots', 'SELECT'),"
+                     " has_function_privilege('retention.begin_run(text, text, text)', 'EXECUTE')"
+                     " AND has_function_privilege('retention.end_run(bigint, text, int, int)', 'EXECUTE')"
+                     " AND has_function_privilege('retention.begin_rule_run(bigint, text, text, text, text)', 'EXECUTE')"
+                     " AND has_function_privilege('retention.set_rule_run_cutoff(bigint, timestamptz)', 'EXECUTE')"
+                     " AND has_function_privilege('retention.add_rule_run_counts(bigint, bigint, bigint, bigint, bigint)',"
+                     " 'EXECUTE')"
+                     " AND has_function_privilege('retention.add_rule_run_hold(bigint, text, bigint)', 'EXECUTE')"
+                     " AND has_function_privilege('retention.add_rule_run_fk(bigint, text, bigint)', 'EXECUTE')"
+                     " AND has_function_privilege('retention.finish_rule_run(bigint, text, text, text, bigint, bigint,"
+                     " bigint, bigint, bigint, bigint, bigint)', 'EXECUTE')"
+                     " AND has_function_privilege('retention.add_rule_run_cascades(bigint, text[], bigint[], bigint[])',"
+                     " 'EXECUTE'),"
+                     " has_function_privilege('retention.claim_rule_slot(text, text, timestamptz)', 'EXECUTE')");
         if (k)
-                return cmd_fail(&err, k);
-        ck.role = role;
+                return k;
+        static const char *what[] = { "USAGE on schema retention", "SELECT on retention.holds",
+                                      "SELECT on retention.rule_slots (the daemons' schedule slots)",
+                                      "EXECUTE on the audit trail's functions (retention.begin_run, finish_rule_run, ...)",
+                                      "EXECUTE on retention.claim_rule_slot (the daemons' schedule slots)" };
+        for (int i = 0; i < (int) ELEMENTSOF(what); i++)
+                if (!streq(PQgetvalue(pr, 0, i), "t")) {
+                        Diagnostic *x = diag_add(ck->d, SEVERITY_ERROR, NULL, 0, 0, "permission denied: the role lacks %s",
+                                                 what[i]);
+                        diag_set_hint(x, "Grant it with sql/retentiond-role.sql.");
+                        ck->permission = true;
+                }
+        return 0;
+}
 
-        k = catalog_load_policy(pg, p, &cache, &err);
-        if (k) {
-                return cmd_fail(&err, k);
-        }
-        const Database *db = policy_find_database(p, cli->database_name);
-        size_t n_checked = 0;
-        for (size_t i = 0; i < p->n_rules; i++) {
-                const Rule *rule = &p->rules[i];
-                if (!rule_in_database(rule, db))
-                        continue; /* another database's rule */
-                n_checked++;
-                PlanFinding *fs = NULL;
-                size_t nf = 0;
-                plan_check_rule_findings(p, rule, &cache, &fs, &nf);
-                k = 0;
-                for (size_t j = 0; j < nf && !k; j++)
-                        k = add_finding(pg, &ck, rule, &fs[j], &err);
-                plan_findings_free(fs, nf);
-                if (k)
-                        return cmd_fail(&err, k);
-                note_citus_kind(d, rule, &cache);
-                size_t before = d->n_errors;
-                k = check_rule_role(pg, d, p, rule, &cache, &err);
-                if (d->n_errors > before)
-                        ck.permission = true;
+/* One rule against the catalog. Returns 0 (findings in ck), or a PgErrorClass with *err. */
+static int check_rule(Pg *pg, Check *ck, const Policy *p, const Rule *rule, const CatCache *cache, PgError *err) {
+        Diagnostics *d = ck->d;
+        PlanFinding *fs = NULL;
+        size_t nf = 0;
+        int k = 0;
+
+        plan_check_rule_findings(p, rule, cache, &fs, &nf);
+        for (size_t j = 0; j < nf && !k; j++)
+                k = add_finding(pg, ck, rule, &fs[j], err);
+        plan_findings_free(fs, nf);
+        if (k)
+                return k;
+        note_citus_kind(d, rule, cache);
+        size_t before = d->n_errors;
+        k = check_rule_role(pg, d, p, rule, cache, err);
+        if (d->n_errors > before)
+                ck->permission = true;
+        if (k == 0)
+                k = check_age_triggers(pg, ck, p, rule, cache, err);
+        const CatTable *t = cat_cache_find_name(cache, &rule->table);
+        if (k == 0 && t) {
+                k = check_primary_key(pg, ck, rule, t, err);
                 if (k == 0)
-                        k = check_age_triggers(pg, &ck, p, rule, &cache, &err);
-                const CatTable *t = cat_cache_find_name(&cache, &rule->table);
-                if (k == 0 && t) {
-                        k = check_primary_key(pg, &ck, rule, t, &err);
-                        if (k == 0)
-                                k = check_partition_fks(pg, &ck, rule, t, &err);
-                        for (size_t j = 0; k == 0 && rule->action == ACTION_ANONYMISE && j < rule->n_columns; j++)
-                                k = check_column_catalog(pg, &ck, rule, t, &rule->columns[j], &err);
-                        for (size_t j = 0; k == 0 && rule->has_while_held && j < rule->n_while_held_columns; j++)
-                                k = check_column_catalog(pg, &ck, rule, t, &rule->while_held_columns[j], &err);
-                }
-                if (k)
-                        return cmd_fail(&err, k);
-                /* The where, parsed by PostgreSQL on its own against the rule's table. */
-                if (rule->where && t) {
-                        k = rule_where_check_one(pg, rule, t, &err);
-                        if (k && !rule_where_refused(k))
-                                return cmd_fail(&err, k);
-                        if (k) {
-                                add_for_where(d, rule, &err);
-                                ck.policy = true;
-                        }
-                        pg_error_done(&err);
-                }
+                        k = check_partition_fks(pg, ck, rule, t, err);
+                for (size_t j = 0; k == 0 && rule->action == ACTION_ANONYMISE && j < rule->n_columns; j++)
+                        k = check_column_catalog(pg, ck, rule, t, &rule->columns[j], err);
+                for (size_t j = 0; k == 0 && rule->has_while_held && j < rule->n_while_held_columns; j++)
+                        k = check_column_catalog(pg, ck, rule, t, &rule->while_held_columns[j], err);
         }
+        if (k)
+                return k;
+        /* The where, parsed by PostgreSQL on its own against the rule's table. */
+        if (rule->where && t) {
+                k = rule_where_check_one(pg, rule, t, err);
+                if (k && !rule_where_refused(k))
+                        return k;
+                if (k) {
+                        add_for_where(d, rule, err);
+                        ck->policy = true;
+                }
+                pg_error_done(err);
+        }
+        return 0;
+}
+
+/* The findings, sorted, into the caller's collection after the policy's own. */
+static void append_findings(Diagnostics *out, Diagnostics *d) {
         diagnostics_sort(d);
-        /* into the caller's collection, after the policy's own */
         for (size_t i = 0; i < d->n; i++) {
                 const Diagnostic *s = &d->items[i];
                 Diagnostic *x = diag_add(out, s->severity, s->file, s->line, s->column, "%s", s->message);
@@ -745,7 +728,40 @@ int check_database(Cli *cli, const Policy *p, Diagnostics *out, size_t *n_checke
                         diag_set_source(x, s->source, strlen(s->source));
                 x->sort_key = UINT_MAX;
         }
+}
+
+int check_database(Pg *pg, const Policy *p, const char *database_name, Diagnostics *out, size_t *n_checked_ret,
+                   CheckVerdict *verdict, PgError *err) {
+        _cleanup_(cat_cache_done) CatCache cache = {};
+        _cleanup_diagnostics_ Diagnostics *d = diagnostics_new();
+        Check ck = { .d = d };
+
+        int k = check_schema(pg, &ck, err);
+        if (k)
+                return k;
+        _cleanup_free_ char *role = NULL;
+        k = pg_value(pg, &role, err, "SELECT quote_literal(current_user)", 0, NULL);
+        if (k)
+                return k;
+        ck.role = role;
+        k = catalog_load_policy(pg, p, &cache, err);
+        if (k)
+                return k;
+        const Database *db = policy_find_database(p, database_name);
+        size_t n_checked = 0;
+        for (size_t i = 0; i < p->n_rules; i++) {
+                const Rule *rule = &p->rules[i];
+                if (!rule_in_database(rule, db))
+                        continue; /* another database's rule */
+                n_checked++;
+                k = check_rule(pg, &ck, p, rule, &cache, err);
+                if (k)
+                        return k;
+        }
+        append_findings(out, d);
         *n_checked_ret = n_checked;
-        *code_ret = ck.policy ? EXIT_POLICY : ck.permission ? EXIT_NOPERM : ck.config ? EXIT_CONFIG : d->n_errors ? EXIT_POLICY : EXIT_OK;
+        *verdict = ck.policy ? CHECK_POLICY : ck.permission ? CHECK_PERMISSION : ck.config ? CHECK_SCHEMA
+                   : d->n_errors                                              ? CHECK_POLICY
+                                                                              : CHECK_OK;
         return 0;
 }

@@ -1,15 +1,25 @@
 /* check-db.h — the database half of `retentiond check -d`: compare a loaded Policy with the
- * catalog (tables, columns, types, privileges). Declared here so cmd-check.c can call it; it
- * must never change data. cmd-check.c holds a weak fallback until the real one lands. */
+ * catalog (tables, columns, types, privileges, the retention schema). Reads only; must never
+ * change data. */
 #pragma once
 
-#include "cli.h"
+#include <stddef.h>
+
 #include "diag.h"
+#include "pg.h"
 #include "policy.h"
 
-/* Checks the policy against the database and appends what it finds to d (after the policy's own
- * diagnostics); prints nothing but a fatal error. Returns 0 with *n_checked (the rules of this
- * database) and *code: 0 when nothing is an error, else 65 when the policy cannot apply to the
- * catalog, 77 when the role lacks a privilege, 78 when the retention schema is not usable (the
- * first that applies). Returns an exit code (69, ...) when the check could not be done. */
-int check_database(Cli *cli, const Policy *p, Diagnostics *d, size_t *n_checked, int *code);
+/* What the check found, the first that applies: what `check` turns into its exit code. */
+typedef enum CheckVerdict {
+        CHECK_OK = 0,
+        CHECK_POLICY,     /* the policy cannot apply to the catalog (65) */
+        CHECK_PERMISSION, /* the role lacks a privilege (77) */
+        CHECK_SCHEMA,     /* the retention schema is missing or not usable (78) */
+} CheckVerdict;
+
+/* Checks the policy's rules of database_name (NULL: the policy's rules without `databases:`)
+ * against pg's catalog and appends what it finds to d, after the policy's own diagnostics.
+ * Return convention (as pg.h): 0 with *n_checked (the rules checked) and *verdict, or a
+ * PgErrorClass with *err when the check could not be done. */
+int check_database(Pg *pg, const Policy *p, const char *database_name, Diagnostics *d, size_t *n_checked,
+                   CheckVerdict *verdict, PgError *err);

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "knobs.h"
+
 typedef struct Cli {
         const char *argv0;
         /* global */
@@ -26,6 +28,7 @@ typedef struct Cli {
         const char *reason, *until, *by;
         const char *subject; /* explain --subject */
         long lock_timeout_ms, statement_timeout_ms; /* <0: default */
+        EngineKnobs knobs;        /* --pace, --max-clock-skew */
         const char *metrics_file; /* --metrics-file: the Prometheus textfile (daemon, run), or NULL */
         unsigned fail_on;         /* --fail-on (audit, status): HEALTH_FAIL_* bits */
         bool fail_on_given;

@@ -193,9 +193,10 @@ static int audit_database(Cli *cli, const Policy *policy, FILE *out, void *userd
                 .dry_run = true,
                 .only_rules = cli->rules,
                 .n_only_rules = cli->n_rules,
+                .knobs = &cli->knobs,
                 .hash_key = key,
         };
-        int k = run_rules(pg, policy, &o, &res, &err);
+        int k = run_rules(pg, policy, &o, NULL, &res, &err);
         hash_key_free(key);
         if (k) {
                 return cmd_fail(&err, k);

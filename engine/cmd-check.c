@@ -4,6 +4,7 @@
 
 #include "check-db.h"
 #include "cli.h"
+#include "cmdutil.h"
 #include "diag.h"
 #include "exitcode.h"
 #include "json.h"
@@ -66,6 +67,22 @@ static char *counts(const Diagnostics *d) {
                          plural(d->n_warnings, "warning", "warnings"), n);
 }
 
+/* check -d against cli->conninfo. Returns 0 with *code (the verdict's exit code), or the exit
+ * code of a check that could not be done (the error printed). */
+static int check_one_database(Cli *cli, const Policy *p, Diagnostics *diags, size_t *n_checked, int *code) {
+        _cleanup_(pg_freep) Pg *pg = NULL;
+        PgError err = {};
+        CheckVerdict v = CHECK_OK;
+        int r = cmd_connect(cli, true, &pg);
+        if (r)
+                return r;
+        int k = check_database(pg, p, cli->database_name, diags, n_checked, &v, &err);
+        if (k)
+                return cmd_fail(&err, k);
+        *code = v == CHECK_POLICY ? EXIT_POLICY : v == CHECK_PERMISSION ? EXIT_NOPERM : v == CHECK_SCHEMA ? EXIT_CONFIG : EXIT_OK;
+        return 0;
+}
+
 int cmd_check(Cli *cli) {
         _cleanup_diagnostics_ Diagnostics *diags = diagnostics_new();
         _cleanup_policy_ Policy *p = NULL;
@@ -100,14 +117,11 @@ int cmd_check(Cli *cli) {
                         cli->conninfo = db->conninfo;
                         cli->database_name = db->name;
                 }
-                int dcode = 0;
-                int k = check_database(cli, p, diags, &n_db_rules, &dcode);
+                int k = check_one_database(cli, p, diags, &n_db_rules, &code);
                 if (k)
                         code = k; /* could not check: the error is printed */
-                else {
+                else
                         db_checked = true;
-                        code = dcode;
-                }
         }
 
         if (cli->json) {

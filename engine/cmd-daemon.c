@@ -21,7 +21,17 @@ int cmd_daemon(Cli *cli) {
                 return EXIT_USAGE;
         }
 
-        int r = manager_new(cli, &m);
+        const DaemonConfig cfg = {
+                .policy_paths = cli->policy_paths,
+                .n_policy_paths = cli->n_policy_paths,
+                .conninfo = cli->conninfo,
+                .lock_timeout_ms = cli->lock_timeout_ms,
+                .statement_timeout_ms = cli->statement_timeout_ms,
+                .metrics_file = cli->metrics_file,
+                .hash_key_file = cli->hash_key_file,
+                .knobs = cli->knobs,
+        };
+        int r = manager_new(&cfg, &m);
         if (r != 0)
                 return r;
         return manager_run(m);

@@ -21,7 +21,7 @@
 #include "report.h"
 #include "util.h"
 
-static volatile sig_atomic_t stop_requested;
+static atomic_bool stop_requested; /* lock-free: set by the signal handler */
 
 /* --metrics-file: what each database of this run left, written once at the end. */
 static MetricsDatabase *metrics_dbs;
@@ -79,74 +79,7 @@ static int metrics_flush(Cli *cli) {
 
 static void on_signal(int sig) {
         (void) sig;
-        stop_requested = 1;
-}
-
-int cmd_load_hash_key(Cli *cli, const Policy *p, HashKey **ret) {
-        bool needed = false;
-        for (size_t i = 0; i < p->n_rules; i++) {
-                bool selected = cli->n_rules == 0;
-                for (size_t j = 0; j < cli->n_rules; j++)
-                        if (streq(cli->rules[j], p->rules[i].name))
-                                selected = true;
-                if (selected && rule_needs_hash_key(&p->rules[i]))
-                        needed = true;
-        }
-        if (!needed && !cli->hash_key_file)
-                return 0;
-        int r = cmd_read_hash_key(cli, ret);
-        if (r == 0 && !*ret) {
-                log_pg_style(LOG_ERR, NULL, "the hash method needs a key, and none was found",
-                             "A rule of the policy anonymises a column with the hash method.",
-                             "Give --hash-key-file FILE, the systemd credential \"hash-key\", or RETENTIOND_HASH_KEY_FILE.");
-                return EXIT_CONFIG;
-        }
-        return r;
-}
-
-int cmd_read_hash_key(Cli *cli, HashKey **ret) {
-        _cleanup_free_ char *where = NULL;
-        *ret = NULL;
-        int r = hash_key_load(cli->hash_key_file, ret, &where);
-        if (r == -ENOENT && !where)
-                return 0;
-        if (r == -EINVAL) {
-                _cleanup_free_ char *primary = xasprintf("hash key file \"%s\" has the wrong length", where);
-                log_pg_style(LOG_ERR, NULL, primary, "A hash key is 16 to 64 bytes long.",
-                             "Create one with: head -c 32 /dev/urandom > FILE");
-                return EXIT_CONFIG;
-        }
-        if (r == -ENOTSUP) {
-                struct stat st;
-                const char *what = stat(where, &st) < 0 ? "not a regular file"
-                                   : S_ISFIFO(st.st_mode)  ? "a FIFO"
-                                   : S_ISDIR(st.st_mode)   ? "a directory"
-                                   : S_ISCHR(st.st_mode)   ? "a character device"
-                                   : S_ISBLK(st.st_mode)   ? "a block device"
-                                   : S_ISSOCK(st.st_mode)  ? "a socket"
-                                                           : "not a regular file";
-                _cleanup_free_ char *primary = xasprintf("hash key file \"%s\" is not a regular file", where);
-                _cleanup_free_ char *detail = xasprintf("It is %s; the key is read from a regular file only.", what);
-                log_pg_style(LOG_ERR, NULL, primary, detail,
-                             "Put the key in a regular file (mode 0600), e.g.: head -c 32 /dev/urandom > FILE");
-                return EXIT_CONFIG;
-        }
-        if (r < 0) {
-                _cleanup_free_ char *primary = xasprintf("could not read hash key file \"%s\": %s", where, strerror(-r));
-                log_pg_style(LOG_ERR, NULL, primary, NULL, NULL);
-                return r == -EACCES || r == -EPERM ? EXIT_NOPERM : r == -ENOENT ? EXIT_NOINPUT : EXIT_CONFIG;
-        }
-        if ((*ret)->mode & (S_IRGRP | S_IROTH)) {
-                _cleanup_free_ char *primary = xasprintf("hash key file \"%s\" is readable by other users", where);
-                _cleanup_free_ char *detail = xasprintf("Its mode is %04o: %s may read the key that pseudonymises the data.",
-                                                        (*ret)->mode, (*ret)->mode & S_IROTH ? "every user" : "its group");
-                _cleanup_free_ char *hint = xasprintf("chmod go-rwx %s", where);
-                EventFields ev = EVENT_FIELDS_INIT;
-                ev.key_file = where;
-                event_emit_pg_style(EVENT_HASH_KEY_READABLE, event_priority(EVENT_HASH_KEY_READABLE), &ev, primary, detail,
-                                    hint);
-        }
-        return 0;
+        atomic_store(&stop_requested, true);
 }
 
 static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdata);
@@ -186,7 +119,7 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
         int r;
 
         (void) userdata;
-        if (stop_requested)
+        if (atomic_load(&stop_requested))
                 return EXIT_ATTENTION;
         r = cmd_load_hash_key(cli, policy, &key);
         if (r)
@@ -241,16 +174,17 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
                 .force = cli->force,
                 .only_rules = cli->rules,
                 .n_only_rules = cli->n_rules,
+                .knobs = &cli->knobs,
                 .hash_key = key,
                 .mode = "run",
                 .stop = &stop_requested,
         };
-        int k = run_rules(pg, policy, &o, &res, &err);
+        int k = run_rules(pg, policy, &o, NULL, &res, &err);
         hash_key_free(key);
         if (console)
                 log_set_max_level(level); /* errors and the report below must be seen */
         metrics_add(cli, policy, pg_connection_ok(pg) ? pg : NULL);
-        if (k && !res) {
+        if (k && (!res || res->n_rules == 0)) {
                 cmd_print_error(&err);
                 int code = cmd_exit_code(k, &err); /* OUTCOME_RULE_BUSY: 75, PG_ERR_CONNECTION: 69 */
                 pg_error_done(&err);

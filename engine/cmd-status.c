@@ -50,7 +50,8 @@ static void live_counts_free(LiveCount *v, size_t n) {
 /* Counts the rules of h with the audit's dry run and puts the overdue rows now into h (then
  * classified again, as the audit's health is). live[i] for h->rules[i]. Returns 0 or a
  * PgErrorClass / PgOutcome with *err. */
-static int count_live(Pg *pg, const Policy *policy, HealthReport *h, LiveCount *live, PgError *err) {
+static int count_live(Pg *pg, const Policy *policy, const EngineKnobs *knobs, HealthReport *h, LiveCount *live,
+                      PgError *err) {
         _cleanup_free_ char **names = xcalloc(h->n_rules ? h->n_rules : 1, sizeof(char *));
         for (size_t i = 0; i < h->n_rules; i++)
                 names[i] = h->rules[i].name;
@@ -58,9 +59,10 @@ static int count_live(Pg *pg, const Policy *policy, HealthReport *h, LiveCount *
                 .dry_run = true,
                 .only_rules = names,
                 .n_only_rules = h->n_rules,
+                .knobs = knobs,
         };
         _cleanup_(run_result_freep) RunResult *res = NULL;
-        int k = run_rules(pg, policy, &o, &res, err);
+        int k = run_rules(pg, policy, &o, NULL, &res, err);
         if (k)
                 return k;
         for (size_t i = 0; i < res->n_rules; i++) {
@@ -151,7 +153,7 @@ static int status_database(Cli *cli, const Policy *policy, FILE *out, void *user
                 return cmd_fail(&err, k);
         LiveCount *live = xcalloc(h->n_rules ? h->n_rules : 1, sizeof(LiveCount));
         if (!cli->no_live && h->n_rules > 0) {
-                k = count_live(pg, policy, h, live, &err);
+                k = count_live(pg, policy, &cli->knobs, h, live, &err);
                 if (k) {
                         live_counts_free(live, h->n_rules);
                         return cmd_fail(&err, k);

@@ -2,6 +2,7 @@
  * Never prints parameter values or row contents. */
 #include "cmdutil.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -284,4 +285,19 @@ int cmd_check_rule_names(Cli *cli, const Policy *p) {
                         return EXIT_USAGE;
                 }
         return 0;
+}
+
+/* A hash-key error (logged by hashkey.c) as an exit code. */
+static int hash_key_exit_code(int r) {
+        if (r == 0)
+                return EXIT_OK;
+        return r == -EACCES || r == -EPERM ? EXIT_NOPERM : r == -ENOENT ? EXIT_NOINPUT : EXIT_CONFIG;
+}
+
+int cmd_load_hash_key(Cli *cli, const Policy *p, HashKey **ret) {
+        return hash_key_exit_code(hash_key_for_rules(cli->hash_key_file, p, cli->rules, cli->n_rules, ret));
+}
+
+int cmd_read_hash_key(Cli *cli, HashKey **ret) {
+        return hash_key_exit_code(hash_key_configured(cli->hash_key_file, ret));
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -16,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmdutil.h"
 #include "config.h"
 #include "diag.h"
 #include "result.h"
@@ -125,7 +125,7 @@ typedef struct Target {
 } Target;
 
 struct Manager {
-        Cli *cli;
+        DaemonConfig cfg;
         sd_event *event;
         sd_event_source *sigterm, *sigint, *sighup, *sigusr1;
         sd_event_source *schedule_timer, *stop_timer;
@@ -147,7 +147,7 @@ struct Manager {
 
         bool stopping;
         bool abandoned;
-        volatile sig_atomic_t stop;
+        atomic_bool stop; /* the worker threads read it between batches */
 };
 
 static void dispatch(Manager *m);
@@ -691,7 +691,7 @@ static void write_metrics(Manager *m) {
                 return;
         int e = metrics_writer_take_error(m->metrics);
         if (e < 0)
-                log_warning("could not write the metrics file %s: %s", m->cli->metrics_file, strerror(-e));
+                log_warning("could not write the metrics file %s: %s", m->cfg.metrics_file, strerror(-e));
         MetricsDatabase *dbs = xcalloc(m->n_targets, sizeof(MetricsDatabase));
         for (size_t i = 0; i < m->n_targets; i++)
                 dbs[i] = (MetricsDatabase) {
@@ -935,7 +935,7 @@ static int load_policy(Manager *m, bool startup, PolicyRef **ret) {
         Policy *p = NULL;
         const char *what = startup ? "policy not loaded" : "policy not reloaded";
 
-        int r = policy_load(m->cli->policy_paths, m->cli->n_policy_paths, &p, d);
+        int r = policy_load(m->cfg.policy_paths, m->cfg.n_policy_paths, &p, d);
         if (startup && log_target() == LOG_TARGET_CONSOLE)
                 diagnostics_print(d, stderr); /* with the source line and a caret */
         else
@@ -965,7 +965,7 @@ static int load_policy(Manager *m, bool startup, PolicyRef **ret) {
         }
 
         HashKey *key = NULL;
-        if (cmd_load_hash_key(m->cli, p, &key) != 0) {
+        if (hash_key_for_rules(m->cfg.hash_key_file, p, NULL, 0, &key) < 0) {
                 EventFields ev = EVENT_FIELDS_INIT;
                 event_emit(EVENT_POLICY_REJECTED, event_priority(EVENT_POLICY_REJECTED), &ev,
                            "%s: its hash key could not be loaded (see above)", what);
@@ -982,7 +982,7 @@ static int load_policy(Manager *m, bool startup, PolicyRef **ret) {
 /* The targets a policy asks for: one per database of `databases:` without -d; with -d NAME of
  * those, that one; otherwise one, -d (or libpq's environment). */
 static size_t targets_wanted(Manager *m, const Policy *p, const char ***names, const char ***conninfos) {
-        const char *d = m->cli->conninfo;
+        const char *d = m->cfg.conninfo;
         const Database *named = d ? policy_find_database(p, d) : NULL;
         size_t n = !d && p->n_databases > 0 ? p->n_databases : 1;
         *names = xcalloc(n, sizeof(char *));
@@ -1134,7 +1134,7 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         case SIGTERM:
         case SIGINT: {
                 m->stopping = true;
-                __atomic_store_n(&m->stop, 1, __ATOMIC_SEQ_CST);
+                atomic_store(&m->stop, true);
                 event_emit(EVENT_DAEMON_STOPPING, event_priority(EVENT_DAEMON_STOPPING), NULL, "stopping on %s%s", name,
                            any_running(m) ? ": interrupting the run in flight" : "");
                 (void) sd_notify(false, "STOPPING=1\nSTATUS=stopping: finishing the batch in flight");
@@ -1189,14 +1189,14 @@ static void target_done(Target *t) {
         free(t->db_reason);
 }
 
-int manager_new(Cli *cli, Manager **ret) {
+int manager_new(const DaemonConfig *cfg, Manager **ret) {
         _cleanup_manager_ Manager *m = xcalloc(1, sizeof(Manager));
         int r;
 
-        m->cli = cli;
+        m->cfg = *cfg;
         m->settings = (PgSettings) {
-                .lock_timeout_ms = cli->lock_timeout_ms >= 0 ? cli->lock_timeout_ms : DAEMON_DEFAULT_LOCK_TIMEOUT_MS,
-                .statement_timeout_ms = cli->statement_timeout_ms >= 0 ? cli->statement_timeout_ms
+                .lock_timeout_ms = cfg->lock_timeout_ms >= 0 ? cfg->lock_timeout_ms : DAEMON_DEFAULT_LOCK_TIMEOUT_MS,
+                .statement_timeout_ms = cfg->statement_timeout_ms >= 0 ? cfg->statement_timeout_ms
                                                                        : DAEMON_DEFAULT_STATEMENT_TIMEOUT_MS,
         };
         /* statement_timeout 0 means none; the hard limit then still bounds a hung statement. */
@@ -1252,15 +1252,15 @@ int manager_new(Cli *cli, Manager **ret) {
         r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
                 goto fail;
-        if (cli->metrics_file) {
-                r = metrics_writer_new(cli->metrics_file, &m->metrics);
+        if (cfg->metrics_file) {
+                r = metrics_writer_new(cfg->metrics_file, &m->metrics);
                 if (r < 0)
                         goto fail;
         }
 
         for (size_t i = 0; i < m->n_targets; i++) {
                 Target *t = &m->targets[i];
-                r = worker_new(t->conninfo, &m->settings, &m->stop, &t->worker);
+                r = worker_new(t->conninfo, &m->settings, &m->stop, &m->cfg.knobs, &t->worker);
                 if (r < 0)
                         goto fail;
                 r = sd_event_add_io(m->event, &t->worker_source, worker_fd(t->worker), EPOLLIN, on_worker, t);

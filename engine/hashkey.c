@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "util.h"
 
 /* The page: the pads, and the buffer the file is read into, so that the key itself never
@@ -158,4 +160,72 @@ void hash_key_free(HashKey *k) {
         k->source = NULL;
         /* The HashKey is the first member of its page. */
         key_page_free((KeyPage *) (void *) k);
+}
+
+int hash_key_configured(const char *explicit_path, HashKey **ret) {
+        _cleanup_free_ char *where = NULL;
+        *ret = NULL;
+        int r = hash_key_load(explicit_path, ret, &where);
+        if (r == -ENOENT && !where)
+                return 0;
+        if (r == -EINVAL) {
+                _cleanup_free_ char *primary = xasprintf("hash key file \"%s\" has the wrong length", where);
+                log_pg_style(LOG_ERR, NULL, primary, "A hash key is 16 to 64 bytes long.",
+                             "Create one with: head -c 32 /dev/urandom > FILE");
+                return r;
+        }
+        if (r == -ENOTSUP) {
+                struct stat st;
+                const char *what = stat(where, &st) < 0 ? "not a regular file"
+                                   : S_ISFIFO(st.st_mode)  ? "a FIFO"
+                                   : S_ISDIR(st.st_mode)   ? "a directory"
+                                   : S_ISCHR(st.st_mode)   ? "a character device"
+                                   : S_ISBLK(st.st_mode)   ? "a block device"
+                                   : S_ISSOCK(st.st_mode)  ? "a socket"
+                                                           : "not a regular file";
+                _cleanup_free_ char *primary = xasprintf("hash key file \"%s\" is not a regular file", where);
+                _cleanup_free_ char *detail = xasprintf("It is %s; the key is read from a regular file only.", what);
+                log_pg_style(LOG_ERR, NULL, primary, detail,
+                             "Put the key in a regular file (mode 0600), e.g.: head -c 32 /dev/urandom > FILE");
+                return r;
+        }
+        if (r < 0) {
+                _cleanup_free_ char *primary = xasprintf("could not read hash key file \"%s\": %s", where, strerror(-r));
+                log_pg_style(LOG_ERR, NULL, primary, NULL, NULL);
+                return r;
+        }
+        if ((*ret)->mode & (S_IRGRP | S_IROTH)) {
+                _cleanup_free_ char *primary = xasprintf("hash key file \"%s\" is readable by other users", where);
+                _cleanup_free_ char *detail = xasprintf("Its mode is %04o: %s may read the key that pseudonymises the data.",
+                                                        (*ret)->mode, (*ret)->mode & S_IROTH ? "every user" : "its group");
+                _cleanup_free_ char *hint = xasprintf("chmod go-rwx %s", where);
+                EventFields ev = EVENT_FIELDS_INIT;
+                ev.key_file = where;
+                event_emit_pg_style(EVENT_HASH_KEY_READABLE, event_priority(EVENT_HASH_KEY_READABLE), &ev, primary, detail,
+                                    hint);
+        }
+        return 0;
+}
+
+int hash_key_for_rules(const char *explicit_path, const Policy *p, char *const *only, size_t n_only, HashKey **ret) {
+        bool needed = false;
+        *ret = NULL;
+        for (size_t i = 0; i < p->n_rules; i++) {
+                bool selected = n_only == 0;
+                for (size_t j = 0; j < n_only; j++)
+                        if (streq(only[j], p->rules[i].name))
+                                selected = true;
+                if (selected && rule_needs_hash_key(&p->rules[i]))
+                        needed = true;
+        }
+        if (!needed && !explicit_path)
+                return 0;
+        int r = hash_key_configured(explicit_path, ret);
+        if (r == 0 && !*ret) {
+                log_pg_style(LOG_ERR, NULL, "the hash method needs a key, and none was found",
+                             "A rule of the policy anonymises a column with the hash method.",
+                             "Give --hash-key-file FILE, the systemd credential \"hash-key\", or RETENTIOND_HASH_KEY_FILE.");
+                return -ENOKEY;
+        }
+        return r;
 }

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "policy.h"
 
 #define HASH_KEY_MIN_BYTES 16
 #define HASH_KEY_MAX_BYTES 64
@@ -32,3 +35,13 @@ typedef struct HashKey {
  * Once a key is loaded, the process is no longer dumpable (prctl PR_SET_DUMPABLE 0). */
 int hash_key_load(const char *explicit_path, HashKey **ret, char **where);
 void hash_key_free(HashKey *k);
+
+/* The key if one is configured (explicit_path, else the credential, else the environment, as
+ * hash_key_load()): 0 with *ret NULL when none is. What is wrong is logged (PostgreSQL style;
+ * a key that other users may read: a warning event). Returns 0 or hash_key_load()'s negative
+ * errno (-ENOENT: a configured file that does not exist). */
+int hash_key_configured(const char *explicit_path, HashKey **ret);
+/* The key the rules need: those named by only (n_only 0: every rule), when one of them uses the
+ * hash method, or whenever explicit_path is given. 0 with *ret NULL when none is needed;
+ * -ENOKEY (logged) when one is needed and none is configured; else as hash_key_configured(). */
+int hash_key_for_rules(const char *explicit_path, const Policy *p, char *const *only, size_t n_only, HashKey **ret);

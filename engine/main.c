@@ -249,6 +249,7 @@ int main(int argc, char **argv) {
                 .lock_timeout_ms = -1,
                 .statement_timeout_ms = -1,
                 .stale_after = -1,
+                .knobs = ENGINE_KNOBS_DEFAULT,
         };
         bool no_config = false;
         int c;
@@ -358,7 +359,7 @@ int main(int argc, char **argv) {
                                                 "HINT:  Give a whole number of seconds (0 turns the check off).\n", optarg);
                                 return EXIT_USAGE;
                         }
-                        breaker_set_max_clock_skew(v);
+                        cli.knobs.max_clock_skew_sec = v;
                         break;
                 }
                 case OPT_PACE: {
@@ -370,7 +371,7 @@ int main(int argc, char **argv) {
                                                 "HINT:  Give a number from 0 (never wait) to 100, such as 0.5 or 1.\n", optarg);
                                 return EXIT_USAGE;
                         }
-                        pace_set_ratio(v);
+                        cli.knobs.pace_ratio = v;
                         break;
                 }
                 case 'q':

@@ -10,12 +10,6 @@
 #include "pace.h"
 #include "util.h"
 
-static double pace_ratio = PACE_DEFAULT_RATIO;
-
-void pace_set_ratio(double ratio) {
-        pace_ratio = ratio;
-}
-
 void pace_adapt_batch_size(RuleRun *rr, int64_t rows, uint64_t usec) {
         int64_t max = rr->rule->batch_size;
         if (rows <= 0 || usec == 0)
@@ -56,7 +50,7 @@ static uint64_t next_xid(RuleRun *rr) {
  * shards on the workers; the batch's WAL is written there too. No signal on the coordinator means
  * application load, so a rule on a distributed or reference table is not paced. */
 static bool paced(const RuleRun *rr) {
-        return pace_ratio > 0 && !(rr->plan && cat_table_is_citus(rr->plan->table));
+        return enforce_knobs(rr->o).pace_ratio > 0 && !(rr->plan && cat_table_is_citus(rr->plan->table));
 }
 
 /* Before a batch: where the count starts, unless the last batch left it. */
@@ -96,6 +90,7 @@ void pace_gentle_wal(RuleRun *rr, bool on) {
 /* After a batch: `next`, the next transaction id as the batch's own transaction saw it at its
  * end, or 0 to read it now. */
 void pace_after_batch(RuleRun *rr, uint64_t usec, unsigned own_xids, uint64_t next) {
+        double pace_ratio = enforce_knobs(rr->o).pace_ratio;
         rr->pause_usec = 0;
         if (!paced(rr))
                 return;
@@ -119,8 +114,8 @@ void pace_after_batch(RuleRun *rr, uint64_t usec, unsigned own_xids, uint64_t ne
 
 /* The pause between two batches of `run` (see pace_after_batch()). A signal ends it early:
  * SIGINT and SIGTERM are installed without SA_RESTART, and the next step sees the stop. */
-void pace_wait(uint64_t usec, volatile sig_atomic_t *stop) {
-        if (usec == 0 || (stop && *stop))
+void pace_wait(uint64_t usec, const atomic_bool *stop) {
+        if (usec == 0 || (stop && atomic_load(stop)))
                 return;
         struct timespec ts = { .tv_sec = (time_t) (usec / 1000000u), .tv_nsec = (long) (usec % 1000000u) * 1000 };
         (void) clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);

@@ -1,8 +1,9 @@
-/* pace.h — pacing between batches: the ratio knob and the terminal's wait.
+/* pace.h — pacing between batches: the ratio knob's default (knobs.h) and the terminal's wait.
  * Must never sleep on the daemon's event loop (the worker waits on its own condition). */
 #pragma once
 
-#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Pacing: while other sessions write (they were assigned transaction ids during the last batch),
@@ -14,8 +15,7 @@
  * overlapping a batch. */
 #define PACE_DEFAULT_RATIO 4.0
 #define PACE_MAX_RATIO 100.0
-void pace_set_ratio(double ratio);
 
 /* The pause between two batches of `run` (see pace_after_batch()). A signal ends it early:
  * SIGINT and SIGTERM are installed without SA_RESTART, and the next step sees the stop. */
-void pace_wait(uint64_t usec, volatile sig_atomic_t *stop);
+void pace_wait(uint64_t usec, const atomic_bool *stop);

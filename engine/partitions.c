@@ -515,7 +515,7 @@ int partitions_drop_expired(RuleRun *rr, CatCache *cache, PgError *err) {
                 return k;
         /* From the first detach on, every way out of this loop goes through settle_detached(). */
         bool last = false;
-        for (int i = 0; i < PQntuples(parts) && !last && !(rr->o->stop && *rr->o->stop); i++) {
+        for (int i = 0; i < PQntuples(parts) && !last && !enforce_stop_requested(rr->o); i++) {
                 k = take_partition(rr, cache, &s, parts, i, &last, err);
                 if (k)
                         break;

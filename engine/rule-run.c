@@ -19,7 +19,7 @@
 /* The daemon stops a run by setting o->stop and cancelling the statement in flight (PQcancel):
  * the server then reports 57014, which is the interruption asked for, not a failure. */
 bool rule_run_cancelled(const RuleRun *rr, int k) {
-        return k == PG_ERR_STATEMENT_TIMEOUT && rr->o->stop && *rr->o->stop;
+        return k == PG_ERR_STATEMENT_TIMEOUT && enforce_stop_requested(rr->o);
 }
 
 /* A statement that exceeded statement_timeout: the error names what the statement was for and the
@@ -432,7 +432,7 @@ int rule_run_step(RuleRun *rr) {
         rr->pause_usec = 0;
         if (rr->phase == PHASE_DONE)
                 return 0;
-        if (rr->o->stop && *rr->o->stop) {
+        if (enforce_stop_requested(rr->o)) {
                 rr->res.outcome = RULE_INTERRUPTED;
                 rr->phase = PHASE_DONE;
                 return 0;
@@ -590,15 +590,13 @@ static void classify_skipped(RuleRun *rr) {
         res->skipped_refused = res->actionable - locked;
 }
 
-int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out) {
+int rule_run_finish(RuleRun *rr, RuleResult *out) {
         PgError err = {};
         int k = 0;
 
         fast_path_release(rr);
         pace_gentle_wal(rr, false);
 
-        if (interrupted && rr->res.outcome == RULE_RUNNING)
-                rr->res.outcome = RULE_INTERRUPTED;
         if (rr->res.outcome == RULE_RUNNING)
                 rr->res.outcome = RULE_SUCCESS;
 

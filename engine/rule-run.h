@@ -7,12 +7,13 @@
  * skipped, refused) are in its RuleResult, never in the return value. */
 #pragma once
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "catalog.h"
 #include "hashkey.h"
+#include "knobs.h"
 #include "pg.h"
 #include "policy.h"
 #include "result.h"
@@ -24,8 +25,17 @@ typedef struct EnforceOptions {
         size_t n_only_rules;
         const HashKey *hash_key;
         const char *mode; /* "run" or "daemon" for the audit trail */
-        volatile sig_atomic_t *stop; /* checked between batches; set: finish cleanly, record interrupted */
+        const atomic_bool *stop; /* checked between batches; set: finish cleanly, record interrupted */
+        const EngineKnobs *knobs; /* NULL: ENGINE_KNOBS_DEFAULT */
 } EnforceOptions;
+
+static inline EngineKnobs enforce_knobs(const EnforceOptions *o) {
+        return o->knobs ? *o->knobs : ENGINE_KNOBS_DEFAULT;
+}
+
+static inline bool enforce_stop_requested(const EnforceOptions *o) {
+        return o->stop && atomic_load(o->stop);
+}
 
 /* ---- the steps, for the daemon ---- */
 typedef struct RuleRun RuleRun;
@@ -39,6 +49,8 @@ int rule_run_step(RuleRun *rr);
 bool rule_run_done(const RuleRun *rr);
 /* How long to wait before the next rule_run_step() (pacing); 0: go on at once. */
 uint64_t rule_run_pause_usec(const RuleRun *rr);
-/* Tally, audit trail, result. Takes ownership of the result fields into *out. */
-int rule_run_finish(RuleRun *rr, bool interrupted, RuleResult *out);
+/* Tally, audit trail, result. Takes ownership of the result fields into *out. A rule whose
+ * steps all ran is complete, whatever o->stop says by now (a step that saw the stop made the
+ * rule interrupted). */
+int rule_run_finish(RuleRun *rr, RuleResult *out);
 void rule_run_free(RuleRun *rr);

@@ -14,8 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "catalog.h"
-#include "rule-run.h"
+#include "run.h"
 #include "trail.h"
 #include "util.h"
 
@@ -25,7 +24,8 @@ struct Worker {
         int efd;
         char *conninfo;
         PgSettings settings;
-        volatile sig_atomic_t *stop;
+        const atomic_bool *stop;
+        const EngineKnobs *knobs;
 
         Pg *pg; /* the worker thread's alone */
 
@@ -219,12 +219,80 @@ static void do_check(Worker *w, Job *j) {
 }
 
 static bool stop_requested(const Worker *w) {
-        return w->stop && *w->stop;
+        return w->stop && atomic_load(w->stop);
+}
+
+/* The loop's hooks (run.h), with the job they work for. */
+typedef struct RunCtx {
+        Worker *w;
+        Job *j;
+} RunCtx;
+
+/* The job's position of rule `index` (into the policy's rules). */
+static size_t job_pos(const Job *j, size_t index) {
+        for (size_t i = 0; i < j->n_rules; i++)
+                if (j->rules[i] == index)
+                        return i;
+        return SIZE_MAX;
+}
+
+/* Several daemons may share this database: the rule's lock and its slot decide. */
+static int hook_claim(void *userdata, size_t index, const Rule *rule, bool *go, PgError *err) {
+        RunCtx *c = userdata;
+        Job *j = c->j;
+        size_t i = job_pos(j, index);
+        PgError ce = {};
+        int k = rule_slot_claim(c->w->pg, rule, j->force, &j->claims[i], &j->wait_usec[i], &j->claimed_by[i],
+                                &j->future_start[i], &ce);
+        if (k == PG_ERR_CONNECTION) {
+                j->claims[i] = SLOT_NOT_TRIED;
+                *err = ce;
+                return k;
+        }
+        if (k) {
+                /* Told by the loop, per rule; the rule waits for its next slot. The first such
+                 * error is the job's. */
+                if (!j->err.primary) {
+                        j->err = ce;
+                        ce = (PgError) {};
+                }
+                pg_error_done(&ce);
+                return k;
+        }
+        *go = j->claims[i] == SLOT_CLAIMED;
+        return 0;
+}
+
+static void hook_run_started(void *userdata, int64_t run_id) {
+        RunCtx *c = userdata;
+        pthread_mutex_lock(&c->w->lock);
+        c->w->progress.run_started = true;
+        c->w->progress.run_id = run_id;
+        pthread_mutex_unlock(&c->w->lock);
+        wake(c->w);
+}
+
+static void hook_rule_started(void *userdata, size_t index) {
+        RunCtx *c = userdata;
+        pthread_mutex_lock(&c->w->lock);
+        c->w->progress.rule_started = true;
+        c->w->progress.rule = job_pos(c->j, index);
+        pthread_mutex_unlock(&c->w->lock);
+        wake(c->w);
+}
+
+static void hook_op_begin(void *userdata, bool step) {
+        op_begin(((RunCtx *) userdata)->w, step);
+}
+
+static void hook_op_end(void *userdata) {
+        op_end(((RunCtx *) userdata)->w);
 }
 
 /* The pause between two batches while other sessions write (pacing): a wait on the worker's
  * condition, which a stop request (worker_cancel()) or quit ends at once. */
-static void pace_wait(Worker *w, uint64_t usec) {
+static void hook_pause(void *userdata, uint64_t usec) {
+        Worker *w = ((RunCtx *) userdata)->w;
         if (usec == 0)
                 return;
         struct timespec deadline;
@@ -242,185 +310,53 @@ static void pace_wait(Worker *w, uint64_t usec) {
         pthread_mutex_unlock(&w->lock);
 }
 
-/* Creates the run row (the first time a rule of the job is claimed) and loads the catalog. */
-static int begin_run(Worker *w, Job *j, RunResult **res, CatCache *cache) {
-        *res = xcalloc(1, sizeof(RunResult));
-        (*res)->run_id = -1;
-        (*res)->rules = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(RuleResult));
-        op_begin(w, false);
-        int k = trail_run_begin(w->pg, "daemon", &(*res)->run_id, &j->err);
-        op_end(w);
-        if (k) {
-                run_result_free(*res);
-                *res = NULL;
-                return k;
-        }
-        pthread_mutex_lock(&w->lock);
-        w->progress.run_started = true;
-        w->progress.run_id = (*res)->run_id;
-        pthread_mutex_unlock(&w->lock);
-        wake(w);
-
-        op_begin(w, false);
-        k = catalog_load_policy(w->pg, j->policy, cache, &j->err);
-        op_end(w);
-        return k;
-}
-
+/* One run of the job's rules through run.c, the terminal's loop, with the daemon's hooks. */
 static void do_run(Worker *w, Job *j) {
-        _cleanup_(cat_cache_done) CatCache cache = {};
-        RunResult *res = NULL;
+        size_t n = j->n_rules ? j->n_rules : 1;
+        j->claims = xcalloc(n, sizeof(SlotClaim));
+        j->wait_usec = xcalloc(n, sizeof(int64_t));
+        j->claimed_by = xcalloc(n, sizeof(char *));
+        j->future_start = xcalloc(n, sizeof(char *));
         EnforceOptions o = {
                 .hash_key = j->hash_key,
                 .mode = "daemon",
                 .stop = w->stop,
+                .knobs = w->knobs,
         };
-        uint64_t t0 = now_usec();
-        const char *locked_rule = NULL; /* claimed, its lock held */
-        bool lost = false, interrupted = false;
-        int failed = 0, k;
-
-        j->claims = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(SlotClaim));
-        j->wait_usec = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(int64_t));
-        j->claimed_by = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(char *));
-        j->future_start = xcalloc(j->n_rules ? j->n_rules : 1, sizeof(char *));
-        if (!pg_connection_ok(w->pg)) {
-                pg_error_set(&j->err, "08006", NULL, NULL, "not connected to the database");
-                j->status = JOB_LOST;
-                return;
-        }
-
-        for (size_t i = 0; i < j->n_rules; i++) {
-                if (stop_requested(w)) {
-                        interrupted = true;
-                        break;
-                }
-                const Rule *rule = &j->policy->rules[j->rules[i]];
-
-                /* Several daemons may share this database: the rule's lock and its slot decide. */
-                PgError ce = {};
-                op_begin(w, false);
-                k = rule_slot_claim(w->pg, rule, j->force, &j->claims[i], &j->wait_usec[i], &j->claimed_by[i],
-                                    &j->future_start[i], &ce);
-                op_end(w);
-                if (k == PG_ERR_CONNECTION) {
-                        pg_error_done(&j->err);
-                        j->err = ce;
-                        j->claims[i] = SLOT_NOT_TRIED;
-                        lost = true;
-                        break;
-                }
-                if (k) {
-                        if (!j->err.primary) {
-                                j->err = ce;
-                                ce = (PgError) {};
-                        }
-                        pg_error_done(&ce); /* told by the loop, per rule; the rule waits for its next slot */
-                        continue;
-                }
-                if (j->claims[i] != SLOT_CLAIMED)
-                        continue;
-                locked_rule = rule->name;
-
-                if (!res) {
-                        k = begin_run(w, j, &res, &cache);
-                        if (k == PG_ERR_CONNECTION) {
-                                lost = true;
-                                break;
-                        }
-                        if (k && !res) {
-                                j->status = JOB_FAILED;
-                                break;
-                        }
-                        if (k) {
-                                if (stop_requested(w))
-                                        interrupted = true;
-                                else
-                                        j->status = JOB_FAILED;
-                                break;
-                        }
-                }
-
-                pthread_mutex_lock(&w->lock);
-                w->progress.rule_started = true;
-                w->progress.rule = i;
-                pthread_mutex_unlock(&w->lock);
-                wake(w);
-
-                RuleRun *rr = NULL;
-                op_begin(w, true);
-                rule_run_start(w->pg, j->policy, rule, &cache, &o, res->run_id, &rr);
-                op_end(w);
-                while (!rule_run_done(rr)) {
-                        op_begin(w, true);
-                        (void) rule_run_step(rr);
-                        op_end(w);
-                        pace_wait(w, rule_run_pause_usec(rr));
-                }
-                bool stop = stop_requested(w);
-                op_begin(w, false);
-                k = rule_run_finish(rr, stop, &res->rules[res->n_rules]);
-                op_end(w);
-                rule_run_free(rr);
-                const RuleResult *rres = &res->rules[res->n_rules++];
-                if (rres->outcome != RULE_SUCCESS)
-                        failed++;
-                if (k == PG_ERR_CONNECTION) {
-                        lost = true;
-                        break;
-                }
-                op_begin(w, false);
-                rule_unlock(w->pg, locked_rule);
-                op_end(w);
-                locked_rule = NULL;
-                if (stop || rres->outcome == RULE_INTERRUPTED) {
-                        interrupted = true;
-                        break;
-                }
-        }
-
-        if (res) {
-                res->interrupted = interrupted;
-                if (!lost) {
-                        const char *outcome = res->interrupted              ? "interrupted"
-                                              : j->status == JOB_FAILED      ? "failed"
-                                              : failed == 0                  ? "success"
-                                              : failed == (int) res->n_rules ? "failed"
-                                                                             : "partial";
-                        PgError e = {};
-                        op_begin(w, false);
-                        k = trail_run_end(w->pg, res->run_id, outcome, (int) res->n_rules, failed, &e);
-                        op_end(w);
-                        if (k == PG_ERR_CONNECTION)
-                                lost = true;
-                        if (k && j->status == JOB_OK && !lost) {
-                                j->status = JOB_FAILED;
-                                pg_error_done(&j->err);
-                                j->err = e;
-                                e = (PgError) {};
-                        }
-                        pg_error_done(&e);
-                }
-                res->duration_usec = now_usec() - t0;
-        }
-        if (lost) {
-                j->status = JOB_LOST;
-                j->lost_run_id = res ? res->run_id : -1;
-                if (!j->err.primary) {
-                        const RuleResult *last = res && res->n_rules > 0 ? &res->rules[res->n_rules - 1] : NULL;
-                        pg_error_set(&j->err, last ? last->error.sqlstate : "08006", NULL, NULL, "%s",
-                                     last && last->error.primary ? last->error.primary : "the connection was lost");
-                }
+        RunCtx ctx = { .w = w, .j = j };
+        const RunHooks hooks = {
+                .userdata = &ctx,
+                .order = j->rules,
+                .n_order = j->n_rules,
+                .claim = hook_claim,
+                .run_started = hook_run_started,
+                .rule_started = hook_rule_started,
+                .op_begin = hook_op_begin,
+                .op_end = hook_op_end,
+                .pause = hook_pause,
+        };
+        RunResult *res = NULL;
+        PgError err = {};
+        int k = run_rules(w->pg, j->policy, &o, &hooks, &res, &err);
+        if (res && res->run_id < 0 && res->n_rules == 0) {
+                /* Nothing was claimed: no run. */
+                run_result_free(res);
+                res = NULL;
         }
         j->result = res;
-        if (locked_rule && pg_connection_ok(w->pg)) {
-                op_begin(w, false);
-                rule_unlock(w->pg, locked_rule);
-                op_end(w);
-        }
-        if (!lost)
+        if (k == PG_ERR_CONNECTION) {
+                j->status = JOB_LOST;
+                j->lost_run_id = res ? res->run_id : -1;
+        } else if (k)
+                j->status = JOB_FAILED;
+        if (k) {
+                pg_error_done(&j->err);
+                j->err = err;
+        } else
+                pg_error_done(&err);
+        if (j->status != JOB_LOST)
                 read_health(w, j);
-        if (j->status == JOB_LOST)
+        else
                 disconnect(w);
 }
 
@@ -502,11 +438,13 @@ static void *canceller_main(void *userdata) {
         return NULL;
 }
 
-int worker_new(const char *conninfo, const PgSettings *settings, volatile sig_atomic_t *stop, Worker **ret) {
+int worker_new(const char *conninfo, const PgSettings *settings, const atomic_bool *stop, const EngineKnobs *knobs,
+               Worker **ret) {
         Worker *w = xcalloc(1, sizeof(Worker));
         w->conninfo = conninfo ? xstrdup(conninfo) : NULL;
         w->settings = *settings;
         w->stop = stop;
+        w->knobs = knobs;
         pthread_mutex_init(&w->lock, NULL);
         pthread_mutex_init(&w->cancel_lock, NULL);
         pthread_cond_init(&w->cancel_cond, NULL);

@@ -4,7 +4,7 @@
  * it reports back through an eventfd and the loop does the rest. */
 #pragma once
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -12,6 +12,7 @@
 #include "rule-lock.h"
 #include "hashkey.h"
 #include "health.h"
+#include "knobs.h"
 #include "pg.h"
 #include "policy.h"
 
@@ -36,7 +37,7 @@ typedef struct Job {
         int64_t stale_run_id;
 
         /* JOB_RUN: the policy and key stay valid until the job is returned (the loop holds a
-         * reference); rules are indices into policy->rules, in policy order. */
+         * reference); rules are indices into policy->rules, in the order they run (interrupted rules first). */
         const Policy *policy;
         const HashKey *hash_key;
         size_t *rules;
@@ -88,8 +89,10 @@ typedef struct WorkerProgress {
 typedef struct Worker Worker;
 
 /* Starts the thread (with the caller's signal mask: block signals first). stop is read between
- * batches (EnforceOptions.stop). Returns 0 or a negative errno. */
-int worker_new(const char *conninfo, const PgSettings *settings, volatile sig_atomic_t *stop, Worker **ret);
+ * batches (EnforceOptions.stop); stop and knobs must outlive the worker. Returns 0 or a
+ * negative errno. */
+int worker_new(const char *conninfo, const PgSettings *settings, const atomic_bool *stop, const EngineKnobs *knobs,
+               Worker **ret);
 /* Stops and joins the thread, closes the connection. NULL-safe. Waits for the job in flight. */
 void worker_free(Worker *w);
 static inline void worker_freep(Worker **w) {
