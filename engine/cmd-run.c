@@ -167,9 +167,8 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
 
         /* On a terminal the report on stdout tells the story; events are for the journal. */
         bool console = log_target() == LOG_TARGET_CONSOLE;
-        int level = log_get_max_level();
         if (console)
-                log_set_max_level(LOG_ERR - 1);
+                log_set_thread_max_level(LOG_ERR - 1);
         EnforceOptions o = {
                 .force = cli->force,
                 .only_rules = cli->rules,
@@ -182,7 +181,7 @@ static int run_database(Cli *cli, const Policy *policy, FILE *out, void *userdat
         int k = run_rules(pg, policy, &o, NULL, &res, &err);
         hash_key_free(key);
         if (console)
-                log_set_max_level(level); /* errors and the report below must be seen */
+                log_set_thread_max_level(-1); /* errors and the report below must be seen */
         metrics_add(cli, policy, pg_connection_ok(pg) ? pg : NULL);
         if (k && (!res || res->n_rules == 0)) {
                 cmd_print_error(&err);

@@ -1260,7 +1260,7 @@ int manager_new(const DaemonConfig *cfg, Manager **ret) {
 
         for (size_t i = 0; i < m->n_targets; i++) {
                 Target *t = &m->targets[i];
-                r = worker_new(t->conninfo, &m->settings, &m->stop, &m->cfg.knobs, &t->worker);
+                r = worker_new(t->name, t->conninfo, &m->settings, &m->stop, &m->cfg.knobs, &t->worker);
                 if (r < 0)
                         goto fail;
                 r = sd_event_add_io(m->event, &t->worker_source, worker_fd(t->worker), EPOLLIN, on_worker, t);

@@ -50,6 +50,12 @@ _Static_assert(ELEMENTSOF(event_table) == _EVENT_MAX, "every EventType needs a M
 
 static LogTarget log_target_setting = LOG_TARGET_AUTO;
 static int log_max_level = LOG_INFO;
+/* This thread's own limit (log_set_thread_max_level()), or -1: the process's. */
+static _Thread_local int thread_max_level = -1;
+
+static int max_level(void) {
+        return thread_max_level >= 0 ? thread_max_level : log_max_level;
+}
 static bool log_show_fields = false;
 
 const char *event_message_id(EventType t) {
@@ -104,7 +110,11 @@ void log_set_max_level(int priority) {
 }
 
 int log_get_max_level(void) {
-        return log_max_level;
+        return max_level();
+}
+
+void log_set_thread_max_level(int priority) {
+        thread_max_level = priority < 0 ? -1 : LOG_PRI(priority);
 }
 
 void log_set_show_fields(bool b) {
@@ -146,8 +156,9 @@ static void fields_add_int(FieldList *l, const char *name, int64_t v) {
         l->f[l->n++] = (Field) { name, xasprintf("%" PRId64, v) };
 }
 
-/* The database the loop is reporting about (event_set_database()), for events that do not name one. */
-static const char *current_database;
+/* The database this thread is reporting about (event_set_database()), for events that do not
+ * name one: each thread its own (the daemon's loop and each database's worker). */
+static _Thread_local const char *current_database;
 
 void event_set_database(const char *name) {
         current_database = name;
@@ -320,7 +331,7 @@ void event_emit_at(
                 ...) {
         int saved_errno = errno;
 
-        if (LOG_PRI(priority) > log_max_level)
+        if (LOG_PRI(priority) > max_level())
                 return;
 
         va_list ap;
@@ -335,7 +346,7 @@ void event_emit_at(
 void log_full_at(const char *file, int line, const char *func, int priority, const char *fmt, ...) {
         int saved_errno = errno;
 
-        if (LOG_PRI(priority) > log_max_level)
+        if (LOG_PRI(priority) > max_level())
                 return;
 
         va_list ap;
@@ -358,7 +369,7 @@ void log_pg_style_at(
                 const char *hint) {
         int saved_errno = errno;
 
-        if (LOG_PRI(priority) > log_max_level)
+        if (LOG_PRI(priority) > max_level())
                 return;
         emit(&(Location) { file, line, func }, -1, priority, f, primary, detail, hint);
         errno = saved_errno;
@@ -376,7 +387,7 @@ void event_emit_pg_style_at(
                 const char *hint) {
         int saved_errno = errno;
 
-        if (LOG_PRI(priority) > log_max_level)
+        if (LOG_PRI(priority) > max_level())
                 return;
         emit(&(Location) { file, line, func }, type, priority, f, primary, detail, hint);
         errno = saved_errno;

@@ -87,7 +87,10 @@ LogTarget log_target(void);
 int log_target_from_string(const char *s);
 /* Messages and events with a priority numerically above this are dropped (default LOG_INFO). */
 void log_set_max_level(int priority);
-int log_get_max_level(void);
+int log_get_max_level(void); /* this thread's, see below */
+/* The calling thread only (e.g. `run` quiet on the terminal while its report is printed):
+ * priority < 0 goes back to the process's limit. */
+void log_set_thread_max_level(int priority);
 /* Console only: append the fields as KEY=value after the message (default off). */
 void log_set_show_fields(bool b);
 
@@ -153,9 +156,9 @@ void event_emit_pg_style_at(
                 const char *detail,
                 const char *hint);
 
-/* Until called again with NULL, every event and log line that names no database gets
- * DATABASE=name (the daemon, while it reports a run of one of several databases). Not
- * thread-safe: the daemon's loop thread only. */
+/* Until called again with NULL, every event and log line of the calling thread that names no
+ * database gets DATABASE=name (the daemon's loop, while it reports a run of one of several
+ * databases; each worker, for its database). Per thread: name must outlive its use. */
 void event_set_database(const char *name);
 
 /* 32 lowercase hex characters, or NULL when t is out of range. */

@@ -1,6 +1,6 @@
 /* worker.c — the database thread of the daemon: owns the PGconn, runs one job at a time,
- * publishes a PQcancel handle so the loop can interrupt a batch. It must never log, block the
- * loop, or leave a batch half done: every batch is one statement that commits or rolls back.
+ * publishes a PQcancel handle so the loop can interrupt a batch. Its only logging is the engine's
+ * events (with its database's DATABASE=). It must never block the loop, or leave a batch half done: every batch is one statement that commits or rolls back.
  * PQcancel() blocks until the server answers (libpq 15 has no timeout for it), so cancels are
  * sent by a thread of their own, the canceller: a frozen server stalls it, never the loop. */
 #include "worker.h"
@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "run.h"
 #include "trail.h"
 #include "util.h"
@@ -27,6 +28,7 @@ struct Worker {
         const atomic_bool *stop;
         const EngineKnobs *knobs;
 
+        char *database; /* the policy's name of the database, or NULL: events' DATABASE= */
         Pg *pg; /* the worker thread's alone */
 
         pthread_mutex_t lock; /* guards everything below */
@@ -363,6 +365,7 @@ static void do_run(Worker *w, Job *j) {
 static void *worker_main(void *userdata) {
         Worker *w = userdata;
 
+        event_set_database(w->database); /* this thread's events name its database */
         for (;;) {
                 pthread_mutex_lock(&w->lock);
                 while (!w->quit && !w->job)
@@ -438,9 +441,10 @@ static void *canceller_main(void *userdata) {
         return NULL;
 }
 
-int worker_new(const char *conninfo, const PgSettings *settings, const atomic_bool *stop, const EngineKnobs *knobs,
-               Worker **ret) {
+int worker_new(const char *database, const char *conninfo, const PgSettings *settings, const atomic_bool *stop,
+               const EngineKnobs *knobs, Worker **ret) {
         Worker *w = xcalloc(1, sizeof(Worker));
+        w->database = database ? xstrdup(database) : NULL;
         w->conninfo = conninfo ? xstrdup(conninfo) : NULL;
         w->settings = *settings;
         w->stop = stop;
@@ -498,6 +502,7 @@ void worker_free(Worker *w) {
         pthread_mutex_destroy(&w->cancel_lock);
         pthread_cond_destroy(&w->cancel_cond);
         free(w->conninfo);
+        free(w->database);
         free(w);
 }
 

@@ -1,6 +1,7 @@
 /* worker.h — the daemon's one database thread: it owns the PostgreSQL connection and runs the
  * jobs the event loop hands it (connect, check, an enforcement run), one at a time.
- * The worker never logs, never touches sd-event or sd_notify and never decides what runs when:
+ * The worker logs only the engine's events, never touches sd-event or sd_notify and never
+ * decides what runs when:
  * it reports back through an eventfd and the loop does the rest. */
 #pragma once
 
@@ -88,11 +89,12 @@ typedef struct WorkerProgress {
 
 typedef struct Worker Worker;
 
-/* Starts the thread (with the caller's signal mask: block signals first). stop is read between
- * batches (EnforceOptions.stop); stop and knobs must outlive the worker. Returns 0 or a
- * negative errno. */
-int worker_new(const char *conninfo, const PgSettings *settings, const atomic_bool *stop, const EngineKnobs *knobs,
-               Worker **ret);
+/* Starts the thread (with the caller's signal mask: block signals first). database: the
+ * policy's name of it (NULL: none), which the thread's events carry as DATABASE=. stop is read
+ * between batches (EnforceOptions.stop); stop and knobs must outlive the worker. Returns 0 or
+ * a negative errno. */
+int worker_new(const char *database, const char *conninfo, const PgSettings *settings, const atomic_bool *stop,
+               const EngineKnobs *knobs, Worker **ret);
 /* Stops and joins the thread, closes the connection. NULL-safe. Waits for the job in flight. */
 void worker_free(Worker *w);
 static inline void worker_freep(Worker **w) {
