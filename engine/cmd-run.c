@@ -1,5 +1,6 @@
 /* cmd-run.c — `retentiond run`: enforce the policy now, from the terminal, and report.
- * Takes the per-database lock, records everything in the audit trail, prints counts only. */
+ * run_rules() takes every selected rule's lock and records everything in the audit trail;
+ * this file prints counts only and maps the result to an exit code. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>

@@ -106,13 +106,13 @@ static int begin(Loop *l, PgError *err) {
                 l->began = false;
                 return k;
         }
-        if (!l->o->dry_run) {
+        if (!l->o->dry_run && l->h && l->h->run_started)
+                l->h->run_started(l->h->userdata, l->res->run_id);
+        else if (!l->o->dry_run) {
                 EventFields ev = EVENT_FIELDS_INIT;
                 ev.run_id = l->res->run_id;
                 event_emit(EVENT_RUN_STARTED, event_priority(EVENT_RUN_STARTED), &ev, "run %" PRId64 " started (%s)",
                            l->res->run_id, mode);
-                if (l->h && l->h->run_started)
-                        l->h->run_started(l->h->userdata, l->res->run_id);
         }
         op_begin(l, false);
         k = catalog_load_policy(l->pg, l->p, &l->cache, err);

@@ -24,7 +24,8 @@ typedef struct RunHooks {
          * run's audit-trail row is made before the first rule. With a claim hook the row is made
          * when the first rule is claimed: a run that claims nothing leaves no row. */
         int (*claim)(void *userdata, size_t index, const Rule *rule, bool *go, PgError *err);
-        /* The run's audit-trail row exists. */
+        /* The run's audit-trail row exists; the hook tells it (RUN_STARTED). NULL: run.c emits
+         * RUN_STARTED itself. */
         void (*run_started)(void *userdata, int64_t run_id);
         /* Rule index (into p->rules) starts now. */
         void (*rule_started)(void *userdata, size_t index);
