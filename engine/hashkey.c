@@ -194,7 +194,7 @@ int hash_key_configured(const char *explicit_path, HashKey **ret) {
                 log_pg_style(LOG_ERR, NULL, primary, NULL, NULL);
                 return r;
         }
-        if ((*ret)->mode & (S_IRGRP | S_IROTH)) {
+        if (*ret && ((*ret)->mode & (S_IRGRP | S_IROTH))) {
                 _cleanup_free_ char *primary = xasprintf("hash key file \"%s\" is readable by other users", where);
                 _cleanup_free_ char *detail = xasprintf("Its mode is %04o: %s may read the key that pseudonymises the data.",
                                                         (*ret)->mode, (*ret)->mode & S_IROTH ? "every user" : "its group");
