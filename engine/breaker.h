@@ -1,5 +1,5 @@
 /* breaker.h — the circuit breaker's default for its knob (knobs.h): how far the database's
- * clock may be from this host's. */
+ * clock may be from this host's. Never a global: the value travels in EngineKnobs. */
 #pragma once
 
 #include <stdint.h>

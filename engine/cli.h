@@ -1,5 +1,6 @@
 /* cli.h — the parsed command line shared by every subcommand (cmd-*.c).
- * main.c fills it; commands read it and return an exit code from exitcode.h. */
+ * main.c fills it; commands read it and return an exit code from exitcode.h. The library must
+ * never include it (tests/unit/layers.py). */
 #pragma once
 
 #include <stdbool.h>

@@ -1,5 +1,6 @@
 /* exitcode.h — the process exit codes, from sysexits.h, in one place.
- * Documented in the README and retentiond(8); changing one is an interface change. */
+ * Documented in the README and retentiond(8); changing one is an interface change. Never
+ * returned by a function that talks to the database: only commands map to them. */
 #pragma once
 
 #include <sysexits.h>

@@ -1,4 +1,5 @@
-/* metrics.c — the Prometheus textfile: formatting (pure) and the atomic write. */
+/* metrics.c — the Prometheus textfile: formatting (pure) and the atomic write. Must never leave
+ * a half-written file where node_exporter reads, nor carry row contents: counts and times only. */
 #include "metrics.h"
 
 #include <errno.h>

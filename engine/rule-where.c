@@ -1,4 +1,5 @@
-/* rule-where.c — a rule's `where:` checked by PostgreSQL on its own (see rule-where.h). */
+/* rule-where.c — a rule's `where:` checked by PostgreSQL on its own (see rule-where.h). Must
+ * never execute the fragment: it is prepared, never run. */
 #include <stdio.h>
 #include <string.h>
 

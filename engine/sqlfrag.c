@@ -1,7 +1,8 @@
 /* sqlfrag.c — the lexical check of a rule's `where:` (see sqlfrag.h). It reads the fragment the
  * way PostgreSQL's scanner (src/backend/parser/scan.l) does, as far as that decides where a
  * string, a quoted identifier or a dollar-quoted string begins and ends; outside them it counts
- * parentheses and brackets and refuses what could end the expression it is pasted into. */
+ * parentheses and brackets and refuses what could end the expression it is pasted into. Must
+ * never accept a fragment it cannot read to its end. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
