@@ -1974,7 +1974,8 @@ static void check_hold_subject(Loader *l, const Rule *r, const Hold *h, const Lo
         bool own_rows = h->subject && r->table.name && h->subject->table.name && qualified_name_equal(&r->table, &h->subject->table);
         if (!h->subject_name || !r->subject_name || streq(h->subject_name, r->subject_name) || own_rows)
                 return;
-        _cleanup_free_ char *rt = qualified_name_display(&r->table);
+        /* A rule without a table (already an error of its own) is still told about the hold. */
+        _cleanup_free_ char *rt = r->table.name ? qualified_name_display(&r->table) : xstrdup("the rule's table");
         Diagnostic *x = report_loc(l, SEVERITY_ERROR, loc, "hold \"%s\" protects subject \"%s\", but rule \"%s\" is about subject \"%s\"",
                                    h->name, h->subject_name, r->name, r->subject_name);
         diag_set_detail(x, "A rule's holds protect its own subject, or a subject whose table is the rule's table (%s): its rows"

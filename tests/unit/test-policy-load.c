@@ -454,6 +454,36 @@ static void test_yaml_syntax(void **state) {
         diagnostics_free(d);
 }
 
+/* A rule without a table (a typo of the key) whose hold protects another subject: both errors,
+ * the hold's of an undefined subject names no table (found by fuzz-policy: a NULL table name was
+ * displayed). */
+static void test_hold_subject_rule_without_table(void **state) {
+        (void) state;
+        Policy *p = NULL;
+        Diagnostics *d = load("version: 1\n"
+                              "subjects:\n"
+                              "  a: { table: s.a, key: id }\n"
+                              "  b: { table: s.b, key: id }\n"
+                              "holds:\n"
+                              "  h: { reason: \"derived\", subject: zz, table: s.ev, subject_column: a_id, column: at,"
+                              " retain: \"1 day\" }\n"
+                              "rules:\n"
+                              "  r:\n"
+                              "    clause: \"abc\"\n"
+                              "    tabel: s.a\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    action: delete\n"
+                              "    subject: a\n"
+                              "    holds: [h]\n",
+                              &p);
+        assert_null(p);
+        const Diagnostic *x = find(d, "t.yaml:15:13: error: hold \"h\" protects subject \"zz\", but rule \"r\" is about subject \"a\"");
+        assert_non_null(x->detail);
+        assert_non_null(strstr(x->detail, "(the rule's table)"));
+        diagnostics_free(d);
+}
+
 static void test_duplicate_key(void **state) {
         (void) state;
         Diagnostics *d = expect_error(RULE_HEAD "    retain: 7 days\n    action: delete\n    column: other\n",
@@ -1381,6 +1411,7 @@ int main(void) {
                 cmocka_unit_test(test_max_fraction_forms),
                 cmocka_unit_test(test_yaml_syntax),
                 cmocka_unit_test(test_duplicate_key),
+                cmocka_unit_test(test_hold_subject_rule_without_table),
                 cmocka_unit_test(test_aliases_anchors),
                 cmocka_unit_test(test_documents_and_empty),
                 cmocka_unit_test(test_binary_and_encoding),
