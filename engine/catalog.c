@@ -122,10 +122,15 @@ static CatTable *many_find(const Many *m, const char *oidtext) {
         return NULL;
 }
 
+/* One of the set-based reads: sql takes the tables' oids as $1 (oid[]). */
+static int many_exec(Pg *pg, const Many *m, PGresult **r, PgError *err, const char *sql) {
+        const char *p[] = { m->array };
+        return pg_exec(pg, r, err, sql, 1, p);
+}
+
 static int many_facts(Pg *pg, Many *m, bool *citus, PgError *err) {
         _cleanup_pgresult_ PGresult *r = NULL;
-        const char *p[] = { m->array };
-        int k = pg_exec(pg, &r, err,
+        int k = many_exec(pg, m, &r, err,
                         "SELECT c.oid, n.nspname, c.relname, c.relkind, c.reltuples,"
                         " has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'DELETE'),"
                         " has_table_privilege(c.oid, 'UPDATE'),"
@@ -134,8 +139,7 @@ static int many_facts(Pg *pg, Many *m, bool *citus, PgError *err) {
                         "   WHERE pt.partrelid = c.oid AND pt.partstrat = 'r' AND pt.partnatts = 1),"
                         " to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL"
                         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                        " WHERE c.oid = ANY($1::oid[])",
-                        1, p);
+                        " WHERE c.oid = ANY($1::oid[])");
         if (k)
                 return k;
         for (int row = 0; row < PQntuples(r); row++) {
@@ -167,14 +171,12 @@ static int many_facts(Pg *pg, Many *m, bool *citus, PgError *err) {
  * Citus's functions need not be. */
 static int many_citus(Pg *pg, Many *m, PgError *err) {
         _cleanup_pgresult_ PGresult *r = NULL;
-        const char *p[] = { m->array };
-        int k = pg_exec(pg, &r, err,
+        int k = many_exec(pg, m, &r, err,
                         "SELECT d.logicalrelid::oid, d.partmethod, d.repmodel, d.colocationid, a.attname"
                         " FROM pg_catalog.pg_dist_partition d"
                         " LEFT JOIN pg_attribute a ON a.attrelid = d.logicalrelid"
                         "  AND a.attnum = (regexp_match(d.partkey, ':varattno ([0-9]+)'))[1]::int"
-                        " WHERE d.logicalrelid = ANY($1::oid[])",
-                        1, p);
+                        " WHERE d.logicalrelid = ANY($1::oid[])");
         if (k)
                 return k;
         for (int row = 0; row < PQntuples(r); row++) {
@@ -199,16 +201,14 @@ static int many_citus(Pg *pg, Many *m, PgError *err) {
 
 static int many_columns(Pg *pg, Many *m, PgError *err) {
         _cleanup_pgresult_ PGresult *r = NULL;
-        const char *p[] = { m->array };
-        int k = pg_exec(pg, &r, err,
+        int k = many_exec(pg, m, &r, err,
                         "SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attnum,"
                         " CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END,"
                         " (SELECT bt.typcategory FROM pg_type bt"
                         "   WHERE bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END)"
                         " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
                         " WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped"
-                        " ORDER BY a.attrelid, a.attnum",
-                        1, p);
+                        " ORDER BY a.attrelid, a.attnum");
         if (k)
                 return k;
         for (int row = 0; row < PQntuples(r); row++) {
@@ -228,12 +228,10 @@ static int many_columns(Pg *pg, Many *m, PgError *err) {
 
 static int many_indexes(Pg *pg, Many *m, PgError *err) {
         _cleanup_pgresult_ PGresult *r = NULL;
-        const char *p[] = { m->array };
-        int k = pg_exec(pg, &r, err,
+        int k = many_exec(pg, m, &r, err,
                         "SELECT i.indrelid, a.attname FROM pg_index i"
                         " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
-                        " WHERE i.indrelid = ANY($1::oid[]) AND i.indisvalid AND i.indpred IS NULL",
-                        1, p);
+                        " WHERE i.indrelid = ANY($1::oid[]) AND i.indisvalid AND i.indpred IS NULL");
         if (k)
                 return k;
         for (int row = 0; row < PQntuples(r); row++) {
@@ -251,8 +249,7 @@ static int many_indexes(Pg *pg, Many *m, PgError *err) {
  * table's constraint (conparentid <> 0) are represented by their parent. */
 static int many_foreign_keys(Pg *pg, Many *m, PgError *err) {
         _cleanup_pgresult_ PGresult *r = NULL;
-        const char *p[] = { m->array };
-        int k = pg_exec(pg, &r, err,
+        int k = many_exec(pg, m, &r, err,
                         "SELECT con.confrelid, con.conname, con.conrelid, cn.nspname, cc.relname, con.confdeltype,"
                         " ca.attname, pa.attname"
                         " FROM pg_constraint con"
@@ -262,8 +259,7 @@ static int many_foreign_keys(Pg *pg, Many *m, PgError *err) {
                         " JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.ck"
                         " JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pk"
                         " WHERE con.contype = 'f' AND con.confrelid = ANY($1::oid[]) AND con.conparentid = 0"
-                        " ORDER BY con.confrelid, con.conrelid, con.conname, k.ord",
-                        1, p);
+                        " ORDER BY con.confrelid, con.conrelid, con.conname, k.ord");
         if (k)
                 return k;
         for (int i = 0; i < PQntuples(r); i++) {

@@ -1,6 +1,6 @@
 /* run.c — the one loop over a policy's rules: locks (or the daemon's slot claims), the run's
- * audit-trail row, the catalog, each selected rule started, stepped and finished in policy
- * order. The terminal and the daemon's worker both drive it; the daemon's differences are its
+ * audit-trail row, the catalog, each selected rule started, stepped and finished in the run's
+ * order (policy order, or the daemon's). The terminal and the daemon's worker both drive it; the daemon's differences are its
  * RunHooks. Must never run a rule whose lock it does not hold, nor leave a rule's lock behind
  * on a live session. */
 #include "run.h"
@@ -175,14 +175,12 @@ static int claim(Loop *l, size_t index, bool *go, PgError *err) {
         op_begin(l, false);
         int k = l->h->claim(l->h->userdata, index, &l->p->rules[index], go, err);
         op_end(l);
-        if (k == PG_ERR_CONNECTION)
-                return k;
         if (k)
-                *go = false;
-        return 0;
+                *go = false; /* the rule waits, whatever the hook left in *go */
+        return k == PG_ERR_CONNECTION ? k : 0;
 }
 
-/* The selected rules in policy order. Returns 0, PG_ERR_CONNECTION, or what failed the run as a
+/* The selected rules, in the run's order (RunHooks.order, else policy order). Returns 0, PG_ERR_CONNECTION, or what failed the run as a
  * whole before a rule started (the run row or the catalog). */
 static int each_rule(Loop *l, PgError *err) {
         bool per_rule = l->h && l->h->claim;
@@ -269,10 +267,11 @@ int run_rules(Pg *pg, const Policy *p, const EnforceOptions *o, const RunHooks *
                                 goto out;
                 }
                 k = begin(&l, err);
-        } else
-                k = pg_connection_ok(pg) ? 0 : PG_ERR_CONNECTION;
-        if (k == PG_ERR_CONNECTION && !pg_connection_ok(pg) && !err->primary)
+        } else if (!pg_connection_ok(pg)) {
                 pg_error_set(err, "08006", NULL, NULL, "not connected to the database");
+                k = PG_ERR_CONNECTION;
+        } else
+                k = 0;
         if (k == 0)
                 k = each_rule(&l, err);
         if (k == PG_ERR_CONNECTION)

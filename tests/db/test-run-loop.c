@@ -1,7 +1,9 @@
 /* test-run-loop.c — run.c's one loop, driven as the daemon drives it (RunHooks): a stop that
  * arrives after a rule's last batch leaves the rule and the run complete; a stop before a batch
  * interrupts the rule and starts no other; the hooks see the run row and each rule, in the
- * order given. Exact outcomes in the result and the audit trail. */
+ * order given. Exact outcomes in the result and the audit trail. As the least-privilege role of
+ * sql/retentiond-role.sql; app.b is partitioned (partitions the role does not own: its rows go by
+ * batches) and has a NOT NULL column. */
 #include "rtest.h"
 #include "rtengine.h"
 #include "run.h"
@@ -57,15 +59,25 @@ static void probe_rule_started(void *u, size_t index) {
         snprintf(p->started + n, sizeof(p->started) - n, "%s%zu", n ? "," : "", index);
 }
 
+/* app.a plain, app.b partitioned by month of at (old rows, this month, a default); 50 due and 10
+ * young rows each. *ci: the engine role's conninfo. */
 static PGconn *setup(const char *name, char **ci) {
-        PGconn *c = rt_db(name, ci);
+        char *admin = NULL;
+        PGconn *c = rt_db(name, &admin);
+        pgtest_exec(c, "CREATE TABLE app.a (id int PRIMARY KEY, at timestamptz NOT NULL)");
+        pgtest_exec(c, "CREATE TABLE app.b (id int, at timestamptz NOT NULL, who text NOT NULL DEFAULT 'x',"
+                       " PRIMARY KEY (id, at)) PARTITION BY RANGE (at)");
+        pgtest_exec(c, "CREATE TABLE app.b_old PARTITION OF app.b FOR VALUES FROM (MINVALUE) TO (now() - interval '20 days')");
+        pgtest_exec(c, "CREATE TABLE app.b_new PARTITION OF app.b FOR VALUES FROM (now() - interval '20 days') TO (MAXVALUE)");
         for (int i = 0; i < 2; i++) {
                 const char *t = i ? "b" : "a";
-                pgtest_exec(c, "CREATE TABLE app.%s (id int PRIMARY KEY, at timestamptz NOT NULL)", t);
-                pgtest_exec(c, "INSERT INTO app.%s SELECT g, now() - interval '30 days' FROM generate_series(1, 50) g", t);
-                pgtest_exec(c, "INSERT INTO app.%s SELECT g, now() FROM generate_series(51, 60) g", t);
+                pgtest_exec(c, "CREATE INDEX ON app.%s (at)", t);
+                pgtest_exec(c, "INSERT INTO app.%s (id, at) SELECT g, now() - interval '30 days' FROM generate_series(1, 50) g", t);
+                pgtest_exec(c, "INSERT INTO app.%s (id, at) SELECT g, now() FROM generate_series(51, 60) g", t);
                 pgtest_exec(c, "ANALYZE app.%s", t);
         }
+        *ci = pgtest_engine_role(admin, "loop_engine", "app.a,app.b", NULL);
+        free(admin);
         return c;
 }
 
@@ -147,6 +159,13 @@ static void test_stop_before_batch_and_order(void **state) {
         assert_string_equal(res->rules[1].rule->name, "a");
         assert_false(res->interrupted);
         rt_assert_sql(c, "b,a", "SELECT string_agg(rule, ',' ORDER BY id) FROM retention.rule_runs");
+        /* As the engine's role, through the partitions it does not own: by batches, all 50 due. */
+        assert_int_equal(res->rules[0].deleted, 50);
+        assert_int_equal(res->rules[0].partitions_dropped, 0);
+        char *who = NULL;
+        assert_int_equal(pg_value(e.pg, &who, &e.err, "SELECT current_user", 0, NULL), 0);
+        assert_string_equal(who, "loop_engine");
+        free(who);
         run_result_free(res);
 
         pgtest_exec(c, "INSERT INTO app.a SELECT g, now() - interval '30 days' FROM generate_series(100, 119) g");
