@@ -370,6 +370,8 @@ static int load_one(Pg *pg, uint32_t oid, CatTable **ret, PgError *err) {
         "  FROM (SELECT array_agg(t.relid) AS a" \
         "          FROM (SELECT u.root AS relid UNION SELECT pt.relid FROM pg_partition_tree(u.root) pt) t) x)"
 
+#define UNTRUSTED_FINGERPRINT_STATEMENT "retentiond_fingerprint"
+
 /* For each root table ($1, an array of oids) and its partitions: enabled user triggers whose
  * function, rules whose table, and row-level security (with policies, or forced) whose table
  * belongs to a role that is neither current_user nor a superuser. A trigger cloned from one on a
@@ -465,7 +467,16 @@ int catalog_untrusted_unchanged(Pg *pg, CatTable *const *tables, size_t n, bool 
         strbuf_append(&b, "}");
         _cleanup_pgresult_ PGresult *r = NULL;
         const char *p[] = { strbuf_str(&b) };
-        int k = pg_exec(pg, &r, err, "SELECT u.root, " UNTRUSTED_FINGERPRINT_SQL " FROM unnest($1::oid[]) AS u(root)", 1, p);
+        /* Prepared once a session: it runs before every rule and batch, and planning it cost
+         * more than running it. */
+        int k = 0;
+        if (!pg->fingerprint_prepared) {
+                k = pg_prepare(pg, err, UNTRUSTED_FINGERPRINT_STATEMENT,
+                               "SELECT u.root, " UNTRUSTED_FINGERPRINT_SQL " FROM unnest($1::oid[]) AS u(root)", 1);
+                pg->fingerprint_prepared = k == 0;
+        }
+        if (k == 0)
+                k = pg_exec_prepared(pg, &r, err, UNTRUSTED_FINGERPRINT_STATEMENT, 1, p);
         strbuf_done(&b);
         if (k)
                 return k;

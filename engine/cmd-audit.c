@@ -35,6 +35,8 @@ static void print_statement(FILE *f, const char *title, const PlanStatement *st)
  * a run needs only sometimes (the fast path, foreign-key isolation, partitions). */
 static void print_plan(FILE *f, const Policy *policy, const CatCache *cache, Plan *plan) {
         print_statement(f, "cutoffs, computed by PostgreSQL once per rule run", &plan->cutoffs);
+        print_statement(f, "is any row due? (run: a rule with none writes its record at its end, and nothing else)",
+                        &plan->idle_probe);
         print_statement(f, "circuit breaker: the planner's estimate of the due rows", &plan->breaker_estimate);
         print_statement(f, "circuit breaker: rows this run would change, counted up to the limit (unless the estimate"
                            " is under half of it)",

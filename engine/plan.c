@@ -1312,6 +1312,7 @@ void plan_free(Plan *p) {
         plan_statement_done(&p->while_held_range);
         plan_statement_done(&p->breaker_count);
         plan_statement_done(&p->breaker_estimate);
+        plan_statement_done(&p->idle_probe);
         plan_statement_done(&p->tally);
         plan_statement_done(&p->skipped_locked);
         plan_statement_done(&p->row_by_row_select);
@@ -1548,7 +1549,15 @@ static void build_breaker(Gen *g, const Rule *r) {
         preds_build_due(g, r, "t", &p2);
         _cleanup_free_ char *due = due_expr(&p2);
         finish_statement(g, &p->breaker_estimate, xasprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s t WHERE %s", tq, due));
+        /* The rows of every statement that changes a row one by one (batches, ranges, while_held,
+         * foreign-key isolation) and of the tally are among these due rows: none, and there is
+         * nothing to change, hold or count. */
         preds_done(&p2);
+        Preds p3; /* a statement's parameters are its own: the predicates built again */
+        preds_build_due(g, r, "t", &p3);
+        _cleanup_free_ char *due3 = due_expr(&p3);
+        finish_statement(g, &p->idle_probe, xasprintf("SELECT NOT EXISTS (SELECT 1 FROM %s t WHERE %s)", tq, due3));
+        preds_done(&p3);
 }
 
 /* The tally's reference checks as one set operation per RESTRICT/NO ACTION reference, not a probe
@@ -1818,8 +1827,9 @@ static void build_cutoffs(Gen *g) {
                 _cleanup_free_ char *e = slot_cutoff_sql(g, &p->slots[i]);
                 strbuf_appendf(&b, "%s%s", i ? ", " : "", e);
         }
-        /* Last: the database's clock itself, for the sanity check against this host's clock. */
-        strbuf_append(&b, ", extract(epoch FROM now())::float8");
+        /* Last: the database's clock itself, as the rule run's start in the trail and for the
+         * sanity check against this host's clock. */
+        strbuf_append(&b, ", now()::text, extract(epoch FROM now())::float8");
         finish_statement(g, &p->cutoffs, strbuf_steal(&b));
 }
 
@@ -1834,6 +1844,7 @@ static void plan_set_purposes(Plan *p) {
         p->while_held_range.purpose = "the UPDATE of a range of held rows (while_held)";
         p->breaker_count.purpose = "the circuit breaker's count of the due rows";
         p->breaker_estimate.purpose = "the circuit breaker's estimate of the due rows";
+        p->idle_probe.purpose = "the check whether any row is due";
         p->tally.purpose = "the count of the due, held and still referenced rows";
         p->skipped_locked.purpose = "the count of the skipped rows that other sessions lock";
         p->row_by_row_select.purpose = "the selection of rows to delete one by one (foreign-key isolation)";

@@ -64,6 +64,9 @@ struct RuleRun {
         char *cascade_names; /* text[] literal of their display names */
         long cascade_self; /* -1: not one of them */
         bool held_tallied; /* the tally ran before the while_held phase could move any age */
+        int64_t run_id;    /* the run's row in the trail */
+        char *started_db;  /* the database's now() when the cutoffs were computed: the rule run's start */
+        bool idle;         /* no row was due at the start (probe_idle()): nothing was begun */
 };
 
 /* A batch's own transaction: READ COMMITTED whatever default_transaction_isolation says, so
@@ -139,6 +142,7 @@ void cascade_commit(RuleRun *rr, CascadeMark *delta);
 /* ---- untrusted.c ---- */
 
 int untrusted_check(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, PgError *err);
+int untrusted_check_cached(RuleRun *rr, CatCache *cache, bool *refused, PgError *err);
 bool untrusted_batch_guarded(const RuleRun *rr);
 int untrusted_batch_check(RuleRun *rr, PgError *err);
 

@@ -169,7 +169,9 @@ static int compute_cutoffs(RuleRun *rr, PgError *err) {
         if (k)
                 return k;
         int nf = PQnfields(r);
-        rr->n_slots = nf > 0 ? (size_t) nf - 1 : 0; /* the last column is the database's clock */
+        /* The last two columns are the database's clock: as text (the rule run's start), as epoch. */
+        rr->n_slots = nf > 1 ? (size_t) nf - 2 : 0;
+        rr->started_db = xstrdup(PQgetvalue(r, 0, nf - 2));
         rr->slot_values = xcalloc(rr->n_slots ? rr->n_slots : 1, sizeof(char *));
         for (size_t i = 0; i < rr->n_slots; i++)
                 rr->slot_values[i] = xstrdup(PQgetvalue(r, 0, (int) i));
@@ -235,7 +237,8 @@ static void drop_hash_key(RuleRun *rr) {
 static int start_plan(RuleRun *rr, CatCache *cache, PgError *err) {
         _cleanup_free_ char *perr = NULL;
         bool refused;
-        int k = untrusted_check(rr, cache, false, &refused, err);
+        /* On the run's lists: read again in start_cutoffs() once the rule has rows to change. */
+        int k = untrusted_check_cached(rr, cache, &refused, err);
         if (k)
                 return k;
         if (refused) {
@@ -273,17 +276,52 @@ static int start_plan(RuleRun *rr, CatCache *cache, PgError *err) {
         return 0;
 }
 
-/* The cutoffs, computed by PostgreSQL; recorded in the trail, or (audit) the tally taken. */
+/* Whether no row is due (plan->idle_probe): then nothing is to change, hold or count, and the
+ * rule run needs no more than its record. Never for a rule that may drop partitions, whose drop
+ * does not go by the rows. */
+static int probe_idle(RuleRun *rr, bool *idle, PgError *err) {
+        *idle = false;
+        if (!rr->plan->idle_probe.sql || rr->plan->can_drop_partitions)
+                return 0;
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k = rule_run_exec(rr, &rr->plan->idle_probe, &r, err, NULL, NULL, 0);
+        if (k)
+                return k;
+        *idle = PQntuples(r) == 1 && streq(PQgetvalue(r, 0, 0), "t");
+        return 0;
+}
+
+/* The cutoffs, computed by PostgreSQL, and the rule run's record: begun in the trail with them,
+ * or (audit) the tally taken. A rule with no row due ends here: its record is written whole when
+ * it finishes (trail_rule_end()), in one transaction. */
 static int start_cutoffs(RuleRun *rr, PgError *err) {
         int k = compute_cutoffs(rr, err);
         if (k)
                 return k;
         if (rr->o->dry_run)
                 return rule_run_tally(rr, err); /* the audit: count now, decide what the breaker would do */
-        char id[32];
-        snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
-        const char *pp[] = { id, rr->res.cutoff };
-        return pg_exec(rr->pg, NULL, err, "SELECT retention.set_rule_run_cutoff($1::bigint, $2::timestamptz)", 2, pp);
+        bool idle;
+        k = probe_idle(rr, &idle, err);
+        if (k)
+                return k;
+        if (idle) {
+                rr->idle = true;
+                rr->phase = PHASE_DONE;
+                return 0;
+        }
+        /* Rows to change: code of another role as the catalog says it now (untrusted.c). */
+        bool refused;
+        k = untrusted_check(rr, rr->cache, false, &refused, err);
+        if (k)
+                return k;
+        if (refused) {
+                rule_run_fail(rr, RULE_FAILED, err);
+                return 0;
+        }
+        k = trail_rule_begin(rr->pg, rr->run_id, rr->rule, rr->started_db, rr->res.cutoff, &rr->res.rule_run_id, err);
+        if (k)
+                rr->fatal_connection = k == PG_ERR_CONNECTION;
+        return k;
 }
 
 int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, const EnforceOptions *o, int64_t run_id,
@@ -305,16 +343,11 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
         rr->swept_cleanly = true;
         rr->cascade_self = -1;
         rr->cache = cache;
+        rr->run_id = run_id;
         *ret = rr;
 
-        if (!o->dry_run) {
-                k = trail_rule_begin(pg, run_id, rule, &rr->res.rule_run_id, &err);
-                if (k) {
-                        rr->fatal_connection = k == PG_ERR_CONNECTION;
-                        rule_run_fail(rr, RULE_FAILED, &err);
-                        goto out;
-                }
-        }
+        /* Nothing before the cutoffs writes: the rule run's record is begun there (or, for a rule
+         * that ends before, written whole by rule_run_finish()). */
 
         /* An earlier rule of this run dropped partitions: the facts loaded before may name
          * them (a foreign key declared on a partition, a cascade child), and a plan built from
@@ -336,6 +369,8 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
         k = start_cutoffs(rr, &err);
         if (k)
                 goto fail;
+        if (rr->phase == PHASE_DONE)
+                goto out;
         k = breaker_check(rr, &err);
         if (k)
                 goto fail;
@@ -603,8 +638,9 @@ int rule_run_finish(RuleRun *rr, RuleResult *out) {
         /* Count what is left, unless the plan never got that far or the connection is gone. */
         /* After a clean sweep to the cutoff of a rule nothing can keep, every due row is gone:
          * counting them again would only walk the index entries the run just made dead. */
-        bool nothing_left = rr->plan && rr->plan->nothing_keeps && rr->swept_cleanly && rr->res.outcome == RULE_SUCCESS &&
-                            rr->phase == PHASE_DONE && !may_refuse(rr);
+        /* No row was due at the start (probe_idle()): the tally would count none. */
+        bool nothing_left = rr->idle || (rr->plan && rr->plan->nothing_keeps && rr->swept_cleanly &&
+                                         rr->res.outcome == RULE_SUCCESS && rr->phase == PHASE_DONE && !may_refuse(rr));
         if (!rr->o->dry_run && rr->plan && rr->slot_values && !nothing_left && !rr->held_tallied && !rr->fatal_connection &&
             pg_connection_ok(rr->pg)) {
                 k = rule_run_tally(rr, &err);
@@ -628,8 +664,8 @@ int rule_run_finish(RuleRun *rr, RuleResult *out) {
         }
         drop_hash_key(rr);
         classify_skipped(rr);
-        if (!rr->o->dry_run && rr->res.rule_run_id >= 0 && !rr->fatal_connection && pg_connection_ok(rr->pg)) {
-                k = trail_rule_end(rr->pg, &rr->res, &err);
+        if (!rr->o->dry_run && !rr->fatal_connection && pg_connection_ok(rr->pg)) {
+                k = trail_rule_end(rr->pg, rr->run_id, rr->started_db, &rr->res, &err);
                 if (k) {
                         rr->fatal_connection = k == PG_ERR_CONNECTION;
                         if (rr->res.outcome == RULE_SUCCESS)
@@ -652,6 +688,7 @@ void rule_run_free(RuleRun *rr) {
                 free(rr->slot_values[i]);
         free(rr->slot_values);
         free(rr->last_key);
+        free(rr->started_db);
         free(rr->fk_refused_table);
         free(rr->cascade_oids);
         free(rr->cascade_names);

@@ -257,8 +257,10 @@ int run_rules(Pg *pg, const Policy *p, const EnforceOptions *o, const RunHooks *
         res->rules = xcalloc(p->n_rules ? p->n_rules : 1, sizeof(RuleResult));
         bool per_rule = h && h->claim;
         if (!per_rule) {
-                /* The daemon's session checked its schema when it connected. */
-                k = trail_check_schema(pg, err);
+                /* The daemon's session checked its schema when it connected; `run` checked it
+                 * right before (pg->schema_checked, good for this one use). */
+                k = pg->schema_checked ? 0 : trail_check_schema(pg, err);
+                pg->schema_checked = false;
                 if (k)
                         goto out;
                 if (!o->dry_run) {

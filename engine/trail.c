@@ -38,6 +38,7 @@ int trail_check_schema(Pg *pg, PgError *err) {
                              "retention schema version %d is not supported", found);
                 return OUTCOME_SCHEMA_MISMATCH;
         }
+        pg->schema_checked = true;
         return 0;
 }
 
@@ -64,13 +65,17 @@ int trail_run_end(Pg *pg, int64_t run_id, const char *outcome, int rules_total, 
         return pg_exec(pg, NULL, err, "SELECT retention.end_run($1::bigint, $2, $3::int, $4::int)", 4, p);
 }
 
-int trail_rule_begin(Pg *pg, int64_t run_id, const Rule *rule, int64_t *ret, PgError *err) {
+int trail_rule_begin(Pg *pg, int64_t run_id, const Rule *rule, const char *started, const char *cutoff, int64_t *ret,
+                     PgError *err) {
         char id[32];
         snprintf(id, sizeof(id), "%" PRId64, run_id);
         _cleanup_free_ char *tn = qualified_name_display(&rule->table);
-        const char *p[] = { id, rule->name, rule->clause, tn, action_to_string(rule->action) };
+        const char *p[] = { id, rule->name, rule->clause, tn, action_to_string(rule->action), started, cutoff };
         _cleanup_free_ char *v = NULL;
-        int k = pg_value(pg, &v, err, "SELECT retention.begin_rule_run($1::bigint, $2, $3, $4, $5)", 5, p);
+        int k = pg_value(pg, &v, err,
+                         "SELECT retention.begin_rule_run($1::bigint, $2, $3, $4, $5, coalesce($6::timestamptz, now()),"
+                         " $7::timestamptz)",
+                         7, p);
         if (k)
                 return k;
         *ret = strtoll(v, NULL, 10);
@@ -141,7 +146,7 @@ static int trail_rule_record(Pg *pg, const RuleResult *res, PgError *err) {
  * (retention.finish_rule_run, which seals with retention.seal_rule_run), in one transaction: a
  * finished rule run is always sealed, and a sealed one is always complete. A seal waits for a
  * concurrent one (the chain head's row lock); a transient failure is retried a few times. */
-int trail_rule_end(Pg *pg, RuleResult *res, PgError *err) {
+int trail_rule_end(Pg *pg, int64_t run_id, const char *started, RuleResult *res, PgError *err) {
         char id[32], held[32], skipped[32], locked[32], fk[32], overdue[32], refused[32], unfinished[32];
         snprintf(id, sizeof(id), "%" PRId64, res->rule_run_id);
         snprintf(held, sizeof(held), "%" PRId64, res->held);
@@ -165,7 +170,14 @@ int trail_rule_end(Pg *pg, RuleResult *res, PgError *err) {
                 k = pg_exec0(pg, NULL, err, "BEGIN");
                 if (k)
                         return k;
-                k = trail_rule_record(pg, res, err);
+                /* A rule run that never began (no row was due, or it ended before its cutoffs):
+                 * its row is begun here, in the transaction that finishes it. */
+                bool begun = res->rule_run_id < 0;
+                if (begun)
+                        k = trail_rule_begin(pg, run_id, res->rule, started, res->cutoff, &res->rule_run_id, err);
+                snprintf(id, sizeof(id), "%" PRId64, res->rule_run_id); /* p[0] */
+                if (k == 0)
+                        k = trail_rule_record(pg, res, err);
                 _cleanup_pgresult_ PGresult *r = NULL;
                 if (k == 0)
                         k = pg_exec(pg, &r, err,
@@ -181,6 +193,8 @@ int trail_rule_end(Pg *pg, RuleResult *res, PgError *err) {
                         return 0;
                 }
                 pg_rollback_quietly(pg);
+                if (begun)
+                        res->rule_run_id = -1; /* rolled back with the rest */
                 if (k != PG_ERR_TRANSIENT && k != PG_ERR_LOCK_TIMEOUT)
                         return k;
         }

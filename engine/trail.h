@@ -12,7 +12,7 @@
 #include "policy.h"
 #include "result.h"
 
-#define RETENTION_SCHEMA_VERSION 7
+#define RETENTION_SCHEMA_VERSION 8
 /* pg_advisory_lock(int4, int4) keys: "RTND" and a purpose. */
 #define ADVISORY_CLASS 0x52544E44
 /* 1 was the whole-database enforcement lock of schema versions 1 and 2, replaced by per-rule locks. */
@@ -28,8 +28,10 @@ int trail_check_schema(Pg *pg, PgError *err);
 int trail_run_begin(Pg *pg, const char *mode, int64_t *ret, PgError *err);
 int trail_run_end(Pg *pg, int64_t run_id, const char *outcome, int rules_total, int rules_failed, PgError *err);
 
-/* A rule run's row in run run_id; *ret gets its id. */
-int trail_rule_begin(Pg *pg, int64_t run_id, const Rule *rule, int64_t *ret, PgError *err);
+/* A rule run's row in run run_id, begun at `started` (the database's clock when its cutoffs were
+ * computed; NULL: now) with its cutoff (NULL: none computed); *ret gets its id. */
+int trail_rule_begin(Pg *pg, int64_t run_id, const Rule *rule, const char *started, const char *cutoff, int64_t *ret,
+                     PgError *err);
 /* Moves the rule run's counters in the caller's transaction: `deleted` and `anonymised` rows,
  * `batches` batches, `partitions` dropped partitions (retention.add_rule_run_counts()). Fails
  * (PG_ERR_OTHER) when the rule run's row is missing or has finished: no change commits without
@@ -37,7 +39,7 @@ int trail_rule_begin(Pg *pg, int64_t run_id, const Rule *rule, int64_t *ret, PgE
  * for pacing, without another round trip. */
 int trail_rule_count(Pg *pg, int64_t rule_run_id, int64_t deleted, int64_t anonymised, int64_t batches,
                      int64_t partitions, uint64_t *next_xid, PgError *err);
-/* The rule run's per-hold and per-table counts, its final row and its seal into the hash chain,
- * in one transaction (retried a few times on a transient failure); res->chain_seq and
+/* The rule run's per-hold and per-table counts, its final row and its seal into the hash chain
+ * (its row begun first, in run run_id, when res->rule_run_id < 0), in one transaction (retried a few times on a transient failure); res->chain_seq and
  * res->chain_hash get the seal. */
-int trail_rule_end(Pg *pg, RuleResult *res, PgError *err);
+int trail_rule_end(Pg *pg, int64_t run_id, const char *started, RuleResult *res, PgError *err);

@@ -58,9 +58,17 @@ int untrusted_check(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, P
         return untrusted_judge(rr, cache, mid_run, refused, err);
 }
 
-/* untrusted_check() on the lists as they are in the cache. */
+/* untrusted_check() on the lists as they are in the cache. Before the rule (!mid_run), the list
+ * of trusted code in its result is this judgement's alone. */
 static int untrusted_judge(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, PgError *err) {
         *refused = false;
+        if (!mid_run) {
+                for (size_t i = 0; i < rr->res.n_untrusted; i++)
+                        free(rr->res.untrusted[i]);
+                free(rr->res.untrusted);
+                rr->res.untrusted = NULL;
+                rr->res.n_untrusted = 0;
+        }
         UntrustedUse *uses = NULL;
         size_t nu = plan_untrusted(rr->rule, cache, &uses);
         if (nu == 0)
@@ -111,6 +119,14 @@ static int untrusted_judge(RuleRun *rr, CatCache *cache, bool mid_run, bool *ref
         untrusted_uses_free(uses, nu);
         *refused = true;
         return 0;
+}
+
+/* untrusted_check() on the lists the run read at its start, without looking at the catalog
+ * again: for a rule that may turn out to have nothing to change (then no code of another role
+ * can run), a refusal is still reported. A rule that goes on to change rows runs
+ * untrusted_check() first. */
+int untrusted_check_cached(RuleRun *rr, CatCache *cache, bool *refused, PgError *err) {
+        return untrusted_judge(rr, cache, false, refused, err);
 }
 
 /* Whether each batch must run untrusted_batch_check() before its COMMIT. */

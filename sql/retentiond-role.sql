@@ -16,7 +16,7 @@
 --   read_tables  optional, same syntax: tables only read (evidence of derived holds, e.g. the
 --                invoices of a tax hold, when no rule acts on them): SELECT only.
 --
--- On the retention schema (version 5 or later) the role gets USAGE, SELECT on its tables, and
+-- On the retention schema (version 8, as `retentiond migrate` leaves it) the role gets USAGE, SELECT on its tables, and
 -- EXECUTE on the functions through which the engine and the CLI write the audit trail, the hold
 -- registry and the schedule slots (begin_run, begin_rule_run, add_rule_run_counts,
 -- finish_rule_run, place_hold, release_hold, ...); never INSERT, UPDATE, DELETE or TRUNCATE on a
@@ -74,6 +74,7 @@ DECLARE
                 'retention.begin_run(text, text, text)', 'retention.end_run(bigint, text, int, int)',
                 'retention.interrupt_run(bigint)', 'retention.close_abandoned_runs()',
                 'retention.begin_rule_run(bigint, text, text, text, text)',
+                'retention.begin_rule_run(bigint, text, text, text, text, timestamptz, timestamptz)',
                 'retention.set_rule_run_cutoff(bigint, timestamptz)',
                 'retention.add_rule_run_counts(bigint, bigint, bigint, bigint, bigint)',
                 'retention.add_rule_run_hold(bigint, text, bigint)', 'retention.add_rule_run_fk(bigint, text, bigint)',

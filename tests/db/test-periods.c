@@ -81,7 +81,7 @@ static void test_year_end(void **state) {
         free(want);
         free(out);
         out = run_tz(0, "UTC", "-p", pol, "-d", ci, "audit", "--sql", NULL);
-        rt_assert_contains(out, "SELECT date_trunc('year', now() - $1::interval - interval '1 microsecond')::text, extract(epoch FROM now())::float8;\n");
+        rt_assert_contains(out, "SELECT date_trunc('year', now() - $1::interval - interval '1 microsecond')::text, now()::text, extract(epoch FROM now())::float8;\n");
         rt_assert_contains(out, "cutoff: now() - retain, counted from the end of the calendar year");
         free(out);
         free(run_tz(0, "UTC", "-p", pol, "-d", ci, "run", NULL));
@@ -391,7 +391,7 @@ static void test_day_end(void **state) {
         out = run_tz(0, "UTC", "-p", pol, "-d", ci, "audit", "--sql", "--rule", "tz", NULL);
         rt_assert_contains(out, "SELECT date_trunc('day', now() - $1::interval - interval '1 microsecond')::text,"
                                 " date_trunc('day', now() - $1::interval - $2::interval - interval '1 microsecond')::text,"
-                                " extract(epoch FROM now())::float8;\n");
+                                " now()::text, extract(epoch FROM now())::float8;\n");
         rt_assert_contains(out, "cutoff: now() - retain, counted from the end of the day");
         free(out);
 

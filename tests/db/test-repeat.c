@@ -1,5 +1,5 @@
 /* test-repeat.c — a run costs what changes (issue 15): a repeat run of an anonymise rule with
- * nothing left to change is one batch that changes nothing, and a row written back into its
+ * nothing left to change runs no batch (no row is due), and a row written back into its
  * original form is found again; a delete rule does not walk the rows a foreign key keeps once per
  * batch, and counts them exactly; the count after the run is a set operation that a partitioned
  * referencing table does not turn into a probe of every partition per row. As the least-privilege
@@ -50,13 +50,15 @@ static void test_anonymise_repeat_one_batch(void **state) {
         rt_assert_sql(c, "0", "SELECT count(*) FROM app.logs WHERE at < now() - interval '7 days' AND (ua IS NOT NULL"
                               " OR masklen(ip) <> 24 OR email NOT LIKE '*@%%' OR note <> '[redacted]')");
 
-        /* Nothing left to change: one batch, nothing changed, nothing skipped. */
+        /* Nothing left to change: no batch (the check whether any row is due finds none),
+         * nothing changed, nothing skipped; the rule run recorded and sealed all the same. */
         rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
         rt_assert_contains(out, "\"rows_deleted\":0,\"rows_anonymised\":0,\"rows_held\":0,\"rows_skipped\":0,");
-        rt_assert_contains(out, "\"batches\":1,");
+        rt_assert_contains(out, "\"batches\":0,");
         free(out);
-        rt_assert_sql(c, "0/1/0/success", "SELECT rows_anonymised || '/' || batches || '/' || rows_skipped || '/' || outcome"
-                                          " FROM retention.rule_runs ORDER BY id DESC LIMIT 1");
+        rt_assert_sql(c, "0/0/0/success/true/true", "SELECT rows_anonymised || '/' || batches || '/' || rows_skipped || '/' || outcome"
+                                              " || '/' || (seq IS NOT NULL) || '/' || (cutoff IS NOT NULL AND started_at <= finished_at)"
+                                              " FROM retention.rule_runs ORDER BY id DESC LIMIT 1");
 
         /* The application writes one old row back in its original form (and another one's IP
          * only): both are found again, whatever the age of the rows around them, in one batch. */
@@ -69,7 +71,7 @@ static void test_anonymise_repeat_one_batch(void **state) {
         rt_assert_sql(c, "10.9.8.0/24|*@y.z|[redacted]|true", "SELECT ip || '|' || email || '|' || note || '|' || (ua IS NULL)"
                                                           " FROM app.logs WHERE id = 1500");
         rt_assert_sql(c, "10.9.8.0/24", "SELECT ip::text FROM app.logs WHERE id = 2999");
-        rt_assert_sql(c, "2/1/0/success 0/1/0/success 3000/n/0/success", TRAIL_ANON);
+        rt_assert_sql(c, "2/1/0/success 0/0/0/success 3000/n/0/success", TRAIL_ANON);
         rt_assert_sql(c, "500", "SELECT count(*) FROM app.logs WHERE ip = '192.0.2.7'");
         rt_expect(0, &out, NULL, "-d", eci, "verify");
         rt_assert_contains(out, "chain OK: 3 sealed rule runs");
@@ -202,6 +204,76 @@ static const char *SLOW_POLICY = "version: 1\n"
                                  "    where: \"pg_sleep(0.01) IS NOT NULL\"\n"
                                  "    max_fraction: 1\n";
 
+
+/* A rule with no row due writes nothing before it knows so: no batch, and its rule run is written
+ * whole at its end (begun and finished in one transaction), sealed, with the cutoff PostgreSQL
+ * computed and, as its start, the now() that cutoff was computed from. Code of another role on
+ * such a rule's table is refused all the same (from the run's catalog read). A row that becomes
+ * due is then found and deleted by the normal path, whose rule run has the same start. */
+static void test_nothing_due_recorded_whole(void **state) {
+        (void) state;
+        char *ci, *out, *err;
+        PGconn *c = rt_db("repeat_idle", &ci);
+        pgtest_exec(c, "CREATE TABLE app.logs (id int PRIMARY KEY, at timestamptz NOT NULL)");
+        pgtest_exec(c, "CREATE INDEX ON app.logs (at)");
+        pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '1 day' FROM generate_series(1, 50) i");
+        pgtest_exec(c, "ANALYZE app.logs");
+        char *eci = pgtest_engine_role(ci, "idle_engine", "app.logs", NULL);
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  logs:\n"
+                              "    clause: \"logs kept 7 days\"\n"
+                              "    table: app.logs\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    action: delete\n");
+
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
+        rt_assert_contains(out, "\"outcome\":\"success\",\"rule_run_id\":1,\"rows_deleted\":0,");
+        rt_assert_contains(out, "\"batches\":0,");
+        free(out);
+        rt_assert_sql(c, "success/0/0/1/true/true/true",
+                      "SELECT outcome || '/' || rows_deleted || '/' || batches || '/' || seq || '/'"
+                      " || (cutoff = started_at - interval '7 days') || '/' || (started_at <= finished_at)"
+                      " || '/' || (started_at >= (SELECT u.started_at FROM retention.runs u WHERE u.id = run_id))"
+                      " FROM retention.rule_runs");
+        /* The start is required; the function is the engine role's only way in. */
+        PGconn *e = pgtest_connect(eci);
+        PGresult *r = PQexec(e, "SELECT retention.begin_rule_run(1, 'r', 'c', 't', 'delete', NULL, now())");
+        assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23502");
+        PQclear(r);
+        PQfinish(e);
+        rt_assert_sql(c, "50", "SELECT count(*) FROM app.logs");
+
+        /* Code of another role on the table: refused although nothing is due, and recorded so. */
+        pgtest_exec(c, "DO $$ BEGIN CREATE ROLE idle_owner NOLOGIN NOSUPERUSER; EXCEPTION WHEN duplicate_object THEN NULL;"
+                       " END $$");
+        pgtest_exec(c, "CREATE FUNCTION app.noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$");
+        pgtest_exec(c, "ALTER FUNCTION app.noop() OWNER TO idle_owner");
+        pgtest_exec(c, "CREATE TRIGGER noop BEFORE DELETE ON app.logs FOR EACH ROW EXECUTE FUNCTION app.noop()");
+        rt_expect(1, NULL, &err, "-p", pol, "-d", eci, "run");
+        rt_assert_contains(err, "retentiond: error: rule \"logs\" refused: trigger \"noop\" on table app.logs runs code of role"
+                                " \"idle_owner\"\n");
+        free(err);
+        rt_assert_sql(c, "failed/0/2/true", "SELECT outcome || '/' || batches || '/' || seq || '/' || (cutoff IS NULL)"
+                                            " FROM retention.rule_runs WHERE id = 2");
+        pgtest_exec(c, "DROP TRIGGER noop ON app.logs");
+
+        /* A row due now: found, deleted, and the rule run begun before its batch with the same start. */
+        pgtest_exec(c, "UPDATE app.logs SET at = now() - interval '8 days' WHERE id = 7");
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
+        rt_assert_contains(out, "\"rows_deleted\":1,");
+        free(out);
+        rt_assert_sql(c, "success/1/3/true", "SELECT outcome || '/' || rows_deleted || '/' || seq || '/'"
+                                             " || (cutoff = started_at - interval '7 days') FROM retention.rule_runs WHERE id = 3");
+        rt_assert_sql(c, "49|0", "SELECT count(*) || '|' || count(*) FILTER (WHERE id = 7) FROM app.logs");
+        rt_expect(0, NULL, NULL, "-d", eci, "verify");
+        free(pol);
+        free(eci);
+        free(ci);
+        PQfinish(c);
+}
+
 /* A statement that exceeds statement_timeout fails the rule with an error that names the statement
  * and the rule, and says what to do; the server's own words in the detail. */
 static void test_timeout_names_statement(void **state) {
@@ -243,6 +315,7 @@ int main(void) {
                 cmocka_unit_test(test_delete_repeat_referenced),
                 cmocka_unit_test(test_tally_partitioned_references_in_time),
                 cmocka_unit_test(test_timeout_names_statement),
+                cmocka_unit_test(test_nothing_due_recorded_whole),
         };
         const char *only = getenv("REPEAT_ONLY");
         if (only && *only)
