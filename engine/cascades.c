@@ -1,6 +1,6 @@
 /* cascades.c — the rows a rule run's deletions removed or set to NULL in referencing tables
- * (ON DELETE CASCADE / SET NULL / SET DEFAULT), measured from the transaction's statistics and
- * recorded with the batch. Must never count the rule's own table's rows as a cascade. */
+ * (ON DELETE CASCADE / SET NULL / SET DEFAULT), and those its `delete_with:` deleted with them,
+ * measured from the transaction's statistics and recorded with the batch. Must never count the rule's own table's rows as a cascade. */
 #include "rule-run-private.h"
 
 #include <inttypes.h>
@@ -44,6 +44,23 @@ static void cascade_walk(RuleRun *rr, const CatCache *cache, const CatTable *t, 
         }
 }
 
+/* The tables of the rule's `delete_with:`: the rows its statements delete there count as the rows
+ * cascaded into them (counted the same way, from the transaction's statistics). */
+static void with_targets(RuleRun *rr, const CatCache *cache, uint32_t **oids, size_t *n) {
+        for (size_t i = 0; i < rr->rule->n_delete_with; i++) {
+                const CatTable *w = cat_cache_find_name(cache, &rr->rule->delete_with[i].table);
+                bool seen = !w;
+                for (size_t j = 0; j < *n && !seen; j++)
+                        seen = (*oids)[j] == w->oid;
+                if (seen)
+                        continue;
+                *oids = xreallocarray(*oids, *n + 1, sizeof(uint32_t));
+                (*oids)[(*n)++] = w->oid;
+                rr->res.cascades = xreallocarray(rr->res.cascades, rr->res.n_cascades + 1, sizeof(CascadeCount));
+                rr->res.cascades[rr->res.n_cascades++] = (CascadeCount) { .table = qualified_name_display(&w->name) };
+        }
+}
+
 void cascade_targets(RuleRun *rr, const CatCache *cache) {
         uint32_t *oids = NULL;
         size_t n = 0;
@@ -51,6 +68,7 @@ void cascade_targets(RuleRun *rr, const CatCache *cache) {
         if (rr->rule->action != ACTION_DELETE)
                 return;
         cascade_walk(rr, cache, rr->plan->table, &oids, &n);
+        with_targets(rr, cache, &oids, &n);
         if (n == 0)
                 return;
         /* In bytewise order of their names, as the receipt and the seal list them. */

@@ -640,6 +640,8 @@ static int resolve_names(Pg *pg, const QualifiedName *const *names, size_t n, ui
  * table is left out (plan_build() reports it per rule). */
 static int load_named(Pg *pg, const Policy *p, CatCache *cache, PgError *err) {
         size_t cap = 2 * p->n_rules + p->n_holds + p->n_subjects;
+        for (size_t i = 0; i < p->n_rules; i++)
+                cap += p->rules[i].n_delete_with;
         _cleanup_free_ const QualifiedName **names = xcalloc(cap ? cap : 1, sizeof(QualifiedName *));
         size_t n = 0;
         for (size_t i = 0; i < p->n_rules; i++)
@@ -650,6 +652,9 @@ static int load_named(Pg *pg, const Policy *p, CatCache *cache, PgError *err) {
         for (size_t i = 0; i < p->n_rules; i++)
                 if (p->rules[i].has_referrer) /* the rows that refer to the rule's rows (referenced_by) */
                         names[n++] = &p->rules[i].referrer.table;
+        for (size_t i = 0; i < p->n_rules; i++) /* the rows deleted with the rule's rows (delete_with) */
+                for (size_t j = 0; j < p->rules[i].n_delete_with; j++)
+                        names[n++] = &p->rules[i].delete_with[j].table;
         for (size_t i = 0; i < p->n_subjects; i++)
                 names[n++] = &p->subjects[i].table;
         _cleanup_free_ uint32_t *oids = xcalloc(n ? n : 1, sizeof(uint32_t));
@@ -727,8 +732,42 @@ static int load_referencing(Pg *pg, CatCache *cache, size_t n, PgError *err) {
         return 0;
 }
 
+/* Every table that refers to a table of a rule's `delete_with:` (whatever its ON DELETE): the rule
+ * reads each of them for the rows that still refer to a row it would delete with its own. */
+static int load_with_referrers(Pg *pg, const Policy *p, CatCache *cache, PgError *err) {
+        _cleanup_free_ uint32_t *want = NULL;
+        size_t nw = 0;
+        for (size_t i = 0; i < p->n_rules; i++)
+                for (size_t j = 0; j < p->rules[i].n_delete_with; j++) {
+                        const CatTable *w = cat_cache_find_name(cache, &p->rules[i].delete_with[j].table);
+                        for (size_t f = 0; w && f < w->n_referenced_by; f++) {
+                                uint32_t o = w->referenced_by[f].child_oid;
+                                bool dup = cat_cache_find_oid(cache, o) != NULL;
+                                for (size_t x = 0; x < nw && !dup; x++)
+                                        dup = want[x] == o;
+                                if (dup)
+                                        continue;
+                                want = xreallocarray(want, nw + 1, sizeof(uint32_t));
+                                want[nw++] = o;
+                        }
+                }
+        if (nw == 0)
+                return 0;
+        _cleanup_free_ CatTable **t = xcalloc(nw, sizeof(CatTable *));
+        int k = load_many(pg, want, nw, t, err);
+        for (size_t j = 0; j < nw; j++)
+                if (k == 0 && t[j])
+                        cat_cache_add(cache, TAKE_PTR(t[j]));
+                else
+                        cat_table_free(t[j]);
+        return k;
+}
+
 int catalog_load_policy(Pg *pg, const Policy *p, CatCache *cache, PgError *err) {
         int k = load_named(pg, p, cache, err);
+        if (k)
+                return k;
+        k = load_with_referrers(pg, p, cache, err);
         if (k)
                 return k;
         return load_referencing(pg, cache, cache->n_tables, err);

@@ -108,7 +108,9 @@ int fk_isolate(RuleRun *rr, PgError *err) {
                         e = (PgError) {};
                         goto rollback;
                 }
-                deleted += strtoll(PQcmdTuples(d), NULL, 10);
+                /* with `delete_with:` the statement is a SELECT of its count */
+                deleted += PQresultStatus(d) == PGRES_TUPLES_OK && PQntuples(d) == 1 ? pg_int64_at(d, 0, 0)
+                                                                                     : strtoll(PQcmdTuples(d), NULL, 10);
         }
         k = trail_rule_count(rr->pg, rr->res.rule_run_id, deleted, 0, 1, 0, NULL, err);
         if (k == 0)

@@ -400,6 +400,64 @@ static char *fk_join(const CatForeignKey *fk, const char *child_alias, const cha
         return strbuf_steal(&b);
 }
 
+/* The foreign key through which column `through` of t, alone, refers to w (`delete_with:`), or NULL. */
+static const CatForeignKey *with_fk(const CatTable *t, const CatTable *w, const char *through) {
+        for (size_t i = 0; t && w && through && i < w->n_referenced_by; i++) {
+                const CatForeignKey *fk = &w->referenced_by[i];
+                if (fk->child_oid == t->oid && fk->n_columns == 1 && streq(fk->child_columns[0], through))
+                        return fk;
+        }
+        return NULL;
+}
+
+/* The CTEs of a delete rule's `delete_with:` (none without it), after the CTE `changed` that
+ * deleted the rule's rows and returned their tableoid (toid), ctid (rid) and the value of the
+ * entry's `through` column (w1, w2, ... in policy order): for each entry, the DELETE of the rows of
+ * its table that a deleted row referred to and no row that stays refers to, through every foreign
+ * key into that table, of any table. Every part of the statement sees one snapshot, in which the
+ * rows `changed` deleted are still there: such a row of the rule's table is no reference that
+ * stays, and is taken out by (tableoid, ctid). Any other row counts, even one a cascade of this
+ * statement deletes: that row's is kept. A row that came to refer to it after the snapshot makes
+ * the statement fail at its end (foreign keys into it are NO ACTION or RESTRICT: check -d refuses
+ * any other), so the rule's row is then skipped (foreign-key isolation) with the other's kept. */
+static char *with_ctes(const Gen *g, const Rule *r) {
+        StrBuf b = {};
+        const CatTable *t = g->plan->table;
+        for (size_t i = 0; i < r->n_delete_with; i++) {
+                const CatTable *w = cat_cache_find_name(g->cache, &r->delete_with[i].table);
+                const CatForeignKey *fk = with_fk(t, w, r->delete_with[i].through);
+                if (!fk) /* plan_check_rule() refused the rule */
+                        continue;
+                _cleanup_free_ char *wq = qualified_name_quote(&w->name);
+                _cleanup_free_ char *pc = col("w", fk->parent_columns[0]);
+                strbuf_appendf(&b, ", with%zu AS (DELETE FROM %s w WHERE %s IN (SELECT c.w%zu FROM changed c)", i + 1, wq, pc, i + 1);
+                for (size_t j = 0; j < w->n_referenced_by; j++) {
+                        const CatForeignKey *o = &w->referenced_by[j];
+                        _cleanup_free_ char *oq = qualified_name_quote(&o->child);
+                        _cleanup_free_ char *on = fk_join(o, "x", "w");
+                        strbuf_appendf(&b, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s%s)", oq, on,
+                                       o->child_oid == t->oid
+                                               ? " AND NOT EXISTS (SELECT 1 FROM changed c WHERE c.rid = x.ctid AND c.toid = x.tableoid)"
+                                               : "");
+                }
+                strbuf_append(&b, " RETURNING 1)");
+        }
+        return strbuf_steal(&b);
+}
+
+/* What `changed` returns for with_ctes(): "1" without `delete_with:`. */
+static char *with_returning(const Rule *r, const char *alias) {
+        if (r->n_delete_with == 0)
+                return xstrdup("1");
+        StrBuf b = {};
+        strbuf_appendf(&b, "%s.tableoid AS toid, %s.ctid AS rid", alias, alias);
+        for (size_t i = 0; i < r->n_delete_with; i++) {
+                _cleanup_free_ char *c = col(alias, r->delete_with[i].through);
+                strbuf_appendf(&b, ", %s AS w%zu", c, i + 1);
+        }
+        return strbuf_steal(&b);
+}
+
 /* Would deleting row `alias` of `t` cascade through the foreign key fk into (or set NULL in)
  * rows a hold protects? NULL when it cannot. Beyond MAX_CASCADE_DEPTH, or around a cycle, the
  * mere existence of a referencing row counts as protected: we cannot prove it is not. */
@@ -1049,6 +1107,22 @@ static void untrusted_walk_rule(UntrustedWalk *w, const Rule *r) {
                 _cleanup_free_ char *when = xasprintf("when the rule reads %s for the subjects of its rows", rn);
                 untrusted_walk(w, rft, CAT_EVENT_READ, when, 5);
         }
+        /* The rows deleted with the rule's rows (`delete_with:`), and every table that refers to
+         * them, read for the references that stay. */
+        for (size_t i = 0; t && r->action == ACTION_DELETE && i < r->n_delete_with; i++) {
+                const CatTable *wt = cat_cache_find_name(cache, &r->delete_with[i].table);
+                if (!wt)
+                        continue;
+                _cleanup_free_ char *wn = qualified_name_display(&wt->name);
+                _cleanup_free_ char *when = xasprintf("when the rule deletes rows of %s with its own", wn);
+                untrusted_walk(w, wt, CAT_EVENT_DELETE | CAT_EVENT_READ, when, 0);
+                for (size_t j = 0; j < wt->n_referenced_by; j++) {
+                        const CatTable *ct = cat_cache_find_oid(cache, wt->referenced_by[j].child_oid);
+                        _cleanup_free_ char *rwhen = xasprintf("when the rule reads the rows that refer to %s", wn);
+                        if (ct)
+                                untrusted_walk(w, ct, CAT_EVENT_READ, rwhen, 5);
+                }
+        }
         /* The evidence of its derived holds is read in every statement: only row-level security
          * runs there. */
         for (size_t i = 0; i < r->n_holds; i++) {
@@ -1126,6 +1200,96 @@ static void check_referrer_catalog(const Rule *r, const CatTable *t, const CatCa
                         xasprintf("rule \"%s\": \"referenced_by\" on tables of Citus is not supported (%s, %s)", r->name, tn, rn));
 }
 
+/* "Did you mean" among the columns of t through which a foreign key of one column refers to w. */
+static char *with_hint(const CatTable *t, const CatTable *w, const char *through) {
+        _cleanup_free_ const char **names = xcalloc(w->n_referenced_by + 1, sizeof(char *));
+        size_t n = 0;
+        for (size_t i = 0; i < w->n_referenced_by; i++)
+                if (w->referenced_by[i].child_oid == t->oid && w->referenced_by[i].n_columns == 1)
+                        names[n++] = w->referenced_by[i].child_columns[0];
+        const char *c = closest_name(through, names, n);
+        if (c || n == 1) {
+                _cleanup_free_ char *d = ident_display(c ? c : names[0]);
+                return c ? xasprintf("Did you mean \"%s\"?", d) : xasprintf("The foreign key to that table is on column %s.", d);
+        }
+        _cleanup_free_ char *tn = qualified_name_display(&t->name), *wn = qualified_name_display(&w->name);
+        _cleanup_free_ char *cn = ident_display(through);
+        return xasprintf("\"delete_with\" follows a foreign key: ALTER TABLE %s ADD FOREIGN KEY (%s) REFERENCES %s;", tn, cn, wn);
+}
+
+/* Every foreign key into a `delete_with:` table: one that would delete or change rows (CASCADE, SET
+ * NULL, SET DEFAULT) is refused, since a row that came to refer to the deleted one after the
+ * statement's snapshot would go or change with it; the engine must be able to read every
+ * referring table (each is read for the references that stay). */
+static void check_with_referrers(const Rule *r, const DeleteWith *x, const CatTable *w, const CatCache *cache, Findings *fs) {
+        _cleanup_free_ char *wn = qualified_name_display(&w->name);
+        const Location *tl = x->table_loc.line ? &x->table_loc : &x->loc;
+        for (size_t i = 0; i < w->n_referenced_by; i++) {
+                const CatForeignKey *fk = &w->referenced_by[i];
+                _cleanup_free_ char *cn = qualified_name_display(&fk->child);
+                if (!fk_restricts(fk)) {
+                        const char *how = fk->on_delete == 'c' ? "CASCADE" : fk->on_delete == 'n' ? "SET NULL" : "SET DEFAULT";
+                        PlanFinding *f = finding(fs, true, tl,
+                                                 xasprintf("rule \"%s\": %s cannot be deleted with the rule's rows: foreign key %s of %s"
+                                                           " is ON DELETE %s",
+                                                           r->name, wn, fk->name, cn, how));
+                        f->hint = xasprintf("A row of %s that comes to refer to a row of %s while the rule deletes it would be %s"
+                                            " with it, unchecked. Make the foreign key ON DELETE NO ACTION or RESTRICT (PostgreSQL"
+                                            " then refuses such a delete, and the rule skips the row), or remove this entry.",
+                                            cn, wn, fk->on_delete == 'c' ? "deleted" : "changed");
+                        continue;
+                }
+                const CatTable *ct = cat_cache_find_oid(cache, fk->child_oid);
+                if (!ct || !ct->can_select)
+                        finding(fs, true, tl,
+                                xasprintf("rule \"%s\": permission denied: the role cannot SELECT from %s, which refers to %s"
+                                          " (constraint %s): the rule reads it for the references that stay",
+                                          r->name, cn, wn, fk->name))
+                                ->permission = true;
+                else if (fk->n_columns == 1 && !cat_table_has_index_on(ct, fk->child_columns[0]))
+                        finding(fs, false, tl,
+                                xasprintf("rule \"%s\": no index on %s (%s): every row deleted with the rule's rows reads the"
+                                          " table; fix: CREATE INDEX CONCURRENTLY ON %s (%s);",
+                                          r->name, cn, fk->child_columns[0], cn, fk->child_columns[0]));
+        }
+}
+
+/* A delete rule's `delete_with:` against the catalog: the table, the column of the rule's table
+ * and its foreign key to it, the foreign keys into it, the privileges, Citus (refused). */
+static void check_delete_with_catalog(const Rule *r, const CatTable *t, const CatCache *cache, Findings *fs) {
+        for (size_t i = 0; i < r->n_delete_with; i++) {
+                const DeleteWith *x = &r->delete_with[i];
+                const CatTable *w = cat_cache_find_name(cache, &x->table);
+                _cleanup_free_ char *wn = qualified_name_display(&x->table);
+                _cleanup_free_ char *tn = qualified_name_display(&t->name);
+                const Location *tl = x->table_loc.line ? &x->table_loc : &x->loc;
+                const Location *cl = x->through_loc.line ? &x->through_loc : &x->loc;
+                PlanFinding *f;
+                if (!w) {
+                        f = finding(fs, true, tl, xasprintf("rule \"%s\": relation \"%s\" does not exist", r->name, wn));
+                        f->missing_table = &x->table;
+                        continue;
+                }
+                _cleanup_free_ char *cn = ident_display(x->through);
+                if (!cat_table_column(t, x->through)) {
+                        f = finding(fs, true, cl, xasprintf("rule \"%s\": column \"%s\" does not exist in table %s", r->name, cn, tn));
+                        f->hint = column_hint(t, x->through);
+                } else if (!with_fk(t, w, x->through)) {
+                        f = finding(fs, true, cl,
+                                    xasprintf("rule \"%s\": no foreign key of %s refers to %s through column %s alone", r->name, tn,
+                                              wn, cn));
+                        f->hint = with_hint(t, w, x->through);
+                }
+                if (cat_table_is_citus(t) || cat_table_is_citus(w))
+                        finding(fs, true, &x->loc,
+                                xasprintf("rule \"%s\": \"delete_with\" on tables of Citus is not supported (%s, %s)", r->name, tn, wn));
+                if (!w->can_delete)
+                        finding(fs, true, tl, xasprintf("rule \"%s\": permission denied: the role cannot DELETE from %s", r->name, wn))
+                                ->permission = true;
+                check_with_referrers(r, x, w, cache, fs);
+        }
+}
+
 /* The rule's subject key in its own table (subject_column, or the subject's key). */
 static void check_subject_catalog(const Rule *r, const CatTable *t, Findings *fs) {
         _cleanup_free_ char *tn = qualified_name_display(&t->name);
@@ -1173,6 +1337,7 @@ size_t plan_check_rule_findings(const Policy *policy, const Rule *r, const CatCa
         if (r->has_while_held)
                 check_columns(r, t, r->while_held_columns, r->n_while_held_columns, &fs);
 
+        check_delete_with_catalog(r, t, cache, &fs);
         if (r->subject && r->has_referrer)
                 check_referrer_catalog(r, t, cache, &fs);
         else if (r->subject)
@@ -1385,6 +1550,10 @@ static void finish_bound(Gen *g, const Rule *r, PlanStatement *st, const char *a
 
 static void build_batch_range(Gen *g, const Rule *r) {
         Plan *p = g->plan;
+        /* `delete_with:` deletes other tables' rows in the batch's statement, which needs the
+         * deleted rows (RETURNING): the SKIP LOCKED batch, never the plain range DELETE. */
+        if (r->n_delete_with > 0)
+                return;
         _cleanup_free_ char *tq = qualified_name_quote(&p->table->name);
         _cleanup_free_ char *age = col("t", r->column);
         const char *ty = kind_sql_type(p->age_kind);
@@ -1439,8 +1608,10 @@ static void build_batch(Gen *g, const Rule *r) {
         bool del = r->action == ACTION_DELETE;
         _cleanup_free_ char *head = change_head(g, tq, "d", del, r->columns, r->n_columns);
         _cleanup_free_ char *trail = trail_cte(del, rr);
-        strbuf_appendf(&b, ", changed AS (%s %s batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)%s", head,
-                       del ? "USING" : "FROM", part ? " AND d.tableoid = b.toid" : "", dage, ce, trail);
+        _cleanup_free_ char *ret = del ? with_returning(r, "d") : xstrdup("1");
+        _cleanup_free_ char *with = del ? with_ctes(g, r) : xstrdup("");
+        strbuf_appendf(&b, ", changed AS (%s %s batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING %s)%s%s", head,
+                       del ? "USING" : "FROM", part ? " AND d.tableoid = b.toid" : "", dage, ce, ret, with, trail);
         strbuf_append(&b, " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch), "
                           NEXT_XID_SQL TRAIL_FROM);
         finish_statement(g, &p->batch, strbuf_steal(&b));
@@ -1461,9 +1632,16 @@ static void build_batch(Gen *g, const Rule *r) {
                 _cleanup_free_ char *ctid = param(g, PARAM_CTID, 0, NULL, "row ctid");
                 _cleanup_free_ char *toid = param(g, PARAM_TABLEOID, 0, NULL, "row tableoid");
                 _cleanup_free_ char *ce2 = cut_expr(g, cut, p->age_kind);
+                _cleanup_free_ char *one = xasprintf("DELETE FROM %s d WHERE d.ctid = %s::tid AND d.tableoid = %s::oid AND %s < %s",
+                                                     tq, ctid, toid, dage, ce2);
+                /* With `delete_with:`, the rows that go with it in the same statement; the count is
+                 * then the statement's one value instead of its command tag. */
+                _cleanup_free_ char *wret = with_returning(r, "d");
+                _cleanup_free_ char *wctes = with_ctes(g, r);
                 finish_statement(g, &p->row_by_row_delete,
-                                 xasprintf("DELETE FROM %s d WHERE d.ctid = %s::tid AND d.tableoid = %s::oid AND %s < %s",
-                                           tq, ctid, toid, dage, ce2));
+                                 r->n_delete_with == 0 ? xstrdup(one)
+                                                       : xasprintf("WITH changed AS (%s RETURNING %s)%s SELECT count(*) FROM changed",
+                                                                   one, wret, wctes));
         }
         preds_done(&pr);
 }
@@ -1707,7 +1885,7 @@ static bool partitions_droppable(const Gen *g, const Rule *r) {
         if (cat_table_is_citus(p->table))
                 return false;
         if (r->action != ACTION_DELETE || r->where || !p->partitioned || !p->table->partition_column ||
-            !streq(p->table->partition_column, r->column) || p->table->n_referenced_by > 0)
+            !streq(p->table->partition_column, r->column) || p->table->n_referenced_by > 0 || r->n_delete_with > 0)
                 return false;
         for (size_t i = 0; i < g->policy->n_rules; i++) {
                 const Rule *o = &g->policy->rules[i];

@@ -1281,12 +1281,14 @@ static void load_while_held(F *f, Rule *r, const Node *m, const char *rule_where
 static const char *const rule_keys[] = {
         "clause", "table", "column", "retain", "action", "columns", "subject", "subject_column", "holds",
         "deadline", "while_held", "where", "from", "fiscal_year_start", "database", "trust_triggers", "referenced_by",
+        "delete_with",
         /* settings, in the order of setting_keys */
         "batch_size", "schedule", "window", "max_fraction", "max_rows", "breaker_min_rows",
 };
 enum {
         R_CLAUSE, R_TABLE, R_COLUMN, R_RETAIN, R_ACTION, R_COLUMNS, R_SUBJECT, R_SUBJECT_COLUMN, R_HOLDS,
         R_DEADLINE, R_WHILE_HELD, R_WHERE, R_FROM, R_FISCAL_YEAR_START, R_DATABASE, R_TRUST_TRIGGERS, R_REFERENCED_BY,
+        R_DELETE_WITH,
         R_SETTINGS,
         _R_MAX = R_SETTINGS + _S_MAX,
 };
@@ -1352,6 +1354,63 @@ static void load_referrer(F *f, Rule *r, const Node *key, const Node *m, const c
                 x->subject_column_loc = loc_of(f, vals[2]);
         }
         r->has_referrer = true;
+}
+
+/* One entry of `delete_with:`, { table: T, through: C }. */
+static void load_delete_with_entry(F *f, Rule *r, const Node *m, const char *where) {
+        static const char *const known[] = { "table", "through" };
+        const Node *keys[ELEMENTSOF(known)], *vals[ELEMENTSOF(known)];
+        if (!expect_mapping(f, m, where + 3))
+                return;
+        lookup_keys(f, m, known, ELEMENTSOF(known), keys, vals, where);
+        require_key(f, m, vals[0], "table", where, "Name the table whose row goes with the deleted row, e.g. table: shop.address.");
+        require_key(f, m, vals[1], "through", where,
+                    "Name the column of the rule's table that refers to that row (a foreign key), e.g. through: address_id.");
+        DeleteWith w = { .loc = loc_of(f, m) };
+        if (vals[0]) {
+                (void) get_table(f, vals[0], "table", where, &w.table);
+                w.table_loc = loc_of(f, vals[0]);
+        }
+        if (vals[1]) {
+                (void) get_ident(f, vals[1], "through", where, &w.through);
+                w.through_loc = loc_of(f, vals[1]);
+        }
+        if (w.table.name && r->table.name && qualified_name_equal(&w.table, &r->table)) {
+                Diagnostic *x = error_at(f, vals[0], "\"delete_with\" of rule \"%s\" names the rule's own table", r->name);
+                diag_set_detail(x, "\"delete_with\" deletes, with each row the rule deletes, the row of another table that it refers to.");
+                diag_set_hint(x, "Name the table that the rule's foreign-key column refers to.");
+        }
+        for (size_t i = 0; i < r->n_delete_with && w.table.name && w.through; i++)
+                if (r->delete_with[i].table.name && r->delete_with[i].through &&
+                    qualified_name_equal(&r->delete_with[i].table, &w.table) && streq(r->delete_with[i].through, w.through))
+                        error_at(f, m, "\"delete_with\" of rule \"%s\" lists the same table and column twice", r->name);
+        r->delete_with = xreallocarray(r->delete_with, r->n_delete_with + 1, sizeof(DeleteWith));
+        r->delete_with[r->n_delete_with++] = w;
+}
+
+/* `delete_with: [{ table: T, through: C }, ...]` of a delete rule: with each row it deletes, the
+ * row of T that the row's C refers to, when no row that stays refers to it. */
+static void load_delete_with(F *f, Rule *r, const Node *key, const Node *n, bool deletes, const char *rule_where) {
+        _cleanup_free_ char *where = xasprintf("in \"delete_with\" of %s", rule_where + 3);
+        r->delete_with_loc = loc_of(f, key);
+        if (!deletes) {
+                Diagnostic *x = error_at(f, key, "rule \"%s\" has \"delete_with\" but does not delete", r->name);
+                diag_set_detail(x, "\"delete_with\" deletes the rows a deleted row refers to, in the same statement.");
+                diag_set_hint(x, "Write \"action: delete\", or remove \"delete_with\" (an anonymise rule on the other table with"
+                                 " \"referenced_by\" anonymises such rows).");
+                return;
+        }
+        if (n->type == NODE_BAD)
+                return;
+        if (n->type != NODE_SEQUENCE || n->n == 0) {
+                Diagnostic *x = n->type != NODE_SEQUENCE
+                                        ? error_at(f, n, "expected a list for \"delete_with\" %s, found %s", rule_where, node_kind(n))
+                                        : error_at(f, n, "\"delete_with\" is empty %s", rule_where);
+                diag_set_hint(x, "Write delete_with: [{ table: shop.address, through: address_id }].");
+                return;
+        }
+        for (size_t i = 0; i < n->n; i++)
+                load_delete_with_entry(f, r, n->items[i], where);
 }
 
 /* The keys that say whose data a rule's rows are: subject, subject_column, referenced_by, holds
@@ -1462,6 +1521,8 @@ static void load_rule(F *f, const Node *k, const Node *v) {
                 diag_set_hint(x, "Add the columns and their methods, e.g. columns: { ip: truncate_ip }.");
         }
         load_rule_subject(f, r, re, keys, vals, where);
+        if (vals[R_DELETE_WITH])
+                load_delete_with(f, r, keys[R_DELETE_WITH], vals[R_DELETE_WITH], !action_ok || r->action == ACTION_DELETE, where);
         if (vals[R_WHERE]) {
                 const char *w = get_scalar(f, vals[R_WHERE], "where", where);
                 if (w && check_where(f, vals[R_WHERE], w, where))

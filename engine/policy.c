@@ -44,6 +44,11 @@ void policy_free(Policy *p) {
                 qualified_name_done(&r->referrer.table);
                 free(r->referrer.column);
                 free(r->referrer.subject_column);
+                for (size_t j = 0; j < r->n_delete_with; j++) {
+                        qualified_name_done(&r->delete_with[j].table);
+                        free(r->delete_with[j].through);
+                }
+                free(r->delete_with);
                 for (size_t j = 0; j < r->n_holds; j++)
                         free(r->hold_names[j]);
                 free(r->hold_names);
@@ -232,6 +237,12 @@ char *rule_summary(const Rule *rule) {
                         strbuf_appendf(&b, " of the rows of %s whose %s refers to the row", rt, rc);
                 }
                 strbuf_append(&b, ")");
+        }
+        for (size_t i = 0; i < rule->n_delete_with; i++) {
+                _cleanup_free_ char *wt = qualified_name_display(&rule->delete_with[i].table);
+                _cleanup_free_ char *wc = ident_display(rule->delete_with[i].through);
+                strbuf_appendf(&b, "%s the row of %s that its %s refers to, unless a row that stays refers to it",
+                               i ? ", and" : "; with each row,", wt, wc);
         }
         if (rule->has_while_held) {
                 strbuf_appendf(&b, "; while held: %s ", action_to_string(rule->while_held_action));

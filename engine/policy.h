@@ -111,6 +111,17 @@ typedef struct Referrer {
         Location table_loc, column_loc, subject_column_loc;
 } Referrer;
 
+/* One entry of a delete rule's `delete_with:`: the row of `table` that the deleted row's column
+ * `through` refers to (by a foreign key of that column alone) is deleted in the same statement,
+ * when no row that stays refers to it through any foreign key (the address of a customer deleted
+ * with the customer; an address a store, a staff member or a kept customer also has stays). */
+typedef struct DeleteWith {
+        QualifiedName table;
+        char *through;
+        Location loc; /* the entry */
+        Location table_loc, through_loc;
+} DeleteWith;
+
 typedef struct Rule {
         char *name;
         char *clause;
@@ -130,6 +141,9 @@ typedef struct Rule {
         char *subject_column; /* column holding the subject key; NULL when table is the subject's table */
         bool has_referrer;    /* the subject is reached through `referenced_by:` (subject_column is NULL) */
         Referrer referrer;
+        DeleteWith *delete_with; /* action delete only; in policy order */
+        size_t n_delete_with;
+        Location delete_with_loc; /* the `delete_with:` key */
 
         char **hold_names;
         const struct Hold **holds; /* each of the rule's subject, or of a subject whose table is the rule's

@@ -225,10 +225,244 @@ static void test_reverse_checkd(void **state) {
         PQfinish(c);
 }
 
+/* ---- delete_with: a customer's address deleted with the customer (issue 17 item 1) ---- */
+
+#define WITH_POLICY                                                                                                    \
+        "version: 1\n"                                                                                                 \
+        "subjects:\n"                                                                                                  \
+        "  customer: { table: shop.customer, key: customer_id }\n"                                                     \
+        "holds:\n"                                                                                                     \
+        "  legal: { reason: \"operator holds\", subject: customer, registry: true }\n"                                 \
+        "rules:\n"                                                                                                     \
+        "  customers:\n"                                                                                               \
+        "    clause: \"A customer's account is deleted 5 years after their last activity, their address with it\"\n" \
+        "    table: shop.customer\n"                                                                                   \
+        "    subject: customer\n"                                                                                      \
+        "    column: last_active\n"                                                                                    \
+        "    retain: 5 years\n"                                                                                        \
+        "    holds: [legal]\n"                                                                                         \
+        "    action: delete\n"                                                                                         \
+        "    batch_size: 4\n"                                                                                          \
+        "    delete_with:\n"                                                                                           \
+        "      - { table: shop.address, through: address_id }\n"
+
+/* Customers 1..30 at addresses 1..30, every third active a year ago (kept), the others 6 years ago
+ * (due); 31 (due) shares the kept customer 3's address; 32 (due) shares the due customer 1's; 33
+ * (due) shares customer 5's address with store 1; 34 (due) lives where staff 1 does; 36 (held)
+ * shares the due customer 8's address; 7 is held; 37 (due) has no address; 38 never expires (NULL
+ * age); 39 (due) has a rental that refers to it (NO ACTION: kept, and its address). Store 2 and
+ * staff 2 have addresses of their own, 53..60 are nobody's. customer.address_id is ON DELETE
+ * RESTRICT, as in pagila. The address table has a NOT NULL column and two triggers of a superuser
+ * (BEFORE UPDATE sets last_update, BEFORE DELETE lets the row go). */
+static void with_fill(PGconn *c) {
+        pgtest_exec_file(c, "sql/examples/rental-shop.sql");
+        pgtest_exec(c, "ALTER TABLE shop.address ADD COLUMN last_update timestamptz NOT NULL DEFAULT now()");
+        pgtest_exec(c, "CREATE FUNCTION shop.touch() RETURNS trigger LANGUAGE plpgsql AS"
+                       " 'BEGIN NEW.last_update := now(); RETURN NEW; END'");
+        pgtest_exec(c, "CREATE FUNCTION shop.let_go() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN OLD; END'");
+        pgtest_exec(c, "CREATE TRIGGER touch BEFORE UPDATE ON shop.address FOR EACH ROW EXECUTE FUNCTION shop.touch()");
+        pgtest_exec(c, "CREATE TRIGGER let_go BEFORE DELETE ON shop.address FOR EACH ROW EXECUTE FUNCTION shop.let_go()");
+        pgtest_exec(c, "INSERT INTO shop.address SELECT a, 'Street ' || a, '555-' || a, now() - interval '10 years'"
+                       " FROM generate_series(1, 60) a");
+        pgtest_exec(c, "INSERT INTO shop.store VALUES (1, 5), (2, 50)");
+        pgtest_exec(c, "INSERT INTO shop.staff VALUES (1, 35), (2, 52), (3, NULL)");
+        pgtest_exec(c, "INSERT INTO shop.customer SELECT i, i, 'Name ' || i, NULL,"
+                       " CASE WHEN i %% 3 = 0 THEN now() - interval '1 year' ELSE now() - interval '6 years' END"
+                       " FROM generate_series(1, 30) i");
+        pgtest_exec(c, "INSERT INTO shop.customer VALUES (31, 3, 'n', NULL, now() - interval '6 years'),"
+                       " (32, 1, 'n', NULL, now() - interval '6 years'), (33, 5, 'n', NULL, now() - interval '6 years'),"
+                       " (34, 35, 'n', NULL, now() - interval '6 years'), (36, 8, 'n', NULL, now() - interval '6 years'),"
+                       " (37, NULL, 'n', NULL, now() - interval '6 years'), (38, 38, 'n', NULL, NULL),"
+                       " (39, 39, 'n', NULL, now() - interval '6 years')");
+        pgtest_exec(c, "INSERT INTO shop.rental VALUES (1, 39, now() - interval '6 years')");
+}
+
+/* The oracle, from the data alone, before the run: the customers that must go (due, not held, no
+ * rental refers to them) and the addresses that must go with them (a customer that goes refers to
+ * it, no customer that stays does, no store or staff member does). */
+static void with_oracle(PGconn *c) {
+        pgtest_exec(c, "CREATE TABLE public.before_address AS SELECT * FROM shop.address");
+        pgtest_exec(c, "CREATE TABLE public.before_customer AS SELECT * FROM shop.customer");
+        pgtest_exec(c, "CREATE TABLE public.want_customer AS SELECT customer_id FROM shop.customer c"
+                       " WHERE last_active < now() - interval '5 years'"
+                       " AND customer_id::text NOT IN (SELECT subject_key FROM retention.holds WHERE released_at IS NULL)"
+                       " AND NOT EXISTS (SELECT 1 FROM shop.rental r WHERE r.customer_id = c.customer_id)");
+        pgtest_exec(c, "CREATE TABLE public.want_address AS SELECT a.address_id FROM shop.address a"
+                       " WHERE a.address_id IN (SELECT address_id FROM shop.customer WHERE customer_id IN"
+                       "  (SELECT customer_id FROM public.want_customer))"
+                       " AND a.address_id NOT IN (SELECT address_id FROM shop.customer WHERE address_id IS NOT NULL"
+                       "  AND customer_id NOT IN (SELECT customer_id FROM public.want_customer))"
+                       " AND a.address_id NOT IN (SELECT address_id FROM shop.store)"
+                       " AND a.address_id NOT IN (SELECT address_id FROM shop.staff WHERE address_id IS NOT NULL)");
+}
+
+#define WITH_SNAPSHOT_SQL                                                                                            \
+        "SELECT (SELECT count(*) FROM shop.customer) || '/' || (SELECT count(*) FROM shop.address) || '/' ||"      \
+        " (SELECT string_agg(address_id || ':' || address || ':' || last_update, ',' ORDER BY address_id) FROM shop.address)"
+
+static void test_delete_with_oracle(void **state) {
+        (void) state;
+        char *ci, *out, *err;
+        ci = pgtest_create_db(rt_pg, "delete_with");
+        rt_expect(0, NULL, NULL, "-d", ci, "migrate");
+        PGconn *c = pgtest_connect(ci);
+        with_fill(c);
+        char *eci = pgtest_engine_role(ci, "with_role", "shop.customer, shop.address", "shop.store, shop.staff, shop.rental");
+        char *pol = rt_policy(WITH_POLICY);
+
+        rt_expect(0, &out, &err, "-p", pol, "-d", eci, "check");
+        rt_assert_contains(out, "customers: delete shop.customer rows whose last_active is older than 5 years; unless held by legal (subject customer);"
+                                " with each row, the row of shop.address that its address_id refers to, unless a row that"
+                                " stays refers to it");
+        rt_assert_not_contains(err, "error:");
+        free(out);
+        free(err);
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "hold", "add", "customer", "7", "--reason", "case 7");
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "hold", "add", "customer", "36", "--reason", "case 36");
+        with_oracle(c);
+        /* the oracle says what the cases are */
+        rt_assert_sql(c, "1,2,4,10,11,13,14,16,17,19,20,22,23,25,26,28,29",
+                      "SELECT string_agg(address_id::text, ',' ORDER BY address_id) FROM public.want_address");
+        rt_assert_sql(c, "1,2,4,5,8,10,11,13,14,16,17,19,20,22,23,25,26,28,29,31,32,33,34,37",
+                      "SELECT string_agg(customer_id::text, ',' ORDER BY customer_id) FROM public.want_customer");
+
+        /* audit and run --dry-run change nothing */
+        char *before = pgtest_value(c, WITH_SNAPSHOT_SQL);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "audit", "--json");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "run", "--dry-run", "--json");
+        free(out);
+        rt_assert_sql(c, before, WITH_SNAPSHOT_SQL);
+        free(before);
+
+        rt_expect(0, &out, &err, "-p", pol, "-d", eci, "run", "--json");
+        rt_assert_contains(out, "\"cascades\":[{\"table\":\"shop.address\",\"rows_deleted\":17,\"rows_nulled\":0}]");
+        rt_assert_contains(out, "\"rows_deleted\":24,");
+        free(out);
+        free(err);
+
+        /* customers and addresses: 0 wrong, 0 missed */
+        rt_assert_sql(c, "0", "SELECT count(*) FROM public.before_customer b WHERE (b.customer_id IN (SELECT customer_id FROM"
+                              " shop.customer)) = (b.customer_id IN (SELECT customer_id FROM public.want_customer))");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM public.before_address b WHERE (b.address_id IN (SELECT address_id FROM"
+                              " shop.address)) = (b.address_id IN (SELECT address_id FROM public.want_address))");
+        /* what stays is as it was */
+        rt_assert_sql(c, "0", "SELECT count(*) FROM shop.address a JOIN public.before_address b USING (address_id)"
+                              " WHERE (a.*)::text <> (b.*)::text");
+        /* the hostile cases by name: shared with a kept customer, a store, a staff member, a held
+         * customer; a held customer's; a referenced customer's; one that never expires; nobody's */
+        rt_assert_sql(c, "3,5,6,7,8,35,38,39,50,51,52",
+                      "SELECT string_agg(address_id::text, ',' ORDER BY address_id) FROM shop.address"
+                      " WHERE address_id IN (3, 5, 6, 7, 8, 35, 38, 39, 50, 51, 52)");
+        rt_assert_sql(c, "43", "SELECT count(*) FROM shop.address");
+        /* the trail counts them, per table, and the receipt shows them */
+        rt_assert_sql(c, "shop.address:17:0", "SELECT string_agg(table_name || ':' || rows_deleted || ':' || rows_nulled, ',')"
+                                               " FROM retention.rule_run_cascades");
+        rt_expect(0, &out, NULL, "-d", ci, "receipt", "1");
+        rt_assert_contains(out, "shop.address");
+        free(out);
+        /* a second run finds nothing more */
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "run", "--json");
+        rt_assert_contains(out, "\"rows_deleted\":0,");
+        free(out);
+        rt_assert_sql(c, "43", "SELECT count(*) FROM shop.address");
+        free(pol);
+        free(eci);
+        free(ci);
+        PQfinish(c);
+}
+
+/* check -d: a foreign key into the table that would delete or change rows (ON DELETE SET NULL,
+ * CASCADE) is refused at the table, so is a column without a foreign key to it; loading refuses
+ * delete_with on a rule that anonymises. RESTRICT (customer.address_id) is not refused: it is
+ * checked at the end of the statement, when the customer is gone (test_delete_with_oracle). */
+static void test_delete_with_checkd(void **state) {
+        (void) state;
+        char *ci = pgtest_create_db(rt_pg, "delete_with_checkd"), *err;
+        rt_expect(0, NULL, NULL, "-d", ci, "migrate");
+        PGconn *c = pgtest_connect(ci);
+        pgtest_exec_file(c, "sql/examples/rental-shop.sql");
+        pgtest_exec(c, "ALTER TABLE shop.staff DROP CONSTRAINT staff_address_id_fkey,"
+                       " ADD CONSTRAINT staff_address_id_fkey FOREIGN KEY (address_id) REFERENCES shop.address ON DELETE SET NULL");
+        char *eci = pgtest_engine_role(ci, "with_check_role", "shop.address, shop.customer", "shop.store, shop.staff, shop.rental");
+        char *pol = rt_policy("version: 1\n"                                                  /* 1 */
+                              "rules:\n"                                                      /* 2 */
+                              "  a:\n"                                                        /* 3 */
+                              "    clause: c\n"                                               /* 4 */
+                              "    table: shop.customer\n"                                    /* 5 */
+                              "    column: last_active\n"                                     /* 6 */
+                              "    retain: 1 year\n"                                          /* 7 */
+                              "    action: delete\n"                                          /* 8 */
+                              "    delete_with:\n"                                            /* 9 */
+                              "      - { table: shop.address, through: address_id }\n"        /* 10 */
+                              "  b:\n"                                                        /* 11 */
+                              "    clause: c\n"                                               /* 12 */
+                              "    table: shop.customer\n"                                    /* 13 */
+                              "    column: last_active\n"                                     /* 14 */
+                              "    retain: 2 years\n"                                         /* 15 */
+                              "    action: delete\n"                                          /* 16 */
+                              "    delete_with: [{ table: shop.address, through: adress_id }]\n"); /* 17 */
+        rt_expect(65, NULL, &err, "-p", pol, "-d", eci, "check");
+        char *e = rt_asprintf("%s:10:18: error: shop.address cannot be deleted with the rule's rows: foreign key"
+                              " staff_address_id_fkey of shop.staff is ON DELETE SET NULL\n"
+                              "   10 |       - { table: shop.address, through: address_id }\n"
+                              "      |                  ^\n"
+                              "DETAIL:  In rule \"a\", checked against the database.\n"
+                              "HINT:  A row of shop.staff that comes to refer to a row of shop.address while the rule deletes it"
+                              " would be changed with it, unchecked. Make the foreign key ON DELETE NO ACTION or RESTRICT"
+                              " (PostgreSQL then refuses such a delete, and the rule skips the row), or remove this entry.\n",
+                              pol);
+        rt_assert_contains(err, e);
+        free(e);
+        e = rt_asprintf("%s:17:51: error: column \"adress_id\" does not exist in table shop.customer\n"
+                        "   17 |     delete_with: [{ table: shop.address, through: adress_id }]\n"
+                        "      |                                                   ^\n"
+                        "DETAIL:  In rule \"b\", checked against the database.\n"
+                        "HINT:  Did you mean \"address_id\"?\n",
+                        pol);
+        rt_assert_contains(err, e);
+        free(e);
+        free(err);
+        /* run refuses it too, and changes nothing */
+        pgtest_exec(c, "INSERT INTO shop.address VALUES (1, 'x', NULL, NULL)");
+        pgtest_exec(c, "INSERT INTO shop.customer VALUES (1, 1, 'n', NULL, now() - interval '6 years')");
+        rt_expect(1, NULL, &err, "-p", pol, "-d", eci, "run", "--rule", "a");
+        rt_assert_contains(err, "foreign key staff_address_id_fkey of shop.staff is ON DELETE SET NULL");
+        free(err);
+        rt_assert_sql(c, "1/1", "SELECT (SELECT count(*) FROM shop.customer) || '/' || (SELECT count(*) FROM shop.address)");
+        free(pol);
+
+        /* loading: delete_with on a rule that anonymises */
+        pol = rt_policy("version: 1\n"                                                        /* 1 */
+                        "rules:\n"                                                            /* 2 */
+                        "  a:\n"                                                              /* 3 */
+                        "    clause: c\n"                                                     /* 4 */
+                        "    table: shop.customer\n"                                          /* 5 */
+                        "    column: last_active\n"                                           /* 6 */
+                        "    retain: 1 year\n"                                                /* 7 */
+                        "    action: anonymise\n"                                             /* 8 */
+                        "    columns: { email: null }\n"                                      /* 9 */
+                        "    delete_with: [{ table: shop.address, through: address_id }]\n"); /* 10 */
+        rt_expect(65, NULL, &err, "-p", pol, "check");
+        e = rt_asprintf("%s:10:5: error: rule \"a\" has \"delete_with\" but does not delete\n"
+                        "   10 |     delete_with: [{ table: shop.address, through: address_id }]\n"
+                        "      |     ^\n",
+                        pol);
+        rt_assert_contains(err, e);
+        free(e);
+        free(err);
+        free(pol);
+        free(eci);
+        free(ci);
+        PQfinish(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_reverse_oracle),
                 cmocka_unit_test(test_reverse_checkd),
+                cmocka_unit_test(test_delete_with_oracle),
+                cmocka_unit_test(test_delete_with_checkd),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
 }
