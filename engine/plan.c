@@ -1489,6 +1489,9 @@ void plan_free(Plan *p) {
         for (size_t i = 0; i < p->n_tally_fks; i++)
                 free(p->tally_fks[i]);
         free(p->tally_fks);
+        for (size_t i = 0; i < p->n_tally_with; i++)
+                free(p->tally_with[i]);
+        free(p->tally_with);
         for (size_t i = 0; i < p->n_warnings; i++)
                 free(p->warnings[i]);
         free(p->warnings);
@@ -1780,6 +1783,45 @@ static char *restrict_joins(Gen *g, const CatTable *t, const char *alias, const 
         return strbuf_steal(&any);
 }
 
+/* The count of the rows of the i-th `delete_with:` table that the rows a run takes now would take
+ * with them: a row such a row refers to, that no row of any other table refers to, nor a row of
+ * the rule's table that the run would leave. The rule's own rows are aliased t inside (the `where:`
+ * is about t). NULL when the rule was refused. */
+static char *with_count_expr(Gen *g, const Rule *r, size_t i) {
+        const CatTable *t = g->plan->table;
+        const CatTable *w = cat_cache_find_name(g->cache, &r->delete_with[i].table);
+        const CatForeignKey *fk = with_fk(t, w, r->delete_with[i].through);
+        if (!fk)
+                return NULL;
+        _cleanup_free_ char *wq = qualified_name_quote(&w->name);
+        _cleanup_free_ char *tq = qualified_name_quote(&t->name);
+        _cleanup_free_ char *pc = col("w", fk->parent_columns[0]);
+        _cleanup_free_ char *gc = col("t", r->delete_with[i].through);
+        Preds pg;
+        preds_build(g, r, "t", &pg);
+        _cleanup_free_ char *act = actionable_expr(&pg);
+        preds_done(&pg);
+        StrBuf b = {};
+        strbuf_appendf(&b, "(SELECT count(*) FROM %s w WHERE %s IN (SELECT %s FROM %s t WHERE %s)", wq, pc, gc, tq, act);
+        for (size_t j = 0; j < w->n_referenced_by; j++) {
+                const CatForeignKey *o = &w->referenced_by[j];
+                _cleanup_free_ char *oq = qualified_name_quote(&o->child);
+                if (o->child_oid != t->oid) {
+                        _cleanup_free_ char *on = fk_join(o, "x", "w");
+                        strbuf_appendf(&b, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s)", oq, on);
+                        continue;
+                }
+                _cleanup_free_ char *on = fk_join(o, "t", "w");
+                Preds px;
+                preds_build(g, r, "t", &px);
+                _cleanup_free_ char *stays = actionable_expr(&px);
+                preds_done(&px);
+                strbuf_appendf(&b, " AND NOT EXISTS (SELECT 1 FROM %s t WHERE %s AND NOT coalesce(%s, false))", oq, on, stays);
+        }
+        strbuf_append(&b, ")");
+        return strbuf_steal(&b);
+}
+
 static void build_tally(Gen *g, const Rule *r) {
         Plan *p = g->plan;
         Preds pr;
@@ -1853,6 +1895,14 @@ static void build_tally(Gen *g, const Rule *r) {
                         strbuf_appendf(&b, ", count(*) FILTER (WHERE NOT %s AND %s)", k, per_fk[nf++]);
                         add_msg(&p->tally_fks, &p->n_tally_fks, qualified_name_display(&fk->child));
                 }
+        /* per `delete_with:` table, after the references: the rows that would go with them */
+        for (size_t i = 0; r->action == ACTION_DELETE && i < r->n_delete_with; i++) {
+                _cleanup_free_ char *e = with_count_expr(g, r, i);
+                if (!e)
+                        continue;
+                strbuf_appendf(&b, ", %s", e);
+                add_msg(&p->tally_with, &p->n_tally_with, qualified_name_display(&r->delete_with[i].table));
+        }
         strbuf_appendf(&b, " FROM %s t%s WHERE %s", tq, joins.len ? joins.s : "", due);
         finish_statement(g, &p->tally, strbuf_steal(&b));
         strbuf_done(&joins);

@@ -97,6 +97,8 @@ typedef struct Plan {
         size_t n_tally_holds;
         char **tally_fks; /* referencing table display names, order of the per-fk columns */
         size_t n_tally_fks;
+        char **tally_with; /* `delete_with:` table display names, order of their columns (after the per-fk ones) */
+        size_t n_tally_with;
 
         /* Whole expired partitions can be dropped instead of deleted row by row: a delete
          * rule without `where`, on a table range-partitioned on the age column, that no

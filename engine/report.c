@@ -389,6 +389,7 @@ void report_audit(const RunResult *res, bool json, bool quiet, FILE *f) {
                         json_kv_str(&b, "oldest_due_age", r->oldest_age);
                         json_named(&b, "held_by", r->holds, r->n_holds);
                         json_named(&b, "skipped_fk_by", r->fks, r->n_fks);
+                        json_named(&b, "deleted_with", r->with, r->n_with);
                         json_kv_bool(&b, "breaker_would_trip", r->breaker_tripped);
                         json_kv_int(&b, "breaker_limit", r->breaker_limit);
                         json_kv_int(&b, "table_rows_estimate", r->table_rows);
@@ -462,6 +463,9 @@ void report_audit(const RunResult *res, bool json, bool quiet, FILE *f) {
                                 if (r->fks[j].rows > 0)
                                         fprintf(f, "    from %-18s %" PRId64 "\n", esc_pool(&ep, r->fks[j].name), r->fks[j].rows);
                 }
+                for (size_t j = 0; j < r->n_with; j++)
+                        fprintf(f, "  with them:    %" PRId64 " rows of %s (delete_with)\n", r->with[j].rows,
+                                esc_pool(&ep, r->with[j].name));
                 if (r->breaker_tripped)
                         fprintf(f, "  breaker:      WOULD TRIP (%" PRId64 " rows due, limit %" PRId64 "; run needs --force)\n",
                                 r->breaker_rows, r->breaker_limit);

@@ -32,6 +32,7 @@ void rule_result_done(RuleResult *r) {
         free(r->chain_hash);
         named_counts_free(r->holds, r->n_holds);
         named_counts_free(r->fks, r->n_fks);
+        named_counts_free(r->with, r->n_with);
         for (size_t i = 0; i < r->n_cascades; i++)
                 free(r->cascades[i].table);
         free(r->cascades);

@@ -45,6 +45,8 @@ typedef struct RuleResult {
         size_t n_holds;
         NamedCount *fks;
         size_t n_fks;
+        NamedCount *with; /* per `delete_with:` table: rows that would go with the rows due now (tally) */
+        size_t n_with;
 
         /* what was done */
         int64_t deleted, anonymised, partitions_dropped, batches;

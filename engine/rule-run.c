@@ -160,6 +160,12 @@ int rule_run_tally(RuleRun *rr, PgError *err) {
         for (size_t i = 0; i < res->n_fks; i++)
                 res->fks[i] = (NamedCount) { xstrdup(rr->plan->tally_fks[i]),
                                              pg_int64_at(r, 0, _TALLY_FIXED + (int) (res->n_holds + i)) };
+        named_counts_free(res->with, res->n_with);
+        res->with = xcalloc(rr->plan->n_tally_with ? rr->plan->n_tally_with : 1, sizeof(NamedCount));
+        res->n_with = rr->plan->n_tally_with;
+        for (size_t i = 0; i < res->n_with; i++)
+                res->with[i] = (NamedCount) { xstrdup(rr->plan->tally_with[i]),
+                                              pg_int64_at(r, 0, _TALLY_FIXED + (int) (res->n_holds + res->n_fks + i)) };
         return 0;
 }
 

@@ -326,12 +326,21 @@ static void test_delete_with_oracle(void **state) {
         rt_assert_sql(c, "1,2,4,5,8,10,11,13,14,16,17,19,20,22,23,25,26,28,29,31,32,33,34,37",
                       "SELECT string_agg(customer_id::text, ',' ORDER BY customer_id) FROM public.want_customer");
 
-        /* audit and run --dry-run change nothing */
         char *before = pgtest_value(c, WITH_SNAPSHOT_SQL);
+        /* audit and run --dry-run say what would go, and change nothing */
         rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "audit", "--json");
+        rt_assert_contains(out, "\"rows_due\":24,");
+        rt_assert_contains(out, "\"deleted_with\":{\"shop.address\":17}");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "audit");
+        rt_assert_contains(out, "  due now:      24\n");
+        rt_assert_contains(out, "  with them:    17 rows of shop.address (delete_with)\n");
         free(out);
         rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "run", "--dry-run", "--json");
+        rt_assert_contains(out, "\"deleted_with\":{\"shop.address\":17}");
         free(out);
+        /* customer.address_id is ON DELETE RESTRICT, as in pagila: checked at the statement's end */
+        rt_assert_sql(c, "r", "SELECT confdeltype FROM pg_constraint WHERE conname = 'customer_address_id_fkey'");
         rt_assert_sql(c, before, WITH_SNAPSHOT_SQL);
         free(before);
 
@@ -366,6 +375,9 @@ static void test_delete_with_oracle(void **state) {
         rt_assert_contains(out, "\"rows_deleted\":0,");
         free(out);
         rt_assert_sql(c, "43", "SELECT count(*) FROM shop.address");
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "audit", "--json");
+        rt_assert_contains(out, "\"deleted_with\":{\"shop.address\":0}");
+        free(out);
         free(pol);
         free(eci);
         free(ci);
