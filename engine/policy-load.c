@@ -2006,8 +2006,9 @@ static void undefined_ref(Loader *l, const Location *loc, const char *what, cons
 }
 
 /* A rule's `referenced_by:` once its subject is known: without subject_column the referring table
- * is the subject's own; this version enforces it by anonymising only (a delete would need the
- * referring rows gone first, and with them the knowledge whose rows these were). */
+ * is the subject's own; such a rule anonymises only (a delete would need the referring rows gone
+ * first, and with them the knowledge whose rows these were): the rule that deletes the referring
+ * rows deletes these with them (`delete_with:`). */
 static void check_referrer(Loader *l, const Rule *r) {
         const Referrer *x = &r->referrer;
         if (!x->subject_column && x->table.name && r->subject->table.name && !qualified_name_equal(&x->table, &r->subject->table)) {
@@ -2024,8 +2025,9 @@ static void check_referrer(Loader *l, const Rule *r) {
                                            "rule \"%s\" deletes rows whose subject it reaches through \"referenced_by\"", r->name);
                 diag_set_detail(y, "Its rows can go only once the rows that refer to them are gone, and with those the"
                                    " knowledge whose rows they were.");
-                diag_set_hint(y, "Write \"action: anonymise\" with the columns that identify the subject; holds and"
-                                 " while_held apply as to any rule.");
+                diag_set_hint(y, "To delete these rows with the rows that refer to them, give the rule that deletes those"
+                                 " \"delete_with: [{ table: TABLE, through: COLUMN }]\"; or write \"action: anonymise\" here"
+                                 " with the columns that identify the subject.");
         }
 }
 

@@ -919,6 +919,45 @@ static void test_referenced_by(void **state) {
 #undef ANON_ON
 }
 
+/* delete_with: a delete rule deletes, with each row, the row its column refers to (issue 17) */
+static void test_delete_with(void **state) {
+        (void) state;
+#define DEL_ON(table) "rules:\n  r:\n    clause: c\n    table: " table "\n    column: at\n    retain: 1 day\n    action: delete\n"
+        /* lines: 8 rules, 9 r, 10 clause, 11 table, 12 column, 13 retain, 14 action, 15... */
+        _cleanup_policy_ Policy *p = expect_valid(HOLDS_HEAD DEL_ON("app.accounts")
+                                                  "    delete_with:\n"
+                                                  "      - { table: app.addresses, through: address_id }\n"
+                                                  "      - { table: app.cards, through: card_id }\n");
+        assert_int_equal(p->rules[0].n_delete_with, 2);
+        assert_string_equal(p->rules[0].delete_with[0].table.name, "addresses");
+        assert_string_equal(p->rules[0].delete_with[0].through, "address_id");
+        assert_string_equal(p->rules[0].delete_with[1].through, "card_id");
+        assert_int_equal(p->rules[0].delete_with[1].through_loc.line, 17);
+        assert_int_equal(p->rules[0].delete_with[1].through_loc.column, 38);
+        assert_int_equal(p->rules[0].delete_with[0].table_loc.column, 18);
+        expect_hint(HOLDS_HEAD "rules:\n  r:\n    clause: c\n    table: app.accounts\n    column: at\n    retain: 1 day\n"
+                               "    action: anonymise\n    columns: { email: null }\n"
+                               "    delete_with: [{ table: app.addresses, through: address_id }]\n",
+                    "t.yaml:16:5: error: rule \"r\" has \"delete_with\" but does not delete",
+                    "Write \"action: delete\", or remove \"delete_with\" (an anonymise rule on the other table with"
+                    " \"referenced_by\" anonymises such rows).");
+        expect_one(HOLDS_HEAD DEL_ON("app.accounts") "    delete_with: [{ table: app.accounts, through: parent_id }]\n",
+                   "t.yaml:15:28: error: \"delete_with\" of rule \"r\" names the rule's own table");
+        expect_one(HOLDS_HEAD DEL_ON("app.accounts") "    delete_with: []\n", "t.yaml:15:18: error: \"delete_with\" is empty in rule \"r\"");
+        expect_one(HOLDS_HEAD DEL_ON("app.accounts") "    delete_with: { table: app.addresses, through: address_id }\n",
+                   "t.yaml:15:18: error: expected a list for \"delete_with\" in rule \"r\", found a mapping");
+        expect_one(HOLDS_HEAD DEL_ON("app.accounts") "    delete_with: [{ table: app.addresses }]\n",
+                   "t.yaml:15:19: error: missing required key \"through\" in \"delete_with\" of rule \"r\"");
+        expect_one(HOLDS_HEAD DEL_ON("app.accounts")
+                   "    delete_with: [{ table: app.addresses, through: a }, { table: app.addresses, through: a }]\n",
+                   "t.yaml:15:57: error: \"delete_with\" of rule \"r\" lists the same table and column twice");
+        Diagnostics *d = load(HOLDS_HEAD DEL_ON("app.accounts") "    delete_with: [{ table: app.addresses, throug: a }]\n", NULL);
+        assert_string_equal(find(d, "t.yaml:15:43: error: unknown key \"throug\" in \"delete_with\" of rule \"r\"")->hint,
+                            "Did you mean \"through\"?");
+        diagnostics_free(d);
+#undef DEL_ON
+}
+
 /* The second example policy, for the rental shop's schema (sql/examples/rental-shop.sql). */
 static void test_rental_shop_policy(void **state) {
         (void) state;
@@ -931,6 +970,9 @@ static void test_rental_shop_policy(void **state) {
         assert_int_equal(r, 0);
         assert_int_equal(d->n_errors + d->n_warnings, 0);
         assert_true(policy_find_rule(p, "customer-addresses")->has_referrer);
+        const Rule *accounts = policy_find_rule(p, "customer-accounts");
+        assert_int_equal(accounts->n_delete_with, 1);
+        assert_string_equal(accounts->delete_with[0].through, "address_id");
         const Rule *rentals = policy_find_rule(p, "rentals");
         assert_int_equal(rentals->n_holds, 2);
         assert_ptr_equal(rentals->holds[1]->subject, policy_find_subject(p, "rental"));
@@ -1426,6 +1468,7 @@ int main(void) {
                 cmocka_unit_test(test_action_errors),
                 cmocka_unit_test(test_holds_and_subjects),
                 cmocka_unit_test(test_referenced_by),
+                cmocka_unit_test(test_delete_with),
                 cmocka_unit_test(test_rental_shop_policy),
                 cmocka_unit_test(test_hold_forms),
                 cmocka_unit_test(test_settings_errors),
