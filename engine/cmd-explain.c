@@ -30,6 +30,19 @@ static void json_flags(StrBuf *b, const char *k, const char *name_key, const cha
         strbuf_append(b, "]");
 }
 
+/* "deleted_with": [{table, key, goes_with_it}] of a rule with delete_with. */
+static void json_with(StrBuf *b, const ExplainRule *ri) {
+        strbuf_append(b, ",\"deleted_with\":[");
+        for (size_t j = 0; j < ri->n_with; j++) {
+                strbuf_append(b, j ? ",{" : "{");
+                json_kv_str(b, "table", ri->with[j].table);
+                json_kv_str(b, "key", ri->with[j].key);
+                json_kv_bool(b, "goes_with_it", ri->with[j].key && ri->with[j].alone);
+                strbuf_append(b, "}");
+        }
+        strbuf_append(b, "]");
+}
+
 static void json_rule(StrBuf *b, const ExplainRule *ri) {
         const Rule *r = ri->rule;
         char d[DURATION_FORMAT_MAX];
@@ -90,6 +103,8 @@ static void json_rule(StrBuf *b, const ExplainRule *ri) {
         json_flags(b, "cascade", "table", "protected_rows", ri->cascade, ri->n_cascade);
         json_flags(b, "other_rules", "rule", "keeps", ri->others, ri->n_others);
         json_flags(b, "referenced_by", "table", "references", ri->refs, ri->n_refs);
+        if (r->n_delete_with > 0) /* only for a rule with delete_with: the document is unchanged for others */
+                json_with(b, ri);
         json_kv_str(b, "state", ri->state);
         json_kv_str(b, "decision", ri->decision);
         if (r->has_deadline)
@@ -201,6 +216,13 @@ static void text_row(FILE *f, const ExplainRow *row) {
                         fprintf(f, "    rule %s: %s\n", ri->others[j].name, ri->others[j].on ? "keeps it longer" : "does not keep it");
                 for (size_t j = 0; j < ri->n_refs; j++)
                         fprintf(f, "    referenced from %s: %s\n", esc_pool(&ep, ri->refs[j].name), ri->refs[j].on ? "yes" : "no");
+                for (size_t j = 0; j < ri->n_with; j++)
+                        if (!ri->with[j].key)
+                                fprintf(f, "    with it:   no row of %s (it refers to none)\n", esc_pool(&ep, ri->with[j].table));
+                        else
+                                fprintf(f, "    with it:   the row of %s it refers to (key %s): %s\n", esc_pool(&ep, ri->with[j].table),
+                                        esc_pool(&ep, ri->with[j].key),
+                                        ri->with[j].alone ? "goes too (no other row refers to it)" : "stays (another row refers to it)");
                 fprintf(f, "    decision:  %s\n", esc_pool(&ep, ri->decision));
                 if (r->has_deadline && ri->age) {
                         fprintf(f, "    deadline:  %s after the retention: overdue after %s — %s\n",

@@ -45,6 +45,11 @@ static void rule_done(ExplainRule *ri) {
         flags_free(ri->cascade, ri->n_cascade);
         flags_free(ri->others, ri->n_others);
         flags_free(ri->refs, ri->n_refs);
+        for (size_t i = 0; i < ri->n_with; i++) {
+                free(ri->with[i].table);
+                free(ri->with[i].key);
+        }
+        free(ri->with);
         free(ri->decision);
         free(ri->own_at);
         free(ri->own_note);
@@ -211,6 +216,10 @@ static int explain_rule(Pg *pg, const Policy *policy, CatCache *cache, ExplainRo
         ri->refs = xcalloc(e.n_restrict_fks ? e.n_restrict_fks : 1, sizeof(ExplainFlag));
         for (size_t i = 0; i < e.n_restrict_fks; i++, c++)
                 ri->refs[ri->n_refs++] = (ExplainFlag) { qualified_name_display(&e.restrict_fks[i]->child), bool_value(rr, 0, c) };
+        ri->with = xcalloc(e.n_with ? e.n_with : 1, sizeof(ExplainWith));
+        for (size_t i = 0; i < e.n_with; i++, c += 2)
+                ri->with[ri->n_with++] = (ExplainWith) { qualified_name_display(&e.with[i]->table), dup_value(rr, 0, c),
+                                                         bool_value(rr, 0, c + 1) };
 
         if (e.registry.sql) {
                 _cleanup_pgresult_ PGresult *hr = NULL;

@@ -35,6 +35,13 @@ typedef struct ExplainFlag {
         bool on;
 } ExplainFlag;
 
+/* A `delete_with:` entry of a delete rule, for the row: the row of `table` it refers to. */
+typedef struct ExplainWith {
+        char *table;
+        char *key;  /* that row's key as text; NULL: it refers to none */
+        bool alone; /* no other row refers to it: it goes with this row */
+} ExplainWith;
+
 typedef struct ExplainRule {
         const Rule *rule;
         char *error; /* the rule cannot be planned or its where is refused: nothing else is set */
@@ -45,6 +52,8 @@ typedef struct ExplainRule {
         size_t n_holds;
         ExplainFlag *cascade, *others, *refs;
         size_t n_cascade, n_others, n_refs;
+        ExplainWith *with;
+        size_t n_with;
 
         bool held, kept_by_rule, referenced, overdue;
         const char *state; /* never, not_covered, anonymised, held, kept, referenced, due, not_due, error */

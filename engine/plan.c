@@ -2201,6 +2201,34 @@ static char *explain_row_sql(bool citus, const char *tq, const char *km, const c
                      : xasprintf("%s FROM %s t WHERE %s", sel, tq, km);
 }
 
+/* explain, per `delete_with:` entry: the key of the row the row refers to (text, NULL: none), and
+ * whether it would go with it (no other row refers to it: of any table, through any foreign key
+ * into it, this row excepted). */
+static void explain_with_columns(Gen *g, const Rule *r, StrBuf *b, ExplainPlan *e) {
+        const CatTable *t = g->plan->table;
+        for (size_t i = 0; i < r->n_delete_with; i++) {
+                const CatTable *w = cat_cache_find_name(g->cache, &r->delete_with[i].table);
+                const CatForeignKey *fk = with_fk(t, w, r->delete_with[i].through);
+                if (!fk)
+                        continue;
+                _cleanup_free_ char *wq = qualified_name_quote(&w->name);
+                _cleanup_free_ char *pc = col("w", fk->parent_columns[0]);
+                _cleanup_free_ char *tc = col("t", r->delete_with[i].through);
+                strbuf_appendf(b, ", (SELECT %s::text FROM %s w WHERE %s = %s), EXISTS (SELECT 1 FROM %s w WHERE %s = %s", pc, wq, pc, tc,
+                               wq, pc, tc);
+                for (size_t j = 0; j < w->n_referenced_by; j++) {
+                        const CatForeignKey *o = &w->referenced_by[j];
+                        _cleanup_free_ char *oq = qualified_name_quote(&o->child);
+                        _cleanup_free_ char *on = fk_join(o, "x", "w");
+                        strbuf_appendf(b, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE %s%s)", oq, on,
+                                       o->child_oid == t->oid ? " AND NOT (x.ctid = t.ctid AND x.tableoid = t.tableoid)" : "");
+                }
+                strbuf_append(b, ")");
+                e->with = xreallocarray(e->with, e->n_with + 1, sizeof(DeleteWith *));
+                e->with[e->n_with++] = &r->delete_with[i];
+        }
+}
+
 void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char *const *pk, size_t n_pk, ExplainPlan *ret) {
         Gen g = { .policy = policy, .cache = cache, .plan = plan };
         const Rule *r = plan->rule;
@@ -2274,6 +2302,7 @@ void plan_explain(Plan *plan, const Policy *policy, const CatCache *cache, char 
                         e.restrict_fks = xreallocarray(e.restrict_fks, e.n_restrict_fks + 1, sizeof(CatForeignKey *));
                         e.restrict_fks[e.n_restrict_fks++] = &t->referenced_by[i];
                 }
+                explain_with_columns(&g, r, &b, &e);
         }
         _cleanup_free_ char *km = key_match(&g, pk, n_pk, "t");
         bool citus = cat_table_is_citus(plan->table);
@@ -2323,6 +2352,7 @@ void explain_plan_done(ExplainPlan *e) {
         plan_statement_done(&e->row);
         plan_statement_done(&e->registry);
         free(e->cascade_fks);
+        free(e->with);
         free(e->other_rules);
         free(e->restrict_fks);
         *e = (ExplainPlan) {};

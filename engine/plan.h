@@ -183,6 +183,9 @@ typedef struct ExplainPlan {
         size_t n_other_rules;
         const CatForeignKey **restrict_fks; /* RESTRICT / NO ACTION: true = a row still references it */
         size_t n_restrict_fks;
+        const DeleteWith **with; /* `delete_with:`: the key of the row it refers to (NULL: none), and true = it
+                                  * would go with it (no other row refers to it); two columns each */
+        size_t n_with;
 } ExplainPlan;
 
 /* The per-row statements of a rule for a row identified by its primary key (pk: the key

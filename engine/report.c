@@ -389,7 +389,8 @@ void report_audit(const RunResult *res, bool json, bool quiet, FILE *f) {
                         json_kv_str(&b, "oldest_due_age", r->oldest_age);
                         json_named(&b, "held_by", r->holds, r->n_holds);
                         json_named(&b, "skipped_fk_by", r->fks, r->n_fks);
-                        json_named(&b, "deleted_with", r->with, r->n_with);
+                        if (r->rule->n_delete_with > 0)
+                                json_named(&b, "deleted_with", r->with, r->n_with);
                         json_kv_bool(&b, "breaker_would_trip", r->breaker_tripped);
                         json_kv_int(&b, "breaker_limit", r->breaker_limit);
                         json_kv_int(&b, "table_rows_estimate", r->table_rows);

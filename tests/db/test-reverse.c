@@ -339,6 +339,19 @@ static void test_delete_with_oracle(void **state) {
         rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "run", "--dry-run", "--json");
         rt_assert_contains(out, "\"deleted_with\":{\"shop.address\":17}");
         free(out);
+        /* explain says, per customer, whether its address goes with it */
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "explain", "shop.customer", "2");
+        rt_assert_contains(out, "    with it:   the row of shop.address it refers to (key 2): goes too (no other row refers to it)\n");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "explain", "shop.customer", "33");
+        rt_assert_contains(out, "    with it:   the row of shop.address it refers to (key 5): stays (another row refers to it)\n");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "explain", "shop.customer", "37", "--json");
+        rt_assert_contains(out, "\"deleted_with\":[{\"table\":\"shop.address\",\"key\":null,\"goes_with_it\":false}]");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "explain", "shop.customer", "1", "--json");
+        rt_assert_contains(out, "\"deleted_with\":[{\"table\":\"shop.address\",\"key\":\"1\",\"goes_with_it\":false}]");
+        free(out);
         /* customer.address_id is ON DELETE RESTRICT, as in pagila: checked at the statement's end */
         rt_assert_sql(c, "r", "SELECT confdeltype FROM pg_constraint WHERE conname = 'customer_address_id_fkey'");
         rt_assert_sql(c, before, WITH_SNAPSHOT_SQL);
