@@ -411,7 +411,8 @@ static int explain_rows(Cli *cli, Pg *pg, const Policy *policy, const Subject *s
                 _cleanup_free_ char *primary = subject ? xasprintf("subject %s %s has no rows", subject->name, cli->args[0])
                                                        : xasprintf("no row of %s has that key", cli->args[0]);
                 log_pg_style(LOG_ERR, NULL, primary, NULL,
-                             subject ? "Its rows are looked up in the subject's table and in every rule table with subject_column."
+                             subject ? "Its rows are looked up in the subject's table, in every rule table with subject_column,"
+                                                 " and in every rule table whose rows its rows refer to (referenced_by)."
                                      : NULL);
                 return EXIT_NOINPUT;
         }

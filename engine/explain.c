@@ -524,12 +524,12 @@ void explain_targets_free(ExplainTarget *t, size_t n) {
         free(t);
 }
 
-static void target_add(ExplainTarget **v, size_t *n, const CatTable *t, const char *column) {
+static void target_add(ExplainTarget **v, size_t *n, const CatTable *t, const char *column, const CatForeignKey *via) {
         for (size_t j = 0; j < *n; j++)
-                if ((*v)[j].table->oid == t->oid && streq_ptr((*v)[j].column, column))
+                if ((*v)[j].table->oid == t->oid && streq_ptr((*v)[j].column, column) && (*v)[j].via == via)
                         return;
         *v = xreallocarray(*v, *n + 1, sizeof(ExplainTarget));
-        (*v)[(*n)++] = (ExplainTarget) { .table = t, .column = column };
+        (*v)[(*n)++] = (ExplainTarget) { .table = t, .column = column, .via = via };
 }
 
 int explain_targets(Pg *pg, const Policy *policy, CatCache *cache, const Subject *subject, const QualifiedName *table,
@@ -541,18 +541,20 @@ int explain_targets(Pg *pg, const Policy *policy, CatCache *cache, const Subject
                 const CatTable *t = table_for(pg, cache, table, err, &k);
                 if (!t)
                         return k;
-                target_add(&v, &nv, t, NULL);
+                target_add(&v, &nv, t, NULL, NULL);
         } else {
                 const CatTable *st = cat_cache_find_name(cache, &subject->table);
                 if (st)
-                        target_add(&v, &nv, st, subject->key);
+                        target_add(&v, &nv, st, subject->key, NULL);
                 for (size_t i = 0; i < policy->n_rules; i++) {
                         const Rule *ru = &policy->rules[i];
-                        if (ru->subject != subject || !ru->subject_column)
-                                continue;
-                        const CatTable *t = cat_cache_find_name(cache, &ru->table);
-                        if (t)
-                                target_add(&v, &nv, t, ru->subject_column);
+                        const CatTable *t = ru->subject == subject ? cat_cache_find_name(cache, &ru->table) : NULL;
+                        if (t && ru->subject_column)
+                                target_add(&v, &nv, t, ru->subject_column, NULL);
+                        /* referenced_by: the rows the subject's rows refer to (a customer's address) */
+                        const CatForeignKey *fk = t && ru->has_referrer ? plan_referrer_fk(cache, ru) : NULL;
+                        if (fk)
+                                target_add(&v, &nv, t, ru->referrer.subject_column ? ru->referrer.subject_column : subject->key, fk);
                 }
         }
         for (size_t i = 0; i < nv; i++) {
@@ -569,7 +571,7 @@ int explain_targets(Pg *pg, const Policy *policy, CatCache *cache, const Subject
 
 int explain_target_keys(Pg *pg, const ExplainTarget *t, char *const *key, unsigned limit, PGresult **ret, PgError *err) {
         PlanStatement st = {};
-        plan_row_keys(t->table, t->pk, t->n_pk, t->column, limit, &st);
+        plan_row_keys_via(t->table, t->pk, t->n_pk, t->column, t->via, limit, &st);
         int k = exec_plan_stmt(pg, &st, NULL, 0, key, t->column ? 1 : t->n_pk, ret, err);
         plan_statement_done(&st);
         return k;

@@ -90,10 +90,13 @@ typedef struct ExplainTarget {
         char **pk;
         size_t n_pk;
         const char *column; /* subject mode: the column holding the subject key; NULL: the key */
+        const CatForeignKey *via; /* `referenced_by:` rules: the rows of `via->child` refer to the table's
+                                   * rows through it, and `column` is theirs; NULL otherwise */
 } ExplainTarget;
 
-/* The targets: the table `table` (subject NULL), or the subject's table and every rule table
- * with subject_column. Every target gets its primary-key columns (n_pk 0: it has none).
+/* The targets: the table `table` (subject NULL), or the subject's table, every rule table
+ * with subject_column, and every rule table whose rows the subject's reach through
+ * `referenced_by:`. Every target gets its primary-key columns (n_pk 0: it has none).
  * Returns 0 or a PgErrorClass with *err (PG_ERR_UNDEFINED: no such table). */
 int explain_targets(Pg *pg, const Policy *policy, CatCache *cache, const Subject *subject, const QualifiedName *table,
                     ExplainTarget **ret, size_t *n, PgError *err);

@@ -2358,8 +2358,17 @@ void explain_plan_done(ExplainPlan *e) {
         *e = (ExplainPlan) {};
 }
 
+const CatForeignKey *plan_referrer_fk(const CatCache *cache, const Rule *r) {
+        return referrer_fk(cache, cat_cache_find_name(cache, &r->table), r);
+}
+
 void plan_row_keys(const CatTable *t, char *const *pk, size_t n_pk, const char *where_column, unsigned limit,
                    PlanStatement *ret) {
+        plan_row_keys_via(t, pk, n_pk, where_column, NULL, limit, ret);
+}
+
+void plan_row_keys_via(const CatTable *t, char *const *pk, size_t n_pk, const char *where_column, const CatForeignKey *via,
+                       unsigned limit, PlanStatement *ret) {
         Gen g = {};
         StrBuf b = {};
         _cleanup_free_ char *tq = qualified_name_quote(&t->name);
@@ -2370,9 +2379,15 @@ void plan_row_keys(const CatTable *t, char *const *pk, size_t n_pk, const char *
         }
         strbuf_appendf(&b, " FROM %s t WHERE ", tq);
         if (where_column) {
-                _cleanup_free_ char *c = col("t", where_column);
+                /* via: the column is the referring table's, whose rows refer to t's through the key */
+                _cleanup_free_ char *c = col(via ? "rv" : "t", where_column);
                 _cleanup_free_ char *p = param(&g, PARAM_KEY, 0, NULL, "subject key");
-                strbuf_appendf(&b, "%s = %s ORDER BY ", c, p);
+                if (via) {
+                        _cleanup_free_ char *rq = qualified_name_quote(&via->child);
+                        _cleanup_free_ char *on = fk_join(via, "rv", "t");
+                        strbuf_appendf(&b, "EXISTS (SELECT 1 FROM %s rv WHERE %s AND %s = %s) ORDER BY ", rq, on, c, p);
+                } else
+                        strbuf_appendf(&b, "%s = %s ORDER BY ", c, p);
                 for (size_t i = 0; i < n_pk; i++) {
                         _cleanup_free_ char *o = col("t", pk[i]);
                         strbuf_appendf(&b, "%s%s", i ? ", " : "", o);

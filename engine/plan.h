@@ -197,6 +197,14 @@ void explain_plan_done(ExplainPlan *e);
  * every row WHERE column = PARAM_KEY 0 ordered by the key, at most `limit` rows. */
 void plan_row_keys(const CatTable *t, char *const *pk, size_t n_pk, const char *where_column, unsigned limit,
                    PlanStatement *ret);
+/* The same for the rows of t that rows of another table refer to through the foreign key `via`,
+ * whose column `where_column` (of that table) is PARAM_KEY 0 (`referenced_by:`: the addresses of a
+ * customer); via NULL: plan_row_keys(). */
+void plan_row_keys_via(const CatTable *t, char *const *pk, size_t n_pk, const char *where_column, const CatForeignKey *via,
+                       unsigned limit, PlanStatement *ret);
+/* The foreign key through which a `referenced_by:` rule's referring rows refer to its table, or
+ * NULL (no such table, column or key). */
+const CatForeignKey *plan_referrer_fk(const CatCache *cache, const Rule *r);
 
 /* Code of another role that a rule's statements would make PostgreSQL run as the engine's role
  * (catalog.h, CatUntrusted): triggers and rules that fire on what the rule does to its table

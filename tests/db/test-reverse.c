@@ -159,6 +159,15 @@ static void test_reverse_oracle(void **state) {
         rt_assert_contains(out, "not covered: it is not the subject's alone (no row of shop.customer refers to it through"
                                 " address_id, or a row of another table refers to it too)");
         free(out);
+        /* explain --subject: the customer's row, its rentals, and the address it refers to (shared
+         * with customer 101: held by 101's activity) */
+        rt_expect(0, &out, NULL, "-p", POLICY, "-d", ciz, "explain", "--subject", "customer", "100");
+        rt_assert_contains(out, "shop.address address_id=100\n");
+        rt_assert_contains(out, "shop.customer customer_id=100\n");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", POLICY, "-d", ciz, "explain", "--subject", "customer", "101", "--json");
+        rt_assert_contains(out, "{\"table\":\"shop.address\",\"key\":{\"address_id\":\"100\"},");
+        free(out);
         rt_expect(0, &out, NULL, "-p", POLICY, "-d", ciz, "explain", "shop.rental", "51", "--json");
         rt_assert_contains(out, "{\"hold\":\"payment-records\",\"kind\":\"derived\"");
         rt_assert_contains(out, "\"applies\":true");
