@@ -1302,6 +1302,42 @@ static void check_subject_catalog(const Rule *r, const CatTable *t, Findings *fs
         }
 }
 
+/* The evidence tables of the rule's derived holds: the table, its age and subject columns, the index. */
+static void check_hold_tables(const Rule *r, const CatCache *cache, Findings *fs) {
+        PlanFinding *x;
+        for (size_t i = 0; i < r->n_holds; i++) {
+                const Hold *h = r->holds[i];
+                if (h->registry)
+                        continue;
+                const CatTable *ht = cat_cache_find_name(cache, &h->table);
+                _cleanup_free_ char *hn = qualified_name_display(&h->table);
+                if (!ht) {
+                        x = finding(fs, true, h->table_loc.line ? &h->table_loc : &h->loc,
+                                    xasprintf("hold \"%s\": relation \"%s\" does not exist", h->name, hn));
+                        x->missing_table = &h->table;
+                        continue;
+                }
+                const CatColumn *hc = cat_table_column(ht, h->column);
+                if (!hc || !kind_sql_type(hc->kind)) {
+                        x = finding(fs, true, h->column_loc.line ? &h->column_loc : &h->loc,
+                                    xasprintf("hold \"%s\": column \"%s\" of %s must exist and be timestamptz, timestamp or date",
+                                              h->name, h->column, hn));
+                        if (!hc)
+                                x->hint = column_hint(ht, h->column);
+                }
+                if (!cat_table_column(ht, h->subject_column)) {
+                        x = finding(fs, true, h->subject_column_loc.line ? &h->subject_column_loc : &h->loc,
+                                    xasprintf("hold \"%s\": subject column \"%s\" does not exist in table %s", h->name,
+                                              h->subject_column, hn));
+                        x->hint = column_hint(ht, h->subject_column);
+                } else if (!cat_table_has_index_on(ht, h->subject_column))
+                        finding(fs, false, h->subject_column_loc.line ? &h->subject_column_loc : &h->loc,
+                                xasprintf("hold \"%s\": no index on %s (%s): every held-row check reads the table;"
+                                          " fix: CREATE INDEX CONCURRENTLY ON %s (%s);",
+                                          h->name, hn, h->subject_column, hn, h->subject_column));
+        }
+}
+
 size_t plan_check_rule_findings(const Policy *policy, const Rule *r, const CatCache *cache, PlanFinding **ret, size_t *n_ret) {
         Findings fs = { .v = *ret, .n = *n_ret };
         size_t n_errors = 0;
@@ -1342,37 +1378,7 @@ size_t plan_check_rule_findings(const Policy *policy, const Rule *r, const CatCa
                 check_referrer_catalog(r, t, cache, &fs);
         else if (r->subject)
                 check_subject_catalog(r, t, &fs);
-        for (size_t i = 0; i < r->n_holds; i++) {
-                const Hold *h = r->holds[i];
-                if (h->registry)
-                        continue;
-                const CatTable *ht = cat_cache_find_name(cache, &h->table);
-                _cleanup_free_ char *hn = qualified_name_display(&h->table);
-                if (!ht) {
-                        x = finding(&fs, true, h->table_loc.line ? &h->table_loc : &h->loc,
-                                    xasprintf("hold \"%s\": relation \"%s\" does not exist", h->name, hn));
-                        x->missing_table = &h->table;
-                        continue;
-                }
-                const CatColumn *hc = cat_table_column(ht, h->column);
-                if (!hc || !kind_sql_type(hc->kind)) {
-                        x = finding(&fs, true, h->column_loc.line ? &h->column_loc : &h->loc,
-                                    xasprintf("hold \"%s\": column \"%s\" of %s must exist and be timestamptz, timestamp or date",
-                                              h->name, h->column, hn));
-                        if (!hc)
-                                x->hint = column_hint(ht, h->column);
-                }
-                if (!cat_table_column(ht, h->subject_column)) {
-                        x = finding(&fs, true, h->subject_column_loc.line ? &h->subject_column_loc : &h->loc,
-                                    xasprintf("hold \"%s\": subject column \"%s\" does not exist in table %s", h->name,
-                                              h->subject_column, hn));
-                        x->hint = column_hint(ht, h->subject_column);
-                } else if (!cat_table_has_index_on(ht, h->subject_column))
-                        finding(&fs, false, h->subject_column_loc.line ? &h->subject_column_loc : &h->loc,
-                                xasprintf("hold \"%s\": no index on %s (%s): every held-row check reads the table;"
-                                          " fix: CREATE INDEX CONCURRENTLY ON %s (%s);",
-                                          h->name, hn, h->subject_column, hn, h->subject_column));
-        }
+        check_hold_tables(r, cache, &fs);
 
         if (!t->can_select)
                 finding(&fs, true, &r->loc, xasprintf("rule \"%s\": permission denied: the role cannot SELECT from %s", r->name, tn))
