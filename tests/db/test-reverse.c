@@ -440,6 +440,50 @@ static void test_delete_with_late_reference(void **state) {
         PQfinish(c);
 }
 
+/* A partitioned customer table: a row that stays is told from the deleted ones by (tableoid, ctid),
+ * not by ctid alone. Customer 2 (due, in the old partition) and customer 3 (kept, in the young
+ * one) share address 2 and have the same ctid, each in its partition: address 2 stays. */
+static void test_delete_with_partitioned(void **state) {
+        (void) state;
+        char *ci, *out;
+        ci = pgtest_create_db(rt_pg, "delete_with_part");
+        rt_expect(0, NULL, NULL, "-d", ci, "migrate");
+        PGconn *c = pgtest_connect(ci);
+        pgtest_exec(c, "CREATE SCHEMA p; CREATE TABLE p.addr (id int PRIMARY KEY, line text NOT NULL)");
+        pgtest_exec(c, "CREATE TABLE p.cust (id int, addr_id int REFERENCES p.addr, last_active timestamptz NOT NULL,"
+                       " PRIMARY KEY (id, last_active)) PARTITION BY RANGE (last_active)");
+        pgtest_exec(c, "CREATE TABLE p.cust_old PARTITION OF p.cust FOR VALUES FROM (MINVALUE) TO ('2000-01-01')");
+        pgtest_exec(c, "CREATE TABLE p.cust_new PARTITION OF p.cust FOR VALUES FROM ('2000-01-01') TO (MAXVALUE)");
+        pgtest_exec(c, "CREATE INDEX ON p.cust (addr_id); CREATE INDEX ON p.cust (last_active)");
+        pgtest_exec(c, "INSERT INTO p.addr SELECT a, 'Street ' || a FROM generate_series(1, 4) a");
+        pgtest_exec(c, "INSERT INTO p.cust VALUES (1, 1, '1990-01-01'), (2, 2, '1990-01-02'), (4, 3, '1990-01-03'),"
+                       " (6, 4, now() - interval '1 year'), (3, 2, now() - interval '1 year'), (5, 3, '2001-01-01')");
+        rt_assert_sql(c, "1", "SELECT count(*) FROM p.cust a JOIN p.cust b ON a.ctid = b.ctid AND a.id = 2 AND b.id = 3");
+        char *eci = pgtest_engine_role(ci, "with_part_role", "p.cust, p.addr", NULL);
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  customers:\n"
+                              "    clause: c\n"
+                              "    table: p.cust\n"
+                              "    column: last_active\n"
+                              "    retain: 5 years\n"
+                              "    action: delete\n"
+                              "    delete_with: [{ table: p.addr, through: addr_id }]\n");
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "audit", "--json");
+        rt_assert_contains(out, "\"deleted_with\":{\"p.addr\":2}");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "run", "--json");
+        rt_assert_contains(out, "\"rows_deleted\":4,");
+        rt_assert_contains(out, "\"partitions_dropped\":0,");
+        free(out);
+        rt_assert_sql(c, "3,6", "SELECT string_agg(id::text, ',' ORDER BY id) FROM p.cust");
+        rt_assert_sql(c, "2,4", "SELECT string_agg(id::text, ',' ORDER BY id) FROM p.addr");
+        free(pol);
+        free(eci);
+        free(ci);
+        PQfinish(c);
+}
+
 /* check -d: a foreign key into the table that would delete or change rows (ON DELETE SET NULL,
  * CASCADE) is refused at the table, so is a column without a foreign key to it; loading refuses
  * delete_with on a rule that anonymises. RESTRICT (customer.address_id) is not refused: it is
@@ -531,6 +575,7 @@ int main(void) {
                 cmocka_unit_test(test_reverse_checkd),
                 cmocka_unit_test(test_delete_with_oracle),
                 cmocka_unit_test(test_delete_with_late_reference),
+                cmocka_unit_test(test_delete_with_partitioned),
                 cmocka_unit_test(test_delete_with_checkd),
         };
         return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
