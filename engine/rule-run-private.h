@@ -33,6 +33,8 @@ struct RuleRun {
         const EnforceOptions *o;
         Plan *plan;
         RuleResult res;
+        int64_t run_id;    /* the run's row in the trail */
+        char *started_db;  /* the database's now() when the cutoffs were computed: the rule run's start */
         char **slot_values;
         size_t n_slots;
         char *last_key;
@@ -64,8 +66,6 @@ struct RuleRun {
         char *cascade_names; /* text[] literal of their display names */
         long cascade_self; /* -1: not one of them */
         bool held_tallied; /* the tally ran before the while_held phase could move any age */
-        int64_t run_id;    /* the run's row in the trail */
-        char *started_db;  /* the database's now() when the cutoffs were computed: the rule run's start */
         bool idle;         /* no row was due at the start (probe_idle()): nothing was begun */
 };
 
