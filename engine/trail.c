@@ -142,6 +142,53 @@ static int trail_rule_record(Pg *pg, const RuleResult *res, PgError *err) {
         return 0;
 }
 
+/* Whether the rule run has a per-hold or per-table count to record (trail_rule_record()). */
+static bool has_counts_by_name(const RuleResult *res) {
+        for (size_t i = 0; i < res->n_holds; i++)
+                if (res->holds[i].rows != 0)
+                        return true;
+        for (size_t i = 0; i < res->n_fks; i++)
+                if (res->fks[i].rows != 0)
+                        return true;
+        return false;
+}
+
+/* A rule run that never began (no row was due, or it ended before its cutoffs) and has no count
+ * by hold or table: begun, finished and sealed by one statement, which is its own transaction.
+ * fin: finish_rule_run()'s parameters after its id. */
+static int trail_rule_whole(Pg *pg, int64_t run_id, const char *started, RuleResult *res, const char *const *fin,
+                            PgError *err) {
+        char id[32];
+        snprintf(id, sizeof(id), "%" PRId64, run_id);
+        _cleanup_free_ char *tn = qualified_name_display(&res->rule->table);
+        const char *p[17] = { id, res->rule->name, res->rule->clause, tn, action_to_string(res->rule->action), started,
+                              res->cutoff };
+        for (size_t i = 0; i < 10; i++)
+                p[7 + i] = fin[i];
+        _cleanup_pgresult_ PGresult *r = NULL;
+        /* The subquery (kept apart by OFFSET 0) begins the rule run; the function that finishes
+         * it takes its id, so runs after it. */
+        int k = pg_exec(pg, &r, err,
+                        "SELECT b.id, f.sealed_seq, encode(f.sealed_hash, 'hex')"
+                        " FROM (SELECT retention.begin_rule_run($1::bigint, $2, $3, $4, $5, coalesce($6::timestamptz, now()),"
+                        " $7::timestamptz) AS id OFFSET 0) b,"
+                        " LATERAL retention.finish_rule_run(b.id, $8, $9, $10, $11::bigint, $12::bigint, $13::bigint,"
+                        " $14::bigint, $15::bigint, $16::bigint, $17::bigint) f",
+                        17, p);
+        if (k)
+                return k;
+        if (PQntuples(r) != 1) {
+                pg_error_set(err, NULL, NULL, NULL, "the audit trail did not record the rule run of rule \"%s\"",
+                             res->rule->name);
+                return PG_ERR_OTHER;
+        }
+        res->rule_run_id = pg_int64_at(r, 0, 0);
+        res->chain_seq = pg_int64_at(r, 0, 1);
+        free(res->chain_hash);
+        res->chain_hash = xstrdup(PQgetvalue(r, 0, 2));
+        return 0;
+}
+
 /* The rule run's per-hold and per-table counts, its final row and its seal into the hash chain
  * (retention.finish_rule_run, which seals with retention.seal_rule_run), in one transaction: a
  * finished rule run is always sealed, and a sealed one is always complete. A seal waits for a
@@ -167,6 +214,12 @@ int trail_rule_end(Pg *pg, int64_t run_id, const char *started, RuleResult *res,
                 }
                 if (PQtransactionStatus(pg->conn) == PQTRANS_INERROR)
                         pg_rollback_quietly(pg);
+                if (res->rule_run_id < 0 && !has_counts_by_name(res)) {
+                        k = trail_rule_whole(pg, run_id, started, res, p + 1, err);
+                        if (k == 0 || (k != PG_ERR_TRANSIENT && k != PG_ERR_LOCK_TIMEOUT))
+                                return k;
+                        continue;
+                }
                 k = pg_exec0(pg, NULL, err, "BEGIN");
                 if (k)
                         return k;
