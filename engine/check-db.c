@@ -594,6 +594,71 @@ static int check_partition_fks(Pg *pg, Check *ck, const Rule *r, const CatTable 
         return 0;
 }
 
+/* Rows of a table (its statistics) from which an anonymise rule's repeat runs are worth a partial
+ * index: below it a run reads its due rows again in well under a millisecond or so. */
+#define TODO_INDEX_MIN_ROWS 10000
+
+/* Whether PostgreSQL would scan a partial index on the age column for `not_done` (alias t):
+ * planned with sequential scans off, a scan with no condition on an index's columns has only an
+ * index whose predicate the statement implies, so an index name in the plan that is such an index
+ * of the table (or of a partition) is the proof. enable_seqscan is the session's again after. */
+static int todo_index_used(Pg *pg, const CatTable *t, const char *column, const char *not_done, bool *used, PgError *err) {
+        _cleanup_pgresult_ PGresult *was = NULL, *off = NULL, *ex = NULL, *back = NULL, *res = NULL;
+        int k = pg_exec0(pg, &was, err, "SELECT current_setting('enable_seqscan')");
+        if (k)
+                return k;
+        k = pg_exec0(pg, &off, err, "SELECT set_config('enable_seqscan', 'off', false)");
+        if (k)
+                return k;
+        _cleanup_free_ char *tq = qualified_name_quote(&t->name);
+        _cleanup_free_ char *sql = xasprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s t WHERE %s", tq, not_done);
+        k = pg_exec0(pg, &ex, err, sql);
+        const char *bp[] = { PQgetvalue(was, 0, 0) };
+        PgError e2 = {};
+        int k2 = pg_exec(pg, &back, k ? &e2 : err, "SELECT set_config('enable_seqscan', $1, false)", 1, bp);
+        pg_error_done(&e2);
+        if (k || k2)
+                return k ? k : k2;
+        char oid[16];
+        snprintf(oid, sizeof(oid), "%u", t->oid);
+        const char *p[] = { PQgetvalue(ex, 0, 0), oid, column };
+        k = pg_exec(pg, &res, err,
+                    "SELECT EXISTS (SELECT 1 FROM jsonb_path_query($1::jsonb, '$.**.\"Index Name\"') n"
+                    " JOIN pg_class c ON c.relname = n #>> '{}' JOIN pg_index i ON i.indexrelid = c.oid"
+                    " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+                    " WHERE (i.indrelid = $2::oid OR i.indrelid IN (SELECT relid FROM pg_partition_tree($2::oid))) AND a.attname = $3"
+                    " AND i.indpred IS NOT NULL AND i.indisvalid)",
+                    3, p);
+        if (k)
+                return k;
+        *used = streq(PQgetvalue(res, 0, 0), "t");
+        return 0;
+}
+
+/* An anonymise rule on a large table without the partial index of the rows still to anonymise
+ * (plan_todo_index()): every run reads every due row again, those it anonymised before included;
+ * the warning gives the CREATE INDEX that makes a run with nothing to change read (almost) none. */
+static int check_todo_index(Pg *pg, Check *ck, const Rule *r, const CatTable *t, PgError *err) {
+        _cleanup_free_ char *create = NULL, *not_done = NULL;
+        if (!t->can_select || t->reltuples < TODO_INDEX_MIN_ROWS || cat_table_is_citus(t)
+            || !plan_todo_index(r, t, &create, &not_done))
+                return 0;
+        bool used = false;
+        int k = todo_index_used(pg, t, r->column, not_done, &used, err);
+        if (k || used)
+                return k;
+        _cleanup_free_ char *tn = qualified_name_display(&t->name);
+        _cleanup_free_ char *m = xasprintf("rule \"%s\": no partial index of the rows still to anonymise on %s, so every run"
+                                           " reads every due row again, those it anonymised already included;"
+                                           " fix: %s",
+                                           r->name, tn, create);
+        Diagnostic *x = add_at(ck->d, SEVERITY_WARNING, r, &r->column_loc, m);
+        diag_set_hint(x, "With it a run with nothing to change reads none of them, whatever the size of the table; the"
+                         " index must keep exactly this WHERE clause (PostgreSQL uses it only for the statements whose"
+                         " conditions imply it), and a change of the rule's columns needs a new one.");
+        return 0;
+}
+
 /* Locates a finding of plan_check_rule_findings() and says what exit status it asks for. */
 static int add_finding(Pg *pg, Check *ck, const Rule *rule, const PlanFinding *f, PgError *err) {
         /* A hold's finding is located at the hold: once, however many rules use it. */
@@ -695,6 +760,8 @@ static int check_rule(Pg *pg, Check *ck, const Policy *p, const Rule *rule, cons
                         k = check_partition_fks(pg, ck, rule, t, err);
                 for (size_t j = 0; k == 0 && rule->action == ACTION_ANONYMISE && j < rule->n_columns; j++)
                         k = check_column_catalog(pg, ck, rule, t, &rule->columns[j], err);
+                if (k == 0)
+                        k = check_todo_index(pg, ck, rule, t, err);
                 for (size_t j = 0; k == 0 && rule->has_while_held && j < rule->n_while_held_columns; j++)
                         k = check_column_catalog(pg, ck, rule, t, &rule->while_held_columns[j], err);
         }

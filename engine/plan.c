@@ -148,9 +148,10 @@ static char *cut_expr(Gen *g, size_t slot, ColumnKind k) {
         return xasprintf("(%s::timestamptz)::%s", p, kind_sql_type(k));
 }
 
+/* alias.column; the column alone without an alias (an index predicate names no table). */
 static char *col(const char *alias, const char *column) {
         _cleanup_free_ char *q = ident_quote(column);
-        return xasprintf("%s.%s", alias, q);
+        return alias ? xasprintf("%s.%s", alias, q) : TAKE_PTR(q);
 }
 
 static char *new_alias(Gen *g, const char *prefix) {
@@ -646,12 +647,37 @@ static char *anon_expr(Gen *g, const ColumnMethod *m, ColumnKind k, const char *
         }
 }
 
-/* Is the column already in its anonymised form? Always true or false, never NULL. */
+/* A string as an SQL literal in ASCII alone: E'...' with quotes and backslashes doubled, control
+ * and non-ASCII bytes as \xHH escapes: the policy's bytes as they are, and nothing in it can end
+ * the literal, whatever standard_conforming_strings and an ASCII-based client encoding say. */
+static char *sql_literal(const char *s) {
+        StrBuf b = {};
+        strbuf_append(&b, "E'");
+        for (const unsigned char *c = (const unsigned char *) s; *c; c++) {
+                if (*c == '\'' || *c == '\\')
+                        strbuf_appendf(&b, "%c%c", *c, *c);
+                else if (*c < 0x20 || *c >= 0x7f)
+                        strbuf_appendf(&b, "\\x%02x", *c);
+                else
+                        strbuf_appendf(&b, "%c", *c);
+        }
+        strbuf_append(&b, "'");
+        return strbuf_steal(&b);
+}
+
+/* Is the column already in its anonymised form? Always true or false, never NULL. Constants and
+ * the column only, never a parameter: PostgreSQL proves a partial index's predicate
+ * (plan_todo_index()) from a statement's constants, and a parameter is not one in a generic plan
+ * (a redact value is therefore a literal here, and a parameter in the SET list). */
 static char *done_expr(Gen *g, const ColumnMethod *m, ColumnKind k, const char *x) {
         if (m->method == METHOD_NULL)
                 return xasprintf("%s IS NULL", x);
         if (m->method == METHOD_HASH)
                 return xasprintf("(%s IS NULL OR (%s)::text ~ '^%s[0-9a-f]{64}$')", x, x, HASH_PREFIX);
+        if (m->method == METHOD_REDACT) {
+                _cleanup_free_ char *v = sql_literal(m->redact_value);
+                return xasprintf("(%s IS NULL OR %s IS NOT DISTINCT FROM %s::text)", x, x, v);
+        }
         _cleanup_free_ char *a = anon_expr(g, m, k, x);
         return xasprintf("(%s IS NULL OR %s IS NOT DISTINCT FROM %s)", x, x, a);
 }
@@ -672,6 +698,49 @@ static char *all_done_expr(Gen *g, const ColumnMethod *cols, size_t n, const cha
         }
         strbuf_append(&b, ")");
         return strbuf_steal(&b);
+}
+
+/* Whether PostgreSQL can take the column's done_expr() as an index predicate: immutable functions
+ * only (date_trunc of a timestamptz or a date, and a cast of a time to text, depend on TimeZone);
+ * a type not named here is not proven immutable, so it is not offered. */
+static bool done_indexable(const ColumnMethod *m, ColumnKind k) {
+        switch (m->method) {
+        case METHOD_NULL:
+        case METHOD_REDACT:
+                return true;
+        case METHOD_HASH:
+        case METHOD_TRUNCATE_IP:
+                return k == COLKIND_TEXT || k == COLKIND_INET || k == COLKIND_CIDR;
+        case METHOD_EMAIL_DOMAIN:
+                return k == COLKIND_TEXT;
+        case METHOD_TRUNCATE_DATE:
+                return k == COLKIND_TIMESTAMP;
+        default:
+                return false;
+        }
+}
+
+bool plan_todo_index(const Rule *r, const CatTable *t, char **create_sql, char **not_done_t) {
+        *create_sql = *not_done_t = NULL;
+        if (r->action != ACTION_ANONYMISE || !r->n_columns || !cat_table_column(t, r->column))
+                return false;
+        for (size_t i = 0; i < r->n_columns; i++) {
+                const CatColumn *c = cat_table_column(t, r->columns[i].column);
+                if (!c || !done_indexable(&r->columns[i], c->kind))
+                        return false;
+        }
+        Plan pl = { .table = t, .rule = r };
+        Gen g = { .plan = &pl };
+        _cleanup_free_ char *bare = all_done_expr(&g, r->columns, r->n_columns, NULL);
+        _cleanup_free_ char *with_t = all_done_expr(&g, r->columns, r->n_columns, "t");
+        _cleanup_free_ char *tq = qualified_name_quote(&t->name);
+        _cleanup_free_ char *aq = ident_quote(r->column);
+        /* CREATE INDEX CONCURRENTLY is refused on a partitioned table */
+        *create_sql = xasprintf("CREATE INDEX%s ON %s (%s) WHERE NOT %s;", t->relkind == 'p' ? "" : " CONCURRENTLY", tq, aq,
+                                bare);
+        *not_done_t = xasprintf("NOT %s", with_t);
+        free(g.params); /* none: done_expr() registers no parameter */
+        return true;
 }
 
 static char *set_list(Gen *g, const ColumnMethod *cols, size_t n, const char *alias) {

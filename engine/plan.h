@@ -134,6 +134,14 @@ int plan_build(const Policy *policy, const Rule *rule, const CatCache *cache, Pl
  * that pastes it, aggregates, window and set-returning functions are errors. NULL when the rule
  * has no where. Caller frees. */
 char *plan_where_check_sql(const Rule *r, const CatTable *t);
+/* The partial index that serves an anonymise rule's runs over rows it already anonymised: on the
+ * age column, of the rows still to anonymise, WHERE NOT (every column in its anonymised form) in
+ * exactly the form of the rule's statements, so that PostgreSQL proves the statements' predicate
+ * implies it and a repeat run reads an (almost) empty index instead of every due row. true with
+ * *create_sql (the CREATE INDEX to paste) and *not_done_t (the predicate for alias t, to EXPLAIN
+ * with), both the caller's to free; false (both NULL) for a delete rule, a missing column, or a
+ * method whose expression PostgreSQL would not take in an index predicate (not immutable). */
+bool plan_todo_index(const Rule *r, const CatTable *t, char **create_sql, char **not_done_t);
 void plan_free(Plan *p);
 static inline void plan_freep(Plan **p) {
         plan_free(*p);
