@@ -400,6 +400,51 @@ static void test_anonymise(void **state) {
         assert_null(p->partitions.sql);
 }
 
+/* The partial index of the rows still to anonymise: exactly the statements' "not done" test, with
+ * the column alone and constants (a redact value as a literal that nothing in it can end), and
+ * nothing for a method PostgreSQL would refuse in an index or for a delete rule. */
+static void test_todo_index(void **state) {
+        Fixture *x = *state;
+        const Plan *p = plan_of(x, "log-ip");
+        const Rule *r = p->rule;
+        char *create, *nd;
+        assert_true(plan_todo_index(r, p->table, &create, &nd));
+        assert_string_equal(create, "CREATE INDEX CONCURRENTLY ON \"app\".\"logs\" (\"at\") WHERE NOT ((\"ip\" IS NULL OR \"ip\""
+                                    " IS NOT DISTINCT FROM network(set_masklen(\"ip\", least(masklen(\"ip\"), CASE family(\"ip\")"
+                                    " WHEN 4 THEN 24 ELSE 48 END)))::inet) AND (\"agent\" IS NULL OR \"agent\" IS NOT DISTINCT"
+                                    " FROM E'[deleted]'::text));");
+        /* the same test as the batches', for alias t */
+        assert_contains(p->batch_bound.sql, nd);
+        assert_contains(p->tally.sql, nd);
+        free(create);
+        free(nd);
+
+        ColumnMethod cm[2] = { r->columns[0], r->columns[1] };
+        Rule copy = *r;
+        copy.columns = cm;
+        cm[1].redact_value = (char *) "it's \\'); DROP TABLE x; --\n\xc3\xa9";
+        assert_true(plan_todo_index(&copy, p->table, &create, &nd));
+        assert_contains(create, "(\"agent\" IS NULL OR \"agent\" IS NOT DISTINCT FROM"
+                                " E'it''s \\\\''); DROP TABLE x; --\\x0a\\xc3\\xa9'::text));");
+        free(create);
+        free(nd);
+
+        cm[0] = (ColumnMethod) { .column = (char *) "at", .method = METHOD_TRUNCATE_DATE, .precision = PRECISION_MONTH };
+        assert_false(plan_todo_index(&copy, p->table, &create, &nd));
+        assert_null(create);
+        assert_null(nd);
+        cm[0] = (ColumnMethod) { .column = (char *) "at", .method = METHOD_HASH };
+        assert_false(plan_todo_index(&copy, p->table, &create, &nd));
+        cm[0] = (ColumnMethod) { .column = (char *) "agent", .method = METHOD_HASH };
+        assert_true(plan_todo_index(&copy, p->table, &create, &nd));
+        free(create);
+        free(nd);
+        cm[0] = (ColumnMethod) { .column = (char *) "no_such_column", .method = METHOD_NULL };
+        assert_false(plan_todo_index(&copy, p->table, &create, &nd));
+        assert_false(plan_todo_index(plan_of(x, "logs")->rule, p->table, &create, &nd));
+        assert_null(create);
+}
+
 static void test_where(void **state) {
         Fixture *x = *state;
         /* The administrator's where is pasted, parenthesised, in every statement that selects; the
@@ -435,6 +480,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_golden),    cmocka_unit_test(test_delete_with_holds), cmocka_unit_test(test_while_held),
                 cmocka_unit_test(test_anonymise), cmocka_unit_test(test_where),             cmocka_unit_test(test_partitions),
+                cmocka_unit_test(test_todo_index),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
