@@ -594,10 +594,6 @@ static int check_partition_fks(Pg *pg, Check *ck, const Rule *r, const CatTable 
         return 0;
 }
 
-/* Rows of a table (its statistics) from which an anonymise rule's repeat runs are worth a partial
- * index: below it a run reads its due rows again in well under a millisecond or so. */
-#define TODO_INDEX_MIN_ROWS 10000
-
 /* Whether PostgreSQL would scan a partial index on the age column for `not_done` (alias t):
  * planned with sequential scans off, a scan with no condition on an index's columns has only an
  * index whose predicate the statement implies, so an index name in the plan that is such an index
@@ -635,10 +631,8 @@ static int todo_index_used(Pg *pg, const CatTable *t, const char *column, const 
         return 0;
 }
 
-/* An anonymise rule on a large table without the partial index of the rows still to anonymise
- * (plan_todo_index()): every run reads every due row again, those it anonymised before included;
- * the warning gives the CREATE INDEX that makes a run with nothing to change read (almost) none. */
-static int check_todo_index(Pg *pg, Check *ck, const Rule *r, const CatTable *t, PgError *err) {
+int check_todo_index(Pg *pg, const Rule *r, const CatTable *t, char **warning, PgError *err) {
+        *warning = NULL;
         _cleanup_free_ char *create = NULL, *not_done = NULL;
         if (!t->can_select || t->reltuples < TODO_INDEX_MIN_ROWS || cat_table_is_citus(t)
             || !plan_todo_index(r, t, &create, &not_done))
@@ -648,10 +642,18 @@ static int check_todo_index(Pg *pg, Check *ck, const Rule *r, const CatTable *t,
         if (k || used)
                 return k;
         _cleanup_free_ char *tn = qualified_name_display(&t->name);
-        _cleanup_free_ char *m = xasprintf("rule \"%s\": no partial index of the rows still to anonymise on %s, so every run"
-                                           " reads every due row again, those it anonymised already included;"
-                                           " fix: %s",
-                                           r->name, tn, create);
+        *warning = xasprintf("no partial index of the rows still to anonymise on %s, so every run reads every due row"
+                             " again, those it anonymised already included; fix: %s",
+                             tn, create);
+        return 0;
+}
+
+/* check -d's warning of check_todo_index(), located at the rule's age column. */
+static int add_todo_index(Pg *pg, Check *ck, const Rule *r, const CatTable *t, PgError *err) {
+        _cleanup_free_ char *m = NULL;
+        int k = check_todo_index(pg, r, t, &m, err);
+        if (k || !m)
+                return k;
         Diagnostic *x = add_at(ck->d, SEVERITY_WARNING, r, &r->column_loc, m);
         diag_set_hint(x, "With it a run with nothing to change reads none of them, whatever the size of the table; the"
                          " index must keep exactly this WHERE clause (PostgreSQL uses it only for the statements whose"
@@ -761,7 +763,7 @@ static int check_rule(Pg *pg, Check *ck, const Policy *p, const Rule *rule, cons
                 for (size_t j = 0; k == 0 && rule->action == ACTION_ANONYMISE && j < rule->n_columns; j++)
                         k = check_column_catalog(pg, ck, rule, t, &rule->columns[j], err);
                 if (k == 0)
-                        k = check_todo_index(pg, ck, rule, t, err);
+                        k = add_todo_index(pg, ck, rule, t, err);
                 for (size_t j = 0; k == 0 && rule->has_while_held && j < rule->n_while_held_columns; j++)
                         k = check_column_catalog(pg, ck, rule, t, &rule->while_held_columns[j], err);
         }

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "catalog.h"
 #include "diag.h"
 #include "pg.h"
 #include "policy.h"
@@ -23,3 +24,16 @@ typedef enum CheckVerdict {
  * PgErrorClass with *err when the check could not be done. */
 int check_database(Pg *pg, const Policy *p, const char *database_name, Diagnostics *d, size_t *n_checked,
                    CheckVerdict *verdict, PgError *err);
+
+/* Rows of a table (its statistics) from which an anonymise rule is worth the partial index of the
+ * rows still to anonymise (plan_todo_index()). */
+#define TODO_INDEX_MIN_ROWS 10000
+
+/* An anonymise rule on a table of TODO_INDEX_MIN_ROWS rows or more for which the planner would use
+ * no partial index of the rows still to anonymise: every run reads every due row again, those it
+ * anonymised before included. *warning says so and ends with the CREATE INDEX that makes a run
+ * with nothing to change read (almost) none (caller frees), or is NULL: the index serves, the
+ * table is small, or the rule's methods cannot be an index's predicate. Reads only (an EXPLAIN,
+ * with enable_seqscan set back to the session's value after it); check -d and audit use it.
+ * Return convention (as pg.h): 0, or a PgErrorClass with *err. */
+int check_todo_index(Pg *pg, const Rule *r, const CatTable *t, char **warning, PgError *err);

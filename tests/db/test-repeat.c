@@ -130,12 +130,22 @@ static char *todo_index_scenario(const char *name, bool with_index) {
         char *fix = strndup(at, strcspn(at, "\n"));
         free(err);
         assert_string_equal(fix, TODO_INDEX);
+        /* audit says the same */
+        char *want = rt_asprintf("  WARNING: no partial index of the rows still to anonymise on app.logs, so every run reads"
+                                 " every due row again, those it anonymised already included; fix: %s\n", TODO_INDEX);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "audit");
+        rt_assert_contains(out, want);
+        free(out);
+        free(want);
         if (with_index) {
                 pgtest_exec(c, "%s", fix);
                 rt_expect(0, NULL, &err, "-p", pol, "-d", eci, "check");
                 rt_assert_not_contains(err, "partial index");
                 assert_string_equal(err, "");
                 free(err);
+                rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "audit");
+                rt_assert_not_contains(out, "WARNING");
+                free(out);
         }
         free(fix);
         rt_assert_sql(c, with_index ? "t" : "f",
