@@ -482,7 +482,7 @@ def new_measurements(cl, a, pols, only):
                     r["rep_batches"].append(j2["batches"])
                     _, js3 = run_retentiond(cl, "b", pols["anonymise_none_due"])
                     j3 = rule_of(js3)
-                    assert j3["outcome"] == "success" and j3["rows_anonymised"] == 0 and j3["batches"] == 1, j3
+                    assert j3["outcome"] == "success" and j3["rows_anonymised"] == 0 and j3["batches"] <= 1, j3
                     r["none_rule"].append(j3["duration_usec"] / 1000.0)
             res[variant] = (r, {k: statistics.median(v) for k, v in r.items()})
         (r0, m0), (r, m) = res["plain"], res["todo"]

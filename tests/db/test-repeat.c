@@ -159,11 +159,12 @@ static char *todo_index_scenario(const char *name, bool with_index) {
         rt_assert_sql(c, "500", "SELECT count(*) FROM app.logs WHERE at >= now() - interval '7 days' AND " ORACLE_TODO);
         rt_assert_sql(c, young, "SELECT md5(string_agg(l::text, ',' ORDER BY id)) FROM app.logs l WHERE id > 12000");
 
-        /* Nothing left to change: one batch; with the index, the engine's statements read it. */
+        /* Nothing left to change: no batch (no row is due); with the index, the engine's
+         * statements read it. */
         char *scans = pgtest_value(c, TODO_IDX_SCANS);
         rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
         rt_assert_contains(out, "\"rows_deleted\":0,\"rows_anonymised\":0,\"rows_held\":0,\"rows_skipped\":0,");
-        rt_assert_contains(out, "\"batches\":1,");
+        rt_assert_contains(out, "\"batches\":0,");
         free(out);
         /* the engine's backend reports its statistics as it exits, just after the engine does */
         char *read = NULL;
@@ -199,7 +200,7 @@ static char *todo_index_scenario(const char *name, bool with_index) {
                                  " WHERE at >= now() - interval '7 days'");
         rt_assert_sql(c, "0", "SELECT count(*) FROM app.logs WHERE at < now() - interval '7 days' AND " ORACLE_TODO);
         rt_assert_sql(c, "500", "SELECT count(*) FROM app.logs WHERE at >= now() - interval '7 days' AND " ORACLE_TODO);
-        rt_assert_sql(c, "1/1/0/success 0/1/0/success 9000/n/0/success", TRAIL_ANON);
+        rt_assert_sql(c, "1/1/0/success 0/0/0/success 9000/n/0/success", TRAIL_ANON);
         char *digest = pgtest_value(c, "SELECT md5(string_agg(concat_ws('|', id, ip, ua, email, note), ',' ORDER BY id))"
                                        " FROM app.logs");
         free(kept);
