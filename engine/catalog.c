@@ -137,7 +137,9 @@ static int many_facts(Pg *pg, Many *m, bool *citus, PgError *err) {
                         " (SELECT a.attname FROM pg_partitioned_table pt"
                         "    JOIN pg_attribute a ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0]"
                         "   WHERE pt.partrelid = c.oid AND pt.partstrat = 'r' AND pt.partnatts = 1),"
-                        " to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL"
+                        " to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL,"
+                        " c.relhassubclass OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid),"
+                        " c.relispartition"
                         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                         " WHERE c.oid = ANY($1::oid[])");
         if (k)
@@ -159,6 +161,8 @@ static int many_facts(Pg *pg, Many *m, bool *citus, PgError *err) {
                         if (!PQgetisnull(r, row, 8))
                                 t->partition_column = xstrdup(PQgetvalue(r, row, 8));
                         t->citus = streq(PQgetvalue(r, row, 9), "t");
+                        t->has_children = streq(PQgetvalue(r, row, 10), "t");
+                        t->is_partition = streq(PQgetvalue(r, row, 11), "t");
                         *citus = *citus || t->citus;
                         break;
                 }

@@ -85,6 +85,9 @@ typedef struct CatTable {
         CatForeignKey *referenced_by; /* foreign keys of other tables pointing here */
         size_t n_referenced_by;
         bool can_select, can_delete, can_update;
+        /* Partitions or inheritance children (pg_class.relhassubclass, which may stay true after
+         * the last one went: a reason to be careful, never to be less so); a partition itself. */
+        bool has_children, is_partition;
         CatUntrusted *untrusted; /* code of another role on it or its partitions (catalog_load_untrusted) */
         size_t n_untrusted;
         /* what the list above was read from, as one string (catalog.c, UNTRUSTED_FINGERPRINT_SQL),

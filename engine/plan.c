@@ -421,7 +421,7 @@ static const CatForeignKey *with_fk(const CatTable *t, const CatTable *w, const 
  * statement deletes: that row's is kept. A row that came to refer to it after the snapshot makes
  * the statement fail at its end (foreign keys into it are NO ACTION or RESTRICT: check -d refuses
  * any other), so the rule's row is then skipped (foreign-key isolation) with the other's kept. */
-static char *with_ctes(const Gen *g, const Rule *r) {
+static char *with_ctes(Gen *g, const Rule *r) {
         StrBuf b = {};
         const CatTable *t = g->plan->table;
         for (size_t i = 0; i < r->n_delete_with; i++) {
@@ -431,7 +431,13 @@ static char *with_ctes(const Gen *g, const Rule *r) {
                         continue;
                 _cleanup_free_ char *wq = qualified_name_quote(&w->name);
                 _cleanup_free_ char *pc = col("w", fk->parent_columns[0]);
-                strbuf_appendf(&b, ", with%zu AS (DELETE FROM %s w WHERE %s IN (SELECT c.w%zu FROM changed c)", i + 1, wq, pc, i + 1);
+                /* ONLY: check_delete_with_catalog() refuses a table with partitions or inheriting
+                 * tables; should one appear after the catalog was read, their rows stay out. A row
+                 * a hold protects (a rule's hold on that table, a derived hold's young evidence)
+                 * stays, as a cascade would leave it. */
+                _cleanup_free_ char *prot = protected_rows_expr(g, w, "w");
+                strbuf_appendf(&b, ", with%zu AS (DELETE FROM ONLY %s w WHERE %s IN (SELECT c.w%zu FROM changed c)%s%s%s", i + 1,
+                               wq, pc, i + 1, prot ? " AND NOT coalesce(" : "", prot ? prot : "", prot ? ", false)" : "");
                 for (size_t j = 0; j < w->n_referenced_by; j++) {
                         const CatForeignKey *o = &w->referenced_by[j];
                         _cleanup_free_ char *oq = qualified_name_quote(&o->child);
@@ -1355,6 +1361,18 @@ static void check_delete_with_catalog(const Rule *r, const CatTable *t, const Ca
                 if (!w->can_delete)
                         finding(fs, true, tl, xasprintf("rule \"%s\": permission denied: the role cannot DELETE from %s", r->name, wn))
                                 ->permission = true;
+                /* A foreign key may refer to a partition or an inheriting table alone, and a
+                 * partition's rows are reached through its parent's foreign keys too: what refers
+                 * to such rows is not what refers to the table. Refused rather than half-checked. */
+                if (w->relkind == 'p' || w->has_children || w->is_partition) {
+                        f = finding(fs, true, tl,
+                                    xasprintf("rule \"%s\": \"delete_with\" on %s, which %s, is not supported", r->name, wn,
+                                              w->is_partition ? "is a partition"
+                                              : w->relkind == 'p' ? "is partitioned"
+                                                                  : "has inheriting tables"));
+                        f->hint = xstrdup("delete_with deletes from one plain table, whose foreign keys are all the references"
+                                          " to its rows; delete the rows of a partitioned table with a rule of their own.");
+                }
                 check_with_referrers(r, x, w, cache, fs);
         }
 }
@@ -1676,7 +1694,9 @@ static void build_batch(Gen *g, const Rule *r) {
         size_t cut = slot_get(p, SLOT_CUTOFF, r, &r->retain, NULL);
         _cleanup_free_ char *ce = cut_expr(g, cut, p->age_kind);
         const char *ty = kind_sql_type(p->age_kind);
-        bool part = p->partitioned;
+        /* A ctid names a row only within one relation: with partitions or inheriting tables, the
+         * batch's rows are matched by (tableoid, ctid). */
+        bool part = p->partitioned || p->table->has_children;
 
         StrBuf b = {};
         strbuf_appendf(&b,
@@ -1743,7 +1763,9 @@ static void build_while_held(Gen *g, const Rule *r) {
         _cleanup_free_ char *trail = trail_cte(false, rr);
         size_t cut = slot_get(p, SLOT_CUTOFF, r, &r->retain, NULL);
         _cleanup_free_ char *ce = cut_expr(g, cut, p->age_kind);
-        bool part = p->partitioned;
+        /* A ctid names a row only within one relation: with partitions or inheriting tables, the
+         * batch's rows are matched by (tableoid, ctid). */
+        bool part = p->partitioned || p->table->has_children;
         /* Held rows only: a row that is not held is the normal action's business. */
         finish_statement(g, &p->while_held_batch,
                          xasprintf("WITH batch AS MATERIALIZED (SELECT t.ctid AS rid%s, %s AS k FROM %s t"
@@ -1887,7 +1909,10 @@ static char *with_count_expr(Gen *g, const Rule *r, size_t i) {
         _cleanup_free_ char *act = actionable_expr(&pg);
         preds_done(&pg);
         StrBuf b = {};
-        strbuf_appendf(&b, "(SELECT count(*) FROM %s w WHERE %s IN (SELECT %s FROM %s t WHERE %s)", wq, pc, gc, tq, act);
+        strbuf_appendf(&b, "(SELECT count(*) FROM ONLY %s w WHERE %s IN (SELECT %s FROM %s t WHERE %s)", wq, pc, gc, tq, act);
+        _cleanup_free_ char *prot = protected_rows_expr(g, w, "w");
+        if (prot)
+                strbuf_appendf(&b, " AND NOT coalesce(%s, false)", prot);
         for (size_t j = 0; j < w->n_referenced_by; j++) {
                 const CatForeignKey *o = &w->referenced_by[j];
                 _cleanup_free_ char *oq = qualified_name_quote(&o->child);
