@@ -49,14 +49,40 @@ int64_t breaker_budget(const RuleRun *rr) {
         return left > 0 ? left : 0;
 }
 
-/* *ret: the planner's estimate of the due rows (from the table's statistics), or INT64_MAX when
- * there is none (then the rows are counted). Returns 0, or PG_ERR_CONNECTION with *err: a lost
- * connection is the rule's error, not a missing estimate. */
-static int planner_estimate(RuleRun *rr, int64_t *ret, PgError *err) {
+#define PLAN_ROWS "\"Plan Rows\": "
+#define REMOTE_PLAN "\"Remote Plan\""
+
+/* Citus, a distributed table (Plan.slices): the coordinator's statistics of it are a shell's (0
+ * rows), and its planner answers 100,000 rows for any statement on it. The shards' own estimates
+ * are in EXPLAIN when it shows every task (citus.explain_all_tasks): the top plan node of each
+ * task's Remote Plan. Their sum, or -1 when the output does not show them all. */
+static int64_t shards_plan_rows(const char *json) {
+        if (!strstr(json, "\"Tasks Shown\": \"All\""))
+                return -1;
+        int64_t sum = 0;
+        bool any = false;
+        for (const char *p = strstr(json, REMOTE_PLAN); p; p = strstr(p + 1, REMOTE_PLAN)) {
+                const char *s = strstr(p, PLAN_ROWS);
+                if (!s)
+                        return -1;
+                sum += strtoll(s + strlen(PLAN_ROWS), NULL, 10);
+                any = true;
+        }
+        return any ? sum : -1;
+}
+
+/* The rows of an EXPLAIN (FORMAT JSON) `st` (a statement of the plan, or `sql` without
+ * parameters): the top node's, or on a slices plan the shards' sum. -1 when it failed or says
+ * nothing; PG_ERR_CONNECTION (returned, with *err) is the rule's error. */
+static int explain_rows(RuleRun *rr, const PlanStatement *st, const char *sql, int64_t *ret, PgError *err) {
         _cleanup_pgresult_ PGresult *r = NULL;
         PgError e = {};
-        *ret = INT64_MAX;
-        int k = rule_run_exec(rr, &rr->plan->breaker_estimate, &r, &e, NULL, NULL, 0);
+        *ret = -1;
+        int k = 0;
+        if (rr->plan->slices) /* the session's: it changes what EXPLAIN shows, nothing else */
+                k = pg_exec0(rr->pg, NULL, &e, "SELECT set_config('citus.explain_all_tasks', 'on', false)");
+        if (k == 0)
+                k = st ? rule_run_exec(rr, st, &r, &e, NULL, NULL, 0) : pg_exec(rr->pg, &r, &e, sql, 0, NULL);
         if (k == PG_ERR_CONNECTION) {
                 *err = e;
                 return k;
@@ -64,10 +90,39 @@ static int planner_estimate(RuleRun *rr, int64_t *ret, PgError *err) {
         pg_error_done(&e);
         if (k || PQntuples(r) < 1)
                 return 0;
-        const char *s = strstr(PQgetvalue(r, 0, 0), "\"Plan Rows\": ");
-        if (s)
-                *ret = strtoll(s + strlen("\"Plan Rows\": "), NULL, 10);
+        const char *json = PQgetvalue(r, 0, 0), *s = strstr(json, PLAN_ROWS);
+        if (rr->plan->slices)
+                *ret = shards_plan_rows(json);
+        else if (s)
+                *ret = strtoll(s + strlen(PLAN_ROWS), NULL, 10);
         return 0;
+}
+
+/* *ret: the planner's estimate of the due rows (from the table's statistics), or INT64_MAX when
+ * there is none (then the rows are counted). Returns 0, or PG_ERR_CONNECTION with *err: a lost
+ * connection is the rule's error, not a missing estimate. */
+static int planner_estimate(RuleRun *rr, int64_t *ret, PgError *err) {
+        int64_t n;
+        int k = explain_rows(rr, &rr->plan->breaker_estimate, NULL, &n, err);
+        *ret = n < 0 ? INT64_MAX : n;
+        return k;
+}
+
+/* The table's rows by its statistics (catalog_row_estimate()); on a slices plan, by its shards'
+ * (shards_plan_rows()), and by the coordinator's catalog only when they cannot be read. */
+static int table_estimate(RuleRun *rr, int64_t *rows, bool *analysed, PgError *err) {
+        if (rr->plan->slices) {
+                _cleanup_free_ char *q = qualified_name_quote(&rr->plan->table->name);
+                _cleanup_free_ char *sql = xasprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s t", q);
+                int64_t n;
+                int k = explain_rows(rr, NULL, sql, &n, err);
+                if (k || n >= 0) {
+                        *rows = n;
+                        *analysed = true;
+                        return k;
+                }
+        }
+        return catalog_row_estimate(rr->pg, rr->plan->table, rows, analysed, err);
 }
 
 /* The rule table's rows, counted (every partition). */
@@ -89,14 +144,14 @@ int breaker_check(RuleRun *rr, PgError *err) {
         RuleResult *res = &rr->res;
         int64_t rows = 0;
         bool analysed = false;
-        int k = catalog_row_estimate(rr->pg, rr->plan->table, &rows, &analysed, err);
+        int k = table_estimate(rr, &rows, &analysed, err);
         if (k)
                 return k;
         if (analysed && rows < r->breaker_min_rows) {
                 /* Statistics that call the table small exempt it from max_fraction: they must not be
                  * taken on trust, since a table analysed while empty, statistics gone stale, or a
-                 * table whose rows PostgreSQL's catalog does not see (a Citus coordinator's shell)
-                 * all say 0. Count: the count is cheap exactly when the table is small, and when
+                 * table whose rows PostgreSQL's catalog does not see (a Citus coordinator's shell,
+                 * when its shards' estimates cannot be read) all say 0. Count: the count is cheap exactly when the table is small, and when
                  * it is not, the estimate was wrong and the count is what keeps the breaker. */
                 k = count_table_rows(rr, &rows, err);
                 if (k)
@@ -128,6 +183,8 @@ int breaker_check(RuleRun *rr, PgError *err) {
                 k = planner_estimate(rr, &estimate, err);
                 if (k)
                         return k;
+                if (rr->plan->slices && estimate != INT64_MAX)
+                        rr->slice_estimate = estimate; /* also the first slice's density */
         }
         if (rr->o->dry_run)
                 due = res->actionable; /* the tally already counted them */
@@ -142,6 +199,8 @@ int breaker_check(RuleRun *rr, PgError *err) {
                 if (k)
                         return k;
                 due = pg_int64_at(c, 0, 0);
+                if (rr->plan->slices)
+                        slices_seed(rr, TAKE_PTR(c)); /* also where the first slice starts */
         }
         res->breaker_rows = due;
         if (due <= limit)
@@ -194,9 +253,13 @@ void breaker_trip(RuleRun *rr) {
         PgError e = {};
         int64_t n = breaker_main_changed(rr), limit = rr->res.breaker_limit;
         _cleanup_free_ char *detail =
-                n > limit ? xasprintf("The run changed %" PRId64 " rows, more than the limit of %" PRId64 "; it stopped there.",
-                                      n, limit)
-                          : xasprintf("The run changed %" PRId64 " rows, the limit, and more are due; it stopped there.", n);
+                n > limit    ? xasprintf("The run changed %" PRId64 " rows, more than the limit of %" PRId64 "; it stopped there.",
+                                         n, limit)
+                : n == limit ? xasprintf("The run changed %" PRId64 " rows, the limit, and more are due; it stopped there.", n)
+                             /* Citus's slices: the next slice held more rows than the limit had left. */
+                             : xasprintf("The run changed %" PRId64 " rows; more are due than the %" PRId64
+                                         " the limit of %" PRId64 " has left; it stopped there.",
+                                         n, limit - n, limit);
         pg_error_set(&e, NULL, detail,
                      "Check retain, the database clock and the age column; run with --force if this is expected.",
                      "circuit breaker tripped for rule \"%s\" during the run", rr->rule->name);

@@ -52,7 +52,13 @@ static void print_plan(FILE *f, const Policy *policy, const CatCache *cache, Pla
                                 &check);
                 plan_statement_done(&check);
         }
-        print_statement(f, "fast path, each batch: the upper end of the next batch's range of age values, by the index",
+        print_statement(f, "slices (Citus, a distributed table), once: the first due age, the due rows and the span to the"
+                           " cutoff, from which the slices' width is cut",
+                        &plan->batch_start);
+        print_statement(f, "slices, once, when the circuit breaker estimated the due rows: the first due age and the span",
+                        &plan->batch_first);
+        print_statement(f, plan->slices ? "slices, each batch: the upper end of the next slice, the last key plus its width"
+                                        : "fast path, each batch: the upper end of the next batch's range of age values, by the index",
                         &plan->batch_bound);
         print_statement(f, "fast path, each batch: the rows of that range, in the same transaction", &plan->batch_range);
         print_statement(f, "one batch (its own transaction), repeated from the last key until it selects nothing, where the"
@@ -61,6 +67,8 @@ static void print_plan(FILE *f, const Policy *policy, const CatCache *cache, Pla
         print_statement(f, "foreign-key isolation (a batch failed on a reference): the batch's rows", &plan->row_by_row_select);
         print_statement(f, "foreign-key isolation: then each row on its own", &plan->row_by_row_delete);
         print_statement(f, "while held: anonymise held rows, in batches", &plan->while_held_batch);
+        print_statement(f, "while held on Citus, slices, once: the first held age to anonymise, their rows and the span",
+                        &plan->while_held_start);
         print_statement(f, "while held on Citus, each batch: the upper end of the next range of held rows", &plan->while_held_bound);
         print_statement(f, "while held on Citus: the held rows of that range, in the same transaction", &plan->while_held_range);
         print_statement(f, "tally: due, held, skipped and overdue rows after the run", &plan->tally);

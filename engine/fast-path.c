@@ -57,6 +57,7 @@ void fast_path_release(RuleRun *rr) {
  * the while_held phase's. */
 typedef struct FastPair {
         const PlanStatement *bound, *range;
+        const PlanStatement *start; /* slices: the phase's first age and density */
         const char *bound_name, *range_name;
         bool *prepared;
         bool main; /* the main phase: the rule's own action, its cascades counted */
@@ -64,10 +65,10 @@ typedef struct FastPair {
 
 static FastPair fast_pair(RuleRun *rr) {
         if (rr->phase == PHASE_WHILE_HELD)
-                return (FastPair) { &rr->plan->while_held_bound, &rr->plan->while_held_range, WHILE_HELD_BOUND,
-                                    WHILE_HELD_STATEMENT, &rr->prepared_while_held, false };
-        return (FastPair) { &rr->plan->batch_bound, &rr->plan->batch_range, FAST_PATH_BOUND, FAST_PATH_STATEMENT,
-                            &rr->prepared, true };
+                return (FastPair) { &rr->plan->while_held_bound, &rr->plan->while_held_range, &rr->plan->while_held_start,
+                                    WHILE_HELD_BOUND, WHILE_HELD_STATEMENT, &rr->prepared_while_held, false };
+        return (FastPair) { &rr->plan->batch_bound, &rr->plan->batch_range, &rr->plan->batch_start, FAST_PATH_BOUND,
+                            FAST_PATH_STATEMENT, &rr->prepared, true };
 }
 
 /* Prepares the fast path's two statements on first use. 0, OUTCOME_SLOW_PATH (the table's lock
@@ -123,6 +124,73 @@ static int begin_batch(RuleRun *rr, bool citus, PgError *err) {
         return k;
 }
 
+/* The bound's answer: the range's upper end in *upper (NULL: the range reaches the cutoff) and
+ * whether it is a tie. OUTCOME_SLOW_PATH when the range cannot be taken this way, else 0. */
+static int read_bound(RuleRun *rr, PGresult *rb, bool citus, const char **upper, bool *tie) {
+        *upper = PQgetisnull(rb, 0, 0) ? NULL : PQgetvalue(rb, 0, 0);
+        /* No range can follow (batch_size rows aged -infinity): the rest of this rule run takes
+         * the SKIP LOCKED batches, whose keyset includes its start. */
+        bool stuck = *upper && streq(*upper, rr->last_key ? rr->last_key : "-infinity");
+        /* batch_size rows or more share the range's one age value (a busy day of a date column):
+         * a range of them has no size limit. This batch goes by SKIP LOCKED, LIMIT batch_size; the
+         * fast path resumes after it. Citus has no SKIP LOCKED batch: the range of that one age
+         * value is taken as it is, all its rows, unless the breaker's limit has fewer left. */
+        *tie = streq(PQgetvalue(rb, 0, 1), "t");
+        if (stuck)
+                rr->fast_ok = false;
+        return stuck || (*tie && !citus) ? OUTCOME_SLOW_PATH : 0;
+}
+
+/* Before the COMMIT of a range that has no size limit (Citus: a tie, or any slice) and changed
+ * more rows than the breaker's limit has left: undone, and true. This is what keeps the limit on
+ * Citus, where no batch has a LIMIT: each batch's count is compared with breaker_budget() in the
+ * batch's own transaction, before its COMMIT, and a batch over it is rolled back whole (its trail
+ * counter with it), so the committed batches never add up to more than the limit. A slice is then
+ * tried again narrower (slices_narrow()); when it cannot be (one age value holds more rows than
+ * are left, or too many tries), the breaker trips: more rows are due than the limit allows. A tie
+ * of the probe's ranges leaves the rest of the rule for the next run. */
+static bool undo_over_limit(RuleRun *rr, bool tie, int64_t changed, CascadeMark *before) {
+        if (!(tie || rr->plan->slices) || changed <= breaker_budget(rr))
+                return false;
+        pg_rollback_quietly(rr->pg);
+        cascade_mark_done(before);
+        rr->swept_cleanly = false;
+        if (!rr->plan->slices)
+                rule_run_end_phase(rr);
+        else if (!slices_narrow(rr, changed))
+                breaker_trip(rr);
+        return true;
+}
+
+/* After a committed batch of `changed` rows that took `dt`: the result's counts, the next batch's
+ * size (and slice), pacing, and where the next range starts (`upper`; NULL: the phase is over). */
+static void batch_done(RuleRun *rr, const FastPair *fp, bool del, int64_t changed, uint64_t dt, uint64_t next,
+                       const char *upper) {
+        rr->res.batches++;
+        if (del)
+                rr->res.deleted += changed;
+        else
+                rr->res.anonymised += changed;
+        if (!fp->main)
+                rr->while_held_changed += changed;
+        if (!rr->plan->slices)
+                pace_adapt_batch_size(rr, rr->batch_size, dt);
+        else {
+                /* A slice holds what the density said, more or fewer: its own rows give the rate,
+                 * unless they were too few to tell it from a distributed commit's fixed cost. */
+                if (changed >= slices_target(rr) / 2)
+                        pace_adapt_batch_size(rr, changed, dt);
+                slices_next(rr, changed);
+        }
+        pace_after_batch(rr, dt, 1, next);
+        if (!upper) {
+                rule_run_end_phase(rr);
+                return;
+        }
+        free(rr->last_key);
+        rr->last_key = xstrdup(upper);
+}
+
 /* One fast-path batch, in one transaction: the range's upper end, the change, and the audit
  * trail's counters, so the trail never claims more than happened. Returns 0, OUTCOME_SLOW_PATH
  * (take this batch with SKIP LOCKED), or the PgErrorClass that ended the rule (rule_run_step_failed()). */
@@ -136,6 +204,11 @@ int fast_path_step(RuleRun *rr) {
         }
         FastPair fp = fast_pair(rr);
         int k = prepare_fast(rr, &fp, &err);
+        if (k == 0 && rr->plan->slices && !rr->slice_started) {
+                k = slices_begin(rr, fp.start, &err);
+                if (k == 0 && !rr->slice_started)
+                        return 0; /* nothing left to change in this phase */
+        }
         if (k == OUTCOME_SLOW_PATH) {
                 rr->swept_cleanly = false;
                 return OUTCOME_SLOW_PATH;
@@ -154,44 +227,23 @@ int fast_path_step(RuleRun *rr) {
                 k = cascade_mark(rr, &before, &err);
         if (k == 0)
                 k = exec_fast(rr, fp.bound, fp.bound_name, NULL, &rb, &err);
-        if (k == 0) {
-                upper = PQgetisnull(rb, 0, 0) ? NULL : PQgetvalue(rb, 0, 0);
-                /* No range can follow (batch_size rows aged -infinity): the rest of this rule run
-                 * takes the SKIP LOCKED batches, whose keyset includes its start. */
-                bool stuck = upper && streq(upper, rr->last_key ? rr->last_key : "-infinity");
-                /* batch_size rows or more share the range's one age value (a busy day of a date
-                 * column): a range of them has no size limit. This batch goes by SKIP LOCKED,
-                 * LIMIT batch_size; the fast path resumes after it. */
-                tie = streq(PQgetvalue(rb, 0, 1), "t");
-                /* Citus has no SKIP LOCKED batch: the range of that one age value is taken as it
-                 * is, all its rows, unless the breaker's limit has fewer left (below). */
-                if (stuck || (tie && !citus)) {
-                        pg_rollback_quietly(rr->pg);
-                        cascade_mark_done(&before);
-                        if (stuck)
-                                rr->fast_ok = false;
-                        rr->swept_cleanly = false;
-                        return OUTCOME_SLOW_PATH;
-                }
-                /* No row from the last key to the cutoff is to change: nothing for the range
-                 * statement to do, and nothing for it to walk again. */
-                if (!streq(PQgetvalue(rb, 0, 2), "0"))
-                        k = exec_fast(rr, fp.range, fp.range_name, upper, &rc, &err);
+        if (k == 0 && read_bound(rr, rb, citus, &upper, &tie) == OUTCOME_SLOW_PATH) {
+                pg_rollback_quietly(rr->pg);
+                cascade_mark_done(&before);
+                rr->swept_cleanly = false;
+                return OUTCOME_SLOW_PATH;
         }
+        /* No row from the last key to the cutoff is to change: nothing for the range statement
+         * to do, and nothing for it to walk again. */
+        if (k == 0 && !streq(PQgetvalue(rb, 0, 2), "0"))
+                k = exec_fast(rr, fp.range, fp.range_name, upper, &rc, &err);
         bool del = fp.main && rr->rule->action == ACTION_DELETE;
         if (k == 0) {
                 changed = rc ? strtoll(PQcmdTuples(rc), NULL, 10) : 0;
                 k = trail_rule_count(rr->pg, rr->res.rule_run_id, del ? changed : 0, del ? 0 : changed, 1, 0, &next, &err);
         }
-        if (k == 0 && tie && fp.main && changed > breaker_budget(rr)) {
-                /* Citus, a tie larger than what the breaker's limit has left: undone, and the rest
-                 * of the rule left for the next run, as a range the fast path cannot take. */
-                pg_rollback_quietly(rr->pg);
-                cascade_mark_done(&before);
-                rr->swept_cleanly = false;
-                rule_run_end_phase(rr);
+        if (k == 0 && fp.main && undo_over_limit(rr, tie, changed, &before))
                 return 0;
-        }
         if (k == 0 && fp.main)
                 k = cascade_record(rr, &before, changed, &delta, &err);
         if (k == 0)
@@ -210,7 +262,8 @@ int fast_path_step(RuleRun *rr) {
 
         if (k == PG_ERR_LOCK_TIMEOUT) {
                 /* A row of this range is locked by the application: take this batch row by row,
-                 * skipping locked rows, then come back to the fast path. */
+                 * skipping locked rows, then come back to the fast path (Citus: the range and the
+                 * rest of the rule are left for the next run, rule_run_step()). */
                 pg_error_done(&err);
                 rr->next_xid = 0; /* the failed statement may have taken an id too */
                 rr->swept_cleanly = false;
@@ -224,21 +277,6 @@ int fast_path_step(RuleRun *rr) {
         }
         if (k)
                 return rule_run_step_failed(rr, k, &err);
-
-        rr->res.batches++;
-        if (del)
-                rr->res.deleted += changed;
-        else
-                rr->res.anonymised += changed;
-        if (!fp.main)
-                rr->while_held_changed += changed;
-        pace_adapt_batch_size(rr, rr->batch_size, dt);
-        pace_after_batch(rr, dt, 1, next);
-        if (!upper) {
-                rule_run_end_phase(rr);
-                return 0;
-        }
-        free(rr->last_key);
-        rr->last_key = xstrdup(upper);
+        batch_done(rr, &fp, del, changed, dt, next, upper);
         return 0;
 }

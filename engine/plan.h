@@ -23,6 +23,7 @@ typedef enum ParamKind {
         PARAM_CTID,           /* one row (foreign-key isolation) */
         PARAM_TABLEOID,       /* that row's partition */
         PARAM_KEY,            /* explain: the row's primary-key value, slot = key column index */
+        PARAM_WIDTH,          /* Citus slices: the slice's width, microseconds (days for a date column) */
 } ParamKind;
 
 /* The hash method's key is never a parameter (the server may log parameters): a rule run that
@@ -78,7 +79,17 @@ typedef struct Plan {
         size_t n_slots;
         PlanStatement cutoffs; /* one row: text of every slot, in order */
 
-        PlanStatement batch_bound;      /* fast path: the upper end of the next batch_size rows by age (NULL: the cutoff) */
+        PlanStatement batch_bound;      /* fast path: the upper end of the next batch_size rows by age (NULL: the cutoff);
+                                         * slices: last key + width (NULL: the cutoff), on the coordinator alone */
+        /* Citus, a distributed table (slices): the fast path's batches are slices of the age span
+         * [first due age, cutoff), cut by rule-run's slices.c from the rows' density, with no
+         * statement that orders keys across shards. batch_start: once per phase, the first
+         * actionable age from the last key on, their number, and the span to the cutoff in the
+         * width's unit. while_held_start: the same over the held rows to anonymise. */
+        bool slices;
+        PlanStatement batch_start;
+        PlanStatement batch_first; /* batch_start without the count (NULL): the breaker estimated it */
+        PlanStatement while_held_start;
         PlanStatement batch_range;      /* fast path: DELETE/UPDATE of the actionable rows in [last key, upper end); count: command tag */
         PlanStatement batch;            /* rows one by one, FOR UPDATE SKIP LOCKED -> selected, changed, last key, next xid */
         PlanStatement while_held_batch; /* sql NULL when the rule has no while_held */

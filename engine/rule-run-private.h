@@ -1,5 +1,5 @@
 /* rule-run-private.h — the inside of a rule run, shared by its rooms only: rule-run.c, breaker.c,
- * partitions.c, fk-isolate.c, cascades.c, untrusted.c, pace.c, fast-path.c. Nothing else may
+ * partitions.c, fk-isolate.c, cascades.c, untrusted.c, pace.c, fast-path.c, slices.c. Nothing else may
  * include it: the rest of the engine sees rule-run.h.
  *
  * Return convention: as rule-run.h (0, a PgErrorClass > 0, or the PgOutcome < 0 a function's
@@ -19,6 +19,7 @@
 #define BATCH_TARGET_USEC_CITUS 100000 /* Citus: see pace_adapt_batch_size() */
 #define BATCH_MIN_ROWS 100
 #define BATCH_START_ROWS 1000
+#define BATCH_START_ROWS_CITUS 10000 /* the same start for BATCH_TARGET_USEC_CITUS */
 
 typedef enum Phase {
         PHASE_MAIN,
@@ -67,6 +68,15 @@ struct RuleRun {
         long cascade_self; /* -1: not one of them */
         bool held_tallied; /* the tally ran before the while_held phase could move any age */
         bool idle;         /* no row was due at the start (probe_idle()): nothing was begun */
+        /* Citus, a distributed table (Plan.slices): the batches are slices of the age span, cut in
+         * slices.c. Reset at each phase's start. */
+        bool slice_started;        /* the phase's first age and its rows are read (batch_start) */
+        int64_t slice_width;       /* the next slice's width: microseconds, or days for a date column */
+        int64_t slice_span;        /* from the first due age to the cutoff, same unit: no slice is wider */
+        double slice_density;      /* actionable rows per unit of age, as the last slice found them */
+        unsigned slice_undone;     /* slices undone in a row because the breaker's limit had fewer rows left */
+        PGresult *slice_seed;      /* the breaker's count, which is also the main phase's start, or NULL */
+        int64_t slice_estimate;    /* the breaker's estimate of the due rows (the shards'), or -1 */
 };
 
 /* A batch's own transaction: READ COMMITTED whatever default_transaction_isolation says, so
@@ -152,6 +162,24 @@ void pace_adapt_batch_size(RuleRun *rr, int64_t rows, uint64_t usec);
 void pace_before_batch(RuleRun *rr);
 void pace_after_batch(RuleRun *rr, uint64_t usec, unsigned own_xids, uint64_t next);
 void pace_gentle_wal(RuleRun *rr, bool on);
+
+/* ---- slices.c ---- */
+
+/* Before a phase's first slice: reads where its due rows start and how dense they are, and sets
+ * the last key to the first of them. 0 (rr->phase is over when none is left), OUTCOME_SLOW_PATH
+ * (the first age is -infinity: no slice can start there), or a PgErrorClass with err set. */
+int slices_begin(RuleRun *rr, const PlanStatement *start, PgError *err);
+/* The breaker's count on a slices plan (its statement is batch_start's from the first row):
+ * kept, and taken by slices_begin() for the main phase instead of a second pass. Takes `count`. */
+void slices_seed(RuleRun *rr, PGresult *count);
+/* After a slice of `changed` rows committed: the next slice's width. */
+void slices_next(RuleRun *rr, int64_t changed);
+/* A slice of `changed` rows was undone because the breaker's limit has fewer left: narrows the
+ * next one. False when it cannot be narrowed further (the rule must stop: the breaker). */
+bool slices_narrow(RuleRun *rr, int64_t changed);
+/* The rows the next slice aims at: the adaptive batch size, cut to what the breaker's limit has
+ * left in the main phase. */
+int64_t slices_target(const RuleRun *rr);
 
 /* ---- fast-path.c ---- */
 

@@ -118,6 +118,9 @@ void rule_run_bind(RuleRun *rr, const PlanStatement *st, Bind *b, const char *ct
                 case PARAM_TABLEOID:
                         b->values[i] = tableoid;
                         break;
+                case PARAM_WIDTH:
+                        b->values[i] = own(b, xasprintf("%" PRId64, rr->slice_width));
+                        break;
                 case PARAM_KEY:   /* explain only */
                 case PARAM_UPPER: /* set by exec_fast() */
                         b->values[i] = NULL;
@@ -267,6 +270,9 @@ static int start_plan(RuleRun *rr, CatCache *cache, PgError *err) {
                 cascade_targets(rr, cache);
         rr->res.has_index = rr->plan->has_age_index;
         rr->fast_ok = rr->plan->batch_range.sql != NULL;
+        /* Citus: batches aimed at BATCH_TARGET_USEC_CITUS start as many times larger. */
+        if (cat_table_is_citus(rr->plan->table))
+                rr->batch_size = rr->rule->batch_size < BATCH_START_ROWS_CITUS ? rr->rule->batch_size : BATCH_START_ROWS_CITUS;
         for (size_t i = 0; i < rr->plan->n_warnings; i++) {
                 rr->res.warnings = xreallocarray(rr->res.warnings, rr->res.n_warnings + 1, sizeof(char *));
                 rr->res.warnings[rr->res.n_warnings++] = xstrdup(rr->plan->warnings[i]);
@@ -361,6 +367,7 @@ int rule_run_start(Pg *pg, const Policy *p, const Rule *rule, CatCache *cache, c
         rr->batch_size = rule->batch_size < BATCH_START_ROWS ? rule->batch_size : BATCH_START_ROWS;
         rr->swept_cleanly = true;
         rr->cascade_self = -1;
+        rr->slice_estimate = -1;
         rr->cache = cache;
         rr->run_id = run_id;
         *ret = rr;
@@ -424,6 +431,10 @@ void rule_run_end_phase(RuleRun *rr) {
         free(rr->last_key);
         rr->last_key = NULL;
         rr->stalls = 0;
+        rr->slice_started = false; /* slices: the next phase reads its own start */
+        rr->slice_undone = 0;
+        slices_seed(rr, NULL);
+        rr->slice_estimate = -1;
         /* No pause at a phase's end, and pacing starts a fresh count with the next phase. */
         rr->pause_usec = 0;
         rr->next_xid = 0;
@@ -502,8 +513,9 @@ int rule_run_step(RuleRun *rr) {
                 return 0;
         /* The fast path's ranges hold fewer than batch_size rows; once the breaker's limit has
          * less left than that, the SKIP LOCKED batches, whose LIMIT is exact, finish the rule. */
-        /* Citus has no SKIP LOCKED batch (below): its ranges are cut to what the limit has left
-         * (batch_rows() sizes the bound's OFFSET). */
+        /* Citus has no SKIP LOCKED batch (below): a reference table's ranges are cut to what the
+         * limit has left (batch_rows() sizes the bound's LIMIT), a distributed table's slices are
+         * aimed at it and undone over it (fast-path.c, undo_over_limit()). */
         if (rr->phase == PHASE_MAIN && rr->fast_ok &&
             (breaker_budget(rr) >= rr->batch_size || cat_table_is_citus(rr->plan->table))) {
                 k = fast_path_step(rr);
@@ -708,6 +720,7 @@ void rule_run_free(RuleRun *rr) {
         free(rr->slot_values);
         free(rr->last_key);
         free(rr->started_db);
+        PQclear(rr->slice_seed);
         free(rr->fk_refused_table);
         free(rr->cascade_oids);
         free(rr->cascade_names);

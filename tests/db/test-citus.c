@@ -895,6 +895,13 @@ static void test_locked_row_distributed(void **state) {
                               " retention.rule_runs)) AND b.id NOT IN (SELECT id FROM app.events)");
         rt_assert_sql(c, "t", "SELECT rows_deleted = 4000 - (SELECT count(*) FROM app.events) FROM retention.rule_runs");
         rt_assert_sql(c, "t", "SELECT rows_deleted < " DUE_ROWS " FROM retention.rule_runs");
+        /* The slices go oldest first; the one that met the lock was undone and the rule stopped
+         * there: no row as young as the locked one went. The rest is counted skipped (the lock,
+         * on a shard, is not seen from the coordinator: not counted as locked). */
+        rt_assert_sql(c, "0", "SELECT count(*) FROM app.events_before b WHERE b.at >= (SELECT at FROM app.events_before"
+                              " WHERE id = 1001) AND b.id NOT IN (SELECT id FROM app.events)");
+        rt_assert_sql(c, "success|true|0", "SELECT outcome || '|' || (rows_skipped = " DUE_ROWS " - rows_deleted) || '|'"
+                                        " || rows_skipped_locked FROM retention.rule_runs");
 
         pgtest_exec(app, "COMMIT");
         PQfinish(app);
@@ -905,6 +912,167 @@ static void test_locked_row_distributed(void **state) {
                       "SELECT (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.events) ="
                       " (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.events_before"
                       "   WHERE at IS NULL OR at >= (SELECT max(cutoff) FROM retention.rule_runs))");
+        free(pol);
+        free(engine);
+        free(ci);
+        PQfinish(c);
+}
+
+/* ---- slices: the batches on a distributed table, cut from the rows' density ----
+ *
+ * The fast path on a distributed table takes the due age span in slices [lo, hi) of age values,
+ * each as wide as the density of the rows says holds the batch's target, with no statement that
+ * orders keys across shards. A delete rule on app.spread (3,000 rows one every 4 hours over 500
+ * days, an hour younger than whole 4 hours; a burst of 3,000 rows within 3 ms, 100 days old; 50
+ * NULL ages) with a registry hold on account 5, and one on app.visits, a date column (4,000 rows
+ * over 200 days, 20 of them on the cutoff's own day, and a burst of 2,000 rows on one day). */
+static const char slices_policy[] = "version: 1\n"
+                                    "subjects:\n"
+                                    "  account: { table: app.accounts, key: id }\n"
+                                    "holds:\n"
+                                    "  legal: { reason: \"operator holds\", subject: account, registry: true }\n"
+                                    "rules:\n"
+                                    "  spread:\n"
+                                    "    clause: \"Spread rows are deleted after 30 days\"\n"
+                                    "    table: app.spread\n"
+                                    "    subject: account\n"
+                                    "    subject_column: account_id\n"
+                                    "    column: at\n"
+                                    "    retain: 30 days\n"
+                                    "    holds: [legal]\n"
+                                    "    action: delete\n"
+                                    "    batch_size: 500\n"
+                                    "    max_fraction: 1\n"
+                                    "  visits:\n"
+                                    "    clause: \"Visits are deleted after 30 days\"\n"
+                                    "    table: app.visits\n"
+                                    "    column: day\n"
+                                    "    retain: 30 days\n"
+                                    "    action: delete\n"
+                                    "    batch_size: 500\n"
+                                    "    max_fraction: 1\n";
+
+static void make_slices_data(PGconn *c) {
+        pgtest_exec(c, "CREATE TABLE app.accounts (id bigint PRIMARY KEY, name text)");
+        pgtest_exec(c, "SELECT create_distributed_table('app.accounts', 'id')");
+        pgtest_exec(c, "INSERT INTO app.accounts SELECT g, 'account ' || g FROM generate_series(0, 96) g");
+        pgtest_exec(c, "CREATE TABLE app.spread (id bigint NOT NULL, account_id bigint NOT NULL, at timestamptz,"
+                       " PRIMARY KEY (account_id, id))");
+        pgtest_exec(c, "CREATE INDEX ON app.spread (at)");
+        pgtest_exec(c, "SELECT create_distributed_table('app.spread', 'account_id', colocate_with => 'app.accounts')");
+        pgtest_exec(c, "INSERT INTO app.spread SELECT g, g %% 97, now() - interval '1 hour' - g * interval '4 hours'"
+                       " FROM generate_series(1, 3000) g");
+        pgtest_exec(c, "INSERT INTO app.spread SELECT g, g %% 97, now() - interval '100 days' + (g - 10000) * interval '1 microsecond'"
+                       " FROM generate_series(10001, 13000) g");
+        pgtest_exec(c, "INSERT INTO app.spread SELECT g, g %% 97, NULL FROM generate_series(20001, 20050) g");
+        pgtest_exec(c, "ANALYZE app.spread");
+        pgtest_exec(c, "CREATE TABLE app.spread_before AS SELECT * FROM app.spread");
+        pgtest_exec(c, "CREATE TABLE app.visits (id bigint NOT NULL, account_id bigint NOT NULL, day date NOT NULL,"
+                       " PRIMARY KEY (account_id, id))");
+        pgtest_exec(c, "CREATE INDEX ON app.visits (day)");
+        pgtest_exec(c, "SELECT create_distributed_table('app.visits', 'account_id', colocate_with => 'app.accounts')");
+        pgtest_exec(c, "INSERT INTO app.visits SELECT g, g %% 97, current_date - g %% 200 FROM generate_series(1, 4000) g");
+        pgtest_exec(c, "INSERT INTO app.visits SELECT g, g %% 97, current_date - 100 FROM generate_series(5001, 7000) g");
+        pgtest_exec(c, "ANALYZE app.visits");
+        pgtest_exec(c, "CREATE TABLE app.visits_before AS SELECT * FROM app.visits");
+}
+
+static void test_slices_distributed(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = citus_db("citus_slices", &ci);
+        make_slices_data(c);
+        char *engine = pgtest_engine_role(ci, "retentiond", "app.spread, app.visits", "app.accounts");
+        char *pol = rt_policy(slices_policy);
+        char *out;
+        /* Slices, not the bound probe: no ORDER BY across the shards. */
+        rt_expect(0, &out, NULL, "-p", pol, "-d", engine, "audit", "--sql");
+        rt_assert_contains(out, "-- slices, each batch: the upper end of the next slice, the last key plus its width\n"
+                                "SELECT CASE WHEN s.h < $3::timestamptz THEN s.h::text END, false, 1 FROM (SELECT $1::timestamptz"
+                                " + $2::bigint * interval '1 microsecond' AS h) s;\n");
+        rt_assert_contains(out, "SELECT CASE WHEN s.h < ($3::timestamptz)::date THEN s.h::text END, false, 1 FROM (SELECT $1::date + $2::int"
+                                " AS h) s;\n");
+        free(out);
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", engine, "hold", "add", "account", "5", "--reason", "case 7", "--by", "dpo");
+        rt_expect(0, &out, NULL, "-p", pol, "-d", engine, "run");
+        rt_assert_contains(out, "success");
+        free(out);
+        /* spread: 2,821 + 3,000 rows due (g >= 180, and the burst), 29 + 30 of them account 5's. */
+        rt_assert_sql(c, "success|5762|59", "SELECT outcome || '|' || rows_deleted || '|' || rows_held FROM retention.rule_runs"
+                                            " WHERE rule = 'spread'");
+        rt_assert_sql(c, "288", "SELECT count(*) FROM app.spread");
+        /* 0 wrong (a row kept by the recorded cutoff, the hold or a NULL age, gone), 0 missed. */
+        rt_assert_sql(c, "0", "SELECT count(*) FROM app.spread_before b WHERE (b.at IS NULL OR b.account_id = 5 OR b.at >= (SELECT"
+                              " cutoff FROM retention.rule_runs WHERE rule = 'spread')) AND b.id NOT IN (SELECT id FROM app.spread)");
+        rt_assert_sql(c, "0", "SELECT count(*) FROM app.spread s WHERE s.account_id <> 5 AND s.at < (SELECT cutoff FROM"
+                              " retention.rule_runs WHERE rule = 'spread')");
+        rt_assert_sql(c, "t",
+                      "SELECT (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.spread) ="
+                      " (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.spread_before"
+                      "   WHERE at IS NULL OR account_id = 5 OR at >= (SELECT cutoff FROM retention.rule_runs WHERE rule = 'spread'))");
+        /* The held account keeps every row, due or not. */
+        rt_assert_sql(c, "61", "SELECT count(*) FROM app.spread WHERE account_id = 5");
+        /* visits: g % 200 in 31 .. 199 (3,380) and the burst day (2,000); the 20 rows of the cutoff's
+         * own day are not older than it and stay, with the 600 younger ones. */
+        rt_assert_sql(c, "success|5380", "SELECT outcome || '|' || rows_deleted FROM retention.rule_runs WHERE rule = 'visits'");
+        rt_assert_sql(c, "620|20|0", "SELECT count(*) || '|' || count(*) FILTER (WHERE day = current_date - 30) || '|'"
+                                     " || count(*) FILTER (WHERE day < current_date - 30) FROM app.visits");
+        rt_assert_sql(c, "t",
+                      "SELECT (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.visits) ="
+                      " (SELECT string_agg(id::text, ',' ORDER BY id) FROM app.visits_before WHERE day >= current_date - 30)");
+        /* A second run finds nothing. */
+        rt_expect(0, &out, NULL, "-p", pol, "-d", engine, "run");
+        free(out);
+        rt_assert_sql(c, "0|0", "SELECT string_agg(rows_deleted::text, '|' ORDER BY rule) FROM retention.rule_runs"
+                                " WHERE run_id = (SELECT max(id) FROM retention.runs)");
+        free(pol);
+        free(engine);
+        free(ci);
+        PQfinish(c);
+}
+
+/* Slices and the breaker's running limit. The breaker reads a distributed table's rows and due
+ * rows from its shards' statistics (EXPLAIN with every task shown), as it reads a plain table's;
+ * here they were taken when 10,000 young rows were all there was, and 210,000 rows a second apart,
+ * all due, came after (no autovacuum): the estimate of the due rows is far under half of max_rows
+ * (100,000), so nothing is counted first, and the slices, which have no LIMIT, must stop at the
+ * limit themselves: a slice that changed more rows than the limit had left is undone before its
+ * COMMIT, and the next one is cut narrower. The run stops with the breaker at the limit exactly,
+ * having deleted the oldest rows only; the trail counts them. */
+static void test_slices_breaker(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = citus_db("citus_slices_breaker", &ci);
+        pgtest_exec(c, "CREATE TABLE app.big (id bigint PRIMARY KEY, at timestamptz NOT NULL) WITH (autovacuum_enabled = false)");
+        pgtest_exec(c, "CREATE INDEX ON app.big (at)");
+        pgtest_exec(c, "SELECT create_distributed_table('app.big', 'id')");
+        pgtest_exec(c, "INSERT INTO app.big SELECT g, now() - interval '1 day' + g * interval '1 second' FROM generate_series(1, 10000) g");
+        pgtest_exec(c, "ANALYZE app.big");
+        /* The higher the id, the older. */
+        pgtest_exec(c, "INSERT INTO app.big SELECT g, now() - interval '60 days' - (g - 10000) * interval '1 second'"
+                       " FROM generate_series(10001, 220000) g");
+        char *engine = pgtest_engine_role(ci, "retentiond", "app.big", NULL);
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  big:\n"
+                              "    clause: \"Rows are deleted after 30 days\"\n"
+                              "    table: app.big\n"
+                              "    column: at\n"
+                              "    retain: 30 days\n"
+                              "    action: delete\n"
+                              "    max_rows: 100000\n"
+                              "    max_fraction: 1\n");
+        char *out, *err;
+        rt_expect(1, &out, &err, "-p", pol, "-d", engine, "--json", "run");
+        rt_assert_contains(out, "\"rows_deleted\":100000,");
+        rt_assert_contains(out, "\"breaker_limit\":100000,\"breaker_counted\":-1,");
+        rt_assert_contains(err, "circuit breaker tripped for rule \"big\" during the run");
+        rt_assert_contains(err, "The run changed 100000 rows, the limit, and more are due; it stopped there.");
+        free(out);
+        free(err);
+        rt_assert_sql(c, "breaker|100000", "SELECT outcome || '|' || rows_deleted FROM retention.rule_runs");
+        /* The 100,000 oldest went: ids 120,001 .. 220,000; 1 .. 120,000 are left. */
+        rt_assert_sql(c, "120000|120000|1", "SELECT count(*) || '|' || max(id) || '|' || min(id) FROM app.big");
         free(pol);
         free(engine);
         free(ci);
@@ -925,6 +1093,8 @@ int main(void) {
                 cmocka_unit_test(test_pace_off_distributed),
                 cmocka_unit_test(test_sigkill_distributed),
                 cmocka_unit_test(test_oracle_distributed),
+                cmocka_unit_test(test_slices_distributed),
+                cmocka_unit_test(test_slices_breaker),
         };
         /* CITUS_ONLY=test_name (a cmocka pattern): one test, for a quicker turn. */
         const char *only = getenv("CITUS_ONLY");
