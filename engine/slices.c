@@ -13,6 +13,8 @@
 
 /* Slices undone in a row (each more than the breaker's limit had left) before the rule stops. */
 #define SLICES_MAX_UNDONE 8
+/* The first slice from an estimate of the due rows covers at most this part of the span. */
+#define SLICES_FIRST_OF_SPAN 16
 
 int64_t slices_target(const RuleRun *rr) {
         int64_t n = rr->batch_size;
@@ -34,7 +36,7 @@ static int64_t width_for(const RuleRun *rr, double density) {
 
 /* The phase's start from a row of finish_slice_start()'s statement: 0, the phase over (no row is
  * left to change), or OUTCOME_SLOW_PATH (-infinity). */
-static int start_from(RuleRun *rr, const PGresult *r, int64_t n) {
+static int start_from(RuleRun *rr, const PGresult *r, int64_t n, bool estimated) {
         if (n == 0 || PQgetisnull(r, 0, 1)) {
                 rule_run_end_phase(rr); /* nothing actionable from the last key to the cutoff */
                 return 0;
@@ -49,6 +51,10 @@ static int start_from(RuleRun *rr, const PGresult *r, int64_t n) {
          * slice before it (slices_next()). */
         rr->slice_density = (double) n / (double) rr->slice_span;
         rr->slice_width = width_for(rr, rr->slice_density);
+        /* An estimate from statistics gone stale may be far too low: the first slice then takes a
+         * sixteenth of the span at most, and the next ones grow from what it found. */
+        if (estimated && rr->slice_width > rr->slice_span / SLICES_FIRST_OF_SPAN)
+                rr->slice_width = rr->slice_span / SLICES_FIRST_OF_SPAN > 1 ? rr->slice_span / SLICES_FIRST_OF_SPAN : 1;
         rr->slice_undone = 0;
         rr->slice_started = true;
         return 0;
@@ -64,7 +70,7 @@ int slices_begin(RuleRun *rr, const PlanStatement *start, PgError *err) {
                 /* The breaker counted these rows a moment ago, from the first: no second pass.
                  * (A row inserted since, older than the first one then, is left for the next run.) */
                 _cleanup_pgresult_ PGresult *seed = TAKE_PTR(rr->slice_seed);
-                return start_from(rr, seed, pg_int64_at(seed, 0, 0));
+                return start_from(rr, seed, pg_int64_at(seed, 0, 0), false);
         }
         /* The breaker estimated the due rows from the shards' statistics a moment ago: the first
          * slice's density from that, and the first age by an index probe on every shard, not a
@@ -78,7 +84,7 @@ int slices_begin(RuleRun *rr, const PlanStatement *start, PgError *err) {
                 pg_error_done(err);
                 return OUTCOME_SLOW_PATH;
         }
-        return k ? k : start_from(rr, r, first ? rr->slice_estimate : pg_int64_at(r, 0, 0));
+        return k ? k : start_from(rr, r, first ? rr->slice_estimate : pg_int64_at(r, 0, 0), first);
 }
 
 void slices_next(RuleRun *rr, int64_t changed) {
