@@ -249,21 +249,26 @@ static int many_indexes(Pg *pg, Many *m, PgError *err) {
         return 0;
 }
 
-/* Foreign keys of other tables (and this one) that reference each table. Clones of a partitioned
- * table's constraint (conparentid <> 0) are represented by their parent. */
+/* Foreign keys of other tables (and this one) that reference each table or one of its
+ * partitions: a key declared to refer to one partition alone holds (NO ACTION), or is deleted
+ * with (CASCADE), the rows of that partition as much as one to the whole table, and is listed on
+ * the table. Clones of a partitioned table's constraint (conparentid <> 0), on either side, are
+ * represented by their parent. */
 static int many_foreign_keys(Pg *pg, Many *m, PgError *err) {
         _cleanup_pgresult_ PGresult *r = NULL;
         int k = many_exec(pg, m, &r, err,
-                        "SELECT con.confrelid, con.conname, con.conrelid, cn.nspname, cc.relname, con.confdeltype,"
-                        " ca.attname, pa.attname"
-                        " FROM pg_constraint con"
+                        "SELECT r.root, con.conname, con.conrelid, cn.nspname, cc.relname, con.confdeltype,"
+                        " ca.attname, pa.attname, con.confrelid <> r.root"
+                        " FROM unnest($1::oid[]) AS r(root)"
+                        " CROSS JOIN LATERAL (SELECT r.root AS relid UNION SELECT p.relid FROM pg_partition_tree(r.root) p) pt"
+                        " JOIN pg_constraint con ON con.confrelid = pt.relid"
                         " JOIN pg_class cc ON cc.oid = con.conrelid"
                         " JOIN pg_namespace cn ON cn.oid = cc.relnamespace"
                         " CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(ck, pk, ord)"
                         " JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.ck"
                         " JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pk"
-                        " WHERE con.contype = 'f' AND con.confrelid = ANY($1::oid[]) AND con.conparentid = 0"
-                        " ORDER BY con.confrelid, con.conrelid, con.conname, k.ord");
+                        " WHERE con.contype = 'f' AND con.conparentid = 0"
+                        " ORDER BY r.root, con.conrelid, con.conname, con.confrelid, k.ord");
         if (k)
                 return k;
         for (int i = 0; i < PQntuples(r); i++) {
@@ -281,6 +286,7 @@ static int many_foreign_keys(Pg *pg, Many *m, PgError *err) {
                                 .child_oid = child,
                                 .child = { .schema = xstrdup(PQgetvalue(r, i, 3)), .name = xstrdup(PQgetvalue(r, i, 4)) },
                                 .on_delete = PQgetvalue(r, i, 5)[0],
+                                .to_partition = streq(PQgetvalue(r, i, 8), "t"),
                         };
                 }
                 fk->child_columns = xreallocarray(fk->child_columns, fk->n_columns + 1, sizeof(char *));

@@ -37,6 +37,7 @@ typedef struct CatForeignKey {
         char **parent_columns;
         size_t n_columns;
         char on_delete; /* 'a' no action, 'r' restrict, 'c' cascade, 'n' set null, 'd' set default */
+        bool to_partition; /* declared to refer to one partition of the table alone */
 } CatForeignKey;
 
 /* Code that PostgreSQL would run as the engine's role when it changes or reads a table, and that

@@ -2113,13 +2113,18 @@ static void build_tally(Gen *g, const Rule *r) {
 
 static bool partitions_droppable(const Gen *g, const Rule *r) {
         const Plan *p = g->plan;
+        /* A key that refers to one partition alone keeps that partition from being dropped
+         * (partitions.c checks each before its drop, check -d notes it), not the others. */
+        size_t refs = 0;
+        for (size_t i = 0; i < p->table->n_referenced_by; i++)
+                refs += !p->table->referenced_by[i].to_partition;
         /* Citus: DETACH ... CONCURRENTLY is not supported on a distributed table, and the check
          * before a drop joins the coordinator's tables: the rows of expired partitions go in
          * batches like any others (check -d says so). */
         if (cat_table_is_citus(p->table))
                 return false;
         if (r->action != ACTION_DELETE || r->where || !p->partitioned || !p->table->partition_column ||
-            !streq(p->table->partition_column, r->column) || p->table->n_referenced_by > 0 || r->n_delete_with > 0)
+            !streq(p->table->partition_column, r->column) || refs > 0 || r->n_delete_with > 0)
                 return false;
         for (size_t i = 0; i < g->policy->n_rules; i++) {
                 const Rule *o = &g->policy->rules[i];

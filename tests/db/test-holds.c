@@ -276,6 +276,65 @@ static void test_cascade_into_held_rows(void **state) {
         free(ci);
 }
 
+/* The same, with sessions partitioned and the events' key declared to refer to one partition
+ * alone (no key on the partitioned table): the catalog lists it on the table, so the session of
+ * a held event stays and the cascade into the other is counted. As the least-privilege role. */
+static void test_cascade_from_partition_key(void **state) {
+        (void) state;
+        char *ci, *out;
+        PGconn *c = rt_db("holds_cascade_part", &ci);
+        pgtest_exec(c, "CREATE TABLE app.accounts (id int PRIMARY KEY)");
+        pgtest_exec(c, "INSERT INTO app.accounts VALUES (7), (8)");
+        pgtest_exec(c, "CREATE TABLE app.sessions (id int, at timestamptz NOT NULL, PRIMARY KEY (id)) PARTITION BY RANGE (id)");
+        pgtest_exec(c, "CREATE TABLE app.sessions_lo PARTITION OF app.sessions FOR VALUES FROM (MINVALUE) TO (100)");
+        pgtest_exec(c, "CREATE TABLE app.sessions_hi PARTITION OF app.sessions FOR VALUES FROM (100) TO (MAXVALUE)");
+        pgtest_exec(c, "CREATE INDEX ON app.sessions (at)");
+        pgtest_exec(c, "CREATE TABLE app.events (id int PRIMARY KEY, session_id int REFERENCES app.sessions_lo ON DELETE CASCADE,"
+                       " account_id int, at timestamptz)");
+        pgtest_exec(c, "CREATE INDEX ON app.events (at)");
+        pgtest_exec(c, "CREATE INDEX ON app.events (session_id)");
+        pgtest_exec(c, "INSERT INTO app.sessions SELECT i, now() - interval '30 days' FROM generate_series(1, 4) i");
+        pgtest_exec(c, "INSERT INTO app.sessions VALUES (150, now() - interval '30 days')");
+        /* session 1: a young event of held account 7; session 2: a young event of account 8;
+         * sessions 3 and 150: none */
+        pgtest_exec(c, "INSERT INTO app.events VALUES (101, 1, 7, now()), (201, 2, 8, now())");
+        pgtest_exec(c, "ANALYZE");
+        char *eci = pgtest_engine_role(ci, "cascade_part_engine", "app.sessions, app.events", "app.accounts");
+        char *pol = rt_policy("version: 1\n"
+                              "subjects:\n"
+                              "  account: { table: app.accounts, key: id }\n"
+                              "holds:\n"
+                              "  legal: { reason: \"operator holds\", subject: account, registry: true }\n"
+                              "rules:\n"
+                              "  sessions:\n"
+                              "    clause: \"sessions kept 7 days\"\n"
+                              "    table: app.sessions\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    action: delete\n"
+                              "    max_fraction: 1\n"
+                              "  events:\n"
+                              "    clause: \"events kept 7 days\"\n"
+                              "    table: app.events\n"
+                              "    subject: account\n"
+                              "    subject_column: account_id\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    holds: [legal]\n"
+                              "    action: delete\n");
+        rt_expect(0, NULL, NULL, "-p", pol, "-d", ci, "hold", "add", "account", "7", "--reason", "case 7");
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run", "--rule", "sessions");
+        rt_assert_contains(out, "\"rows_deleted\":4,\"rows_anonymised\":0,\"rows_held\":1,");
+        rt_assert_contains(out, "\"cascades\":[{\"table\":\"app.events\",\"rows_deleted\":1,");
+        free(out);
+        rt_assert_sql(c, "1", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.sessions");
+        rt_assert_sql(c, "101", "SELECT string_agg(id::text, ',' ORDER BY id) FROM app.events");
+        free(pol);
+        free(eci);
+        PQfinish(c);
+        free(ci);
+}
+
 static const char *PAYMENTS_POLICY = "version: 1\n"
                                      "rules:\n"
                                      "  accounts:\n"
@@ -589,6 +648,7 @@ int main(void) {
                 cmocka_unit_test(test_registry_holds),
                 cmocka_unit_test(test_derived_hold),
                 cmocka_unit_test(test_cascade_into_held_rows),
+                cmocka_unit_test(test_cascade_from_partition_key),
                 cmocka_unit_test(test_restrict_isolated),
                 cmocka_unit_test(test_restrict_below_cascade),
                 cmocka_unit_test(test_canonical_keys),
