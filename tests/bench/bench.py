@@ -15,6 +15,10 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RETENTIOND = None
+FLOOR = None
+# The fixed cost of a run as measured by a part (filled by new_measurements()), for the floor rows.
+FIXED = {}
 
 
 def sh(cmd, **kw):
@@ -411,6 +415,43 @@ def todo_index_sql(cl, db, policy_file):
     return m.group(1)
 
 
+def floor_measurement(cl, db, n=31):
+    """What every run costs before it does anything of its own, measured here as run_retentiond()
+    measures a run: tests/bench/floor.c, linked against exactly retentiond's libraries, started
+    and exited (process), and with one connection and SELECT 1 (connection); /bin/true; and peak
+    RSS of floor.c with its connection. Medians of n."""
+    def median_ms(cmd):
+        ts = []
+        for _ in range(n):
+            t0 = time.monotonic()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            ts.append((time.monotonic() - t0) * 1000.0)
+        return statistics.median(ts)
+    r = subprocess.run(["/usr/bin/time", "-f", "maxrss %M", FLOOR, cl.conninfo(db)], env=cl.env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("maxrss ")]
+    if r.returncode or not lines:
+        sys.exit(f"bench: bench-floor exited {r.returncode}: {r.stderr}")
+    return {"true": median_ms(["/bin/true"]), "proc": median_ms([FLOOR]), "version": median_ms([RETENTIOND, "--version"]),
+            "conn": median_ms([FLOOR, cl.conninfo(db)]), "rss": int(lines[-1].split()[1])}
+
+
+def floor_rows(f, fixed, rss):
+    """The floor's rows: fixed, a run's fixed cost (ms), and rss, retentiond's peak RSS (KiB), when measured."""
+    rows = [
+        ("12. floor: a process linked as retentiond", f"{f['proc']:.1f} ms",
+         f"tests/bench/floor.c, started and exited; /bin/true {f['true']:.1f} ms; retentiond --version {f['version']:.1f} ms", ""),
+        ("    floor: the same with one connection", f"{f['conn']:.1f} ms",
+         "connect (a new server backend), SELECT 1, exit" +
+         (f"; a run's fixed cost is {fixed:.1f} ms, {fixed / f['conn']:.2f}x this, {fixed - f['conn']:.1f} ms more"
+          if fixed else ""), ""),
+        ("    floor: peak RSS of that process", f"{f['rss'] / 1024:.1f} MiB",
+         (f"retentiond's peak is {rss / 1024:.1f} MiB, {rss / f['rss']:.2f}x this, {(rss - f['rss']) / 1024:.1f} MiB more"
+          if rss else ""), ""),
+    ]
+    return rows
+
+
 def new_measurements(cl, a, pols, only):
     """Measurements 8-10 (issue 15): the rentals case, a repeat anonymise run with nothing left to
     change, and 50 rules with nothing due. Returns the rows of the result table."""
@@ -538,6 +579,7 @@ def new_measurements(cl, a, pols, only):
         cl.psql("postgres", "DROP DATABASE tmpl_50")
         m = {k: statistics.median(v) for k, v in r.items()}
         per = (m["w50"] - m["w1"]) / 49
+        FIXED["nothing50"] = m["w1"] - per
         rows += [
             ("10. 50 rules, nothing due: per rule", f"{per:.2f} ms",
              f"(50-rule run {m['w50']:.1f} ms - 1-rule run {m['w1']:.1f} ms) / 49, process start to exit;"
@@ -552,7 +594,7 @@ def new_measurements(cl, a, pols, only):
 
 
 def main():
-    global RETENTIOND
+    global RETENTIOND, FLOOR
     ap = argparse.ArgumentParser(description="retentiond benchmark (prints ratios measured in one run)")
     ap.add_argument("--rows", type=int, default=5_000_000, help="rows of the access log (default 5,000,000)")
     ap.add_argument("--reps", type=int, default=3, help="repetitions per measurement (median; default 3)")
@@ -568,6 +610,8 @@ def main():
                     help="comma list of parts to run: core, app, rss, rentals, repeat, nothing50, citus (default all;"
                          " citus only when Citus is installed: bash .ci/citus)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build-bench", "engine", "retentiond"))
+    ap.add_argument("--floor-binary", default=None,
+                    help="tests/bench/floor.c built (default: tests/bench-floor of --binary's build directory)")
     a = ap.parse_args()
     parts = {"core", "app", "rss", "rentals", "repeat", "nothing50", "citus"}
     only = parts if a.only == "all" else set(a.only.split(","))
@@ -579,6 +623,9 @@ def main():
     if only - parts:
         ap.error(f"--only: unknown parts {', '.join(sorted(only - parts))}")
     RETENTIOND = a.binary
+    FLOOR = a.floor_binary or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(a.binary))), "tests", "bench-floor")
+    if not os.access(FLOOR, os.X_OK):
+        ap.error(f"{FLOOR}: not built (meson compile -C BUILDDIR tests/bench-floor)")
     big = a.big_rows or max(a.rows * 2, 10_000)
     small = a.small_rows or max(a.rows // 5, 10_000)
 
@@ -682,6 +729,7 @@ def main():
             app["alone_b"].append(alone)
             app["del"].append(lat)
         new = new_measurements(cl, a, pols, only)
+        floor = floor_measurement(cl, "postgres")
 
         r_ratio = [pct(r, 99) / pct(al, 99) for r, al in zip(app["ret"], app["alone"])]
         d_ratio = [pct(d, 99) / pct(al, 99) for d, al in zip(app["del"], app["alone_b"])]
@@ -744,6 +792,8 @@ def main():
             rows.append(("6. peak RSS", f"{max(rss_small, rss_big) / 1024:.1f} MiB",
                          f"{small} rows: {rss_small} KiB; {big} rows: {rss_big} KiB", "< 8 MiB, same"))
         rows += new
+        fixed = FIXED.get("nothing50") or (m["noop_wall1"] - (m["noop_wall5"] - m["noop_wall1"]) / 4 if "core" in only else None)
+        rows += floor_rows(floor, fixed, max(rss_small, rss_big) if "rss" in only else None)
         print()
         print(f"{'measurement':52} {'result':>10}  {'target':14} detail")
         for name, r, detail, target in rows:
