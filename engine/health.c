@@ -179,7 +179,9 @@ void health_summary(const HealthReport *h, StrBuf *b) {
 }
 
 /* One row per rule asked for, in that order; the counts of the whole trail, the latest finished
- * rule run and the last success found by walking the primary key backwards (no other index). */
+ * rule run and the last success, by the index of a rule's rule runs (rule, id; schema version 9).
+ * The failures since the last success are a range of that index: written as a row comparison, so
+ * that the planner does not walk the primary key from the last success of any rule instead. */
 #define HEALTH_SQL                                                                                                   \
         "SELECT u.ord, extract(epoch FROM first.started_at), extract(epoch FROM ls.finished_at),"                   \
         " l.run_id, l.outcome, extract(epoch FROM l.started_at), extract(epoch FROM l.finished_at),"               \
@@ -196,7 +198,8 @@ void health_summary(const HealthReport *h, StrBuf *b) {
         " LEFT JOIN LATERAL (SELECT x.started_at FROM retention.rule_runs x WHERE x.rule = u.rule"                  \
         "   ORDER BY x.id LIMIT 1) first ON true"                                                                    \
         " LEFT JOIN LATERAL (SELECT count(*) AS n, min(x.started_at) AS since FROM retention.rule_runs x"           \
-        "   WHERE x.rule = u.rule AND x.id > coalesce(ls.id, 0) AND x.outcome IN ('failed', 'breaker')) f ON true"  \
+        "   WHERE x.rule = u.rule AND (x.rule, x.id) > (u.rule, coalesce(ls.id, 0))"                                  \
+        "   AND x.outcome IN ('failed', 'breaker')) f ON true"                                                       \
         " LEFT JOIN LATERAL (SELECT count(*) AS runs, sum(x.rows_deleted) AS deleted,"                             \
         "   sum(x.rows_anonymised) AS anonymised, count(*) FILTER (WHERE x.outcome = 'failed') AS failed,"         \
         "   count(*) FILTER (WHERE x.outcome = 'breaker') AS breaker"                                               \
@@ -320,12 +323,13 @@ int trail_close_abandoned(Pg *pg, char **ret_ids, PgError *err) {
          * (sql/retention/005-safety.sql): the role writes the trail only through its functions. */
         /* Most runs find none: a read first spares them the function's two UPDATEs (a run's
          * fixed cost, issue 15). It only decides whether to call it; the function decides again.
-         * A role that may not read retention.runs calls it as before. */
+         * A role that may not read retention.runs calls it as before. The runs still running are
+         * an index (schema version 9), and each one's session is looked up by its pid. */
         _cleanup_free_ char *any = NULL;
         PgError e = {};
         int k = pg_value(pg, &any, &e,
-                         "SELECT EXISTS (SELECT 1 FROM retention.runs WHERE outcome = 'running'"
-                         " AND backend_pid NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL))",
+                         "SELECT EXISTS (SELECT 1 FROM retention.runs r WHERE r.outcome = 'running'"
+                         " AND NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(r.backend_pid)))",
                          0, NULL);
         if (k == PG_ERR_CONNECTION) {
                 *err = e;

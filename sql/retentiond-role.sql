@@ -16,7 +16,7 @@
 --   read_tables  optional, same syntax: tables only read (evidence of derived holds, e.g. the
 --                invoices of a tax hold, when no rule acts on them): SELECT only.
 --
--- On the retention schema (version 8, as `retentiond migrate` leaves it) the role gets USAGE, SELECT on its tables, and
+-- On the retention schema (version 9, as `retentiond migrate` leaves it) the role gets USAGE, SELECT on its tables, and
 -- EXECUTE on the functions through which the engine and the CLI write the audit trail, the hold
 -- registry and the schedule slots (begin_run, begin_rule_run, add_rule_run_counts,
 -- finish_rule_run, place_hold, release_hold, ...); never INSERT, UPDATE, DELETE or TRUNCATE on a

@@ -1041,7 +1041,7 @@ static void test_migrate_1_to_2(void **state) {
         free(err);
 
         rt_expect(0, &out, NULL, "-d", ci, "migrate", "--json");
-        assert_string_equal(out, "{\"schema_version\":8,\"previous_version\":1,\"migrations_applied\":7}\n");
+        assert_string_equal(out, "{\"schema_version\":9,\"previous_version\":1,\"migrations_applied\":8}\n");
         free(out);
         /* the finished rule runs are sealed in id order; the one that died is not */
         rt_assert_sql(c, "1,2,3,-", "SELECT string_agg(coalesce(seq::text, '-'), ',' ORDER BY id) FROM retention.rule_runs");
@@ -1058,7 +1058,7 @@ static void test_migrate_1_to_2(void **state) {
         free(expect);
         free(out);
         rt_expect(0, &out, NULL, "-d", ci, "migrate");
-        rt_assert_contains(out, "already at version 8");
+        rt_assert_contains(out, "already at version 9");
         free(out);
 
         /* the next run appends to the chain */
@@ -1106,7 +1106,7 @@ static void test_migrate_3_to_4(void **state) {
 
         char *out;
         rt_expect(0, &out, NULL, "-d", ci, "migrate", "--json");
-        assert_string_equal(out, "{\"schema_version\":8,\"previous_version\":3,\"migrations_applied\":5}\n");
+        assert_string_equal(out, "{\"schema_version\":9,\"previous_version\":3,\"migrations_applied\":6}\n");
         free(out);
         rt_assert_sql(c, "plpgsql", "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
                                     " WHERE p.oid = 'retention.rule_run_serialization'::regproc");

@@ -417,6 +417,66 @@ static void test_nothing_due_recorded_whole(void **state) {
         PQfinish(c);
 }
 
+/* Sequential scans of the audit trail's tables by the sessions of role `role`, once they have
+ * ended and their statistics are in (each backend reports them as it exits). */
+static char *trail_seq_scans(PGconn *c, const char *role, long inserted_runs) {
+        pgtest_exec(c, "DO $$ BEGIN FOR i IN 1..400 LOOP PERFORM pg_stat_clear_snapshot();"
+                       " EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE usename = '%s')"
+                       " AND (SELECT n_tup_ins FROM pg_stat_user_tables WHERE relid = 'retention.runs'::regclass) >= %ld;"
+                       " PERFORM pg_sleep(0.025); END LOOP; END $$",
+                    role, inserted_runs);
+        return pgtest_value(c, "SELECT string_agg(relname || '=' || seq_scan, ' ' ORDER BY relname) FROM pg_stat_user_tables"
+                               " WHERE schemaname = 'retention' AND relname IN ('runs', 'rule_runs')");
+}
+
+/* A trail of two years (20,000 runs, 100,000 rule runs of five rules): the start of a run (any
+ * run abandoned by its session?) and `status` (each rule's latest rule runs) read it through its
+ * indexes, never the whole of it; the cost of a run must not grow with the trail (schema version 9). */
+static void test_trail_read_by_index(void **state) {
+        (void) state;
+        char *ci, *out;
+        PGconn *c = rt_db("repeat_trail", &ci);
+        pgtest_exec(c, "CREATE TABLE app.logs (id int PRIMARY KEY, at timestamptz NOT NULL)");
+        pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '1 day' FROM generate_series(1, 50) i");
+        char *eci = pgtest_engine_role(ci, "trail_engine", "app.logs", NULL);
+        /* The past, written as a superuser past the trail's guards (they refuse finished rows). */
+        pgtest_exec(c, "SET session_replication_role = replica");
+        pgtest_exec(c, "INSERT INTO retention.runs (host, version, mode, started_at, finished_at, outcome, backend_pid,"
+                       " rules_total) SELECT 'old', 'v', 'daemon', now() - g * interval '1 hour',"
+                       " now() - g * interval '1 hour' + interval '1 second', 'success', 1, 5 FROM generate_series(20000, 1, -1) g");
+        pgtest_exec(c, "INSERT INTO retention.rule_runs (run_id, rule, clause, table_name, action, started_at, finished_at,"
+                       " outcome, cutoff) SELECT u.id, r.rule, 'c', 'app.logs', 'delete', u.started_at, u.finished_at,"
+                       " 'success', u.started_at - interval '7 days' FROM retention.runs u,"
+                       " unnest(ARRAY['logs', 'other-1', 'other-2', 'other-3', 'other-4']) r(rule) ORDER BY u.id, r.rule");
+        pgtest_exec(c, "RESET session_replication_role");
+        pgtest_exec(c, "VACUUM ANALYZE retention.runs, retention.rule_runs");
+        rt_assert_sql(c, "20000/100000", "SELECT (SELECT count(*) FROM retention.runs) || '/' || count(*) FROM retention.rule_runs");
+        char *before = trail_seq_scans(c, "trail_engine", 20000);
+        char *pol = rt_policy("version: 1\n"
+                              "rules:\n"
+                              "  logs:\n"
+                              "    clause: \"logs kept 7 days\"\n"
+                              "    table: app.logs\n"
+                              "    column: at\n"
+                              "    retain: 7 days\n"
+                              "    action: delete\n");
+
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
+        rt_assert_contains(out, "\"outcome\":\"success\",\"rule_run_id\":100001,\"rows_deleted\":0,");
+        free(out);
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "status");
+        rt_assert_contains(out, "\"rule\":\"logs\"");
+        free(out);
+        char *after = trail_seq_scans(c, "trail_engine", 20001);
+        assert_string_equal(after, before);
+        free(before);
+        free(after);
+        free(pol);
+        free(eci);
+        free(ci);
+        PQfinish(c);
+}
+
 /* A statement that exceeds statement_timeout fails the rule with an error that names the statement
  * and the rule, and says what to do; the server's own words in the detail. */
 static void test_timeout_names_statement(void **state) {
@@ -460,6 +520,7 @@ int main(void) {
                 cmocka_unit_test(test_tally_partitioned_references_in_time),
                 cmocka_unit_test(test_timeout_names_statement),
                 cmocka_unit_test(test_nothing_due_recorded_whole),
+                cmocka_unit_test(test_trail_read_by_index),
         };
         const char *only = getenv("REPEAT_ONLY");
         if (only && *only)
