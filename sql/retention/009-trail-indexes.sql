@@ -9,8 +9,9 @@
 --     2.3 s for five rules on 1,000,000 rule runs;
 --   * the daemon's claim of a rule's slot, which reads the rule's latest rule run.
 -- Two indexes: the runs still marked running (almost always none, so the index is a few pages),
--- and the rule runs by rule in the order they began. Neither column changes after the INSERT, so
--- the engine's updates of a rule run's counts stay HOT updates.
+-- and the rule runs by rule in the order they began. Neither indexed column of rule_runs changes
+-- after the INSERT, so the engine's updates of a rule run's counts stay HOT updates; a run's end
+-- (its outcome leaves 'running', the partial index's predicate) is not a HOT update: one per run.
 -- Applied by `retentiond migrate` inside one transaction after it has checked the version; safe to
 -- run twice. No transaction control, no application data and no personal data here.
 

@@ -427,6 +427,10 @@ static char *trail_seq_scans(PGconn *c, const char *role, long inserted_runs) {
                        " AND (SELECT n_tup_ins FROM pg_stat_user_tables WHERE relid = 'retention.runs'::regclass) >= %ld;"
                        " PERFORM pg_sleep(0.025); END LOOP; END $$",
                     role, inserted_runs);
+        /* Not a timeout: every session has ended and reported. */
+        rt_assert_sql(c, "t", "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE usename = '%s')"
+                              " AND (SELECT n_tup_ins FROM pg_stat_user_tables WHERE relid = 'retention.runs'::regclass) >= %ld",
+                      role, inserted_runs);
         return pgtest_value(c, "SELECT string_agg(relname || '=' || seq_scan, ' ' ORDER BY relname) FROM pg_stat_user_tables"
                                " WHERE schemaname = 'retention' AND relname IN ('runs', 'rule_runs')");
 }
