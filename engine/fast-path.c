@@ -178,7 +178,7 @@ static void batch_done(RuleRun *rr, const FastPair *fp, bool del, int64_t change
         else {
                 /* A slice holds what the density said, more or fewer: its own rows give the rate,
                  * unless they were too few to tell it from a distributed commit's fixed cost. */
-                if (changed >= slices_target(rr) / 2)
+                if (changed >= batch_target(rr) / 2)
                         pace_adapt_batch_size(rr, changed, dt);
                 slices_next(rr, changed);
         }

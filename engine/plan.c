@@ -1692,6 +1692,12 @@ static void finish_slice_bound(Gen *g, const Rule *r, PlanStatement *bound) {
         finish_statement(g, bound, xasprintf("SELECT CASE WHEN s.h < %s THEN s.h::text END, false, 1 FROM (SELECT %s AS h) s", ce, h));
 }
 
+/* A ctid names a row only within one relation: with partitions or inheriting tables, a batch's
+ * rows are matched by (tableoid, ctid). */
+static bool by_tableoid(const Plan *p) {
+        return p->partitioned || p->table->has_children;
+}
+
 static void build_batch_range(Gen *g, const Rule *r) {
         Plan *p = g->plan;
         /* `delete_with:` deletes other tables' rows in the batch's statement, which needs the
@@ -1753,9 +1759,7 @@ static void build_batch(Gen *g, const Rule *r) {
         size_t cut = slot_get(p, SLOT_CUTOFF, r, &r->retain, NULL);
         _cleanup_free_ char *ce = cut_expr(g, cut, p->age_kind);
         const char *ty = kind_sql_type(p->age_kind);
-        /* A ctid names a row only within one relation: with partitions or inheriting tables, the
-         * batch's rows are matched by (tableoid, ctid). */
-        bool part = p->partitioned || p->table->has_children;
+        bool part = by_tableoid(p);
 
         StrBuf b = {};
         strbuf_appendf(&b,
@@ -1822,9 +1826,7 @@ static void build_while_held(Gen *g, const Rule *r) {
         _cleanup_free_ char *trail = trail_cte(false, rr);
         size_t cut = slot_get(p, SLOT_CUTOFF, r, &r->retain, NULL);
         _cleanup_free_ char *ce = cut_expr(g, cut, p->age_kind);
-        /* A ctid names a row only within one relation: with partitions or inheriting tables, the
-         * batch's rows are matched by (tableoid, ctid). */
-        bool part = p->partitioned || p->table->has_children;
+        bool part = by_tableoid(p);
         /* Held rows only: a row that is not held is the normal action's business. */
         finish_statement(g, &p->while_held_batch,
                          xasprintf("WITH batch AS MATERIALIZED (SELECT t.ctid AS rid%s, %s AS k FROM %s t"

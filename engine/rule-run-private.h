@@ -94,6 +94,10 @@ bool rule_run_cancelled(const RuleRun *rr, int k);
 void rule_run_name_timeout(const RuleRun *rr, const PlanStatement *st, int k, PgError *err);
 /* Ends the rule with outcome and (a copy of) e. */
 void rule_run_fail(RuleRun *rr, RuleOutcome outcome, const PgError *e);
+/* The rows the next batch or slice aims at: the adaptive batch size, and in the main phase never
+ * more rows than the breaker's limit has left, so that a run the estimate let start stops at the
+ * limit, not one batch beyond it. */
+int64_t batch_target(const RuleRun *rr);
 /* A statement's parameters for this rule run (cutoffs, last key, batch size, ...). */
 typedef struct Bind {
         const char **values;
@@ -177,9 +181,6 @@ void slices_next(RuleRun *rr, int64_t changed);
 /* A slice of `changed` rows was undone because the breaker's limit has fewer left: narrows the
  * next one. False when it cannot be narrowed further (the rule must stop: the breaker). */
 bool slices_narrow(RuleRun *rr, int64_t changed);
-/* The rows the next slice aims at: the adaptive batch size, cut to what the breaker's limit has
- * left in the main phase. */
-int64_t slices_target(const RuleRun *rr);
 
 /* ---- fast-path.c ---- */
 

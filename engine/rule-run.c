@@ -69,12 +69,7 @@ static const char *own(Bind *b, char *s) {
         return s;
 }
 
-/* The size of the next batch: the adaptive size, and in the main phase never more rows than the
- * breaker's limit has left, so that a run the estimate let start stops at the limit, not one
- * batch beyond it. */
-static int64_t batch_rows(const RuleRun *rr) {
-        if (rr->isolation_rows > 0)
-                return rr->isolation_rows;
+int64_t batch_target(const RuleRun *rr) {
         int64_t n = rr->batch_size;
         if (rr->phase == PHASE_MAIN) {
                 int64_t left = breaker_budget(rr);
@@ -82,6 +77,11 @@ static int64_t batch_rows(const RuleRun *rr) {
                         n = left > 0 ? left : 1;
         }
         return n;
+}
+
+/* The size of the next batch: foreign-key isolation's, else batch_target(). */
+static int64_t batch_rows(const RuleRun *rr) {
+        return rr->isolation_rows > 0 ? rr->isolation_rows : batch_target(rr);
 }
 
 void rule_run_bind(RuleRun *rr, const PlanStatement *st, Bind *b, const char *ctid, const char *tableoid, int64_t breaker_limit) {
@@ -244,6 +244,12 @@ static void drop_hash_key(RuleRun *rr) {
 /* The rule's plan, on the catalog as it is now: code of other roles refused, the plan built,
  * every where: parsed, the cascade targets found, the hash key installed. Returns 0 (the rule
  * may have ended: rule_run_done()) or the error for rule_run_start() to judge. */
+/* Adds warning w (taken) to the rule's result. */
+static void add_warning(RuleRun *rr, char *w) {
+        rr->res.warnings = xreallocarray(rr->res.warnings, rr->res.n_warnings + 1, sizeof(char *));
+        rr->res.warnings[rr->res.n_warnings++] = w;
+}
+
 static int start_plan(RuleRun *rr, CatCache *cache, PgError *err) {
         _cleanup_free_ char *perr = NULL;
         bool refused;
@@ -273,10 +279,8 @@ static int start_plan(RuleRun *rr, CatCache *cache, PgError *err) {
         /* Citus: batches aimed at BATCH_TARGET_USEC_CITUS start as many times larger. */
         if (cat_table_is_citus(rr->plan->table))
                 rr->batch_size = rr->rule->batch_size < BATCH_START_ROWS_CITUS ? rr->rule->batch_size : BATCH_START_ROWS_CITUS;
-        for (size_t i = 0; i < rr->plan->n_warnings; i++) {
-                rr->res.warnings = xreallocarray(rr->res.warnings, rr->res.n_warnings + 1, sizeof(char *));
-                rr->res.warnings[rr->res.n_warnings++] = xstrdup(rr->plan->warnings[i]);
-        }
+        for (size_t i = 0; i < rr->plan->n_warnings; i++)
+                add_warning(rr, xstrdup(rr->plan->warnings[i]));
         if (rr->o->dry_run) {
                 /* the audit says, as check -d does, when the partial index of the rows still to
                  * anonymise is missing (one EXPLAIN; never in a run) */
@@ -284,10 +288,8 @@ static int start_plan(RuleRun *rr, CatCache *cache, PgError *err) {
                 k = check_todo_index(rr->pg, rr->rule, rr->plan->table, &w, err);
                 if (k)
                         return k;
-                if (w) {
-                        rr->res.warnings = xreallocarray(rr->res.warnings, rr->res.n_warnings + 1, sizeof(char *));
-                        rr->res.warnings[rr->res.n_warnings++] = w;
-                }
+                if (w)
+                        add_warning(rr, w);
         }
         if (!rr->o->dry_run && rule_needs_hash_key(rr->rule) && !rr->o->hash_key) {
                 pg_error_set(err, NULL, NULL,

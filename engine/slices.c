@@ -16,19 +16,9 @@
 /* The first slice from an estimate of the due rows covers at most this part of the span. */
 #define SLICES_FIRST_OF_SPAN 16
 
-int64_t slices_target(const RuleRun *rr) {
-        int64_t n = rr->batch_size;
-        if (rr->phase == PHASE_MAIN) {
-                int64_t left = breaker_budget(rr);
-                if (left < n)
-                        n = left > 0 ? left : 1;
-        }
-        return n;
-}
-
 /* The width in which `density` rows per unit make the target: at least one unit, at most the span. */
 static int64_t width_for(const RuleRun *rr, double density) {
-        double w = density > 0 ? (double) slices_target(rr) / density : (double) rr->slice_span;
+        double w = density > 0 ? (double) batch_target(rr) / density : (double) rr->slice_span;
         if (w > (double) rr->slice_span)
                 return rr->slice_span;
         return w < 1 ? 1 : (int64_t) w;
