@@ -18,6 +18,16 @@ static const char *ANON_POLICY = "version: 1\n"
                                  "    max_fraction: 1\n"
                                  "    batch_size: 100\n";
 
+/* app.logs kept 7 days, deleted then. */
+static const char *LOGS_POLICY = "version: 1\n"
+                                 "rules:\n"
+                                 "  logs:\n"
+                                 "    clause: \"logs kept 7 days\"\n"
+                                 "    table: app.logs\n"
+                                 "    column: at\n"
+                                 "    retain: 7 days\n"
+                                 "    action: delete\n";
+
 /* The rule runs' rows / batches (the first run's adapt to the server's speed) / rows skipped in the
  * trail, newest first. */
 #define TRAIL_ANON "SELECT string_agg(rows_anonymised || '/' || CASE WHEN id = 1 THEN 'n' ELSE batches::text END || '/'" \
@@ -362,14 +372,7 @@ static void test_nothing_due_recorded_whole(void **state) {
         pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '1 day' FROM generate_series(1, 50) i");
         pgtest_exec(c, "ANALYZE app.logs");
         char *eci = pgtest_engine_role(ci, "idle_engine", "app.logs", NULL);
-        char *pol = rt_policy("version: 1\n"
-                              "rules:\n"
-                              "  logs:\n"
-                              "    clause: \"logs kept 7 days\"\n"
-                              "    table: app.logs\n"
-                              "    column: at\n"
-                              "    retain: 7 days\n"
-                              "    action: delete\n");
+        char *pol = rt_policy(LOGS_POLICY);
 
         rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
         rt_assert_contains(out, "\"outcome\":\"success\",\"rule_run_id\":1,\"rows_deleted\":0,");
@@ -458,14 +461,7 @@ static void test_trail_read_by_index(void **state) {
         pgtest_exec(c, "VACUUM ANALYZE retention.runs, retention.rule_runs");
         rt_assert_sql(c, "20000/100000", "SELECT (SELECT count(*) FROM retention.runs) || '/' || count(*) FROM retention.rule_runs");
         char *before = trail_seq_scans(c, "trail_engine", 20000);
-        char *pol = rt_policy("version: 1\n"
-                              "rules:\n"
-                              "  logs:\n"
-                              "    clause: \"logs kept 7 days\"\n"
-                              "    table: app.logs\n"
-                              "    column: at\n"
-                              "    retain: 7 days\n"
-                              "    action: delete\n");
+        char *pol = rt_policy(LOGS_POLICY);
 
         /* status first: the run's INSERT, seen in the statistics, then comes from the later session */
         rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "status");
