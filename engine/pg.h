@@ -72,6 +72,7 @@ typedef struct Pg {
         bool wal_compressing; /* switched on now */
         bool fingerprint_prepared; /* catalog_untrusted_unchanged()'s statement lives on this session */
         bool counts_prepared;      /* trail_rule_count()'s statement lives on this session */
+        bool record_prepared;      /* trail_rule_whole()'s statement lives on this session */
         /* trail_check_schema() found the schema right on this session, and no one has relied on
          * that yet: run_rules() takes it (and clears it) instead of asking again. */
         bool schema_checked;

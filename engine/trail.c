@@ -83,6 +83,7 @@ int trail_rule_begin(Pg *pg, int64_t run_id, const Rule *rule, const char *start
 }
 
 #define COUNTS_STATEMENT "retentiond_counts"
+#define RECORD_STATEMENT "retentiond_record"
 
 /* Moves this rule run's audit-trail counters in the caller's transaction: `deleted` and
  * `anonymised` rows, `batches` batches, `partitions` dropped partitions, through
@@ -176,15 +177,21 @@ static int trail_rule_whole(Pg *pg, int64_t run_id, const char *started, RuleRes
         for (size_t i = 0; i < 10; i++)
                 p[7 + i] = fin[i];
         _cleanup_pgresult_ PGresult *r = NULL;
-        /* The subquery (kept apart by OFFSET 0) begins the rule run; the function that finishes
-         * it takes its id, so runs after it. */
-        int k = pg_exec(pg, &r, err,
-                        "SELECT b.id, f.sealed_seq, encode(f.sealed_hash, 'hex')"
-                        " FROM (SELECT retention.begin_rule_run($1::bigint, $2, $3, $4, $5, coalesce($6::timestamptz, now()),"
-                        " $7::timestamptz) AS id OFFSET 0) b,"
-                        " LATERAL retention.finish_rule_run(b.id, $8, $9, $10, $11::bigint, $12::bigint, $13::bigint,"
-                        " $14::bigint, $15::bigint, $16::bigint, $17::bigint) f",
-                        17, p);
+        /* retention.record_rule_run() (schema version 10): what begin_rule_run() and then
+         * finish_rule_run() would store, in one INSERT and one UPDATE. Prepared once a session:
+         * most rule runs of a daemon are recorded so. */
+        int k = 0;
+        if (!pg->record_prepared) {
+                k = pg_prepare(pg, err, RECORD_STATEMENT,
+                               "SELECT rule_run, sealed_seq, encode(sealed_hash, 'hex')"
+                               " FROM retention.record_rule_run($1::bigint, $2, $3, $4, $5, coalesce($6::timestamptz, now()),"
+                               " $7::timestamptz, $8, $9, $10, $11::bigint, $12::bigint, $13::bigint, $14::bigint,"
+                               " $15::bigint, $16::bigint, $17::bigint)",
+                               17);
+                pg->record_prepared = k == 0;
+        }
+        if (k == 0)
+                k = pg_exec_prepared(pg, &r, err, RECORD_STATEMENT, 17, p);
         if (k)
                 return k;
         if (PQntuples(r) != 1) {

@@ -12,7 +12,7 @@
 #include "policy.h"
 #include "result.h"
 
-#define RETENTION_SCHEMA_VERSION 9
+#define RETENTION_SCHEMA_VERSION 10
 /* pg_advisory_lock(int4, int4) keys: "RTND" and a purpose. */
 #define ADVISORY_CLASS 0x52544E44
 /* 1 was the whole-database enforcement lock of schema versions 1 and 2, replaced by per-rule locks. */

@@ -16,7 +16,7 @@
 --   read_tables  optional, same syntax: tables only read (evidence of derived holds, e.g. the
 --                invoices of a tax hold, when no rule acts on them): SELECT only.
 --
--- On the retention schema (version 9, as `retentiond migrate` leaves it) the role gets USAGE, SELECT on its tables, and
+-- On the retention schema (version 10, as `retentiond migrate` leaves it) the role gets USAGE, SELECT on its tables, and
 -- EXECUTE on the functions through which the engine and the CLI write the audit trail, the hold
 -- registry and the schedule slots (begin_run, begin_rule_run, add_rule_run_counts,
 -- finish_rule_run, place_hold, release_hold, ...); never INSERT, UPDATE, DELETE or TRUNCATE on a
@@ -83,7 +83,10 @@ DECLARE
                 'retention.place_hold(text, text, text, text, timestamptz)', 'retention.release_hold(bigint, text)',
                 -- section D: a batch's cascades; a rule run's end with the reasons its rows were skipped
                 'retention.add_rule_run_cascades(bigint, text[], bigint[], bigint[])',
-                'retention.finish_rule_run(bigint, text, text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint)'];
+                'retention.finish_rule_run(bigint, text, text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint)',
+                -- version 10: a rule run with nothing to change, begun, finished and sealed in one call
+                'retention.record_rule_run(bigint, text, text, text, text, timestamptz, timestamptz, text, text, text,'
+                ' bigint, bigint, bigint, bigint, bigint, bigint, bigint)'];
 BEGIN
         IF r IS NULL OR r = '' THEN
                 RAISE EXCEPTION 'role name is empty' USING HINT = 'psql -v role=retentiond ...';

@@ -124,7 +124,7 @@ static inline PGconn *rt_db(const char *name, char **ci) {
         if (r != 0)
                 fprintf(stderr, "migrate failed (%d): %s%s", r, out, err);
         assert_int_equal(r, 0);
-        assert_non_null(strstr(out, "migrated from version 0 to 9"));
+        assert_non_null(strstr(out, "migrated from version 0 to 10"));
         free(out);
         free(err);
         PGconn *c = pgtest_connect(conninfo);

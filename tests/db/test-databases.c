@@ -165,11 +165,11 @@ static void test_policy_free_commands(void **state) {
         char *out, *err;
 
         rt_expect(0, &out, NULL, "-p", pol, "migrate");
-        rt_assert_contains(out, "database alpha:\nretention schema migrated from version 0 to 9 (9 migrations applied)\n");
-        rt_assert_contains(out, "\ndatabase beta:\nretention schema migrated from version 0 to 9 (9 migrations applied)\n");
+        rt_assert_contains(out, "database alpha:\nretention schema migrated from version 0 to 10 (10 migrations applied)\n");
+        rt_assert_contains(out, "\ndatabase beta:\nretention schema migrated from version 0 to 10 (10 migrations applied)\n");
         free(out);
         rt_expect(0, &out, NULL, "-p", pol, "-d", "beta", "migrate", "--json");
-        assert_string_equal(out, "{\"schema_version\":9,\"previous_version\":9,\"migrations_applied\":0}\n");
+        assert_string_equal(out, "{\"schema_version\":10,\"previous_version\":10,\"migrations_applied\":0}\n");
         free(out);
 
         PGconn *a = pgtest_connect(ci_a), *b = pgtest_connect(ci_b);

@@ -1039,9 +1039,9 @@ static void test_migrate_and_schema_errors(void **state) {
         PGconn *c = rt_db("enf_migrate", &ci);
         char *out, *err;
         rt_expect(0, &out, NULL, "-d", ci, "migrate");
-        rt_assert_contains(out, "already at version 9");
+        rt_assert_contains(out, "already at version 10");
         free(out);
-        rt_assert_sql(c, "9", "SELECT count(*) FROM retention.schema_version");
+        rt_assert_sql(c, "10", "SELECT count(*) FROM retention.schema_version");
 
         /* a database without the schema */
         char *bare = pgtest_create_db(rt_pg, "enf_bare");

@@ -455,7 +455,7 @@ static void test_canonical_keys(void **state) {
                        " RETURNING id)"
                        " INSERT INTO retention.hold_events (hold_id, event, by) SELECT id, 'placed', 'sql' FROM h");
         rt_expect(1, &out, &err, "-p", pol, "-d", ci, "migrate");
-        assert_string_equal(out, "retention schema is already at version 9; nothing to do\n"
+        assert_string_equal(out, "retention schema is already at version 10; nothing to do\n"
                                  "3 holds in force with a key that is not canonical or on no subject of the policy: holds 3,4,5"
                                  " (see the warnings)\n");
         rt_assert_contains(err, "hold 3 on subject account has the key \"044\", which is not canonical");
@@ -466,7 +466,7 @@ static void test_canonical_keys(void **state) {
         free(out);
         free(err);
         rt_expect(1, &out, NULL, "-p", pol, "-d", ci, "migrate", "--json");
-        assert_string_equal(out, "{\"schema_version\":9,\"previous_version\":9,\"migrations_applied\":0,"
+        assert_string_equal(out, "{\"schema_version\":10,\"previous_version\":10,\"migrations_applied\":0,"
                                  "\"noncanonical_hold_keys\":[3,4,5]}\n");
         free(out);
         rt_expect(0, &out, &err, "-d", ci, "migrate");

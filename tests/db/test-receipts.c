@@ -448,6 +448,66 @@ static void test_serialization_v2_identical(void **state) {
         free(ci);
 }
 
+/* retention.record_rule_run() (schema version 10) stores, column for column, what
+ * begin_rule_run() then finish_rule_run() store for the same rule run, sealed the same way, and
+ * refuses what they refuse. */
+static void test_record_rule_run_as_begin_finish(void **state) {
+        (void) state;
+        char *ci, *pol;
+        PGconn *c = receipts_db("rc_record", &ci, &pol);
+        run_ok(pol, ci);
+        long long run = pgtest_int(c, "SELECT retention.begin_run('h', 'v', 'run')");
+        pgtest_exec(c, "SELECT retention.record_rule_run(%lld, 'r', 'clause \"é\"', 'app.logs', 'delete',"
+                       " '2026-01-02 03:04:05.678901+00', '2025-12-03 03:04:05.678901+00', 'breaker', '57014',"
+                       " 'canceling statement due to statement timeout', 3, 9, 1, 2, 4, 5, 1)", run);
+        pgtest_exec(c, "SELECT retention.finish_rule_run(retention.begin_rule_run(%lld, 'r', 'clause \"é\"', 'app.logs',"
+                       " 'delete', '2026-01-02 03:04:05.678901+00', '2025-12-03 03:04:05.678901+00'), 'breaker', '57014',"
+                       " 'canceling statement due to statement timeout', 3, 9, 1, 2, 4, 5, 1)", run);
+        /* the two rows, but for what differs between any two rule runs */
+        const char *cols = "(to_jsonb(r) - 'id' - 'seq' - 'prev_hash' - 'hash' - 'finished_at' - 'sealed_at')::text";
+        char *a = pgtest_value(c, "SELECT %s FROM retention.rule_runs r WHERE run_id = %lld ORDER BY id LIMIT 1", cols, run);
+        char *b = pgtest_value(c, "SELECT %s FROM retention.rule_runs r WHERE run_id = %lld ORDER BY id DESC LIMIT 1", cols, run);
+        assert_string_equal(a, b);
+        rt_assert_contains(a, "\"rows_skipped\": 9");
+        rt_assert_contains(a, "\"digest_format\": 2");
+        free(a);
+        free(b);
+        /* both sealed, consecutively, each digest over its stored row, finished before sealed */
+        rt_assert_sql(c, "2|1|2", "SELECT count(*) || '|' || count(DISTINCT prev_hash IS NULL)"
+                                  " || '|' || count(*) FILTER (WHERE hash = retention.rule_run_digest(r)"
+                                  " AND finished_at <= sealed_at AND seq IS NOT NULL)"
+                                  " FROM retention.rule_runs r WHERE run_id = %lld", run);
+        rt_assert_sql(c, "t", "SELECT (SELECT max(seq) FROM retention.rule_runs) = (SELECT seq FROM retention.chain_head)");
+
+        /* refused as finish_rule_run() refuses: skip reasons that do not add up, a running outcome */
+        char *e = error_of(c, "SELECT retention.record_rule_run((SELECT max(id) FROM retention.runs), 'r', 'c', 't', 'delete',"
+                              " now(), now(), 'success', NULL, NULL, 0, 3, 1, 1, 0, 0, 0)");
+        assert_string_equal(e, "23514: the rows skipped by a rule run of rule r are not the sum of their reasons"
+                               " | Skipped 3; locked 1, still referenced 1, refused 0, unfinished 0. | -");
+        free(e);
+        e = error_of(c, "SELECT retention.record_rule_run((SELECT max(id) FROM retention.runs), 'r', 'c', 't', 'delete',"
+                        " now(), now(), 'running', NULL, NULL, 0, 0, 0, 0, 0, 0, 0)");
+        assert_string_equal(e, "23514: a rule run finishes with an outcome other than running | - | -");
+        free(e);
+        e = error_of(c, "SELECT retention.record_rule_run((SELECT max(id) FROM retention.runs), 'r', 'c', 't', 'delete',"
+                        " NULL, now(), 'success', NULL, NULL, 0, 0, 0, 0, 0, 0, 0)");
+        assert_string_equal(e, "23502: a rule run's start is required | - | -");
+        free(e);
+        /* and as begin_rule_run() refuses: a run that has ended */
+        pgtest_exec(c, "SELECT retention.end_run(%lld, 'success', 2, 0)", run);
+        char buf[16];
+        assert_string_equal(sqlstate_of(c, "SELECT retention.record_rule_run((SELECT max(id) FROM retention.runs), 'r',"
+                                           " 'c', 't', 'delete', now(), now(), 'success', NULL, NULL, 0, 0, 0, 0, 0, 0, 0)",
+                                        buf, sizeof(buf)),
+                            "55000");
+        rt_assert_sql(c, "2", "SELECT count(*) FROM retention.rule_runs WHERE run_id = %lld", run);
+        rt_expect(0, NULL, NULL, "-d", ci, "verify");
+
+        free(pol);
+        PQfinish(c);
+        free(ci);
+}
+
 /* ---- tampering -------------------------------------------------------------------------------- */
 
 static void expect_break(const char *ci, const char *first_line, const char *kind, const char *json_part) {
@@ -1041,7 +1101,7 @@ static void test_migrate_1_to_2(void **state) {
         free(err);
 
         rt_expect(0, &out, NULL, "-d", ci, "migrate", "--json");
-        assert_string_equal(out, "{\"schema_version\":9,\"previous_version\":1,\"migrations_applied\":8}\n");
+        assert_string_equal(out, "{\"schema_version\":10,\"previous_version\":1,\"migrations_applied\":9}\n");
         free(out);
         /* the finished rule runs are sealed in id order; the one that died is not */
         rt_assert_sql(c, "1,2,3,-", "SELECT string_agg(coalesce(seq::text, '-'), ',' ORDER BY id) FROM retention.rule_runs");
@@ -1058,7 +1118,7 @@ static void test_migrate_1_to_2(void **state) {
         free(expect);
         free(out);
         rt_expect(0, &out, NULL, "-d", ci, "migrate");
-        rt_assert_contains(out, "already at version 9");
+        rt_assert_contains(out, "already at version 10");
         free(out);
 
         /* the next run appends to the chain */
@@ -1106,7 +1166,7 @@ static void test_migrate_3_to_4(void **state) {
 
         char *out;
         rt_expect(0, &out, NULL, "-d", ci, "migrate", "--json");
-        assert_string_equal(out, "{\"schema_version\":9,\"previous_version\":3,\"migrations_applied\":6}\n");
+        assert_string_equal(out, "{\"schema_version\":10,\"previous_version\":3,\"migrations_applied\":7}\n");
         free(out);
         rt_assert_sql(c, "plpgsql", "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
                                     " WHERE p.oid = 'retention.rule_run_serialization'::regproc");
@@ -1313,6 +1373,7 @@ int main(void) {
                 cmocka_unit_test(test_sealed_after_runs),
                 cmocka_unit_test(test_serialization),
                 cmocka_unit_test(test_serialization_v2_identical),
+                cmocka_unit_test(test_record_rule_run_as_begin_finish),
                 cmocka_unit_test(test_edit_detected),
                 cmocka_unit_test(test_delete_detected),
                 cmocka_unit_test(test_rewritten_and_reordered),

@@ -192,6 +192,9 @@ static void test_untrusted_trigger_trusted(void **state) {
                   "a write of the audit trail cannot be called from a trigger" },
                 { "PERFORM retention.place_hold('account', '1', 'r', 'sweep', now() - interval '1 day');",
                   "retention.place_hold() cannot be called from a trigger" },
+                { "PERFORM retention.record_rule_run(max(id), 'forged', 'c', 'app.logs', 'delete', now(), now(), 'success',"
+                  " NULL, NULL, 0, 0, 0, 0, 0, 0, 0) FROM retention.runs WHERE finished_at IS NULL;",
+                  "retention.record_rule_run() cannot be called from a trigger" },
         };
         for (size_t i = 0; i < sizeof(through) / sizeof(through[0]); i++) {
                 pgtest_exec(c, "SET ROLE tr_owner");
