@@ -572,7 +572,10 @@ int explain_targets(Pg *pg, const Policy *policy, CatCache *cache, const Subject
 int explain_target_keys(Pg *pg, const ExplainTarget *t, char *const *key, unsigned limit, PGresult **ret, PgError *err) {
         PlanStatement st = {};
         plan_row_keys_via(t->table, t->pk, t->n_pk, t->column, t->via, limit, &st);
+        /* The operator's keys, read as the key columns' types: a data exception is about them. */
+        pg->input_errors = true;
         int k = exec_plan_stmt(pg, &st, NULL, 0, key, t->column ? 1 : t->n_pk, ret, err);
+        pg->input_errors = false;
         plan_statement_done(&st);
         return k;
 }

@@ -56,10 +56,10 @@ int holds_place(Pg *pg, const char *subject, const char *key, const char *reason
                 HoldPlaced *ret, PgError *err) {
         const char *p[] = { subject, key, reason, by, until };
         _cleanup_pgresult_ PGresult *r = NULL;
-        int k = pg_exec(pg, &r, err,
-                        "SELECT id, placed_at::text, expires_at::text, expires_at IS NOT NULL AND expires_at <= now()"
-                        " FROM retention.place_hold($1, $2, $3, $4, $5::timestamptz)",
-                        5, p);
+        int k = pg_exec_input(pg, &r, err,
+                              "SELECT id, placed_at::text, expires_at::text, expires_at IS NOT NULL AND expires_at <= now()"
+                              " FROM retention.place_hold($1, $2, $3, $4, $5::timestamptz)",
+                              5, p);
         if (k)
                 return k;
         *ret = (HoldPlaced) {

@@ -65,25 +65,122 @@ static char *trim_newline(const char *s) {
         return r;
 }
 
+/* The innermost function of the database in an error's context (its lines go from the innermost
+ * frame out): "arch()" of "PL/pgSQL function arch() line 3 at SQL statement", "f" of "SQL function
+ * \"f\" statement 1", or of another PL's "PL/Python function \"f\"". NULL when none. Lines
+ * that quote a statement's text ("SQL statement \"...\"") are skipped: they may hold values. */
+static char *context_function(const char *context) {
+        for (const char *l = context; l && *l;) {
+                const char *end = strchr(l, '\n');
+                size_t n = end ? (size_t) (end - l) : strlen(l);
+                const char *rest = NULL, *stop = NULL;
+                if (n > 18 && strncmp(l, "PL/pgSQL function ", 18) == 0) {
+                        rest = l + 18;
+                        /* the signature ends before " line N at ..." (or is the whole line) */
+                        for (const char *q = l + n; q > rest; q--)
+                                if (strncmp(q, " line ", 6) == 0 && q + 6 < l + n && q[6] >= '0' && q[6] <= '9') {
+                                        stop = q;
+                                        break;
+                                }
+                        if (!stop)
+                                stop = l + n;
+                } else if ((n > 14 && strncmp(l, "SQL function \"", 14) == 0) ||
+                           (n > 3 && strncmp(l, "PL/", 3) == 0 && memchr(l, '"', n))) {
+                        rest = (const char *) memchr(l, '"', n) + 1;
+                        /* the name as quoted: up to the last double quote of the line */
+                        for (const char *q = l + n - 1; q >= rest; q--)
+                                if (*q == '"') {
+                                        stop = q;
+                                        break;
+                                }
+                }
+                if (rest && stop && stop > rest)
+                        return xstrndup(rest, (size_t) (stop - rest));
+                l = end ? end + 1 : NULL;
+        }
+        return NULL;
+}
+
+/* Whether the server raised the error from a procedural language's RAISE (or its like): then its
+ * words are the code's own, whatever SQLSTATE it chose. */
+static bool raised_by_pl(const char *source_file) {
+        static const char *const pl[] = { "pl_exec.c", "plpy_elog.c", "plpy_plpymodule.c", "plperl.c", "pltcl.c" };
+        if (!source_file)
+                return false;
+        for (size_t i = 0; i < sizeof(pl) / sizeof(pl[0]); i++)
+                if (streq(source_file, pl[i]))
+                        return true;
+        return false;
+}
+
+void pg_error_from_server(PgError *e, const PgServerError *s) {
+        pg_error_done(e);
+        const char *state = s->sqlstate ? s->sqlstate : "";
+        snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", state);
+        _cleanup_free_ char *fn = context_function(s->context);
+        /* The retention schema's functions are the engine's own: their words are counts and names.
+         * Only the schema's owner creates functions there; any other function that calls one is
+         * outside it, and the innermost frame is the one that raised. (Code that sets out to forge a
+         * context line, in the text of a statement it runs, chooses its own words: this screen is
+         * against disclosure by accident, not by a table owner who could write the rows anywhere.) */
+        bool own = fn && strncmp(fn, "retention.", 10) == 0;
+        bool pl = !own && raised_by_pl(s->source_file);
+        bool data = strncmp(state, "22", 2) == 0 && !s->input;
+        bool integrity = strncmp(state, "23", 2) == 0;
+        bool keep_primary = own || (!pl && !data);
+        bool keep_detail = own || (!pl && !data && !integrity);
+        if (keep_primary)
+                e->primary = trim_newline(s->primary);
+        else if (pl)
+                e->primary = fn ? xasprintf("function %s of the database raised an error (SQLSTATE %s); its message is not "
+                                            "shown, as it may hold row values", fn, state)
+                                : xasprintf("code of the database raised an error (SQLSTATE %s); its message is not shown, as "
+                                            "it may hold row values", state);
+        else
+                e->primary = xasprintf("the database could not convert or compute a value (SQLSTATE %s); its message is "
+                                       "not shown, as it may hold row values", state);
+        /* The detail: the server's when kept; where the error was raised when a function of the
+         * database raised it (the trigger's function is what the operator looks for). */
+        _cleanup_free_ char *d = keep_detail ? trim_newline(s->detail) : NULL;
+        bool withheld = !keep_detail && s->detail && *s->detail;
+        _cleanup_free_ char *where = fn && !own ? xasprintf("Raised in function %s, which the statement ran (a trigger's or "
+                                                            "a rule's of a table it changed, or a function they call).", fn)
+                                                : NULL;
+        const char *parts[] = { d && *d ? d : NULL, where,
+                                withheld ? "The server's detail is not shown, as it may hold row values." : NULL };
+        StrBuf b = {};
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+                if (parts[i])
+                        strbuf_appendf(&b, "%s%s", b.len ? " " : "", parts[i]);
+        e->detail = b.len ? strbuf_steal(&b) : NULL;
+        strbuf_done(&b);
+        e->hint = keep_primary && !withheld ? trim_newline(s->hint) : xstrdup("The database server's log has the whole message.");
+        if (s->table) {
+                _cleanup_free_ char *sc = s->schema ? xstrdup(s->schema) : NULL, *tb = xstrdup(s->table);
+                QualifiedName q = { .schema = sc, .name = tb };
+                e->table = qualified_name_display(&q);
+        }
+}
+
 static int error_from_result(Pg *pg, const PGresult *r, PgError *err) {
         const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
         const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
         if (err) {
-                pg_error_done(err);
-                snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state ? state : "");
-                err->primary = trim_newline(primary ? primary : PQerrorMessage(pg->conn));
+                PgServerError s = {
+                        .sqlstate = state,
+                        .primary = primary ? primary : PQerrorMessage(pg->conn),
+                        .detail = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL,
+                        .hint = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_HINT) : NULL,
+                        .context = r ? PQresultErrorField(r, PG_DIAG_CONTEXT) : NULL,
+                        .source_file = r ? PQresultErrorField(r, PG_DIAG_SOURCE_FILE) : NULL,
+                        .schema = r ? PQresultErrorField(r, PG_DIAG_SCHEMA_NAME) : NULL,
+                        .table = r ? PQresultErrorField(r, PG_DIAG_TABLE_NAME) : NULL,
+                        .input = pg->input_errors,
+                };
+                pg_error_from_server(err, &s);
                 if (!err->primary || !*err->primary) {
                         free(err->primary);
                         err->primary = xstrdup("lost connection to the database server");
-                }
-                err->detail = trim_newline(r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL);
-                err->hint = trim_newline(r ? PQresultErrorField(r, PG_DIAG_MESSAGE_HINT) : NULL);
-                const char *sch = r ? PQresultErrorField(r, PG_DIAG_SCHEMA_NAME) : NULL;
-                const char *tab = r ? PQresultErrorField(r, PG_DIAG_TABLE_NAME) : NULL;
-                if (tab) {
-                        _cleanup_free_ char *sc = sch ? xstrdup(sch) : NULL, *tb = xstrdup(tab);
-                        QualifiedName q = { .schema = sc, .name = tb };
-                        err->table = qualified_name_display(&q);
                 }
         }
         if (!state && PQstatus(pg->conn) != CONNECTION_OK)
@@ -113,6 +210,13 @@ static int result_status(Pg *pg, PGresult *r, PGresult **ret, PgError *err) {
 
 int pg_exec(Pg *pg, PGresult **ret, PgError *err, const char *sql, int nparams, const char *const *params) {
         return result_status(pg, PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0), ret, err);
+}
+
+int pg_exec_input(Pg *pg, PGresult **ret, PgError *err, const char *sql, int nparams, const char *const *params) {
+        pg->input_errors = true;
+        int k = pg_exec(pg, ret, err, sql, nparams, params);
+        pg->input_errors = false;
+        return k;
 }
 
 int pg_exec0(Pg *pg, PGresult **ret, PgError *err, const char *sql) {

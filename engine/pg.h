@@ -16,6 +16,20 @@ typedef struct PgError {
         char *table; /* schema.table the server named (PG_DIAG_SCHEMA_NAME/TABLE_NAME), or NULL */
 } PgError;
 
+/* An error as the server sent it (libpq's PG_DIAG_* fields; any may be NULL). */
+typedef struct PgServerError {
+        const char *sqlstate, *primary, *detail, *hint, *context, *source_file, *schema, *table;
+        bool input; /* the statement's only values are the caller's parameters: a data exception is about them */
+} PgServerError;
+
+/* Fills *e from the server's error, keeping out what may hold row values: a message raised by
+ * code of the database (a table owner's trigger or function, RAISE in any PL) other than the
+ * retention schema's own, the message of a data exception (class 22: "invalid input syntax for
+ * type inet: ..."), and the detail of either or of an integrity violation (class 23: "Key
+ * (email)=(...) already exists", "Failing row contains (...)"). What is withheld is said, with the
+ * function that raised it when the context names one (a name from the catalog, never a value). */
+void pg_error_from_server(PgError *e, const PgServerError *s);
+
 void pg_error_done(PgError *e);
 void pg_error_set(PgError *e, const char *sqlstate, const char *detail, const char *hint, const char *fmt, ...)
         __attribute__((format(printf, 5, 6)));
@@ -73,6 +87,8 @@ typedef struct Pg {
         bool fingerprint_prepared; /* catalog_untrusted_unchanged()'s statement lives on this session */
         bool counts_prepared;      /* trail_rule_count()'s statement lives on this session */
         bool record_prepared;      /* trail_rule_whole()'s statement lives on this session */
+        bool input_errors;         /* set around a statement whose only values are the operator's own parameters
+                                    * (a hold's key and expiry, explain's keys): its data exceptions are shown whole */
         /* trail_check_schema() found the schema right on this session, and no one has relied on
          * that yet: run_rules() takes it (and clears it) instead of asking again. */
         bool schema_checked;
@@ -94,6 +110,8 @@ static inline void pg_freep(Pg **p) {
 int pg_exec(Pg *pg, PGresult **ret, PgError *err, const char *sql, int nparams, const char *const *params);
 /* Same, without parameters. */
 int pg_exec0(Pg *pg, PGresult **ret, PgError *err, const char *sql);
+/* pg_exec() of a statement whose only values are the operator's own parameters (pg->input_errors). */
+int pg_exec_input(Pg *pg, PGresult **ret, PgError *err, const char *sql, int nparams, const char *const *params);
 /* Convenience: single value of a single-row result, malloc'd copy; NULL for SQL NULL. */
 int pg_value(Pg *pg, char **ret, PgError *err, const char *sql, int nparams, const char *const *params);
 /* Is the connection still good? */

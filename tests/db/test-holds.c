@@ -577,10 +577,12 @@ static void test_control_characters(void **state) {
         rt_assert_not_contains(out, "\x1b");
         free(out);
 
-        /* An error with control characters lands in the trail (from a where: that raises it) and
-         * the receipt prints it escaped. */
-        pgtest_exec(c, "CREATE FUNCTION app.boom() RETURNS bool LANGUAGE plpgsql AS"
-                       " $$BEGIN RAISE EXCEPTION E'boom\\x1b[2J\\nforged'; END$$");
+        /* An error with control characters lands in the trail (from a where: whose function raises
+         * it) and every report prints it escaped. The function's own message is withheld (it may
+         * hold row values); its name, from the catalog, is said: here the control characters. */
+        pgtest_exec(c, "CREATE FUNCTION app.\"boom\x1b[2J\"() RETURNS bool LANGUAGE plpgsql AS"
+                       " $$BEGIN RAISE EXCEPTION E'boom\\nforged'; END$$");
+        pgtest_exec(c, "CREATE FUNCTION app.boom() RETURNS bool LANGUAGE sql AS $$SELECT app.\"boom\x1b[2J\"()$$");
         char *pol3 = rt_policy("version: 1\n"
                                "rules:\n"
                                "  chats:\n"
@@ -590,26 +592,37 @@ static void test_control_characters(void **state) {
                                "    retain: 1 year\n"
                                "    where: \"app.boom()\"\n"
                                "    action: delete\n");
+        const char *said = "function app.\"boom\\x1b[2J\"() of the database raised an error (SQLSTATE P0001); its message is"
+                           " not shown, as it may hold row values";
+        char *line = rt_asprintf("retentiond: error: rule \"chats\": %s\n", said);
         rt_expect(1, NULL, &err, "-p", pol3, "-d", ci, "run");
-        rt_assert_contains(err, "retentiond: error: rule \"chats\": boom\\x1b[2J\\nforged\n");
-        rt_assert_not_contains(err, "\nforged");
+        rt_assert_contains(err, line);
+        rt_assert_not_contains(err, "forged");
+        rt_assert_not_contains(err, "\x1b");
         free(err);
-        rt_assert_sql(c, "t", "SELECT error LIKE E'%%boom\\x1b[2J\\nforged%%' FROM retention.rule_runs");
+        rt_assert_sql(c, "true|false", "SELECT (error LIKE E'%%boom\\x1b[2J%%') || '|' || (error LIKE '%%forged%%')"
+                                " FROM retention.rule_runs");
         rt_expect(1, &out, NULL, "-p", pol3, "-d", ci, "status");
-        rt_assert_contains(out, ": boom\\x1b[2J\\nforged\n");
+        char *colon = rt_asprintf(": %s\n", said);
+        rt_assert_contains(out, colon);
         rt_assert_not_contains(out, "\x1b");
         free(out);
         rt_expect(1, &out, &err, "-p", pol3, "-d", ci, "audit");
-        rt_assert_contains(err, ": boom\\x1b[2J\\nforged\n");
-        rt_assert_not_contains(err, "\nforged");
-        rt_assert_contains(out, "  ERROR: boom\\x1b[2J\\nforged\n");
+        rt_assert_contains(err, colon);
+        rt_assert_not_contains(err, "forged");
+        char *audit = rt_asprintf("  ERROR: %s\n", said);
+        rt_assert_contains(out, audit);
         rt_assert_not_contains(out, "\x1b");
         free(out);
         free(err);
         rt_expect(0, &out, NULL, "-d", ci, "receipt", "1");
-        rt_assert_contains(out, "boom\\x1b[2J\\nforged");
+        rt_assert_contains(out, "boom\\x1b[2J");
         rt_assert_not_contains(out, "\x1b");
+        rt_assert_not_contains(out, "forged");
         free(out);
+        free(line);
+        free(colon);
+        free(audit);
         free(pol3);
         free(pol);
         PQfinish(c);

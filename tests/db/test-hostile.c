@@ -1093,6 +1093,106 @@ static void test_hash_key_file(void **state) {
         PQfinish(c);
 }
 
+/* ---- row values in the server's errors ------------------------------------------------------------ */
+
+/* PostgreSQL's errors can quote a row: an integrity violation's detail ("Key (email)=(...)
+ * already exists", "Failing row contains (...)"), a data exception's message ("invalid input
+ * syntax for type integer: \"...\""), and whatever a table owner's code raises. None of that may
+ * reach the terminal, the JSON, the audit trail or the journal: the engine says what happened,
+ * names the function that raised it, and withholds the words. */
+#define ROW_VALUE "rowvalue-7Hq2-alice@example.com"
+
+static void assert_no_row_value(const char *where, const char *text) {
+        if (text && strstr(text, "rowvalue-7Hq2"))
+                fail_msg("%s holds a row value:\n%.3000s", where, text);
+}
+
+static void test_row_values_withheld(void **state) {
+        (void) state;
+        PGconn *c;
+        char *ci = new_db("hostile_rowvalues", &c);
+        rely_exec(c, "CREATE SCHEMA app;"
+                     " CREATE TABLE app.people (id int PRIMARY KEY, email text NOT NULL, at timestamptz NOT NULL);"
+                     " INSERT INTO app.people VALUES (1, '" ROW_VALUE "', now() - interval '60 days'),"
+                     " (2, 'young', now());"
+                     " CREATE TABLE app.archive (email text UNIQUE);"
+                     " INSERT INTO app.archive VALUES ('" ROW_VALUE "');"
+                     " CREATE FUNCTION app.archive_row() RETURNS trigger LANGUAGE plpgsql AS"
+                     " $$BEGIN INSERT INTO app.archive VALUES (OLD.email); RETURN OLD; END$$;"
+                     " CREATE TRIGGER archive_row BEFORE DELETE ON app.people FOR EACH ROW EXECUTE FUNCTION app.archive_row();");
+        const char *y1 = "version: 1\nrules:\n  people:\n    clause: \"c\"\n    table: app.people\n    column: at\n"
+                         "    retain: 30 days\n    action: delete\n    trust_triggers: true\n";
+        char *pol = write_file(".yaml", y1, strlen(y1));
+        const char *runj[] = { "run", "--json", NULL }, *run[] = { "run", NULL }, *status[] = { "status", NULL };
+        const char *audit[] = { "audit", NULL };
+        char *out = NULL, *err = NULL;
+        size_t log0 = server_log_size();
+
+        /* 1. a unique violation in the trigger's INSERT: PostgreSQL's message kept, its detail not */
+        assert_int_equal(rd(ci, pol, run, &out, &err), 1);
+        assert_no_row_value("run's output", out);
+        assert_no_row_value("run's errors", err);
+        if (!strstr(err, "retentiond: error: rule \"people\": duplicate key value violates unique constraint "
+                         "\"archive_email_key\"\nDETAIL:  Raised in function app.archive_row(), which the statement ran (a "
+                         "trigger's or a rule's of a table it changed, or a function they call). The server's detail is not "
+                         "shown, as it may hold row values.\nHINT:  The database server's log has the whole message.\n"))
+                fail_msg("run said:\n%s", err);
+        free(out), free(err);
+        assert_int_equal(rd(ci, pol, runj, &out, &err), 1);
+        assert_no_row_value("run --json", out);
+        assert_no_row_value("run --json's errors", err);
+        if (!strstr(out, "\"message\":\"duplicate key value violates unique constraint \\\"archive_email_key\\\"\""))
+                fail_msg("run --json said:\n%s", out);
+        free(out), free(err);
+
+        /* 2. the trigger RAISEs with the row in its message, detail and hint: none of it repeated */
+        rely_exec(c, "CREATE OR REPLACE FUNCTION app.archive_row() RETURNS trigger LANGUAGE plpgsql AS"
+                     " $$BEGIN RAISE EXCEPTION 'refused %', OLD.email USING DETAIL = OLD.email, HINT = OLD.email,"
+                     " ERRCODE = 'check_violation'; END$$");
+        assert_int_equal(rd(ci, pol, run, &out, &err), 1);
+        assert_no_row_value("run's errors (RAISE)", err);
+        if (!strstr(err, "retentiond: error: rule \"people\": function app.archive_row() of the database raised an error "
+                         "(SQLSTATE 23514); its message is not shown, as it may hold row values\n"))
+                fail_msg("run said:\n%s", err);
+        free(out), free(err);
+
+        /* 3. a data exception on a row's value (a where: that casts it) */
+        rely_exec(c, "DROP TRIGGER archive_row ON app.people");
+        const char *y2 = "version: 1\nrules:\n  people:\n    clause: \"c\"\n    table: app.people\n    column: at\n"
+                         "    retain: 30 days\n    action: delete\n    where: \"email::int > 0\"\n";
+        char *pol2 = write_file(".yaml", y2, strlen(y2));
+        assert_int_equal(rd(ci, pol2, run, &out, &err), 1);
+        assert_no_row_value("run's errors (22P02)", err);
+        if (!strstr(err, "retentiond: error: rule \"people\": the database could not convert or compute a value (SQLSTATE "
+                         "22P02); its message is not shown, as it may hold row values\n"))
+                fail_msg("run said:\n%s", err);
+        free(out), free(err);
+        rd(ci, pol2, audit, &out, &err);
+        assert_no_row_value("audit", out);
+        assert_no_row_value("audit's errors", err);
+        free(out), free(err);
+        rd(ci, pol2, status, &out, &err);
+        assert_no_row_value("status", out);
+        assert_no_row_value("status's errors", err);
+        free(out), free(err);
+
+        /* the trail has the screened words; the server's own log has the whole message */
+        char *errors = rely_value(c, "SELECT string_agg(coalesce(error, '-'), E'\\n' ORDER BY id) FROM retention.rule_runs");
+        assert_no_row_value("retention.rule_runs.error", errors);
+        free(errors);
+        char *log = server_log(log0);
+        if (!strstr(log, "Key (email)=(" ROW_VALUE ") already exists"))
+                fail_msg("the server's log lacks the whole message");
+        free(log);
+        char *left = rely_value(c, "SELECT count(*)::text FROM app.people");
+        assert_string_equal(left, "2");
+        free(left);
+        fprintf(stderr, "hostile: a unique violation's key, a trigger's RAISE and a data exception's value in none of run,"
+                        " run --json, audit, status or the trail; the server's log has them\n");
+        free(pol), free(pol2), free(ci);
+        PQfinish(c);
+}
+
 static int group_setup(void **state) {
         (void) state;
         pg = pgtest_start();
@@ -1116,6 +1216,7 @@ int main(void) {
                 cmocka_unit_test(test_files),
                 cmocka_unit_test(test_secrets),
                 cmocka_unit_test(test_hash_key_file),
+                cmocka_unit_test(test_row_values_withheld),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
