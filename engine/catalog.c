@@ -483,14 +483,9 @@ int catalog_untrusted_unchanged(Pg *pg, CatTable *const *tables, size_t n, bool 
          * more than running it. The array goes through a subquery, so that no plan knows its
          * length: the generic plan then costs what a custom one does, and PostgreSQL keeps it
          * from the sixth execution on instead of planning every batch's check again (0.8 ms). */
-        int k = 0;
-        if (!pg->fingerprint_prepared) {
-                k = pg_prepare(pg, err, UNTRUSTED_FINGERPRINT_STATEMENT,
-                               "SELECT u.root, " UNTRUSTED_FINGERPRINT_SQL " FROM unnest((SELECT $1::oid[])) AS u(root)", 1);
-                pg->fingerprint_prepared = k == 0;
-        }
-        if (k == 0)
-                k = pg_exec_prepared(pg, &r, err, UNTRUSTED_FINGERPRINT_STATEMENT, 1, p);
+        int k = pg_exec_cached(pg, &pg->fingerprint_prepared, UNTRUSTED_FINGERPRINT_STATEMENT,
+                               "SELECT u.root, " UNTRUSTED_FINGERPRINT_SQL " FROM unnest((SELECT $1::oid[])) AS u(root)", 1,
+                               p, &r, err);
         strbuf_done(&b);
         if (k)
                 return k;

@@ -700,7 +700,7 @@ static int check_schema(Pg *pg, Check *ck, PgError *err) {
                 return 0;
         }
         /* The engine reads holds and writes its audit trail, holds and slots through the
-         * schema's functions (schema version 5). */
+         * schema's functions (schema version 5; record_rule_run from version 10). */
         _cleanup_pgresult_ PGresult *pr = NULL;
         k = pg_exec0(pg, &pr, err,
                      "SELECT has_schema_privilege('retention', 'USAGE'),"
@@ -717,7 +717,9 @@ static int check_schema(Pg *pg, Check *ck, PgError *err) {
                      " AND has_function_privilege('retention.finish_rule_run(bigint, text, text, text, bigint, bigint,"
                      " bigint, bigint, bigint, bigint, bigint)', 'EXECUTE')"
                      " AND has_function_privilege('retention.add_rule_run_cascades(bigint, text[], bigint[], bigint[])',"
-                     " 'EXECUTE'),"
+                     " 'EXECUTE')"
+                     " AND has_function_privilege('retention.record_rule_run(bigint, text, text, text, text, timestamptz,"
+                     " timestamptz, text, text, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint)', 'EXECUTE'),"
                      " has_function_privilege('retention.claim_rule_slot(text, text, timestamptz)', 'EXECUTE')");
         if (k)
                 return k;

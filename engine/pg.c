@@ -65,46 +65,90 @@ static char *trim_newline(const char *s) {
         return r;
 }
 
-/* The innermost function of the database in an error's context (its lines go from the innermost
- * frame out): "arch()" of "PL/pgSQL function arch() line 3 at SQL statement", "f" of "SQL function
- * \"f\" statement 1", or of another PL's "PL/Python function \"f\"". NULL when none. Lines
- * that quote a statement's text ("SQL statement \"...\"") are skipped: they may hold values. */
-static char *context_function(const char *context) {
+/* Whether the line l (n bytes) is exactly one of PostgreSQL 15's frames of a function call, and
+ * then that function's name as the frame prints it (*name, *len):
+ *     PL/pgSQL function NAME(ARGS) line N at STATEMENT      (or: line N; during ...; while ...)
+ *     SQL function "NAME" statement N                       (or: during startup; during inlining)
+ *     PL/Python function "NAME"   PL/Perl function "NAME"   PL/Tcl function "NAME"
+ * Any other line is not a frame: the text of a statement ("SQL statement \"...\"", "SQL
+ * expression", "PL/pgSQL assignment"), which may hold values and span lines, is never taken for
+ * one unless a line of it is exactly a frame's form. */
+static bool frame_line(const char *l, size_t n, const char **name, size_t *len) {
+        static const char plpgsql[] = "PL/pgSQL function ";
+        static const char sqlfn[] = "SQL function \"";
+        static const char *const quoted[] = { "PL/Python function \"", "PL/Perl function \"", "PL/Tcl function \"" };
+        static const char *const tails[] = { " line ", " during ", " while " };
+        const char *end = l + n;
+        if (n > sizeof(plpgsql) - 1 && strncmp(l, plpgsql, sizeof(plpgsql) - 1) == 0) {
+                const char *sig = l + sizeof(plpgsql) - 1;
+                /* the signature ends at the first ")" after which the line ends or a tail begins */
+                for (const char *q = sig; q < end; q++) {
+                        if (*q != ')' || !memchr(sig, '(', (size_t) (q - sig)))
+                                continue;
+                        bool tail = q + 1 == end;
+                        for (size_t i = 0; !tail && i < sizeof(tails) / sizeof(tails[0]); i++)
+                                tail = (size_t) (end - q - 1) > strlen(tails[i]) && strncmp(q + 1, tails[i], strlen(tails[i])) == 0;
+                        if (tail) {
+                                *name = sig;
+                                *len = (size_t) (q + 1 - sig);
+                                return true;
+                        }
+                }
+                return false;
+        }
+        const char *open = NULL;
+        bool sql = false;
+        if (n > sizeof(sqlfn) - 1 && strncmp(l, sqlfn, sizeof(sqlfn) - 1) == 0) {
+                open = l + sizeof(sqlfn) - 1;
+                sql = true;
+        }
+        for (size_t i = 0; !open && i < sizeof(quoted) / sizeof(quoted[0]); i++)
+                if (n > strlen(quoted[i]) && strncmp(l, quoted[i], strlen(quoted[i])) == 0)
+                        open = l + strlen(quoted[i]);
+        if (!open)
+                return false;
+        const char *close = NULL;
+        if (!sql)
+                close = end[-1] == '"' && end - 1 > open ? end - 1 : NULL; /* the line ends the name */
+        else
+                for (const char *q = open; q < end && !close; q++) {
+                        static const char *const sql_tails[] = { "\" statement ", "\" during startup", "\" during inlining" };
+                        for (size_t i = 0; i < sizeof(sql_tails) / sizeof(sql_tails[0]) && !close; i++)
+                                if ((size_t) (end - q) >= strlen(sql_tails[i]) && strncmp(q, sql_tails[i], strlen(sql_tails[i])) == 0)
+                                        close = q;
+                }
+        if (!close || close == open)
+                return false;
+        *name = open;
+        *len = (size_t) (close - open);
+        return true;
+}
+
+/* The innermost function of the database in an error's context (its frames go from the innermost
+ * out). NULL when no line is a frame. *plpgsql: that frame is PL/pgSQL's, which qualifies the
+ * name with its schema whenever the function is not visible from the search_path in force. */
+static char *context_function(const char *context, bool *plpgsql) {
+        *plpgsql = false;
         for (const char *l = context; l && *l;) {
                 const char *end = strchr(l, '\n');
                 size_t n = end ? (size_t) (end - l) : strlen(l);
-                const char *rest = NULL, *stop = NULL;
-                if (n > 18 && strncmp(l, "PL/pgSQL function ", 18) == 0) {
-                        rest = l + 18;
-                        /* the signature ends before " line N at ..." (or is the whole line) */
-                        for (const char *q = l + n; q > rest; q--)
-                                if (strncmp(q, " line ", 6) == 0 && q + 6 < l + n && q[6] >= '0' && q[6] <= '9') {
-                                        stop = q;
-                                        break;
-                                }
-                        if (!stop)
-                                stop = l + n;
-                } else if ((n > 14 && strncmp(l, "SQL function \"", 14) == 0) ||
-                           (n > 3 && strncmp(l, "PL/", 3) == 0 && memchr(l, '"', n))) {
-                        rest = (const char *) memchr(l, '"', n) + 1;
-                        /* the name as quoted: up to the last double quote of the line */
-                        for (const char *q = l + n - 1; q >= rest; q--)
-                                if (*q == '"') {
-                                        stop = q;
-                                        break;
-                                }
+                const char *name;
+                size_t len;
+                if (frame_line(l, n, &name, &len)) {
+                        *plpgsql = l[3] == 'p'; /* "PL/pgSQL" */
+                        return xstrndup(name, len);
                 }
-                if (rest && stop && stop > rest)
-                        return xstrndup(rest, (size_t) (stop - rest));
                 l = end ? end + 1 : NULL;
         }
         return NULL;
 }
 
 /* Whether the server raised the error from a procedural language's RAISE (or its like): then its
- * words are the code's own, whatever SQLSTATE it chose. */
-static bool raised_by_pl(const char *source_file) {
+ * words are the code's own, whatever SQLSTATE it chose. Class P0 is PL/pgSQL's own. */
+static bool raised_by_pl(const char *state, const char *source_file) {
         static const char *const pl[] = { "pl_exec.c", "plpy_elog.c", "plpy_plpymodule.c", "plperl.c", "pltcl.c" };
+        if (strncmp(state, "P0", 2) == 0)
+                return true;
         if (!source_file)
                 return false;
         for (size_t i = 0; i < sizeof(pl) / sizeof(pl[0]); i++)
@@ -113,39 +157,59 @@ static bool raised_by_pl(const char *source_file) {
         return false;
 }
 
+static bool state_in(const char *state, const char *const *list, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (strncmp(state, list[i], strlen(list[i])) == 0)
+                        return true;
+        return false;
+}
+
 void pg_error_from_server(PgError *e, const PgServerError *s) {
+        /* Raised inside a function of the database: its message is kept only for these, whose
+         * words PostgreSQL writes from names alone (locks, timeouts, conflicts, a permission, the
+         * server's resources and connection, a violated constraint's name, a write in a read-only
+         * transaction, an unsupported feature). */
+        static const char *const in_function_safe[] = { "55P03", "57014", "40001", "40P01", "42501", "08", "53", "57P0", "23",
+                                                        "25", "0A" };
+        /* Raised by the engine's own statement: a detail is kept for these classes, which quote no
+         * row (connection, transaction state, conflicts, names, resources, locks, operator
+         * intervention, unsupported features). */
+        static const char *const detail_safe[] = { "08", "25", "40", "42", "53", "55", "57", "0A" };
         pg_error_done(e);
         const char *state = s->sqlstate ? s->sqlstate : "";
         snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", state);
-        _cleanup_free_ char *fn = context_function(s->context);
-        /* The retention schema's functions are the engine's own: their words are counts and names.
-         * Only the schema's owner creates functions there; any other function that calls one is
-         * outside it, and the innermost frame is the one that raised. (Code that sets out to forge a
-         * context line, in the text of a statement it runs, chooses its own words: this screen is
-         * against disclosure by accident, not by a table owner who could write the rows anywhere.) */
-        bool own = fn && strncmp(fn, "retention.", 10) == 0;
-        bool pl = !own && raised_by_pl(s->source_file);
-        bool data = strncmp(state, "22", 2) == 0 && !s->input;
-        bool integrity = strncmp(state, "23", 2) == 0;
-        bool keep_primary = own || (!pl && !data);
-        bool keep_detail = own || (!pl && !data && !integrity);
+        bool plpgsql;
+        _cleanup_free_ char *fn = context_function(s->context, &plpgsql);
+        /* The retention schema's PL/pgSQL functions are the engine's own: their words are counts
+         * and names. Only the schema's owner creates functions there; PL/pgSQL prints the schema
+         * (pinned search_paths never include it), quoted when a name needs it, so "retention."
+         * unquoted is that schema. The innermost frame is the one that raised. Code that sets out
+         * to forge a frame line, in the text of a statement it runs, chooses its own words: this
+         * screen is against disclosure by accident, not by a table owner who could write the rows
+         * anywhere. */
+        bool own = fn && plpgsql && strncmp(fn, "retention.", 10) == 0;
+        bool foreign = fn && !own;
+        bool pl = !own && raised_by_pl(state, s->source_file);
+        bool data = (strncmp(state, "22", 2) == 0 && !s->input) || strncmp(state, "44", 2) == 0;
+        bool keep_primary = own || (!pl && (foreign ? state_in(state, in_function_safe, sizeof(in_function_safe) /
+                                                                                          sizeof(in_function_safe[0]))
+                                                    : !data));
+        bool keep_detail = own || (!pl && !foreign && state_in(state, detail_safe, sizeof(detail_safe) / sizeof(detail_safe[0])));
         if (keep_primary)
                 e->primary = trim_newline(s->primary);
-        else if (pl)
+        else if (pl || foreign)
                 e->primary = fn ? xasprintf("function %s of the database raised an error (SQLSTATE %s); its message is not "
                                             "shown, as it may hold row values", fn, state)
                                 : xasprintf("code of the database raised an error (SQLSTATE %s); its message is not shown, as "
                                             "it may hold row values", state);
         else
-                e->primary = xasprintf("the database could not convert or compute a value (SQLSTATE %s); its message is "
-                                       "not shown, as it may hold row values", state);
+                e->primary = xasprintf("the database could not convert, compute or check a value (SQLSTATE %s); its message "
+                                       "is not shown, as it may hold row values", state);
         /* The detail: the server's when kept; where the error was raised when a function of the
-         * database raised it (the trigger's function is what the operator looks for). */
+         * database raised it (a trigger's function is what the operator looks for). */
         _cleanup_free_ char *d = keep_detail ? trim_newline(s->detail) : NULL;
         bool withheld = !keep_detail && s->detail && *s->detail;
-        _cleanup_free_ char *where = fn && !own ? xasprintf("Raised in function %s, which the statement ran (a trigger's or "
-                                                            "a rule's of a table it changed, or a function they call).", fn)
-                                                : NULL;
+        _cleanup_free_ char *where = foreign ? xasprintf("Raised in function %s, which the statement ran.", fn) : NULL;
         const char *parts[] = { d && *d ? d : NULL, where,
                                 withheld ? "The server's detail is not shown, as it may hold row values." : NULL };
         StrBuf b = {};
@@ -154,7 +218,11 @@ void pg_error_from_server(PgError *e, const PgServerError *s) {
                         strbuf_appendf(&b, "%s%s", b.len ? " " : "", parts[i]);
         e->detail = b.len ? strbuf_steal(&b) : NULL;
         strbuf_done(&b);
-        e->hint = keep_primary && !withheld ? trim_newline(s->hint) : xstrdup("The database server's log has the whole message.");
+        /* The server's hint only with its whole message: a hint of the code's may hold values too. */
+        if (keep_primary && !withheld && !pl)
+                e->hint = trim_newline(s->hint);
+        else if (!keep_primary || withheld)
+                e->hint = xstrdup("The database server's log has the whole message.");
         if (s->table) {
                 _cleanup_free_ char *sc = s->schema ? xstrdup(s->schema) : NULL, *tb = xstrdup(s->table);
                 QualifiedName q = { .schema = sc, .name = tb };
@@ -385,6 +453,34 @@ int pg_prepare(Pg *pg, PgError *err, const char *name, const char *sql, int npar
 
 int pg_exec_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name, int nparams, const char *const *params) {
         return result_status(pg, PQexecPrepared(pg->conn, name, nparams, params, NULL, NULL, 0), ret, err);
+}
+
+int pg_exec_cached(Pg *pg, bool *prepared, const char *name, const char *sql, int nparams, const char *const *params,
+                   PGresult **ret, PgError *err) {
+        for (unsigned attempt = 0;; attempt++) {
+                PgError e = {};
+                int k = 0;
+                if (!*prepared) {
+                        k = pg_prepare(pg, &e, name, sql, nparams);
+                        *prepared = k == 0;
+                }
+                if (k == 0)
+                        k = pg_exec_prepared(pg, ret, &e, name, nparams, params);
+                /* Gone from the session (DISCARD ALL, a pooler's reset): prepared again at the next
+                 * use, or now when no transaction was open (a failed one must be rolled back first). */
+                if (k && streq(e.sqlstate, "26000")) {
+                        *prepared = false;
+                        if (attempt == 0 && PQtransactionStatus(pg->conn) == PQTRANS_IDLE) {
+                                pg_error_done(&e);
+                                continue;
+                        }
+                }
+                if (k) {
+                        pg_error_done(err);
+                        *err = e;
+                }
+                return k;
+        }
 }
 
 int pg_describe_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name) {

@@ -87,8 +87,9 @@ typedef struct Pg {
         bool fingerprint_prepared; /* catalog_untrusted_unchanged()'s statement lives on this session */
         bool counts_prepared;      /* trail_rule_count()'s statement lives on this session */
         bool record_prepared;      /* trail_rule_whole()'s statement lives on this session */
-        bool input_errors;         /* set around a statement whose only values are the operator's own parameters
-                                    * (a hold's key and expiry, explain's keys): its data exceptions are shown whole */
+        bool input_errors;         /* set around a statement whose only values are the operator's or the policy's
+                                    * (a hold's key and expiry, explain's keys, the cutoffs): its data exceptions are
+                                    * shown whole */
         /* trail_check_schema() found the schema right on this session, and no one has relied on
          * that yet: run_rules() takes it (and clears it) instead of asking again. */
         bool schema_checked;
@@ -139,6 +140,10 @@ int pg_exec_script(Pg *pg, PgError *err, const char *sql);
  * planned once. */
 int pg_prepare(Pg *pg, PgError *err, const char *name, const char *sql, int nparams);
 int pg_exec_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name, int nparams, const char *const *params);
+/* A statement prepared once a session as `name` (*prepared says it is): prepared when it is not,
+ * then executed; prepared again when the server no longer has it (SQLSTATE 26000). */
+int pg_exec_cached(Pg *pg, bool *prepared, const char *name, const char *sql, int nparams, const char *const *params,
+                   PGresult **ret, PgError *err);
 /* The description of a prepared statement (PQnparams, PQnfields, PQftype), without running it. */
 int pg_describe_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name);
 void pg_deallocate(Pg *pg, const char *name);

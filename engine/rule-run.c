@@ -175,7 +175,11 @@ int rule_run_tally(RuleRun *rr, PgError *err) {
 
 static int compute_cutoffs(RuleRun *rr, PgError *err) {
         _cleanup_pgresult_ PGresult *r = NULL;
+        /* Its only values are the policy's durations and the clock: a data exception is about
+         * them ("timestamp out of range") and shown whole. */
+        rr->pg->input_errors = true;
         int k = rule_run_exec(rr, &rr->plan->cutoffs, &r, err, NULL, NULL, 0);
+        rr->pg->input_errors = false;
         if (k)
                 return k;
         int nf = PQnfields(r);

@@ -102,16 +102,10 @@ int trail_rule_count(Pg *pg, int64_t rule_run_id, int64_t deleted, int64_t anony
         _cleanup_pgresult_ PGresult *r = NULL;
         /* Prepared once a session: every batch of every rule runs it (parsing it each time was
          * a tenth of a small batch's overhead). */
-        int k = 0;
-        if (!pg->counts_prepared) {
-                k = pg_prepare(pg, err, COUNTS_STATEMENT,
+        int k = pg_exec_cached(pg, &pg->counts_prepared, COUNTS_STATEMENT,
                                "SELECT retention.add_rule_run_counts($1::bigint, $2::bigint, $3::bigint, $4::bigint,"
                                " $5::bigint), " NEXT_XID_SQL,
-                               5);
-                pg->counts_prepared = k == 0;
-        }
-        if (k == 0)
-                k = pg_exec_prepared(pg, &r, err, COUNTS_STATEMENT, 5, p);
+                               5, p, &r, err);
         if (k)
                 return k;
         if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
@@ -180,18 +174,12 @@ static int trail_rule_whole(Pg *pg, int64_t run_id, const char *started, RuleRes
         /* retention.record_rule_run() (schema version 10): what begin_rule_run() and then
          * finish_rule_run() would store, in one INSERT and one UPDATE. Prepared once a session:
          * most rule runs of a daemon are recorded so. */
-        int k = 0;
-        if (!pg->record_prepared) {
-                k = pg_prepare(pg, err, RECORD_STATEMENT,
+        int k = pg_exec_cached(pg, &pg->record_prepared, RECORD_STATEMENT,
                                "SELECT rule_run, sealed_seq, encode(sealed_hash, 'hex')"
                                " FROM retention.record_rule_run($1::bigint, $2, $3, $4, $5, coalesce($6::timestamptz, now()),"
                                " $7::timestamptz, $8, $9, $10, $11::bigint, $12::bigint, $13::bigint, $14::bigint,"
                                " $15::bigint, $16::bigint, $17::bigint)",
-                               17);
-                pg->record_prepared = k == 0;
-        }
-        if (k == 0)
-                k = pg_exec_prepared(pg, &r, err, RECORD_STATEMENT, 17, p);
+                               17, p, &r, err);
         if (k)
                 return k;
         if (PQntuples(r) != 1) {

@@ -128,6 +128,10 @@ BEGIN
         IF to_regprocedure('retention.begin_run(text, text, text)') IS NULL THEN
                 RAISE EXCEPTION 'schema retention is older than version 5' USING HINT = 'Run retentiond migrate first.';
         END IF;
+        -- Every write granted below must exist: the schema is at the version this script is for.
+        IF (SELECT coalesce(max(version), 0) FROM retention.schema_version) < 10 THEN
+                RAISE EXCEPTION 'schema retention is older than version 10' USING HINT = 'Run retentiond migrate first.';
+        END IF;
         EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA retention FROM %I', r);
         EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA retention FROM %I', r);
         EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA retention TO %I', r);

@@ -35,6 +35,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "pg.h"
 #include "pgtest.h"
 #include "rely.h"
 
@@ -959,6 +960,52 @@ static void test_clock_timezone(void **state) {
         free(ci);
 }
 
+/* A statement the engine prepares once a session (the audit trail's counter and record, the
+ * check of other roles' code) is prepared again when the server no longer has it (DISCARD ALL, a
+ * pooler's reset): at once outside a transaction; inside one, the failed transaction goes, and
+ * the next use prepares it. */
+static void test_prepared_statement_gone(void **state) {
+        (void) state;
+        PGconn *c;
+        char *ci = new_db("faults_prepared", &c);
+        Pg *p = NULL;
+        PgError e = {};
+        PgSettings st = { .lock_timeout_ms = 2000, .statement_timeout_ms = 60000 };
+        assert_int_equal(pg_connect(ci, &st, &p, &e), 0);
+        bool prepared = false;
+        const char *args[] = { "41" };
+        const char *sql = "SELECT $1::int + 1";
+        PGresult *r = NULL;
+        assert_int_equal(pg_exec_cached(p, &prepared, "t_gone", sql, 1, args, &r, &e), 0);
+        assert_true(prepared);
+        assert_string_equal(PQgetvalue(r, 0, 0), "42");
+        PQclear(r);
+        /* gone outside a transaction: prepared again, the same call succeeds */
+        assert_int_equal(pg_exec0(p, NULL, &e, "DEALLOCATE ALL"), 0);
+        assert_int_equal(pg_exec_cached(p, &prepared, "t_gone", sql, 1, args, &r, &e), 0);
+        assert_true(prepared);
+        assert_string_equal(PQgetvalue(r, 0, 0), "42");
+        PQclear(r);
+        /* gone inside one: the statement fails (the transaction is lost) and the flag is cleared */
+        assert_int_equal(pg_exec0(p, NULL, &e, "BEGIN"), 0);
+        assert_int_equal(pg_exec0(p, NULL, &e, "DEALLOCATE ALL"), 0);
+        r = NULL;
+        assert_int_not_equal(pg_exec_cached(p, &prepared, "t_gone", sql, 1, args, &r, &e), 0);
+        assert_null(r);
+        assert_string_equal(e.sqlstate, "26000");
+        assert_false(prepared);
+        pg_error_done(&e);
+        assert_int_equal(pg_exec0(p, NULL, &e, "ROLLBACK"), 0);
+        assert_int_equal(pg_exec_cached(p, &prepared, "t_gone", sql, 1, args, &r, &e), 0);
+        assert_true(prepared);
+        assert_string_equal(PQgetvalue(r, 0, 0), "42");
+        PQclear(r);
+        pg_error_done(&e);
+        pg_free(p);
+        PQfinish(c);
+        free(ci);
+}
+
 static int group_setup(void **state) {
         (void) state;
         pg = pgtest_start();
@@ -976,6 +1023,7 @@ static int group_teardown(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_prepared_statement_gone),
                 cmocka_unit_test(test_terminate),
                 cmocka_unit_test(test_restart),
                 cmocka_unit_test(test_lost_connection_outcomes),

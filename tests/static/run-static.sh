@@ -24,18 +24,24 @@ sources=(engine/*.c)
 # 1. clang-tidy. GCC-only warning flags of the build are unknown to clang: not a finding.
 echo "==> clang-tidy (engine/.clang-tidy) on ${#sources[@]} files"
 log=$(mktemp)
-# One clang-tidy per core, a few files each: it is the slowest of the three checks.
+logs=$(mktemp -d)
+# One clang-tidy per core, a few files each: it is the slowest of the three checks. Each writes
+# its own log (no interleaved lines), gathered in the files' order; any finding fails xargs.
+export build logs
 if printf '%s\0' "${sources[@]}" |
-        xargs -0 -n 4 -P "$(nproc)" clang-tidy -p "$build" --quiet --extra-arg=-Wno-unknown-warning-option \
-        >"$log" 2>&1; then
+        xargs -0 -n 4 -P "$(nproc)" sh -c 'clang-tidy -p "$build" --quiet --extra-arg=-Wno-unknown-warning-option "$@" \
+                >"$logs/$(basename "$1").log" 2>&1' clang-tidy; then
+        cat "$logs"/*.log >"$log" 2>/dev/null
         summary+=("clang-tidy: clean (${#sources[@]} files)")
 else
+        cat "$logs"/*.log >"$log" 2>/dev/null
         grep -E "^(/|\.\./|engine/).*(warning|error):" "$log" >&2 || cat "$log" >&2
         n=$(grep -cE "(warning|error):" "$log")
         summary+=("clang-tidy: $n findings")
         status=1
 fi
 rm -f "$log"
+rm -rf "$logs"
 
 # 2. cppcheck.
 echo "==> cppcheck --enable=warning,performance,portability"

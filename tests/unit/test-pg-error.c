@@ -51,8 +51,7 @@ static void test_integrity(void **state) {
         s.context = "SQL statement \"INSERT INTO public.uniq VALUES ('" VALUE "')\"\n"
                     "PL/pgSQL function arch() line 1 at SQL statement";
         screened(&s, "duplicate key value violates unique constraint \"uniq_email_key\"",
-                 "Raised in function arch(), which the statement ran (a trigger's or a rule's of a table it changed, or "
-                 "a function they call). " WITHHELD_DETAIL,
+                 "Raised in function arch(), which the statement ran. " WITHHELD_DETAIL,
                  LOG_HINT);
         PgServerError nn = { .sqlstate = "23502",
                              .primary = "null value in column \"email\" of relation \"people\" violates not-null constraint",
@@ -79,8 +78,7 @@ static void test_raised_by_code(void **state) {
         screened(&s,
                  "function arch() of the database raised an error (SQLSTATE P0001); its message is not shown, as it may "
                  "hold row values",
-                 "Raised in function arch(), which the statement ran (a trigger's or a rule's of a table it changed, or a "
-                 "function they call). " WITHHELD_DETAIL,
+                 "Raised in function arch(), which the statement ran. " WITHHELD_DETAIL,
                  LOG_HINT);
         /* with an SQLSTATE of PostgreSQL's own choosing: still the code's words */
         s.sqlstate = "23514";
@@ -90,8 +88,7 @@ static void test_raised_by_code(void **state) {
         screened(&s,
                  "function app.\"Guard\"() of the database raised an error (SQLSTATE 23514); its message is not shown, as "
                  "it may hold row values",
-                 "Raised in function app.\"Guard\"(), which the statement ran (a trigger's or a rule's of a table it "
-                 "changed, or a function they call).",
+                 "Raised in function app.\"Guard\"(), which the statement ran.",
                  LOG_HINT);
         /* another language, no context: code of the database */
         PgServerError py = { .sqlstate = "XX000", .primary = "plpy: " VALUE, .source_file = "plpy_elog.c" };
@@ -105,8 +102,7 @@ static void test_raised_by_code(void **state) {
         screened(&q,
                  "function \"retention.evil\"() of the database raised an error (SQLSTATE P0001); its message is not "
                  "shown, as it may hold row values",
-                 "Raised in function \"retention.evil\"(), which the statement ran (a trigger's or a rule's of a table "
-                 "it changed, or a function they call).",
+                 "Raised in function \"retention.evil\"(), which the statement ran.",
                  LOG_HINT);
         /* a SQL function's frame */
         PgServerError f = { .sqlstate = "P0001", .primary = VALUE, .context = "SQL function \"f\" statement 1",
@@ -114,8 +110,7 @@ static void test_raised_by_code(void **state) {
         screened(&f,
                  "function f of the database raised an error (SQLSTATE P0001); its message is not shown, as it may hold "
                  "row values",
-                 "Raised in function f, which the statement ran (a trigger's or a rule's of a table it changed, or a "
-                 "function they call).",
+                 "Raised in function f, which the statement ran.",
                  LOG_HINT);
 }
 
@@ -148,8 +143,8 @@ static void test_data_exception(void **state) {
                             .primary = "invalid input syntax for type inet: \"" VALUE "\"",
                             .source_file = "network.c" };
         screened(&s,
-                 "the database could not convert or compute a value (SQLSTATE 22P02); its message is not shown, as it may "
-                 "hold row values",
+                 "the database could not convert, compute or check a value (SQLSTATE 22P02); its message is not shown, "
+                 "as it may hold row values",
                  NULL, LOG_HINT);
         PgServerError in = { .sqlstate = "22P02", .primary = "invalid input syntax for type integer: \"five\"",
                              .source_file = "numutils.c", .input = true }; /* a hold's key as the operator typed it */
@@ -157,11 +152,72 @@ static void test_data_exception(void **state) {
         /* raised in a trigger's function: named */
         s.context = "PL/pgSQL function arch() line 1 at PERFORM";
         screened(&s,
-                 "the database could not convert or compute a value (SQLSTATE 22P02); its message is not shown, as it may "
+                 "function arch() of the database raised an error (SQLSTATE 22P02); its message is not shown, as it may "
                  "hold row values",
-                 "Raised in function arch(), which the statement ran (a trigger's or a rule's of a table it changed, or a "
-                 "function they call).",
-                 LOG_HINT);
+                 "Raised in function arch(), which the statement ran.", LOG_HINT);
+        /* WITH CHECK OPTION: its detail is the failing row */
+        PgServerError wco = { .sqlstate = "44000",
+                              .primary = "new row violates check option for view \"v\"",
+                              .detail = "Failing row contains (-1, " VALUE ").",
+                              .source_file = "execMain.c" };
+        screened(&wco,
+                 "the database could not convert, compute or check a value (SQLSTATE 44000); its message is not shown, as "
+                 "it may hold row values",
+                 WITHHELD_DETAIL, LOG_HINT);
+}
+
+/* Frames are read only in their exact forms: a statement's text, which may hold values and span
+ * lines, is never taken for one. */
+static void test_frames(void **state) {
+        (void) state;
+        /* a value with a line break and "PL/..." in it, in the text of a trigger's dynamic INSERT */
+        PgServerError s = { .sqlstate = "23505",
+                            .primary = "duplicate key value violates unique constraint \"u_key\"",
+                            .detail = "Key (n)=(Note:) already exists.",
+                            .context = "SQL statement \"INSERT INTO t VALUES ('Note:\n"
+                                       "PL/SQL \"" VALUE "\" x')\"\n"
+                                       "PL/pgSQL assignment \"n := '" VALUE "'\"\n"
+                                       "PL/pgSQL function app.f() line 3 at EXECUTE",
+                            .source_file = "nbtinsert.c" };
+        screened(&s, s.primary, "Raised in function app.f(), which the statement ran. " WITHHELD_DETAIL, LOG_HINT);
+        /* the signature ends at its ")": not "app.f() during function exit" */
+        PgServerError x = { .sqlstate = "42804",
+                            .primary = "returned record type does not match expected record type",
+                            .context = "PL/pgSQL function app.f(integer,text) during function exit",
+                            .source_file = "pl_exec.c" };
+        screened(&x,
+                 "function app.f(integer,text) of the database raised an error (SQLSTATE 42804); its message is not shown, "
+                 "as it may hold row values",
+                 "Raised in function app.f(integer,text), which the statement ran.", LOG_HINT);
+        /* a name under a foreign frame is not repeated when PostgreSQL built it from a value */
+        PgServerError nm = { .sqlstate = "42P01",
+                             .primary = "relation \"archive." VALUE "\" does not exist",
+                             .context = "SQL statement \"INSERT INTO archive.\"" VALUE "\" VALUES (1)\"\n"
+                                        "PL/pgSQL function app.route() line 4 at EXECUTE",
+                             .source_file = "namespace.c" };
+        screened(&nm,
+                 "function app.route() of the database raised an error (SQLSTATE 42P01); its message is not shown, as it "
+                 "may hold row values",
+                 "Raised in function app.route(), which the statement ran.", LOG_HINT);
+        /* a language this screen does not know, raising P0001: the code's own words */
+        PgServerError v8 = { .sqlstate = "P0001", .primary = VALUE, .source_file = "plv8.cc" };
+        screened(&v8, "code of the database raised an error (SQLSTATE P0001); its message is not shown, as it may hold row values",
+                 NULL, LOG_HINT);
+        /* only PL/pgSQL frames of the schema retention are the engine's: not a bare SQL function name */
+        PgServerError bare = { .sqlstate = "22P02",
+                               .primary = "invalid input syntax for type integer: \"" VALUE "\"",
+                               .context = "SQL function \"retention.x\" statement 1",
+                               .source_file = "numutils.c" };
+        screened(&bare,
+                 "function retention.x of the database raised an error (SQLSTATE 22P02); its message is not shown, as it "
+                 "may hold row values",
+                 "Raised in function retention.x, which the statement ran.", LOG_HINT);
+        /* a frame that is not at the start of a line is no frame */
+        PgServerError mid = { .sqlstate = "P0001", .primary = VALUE,
+                              .context = "SQL statement \"SELECT 1 -- PL/pgSQL function retention.y() line 1 at RAISE\"",
+                              .source_file = "pl_exec.c" };
+        screened(&mid, "code of the database raised an error (SQLSTATE P0001); its message is not shown, as it may hold row values",
+                 NULL, LOG_HINT);
 }
 
 /* What carries no row value stays whole: locks, timeouts, permissions (with where, when a
@@ -177,8 +233,7 @@ static void test_kept(void **state) {
                                           "PL/pgSQL function app.log_delete() line 2 at SQL statement",
                                .source_file = "aclchk.c" };
         screened(&perm, "permission denied for table audit_log",
-                 "Raised in function app.log_delete(), which the statement ran (a trigger's or a rule's of a table it "
-                 "changed, or a function they call).",
+                 "Raised in function app.log_delete(), which the statement ran.",
                  NULL);
         PgServerError hint = { .sqlstate = "42703",
                                .primary = "column \"x\" does not exist",
@@ -192,7 +247,7 @@ static void test_kept(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_integrity), cmocka_unit_test(test_raised_by_code), cmocka_unit_test(test_own),
-                cmocka_unit_test(test_data_exception), cmocka_unit_test(test_kept),
+                cmocka_unit_test(test_data_exception), cmocka_unit_test(test_frames), cmocka_unit_test(test_kept),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
