@@ -31,12 +31,12 @@ export build logs
 if printf '%s\0' "${sources[@]}" |
         xargs -0 -n 4 -P "$(nproc)" sh -c 'clang-tidy -p "$build" --quiet --extra-arg=-Wno-unknown-warning-option "$@" \
                 >"$logs/$(basename "$1").log" 2>&1' clang-tidy; then
-        cat "$logs"/*.log >"$log" 2>/dev/null
         summary+=("clang-tidy: clean (${#sources[@]} files)")
 else
         cat "$logs"/*.log >"$log" 2>/dev/null
-        grep -E "^(/|\.\./|engine/).*(warning|error):" "$log" >&2 || cat "$log" >&2
-        n=$(grep -cE "(warning|error):" "$log")
+        # A header's finding is reported by every process that included it: once each here.
+        grep -E "^(/|\.\./|engine/).*(warning|error):" "$log" | sort -u >&2 || cat "$log" >&2
+        n=$(grep -E "(warning|error):" "$log" | sort -u | wc -l)
         summary+=("clang-tidy: $n findings")
         status=1
 fi
