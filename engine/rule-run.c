@@ -245,15 +245,15 @@ static void drop_hash_key(RuleRun *rr) {
         pg_error_done(&e);
 }
 
-/* The rule's plan, on the catalog as it is now: code of other roles refused, the plan built,
- * every where: parsed, the cascade targets found, the hash key installed. Returns 0 (the rule
- * may have ended: rule_run_done()) or the error for rule_run_start() to judge. */
 /* Adds warning w (taken) to the rule's result. */
 static void add_warning(RuleRun *rr, char *w) {
         rr->res.warnings = xreallocarray(rr->res.warnings, rr->res.n_warnings + 1, sizeof(char *));
         rr->res.warnings[rr->res.n_warnings++] = w;
 }
 
+/* The rule's plan, on the catalog as it is now: code of other roles refused, the plan built,
+ * every where: parsed, the cascade targets found, the hash key installed. Returns 0 (the rule
+ * may have ended: rule_run_done()) or the error for rule_run_start() to judge. */
 static int start_plan(RuleRun *rr, CatCache *cache, PgError *err) {
         _cleanup_free_ char *perr = NULL;
         bool refused;
