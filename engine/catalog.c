@@ -463,34 +463,37 @@ int catalog_load_untrusted(Pg *pg, CatTable *const *tables, size_t n, PgError *e
         return 0;
 }
 
-int catalog_untrusted_unchanged(Pg *pg, CatTable *const *tables, size_t n, bool *same, PgError *err) {
-        *same = false;
-        if (n == 0) {
-                *same = true;
-                return 0;
-        }
+/* The fingerprint statement's text: prepared once a session, as it runs before every rule and
+ * batch, and planning it cost more than running it. The array goes through a subquery, so that no
+ * plan knows its length: the generic plan then costs what a custom one does, and PostgreSQL keeps
+ * it from the sixth execution on instead of planning every batch's check again (0.8 ms). */
+#define UNTRUSTED_FINGERPRINT_QUERY "SELECT u.root, " UNTRUSTED_FINGERPRINT_SQL " FROM unnest((SELECT $1::oid[])) AS u(root)"
+
+bool catalog_untrusted_stmt(Pg *pg, CatTable *const *tables, size_t n, CatFingerprint *f, PgPipeStmt *st, bool *same) {
+        *f = (CatFingerprint) {};
+        *same = n == 0;
+        if (n == 0)
+                return false;
         for (size_t i = 0; i < n; i++)
                 if (!tables[i]->untrusted_seen)
-                        return 0;
+                        return false;
         StrBuf b = {};
         strbuf_append(&b, "{");
         for (size_t i = 0; i < n; i++)
                 strbuf_appendf(&b, "%s%u", i ? "," : "", tables[i]->oid);
         strbuf_append(&b, "}");
-        _cleanup_pgresult_ PGresult *r = NULL;
-        const char *p[] = { strbuf_str(&b) };
-        /* Prepared once a session: it runs before every rule and batch, and planning it cost
-         * more than running it. The array goes through a subquery, so that no plan knows its
-         * length: the generic plan then costs what a custom one does, and PostgreSQL keeps it
-         * from the sixth execution on instead of planning every batch's check again (0.8 ms). */
-        int k = pg_exec_cached(pg, &pg->fingerprint_prepared, UNTRUSTED_FINGERPRINT_STATEMENT,
-                               "SELECT u.root, " UNTRUSTED_FINGERPRINT_SQL " FROM unnest((SELECT $1::oid[])) AS u(root)", 1,
-                               p, &r, err);
-        strbuf_done(&b);
-        if (k)
-                return k;
-        if (PQntuples(r) != (int) n)
-                return 0;
+        f->oids = strbuf_steal(&b);
+        f->params[0] = f->oids;
+        *st = (PgPipeStmt) { .name = UNTRUSTED_FINGERPRINT_STATEMENT, .sql = UNTRUSTED_FINGERPRINT_QUERY,
+                             .prepared = &pg->fingerprint_prepared, .nparams = 1, .params = f->params,
+                             .result = &f->result };
+        return true;
+}
+
+bool catalog_untrusted_same(CatTable *const *tables, size_t n, const CatFingerprint *f) {
+        const PGresult *r = f->result;
+        if (!r || PQntuples(r) != (int) n)
+                return false;
         for (int row = 0; row < PQntuples(r); row++) {
                 uint32_t root = (uint32_t) strtoul(PQgetvalue(r, row, 0), NULL, 10);
                 const CatTable *t = NULL;
@@ -498,10 +501,28 @@ int catalog_untrusted_unchanged(Pg *pg, CatTable *const *tables, size_t n, bool 
                         if (tables[i]->oid == root)
                                 t = tables[i];
                 if (!t || !streq(t->untrusted_seen, PQgetvalue(r, row, 1)))
-                        return 0;
+                        return false;
         }
-        *same = true;
-        return 0;
+        return true;
+}
+
+void catalog_fingerprint_done(CatFingerprint *f) {
+        free(f->oids);
+        if (f->result)
+                PQclear(f->result);
+        *f = (CatFingerprint) {};
+}
+
+int catalog_untrusted_unchanged(Pg *pg, CatTable *const *tables, size_t n, bool *same, PgError *err) {
+        CatFingerprint f;
+        PgPipeStmt st;
+        if (!catalog_untrusted_stmt(pg, tables, n, &f, &st, same))
+                return 0;
+        int k = pg_exec_cached(pg, st.prepared, st.name, st.sql, st.nparams, st.params, st.result, err);
+        if (k == 0)
+                *same = catalog_untrusted_same(tables, n, &f);
+        catalog_fingerprint_done(&f);
+        return k;
 }
 
 int catalog_load_table(Pg *pg, const QualifiedName *name, CatTable **ret, PgError *err) {

@@ -115,6 +115,17 @@ int catalog_load_untrusted(Pg *pg, CatTable *const *tables, size_t n, PgError *e
  * catalog_load_untrusted() would give it. *same is false when a table was never read that way.
  * Returns 0 or a PgErrorClass. */
 int catalog_untrusted_unchanged(Pg *pg, CatTable *const *tables, size_t n, bool *same, PgError *err);
+/* catalog_untrusted_unchanged() in two halves, for a pipeline (pg_pipeline()): the statement into
+ * *st (true), or false when no statement is needed, *same then being the answer; and, after the
+ * statement ran, the answer from its result (f->result). catalog_fingerprint_done() frees *f. */
+typedef struct CatFingerprint {
+        char *oids;
+        const char *params[1];
+        PGresult *result;
+} CatFingerprint;
+bool catalog_untrusted_stmt(Pg *pg, CatTable *const *tables, size_t n, CatFingerprint *f, PgPipeStmt *st, bool *same);
+bool catalog_untrusted_same(CatTable *const *tables, size_t n, const CatFingerprint *f);
+void catalog_fingerprint_done(CatFingerprint *f);
 const char *cat_code_kind_to_string(CatCodeKind k); /* "trigger", "rule", "row-level security" */
 static inline void cat_table_freep(CatTable **t) {
         cat_table_free(*t);

@@ -99,29 +99,15 @@ static int prepare_fast(RuleRun *rr, const FastPair *fp, PgError *err) {
         return 0;
 }
 
-static int exec_fast(RuleRun *rr, const PlanStatement *st, const char *name, const char *upper, PGresult **r,
-                     PgError *err) {
-        Bind b;
-        rule_run_bind(rr, st, &b, NULL, NULL, 0);
+/* The fast path's statement st of this batch in the pipeline: its parameters into *b (upper: the
+ * range's upper end), which must live until the pipeline returned (rule_run_bind_done()). */
+static PgPipeStmt fast_stmt(RuleRun *rr, const PlanStatement *st, const char *name, const char *upper, Bind *b,
+                            PGresult **r) {
+        rule_run_bind(rr, st, b, NULL, NULL, 0);
         for (size_t i = 0; i < st->n_params; i++)
                 if (st->params[i].kind == PARAM_UPPER)
-                        b.values[i] = upper;
-        int k = pg_exec_prepared(rr->pg, r, err, name, (int) st->n_params, b.values);
-        rule_run_bind_done(&b, st->n_params);
-        rule_run_name_timeout(rr, st, k, err);
-        return k;
-}
-
-/* The batch's transaction. Citus: the session's lock_timeout stays on the coordinator; the
- * shards, where the application's row locks are, get this transaction's SET LOCAL only when
- * citus.propagate_set_commands says so. */
-static int begin_batch(RuleRun *rr, bool citus, PgError *err) {
-        int k = pg_exec0(rr->pg, NULL, err, BATCH_BEGIN);
-        if (k == 0 && citus)
-                k = pg_exec0(rr->pg, NULL, err, CITUS_PROPAGATE_SET);
-        if (k == 0 && citus)
-                k = pg_exec0(rr->pg, NULL, err, CITUS_SHORT_LOCK_WAIT);
-        return k;
+                        b->values[i] = upper;
+        return (PgPipeStmt) { .name = name, .nparams = (int) st->n_params, .params = b->values, .result = r };
 }
 
 /* The bound's answer: the range's upper end in *upper (NULL: the range reaches the cutoff) and
@@ -192,8 +178,12 @@ static void batch_done(RuleRun *rr, const FastPair *fp, bool del, int64_t change
 }
 
 /* One fast-path batch, in one transaction: the range's upper end, the change, and the audit
- * trail's counters, so the trail never claims more than happened. Returns 0, OUTCOME_SLOW_PATH
- * (take this batch with SKIP LOCKED), or the PgErrorClass that ended the rule (rule_run_step_failed()). */
+ * trail's counters, so the trail never claims more than happened. Its statements go in three
+ * round trips (pg_pipeline()): BEGIN and the bound; the range and the check of other roles' code;
+ * the counters and COMMIT. The server runs each statement as if sent alone, in that order; each
+ * decision of the engine (the bound's range, the code check's verdict, the breaker's limit) sits
+ * between two round trips, never inside one. Returns 0, OUTCOME_SLOW_PATH (take this batch with
+ * SKIP LOCKED), or the PgErrorClass that ended the rule (rule_run_step_failed()). */
 int fast_path_step(RuleRun *rr) {
         PgError err = {};
         _cleanup_pgresult_ PGresult *rb = NULL, *rc = NULL;
@@ -221,38 +211,84 @@ int fast_path_step(RuleRun *rr) {
         const char *upper = NULL;
         int64_t changed = 0;
         bool citus = cat_table_is_citus(rr->plan->table), tie = false;
+        bool del = fp.main && rr->rule->action == ACTION_DELETE;
         CascadeMark before = {}, delta = {};
-        k = begin_batch(rr, citus, &err);
+        size_t failed = 0;
+
+        /* BEGIN, (Citus) the transaction's short lock wait on the shards, and the range's upper
+         * end. Citus: the session's lock_timeout stays on the coordinator; the shards, where the
+         * application's row locks are, get this transaction's SET LOCAL only when
+         * citus.propagate_set_commands says so. */
+        Bind bb;
+        PgPipeStmt a[4];
+        size_t na = 0;
+        a[na++] = (PgPipeStmt) { .sql = BATCH_BEGIN };
+        if (citus) {
+                a[na++] = (PgPipeStmt) { .sql = CITUS_PROPAGATE_SET };
+                a[na++] = (PgPipeStmt) { .sql = CITUS_SHORT_LOCK_WAIT };
+        }
+        a[na++] = fast_stmt(rr, fp.bound, fp.bound_name, NULL, &bb, &rb);
+        k = pg_pipeline(rr->pg, a, na, &failed, &err);
+        rule_run_bind_done(&bb, fp.bound->n_params);
+        if (k && failed == na - 1)
+                rule_run_name_timeout(rr, fp.bound, k, &err);
         if (k == 0 && fp.main)
                 k = cascade_mark(rr, &before, &err);
-        if (k == 0)
-                k = exec_fast(rr, fp.bound, fp.bound_name, NULL, &rb, &err);
         if (k == 0 && read_bound(rr, rb, citus, &upper, &tie) == OUTCOME_SLOW_PATH) {
                 pg_rollback_quietly(rr->pg);
                 cascade_mark_done(&before);
                 rr->swept_cleanly = false;
                 return OUTCOME_SLOW_PATH;
         }
-        /* No row from the last key to the cutoff is to change: nothing for the range statement
-         * to do, and nothing for it to walk again. */
-        if (k == 0 && !streq(PQgetvalue(rb, 0, 2), "0"))
-                k = exec_fast(rr, fp.range, fp.range_name, upper, &rc, &err);
-        bool del = fp.main && rr->rule->action == ACTION_DELETE;
+
+        /* The range, unless no row from the last key to the cutoff is to change (nothing for it
+         * to do, and nothing for it to walk again); and after it, the check of other roles'
+         * code: a later statement of the same transaction, with a newer snapshot, as
+         * untrusted_batch_check() needs. */
+        Bind br = {};
+        bool ranged = false;
+        UntrustedBatch ub = {};
+        PgPipeStmt b[2];
+        size_t nb = 0;
+        if (k == 0 && !streq(PQgetvalue(rb, 0, 2), "0")) {
+                b[nb++] = fast_stmt(rr, fp.range, fp.range_name, upper, &br, &rc);
+                ranged = true;
+        }
+        if (k == 0 && untrusted_batch_stmt(rr, &ub, &b[nb]))
+                nb++;
+        if (k == 0 && nb > 0) {
+                k = pg_pipeline(rr->pg, b, nb, &failed, &err);
+                if (k && ranged && failed == 0)
+                        rule_run_name_timeout(rr, fp.range, k, &err);
+        }
+        if (ranged)
+                rule_run_bind_done(&br, fp.range->n_params);
         if (k == 0) {
                 changed = rc ? strtoll(PQcmdTuples(rc), NULL, 10) : 0;
-                k = trail_rule_count(rr->pg, rr->res.rule_run_id, del ? changed : 0, del ? 0 : changed, 1, 0, &next, &err);
+                k = untrusted_batch_verdict(rr, &ub, &err);
         }
+        untrusted_batch_done(&ub);
         if (k == 0 && fp.main && undo_over_limit(rr, tie, changed, &before))
                 return 0;
         if (k == 0 && fp.main)
                 k = cascade_record(rr, &before, changed, &delta, &err);
-        if (k == 0)
-                k = untrusted_batch_check(rr, &err);
-        if (k == 0)
-                k = pg_exec0(rr->pg, NULL, &err, "COMMIT");
-        else
+
+        /* The counters and COMMIT. retention.add_rule_run_counts() raises when the rule run's
+         * row is missing or finished: the server then runs no COMMIT, and the batch is rolled
+         * back below, so no change commits without its record. */
+        if (k == 0) {
+                TrailCount tc;
+                PgPipeStmt c[2];
+                trail_count_stmt(rr->pg, &tc, rr->res.rule_run_id, del ? changed : 0, del ? 0 : changed, 1, 0, &c[0]);
+                c[1] = (PgPipeStmt) { .sql = "COMMIT" };
+                k = pg_pipeline(rr->pg, c, 2, &failed, &err);
+                if (k == 0)
+                        k = trail_count_result(&tc, &next, &err);
+                trail_count_done(&tc);
+        }
+        if (k)
                 pg_rollback_quietly(rr->pg);
-        if (k == 0)
+        else
                 cascade_commit(rr, &delta);
         cascade_mark_done(&before);
         cascade_mark_done(&delta);

@@ -483,6 +483,143 @@ int pg_exec_cached(Pg *pg, bool *prepared, const char *name, const char *sql, in
         }
 }
 
+/* Reads one statement's answer in a pipeline: its result, then the NULL that ends it. */
+static PGresult *pipeline_result(PGconn *c) {
+        PGresult *r = PQgetResult(c), *extra;
+        if (r)
+                while ((extra = PQgetResult(c)))
+                        PQclear(extra);
+        return r;
+}
+
+int pg_pipeline(Pg *pg, PgPipeStmt *stmts, size_t n, size_t *failed, PgError *err) {
+        PGconn *c = pg->conn;
+        if (failed)
+                *failed = 0;
+        for (size_t i = 0; i < n; i++)
+                if (stmts[i].result)
+                        *stmts[i].result = NULL;
+        if (!PQenterPipelineMode(c)) {
+                _cleanup_free_ char *m = trim_newline(PQerrorMessage(c));
+                pg_error_set(err, NULL, NULL, NULL, "could not start a pipeline: %s", m);
+                return PQstatus(c) == CONNECTION_OK ? PG_ERR_OTHER : PG_ERR_CONNECTION;
+        }
+        /* What was sent, per statement: 2 its Prepare, 1 its execution. */
+        _cleanup_free_ unsigned char *sent = xcalloc(n ? n : 1, 1);
+        size_t n_sent = 0;
+        bool send_failed = false;
+        for (size_t i = 0; i < n && !send_failed; i++) {
+                PgPipeStmt *s = &stmts[i];
+                if (s->prepared && !*s->prepared) {
+                        if (!PQsendPrepare(c, s->name, s->sql, s->nparams, NULL)) {
+                                send_failed = true;
+                                break;
+                        }
+                        sent[i] = 2;
+                }
+                int ok = s->name ? PQsendQueryPrepared(c, s->name, s->nparams, s->params, NULL, NULL, 0)
+                                 : PQsendQueryParams(c, s->sql, s->nparams, NULL, s->params, NULL, NULL, 0);
+                if (!ok) {
+                        send_failed = true;
+                        break;
+                }
+                sent[i] |= 1;
+                n_sent = i + 1;
+        }
+        int k = 0;
+        if (send_failed) {
+                _cleanup_free_ char *m = trim_newline(PQerrorMessage(c));
+                pg_error_set(err, NULL, NULL, NULL, "could not send a statement: %s", m);
+                k = PQstatus(c) == CONNECTION_OK ? PG_ERR_OTHER : PG_ERR_CONNECTION;
+                if (failed)
+                        *failed = n_sent;
+        }
+        if (!PQpipelineSync(c) && k == 0) {
+                _cleanup_free_ char *m = trim_newline(PQerrorMessage(c));
+                pg_error_set(err, NULL, NULL, NULL, "could not send a statement: %s", m);
+                k = PG_ERR_CONNECTION;
+        }
+        for (size_t i = 0; i < n && sent[i]; i++) {
+                PgPipeStmt *s = &stmts[i];
+                if ((sent[i] & 2) && s->prepared) {
+                        PGresult *r = pipeline_result(c);
+                        ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+                        if (st == PGRES_COMMAND_OK)
+                                *s->prepared = true;
+                        else if (st != PGRES_PIPELINE_ABORTED && k == 0) {
+                                k = error_from_result(pg, r, err);
+                                if (failed)
+                                        *failed = i;
+                        }
+                        if (r)
+                                PQclear(r);
+                }
+                if (!(sent[i] & 1))
+                        break;
+                PGresult *r = pipeline_result(c);
+                ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+                if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+                        if (s->result && k == 0) {
+                                *s->result = r;
+                                r = NULL;
+                        }
+                } else if (st != PGRES_PIPELINE_ABORTED) {
+                        /* Gone from the session (DISCARD ALL, a pooler's reset): prepared again at
+                         * the next use. */
+                        const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+                        if (s->prepared && streq_ptr(state, "26000"))
+                                *s->prepared = false;
+                        if (k == 0) {
+                                k = error_from_result(pg, r, err);
+                                if (failed)
+                                        *failed = i;
+                        }
+                }
+                if (r)
+                        PQclear(r);
+                if (!r && st == PGRES_FATAL_ERROR && PQstatus(c) != CONNECTION_OK)
+                        break; /* the connection is gone: nothing more will come */
+        }
+        /* The Sync's answer (PGRES_PIPELINE_SYNC), after which the pipeline may end. An error may
+         * come in its place (the server ended the session after the last statement: 57P01). A
+         * NULL ends one answer; a few in a row mean nothing more will come. */
+        for (unsigned nulls = 0; nulls < 3 && PQstatus(c) == CONNECTION_OK;) {
+                PGresult *r = PQgetResult(c);
+                if (!r) {
+                        nulls++;
+                        continue;
+                }
+                nulls = 0;
+                ExecStatusType st = PQresultStatus(r);
+                if (st == PGRES_FATAL_ERROR && k == 0) {
+                        k = error_from_result(pg, r, err);
+                        if (failed)
+                                *failed = n_sent;
+                }
+                PQclear(r);
+                if (st == PGRES_PIPELINE_SYNC)
+                        break;
+        }
+        if (k == 0 && PQstatus(c) != CONNECTION_OK) {
+                pg_error_set(err, NULL, NULL, NULL, "lost connection to the database server");
+                k = PG_ERR_CONNECTION;
+                if (failed)
+                        *failed = n_sent;
+        }
+        if (!PQexitPipelineMode(c) && k == 0) {
+                _cleanup_free_ char *m = trim_newline(PQerrorMessage(c));
+                pg_error_set(err, NULL, NULL, NULL, "could not end a pipeline: %s", m);
+                k = PQstatus(c) == CONNECTION_OK ? PG_ERR_OTHER : PG_ERR_CONNECTION;
+        }
+        if (k)
+                for (size_t i = 0; i < n; i++)
+                        if (stmts[i].result && *stmts[i].result) {
+                                PQclear(*stmts[i].result);
+                                *stmts[i].result = NULL;
+                        }
+        return k;
+}
+
 int pg_describe_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name) {
         return result_status(pg, PQdescribePrepared(pg->conn, name), ret, err);
 }
@@ -529,7 +666,7 @@ int pg_copy_in(Pg *pg, PgError *err, const char *sql, const void *data, size_t l
 }
 
 void pg_rollback_quietly(Pg *pg) {
-        if (!pg_connection_ok(pg))
+        if (!pg_connection_ok(pg) || PQtransactionStatus(pg->conn) == PQTRANS_IDLE)
                 return;
         PgError ig = {};
         (void) pg_exec0(pg, NULL, &ig, "ROLLBACK");

@@ -117,7 +117,7 @@ int pg_exec_input(Pg *pg, PGresult **ret, PgError *err, const char *sql, int npa
 int pg_value(Pg *pg, char **ret, PgError *err, const char *sql, int nparams, const char *const *params);
 /* Is the connection still good? */
 bool pg_connection_ok(const Pg *pg);
-/* ROLLBACK, its error ignored; nothing when the connection is gone. */
+/* ROLLBACK, its error ignored; nothing when the connection is gone or no transaction is open. */
 void pg_rollback_quietly(Pg *pg);
 /* The integer in a result's field; 0 for SQL NULL. */
 int64_t pg_int64_at(const PGresult *r, int row, int col);
@@ -144,6 +144,26 @@ int pg_exec_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name, int
  * then executed; prepared again when the server no longer has it (SQLSTATE 26000). */
 int pg_exec_cached(Pg *pg, bool *prepared, const char *name, const char *sql, int nparams, const char *const *params,
                    PGresult **ret, PgError *err);
+/* One statement of a pipeline (pg_pipeline()): a prepared statement (`name`), prepared first when
+ * `prepared` is given and false (pg_exec_cached()'s flag: `sql` is its text), or `sql` run as it
+ * is. `params` must live until pg_pipeline() returns. */
+typedef struct PgPipeStmt {
+        const char *name;
+        const char *sql;
+        bool *prepared;
+        int nparams;
+        const char *const *params;
+        PGresult **result; /* the statement's result (caller PQclear()s), or NULL: not wanted */
+} PgPipeStmt;
+
+/* Sends n statements at once and reads their answers (libpq's pipeline mode): one round trip to
+ * the server instead of n. The server runs them in order, each as if sent alone; once one fails,
+ * it runs none of the rest. Returns 0, or the failed statement's PgErrorClass with *err filled,
+ * *failed (may be NULL) its index and every *result NULL. A statement prepared by it
+ * that the server no longer has (26000) gets its flag cleared, as pg_exec_cached() does, and is
+ * prepared again at the next pipeline. */
+int pg_pipeline(Pg *pg, PgPipeStmt *stmts, size_t n, size_t *failed, PgError *err);
+
 /* The description of a prepared statement (PQnparams, PQnfields, PQftype), without running it. */
 int pg_describe_prepared(Pg *pg, PGresult **ret, PgError *err, const char *name);
 void pg_deallocate(Pg *pg, const char *name);

@@ -162,6 +162,20 @@ int untrusted_check(RuleRun *rr, CatCache *cache, bool mid_run, bool *refused, P
 int untrusted_check_cached(RuleRun *rr, CatCache *cache, bool *refused, PgError *err);
 bool untrusted_batch_guarded(const RuleRun *rr);
 int untrusted_batch_check(RuleRun *rr, PgError *err);
+/* untrusted_batch_check() in two halves, for a batch's pipeline (pg_pipeline()): its statement
+ * into *st (false: none is needed, the verdict needs no result), to be run after the batch's
+ * statements and before its COMMIT; then the verdict, as untrusted_batch_check() returns it.
+ * untrusted_batch_done() frees *ub, always. */
+typedef struct UntrustedBatch {
+        CatTable **tables;
+        size_t n;
+        CatFingerprint f;
+        bool asked; /* the statement is the caller's to run */
+        bool same;
+} UntrustedBatch;
+bool untrusted_batch_stmt(RuleRun *rr, UntrustedBatch *ub, PgPipeStmt *st);
+int untrusted_batch_verdict(RuleRun *rr, UntrustedBatch *ub, PgError *err);
+void untrusted_batch_done(UntrustedBatch *ub);
 
 /* ---- pace.c ---- */
 

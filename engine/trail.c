@@ -85,37 +85,51 @@ int trail_rule_begin(Pg *pg, int64_t run_id, const Rule *rule, const char *start
 #define COUNTS_STATEMENT "retentiond_counts"
 #define RECORD_STATEMENT "retentiond_record"
 
-/* Moves this rule run's audit-trail counters in the caller's transaction: `deleted` and
- * `anonymised` rows, `batches` batches, `partitions` dropped partitions, through
- * retention.add_rule_run_counts(). Fails when the rule run's row is missing or has finished: no
- * change commits without its record. *next_xid (may be NULL) gets the
- * next transaction id as this transaction sees it, for pacing, without another round trip. */
-int trail_rule_count(Pg *pg, int64_t rule_run_id, int64_t deleted, int64_t anonymised, int64_t batches,
-                     int64_t partitions, uint64_t *next_xid, PgError *err) {
-        char id[32], d[32], a[32], b[32], pt[32];
-        snprintf(id, sizeof(id), "%" PRId64, rule_run_id);
-        snprintf(d, sizeof(d), "%" PRId64, deleted);
-        snprintf(a, sizeof(a), "%" PRId64, anonymised);
-        snprintf(b, sizeof(b), "%" PRId64, batches);
-        snprintf(pt, sizeof(pt), "%" PRId64, partitions);
-        const char *p[] = { id, d, a, b, pt };
-        _cleanup_pgresult_ PGresult *r = NULL;
+void trail_count_stmt(Pg *pg, TrailCount *c, int64_t rule_run_id, int64_t deleted, int64_t anonymised,
+                      int64_t batches, int64_t partitions, PgPipeStmt *st) {
+        *c = (TrailCount) { .rule_run_id = rule_run_id };
+        snprintf(c->v[0], sizeof(c->v[0]), "%" PRId64, rule_run_id);
+        snprintf(c->v[1], sizeof(c->v[1]), "%" PRId64, deleted);
+        snprintf(c->v[2], sizeof(c->v[2]), "%" PRId64, anonymised);
+        snprintf(c->v[3], sizeof(c->v[3]), "%" PRId64, batches);
+        snprintf(c->v[4], sizeof(c->v[4]), "%" PRId64, partitions);
+        for (size_t i = 0; i < 5; i++)
+                c->params[i] = c->v[i];
         /* Prepared once a session: every batch of every rule runs it (parsing it each time was
          * a tenth of a small batch's overhead). */
-        int k = pg_exec_cached(pg, &pg->counts_prepared, COUNTS_STATEMENT,
-                               "SELECT retention.add_rule_run_counts($1::bigint, $2::bigint, $3::bigint, $4::bigint,"
-                               " $5::bigint), " NEXT_XID_SQL,
-                               5, p, &r, err);
-        if (k)
-                return k;
-        if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
-                pg_error_set(err, NULL, NULL, NULL, "the audit trail's rule run %" PRId64 " does not exist",
-                             rule_run_id);
+        *st = (PgPipeStmt) { .name = COUNTS_STATEMENT,
+                             .sql = "SELECT retention.add_rule_run_counts($1::bigint, $2::bigint, $3::bigint, $4::bigint,"
+                                    " $5::bigint), " NEXT_XID_SQL,
+                             .prepared = &pg->counts_prepared, .nparams = 5, .params = c->params, .result = &c->result };
+}
+
+int trail_count_result(TrailCount *c, uint64_t *next_xid, PgError *err) {
+        const PGresult *r = c->result;
+        if (!r || PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
+                pg_error_set(err, NULL, NULL, NULL, "the audit trail's rule run %" PRId64 " does not exist", c->rule_run_id);
                 return PG_ERR_OTHER;
         }
         if (next_xid)
                 *next_xid = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
         return 0;
+}
+
+void trail_count_done(TrailCount *c) {
+        if (c->result)
+                PQclear(c->result);
+        c->result = NULL;
+}
+
+int trail_rule_count(Pg *pg, int64_t rule_run_id, int64_t deleted, int64_t anonymised, int64_t batches,
+                     int64_t partitions, uint64_t *next_xid, PgError *err) {
+        TrailCount c;
+        PgPipeStmt st;
+        trail_count_stmt(pg, &c, rule_run_id, deleted, anonymised, batches, partitions, &st);
+        int k = pg_exec_cached(pg, st.prepared, st.name, st.sql, st.nparams, st.params, st.result, err);
+        if (k == 0)
+                k = trail_count_result(&c, next_xid, err);
+        trail_count_done(&c);
+        return k;
 }
 
 /* The rule run's per-hold and per-table counts (retention.add_rule_run_hold/_fk), recorded while

@@ -39,6 +39,18 @@ int trail_rule_begin(Pg *pg, int64_t run_id, const Rule *rule, const char *start
  * for pacing, without another round trip. */
 int trail_rule_count(Pg *pg, int64_t rule_run_id, int64_t deleted, int64_t anonymised, int64_t batches,
                      int64_t partitions, uint64_t *next_xid, PgError *err);
+/* trail_rule_count() in two halves, for a batch's pipeline (pg_pipeline()): the statement into *st
+ * (its parameters live in *c), and its answer once it ran. trail_count_done() frees the result. */
+typedef struct TrailCount {
+        int64_t rule_run_id;
+        char v[5][24];
+        const char *params[5];
+        PGresult *result;
+} TrailCount;
+void trail_count_stmt(Pg *pg, TrailCount *c, int64_t rule_run_id, int64_t deleted, int64_t anonymised,
+                      int64_t batches, int64_t partitions, PgPipeStmt *st);
+int trail_count_result(TrailCount *c, uint64_t *next_xid, PgError *err);
+void trail_count_done(TrailCount *c);
 /* The rule run's per-hold and per-table counts, its final row and its seal into the hash chain
  * (its row begun first, in run run_id, when res->rule_run_id < 0), in one transaction (retried a few times on a transient failure); res->chain_seq and
  * res->chain_hash get the seal. */

@@ -151,16 +151,44 @@ bool untrusted_batch_guarded(const RuleRun *rr) {
  * remains: the code did run inside the rolled-back batch, so effects that a ROLLBACK does not undo
  * (nextval(), dblink) happened with this role's privileges, once. */
 int untrusted_batch_check(RuleRun *rr, PgError *err) {
+        UntrustedBatch ub;
+        PgPipeStmt st;
+        int k = 0;
+        if (untrusted_batch_stmt(rr, &ub, &st))
+                k = pg_exec_cached(rr->pg, st.prepared, st.name, st.sql, st.nparams, st.params, st.result, err);
+        if (k == 0)
+                k = untrusted_batch_verdict(rr, &ub, err);
+        untrusted_batch_done(&ub);
+        return k;
+}
+
+bool untrusted_batch_stmt(RuleRun *rr, UntrustedBatch *ub, PgPipeStmt *st) {
+        *ub = (UntrustedBatch) { .same = true };
         if (!untrusted_batch_guarded(rr))
-                return 0;
+                return false;
+        ub->n = rule_tables(rr, rr->cache, &ub->tables);
+        ub->asked = catalog_untrusted_stmt(rr->pg, ub->tables, ub->n, &ub->f, st, &ub->same);
+        return ub->asked;
+}
+
+int untrusted_batch_verdict(RuleRun *rr, UntrustedBatch *ub, PgError *err) {
+        if (ub->asked)
+                ub->same = catalog_untrusted_same(ub->tables, ub->n, &ub->f);
         /* Unchanged since the lists were read (the start of the rule or a batch before): they
          * stand, and untrusted_check() let the rule go on with them. */
-        bool reread, refused;
-        int k = untrusted_refresh(rr, rr->cache, &reread, err);
-        if (k || !reread)
-                return k;
-        k = untrusted_judge(rr, rr->cache, true, &refused, err);
+        if (ub->same)
+                return 0;
+        int k = catalog_load_untrusted(rr->pg, ub->tables, ub->n, err);
+        bool refused;
+        if (k == 0)
+                k = untrusted_judge(rr, rr->cache, true, &refused, err);
         if (k)
                 return k;
         return refused ? PG_ERR_OTHER : 0;
+}
+
+void untrusted_batch_done(UntrustedBatch *ub) {
+        catalog_fingerprint_done(&ub->f);
+        free(ub->tables);
+        *ub = (UntrustedBatch) {};
 }

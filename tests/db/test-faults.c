@@ -1006,6 +1006,99 @@ static void test_prepared_statement_gone(void **state) {
         free(ci);
 }
 
+/* pg_pipeline(): the statements' results in order, one transaction across them; a failure stops
+ * the rest (and COMMIT with them), names the failed statement and leaves no result; a prepared
+ * statement gone from the session is prepared again at the next pipeline; a backend terminated
+ * between the last statement and the Sync's answer is a lost connection, not a success and not
+ * a stuck pipeline. */
+static void test_pipeline(void **state) {
+        (void) state;
+        PGconn *c;
+        char *ci = new_db("faults_pipeline", &c);
+        Pg *p = NULL;
+        PgError e = {};
+        PgSettings st = { .lock_timeout_ms = 2000, .statement_timeout_ms = 60000 };
+        assert_int_equal(pg_connect(ci, &st, &p, &e), 0);
+        assert_int_equal(pg_exec0(p, NULL, &e, "CREATE TABLE pipe (v int)"), 0);
+        bool prepared = false;
+        const char *args[] = { "41" };
+        PGresult *r1 = NULL, *r2 = NULL, *r3 = NULL;
+        size_t failed = 99;
+
+        PgPipeStmt ok[] = {
+                { .sql = "BEGIN" },
+                { .sql = "INSERT INTO pipe VALUES (1) RETURNING v", .result = &r1 },
+                { .name = "t_pipe", .sql = "SELECT $1::int + 1", .prepared = &prepared, .nparams = 1, .params = args,
+                  .result = &r2 },
+                { .sql = "SELECT txid_current_if_assigned() IS NOT NULL", .result = &r3 },
+                { .sql = "COMMIT" },
+        };
+        assert_int_equal(pg_pipeline(p, ok, 5, &failed, &e), 0);
+        assert_true(prepared);
+        assert_string_equal(PQgetvalue(r1, 0, 0), "1");
+        assert_string_equal(PQgetvalue(r2, 0, 0), "42");
+        assert_string_equal(PQgetvalue(r3, 0, 0), "t"); /* one transaction: the INSERT's id is still assigned */
+        PQclear(r1);
+        PQclear(r2);
+        PQclear(r3);
+        assert_int_equal(PQtransactionStatus(p->conn), PQTRANS_IDLE);
+        assert_int_equal(rely_int(c, "SELECT count(*) FROM pipe"), 1);
+
+        /* the second statement fails: nothing after it runs, COMMIT included; no result is left */
+        PgPipeStmt bad[] = {
+                { .sql = "BEGIN" },
+                { .sql = "INSERT INTO pipe VALUES (2) RETURNING v", .result = &r1 },
+                { .sql = "SELECT 1 / (SELECT count(*) - 2 FROM pipe)", .result = &r2 },
+                { .sql = "INSERT INTO pipe VALUES (3)" },
+                { .sql = "COMMIT" },
+        };
+        r1 = r2 = NULL;
+        assert_int_equal(pg_pipeline(p, bad, 5, &failed, &e), PG_ERR_OTHER);
+        assert_int_equal(failed, 2);
+        assert_string_equal(e.sqlstate, "22012");
+        assert_null(r1);
+        assert_null(r2);
+        pg_error_done(&e);
+        assert_int_equal(PQtransactionStatus(p->conn), PQTRANS_INERROR);
+        pg_rollback_quietly(p);
+        assert_int_equal(PQtransactionStatus(p->conn), PQTRANS_IDLE);
+        assert_int_equal(rely_int(c, "SELECT count(*) FROM pipe"), 1);
+
+        /* the prepared statement gone: that pipeline fails with 26000 and clears the flag; the
+         * next one prepares it again */
+        assert_int_equal(pg_exec0(p, NULL, &e, "DEALLOCATE ALL"), 0);
+        PgPipeStmt again[] = {
+                { .name = "t_pipe", .sql = "SELECT $1::int + 1", .prepared = &prepared, .nparams = 1, .params = args,
+                  .result = &r2 },
+        };
+        assert_int_equal(pg_pipeline(p, again, 1, &failed, &e), PG_ERR_OTHER);
+        assert_string_equal(e.sqlstate, "26000");
+        assert_int_equal(failed, 0);
+        assert_false(prepared);
+        pg_error_done(&e);
+        assert_int_equal(pg_pipeline(p, again, 1, &failed, &e), 0);
+        assert_true(prepared);
+        assert_string_equal(PQgetvalue(r2, 0, 0), "42");
+        PQclear(r2);
+
+        /* the session ends under the pipeline (its backend terminates itself, after the answer of
+         * its statement): a lost connection, and the pipeline is not left open */
+        PgPipeStmt term[] = {
+                { .sql = "SELECT pg_terminate_backend(pg_backend_pid())", .result = &r1 },
+                { .sql = "SELECT 1", .result = &r2 },
+        };
+        r1 = r2 = NULL;
+        assert_int_equal(pg_pipeline(p, term, 2, &failed, &e), PG_ERR_CONNECTION);
+        assert_null(r1);
+        assert_null(r2);
+        assert_false(pg_connection_ok(p));
+        pg_error_done(&e);
+        pg_rollback_quietly(p); /* nothing to do on a lost connection, and no crash */
+        pg_free(p);
+        PQfinish(c);
+        free(ci);
+}
+
 static int group_setup(void **state) {
         (void) state;
         pg = pgtest_start();
@@ -1024,6 +1117,7 @@ static int group_teardown(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_prepared_statement_gone),
+                cmocka_unit_test(test_pipeline),
                 cmocka_unit_test(test_terminate),
                 cmocka_unit_test(test_restart),
                 cmocka_unit_test(test_lost_connection_outcomes),
