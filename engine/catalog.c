@@ -626,35 +626,23 @@ int catalog_primary_key(Pg *pg, uint32_t oid, char ***ret, size_t *n, PgError *e
 
 /* ---- the tables a policy needs ---- */
 
-/* s as an element of a PostgreSQL array literal: double-quoted, " and \\ escaped. */
-static void append_array_element(StrBuf *b, const char *s) {
-        strbuf_appendc(b, '"');
-        for (; *s; s++) {
-                if (*s == '"' || *s == '\\')
-                        strbuf_appendc(b, '\\');
-                strbuf_appendc(b, *s);
-        }
-        strbuf_appendc(b, '"');
-}
-
 /* Every name resolved in one query: ret[i] the oid of names[i] (0: no such table). */
 static int resolve_names(Pg *pg, const QualifiedName *const *names, size_t n, uint32_t *ret, PgError *err) {
-        StrBuf b = {};
-        strbuf_append(&b, "{");
+        char **quoted = xcalloc(n ? n : 1, sizeof(char *));
         for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *q = qualified_name_quote(names[i]);
-                strbuf_append(&b, i ? "," : "");
-                append_array_element(&b, q);
+                quoted[i] = qualified_name_quote(names[i]);
                 ret[i] = 0;
         }
-        strbuf_append(&b, "}");
+        _cleanup_free_ char *arr = pg_text_array((const char *const *) quoted, n);
+        for (size_t i = 0; i < n; i++)
+                free(quoted[i]);
+        free(quoted);
         _cleanup_pgresult_ PGresult *r = NULL;
-        const char *p[] = { strbuf_str(&b) };
+        const char *p[] = { arr };
         int k = pg_exec(pg, &r, err,
                         "SELECT u.i, c.oid FROM unnest($1::text[]) WITH ORDINALITY AS u(name, i)"
                         " JOIN pg_class c ON c.oid = to_regclass(u.name) AND c.relkind IN ('r', 'p')",
                         1, p);
-        strbuf_done(&b);
         if (k)
                 return k;
         for (int row = 0; row < PQntuples(r); row++) {

@@ -430,6 +430,22 @@ char *pg_literal(const char *s) {
         return strbuf_steal(&b);
 }
 
+char *pg_text_array(const char *const *v, size_t n) {
+        StrBuf b = {};
+        strbuf_append(&b, "{");
+        for (size_t i = 0; i < n; i++) {
+                strbuf_append(&b, i ? ",\"" : "\"");
+                for (const char *c = v[i]; *c; c++) {
+                        if (*c == '"' || *c == '\\')
+                                strbuf_appendc(&b, '\\');
+                        strbuf_appendc(&b, *c);
+                }
+                strbuf_appendc(&b, '"');
+        }
+        strbuf_append(&b, "}");
+        return strbuf_steal(&b);
+}
+
 int pg_exec_script(Pg *pg, PgError *err, const char *sql) {
         if (!PQsendQuery(pg->conn, sql)) {
                 pg_error_set(err, NULL, NULL, NULL, "could not send script: %s", PQerrorMessage(pg->conn));

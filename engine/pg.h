@@ -131,6 +131,9 @@ static inline void pqclearp(PGresult **r) {
 /* Quote a string literal for the few places where a value cannot be a parameter (never
  * needed for data; used to print --sql output). Caller frees. */
 char *pg_literal(const char *s);
+/* A text[] literal of the n strings, for one parameter: each double-quoted, " and \ escaped.
+ * Caller frees. */
+char *pg_text_array(const char *const *v, size_t n);
 
 /* Runs a script of several statements (simple query protocol), e.g. a migration file.
  * Only for SQL text shipped with retentiond, never for anything built from input. */

@@ -10,25 +10,19 @@
 
 #include "util.h"
 
-int rule_lock(Pg *pg, const char *rule, PgError *err) {
-        _cleanup_free_ char *got = NULL;
+/* The error of rule_lock() when another session holds the rule: who, as far as the trail says. */
+static int rule_busy(Pg *pg, const char *rule, PgError *err) {
         char cls[16];
         snprintf(cls, sizeof(cls), "%d", ADVISORY_CLASS_RULE);
         const char *p[] = { cls, rule };
-        int k = pg_value(pg, &got, err, "SELECT pg_try_advisory_lock($1::int, hashtext($2))", 2, p);
-        if (k)
-                return k;
-        if (streq_ptr(got, "t"))
-                return 0;
-
         _cleanup_pgresult_ PGresult *r = NULL;
         PgError ignore = {};
-        k = pg_exec(pg, &r, &ignore,
-                    "SELECT l.pid, r.id, r.host, r.mode, r.started_at::text"
-                    " FROM pg_locks l LEFT JOIN retention.runs r ON r.backend_pid = l.pid AND r.outcome = 'running'"
-                    " WHERE l.locktype = 'advisory' AND l.classid = $1::int::oid AND l.objid = hashtext($2)::oid"
-                    " AND l.objsubid = 2 AND l.granted ORDER BY r.id DESC NULLS LAST LIMIT 1",
-                    2, p);
+        int k = pg_exec(pg, &r, &ignore,
+                        "SELECT l.pid, r.id, r.host, r.mode, r.started_at::text"
+                        " FROM pg_locks l LEFT JOIN retention.runs r ON r.backend_pid = l.pid AND r.outcome = 'running'"
+                        " WHERE l.locktype = 'advisory' AND l.classid = $1::int::oid AND l.objid = hashtext($2)::oid"
+                        " AND l.objsubid = 2 AND l.granted ORDER BY r.id DESC NULLS LAST LIMIT 1",
+                        2, p);
         pg_error_done(&ignore);
         _cleanup_free_ char *detail = NULL;
         if (k == 0 && PQntuples(r) == 1 && !PQgetisnull(r, 0, 1))
@@ -45,12 +39,62 @@ int rule_lock(Pg *pg, const char *rule, PgError *err) {
         return OUTCOME_RULE_BUSY;
 }
 
-void rule_unlock(Pg *pg, const char *rule) {
+int rule_lock(Pg *pg, const char *rule, PgError *err) {
+        return rule_lock_all(pg, &rule, 1, err);
+}
+
+int rule_lock_all(Pg *pg, const char *const *rules, size_t n, PgError *err) {
+        if (n == 0)
+                return 0;
         char cls[16];
         snprintf(cls, sizeof(cls), "%d", ADVISORY_CLASS_RULE);
-        const char *p[] = { cls, rule };
+        _cleanup_free_ char *names = pg_text_array(rules, n);
+        const char *p[] = { cls, names };
+        _cleanup_pgresult_ PGresult *r = NULL;
+        /* One statement for all of them (a round trip each was a third of a rule's cost when
+         * nothing is due). Each lock is tried, none waits. */
+        int k = pg_exec(pg, &r, err,
+                        "SELECT u.i, pg_try_advisory_lock($1::int, hashtext(u.name))"
+                        " FROM unnest($2::text[]) WITH ORDINALITY AS u(name, i)",
+                        2, p);
+        if (k)
+                return k;
+        if (PQntuples(r) != (int) n) {
+                pg_error_set(err, NULL, NULL, NULL, "the rules' locks: %d answers for %zu rules", PQntuples(r), n);
+                return PG_ERR_OTHER;
+        }
+        _cleanup_free_ const char **got = xcalloc(n, sizeof(char *));
+        size_t n_got = 0, busy = n;
+        for (int row = 0; row < PQntuples(r); row++) {
+                size_t i = (size_t) strtoull(PQgetvalue(r, row, 0), NULL, 10) - 1;
+                if (i >= n)
+                        continue;
+                if (streq(PQgetvalue(r, row, 1), "t"))
+                        got[n_got++] = rules[i];
+                else if (i < busy)
+                        busy = i;
+        }
+        if (busy == n)
+                return 0;
+        /* All or none: the ones taken go back, and the first rule held elsewhere is named. */
+        rule_unlock_all(pg, got, n_got);
+        return rule_busy(pg, rules[busy], err);
+}
+
+void rule_unlock(Pg *pg, const char *rule) {
+        rule_unlock_all(pg, &rule, 1);
+}
+
+void rule_unlock_all(Pg *pg, const char *const *rules, size_t n) {
+        if (n == 0)
+                return;
+        char cls[16];
+        snprintf(cls, sizeof(cls), "%d", ADVISORY_CLASS_RULE);
+        _cleanup_free_ char *names = pg_text_array(rules, n);
+        const char *p[] = { cls, names };
         PgError e = {};
-        (void) pg_exec(pg, NULL, &e, "SELECT pg_advisory_unlock($1::int, hashtext($2))", 2, p);
+        (void) pg_exec(pg, NULL, &e, "SELECT pg_advisory_unlock($1::int, hashtext(u.name)) FROM unnest($2::text[]) AS u(name)",
+                       2, p);
         pg_error_done(&e);
 }
 

@@ -18,6 +18,10 @@
  * and, when it is recorded, the run, host and backend), or a PgErrorClass. */
 int rule_lock(Pg *pg, const char *rule, PgError *err);
 void rule_unlock(Pg *pg, const char *rule);
+/* rule_lock() of n rules in one statement, all or none: when one is held elsewhere, the others
+ * are released again and err names the first such rule (OUTCOME_RULE_BUSY). */
+int rule_lock_all(Pg *pg, const char *const *rules, size_t n, PgError *err);
+void rule_unlock_all(Pg *pg, const char *const *rules, size_t n);
 
 typedef enum SlotClaim {
         SLOT_NOT_TRIED = 0,

@@ -75,18 +75,31 @@ static void unlock_rule(const Loop *l, const Rule *r) {
         op_end(l);
 }
 
+/* The names of the selected rules, in the run's order (the strings are the policy's). */
+static const char **selected_names(const Loop *l) {
+        const char **names = xcalloc(l->n_sel ? l->n_sel : 1, sizeof(char *));
+        for (size_t i = 0; i < l->n_sel; i++)
+                names[i] = l->p->rules[l->sel[i]].name;
+        return names;
+}
+
 /* The terminal's way: every rule this run wants, before anything starts: all or none. */
 static int lock_all(Loop *l, PgError *err) {
-        for (size_t i = 0; i < l->n_sel; i++) {
-                int k = rule_lock(l->pg, l->p->rules[l->sel[i]].name, err);
-                if (k) {
-                        for (size_t j = 0; j < i; j++)
-                                unlock_rule(l, &l->p->rules[l->sel[j]]);
-                        return k;
-                }
-        }
-        l->locked_all = true;
-        return 0;
+        _cleanup_free_ const char **names = selected_names(l);
+        int k = rule_lock_all(l->pg, names, l->n_sel, err);
+        if (k == 0)
+                l->locked_all = true;
+        return k;
+}
+
+static void unlock_all(Loop *l) {
+        if (!l->locked_all || !pg_connection_ok(l->pg))
+                return;
+        _cleanup_free_ const char **names = selected_names(l);
+        op_begin(l, false);
+        rule_unlock_all(l->pg, names, l->n_sel);
+        op_end(l);
+        l->locked_all = false;
 }
 
 /* The run's row in the audit trail (or the dry run's transaction), then the catalog. */
@@ -302,8 +315,7 @@ int run_rules(Pg *pg, const Policy *p, const EnforceOptions *o, const RunHooks *
                 k = 0;
         }
 out:
-        for (size_t i = 0; l.locked_all && i < l.n_sel; i++)
-                unlock_rule(&l, &p->rules[l.sel[i]]);
+        unlock_all(&l);
         cat_cache_done(&l.cache);
         res->duration_usec = now_usec() - t0;
         if (k == 0 || l.began || res->n_rules > 0)

@@ -37,6 +37,7 @@
 
 #include "pg.h"
 #include "pgtest.h"
+#include "rule-lock.h"
 #include "rely.h"
 
 static PgTest *pg;
@@ -1099,6 +1100,44 @@ static void test_pipeline(void **state) {
         free(ci);
 }
 
+/* rule_lock_all(): the terminal's run takes every rule's lock in one statement, all or none. One
+ * rule held by another session: none is kept, and that one is named; then all are taken, and
+ * rule_unlock_all() gives all back. Names with a quote, a backslash and a comma go through the
+ * array literal as they are. */
+static void test_rule_lock_all(void **state) {
+        (void) state;
+        PGconn *c;
+        char *ci = new_db("faults_locks", &c);
+        Pg *p = NULL;
+        PgError e = {};
+        PgSettings st = { .lock_timeout_ms = 2000, .statement_timeout_ms = 60000 };
+        assert_int_equal(pg_connect(ci, &st, &p, &e), 0);
+        const char *rules[] = { "a", "b \"q\" \\ ,x", "c" };
+        char sql[256];
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %d",
+                 PQbackendPID(p->conn));
+        pgtest_exec(c, "SELECT pg_advisory_lock(1381256786, hashtext('b \"q\" \\ ,x'))");
+
+        assert_int_equal(rule_lock_all(p, rules, 3, &e), OUTCOME_RULE_BUSY);
+        assert_string_equal(e.sqlstate, "55P03");
+        char want[128];
+        snprintf(want, sizeof(want), "Database backend PID %d holds rule \"b \"q\" \\ ,x\".", PQbackendPID(c));
+        assert_string_equal(e.detail, want);
+        pg_error_done(&e);
+        assert_int_equal(rely_int(c, sql), 0);
+
+        pgtest_exec(c, "SELECT pg_advisory_unlock_all()");
+        assert_int_equal(rule_lock_all(p, rules, 3, &e), 0);
+        assert_int_equal(rely_int(c, sql), 3);
+        assert_int_equal(rely_int(c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1381256786"
+                                     " AND objid = hashtext('b \"q\" \\ ,x')::oid AND granted"), 1);
+        rule_unlock_all(p, rules, 3);
+        assert_int_equal(rely_int(c, sql), 0);
+        pg_free(p);
+        PQfinish(c);
+        free(ci);
+}
+
 static int group_setup(void **state) {
         (void) state;
         pg = pgtest_start();
@@ -1118,6 +1157,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_prepared_statement_gone),
                 cmocka_unit_test(test_pipeline),
+                cmocka_unit_test(test_rule_lock_all),
                 cmocka_unit_test(test_terminate),
                 cmocka_unit_test(test_restart),
                 cmocka_unit_test(test_lost_connection_outcomes),
