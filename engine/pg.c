@@ -233,10 +233,13 @@ void pg_error_from_server(PgError *e, const PgServerError *s) {
 static int error_from_result(Pg *pg, const PGresult *r, PgError *err) {
         const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
         const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+        /* A pipeline left on a lost connection (pg_pipeline()): libpq's message would be about
+         * the pipeline, not the connection. */
+        bool stuck = !state && PQpipelineStatus(pg->conn) != PQ_PIPELINE_OFF;
         if (err) {
                 PgServerError s = {
                         .sqlstate = state,
-                        .primary = primary ? primary : PQerrorMessage(pg->conn),
+                        .primary = primary ? primary : stuck ? "lost connection to the database server" : PQerrorMessage(pg->conn),
                         .detail = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL,
                         .hint = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_HINT) : NULL,
                         .context = r ? PQresultErrorField(r, PG_DIAG_CONTEXT) : NULL,
@@ -251,7 +254,7 @@ static int error_from_result(Pg *pg, const PGresult *r, PgError *err) {
                         err->primary = xstrdup("lost connection to the database server");
                 }
         }
-        if (!state && PQstatus(pg->conn) != CONNECTION_OK)
+        if (!state && (PQstatus(pg->conn) != CONNECTION_OK || stuck))
                 return PG_ERR_CONNECTION;
         if (!state)
                 return PG_ERR_OTHER;
@@ -511,7 +514,7 @@ static PGresult *pipeline_result(PGconn *c) {
 int pg_pipeline(Pg *pg, PgPipeStmt *stmts, size_t n, size_t *failed, PgError *err) {
         PGconn *c = pg->conn;
         if (failed)
-                *failed = 0;
+                *failed = SIZE_MAX;
         for (size_t i = 0; i < n; i++)
                 if (stmts[i].result)
                         *stmts[i].result = NULL;
@@ -550,10 +553,14 @@ int pg_pipeline(Pg *pg, PgPipeStmt *stmts, size_t n, size_t *failed, PgError *er
                 if (failed)
                         *failed = n_sent;
         }
-        if (!PQpipelineSync(c) && k == 0) {
-                _cleanup_free_ char *m = trim_newline(PQerrorMessage(c));
-                pg_error_set(err, NULL, NULL, NULL, "could not send a statement: %s", m);
-                k = PG_ERR_CONNECTION;
+        if (!PQpipelineSync(c)) {
+                /* Without the Sync the server answers nothing: there is nothing to read. */
+                if (k == 0) {
+                        _cleanup_free_ char *m = trim_newline(PQerrorMessage(c));
+                        pg_error_set(err, NULL, NULL, NULL, "could not send a statement: %s", m);
+                        k = PG_ERR_CONNECTION;
+                }
+                memset(sent, 0, n ? n : 1);
         }
         for (size_t i = 0; i < n && sent[i]; i++) {
                 PgPipeStmt *s = &stmts[i];
@@ -579,7 +586,15 @@ int pg_pipeline(Pg *pg, PgPipeStmt *stmts, size_t n, size_t *failed, PgError *er
                                 *s->result = r;
                                 r = NULL;
                         }
-                } else if (st != PGRES_PIPELINE_ABORTED) {
+                } else if (st == PGRES_PIPELINE_ABORTED) {
+                        /* Not run: right after a failure, and never otherwise. */
+                        if (k == 0) {
+                                pg_error_set(err, NULL, NULL, NULL, "a statement of a pipeline was not run");
+                                k = PG_ERR_OTHER;
+                                if (failed)
+                                        *failed = i;
+                        }
+                } else {
                         /* Gone from the session (DISCARD ALL, a pooler's reset): prepared again at
                          * the next use. */
                         const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -597,8 +612,10 @@ int pg_pipeline(Pg *pg, PgPipeStmt *stmts, size_t n, size_t *failed, PgError *er
                         break; /* the connection is gone: nothing more will come */
         }
         /* The Sync's answer (PGRES_PIPELINE_SYNC), after which the pipeline may end. An error may
-         * come in its place (the server ended the session after the last statement: 57P01). A
-         * NULL ends one answer; a few in a row mean nothing more will come. */
+         * come in its place (the server ended the session after the last statement: 57P01): every
+         * statement did run, their answers say so, and that is what this returns; the next
+         * statement finds the connection gone. A NULL ends one answer; a few in a row mean
+         * nothing more will come. */
         for (unsigned nulls = 0; nulls < 3 && PQstatus(c) == CONNECTION_OK;) {
                 PGresult *r = PQgetResult(c);
                 if (!r) {
@@ -607,22 +624,13 @@ int pg_pipeline(Pg *pg, PgPipeStmt *stmts, size_t n, size_t *failed, PgError *er
                 }
                 nulls = 0;
                 ExecStatusType st = PQresultStatus(r);
-                if (st == PGRES_FATAL_ERROR && k == 0) {
-                        k = error_from_result(pg, r, err);
-                        if (failed)
-                                *failed = n_sent;
-                }
                 PQclear(r);
                 if (st == PGRES_PIPELINE_SYNC)
                         break;
         }
-        if (k == 0 && PQstatus(c) != CONNECTION_OK) {
-                pg_error_set(err, NULL, NULL, NULL, "lost connection to the database server");
-                k = PG_ERR_CONNECTION;
-                if (failed)
-                        *failed = n_sent;
-        }
-        if (!PQexitPipelineMode(c) && k == 0) {
+        /* Left on a lost connection (libpq keeps what it could not deliver): pg_exec() and the
+         * rest then say the connection is lost (error_from_result()). */
+        if (!PQexitPipelineMode(c) && k == 0 && PQstatus(c) == CONNECTION_OK) {
                 _cleanup_free_ char *m = trim_newline(PQerrorMessage(c));
                 pg_error_set(err, NULL, NULL, NULL, "could not end a pipeline: %s", m);
                 k = PQstatus(c) == CONNECTION_OK ? PG_ERR_OTHER : PG_ERR_CONNECTION;

@@ -161,8 +161,9 @@ typedef struct PgPipeStmt {
 
 /* Sends n statements at once and reads their answers (libpq's pipeline mode): one round trip to
  * the server instead of n. The server runs them in order, each as if sent alone; once one fails,
- * it runs none of the rest. Returns 0, or the failed statement's PgErrorClass with *err filled,
- * *failed (may be NULL) its index and every *result NULL. A statement prepared by it
+ * it runs none of the rest. Returns 0 when every statement ran (even if the session ended right
+ * after), or the failed statement's PgErrorClass with *err filled, *failed (may be NULL) its index
+ * (SIZE_MAX: before any statement) and every *result NULL. A statement prepared by it
  * that the server no longer has (26000) gets its flag cleared, as pg_exec_cached() does, and is
  * prepared again at the next pipeline. */
 int pg_pipeline(Pg *pg, PgPipeStmt *stmts, size_t n, size_t *failed, PgError *err);

@@ -52,16 +52,21 @@ int rule_lock_all(Pg *pg, const char *const *rules, size_t n, PgError *err) {
         const char *p[] = { cls, names };
         _cleanup_pgresult_ PGresult *r = NULL;
         /* One statement for all of them (a round trip each was a third of a rule's cost when
-         * nothing is due). Each lock is tried, none waits. */
+         * nothing is due), in the rules' order, none waiting, and none tried after one that
+         * another session holds, as one at a time did: two runs that want the same rules never
+         * each take some and then both give up. */
         int k = pg_exec(pg, &r, err,
-                        "SELECT u.i, pg_try_advisory_lock($1::int, hashtext(u.name))"
-                        " FROM unnest($2::text[]) WITH ORDINALITY AS u(name, i)",
+                        "WITH RECURSIVE t(i, ok) AS (SELECT 0, true UNION ALL"
+                        " SELECT t.i + 1, pg_try_advisory_lock($1::int, hashtext(($2::text[])[t.i + 1]))"
+                        " FROM t WHERE t.ok AND t.i < cardinality($2::text[]))"
+                        " SELECT i, ok FROM t WHERE i > 0",
                         2, p);
-        if (k)
+        if (k) {
+                /* The statement may have taken some before it failed (a stop's cancel): session
+                 * locks outlive it. None of these was held before, so giving all back is exact. */
+                if (pg_connection_ok(pg))
+                        rule_unlock_all(pg, rules, n);
                 return k;
-        if (PQntuples(r) != (int) n) {
-                pg_error_set(err, NULL, NULL, NULL, "the rules' locks: %d answers for %zu rules", PQntuples(r), n);
-                return PG_ERR_OTHER;
         }
         _cleanup_free_ const char **got = xcalloc(n, sizeof(char *));
         size_t n_got = 0, busy = n;
@@ -74,10 +79,14 @@ int rule_lock_all(Pg *pg, const char *const *rules, size_t n, PgError *err) {
                 else if (i < busy)
                         busy = i;
         }
-        if (busy == n)
+        if (busy == n && n_got == n)
                 return 0;
-        /* All or none: the ones taken go back, and the first rule held elsewhere is named. */
+        /* All or none: the ones taken go back, and the rule held elsewhere is named. */
         rule_unlock_all(pg, got, n_got);
+        if (busy == n) {
+                pg_error_set(err, NULL, NULL, NULL, "the rules' locks: %zu answers for %zu rules", n_got, n);
+                return PG_ERR_OTHER;
+        }
         return rule_busy(pg, rules[busy], err);
 }
 

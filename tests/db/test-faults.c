@@ -1031,17 +1031,29 @@ static void test_pipeline(void **state) {
                 { .sql = "INSERT INTO pipe VALUES (1) RETURNING v", .result = &r1 },
                 { .name = "t_pipe", .sql = "SELECT $1::int + 1", .prepared = &prepared, .nparams = 1, .params = args,
                   .result = &r2 },
-                { .sql = "SELECT txid_current_if_assigned() IS NOT NULL", .result = &r3 },
+                { .sql = "SELECT count(*) FROM pipe", .result = &r3 },
                 { .sql = "COMMIT" },
         };
         assert_int_equal(pg_pipeline(p, ok, 5, &failed, &e), 0);
         assert_true(prepared);
         assert_string_equal(PQgetvalue(r1, 0, 0), "1");
         assert_string_equal(PQgetvalue(r2, 0, 0), "42");
-        assert_string_equal(PQgetvalue(r3, 0, 0), "t"); /* one transaction: the INSERT's id is still assigned */
+        assert_string_equal(PQgetvalue(r3, 0, 0), "1"); /* in order: the INSERT ran before */
         PQclear(r1);
         PQclear(r2);
         PQclear(r3);
+        assert_int_equal(PQtransactionStatus(p->conn), PQTRANS_IDLE);
+        assert_int_equal(rely_int(c, "SELECT count(*) FROM pipe"), 1);
+
+        /* an explicit transaction outlives the pipeline's end (its Sync): still open, then undone */
+        PgPipeStmt open_tx[] = {
+                { .sql = "BEGIN" },
+                { .sql = "INSERT INTO pipe VALUES (7)" },
+        };
+        assert_int_equal(pg_pipeline(p, open_tx, 2, &failed, &e), 0);
+        assert_int_equal(PQtransactionStatus(p->conn), PQTRANS_INTRANS);
+        assert_int_equal(rely_int(c, "SELECT count(*) FROM pipe"), 1);
+        pg_rollback_quietly(p);
         assert_int_equal(PQtransactionStatus(p->conn), PQTRANS_IDLE);
         assert_int_equal(rely_int(c, "SELECT count(*) FROM pipe"), 1);
 
@@ -1064,6 +1076,24 @@ static void test_pipeline(void **state) {
         pg_rollback_quietly(p);
         assert_int_equal(PQtransactionStatus(p->conn), PQTRANS_IDLE);
         assert_int_equal(rely_int(c, "SELECT count(*) FROM pipe"), 1);
+
+        /* a statement to prepare after one that fails: neither runs, the flag stays false, and the
+         * next pipeline prepares it */
+        bool late = false;
+        PgPipeStmt after_fail[] = {
+                { .sql = "SELECT 1 / 0" },
+                { .name = "t_late", .sql = "SELECT $1::int + 2", .prepared = &late, .nparams = 1, .params = args,
+                  .result = &r2 },
+        };
+        assert_int_equal(pg_pipeline(p, after_fail, 2, &failed, &e), PG_ERR_OTHER);
+        assert_int_equal(failed, 0);
+        assert_false(late);
+        assert_null(r2);
+        pg_error_done(&e);
+        assert_int_equal(pg_pipeline(p, &after_fail[1], 1, &failed, &e), 0);
+        assert_true(late);
+        assert_string_equal(PQgetvalue(r2, 0, 0), "43");
+        PQclear(r2);
 
         /* the prepared statement gone: that pipeline fails with 26000 and clears the flag; the
          * next one prepares it again */
@@ -1094,6 +1124,10 @@ static void test_pipeline(void **state) {
         assert_null(r2);
         assert_false(pg_connection_ok(p));
         pg_error_done(&e);
+        /* the next statement says the connection is lost, whatever libpq kept of the pipeline */
+        assert_int_equal(pg_exec0(p, NULL, &e, "SELECT 1"), PG_ERR_CONNECTION);
+        assert_true(strstr(e.primary, "pipeline") == NULL);
+        pg_error_done(&e);
         pg_rollback_quietly(p); /* nothing to do on a lost connection, and no crash */
         pg_free(p);
         PQfinish(c);
@@ -1117,6 +1151,7 @@ static void test_rule_lock_all(void **state) {
         snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %d",
                  PQbackendPID(p->conn));
         pgtest_exec(c, "SELECT pg_advisory_lock(1381256786, hashtext('b \"q\" \\ ,x'))");
+        pgtest_exec(c, "SELECT pg_advisory_lock(1381256786, hashtext('c'))");
 
         assert_int_equal(rule_lock_all(p, rules, 3, &e), OUTCOME_RULE_BUSY);
         assert_string_equal(e.sqlstate, "55P03");
