@@ -115,34 +115,46 @@ void cascade_mark_done(CascadeMark *m) {
         *m = (CascadeMark) {};
 }
 
-/* Reads the counters into *m (in the caller's transaction). No-op without cascade targets. */
-int cascade_mark(RuleRun *rr, CascadeMark *m, PgError *err) {
+bool cascade_mark_stmt(RuleRun *rr, PgPipeStmt *st, PGresult **r) {
         if (!rr->cascade_oids)
-                return 0;
-        const char *p[] = { rr->cascade_oids };
-        _cleanup_pgresult_ PGresult *r = NULL;
-        int k = pg_exec(rr->pg, &r, err, CASCADE_COUNTERS_SQL " ORDER BY u.i", 1, p);
-        if (k)
-                return k;
+                return false;
+        *st = (PgPipeStmt) { .sql = CASCADE_COUNTERS_SQL " ORDER BY u.i", .nparams = 1,
+                             .params = (const char *const *) &rr->cascade_oids, .result = r };
+        return true;
+}
+
+void cascade_mark_result(RuleRun *rr, CascadeMark *m, const PGresult *r) {
         size_t n = rr->res.n_cascades;
         if (!m->deleted) {
-                m->deleted = xcalloc(n, sizeof(int64_t));
-                m->nulled = xcalloc(n, sizeof(int64_t));
+                m->deleted = xcalloc(n ? n : 1, sizeof(int64_t));
+                m->nulled = xcalloc(n ? n : 1, sizeof(int64_t));
         }
         for (int i = 0; i < PQntuples(r) && (size_t) i < n; i++) {
                 m->deleted[i] = pg_int64_at(r, i, 1);
                 m->nulled[i] = pg_int64_at(r, i, 2);
         }
-        return 0;
+}
+
+/* Reads the counters into *m (in the caller's transaction). No-op without cascade targets. */
+int cascade_mark(RuleRun *rr, CascadeMark *m, PgError *err) {
+        PgPipeStmt st;
+        _cleanup_pgresult_ PGresult *r = NULL;
+        if (!cascade_mark_stmt(rr, &st, &r))
+                return 0;
+        int k = pg_exec(rr->pg, &r, err, st.sql, st.nparams, st.params);
+        if (k == 0)
+                cascade_mark_result(rr, m, r);
+        return k;
 }
 
 /* In the batch's transaction, after its statement: what the batch cascaded since *before (less
  * `own` rows of the rule's own table, deleted by the statement itself: not a cascade) goes into
  * retention.rule_run_cascades, and into *delta (allocated) for the caller to add once the
  * transaction commits. No-op without cascade targets. */
-int cascade_record(RuleRun *rr, const CascadeMark *before, int64_t own, CascadeMark *delta, PgError *err) {
+bool cascade_record_stmt(RuleRun *rr, const CascadeMark *before, int64_t own, CascadeRecord *cr, PgPipeStmt *st) {
+        *cr = (CascadeRecord) {};
         if (!rr->cascade_oids)
-                return 0;
+                return false;
         size_t n = rr->res.n_cascades;
         StrBuf bd = {}, bn = {};
         strbuf_append(&bd, "{");
@@ -153,29 +165,54 @@ int cascade_record(RuleRun *rr, const CascadeMark *before, int64_t own, CascadeM
         }
         strbuf_append(&bd, "}");
         strbuf_append(&bn, "}");
-        char id[32];
-        snprintf(id, sizeof(id), "%" PRId64, rr->res.rule_run_id);
-        const char *p[] = { rr->cascade_oids, id, rr->cascade_names, strbuf_str(&bd), strbuf_str(&bn) };
-        _cleanup_pgresult_ PGresult *r = NULL;
-        int k = pg_exec(rr->pg, &r, err,
-                        "WITH a AS (" CASCADE_COUNTERS_SQL "),"
-                        " x AS (SELECT a.i, ($3::text[])[a.i] AS t, a.d - ($4::bigint[])[a.i] AS d,"
-                        "  a.n - ($5::bigint[])[a.i] AS n FROM a),"
-                        " w AS MATERIALIZED (SELECT retention.add_rule_run_cascades($2::bigint, array_agg(x.t ORDER BY x.i),"
-                        "  array_agg(x.d ORDER BY x.i), array_agg(x.n ORDER BY x.i)) FROM x)"
-                        " SELECT x.i, x.d, x.n, (SELECT count(*) FROM w) FROM x ORDER BY x.i",
-                        5, p);
-        strbuf_done(&bd);
-        strbuf_done(&bn);
-        if (k)
-                return k;
-        delta->deleted = xcalloc(n, sizeof(int64_t));
-        delta->nulled = xcalloc(n, sizeof(int64_t));
-        for (int i = 0; i < PQntuples(r) && (size_t) i < n; i++) {
+        cr->deleted = strbuf_steal(&bd);
+        cr->nulled = strbuf_steal(&bn);
+        snprintf(cr->id, sizeof(cr->id), "%" PRId64, rr->res.rule_run_id);
+        cr->params[0] = rr->cascade_oids;
+        cr->params[1] = cr->id;
+        cr->params[2] = rr->cascade_names;
+        cr->params[3] = cr->deleted;
+        cr->params[4] = cr->nulled;
+        *st = (PgPipeStmt) { .sql = "WITH a AS (" CASCADE_COUNTERS_SQL "),"
+                                    " x AS (SELECT a.i, ($3::text[])[a.i] AS t, a.d - ($4::bigint[])[a.i] AS d,"
+                                    "  a.n - ($5::bigint[])[a.i] AS n FROM a),"
+                                    " w AS MATERIALIZED (SELECT retention.add_rule_run_cascades($2::bigint,"
+                                    "  array_agg(x.t ORDER BY x.i), array_agg(x.d ORDER BY x.i), array_agg(x.n ORDER BY x.i))"
+                                    "  FROM x)"
+                                    " SELECT x.i, x.d, x.n, (SELECT count(*) FROM w) FROM x ORDER BY x.i",
+                             .nparams = 5, .params = cr->params, .result = &cr->result };
+        return true;
+}
+
+void cascade_record_result(RuleRun *rr, const CascadeRecord *cr, CascadeMark *delta) {
+        size_t n = rr->res.n_cascades;
+        const PGresult *r = cr->result;
+        delta->deleted = xcalloc(n ? n : 1, sizeof(int64_t));
+        delta->nulled = xcalloc(n ? n : 1, sizeof(int64_t));
+        for (int i = 0; r && i < PQntuples(r) && (size_t) i < n; i++) {
                 delta->deleted[i] = pg_int64_at(r, i, 1);
                 delta->nulled[i] = pg_int64_at(r, i, 2);
         }
-        return 0;
+}
+
+void cascade_record_done(CascadeRecord *cr) {
+        free(cr->deleted);
+        free(cr->nulled);
+        if (cr->result)
+                PQclear(cr->result);
+        *cr = (CascadeRecord) {};
+}
+
+int cascade_record(RuleRun *rr, const CascadeMark *before, int64_t own, CascadeMark *delta, PgError *err) {
+        CascadeRecord cr;
+        PgPipeStmt st;
+        if (!cascade_record_stmt(rr, before, own, &cr, &st))
+                return 0;
+        int k = pg_exec(rr->pg, st.result, err, st.sql, st.nparams, st.params);
+        if (k == 0)
+                cascade_record_result(rr, &cr, delta);
+        cascade_record_done(&cr);
+        return k;
 }
 
 /* After the batch's COMMIT: its cascades count in the result. */

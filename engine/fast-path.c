@@ -215,25 +215,29 @@ int fast_path_step(RuleRun *rr) {
         CascadeMark before = {}, delta = {};
         size_t failed = 0;
 
-        /* BEGIN, (Citus) the transaction's short lock wait on the shards, and the range's upper
-         * end. Citus: the session's lock_timeout stays on the coordinator; the shards, where the
-         * application's row locks are, get this transaction's SET LOCAL only when
-         * citus.propagate_set_commands says so. */
+        /* BEGIN, (Citus) the transaction's short lock wait on the shards, the range's upper end,
+         * and the cascade targets' counters before the change. Citus: the session's lock_timeout
+         * stays on the coordinator; the shards, where the application's row locks are, get this
+         * transaction's SET LOCAL only when citus.propagate_set_commands says so. */
         Bind bb;
-        PgPipeStmt a[4];
+        _cleanup_pgresult_ PGresult *rm = NULL;
+        PgPipeStmt a[5];
         size_t na = 0;
         a[na++] = (PgPipeStmt) { .sql = BATCH_BEGIN };
         if (citus) {
                 a[na++] = (PgPipeStmt) { .sql = CITUS_PROPAGATE_SET };
                 a[na++] = (PgPipeStmt) { .sql = CITUS_SHORT_LOCK_WAIT };
         }
+        size_t bound_at = na;
         a[na++] = fast_stmt(rr, fp.bound, fp.bound_name, NULL, &bb, &rb);
+        if (fp.main && cascade_mark_stmt(rr, &a[na], &rm))
+                na++;
         k = pg_pipeline(rr->pg, a, na, &failed, &err);
         rule_run_bind_done(&bb, fp.bound->n_params);
-        if (k && failed == na - 1)
+        if (k && failed == bound_at)
                 rule_run_name_timeout(rr, fp.bound, k, &err);
-        if (k == 0 && fp.main)
-                k = cascade_mark(rr, &before, &err);
+        if (k == 0 && rm)
+                cascade_mark_result(rr, &before, rm);
         if (k == 0 && read_bound(rr, rb, citus, &upper, &tie) == OUTCOME_SLOW_PATH) {
                 pg_rollback_quietly(rr->pg);
                 cascade_mark_done(&before);
@@ -270,21 +274,28 @@ int fast_path_step(RuleRun *rr) {
         untrusted_batch_done(&ub);
         if (k == 0 && fp.main && undo_over_limit(rr, tie, changed, &before))
                 return 0;
-        if (k == 0 && fp.main)
-                k = cascade_record(rr, &before, changed, &delta, &err);
 
-        /* The counters and COMMIT. retention.add_rule_run_counts() raises when the rule run's
-         * row is missing or finished: the server then runs no COMMIT, and the batch is rolled
-         * back below, so no change commits without its record. */
+        /* What the batch cascaded, the counters, and COMMIT. retention.add_rule_run_cascades()
+         * and retention.add_rule_run_counts() raise when the rule run's row is missing or
+         * finished: the server then runs no COMMIT, and the batch is rolled back below, so no
+         * change commits without its record. */
         if (k == 0) {
+                CascadeRecord cr = {};
                 TrailCount tc;
-                PgPipeStmt c[2];
-                trail_count_stmt(rr->pg, &tc, rr->res.rule_run_id, del ? changed : 0, del ? 0 : changed, 1, 0, &c[0]);
-                c[1] = (PgPipeStmt) { .sql = "COMMIT" };
-                k = pg_pipeline(rr->pg, c, 2, &failed, &err);
+                PgPipeStmt c[3];
+                size_t nc = 0;
+                bool cascaded = fp.main && cascade_record_stmt(rr, &before, changed, &cr, &c[nc]);
+                if (cascaded)
+                        nc++;
+                trail_count_stmt(rr->pg, &tc, rr->res.rule_run_id, del ? changed : 0, del ? 0 : changed, 1, 0, &c[nc++]);
+                c[nc++] = (PgPipeStmt) { .sql = "COMMIT" };
+                k = pg_pipeline(rr->pg, c, nc, &failed, &err);
                 if (k == 0)
                         k = trail_count_result(&tc, &next, &err);
+                if (k == 0 && cascaded)
+                        cascade_record_result(rr, &cr, &delta);
                 trail_count_done(&tc);
+                cascade_record_done(&cr);
         }
         if (k)
                 pg_rollback_quietly(rr->pg);

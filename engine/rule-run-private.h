@@ -154,6 +154,20 @@ void cascade_targets(RuleRun *rr, const CatCache *cache);
 void cascade_mark_done(CascadeMark *m);
 int cascade_mark(RuleRun *rr, CascadeMark *m, PgError *err);
 int cascade_record(RuleRun *rr, const CascadeMark *before, int64_t own, CascadeMark *delta, PgError *err);
+/* cascade_mark() and cascade_record() in two halves, for a batch's pipeline (pg_pipeline()): the
+ * statement into *st (false: no cascade target, nothing to run), and once it ran, its result into
+ * the mark or the delta. The record's parameters live in *cr (cascade_record_done() frees them). */
+bool cascade_mark_stmt(RuleRun *rr, PgPipeStmt *st, PGresult **r);
+void cascade_mark_result(RuleRun *rr, CascadeMark *m, const PGresult *r);
+typedef struct CascadeRecord {
+        char *deleted, *nulled;
+        char id[32];
+        const char *params[5];
+        PGresult *result;
+} CascadeRecord;
+bool cascade_record_stmt(RuleRun *rr, const CascadeMark *before, int64_t own, CascadeRecord *cr, PgPipeStmt *st);
+void cascade_record_result(RuleRun *rr, const CascadeRecord *cr, CascadeMark *delta);
+void cascade_record_done(CascadeRecord *cr);
 void cascade_commit(RuleRun *rr, CascadeMark *delta);
 
 /* ---- untrusted.c ---- */
