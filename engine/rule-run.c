@@ -468,28 +468,58 @@ uint64_t rule_run_pause_usec(const RuleRun *rr) {
 }
 
 /* One SKIP LOCKED batch's statement: in a transaction of its own when its cascades are counted
- * or code of other roles is checked for before its COMMIT. 0 or a PgErrorClass. */
+ * or code of other roles is checked for before its COMMIT, in two round trips (pg_pipeline()):
+ * BEGIN, the cascade targets' counters, the statement and the code check; then what it cascaded
+ * and COMMIT. The code check's verdict sits between the two. 0 or a PgErrorClass. */
 static int exec_batch(RuleRun *rr, const PlanStatement *st, PGresult **r, PgError *err) {
         bool cascades = rr->phase == PHASE_MAIN && rr->cascade_oids;
         if (!cascades && !untrusted_batch_guarded(rr))
                 return rule_run_exec(rr, st, r, err, NULL, NULL, 0);
-        /* Its cascades are counted, and code of other roles is checked for
-         * (untrusted_batch_check()), in its own transaction, around its statement. */
         CascadeMark before = {}, delta = {};
-        int k = pg_exec0(rr->pg, NULL, err, BATCH_BEGIN);
-        if (k == 0 && cascades)
-                k = cascade_mark(rr, &before, err);
+        _cleanup_pgresult_ PGresult *rm = NULL;
+        UntrustedBatch ub = {};
+        Bind b;
+        PgPipeStmt a[4];
+        size_t na = 0, failed = 0;
+        a[na++] = (PgPipeStmt) { .sql = BATCH_BEGIN };
+        if (cascades && cascade_mark_stmt(rr, &a[na], &rm))
+                na++;
+        size_t st_at = na;
+        rule_run_bind(rr, st, &b, NULL, NULL, 0);
+        a[na++] = (PgPipeStmt) { .sql = st->sql, .nparams = (int) st->n_params, .params = b.values, .result = r };
+        if (untrusted_batch_stmt(rr, &ub, &a[na]))
+                na++;
+        int k = pg_pipeline(rr->pg, a, na, &failed, err);
+        rule_run_bind_done(&b, st->n_params);
+        if (k && failed == st_at)
+                rule_run_name_timeout(rr, st, k, err);
+        if (k == 0 && rm)
+                cascade_mark_result(rr, &before, rm);
         if (k == 0)
-                k = rule_run_exec(rr, st, r, err, NULL, NULL, 0);
-        if (k == 0 && cascades)
-                k = cascade_record(rr, &before, pg_int64_at(*r, 0, 1), &delta, err);
-        if (k == 0)
-                k = untrusted_batch_check(rr, err);
-        if (k == 0)
-                k = pg_exec0(rr->pg, NULL, err, "COMMIT");
-        else
+                k = untrusted_batch_verdict(rr, &ub, err);
+        untrusted_batch_done(&ub);
+        if (k == 0) {
+                /* retention.add_rule_run_cascades() raises when the rule run is missing or
+                 * finished: then no COMMIT runs. */
+                CascadeRecord cr = {};
+                PgPipeStmt c[2];
+                size_t nc = 0;
+                bool cascaded = cascades && cascade_record_stmt(rr, &before, pg_int64_at(*r, 0, 1), &cr, &c[nc]);
+                if (cascaded)
+                        nc++;
+                c[nc++] = (PgPipeStmt) { .sql = "COMMIT" };
+                k = pg_pipeline(rr->pg, c, nc, &failed, err);
+                if (k == 0 && cascaded)
+                        cascade_record_result(rr, &cr, &delta);
+                cascade_record_done(&cr);
+        }
+        if (k) {
                 pg_rollback_quietly(rr->pg);
-        if (k == 0)
+                if (*r) {
+                        PQclear(*r);
+                        *r = NULL;
+                }
+        } else
                 cascade_commit(rr, &delta);
         cascade_mark_done(&before);
         cascade_mark_done(&delta);
