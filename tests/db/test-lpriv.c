@@ -4,7 +4,8 @@
  * app.customer, as pagila's payment partitions do. The role, made by the script exactly as the
  * README says, owns nothing: expired partitions' rows go by batches (nothing detached, no COMMENT
  * left); the owner drops them whole; `check -d` says which. A rule run after partitions were
- * dropped in the same run (CLI and daemon) plans from fresh catalog facts. */
+ * dropped in the same run (CLI and daemon) plans from fresh catalog facts. A batch whose
+ * audit-trail counter fails (the role lost EXECUTE on it) commits nothing. */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -131,6 +132,32 @@ static void test_role_deletes_partitions_by_batches(void **state) {
                       "%s", RULE_RUNS_SQL);
         rt_assert_sql(c, ALL_PARTITIONS, "%s", PARTITIONS_SQL);
         assert_enforced(c);
+        free(pol);
+        free(eci);
+        PQfinish(c);
+        free(ci);
+}
+
+/* A batch whose audit-trail counter fails never commits: the role may no longer move the counters
+ * (EXECUTE on retention.add_rule_run_counts() revoked), so the first batch's counter fails, and
+ * the COMMIT that travels with it (the same pipeline) must not run. Every row stays; the trail
+ * says each rule failed with the permission error and changed nothing. */
+static void test_failed_counter_commits_nothing(void **state) {
+        (void) state;
+        char *ci, *eci;
+        PGconn *c = lp_db("lp_counter", "lp_role_c", &ci, &eci);
+        pgtest_exec(c, "REVOKE EXECUTE ON FUNCTION retention.add_rule_run_counts(bigint, bigint, bigint, bigint, bigint)"
+                       " FROM lp_role_c");
+        char *pol = rt_policy(POLICY);
+        char *err = NULL;
+        rt_expect(1, NULL, &err, "-p", pol, "-d", eci, "run");
+        rt_assert_contains(err, "permission denied for function add_rule_run_counts");
+        free(err);
+        rt_assert_sql(c, "120", "SELECT count(*) FROM app.payment");
+        rt_assert_sql(c, "20", "SELECT count(*) FROM app.customer");
+        rt_assert_sql(c, "payments failed 0 0 42501; customers failed 0 0 42501",
+                      "SELECT string_agg(rule || ' ' || outcome || ' ' || rows_deleted || ' ' || batches || ' ' || sqlstate,"
+                      " '; ' ORDER BY id) FROM retention.rule_runs");
         free(pol);
         free(eci);
         PQfinish(c);
@@ -481,6 +508,7 @@ static void test_daemon_second_rule_after_drop(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_role_deletes_partitions_by_batches),
+                cmocka_unit_test(test_failed_counter_commits_nothing),
                 cmocka_unit_test(test_check_as_role),
                 cmocka_unit_test(test_owner_drops_partitions),
                 cmocka_unit_test(test_referenced_partition_stays),
