@@ -275,27 +275,16 @@ int fast_path_step(RuleRun *rr) {
         if (k == 0 && fp.main && undo_over_limit(rr, tie, changed, &before))
                 return 0;
 
-        /* What the batch cascaded, the counters, and COMMIT. retention.add_rule_run_cascades()
-         * and retention.add_rule_run_counts() raise when the rule run's row is missing or
-         * finished: the server then runs no COMMIT, and the batch is rolled back below, so no
-         * change commits without its record. */
+        /* What the batch cascaded, the counters, and COMMIT (rule_run_commit()): no change
+         * commits without its record; a failure is rolled back below. */
         if (k == 0) {
-                CascadeRecord cr = {};
                 TrailCount tc;
-                PgPipeStmt c[3];
-                size_t nc = 0;
-                bool cascaded = fp.main && cascade_record_stmt(rr, &before, changed, &cr, &c[nc]);
-                if (cascaded)
-                        nc++;
-                trail_count_stmt(rr->pg, &tc, rr->res.rule_run_id, del ? changed : 0, del ? 0 : changed, 1, 0, &c[nc++]);
-                c[nc++] = (PgPipeStmt) { .sql = "COMMIT" };
-                k = pg_pipeline(rr->pg, c, nc, &failed, &err);
+                PgPipeStmt counts;
+                trail_count_stmt(rr->pg, &tc, rr->res.rule_run_id, del ? changed : 0, del ? 0 : changed, 1, 0, &counts);
+                k = rule_run_commit(rr, fp.main, &before, changed, &counts, &delta, &err);
                 if (k == 0)
                         k = trail_count_result(&tc, &next, &err);
-                if (k == 0 && cascaded)
-                        cascade_record_result(rr, &cr, &delta);
                 trail_count_done(&tc);
-                cascade_record_done(&cr);
         }
         if (k)
                 pg_rollback_quietly(rr->pg);

@@ -168,6 +168,14 @@ typedef struct CascadeRecord {
 bool cascade_record_stmt(RuleRun *rr, const CascadeMark *before, int64_t own, CascadeRecord *cr, PgPipeStmt *st);
 void cascade_record_result(RuleRun *rr, const CascadeRecord *cr, CascadeMark *delta);
 void cascade_record_done(CascadeRecord *cr);
+/* (rule-run.c) The end of a batch's transaction, in one round trip (pg_pipeline()): what the
+ * batch cascaded (cascades: the targets' counters since *before, less `own` rows of the rule's own table), the
+ * trail's counters (`counts`, trail_count_stmt()'s; NULL when the batch's statement moved them),
+ * and COMMIT. The trail's functions raise when the rule run is not open: the server then runs no
+ * COMMIT. On success *delta holds the cascades for cascade_commit(). 0 or a PgErrorClass; the
+ * caller rolls back on failure. */
+int rule_run_commit(RuleRun *rr, bool cascades, const CascadeMark *before, int64_t own, const PgPipeStmt *counts,
+                    CascadeMark *delta, PgError *err);
 void cascade_commit(RuleRun *rr, CascadeMark *delta);
 
 /* ---- untrusted.c ---- */

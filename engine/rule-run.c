@@ -467,6 +467,24 @@ uint64_t rule_run_pause_usec(const RuleRun *rr) {
         return rr->phase == PHASE_DONE ? 0 : rr->pause_usec;
 }
 
+int rule_run_commit(RuleRun *rr, bool cascades, const CascadeMark *before, int64_t own, const PgPipeStmt *counts,
+                    CascadeMark *delta, PgError *err) {
+        CascadeRecord cr = {};
+        PgPipeStmt c[3];
+        size_t nc = 0;
+        bool cascaded = cascades && cascade_record_stmt(rr, before, own, &cr, &c[nc]);
+        if (cascaded)
+                nc++;
+        if (counts)
+                c[nc++] = *counts;
+        c[nc++] = (PgPipeStmt) { .sql = "COMMIT" };
+        int k = pg_pipeline(rr->pg, c, nc, NULL, err);
+        if (k == 0 && cascaded)
+                cascade_record_result(rr, &cr, delta);
+        cascade_record_done(&cr);
+        return k;
+}
+
 /* One SKIP LOCKED batch's statement: in a transaction of its own when its cascades are counted
  * or code of other roles is checked for before its COMMIT, in two round trips (pg_pipeline()):
  * BEGIN, the cascade targets' counters, the statement and the code check; then what it cascaded
@@ -498,21 +516,8 @@ static int exec_batch(RuleRun *rr, const PlanStatement *st, PGresult **r, PgErro
         if (k == 0)
                 k = untrusted_batch_verdict(rr, &ub, err);
         untrusted_batch_done(&ub);
-        if (k == 0) {
-                /* retention.add_rule_run_cascades() raises when the rule run is missing or
-                 * finished: then no COMMIT runs. */
-                CascadeRecord cr = {};
-                PgPipeStmt c[2];
-                size_t nc = 0;
-                bool cascaded = cascades && cascade_record_stmt(rr, &before, pg_int64_at(*r, 0, 1), &cr, &c[nc]);
-                if (cascaded)
-                        nc++;
-                c[nc++] = (PgPipeStmt) { .sql = "COMMIT" };
-                k = pg_pipeline(rr->pg, c, nc, &failed, err);
-                if (k == 0 && cascaded)
-                        cascade_record_result(rr, &cr, &delta);
-                cascade_record_done(&cr);
-        }
+        if (k == 0)
+                k = rule_run_commit(rr, cascades, &before, pg_int64_at(*r, 0, 1), NULL, &delta, err);
         if (k) {
                 pg_rollback_quietly(rr->pg);
                 if (*r) {
