@@ -15,6 +15,19 @@
 #define FAST_PATH_LOCK_TIMEOUT_MS 50
 #define FAST_PATH_STATEMENT "retentiond_batch"
 #define FAST_PATH_BOUND "retentiond_bound"
+#define FAST_PATH_STEP "retentiond_step"
+/* A predicted range (plan->batch_step) has no size limit of its own: the rows' density may have
+ * changed since the last batch (a burst of traffic). Its statements run under a statement timeout
+ * of this much, or four times the last batch's duration if longer; a range that takes longer is
+ * rolled back and taken again after the probe. */
+#define PREDICT_GUARD_MS 20
+/* After a predicted range redone, this many probed batches (doubling with each redone range, up
+ * to PREDICT_BACKOFF_MAX, halving with each predicted range that commits) before the next. */
+#define PREDICT_BACKOFF_MIN 2
+#define PREDICT_BACKOFF_MAX 256
+/* The widest predicted range, in the width's unit: a hundred years (microseconds; days). */
+#define PREDICT_MAX_WIDTH_USEC INT64_C(3155760000000000)
+#define PREDICT_MAX_WIDTH_DAYS INT64_C(36525)
 /* Citus: the while_held phase's pair (plan->while_held_bound, while_held_range). */
 #define WHILE_HELD_STATEMENT "retentiond_wh_batch"
 #define WHILE_HELD_BOUND "retentiond_wh_bound"
@@ -46,6 +59,10 @@ void fast_path_release(RuleRun *rr) {
                 pg_deallocate(rr->pg, FAST_PATH_BOUND);
                 rr->prepared = false;
         }
+        if (rr->prepared_step) {
+                pg_deallocate(rr->pg, FAST_PATH_STEP);
+                rr->prepared_step = false;
+        }
         if (rr->prepared_while_held) {
                 pg_deallocate(rr->pg, WHILE_HELD_STATEMENT);
                 pg_deallocate(rr->pg, WHILE_HELD_BOUND);
@@ -58,20 +75,23 @@ void fast_path_release(RuleRun *rr) {
 typedef struct FastPair {
         const PlanStatement *bound, *range;
         const PlanStatement *start; /* slices: the phase's first age and density */
+        const PlanStatement *step;  /* the predicted range's bound (sql NULL: none) */
         const char *bound_name, *range_name;
         bool *prepared;
         bool main; /* the main phase: the rule's own action, its cascades counted */
 } FastPair;
 
 static FastPair fast_pair(RuleRun *rr) {
+        static const PlanStatement none = {};
         if (rr->phase == PHASE_WHILE_HELD)
-                return (FastPair) { &rr->plan->while_held_bound, &rr->plan->while_held_range, &rr->plan->while_held_start,
+                return (FastPair) { &rr->plan->while_held_bound, &rr->plan->while_held_range, &rr->plan->while_held_start, &none,
                                     WHILE_HELD_BOUND, WHILE_HELD_STATEMENT, &rr->prepared_while_held, false };
-        return (FastPair) { &rr->plan->batch_bound, &rr->plan->batch_range, &rr->plan->batch_start, FAST_PATH_BOUND,
-                            FAST_PATH_STATEMENT, &rr->prepared, true };
+        return (FastPair) { &rr->plan->batch_bound, &rr->plan->batch_range, &rr->plan->batch_start, &rr->plan->batch_step,
+                            FAST_PATH_BOUND, FAST_PATH_STATEMENT, &rr->prepared, true };
 }
 
-/* Prepares the fast path's two statements on first use. 0, OUTCOME_SLOW_PATH (the table's lock
+/* Prepares the fast path's two statements on first use (the predicted range's bound is prepared
+ * in the pipeline of its first batch). 0, OUTCOME_SLOW_PATH (the table's lock
  * is held by the application: take this batch the slow way), or a PgErrorClass with err set (a
  * lost connection among them: never a reason to try the slow way). */
 static int prepare_fast(RuleRun *rr, const FastPair *fp, PgError *err) {
@@ -85,13 +105,13 @@ static int prepare_fast(RuleRun *rr, const FastPair *fp, PgError *err) {
                         /* Preparing the DELETE or UPDATE takes the table's lock already: a lock
                          * the application holds is met here first. */
                         pg_error_done(err);
-                        if (i > 0)
-                                pg_deallocate(rr->pg, names[0]);
+                        for (size_t j = 0; j < i; j++)
+                                pg_deallocate(rr->pg, names[j]);
                         return OUTCOME_SLOW_PATH;
                 }
                 if (kp) {
-                        if (i > 0)
-                                pg_deallocate(rr->pg, names[0]);
+                        for (size_t j = 0; j < i; j++)
+                                pg_deallocate(rr->pg, names[j]);
                         return kp;
                 }
         }
@@ -127,6 +147,65 @@ static int read_bound(RuleRun *rr, PGresult *rb, bool citus, const char **upper,
         return stuck || (*tie && !citus) ? OUTCOME_SLOW_PATH : 0;
 }
 
+/* Plain PostgreSQL: may the next range be predicted (plan->batch_step) instead of probed? Once a
+ * batch of the main phase has shown the rows' density (rr->slice_width), when no redone range asks
+ * to wait, and where the guard's statement timeout is the shorter one: the guard's milliseconds,
+ * or 0 (probe). The range statement keeps every predicate of the rule
+ * whatever its upper end: a prediction sizes a batch, it never selects a row. */
+static long predict_guard_ms(const RuleRun *rr, const FastPair *fp, bool citus) {
+        long st = rr->pg->settings.statement_timeout_ms;
+        long guard = (long) (rr->last_batch_usec * 4 / 1000);
+        if (guard < PREDICT_GUARD_MS)
+                guard = PREDICT_GUARD_MS;
+        bool ok = fp->main && fp->step->sql && !rr->plan->slices && !citus && rr->slice_width > 0 && rr->predict_wait == 0 &&
+                  (st <= 0 || st > 2 * guard);
+        return ok ? guard : 0;
+}
+
+/* A predicted range was rolled back: the probe takes it again, and the next ones, for a while. */
+static void predict_redo(RuleRun *rr) {
+        rr->slice_width = 0;
+        rr->res.batches_redone++;
+        rr->predict_backoff = rr->predict_backoff == 0                          ? PREDICT_BACKOFF_MIN
+                              : rr->predict_backoff * 2 > PREDICT_BACKOFF_MAX ? PREDICT_BACKOFF_MAX
+                                                                              : rr->predict_backoff * 2;
+        rr->predict_wait = rr->predict_backoff;
+}
+
+/* The next predicted range's width (rr->slice_width; 0: probe instead), aimed at the batch's
+ * target: from the probe's rows (`found` over `span`, -1: unknown) or the predicted range's own
+ * (`changed` over its width), at most twice the last width, so that a sparse range does not throw
+ * the next one across a dense burst at once. A predicted range that found less than a quarter of
+ * the target (a gap in time, rows already anonymised) hands over to the probe, which passes over
+ * such rows in one walk. */
+static void predict_next(RuleRun *rr, bool predicted, int64_t changed, int64_t found, int64_t span) {
+        int64_t max = rr->plan->age_kind == COLKIND_DATE ? PREDICT_MAX_WIDTH_DAYS : PREDICT_MAX_WIDTH_USEC;
+        double target = (double) batch_target(rr), w;
+        if (!predicted) {
+                if (span <= 0 || found < 2) {
+                        rr->slice_width = 0;
+                        return;
+                }
+                w = (double) span * target / (double) found;
+        } else {
+                double last = (double) rr->slice_width;
+                if ((double) changed < target / 4) {
+                        rr->slice_width = 0;
+                        return;
+                }
+                w = last * target / (double) changed;
+                if (w > 2 * last)
+                        w = 2 * last;
+        }
+        rr->slice_width = w >= (double) max ? max : w < 1 ? 1 : (int64_t) w;
+}
+
+/* The guard of a predicted range ran out (not the cancel of a stop, nor the session's own
+ * statement_timeout, which predict_guard_ms() keeps the longer). */
+static bool guarded_out(const RuleRun *rr, bool predicted, int k) {
+        return predicted && k == PG_ERR_STATEMENT_TIMEOUT && !rule_run_cancelled(rr, k);
+}
+
 /* Before the COMMIT of a range that has no size limit (Citus: a tie, or any slice) and changed
  * more rows than the breaker's limit has left: undone, and true. This is what keeps the limit on
  * Citus, where no batch has a LIMIT: each batch's count is compared with breaker_budget() in the
@@ -135,7 +214,15 @@ static int read_bound(RuleRun *rr, PGresult *rb, bool citus, const char **upper,
  * tried again narrower (slices_narrow()); when it cannot be (one age value holds more rows than
  * are left, or too many tries), the breaker trips: more rows are due than the limit allows. A tie
  * of the probe's ranges leaves the rest of the rule for the next run. */
-static bool undo_over_limit(RuleRun *rr, bool tie, int64_t changed, CascadeMark *before) {
+static bool undo_over_limit(RuleRun *rr, bool tie, bool predicted, int64_t changed, CascadeMark *before) {
+        if (predicted && changed > breaker_budget(rr)) {
+                /* A predicted range (plain PostgreSQL) over the limit: the probe, whose LIMIT is
+                 * what the limit has left, takes it again. */
+                pg_rollback_quietly(rr->pg);
+                cascade_mark_done(before);
+                predict_redo(rr);
+                return true;
+        }
         if (!(tie || rr->plan->slices) || changed <= breaker_budget(rr))
                 return false;
         pg_rollback_quietly(rr->pg);
@@ -149,9 +236,10 @@ static bool undo_over_limit(RuleRun *rr, bool tie, int64_t changed, CascadeMark 
 }
 
 /* After a committed batch of `changed` rows that took `dt`: the result's counts, the next batch's
- * size (and slice), pacing, and where the next range starts (`upper`; NULL: the phase is over). */
+ * size (and slice, or predicted width), pacing, and where the next range starts (`upper`; NULL:
+ * the phase is over). */
 static void batch_done(RuleRun *rr, const FastPair *fp, bool del, int64_t changed, uint64_t dt, uint64_t next,
-                       const char *upper) {
+                       const char *upper, bool predicted, int64_t found, int64_t span) {
         rr->res.batches++;
         if (del)
                 rr->res.deleted += changed;
@@ -159,9 +247,19 @@ static void batch_done(RuleRun *rr, const FastPair *fp, bool del, int64_t change
                 rr->res.anonymised += changed;
         if (!fp->main)
                 rr->while_held_changed += changed;
-        if (!rr->plan->slices)
-                pace_adapt_batch_size(rr, rr->batch_size, dt);
-        else {
+        if (!rr->plan->slices) {
+                if (!predicted)
+                        pace_adapt_batch_size(rr, rr->batch_size, dt);
+                else if (changed >= batch_target(rr) / 2)
+                        pace_adapt_batch_size(rr, changed, dt);
+                rr->last_batch_usec = dt;
+                if (predicted)
+                        rr->predict_backoff /= 2;
+                else if (rr->predict_wait > 0)
+                        rr->predict_wait--;
+                if (upper && fp->step->sql)
+                        predict_next(rr, predicted, changed, found, span);
+        } else {
                 /* A slice holds what the density said, more or fewer: its own rows give the rate,
                  * unless they were too few to tell it from a distributed commit's fixed cost. */
                 if (changed >= batch_target(rr) / 2)
@@ -229,13 +327,21 @@ int fast_path_step(RuleRun *rr) {
                 a[na++] = (PgPipeStmt) { .sql = CITUS_SHORT_LOCK_WAIT };
         }
         size_t bound_at = na;
-        a[na++] = fast_stmt(rr, fp.bound, fp.bound_name, NULL, &bb, &rb);
+        long guard_ms = predict_guard_ms(rr, &fp, citus);
+        bool predicted = guard_ms > 0;
+        const PlanStatement *bst = predicted ? fp.step : fp.bound;
+        a[na] = fast_stmt(rr, bst, predicted ? FAST_PATH_STEP : fp.bound_name, NULL, &bb, &rb);
+        if (predicted) {
+                a[na].sql = bst->sql;
+                a[na].prepared = &rr->prepared_step;
+        }
+        na++;
         if (fp.main && cascade_mark_stmt(rr, &a[na], &rm))
                 na++;
         k = pg_pipeline(rr->pg, a, na, &failed, &err);
-        rule_run_bind_done(&bb, fp.bound->n_params);
+        rule_run_bind_done(&bb, bst->n_params);
         if (k && failed == bound_at)
-                rule_run_name_timeout(rr, fp.bound, k, &err);
+                rule_run_name_timeout(rr, bst, k, &err);
         if (k == 0 && rm)
                 cascade_mark_result(rr, &before, rm);
         if (k == 0 && read_bound(rr, rb, citus, &upper, &tie) == OUTCOME_SLOW_PATH) {
@@ -249,12 +355,19 @@ int fast_path_step(RuleRun *rr) {
          * to do, and nothing for it to walk again); and after it, the check of other roles'
          * code: a later statement of the same transaction, with a newer snapshot, as
          * untrusted_batch_check() needs. */
+        /* A predicted range runs under the guard's statement timeout, to the end of its
+         * transaction. */
+        char guard_sql[64];
+        snprintf(guard_sql, sizeof(guard_sql), "SET LOCAL statement_timeout = %ld", guard_ms);
         Bind br = {};
         bool ranged = false;
         UntrustedBatch ub = {};
-        PgPipeStmt b[2];
-        size_t nb = 0;
+        PgPipeStmt b[3];
+        size_t nb = 0, range_at = 0;
         if (k == 0 && !streq(PQgetvalue(rb, 0, 2), "0")) {
+                if (predicted)
+                        b[nb++] = (PgPipeStmt) { .sql = guard_sql };
+                range_at = nb;
                 b[nb++] = fast_stmt(rr, fp.range, fp.range_name, upper, &br, &rc);
                 ranged = true;
         }
@@ -262,7 +375,7 @@ int fast_path_step(RuleRun *rr) {
                 nb++;
         if (k == 0 && nb > 0) {
                 k = pg_pipeline(rr->pg, b, nb, &failed, &err);
-                if (k && ranged && failed == 0)
+                if (k && ranged && failed == range_at && !guarded_out(rr, predicted, k))
                         rule_run_name_timeout(rr, fp.range, k, &err);
         }
         if (ranged)
@@ -272,7 +385,7 @@ int fast_path_step(RuleRun *rr) {
                 k = untrusted_batch_verdict(rr, &ub, &err);
         }
         untrusted_batch_done(&ub);
-        if (k == 0 && fp.main && undo_over_limit(rr, tie, changed, &before))
+        if (k == 0 && fp.main && undo_over_limit(rr, tie, predicted, changed, &before))
                 return 0;
 
         /* What the batch cascaded, the counters, and COMMIT (rule_run_commit()): no change
@@ -296,6 +409,14 @@ int fast_path_step(RuleRun *rr) {
         if ((int64_t) dt > rr->res.longest_batch_usec)
                 rr->res.longest_batch_usec = (int64_t) dt;
 
+        if (guarded_out(rr, predicted, k)) {
+                /* The predicted range took longer than the guard allows (denser than the last
+                 * batch said): rolled back whole, its counters with it; the probe sizes it again. */
+                pg_error_done(&err);
+                rr->next_xid = 0;
+                predict_redo(rr);
+                return 0;
+        }
         if (k == PG_ERR_LOCK_TIMEOUT) {
                 /* A row of this range is locked by the application: take this batch row by row,
                  * skipping locked rows, then come back to the fast path (Citus: the range and the
@@ -313,6 +434,10 @@ int fast_path_step(RuleRun *rr) {
         }
         if (k)
                 return rule_run_step_failed(rr, k, &err);
-        batch_done(rr, &fp, del, changed, dt, next, upper);
+        int64_t found = predicted ? -1 : strtoll(PQgetvalue(rb, 0, 2), NULL, 10);
+        int64_t span = predicted || PQnfields(rb) < 4 || PQgetisnull(rb, 0, 3) ? -1 : strtoll(PQgetvalue(rb, 0, 3), NULL, 10);
+        if (predicted)
+                rr->res.batches_predicted++;
+        batch_done(rr, &fp, del, changed, dt, next, upper, predicted, found, span);
         return 0;
 }

@@ -1565,6 +1565,7 @@ void plan_free(Plan *p) {
         plan_statement_done(&p->batch);
         plan_statement_done(&p->batch_range);
         plan_statement_done(&p->batch_bound);
+        plan_statement_done(&p->batch_step);
         plan_statement_done(&p->batch_start);
         plan_statement_done(&p->batch_first);
         plan_statement_done(&p->while_held_start);
@@ -1639,12 +1640,16 @@ static void finish_bound(Gen *g, const Rule *r, PlanStatement *st, const char *a
         const char *eps = p->age_kind == COLKIND_DATE ? "1" : "interval '1 microsecond'";
         _cleanup_free_ char *last = param(g, PARAM_LAST_KEY, 0, NULL, "keyset: last age value reached");
         _cleanup_free_ char *lim = param(g, PARAM_LIMIT, 0, NULL, "batch size");
+        /* The fourth column, the span of the rows found (first to last age) in the width's unit,
+         * gives the rows' density, from which the next ranges may be predicted (batch_step). */
+        const char *span = p->age_kind == COLKIND_DATE ? "s.b - s.a" : "(extract(epoch FROM s.b - s.a) * 1000000)::bigint";
+        _cleanup_free_ char *spanc = xasprintf("CASE WHEN isfinite(s.a) AND isfinite(s.b) THEN %s END", span);
         finish_statement(g, st,
                          xasprintf("SELECT (CASE WHEN s.n < %s::bigint OR s.b IS NULL THEN NULL WHEN s.b = %s::%s"
                                    " THEN s.b + %s ELSE s.b END)::text, coalesce(s.n >= %s::bigint AND s.b = %s::%s, false),"
-                                   " s.n FROM (SELECT max(q.k) AS b, count(*) AS n FROM (SELECT %s AS k FROM %s t"
-                                   " WHERE %s >= %s::%s AND %s ORDER BY %s LIMIT %s) q) s",
-                                   lim, last, ty, eps, lim, last, ty, age, tq, age, last, ty, act, age, lim));
+                                   " s.n, %s FROM (SELECT min(q.k) AS a, max(q.k) AS b, count(*) AS n FROM (SELECT %s AS k"
+                                   " FROM %s t WHERE %s >= %s::%s AND %s ORDER BY %s LIMIT %s) q) s",
+                                   lim, last, ty, eps, lim, last, ty, spanc, age, tq, age, last, ty, act, age, lim));
 }
 
 /* Citus, a distributed table: the fast path's batches are slices of the age span (Plan.slices),
@@ -1730,6 +1735,9 @@ static void build_batch_range(Gen *g, const Rule *r) {
                 _cleanup_free_ char *actb = actionable_expr(&pb);
                 finish_bound(g, r, &p->batch_bound, actb);
                 preds_done(&pb);
+                /* Once a batch has shown the rows' density: the next range without the probe,
+                 * the last key plus the width that density says holds a batch (fast-path.c). */
+                finish_slice_bound(g, r, &p->batch_step);
         }
         /* The parameters of the statement built next are numbered from here on. */
         Preds pr;
@@ -2256,6 +2264,7 @@ static void plan_set_purposes(Plan *p) {
         bool del = p->rule->action == ACTION_DELETE;
         p->cutoffs.purpose = "the computation of the cutoffs";
         p->batch_bound.purpose = "the search for the next batch's range of rows";
+        p->batch_step.purpose = "the next batch's range of ages, predicted from the rows' density";
         p->batch_range.purpose = del ? "the DELETE of a batch" : "the UPDATE of a batch";
         p->batch.purpose = del ? "the DELETE of a batch (skipping locked rows)" : "the UPDATE of a batch (skipping locked rows)";
         p->while_held_batch.purpose = "the UPDATE of a batch of held rows (while_held)";

@@ -81,6 +81,8 @@ typedef struct Plan {
 
         PlanStatement batch_bound;      /* fast path: the upper end of the next batch_size rows by age (NULL: the cutoff);
                                          * slices: last key + width (NULL: the cutoff), on the coordinator alone */
+        PlanStatement batch_step;       /* fast path, not slices: last key + width (NULL: the cutoff), as slices' batch_bound:
+                                         * the next range predicted from the rows' density, without the probe */
         /* Citus, a distributed table (slices): the fast path's batches are slices of the age span
          * [first due age, cutoff), cut by rule-run's slices.c from the rows' density, with no
          * statement that orders keys across shards. batch_start: once per phase, the first

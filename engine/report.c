@@ -92,6 +92,8 @@ static void json_run_rule(StrBuf *b, const RuleResult *r) {
         json_cascades(b, r);
         json_kv_int(b, "rows_overdue", r->overdue);
         json_kv_int(b, "batches", r->batches);
+        json_kv_int(b, "batches_predicted", r->batches_predicted);
+        json_kv_int(b, "batches_redone", r->batches_redone);
         json_kv_int(b, "longest_batch_usec", r->longest_batch_usec);
         json_kv_int(b, "paused_usec", r->paused_usec);
         json_kv_int(b, "partitions_dropped", r->partitions_dropped);

@@ -59,6 +59,10 @@ typedef struct RuleResult {
          * during the run; the rule run did not run to its end. */
         int64_t skipped_locked, skipped_refused, skipped_unfinished;
         int64_t longest_batch_usec;
+        /* Fast-path batches whose range was predicted from the rows' density, not probed; and
+         * predicted ranges rolled back (over the guard's time or the breaker's limit) and taken
+         * again after the probe. */
+        int64_t batches_predicted, batches_redone;
         int64_t paused_usec; /* waited between batches while other sessions were writing (--pace) */
 
         /* breaker */

@@ -48,6 +48,7 @@ struct RuleRun {
         bool fast_ok;        /* the range fast path is usable for this rule run */
         bool short_lock_wait; /* the session's lock_timeout is lowered for the fast path */
         bool prepared;        /* the fast path's statement is prepared on the session */
+        bool prepared_step;   /* ... and the predicted range's bound (plan->batch_step), on its first use */
         bool prepared_while_held; /* Citus: the while_held phase's range statements are prepared */
         int64_t fk_refused;  /* rows the database refused for a reference deeper than the rule's table */
         char *fk_refused_table;
@@ -74,7 +75,11 @@ struct RuleRun {
         /* Citus, a distributed table (Plan.slices): the batches are slices of the age span, cut in
          * slices.c. Reset at each phase's start. */
         bool slice_started;        /* the phase's first age and its rows are read (batch_start) */
-        int64_t slice_width;       /* the next slice's width: microseconds, or days for a date column */
+        int64_t slice_width;       /* the next slice's width: microseconds, or days for a date column;
+                                    * plain PostgreSQL: the next predicted range's (0: probe instead) */
+        uint64_t last_batch_usec;  /* the last fast-path batch's duration (the predicted range's guard) */
+        unsigned predict_backoff;  /* plain PostgreSQL: probed batches to wait after a predicted range redone */
+        unsigned predict_wait;     /* ... and those still to wait before the next prediction */
         int64_t slice_span;        /* from the first due age to the cutoff, same unit: no slice is wider */
         double slice_density;      /* actionable rows per unit of age, as the last slice found them */
         unsigned slice_undone;     /* slices undone in a row because the breaker's limit had fewer rows left */

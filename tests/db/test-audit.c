@@ -221,6 +221,7 @@ static void test_audit_sql_shows_every_statement(void **state) {
                 assert_shown(out, r->name, "breaker count", &plan->breaker_count);
                 assert_shown(out, r->name, "partitions", &plan->partitions);
                 assert_shown(out, r->name, "fast path bound", &plan->batch_bound);
+                assert_shown(out, r->name, "fast path predicted bound", &plan->batch_step);
                 assert_shown(out, r->name, "fast path range", &plan->batch_range);
                 assert_shown(out, r->name, "batch", &plan->batch);
                 assert_shown(out, r->name, "foreign-key isolation select", &plan->row_by_row_select);

@@ -420,7 +420,7 @@ static void test_one_wrapper(void **state) {
         assert_int_equal(plan_build(p, r, cache, &plan, &error), 0);
 
         /* the rule's own where in what decides due rows; the other rule's where in what keeps them */
-        const PlanStatement *sts[] = { &plan->cutoffs, &plan->batch_bound, &plan->batch_range, &plan->batch,
+        const PlanStatement *sts[] = { &plan->cutoffs, &plan->batch_bound, &plan->batch_step, &plan->batch_range, &plan->batch,
                                        &plan->while_held_batch, &plan->breaker_count, &plan->breaker_estimate,
                                        &plan->tally, &plan->row_by_row_select, &plan->row_by_row_delete,
                                        &plan->partitions };

@@ -175,7 +175,7 @@ static const char *param_kind(ParamKind k) {
                 [PARAM_CONST] = "const",       [PARAM_TIME] = "cutoff",   [PARAM_LAST_KEY] = "last key",
                 [PARAM_LIMIT] = "limit",       [PARAM_OFFSET] = "offset", [PARAM_UPPER] = "upper",
                 [PARAM_RULE_RUN] = "rule run", [PARAM_BREAKER_LIMIT] = "breaker limit", [PARAM_CTID] = "ctid",
-                [PARAM_TABLEOID] = "tableoid", [PARAM_KEY] = "key",
+                [PARAM_TABLEOID] = "tableoid", [PARAM_KEY] = "key", [PARAM_WIDTH] = "width",
         };
         return names[k];
 }
@@ -208,6 +208,7 @@ static void print_plan(FILE *f, const Policy *policy, const CatCache *cache, Pla
                 fprintf(f, "tally reference column: %s\n", p->tally_fks[i]);
         print_statement(f, n, "cutoffs", &p->cutoffs);
         print_statement(f, n, "batch_bound", &p->batch_bound);
+        print_statement(f, n, "batch_step", &p->batch_step);
         print_statement(f, n, "batch_range", &p->batch_range);
         print_statement(f, n, "batch", &p->batch);
         print_statement(f, n, "while_held_batch", &p->while_held_batch);
