@@ -18,7 +18,9 @@ void pace_adapt_batch_size(RuleRun *rr, int64_t rows, uint64_t usec) {
         /* Citus: a batch is a distributed transaction, its commit two-phase on every worker it
          * touched (10-20 ms whatever its size); aimed at 10 ms, batches shrank to their least. */
         bool citus = cat_table_is_citus(rr->plan->table);
-        double want = rate * (citus ? BATCH_TARGET_USEC_CITUS : BATCH_TARGET_USEC);
+        double want = rate * (citus                                       ? BATCH_TARGET_USEC_CITUS
+                              : rr->rule->action == ACTION_ANONYMISE ? BATCH_TARGET_USEC_ANONYMISE
+                                                                     : BATCH_TARGET_USEC);
         /* Grow by at most half and shrink by at most half per batch, so one odd batch does not
          * swing the size; the target sits well below the 20 ms a batch may take. Citus: grow by
          * at most twice, since each batch pays its two-phase commit whatever its size. */
