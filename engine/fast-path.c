@@ -3,6 +3,7 @@
  * Must never wait long for a row the application holds, nor change a row outside the range. */
 #include "rule-run-private.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,8 +20,9 @@
 /* A predicted range (plan->batch_step) has no size limit of its own: the rows' density may have
  * changed since the last batch (a burst of traffic). Its statements run under a statement timeout
  * of this much, or four times the last batch's duration if longer; a range that takes longer is
- * rolled back and taken again after the probe. */
-#define PREDICT_GUARD_MS 20
+ * rolled back and taken again after the probe. Longer than the short lock wait, so that a row
+ * the application holds sends the batch to SKIP LOCKED (55P03), as on a probed range. */
+#define PREDICT_GUARD_MS (FAST_PATH_LOCK_TIMEOUT_MS + 10)
 /* After a predicted range redone, this many probed batches (doubling with each redone range, up
  * to PREDICT_BACKOFF_MAX, halving with each predicted range that commits) before the next. */
 #define PREDICT_BACKOFF_MIN 2
@@ -128,6 +130,16 @@ static PgPipeStmt fast_stmt(RuleRun *rr, const PlanStatement *st, const char *na
                 if (st->params[i].kind == PARAM_UPPER)
                         b->values[i] = upper;
         return (PgPipeStmt) { .name = name, .nparams = (int) st->n_params, .params = b->values, .result = r };
+}
+
+/* The range statement's: upper end (NULL: none), or else the width from the last key (a predicted
+ * range; NULL: none, the range reaches the cutoff). */
+static PgPipeStmt range_stmt(RuleRun *rr, const FastPair *fp, const char *upper, const char *width, Bind *b, PGresult **r) {
+        PgPipeStmt s = fast_stmt(rr, fp->range, fp->range_name, upper, b, r);
+        for (size_t i = 0; i < fp->range->n_params; i++)
+                if (fp->range->params[i].kind == PARAM_WIDTH)
+                        b->values[i] = width;
+        return s;
 }
 
 /* The bound's answer: the range's upper end in *upper (NULL: the range reaches the cutoff) and
@@ -278,9 +290,10 @@ static void batch_done(RuleRun *rr, const FastPair *fp, bool del, int64_t change
 /* One fast-path batch, in one transaction: the range's upper end, the change, and the audit
  * trail's counters, so the trail never claims more than happened. Its statements go in three
  * round trips (pg_pipeline()): BEGIN and the bound; the range and the check of other roles' code;
- * the counters and COMMIT. The server runs each statement as if sent alone, in that order; each
- * decision of the engine (the bound's range, the code check's verdict, the breaker's limit) sits
- * between two round trips, never inside one. Returns 0, OUTCOME_SLOW_PATH (take this batch with
+ * the counters and COMMIT. A predicted range, whose bound the engine decides nothing on, goes in
+ * two: BEGIN, the bound, the range and the check; the counters and COMMIT. The server runs each
+ * statement as if sent alone, in that order; each decision of the engine (the probe's range, the
+ * code check's verdict, the breaker's limit) sits between two round trips, never inside one. Returns 0, OUTCOME_SLOW_PATH (take this batch with
  * SKIP LOCKED), or the PgErrorClass that ended the rule (rule_run_step_failed()). */
 int fast_path_step(RuleRun *rr) {
         PgError err = {};
@@ -319,7 +332,7 @@ int fast_path_step(RuleRun *rr) {
          * transaction's SET LOCAL only when citus.propagate_set_commands says so. */
         Bind bb;
         _cleanup_pgresult_ PGresult *rm = NULL;
-        PgPipeStmt a[5];
+        PgPipeStmt a[8];
         size_t na = 0;
         a[na++] = (PgPipeStmt) { .sql = BATCH_BEGIN };
         if (citus) {
@@ -338,45 +351,61 @@ int fast_path_step(RuleRun *rr) {
         na++;
         if (fp.main && cascade_mark_stmt(rr, &a[na], &rm))
                 na++;
+        /* A predicted range needs no answer before it is sent: it goes in this same round trip,
+         * its upper end computed by the server from the same last key and width as the bound's,
+         * under the guard's statement timeout to the end of its transaction, and the check of
+         * other roles' code after it (a later statement of the same transaction, with a newer
+         * snapshot, as untrusted_batch_check() needs). */
+        char guard_sql[64], width[32];
+        Bind br = {};
+        bool ranged = false;
+        UntrustedBatch ub = {};
+        size_t range_at = SIZE_MAX;
+        if (predicted) {
+                snprintf(guard_sql, sizeof(guard_sql), "SET LOCAL statement_timeout = %ld", guard_ms);
+                snprintf(width, sizeof(width), "%" PRId64, rr->slice_width);
+                a[na++] = (PgPipeStmt) { .sql = guard_sql };
+                range_at = na;
+                a[na++] = range_stmt(rr, &fp, NULL, width, &br, &rc);
+                ranged = true;
+                if (untrusted_batch_stmt(rr, &ub, &a[na]))
+                        na++;
+        }
         k = pg_pipeline(rr->pg, a, na, &failed, &err);
         rule_run_bind_done(&bb, bst->n_params);
         if (k && failed == bound_at)
                 rule_run_name_timeout(rr, bst, k, &err);
+        if (k && failed == range_at && !guarded_out(rr, predicted, k))
+                rule_run_name_timeout(rr, fp.range, k, &err);
         if (k == 0 && rm)
                 cascade_mark_result(rr, &before, rm);
-        if (k == 0 && read_bound(rr, rb, citus, &upper, &tie) == OUTCOME_SLOW_PATH) {
+        if (k == 0 && predicted)
+                upper = PQgetisnull(rb, 0, 0) ? NULL : PQgetvalue(rb, 0, 0);
+        if (k == 0 && !predicted && read_bound(rr, rb, citus, &upper, &tie) == OUTCOME_SLOW_PATH) {
                 pg_rollback_quietly(rr->pg);
                 cascade_mark_done(&before);
+                untrusted_batch_done(&ub);
                 rr->swept_cleanly = false;
                 return OUTCOME_SLOW_PATH;
         }
 
-        /* The range, unless no row from the last key to the cutoff is to change (nothing for it
-         * to do, and nothing for it to walk again); and after it, the check of other roles'
-         * code: a later statement of the same transaction, with a newer snapshot, as
-         * untrusted_batch_check() needs. */
-        /* A predicted range runs under the guard's statement timeout, to the end of its
-         * transaction. */
-        char guard_sql[64];
-        snprintf(guard_sql, sizeof(guard_sql), "SET LOCAL statement_timeout = %ld", guard_ms);
-        Bind br = {};
-        bool ranged = false;
-        UntrustedBatch ub = {};
-        PgPipeStmt b[3];
-        size_t nb = 0, range_at = 0;
-        if (k == 0 && !streq(PQgetvalue(rb, 0, 2), "0")) {
-                if (predicted)
-                        b[nb++] = (PgPipeStmt) { .sql = guard_sql };
-                range_at = nb;
-                b[nb++] = fast_stmt(rr, fp.range, fp.range_name, upper, &br, &rc);
-                ranged = true;
-        }
-        if (k == 0 && untrusted_batch_stmt(rr, &ub, &b[nb]))
-                nb++;
-        if (k == 0 && nb > 0) {
-                k = pg_pipeline(rr->pg, b, nb, &failed, &err);
-                if (k && ranged && failed == range_at && !guarded_out(rr, predicted, k))
-                        rule_run_name_timeout(rr, fp.range, k, &err);
+        /* After the probe, the range, unless no row from the last key to the cutoff is to change
+         * (nothing for it to do, and nothing for it to walk again); and after it, the check of
+         * other roles' code. */
+        if (!predicted) {
+                PgPipeStmt b[2];
+                size_t nb = 0;
+                if (k == 0 && !streq(PQgetvalue(rb, 0, 2), "0")) {
+                        b[nb++] = range_stmt(rr, &fp, upper, NULL, &br, &rc);
+                        ranged = true;
+                }
+                if (k == 0 && untrusted_batch_stmt(rr, &ub, &b[nb]))
+                        nb++;
+                if (k == 0 && nb > 0) {
+                        k = pg_pipeline(rr->pg, b, nb, &failed, &err);
+                        if (k && ranged && failed == 0)
+                                rule_run_name_timeout(rr, fp.range, k, &err);
+                }
         }
         if (ranged)
                 rule_run_bind_done(&br, fp.range->n_params);

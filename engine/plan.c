@@ -1744,12 +1744,18 @@ static void build_batch_range(Gen *g, const Rule *r) {
         preds_build(g, r, "t", &pr);
         _cleanup_free_ char *last = param(g, PARAM_LAST_KEY, 0, NULL, "keyset: last age value reached");
         _cleanup_free_ char *upper = param(g, PARAM_UPPER, 0, NULL, "upper end of the batch's range (NULL: none)");
+        /* A predicted range (fast-path.c) gives the width instead of the upper end, so that the
+         * range goes in the same round trip as the bound (batch_step), which computes the same
+         * upper end from the same last key and width. */
+        _cleanup_free_ char *w = param(g, PARAM_WIDTH, 0, NULL, "predicted range: its width from the last key (NULL: none)");
+        _cleanup_free_ char *h = p->age_kind == COLKIND_DATE ? xasprintf("%s::date + %s::int", last, w)
+                                                             : xasprintf("%s::%s + %s::bigint * interval '1 microsecond'", last, ty, w);
         _cleanup_free_ char *act = actionable_expr(&pr);
         bool del = r->action == ACTION_DELETE;
         _cleanup_free_ char *head = change_head(g, tq, "t", del, r->columns, r->n_columns);
         finish_statement(g, &p->batch_range,
-                         xasprintf("%s WHERE %s >= %s::%s AND %s < coalesce(%s::%s, 'infinity'::%s) AND %s", head, age, last,
-                                   ty, age, upper, ty, ty, act));
+                         xasprintf("%s WHERE %s >= %s::%s AND %s < coalesce(%s::%s, %s, 'infinity'::%s) AND %s", head, age, last,
+                                   ty, age, upper, ty, h, ty, act));
         preds_done(&pr);
 }
 
