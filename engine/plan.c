@@ -1746,15 +1746,19 @@ static void build_batch_range(Gen *g, const Rule *r) {
         _cleanup_free_ char *upper = param(g, PARAM_UPPER, 0, NULL, "upper end of the batch's range (NULL: none)");
         /* A predicted range (fast-path.c) gives the width instead of the upper end, so that the
          * range goes in the same round trip as the bound (batch_step), which computes the same
-         * upper end from the same last key and width. */
-        _cleanup_free_ char *w = param(g, PARAM_WIDTH, 0, NULL, "predicted range: its width from the last key (NULL: none)");
-        _cleanup_free_ char *h = p->age_kind == COLKIND_DATE ? xasprintf("%s::date + %s::int", last, w)
-                                                             : xasprintf("%s::%s + %s::bigint * interval '1 microsecond'", last, ty, w);
+         * upper end from the same last key and width. Not on Citus, which predicts no range and
+         * refuses a function that is not IMMUTABLE (timestamptz + interval) in a COALESCE. */
+        bool citus = cat_table_is_citus(p->table);
+        _cleanup_free_ char *w = citus ? NULL
+                                       : param(g, PARAM_WIDTH, 0, NULL, "predicted range: its width from the last key (NULL: none)");
+        _cleanup_free_ char *h = citus                         ? xstrdup("")
+                                 : p->age_kind == COLKIND_DATE ? xasprintf(", %s::date + %s::int", last, w)
+                                                               : xasprintf(", %s::%s + %s::bigint * interval '1 microsecond'", last, ty, w);
         _cleanup_free_ char *act = actionable_expr(&pr);
         bool del = r->action == ACTION_DELETE;
         _cleanup_free_ char *head = change_head(g, tq, "t", del, r->columns, r->n_columns);
         finish_statement(g, &p->batch_range,
-                         xasprintf("%s WHERE %s >= %s::%s AND %s < coalesce(%s::%s, %s, 'infinity'::%s) AND %s", head, age, last,
+                         xasprintf("%s WHERE %s >= %s::%s AND %s < coalesce(%s::%s%s, 'infinity'::%s) AND %s", head, age, last,
                                    ty, age, upper, ty, h, ty, act));
         preds_done(&pr);
 }
