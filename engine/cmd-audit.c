@@ -62,7 +62,8 @@ static void print_plan(FILE *f, const Policy *policy, const CatCache *cache, Pla
                         &plan->batch_bound);
         print_statement(f, "fast path, each batch once one has shown the rows' density, in place of the search: the upper"
                            " end of the next range, the last key plus the width that density says holds a batch (a range"
-                           " that takes longer than 60 ms is rolled back and searched again)",
+                           " that takes longer than the short lock wait and four times the last batch is rolled back and"
+                           " searched again)",
                         &plan->batch_step);
         print_statement(f, "fast path, each batch: the rows of that range, in the same transaction", &plan->batch_range);
         print_statement(f, "one batch (its own transaction), repeated from the last key until it selects nothing, where the"

@@ -17,12 +17,13 @@
 #define FAST_PATH_STATEMENT "retentiond_batch"
 #define FAST_PATH_BOUND "retentiond_bound"
 #define FAST_PATH_STEP "retentiond_step"
-/* A predicted range (plan->batch_step) has no size limit of its own: the rows' density may have
- * changed since the last batch (a burst of traffic). Its statements run under a statement timeout
- * of this much, or four times the last batch's duration if longer; a range that takes longer is
- * rolled back and taken again after the probe. Longer than the short lock wait, so that a row
- * the application holds sends the batch to SKIP LOCKED (55P03), as on a probed range. */
-#define PREDICT_GUARD_MS (FAST_PATH_LOCK_TIMEOUT_MS + 10)
+/* A predicted range (plan->batch_step) has no LIMIT: the rows' density may have changed since the
+ * last batch (a burst of traffic). Its statements run under a statement timeout of the short lock
+ * wait plus four times the last batch's duration, at least PREDICT_GUARD_MIN_MS and at most four
+ * times the batch's aim; a range that takes longer is rolled back and taken again after the
+ * probe. The lock wait is in it, so that a row the application holds sends the batch to SKIP
+ * LOCKED (55P03) as on a probed range, whatever work the range did before it met the row. */
+#define PREDICT_GUARD_MIN_MS 10
 /* After a predicted range redone, this many probed batches (doubling with each redone range, up
  * to PREDICT_BACKOFF_MAX, halving with each predicted range that commits) before the next. */
 #define PREDICT_BACKOFF_MIN 2
@@ -166,9 +167,10 @@ static int read_bound(RuleRun *rr, PGresult *rb, bool citus, const char **upper,
  * whatever its upper end: a prediction sizes a batch, it never selects a row. */
 static long predict_guard_ms(const RuleRun *rr, const FastPair *fp, bool citus) {
         long st = rr->pg->settings.statement_timeout_ms;
-        long guard = (long) (rr->last_batch_usec * 4 / 1000);
-        if (guard < PREDICT_GUARD_MS)
-                guard = PREDICT_GUARD_MS;
+        long most = 4 * (rr->rule->action == ACTION_ANONYMISE ? BATCH_TARGET_USEC_ANONYMISE : BATCH_TARGET_USEC) / 1000;
+        long work = (long) (rr->last_batch_usec * 4 / 1000);
+        work = work < PREDICT_GUARD_MIN_MS ? PREDICT_GUARD_MIN_MS : work > most ? most : work;
+        long guard = FAST_PATH_LOCK_TIMEOUT_MS + work;
         bool ok = fp->main && fp->step->sql && !rr->plan->slices && !citus && rr->slice_width > 0 && rr->predict_wait == 0 &&
                   (st <= 0 || st > 2 * guard);
         return ok ? guard : 0;
@@ -185,14 +187,17 @@ static void predict_redo(RuleRun *rr) {
 }
 
 /* The next predicted range's width (rr->slice_width; 0: probe instead), aimed at the batch's
- * target: from the probe's rows (`found` over `span`, -1: unknown) or the predicted range's own
+ * target (at most three quarters of batch_size): from the probe's rows (`found` over `span`, -1: unknown) or the predicted range's own
  * (`changed` over its width), at most twice the last width, so that a sparse range does not throw
  * the next one across a dense burst at once. A predicted range that found less than a quarter of
  * the target (a gap in time, rows already anonymised) hands over to the probe, which passes over
  * such rows in one walk. */
 static void predict_next(RuleRun *rr, bool predicted, int64_t changed, int64_t found, int64_t span) {
         int64_t max = rr->plan->age_kind == COLKIND_DATE ? PREDICT_MAX_WIDTH_DAYS : PREDICT_MAX_WIDTH_USEC;
+        /* Aimed a quarter below batch_size, which a range over it is redone for (undo_over_limit()). */
         double target = (double) batch_target(rr), w;
+        if (target > (double) rr->rule->batch_size * 0.75)
+                target = (double) rr->rule->batch_size * 0.75;
         if (!predicted) {
                 if (span <= 0 || found < 2) {
                         rr->slice_width = 0;
@@ -212,10 +217,12 @@ static void predict_next(RuleRun *rr, bool predicted, int64_t changed, int64_t f
         rr->slice_width = w >= (double) max ? max : w < 1 ? 1 : (int64_t) w;
 }
 
-/* The guard of a predicted range ran out (not the cancel of a stop, nor the session's own
- * statement_timeout, which predict_guard_ms() keeps the longer). */
-static bool guarded_out(const RuleRun *rr, bool predicted, int k) {
-        return predicted && k == PG_ERR_STATEMENT_TIMEOUT && !rule_run_cancelled(rr, k);
+/* The guard of a predicted range ran out: a statement under it (`under`: the range or after it)
+ * was cancelled for its time after the guard's time had passed; not the cancel of a stop, nor the
+ * session's own statement_timeout, which predict_guard_ms() keeps the longer. */
+static bool guarded_out(const RuleRun *rr, bool predicted, bool under, int k, uint64_t t0, long guard_ms) {
+        return predicted && under && k == PG_ERR_STATEMENT_TIMEOUT && !rule_run_cancelled(rr, k) &&
+               now_usec() - t0 >= (uint64_t) guard_ms * 1000;
 }
 
 /* Before the COMMIT of a range that has no size limit (Citus: a tie, or any slice) and changed
@@ -227,9 +234,9 @@ static bool guarded_out(const RuleRun *rr, bool predicted, int k) {
  * are left, or too many tries), the breaker trips: more rows are due than the limit allows. A tie
  * of the probe's ranges leaves the rest of the rule for the next run. */
 static bool undo_over_limit(RuleRun *rr, bool tie, bool predicted, int64_t changed, CascadeMark *before) {
-        if (predicted && changed > breaker_budget(rr)) {
-                /* A predicted range (plain PostgreSQL) over the limit: the probe, whose LIMIT is
-                 * what the limit has left, takes it again. */
+        if (predicted && (changed > breaker_budget(rr) || changed > rr->rule->batch_size)) {
+                /* A predicted range (plain PostgreSQL) over the limit, or over batch_size, which
+                 * bounds every batch: the probe, whose LIMIT is both, takes it again. */
                 pg_rollback_quietly(rr->pg);
                 cascade_mark_done(before);
                 predict_redo(rr);
@@ -373,9 +380,10 @@ int fast_path_step(RuleRun *rr) {
         }
         k = pg_pipeline(rr->pg, a, na, &failed, &err);
         rule_run_bind_done(&bb, bst->n_params);
+        bool guard_hit = guarded_out(rr, predicted, k && failed != SIZE_MAX && failed >= range_at, k, t0, guard_ms);
         if (k && failed == bound_at)
                 rule_run_name_timeout(rr, bst, k, &err);
-        if (k && failed == range_at && !guarded_out(rr, predicted, k))
+        if (k && predicted && failed == range_at && !guard_hit)
                 rule_run_name_timeout(rr, fp.range, k, &err);
         if (k == 0 && rm)
                 cascade_mark_result(rr, &before, rm);
@@ -424,6 +432,7 @@ int fast_path_step(RuleRun *rr) {
                 PgPipeStmt counts;
                 trail_count_stmt(rr->pg, &tc, rr->res.rule_run_id, del ? changed : 0, del ? 0 : changed, 1, 0, &counts);
                 k = rule_run_commit(rr, fp.main, &before, changed, &counts, &delta, &err);
+                guard_hit = guard_hit || guarded_out(rr, predicted, true, k, t0, guard_ms);
                 if (k == 0)
                         k = trail_count_result(&tc, &next, &err);
                 trail_count_done(&tc);
@@ -438,7 +447,7 @@ int fast_path_step(RuleRun *rr) {
         if ((int64_t) dt > rr->res.longest_batch_usec)
                 rr->res.longest_batch_usec = (int64_t) dt;
 
-        if (guarded_out(rr, predicted, k)) {
+        if (guard_hit) {
                 /* The predicted range took longer than the guard allows (denser than the last
                  * batch said): rolled back whole, its counters with it; the probe sizes it again. */
                 pg_error_done(&err);

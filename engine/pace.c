@@ -22,7 +22,8 @@ void pace_adapt_batch_size(RuleRun *rr, int64_t rows, uint64_t usec) {
                               : rr->rule->action == ACTION_ANONYMISE ? BATCH_TARGET_USEC_ANONYMISE
                                                                      : BATCH_TARGET_USEC);
         /* Grow by at most half and shrink by at most half per batch, so one odd batch does not
-         * swing the size; the target sits well below the 20 ms a batch may take. Citus: grow by
+         * swing the size; the delete's target sits well below the 10 ms a batch should take (an
+         * anonymise rule's at 20 ms, BATCH_TARGET_USEC_ANONYMISE). Citus: grow by
          * at most twice, since each batch pays its two-phase commit whatever its size. */
         double n = (double) rr->batch_size;
         if (want > (citus ? 2.0 : 1.5) * n)

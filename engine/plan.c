@@ -1737,7 +1737,8 @@ static void build_batch_range(Gen *g, const Rule *r) {
                 preds_done(&pb);
                 /* Once a batch has shown the rows' density: the next range without the probe,
                  * the last key plus the width that density says holds a batch (fast-path.c). */
-                finish_slice_bound(g, r, &p->batch_step);
+                if (!cat_table_is_citus(p->table))
+                        finish_slice_bound(g, r, &p->batch_step);
         }
         /* The parameters of the statement built next are numbered from here on. */
         Preds pr;

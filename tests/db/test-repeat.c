@@ -3,8 +3,8 @@
  * original form is found again; a delete rule does not walk the rows a foreign key keeps once per
  * batch, and counts them exactly; the count after the run is a set operation that a partitioned
  * referencing table does not turn into a probe of every partition per row; a batch's range
- * predicted from the rows' density is redone when a burst or the breaker's limit says it is too
- * big, and goes to SKIP LOCKED for a row the application holds. As the least-privilege role;
+ * predicted from the rows' density is redone when a burst, its time or the breaker's limit says
+ * it is too big, and goes to SKIP LOCKED for a row the application holds. As the least-privilege role;
  * exact counts in the run's output and the audit trail. */
 #include "rtest.h"
 
@@ -605,6 +605,40 @@ static void test_predicted_range_breaker_limit(void **state) {
         free(ci);
 }
 
+/* A predicted range that holds few rows but takes long (a superuser's trigger that waits 0.3 s for
+ * one row): its guard's statement timeout rolls it back, and the probed batch takes it without
+ * a guard; every due row goes. The batch_size bound does not see this one: only the time does. */
+static void test_predicted_range_slow_row(void **state) {
+        (void) state;
+        char *ci, *out;
+        PGconn *c = rt_db("predict_slow", &ci);
+        pgtest_exec(c, "CREATE TABLE app.logs (id bigint PRIMARY KEY, at timestamptz NOT NULL, note text NOT NULL)");
+        pgtest_exec(c, "CREATE INDEX ON app.logs (at)");
+        pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '30 days' + i * interval '1 minute',"
+                       " CASE WHEN i = 3000 THEN 'slow' ELSE 'old' END FROM generate_series(1, 5000) i");
+        pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '1 day' + (i - 5000) * interval '1 minute', 'young'"
+                       " FROM generate_series(5001, 5100) i");
+        pgtest_exec(c, "CREATE FUNCTION app.slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$"
+                       " BEGIN IF OLD.note = 'slow' THEN PERFORM pg_sleep(0.3); END IF; RETURN OLD; END $$");
+        pgtest_exec(c, "CREATE TRIGGER slow_delete BEFORE DELETE ON app.logs FOR EACH ROW EXECUTE FUNCTION app.slow_delete()");
+        pgtest_exec(c, "VACUUM ANALYZE app.logs");
+        char *eci = pgtest_engine_role(ci, "predict_engine", "app.logs", NULL);
+        char *pol = rt_policy("version: 1\nrules:\n  logs:\n    clause: \"logs kept 7 days\"\n    table: app.logs\n"
+                              "    column: at\n    retain: 7 days\n    action: delete\n    max_fraction: 1\n"
+                              "    batch_size: 200\n");
+        rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
+        rt_assert_contains(out, "\"rows_deleted\":5000,\"rows_anonymised\":0,\"rows_held\":0,\"rows_skipped\":0,");
+        assert_int_equal(json_int(out, "batches_redone"), 1);
+        assert_true(json_int(out, "batches_predicted") >= 10);
+        free(out);
+        rt_assert_sql(c, "100/5001", "SELECT count(*) || '/' || min(id) FROM app.logs");
+        rt_assert_sql(c, "5000/success", "SELECT rows_deleted || '/' || outcome FROM retention.rule_runs");
+        free(pol);
+        free(eci);
+        PQfinish(c);
+        free(ci);
+}
+
 /* A row the application holds inside a predicted range: the range waits for it no longer than
  * the probed one would (lock_timeout, shorter than the guard), then goes to the SKIP LOCKED batch,
  * which leaves that row for the next run; no range is redone for it. */
@@ -657,6 +691,7 @@ int main(void) {
                 cmocka_unit_test(test_predicted_range_burst),
                 cmocka_unit_test(test_predicted_range_breaker_limit),
                 cmocka_unit_test(test_predicted_range_locked_row),
+                cmocka_unit_test(test_predicted_range_slow_row),
         };
         const char *only = getenv("REPEAT_ONLY");
         if (only && *only)
