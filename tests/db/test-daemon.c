@@ -38,6 +38,19 @@ static bool wait_events(PGconn *c, long long expected, uint64_t timeout_usec) {
         }
 }
 
+/* Waits until `sql` (one integer) says `expected`: a run is over when its row says so, not when
+ * its last due row is gone (the rule run still ends after it: its last batch, the count, the seal). */
+static bool wait_sql(PGconn *c, const char *sql, long long expected, uint64_t timeout_usec) {
+        uint64_t deadline = now_usec() + timeout_usec;
+        for (;;) {
+                if (pgtest_int(c, "%s", sql) == expected)
+                        return true;
+                if (now_usec() >= deadline)
+                        return false;
+                usleep(50000);
+        }
+}
+
 static Daemon *start_daemon(const char *policy, const char *ci, uint64_t watchdog_usec, const char *extra1,
                             const char *extra2) {
         const char *args[] = { "daemon", "-p", policy, "-d", ci, "--log-target=console", extra1, extra2, NULL };
@@ -183,7 +196,8 @@ static void test_reload_broken_policy_keeps_old(void **state) {
         if (!wait_events(c, 20, 15 * SEC))
                 dt_dump_stderr(d);
         assert_int_equal(dt_events(c), 20);
-        assert_int_equal(pgtest_int(c, "SELECT count(*) FROM retention.rule_runs WHERE rule = 'old-events' AND outcome = 'success'"), 2);
+        assert_true(wait_sql(c, "SELECT count(*) FROM retention.rule_runs WHERE rule = 'old-events' AND outcome = 'success'", 2,
+                             10 * SEC));
 
         daemon_kill(d, SIGTERM);
         assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
@@ -320,6 +334,7 @@ static void test_database_restart(void **state) {
         Daemon *d = start_daemon(policy, ci, 0, NULL, NULL);
         assert_true(daemon_wait_msg(d, "READY=1", 0, 10 * SEC) >= 0);
         assert_true(wait_events(c, 30, 15 * SEC));
+        assert_true(wait_sql(c, "SELECT count(*) FROM retention.runs WHERE outcome = 'success'", 1, 10 * SEC));
         assert_true(daemon_wait_msg(d, "database ok", 0, 5 * SEC) >= 0);
         PQfinish(c);
 
@@ -342,6 +357,7 @@ static void test_database_restart(void **state) {
                 dt_dump_stderr(d);
         assert_int_equal(dt_events(c), 30);
         assert_true(daemon_wait_stderr(d, "connection to the database restored", 5 * SEC));
+        assert_true(wait_sql(c, "SELECT count(*) FROM retention.runs WHERE outcome = 'success'", 2, 10 * SEC));
 
         daemon_kill(d, SIGTERM);
         assert_int_equal(daemon_wait_exit(d, 10 * SEC), 0);
