@@ -167,7 +167,7 @@ static int read_bound(RuleRun *rr, PGresult *rb, bool citus, const char **upper,
  * whatever its upper end: a prediction sizes a batch, it never selects a row. */
 static long predict_guard_ms(const RuleRun *rr, const FastPair *fp, bool citus) {
         long st = rr->pg->settings.statement_timeout_ms;
-        long most = 4 * (rr->rule->action == ACTION_ANONYMISE ? BATCH_TARGET_USEC_ANONYMISE : BATCH_TARGET_USEC) / 1000;
+        long most = (long) (4 * pace_batch_aim_usec(rr) / 1000);
         long work = (long) (rr->last_batch_usec * 4 / 1000);
         work = work < PREDICT_GUARD_MIN_MS ? PREDICT_GUARD_MIN_MS : work > most ? most : work;
         long guard = FAST_PATH_LOCK_TIMEOUT_MS + work;
@@ -187,9 +187,9 @@ static void predict_redo(RuleRun *rr) {
 }
 
 /* The next predicted range's width (rr->slice_width; 0: probe instead), aimed at the batch's
- * target (at most three quarters of batch_size): from the probe's rows (`found` over `span`, -1: unknown) or the predicted range's own
- * (`changed` over its width), at most twice the last width, so that a sparse range does not throw
- * the next one across a dense burst at once. A predicted range that found less than a quarter of
+ * target (at most three quarters of batch_size): from the probe's rows (`found` over `span`, -1:
+ * unknown) or the predicted range's own (`changed` over its width), at most twice the last width,
+ * so that a sparse range does not throw the next one across a dense burst at once. A predicted range that found less than a quarter of
  * the target (a gap in time, rows already anonymised) hands over to the probe, which passes over
  * such rows in one walk. */
 static void predict_next(RuleRun *rr, bool predicted, int64_t changed, int64_t found, int64_t span) {
@@ -300,7 +300,8 @@ static void batch_done(RuleRun *rr, const FastPair *fp, bool del, int64_t change
  * the counters and COMMIT. A predicted range, whose bound the engine decides nothing on, goes in
  * two: BEGIN, the bound, the range and the check; the counters and COMMIT. The server runs each
  * statement as if sent alone, in that order; each decision of the engine (the probe's range, the
- * code check's verdict, the breaker's limit) sits between two round trips, never inside one. Returns 0, OUTCOME_SLOW_PATH (take this batch with
+ * code check's verdict, the breaker's limit) sits between two round trips, never inside one.
+ * Returns 0, OUTCOME_SLOW_PATH (take this batch with
  * SKIP LOCKED), or the PgErrorClass that ended the rule (rule_run_step_failed()). */
 int fast_path_step(RuleRun *rr) {
         PgError err = {};
@@ -387,9 +388,9 @@ int fast_path_step(RuleRun *rr) {
                 rule_run_name_timeout(rr, fp.range, k, &err);
         if (k == 0 && rm)
                 cascade_mark_result(rr, &before, rm);
-        if (k == 0 && predicted)
-                upper = PQgetisnull(rb, 0, 0) ? NULL : PQgetvalue(rb, 0, 0);
-        if (k == 0 && !predicted && read_bound(rr, rb, citus, &upper, &tie) == OUTCOME_SLOW_PATH) {
+        /* A predicted bound is never a tie, nor stuck (its width is at least 1): the range it sent
+         * along is only ever rolled back here if that changed. */
+        if (k == 0 && read_bound(rr, rb, citus, &upper, &tie) == OUTCOME_SLOW_PATH) {
                 pg_rollback_quietly(rr->pg);
                 cascade_mark_done(&before);
                 untrusted_batch_done(&ub);

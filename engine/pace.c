@@ -10,17 +10,21 @@
 #include "pace.h"
 #include "util.h"
 
+uint64_t pace_batch_aim_usec(const RuleRun *rr) {
+        /* Citus: a batch is a distributed transaction, its commit two-phase on every worker it
+         * touched (10-20 ms whatever its size); aimed at 10 ms, batches shrank to their least. */
+        return cat_table_is_citus(rr->plan->table)       ? BATCH_TARGET_USEC_CITUS
+               : rr->rule->action == ACTION_ANONYMISE ? BATCH_TARGET_USEC_ANONYMISE
+                                                      : BATCH_TARGET_USEC;
+}
+
 void pace_adapt_batch_size(RuleRun *rr, int64_t rows, uint64_t usec) {
         int64_t max = rr->rule->batch_size;
         if (rows <= 0 || usec == 0)
                 return;
         double rate = (double) rows / (double) usec; /* rows per microsecond */
-        /* Citus: a batch is a distributed transaction, its commit two-phase on every worker it
-         * touched (10-20 ms whatever its size); aimed at 10 ms, batches shrank to their least. */
         bool citus = cat_table_is_citus(rr->plan->table);
-        double want = rate * (citus                                       ? BATCH_TARGET_USEC_CITUS
-                              : rr->rule->action == ACTION_ANONYMISE ? BATCH_TARGET_USEC_ANONYMISE
-                                                                     : BATCH_TARGET_USEC);
+        double want = rate * (double) pace_batch_aim_usec(rr);
         /* Grow by at most half and shrink by at most half per batch, so one odd batch does not
          * swing the size; the delete's target sits well below the 10 ms a batch should take (an
          * anonymise rule's at 20 ms, BATCH_TARGET_USEC_ANONYMISE). Citus: grow by

@@ -212,6 +212,8 @@ void untrusted_batch_done(UntrustedBatch *ub);
 
 /* ---- pace.c ---- */
 
+/* The duration a batch of this rule aims at: BATCH_TARGET_USEC, or its anonymise or Citus twin. */
+uint64_t pace_batch_aim_usec(const RuleRun *rr);
 void pace_adapt_batch_size(RuleRun *rr, int64_t rows, uint64_t usec);
 void pace_before_batch(RuleRun *rr);
 void pace_after_batch(RuleRun *rr, uint64_t usec, unsigned own_xids, uint64_t next);

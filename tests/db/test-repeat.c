@@ -527,6 +527,21 @@ static int64_t json_int(const char *out, const char *key) {
         return v;
 }
 
+/* The table of the predicted-range tests: rows by age, NOT NULL columns, the age index. */
+static void make_predict_logs(PGconn *c) {
+        pgtest_exec(c, "CREATE TABLE app.logs (id bigint PRIMARY KEY, at timestamptz NOT NULL, note text NOT NULL)");
+        pgtest_exec(c, "CREATE INDEX ON app.logs (at)");
+}
+
+/* Their policy: app.logs deleted after 7 days, with `limits` (YAML lines of the rule). */
+static char *predict_policy(const char *limits) {
+        char *yaml = rt_asprintf("version: 1\nrules:\n  logs:\n    clause: \"logs kept 7 days\"\n    table: app.logs\n"
+                                 "    column: at\n    retain: 7 days\n    action: delete\n    %s", limits);
+        char *pol = rt_policy(yaml);
+        free(yaml);
+        return pol;
+}
+
 /* Predicted ranges (fast-path.c): after the first batch, each range's end is the last key plus
  * the width the rows' density says holds a batch. A burst of 300,000 rows within 0.3 s, after
  * rows five minutes apart, lies inside one such range: its DELETE outlasts the guard's statement
@@ -536,8 +551,7 @@ static void test_predicted_range_burst(void **state) {
         (void) state;
         char *ci, *out;
         PGconn *c = rt_db("predict_burst", &ci);
-        pgtest_exec(c, "CREATE TABLE app.logs (id bigint PRIMARY KEY, at timestamptz NOT NULL, note text NOT NULL)");
-        pgtest_exec(c, "CREATE INDEX ON app.logs (at)");
+        make_predict_logs(c);
         pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '30 days' + i * interval '5 minutes', 'sparse'"
                        " FROM generate_series(1, 3000) i");
         pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '19 days' + i * interval '1 microsecond', 'burst'"
@@ -550,9 +564,7 @@ static void test_predicted_range_burst(void **state) {
         /* The oracle: what is older than 7 days now (no row is within a day of the cutoff). */
         rt_assert_sql(c, "305000", "SELECT count(*) FROM app.logs WHERE at < now() - interval '7 days'");
         char *eci = pgtest_engine_role(ci, "predict_engine", "app.logs", NULL);
-        char *pol = rt_policy("version: 1\nrules:\n  logs:\n    clause: \"logs kept 7 days\"\n    table: app.logs\n"
-                              "    column: at\n    retain: 7 days\n    action: delete\n    max_fraction: 1\n"
-                              "    batch_size: 1000\n");
+        char *pol = predict_policy("max_fraction: 1\n    batch_size: 1000\n");
         rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
         rt_assert_contains(out, "\"rows_deleted\":305000,\"rows_anonymised\":0,\"rows_held\":0,\"rows_skipped\":0,");
         assert_true(json_int(out, "batches_redone") >= 1);
@@ -577,8 +589,7 @@ static void test_predicted_range_breaker_limit(void **state) {
         (void) state;
         char *ci, *out;
         PGconn *c = rt_db("predict_limit", &ci);
-        pgtest_exec(c, "CREATE TABLE app.logs (id bigint PRIMARY KEY, at timestamptz NOT NULL, note text NOT NULL)");
-        pgtest_exec(c, "CREATE INDEX ON app.logs (at)");
+        make_predict_logs(c);
         pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '1 day' + i * interval '1 second', 'young'"
                        " FROM generate_series(1, 1000) i");
         pgtest_exec(c, "ANALYZE app.logs");
@@ -588,9 +599,7 @@ static void test_predicted_range_breaker_limit(void **state) {
         pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '30 days' + interval '600 minutes'"
                        " + (i - 1600) * interval '300 microseconds', 'dense' FROM generate_series(1601, 4600) i");
         char *eci = pgtest_engine_role(ci, "predict_engine", "app.logs", NULL);
-        char *pol = rt_policy("version: 1\nrules:\n  logs:\n    clause: \"logs kept 7 days\"\n    table: app.logs\n"
-                              "    column: at\n    retain: 7 days\n    action: delete\n    max_rows: 1000\n"
-                              "    max_fraction: 1\n    batch_size: 100\n");
+        char *pol = predict_policy("max_rows: 1000\n    max_fraction: 1\n    batch_size: 100\n");
         rt_expect(1, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
         rt_assert_contains(out, "\"outcome\":\"breaker\",\"rule_run_id\":1,\"rows_deleted\":1000,");
         assert_int_equal(json_int(out, "breaker_counted"), -1); /* started on the estimate, no count */
@@ -612,8 +621,7 @@ static void test_predicted_range_slow_row(void **state) {
         (void) state;
         char *ci, *out;
         PGconn *c = rt_db("predict_slow", &ci);
-        pgtest_exec(c, "CREATE TABLE app.logs (id bigint PRIMARY KEY, at timestamptz NOT NULL, note text NOT NULL)");
-        pgtest_exec(c, "CREATE INDEX ON app.logs (at)");
+        make_predict_logs(c);
         pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '30 days' + i * interval '1 minute',"
                        " CASE WHEN i = 3000 THEN 'slow' ELSE 'old' END FROM generate_series(1, 5000) i");
         pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '1 day' + (i - 5000) * interval '1 minute', 'young'"
@@ -623,9 +631,7 @@ static void test_predicted_range_slow_row(void **state) {
         pgtest_exec(c, "CREATE TRIGGER slow_delete BEFORE DELETE ON app.logs FOR EACH ROW EXECUTE FUNCTION app.slow_delete()");
         pgtest_exec(c, "VACUUM ANALYZE app.logs");
         char *eci = pgtest_engine_role(ci, "predict_engine", "app.logs", NULL);
-        char *pol = rt_policy("version: 1\nrules:\n  logs:\n    clause: \"logs kept 7 days\"\n    table: app.logs\n"
-                              "    column: at\n    retain: 7 days\n    action: delete\n    max_fraction: 1\n"
-                              "    batch_size: 200\n");
+        char *pol = predict_policy("max_fraction: 1\n    batch_size: 200\n");
         rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
         rt_assert_contains(out, "\"rows_deleted\":5000,\"rows_anonymised\":0,\"rows_held\":0,\"rows_skipped\":0,");
         assert_int_equal(json_int(out, "batches_redone"), 1);
@@ -646,17 +652,14 @@ static void test_predicted_range_locked_row(void **state) {
         (void) state;
         char *ci, *out;
         PGconn *c = rt_db("predict_locked", &ci);
-        pgtest_exec(c, "CREATE TABLE app.logs (id bigint PRIMARY KEY, at timestamptz NOT NULL, note text NOT NULL)");
-        pgtest_exec(c, "CREATE INDEX ON app.logs (at)");
+        make_predict_logs(c);
         pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '30 days' + i * interval '1 minute', 'old'"
                        " FROM generate_series(1, 5000) i");
         pgtest_exec(c, "INSERT INTO app.logs SELECT i, now() - interval '1 day' + (i - 5000) * interval '1 minute', 'young'"
                        " FROM generate_series(5001, 5100) i");
         pgtest_exec(c, "VACUUM ANALYZE app.logs");
         char *eci = pgtest_engine_role(ci, "predict_engine", "app.logs", NULL);
-        char *pol = rt_policy("version: 1\nrules:\n  logs:\n    clause: \"logs kept 7 days\"\n    table: app.logs\n"
-                              "    column: at\n    retain: 7 days\n    action: delete\n    max_fraction: 1\n"
-                              "    batch_size: 200\n");
+        char *pol = predict_policy("max_fraction: 1\n    batch_size: 200\n");
         PGconn *app = pgtest_connect(ci);
         pgtest_exec(app, "BEGIN");
         pgtest_exec(app, "SELECT * FROM app.logs WHERE id = 3000 FOR UPDATE");
