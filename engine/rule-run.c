@@ -283,6 +283,12 @@ static int start_plan(RuleRun *rr, CatCache *cache, PgError *err) {
         /* Citus: batches aimed at BATCH_TARGET_USEC_CITUS start as many times larger. */
         if (cat_table_is_citus(rr->plan->table))
                 rr->batch_size = rr->rule->batch_size < BATCH_START_ROWS_CITUS ? rr->rule->batch_size : BATCH_START_ROWS_CITUS;
+        /* Deleting from a table a foreign key refers to: each row costs a lookup in the
+         * referencing table (in each of its partitions, when it is partitioned; its referential
+         * actions, when it has some), milliseconds a row at worst. The first batch, whose rate
+         * nothing has measured yet, starts at the least and grows by half per batch. */
+        else if (rr->rule->action == ACTION_DELETE && rr->plan->table->n_referenced_by > 0)
+                rr->batch_size = rr->rule->batch_size < BATCH_MIN_ROWS ? rr->rule->batch_size : BATCH_MIN_ROWS;
         for (size_t i = 0; i < rr->plan->n_warnings; i++)
                 add_warning(rr, xstrdup(rr->plan->warnings[i]));
         if (rr->o->dry_run) {

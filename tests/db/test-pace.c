@@ -2,7 +2,9 @@
  * duration after it and compresses its WAL; on a database nobody else writes to, it never waits
  * and leaves wal_compression alone; --pace 0 does neither.
  * The writer is a real second connection committing inserts (writer.h); the waits are read
- * back from the JSON report (paused_usec), the deletions from the table and the audit trail. */
+ * back from the JSON report (paused_usec), the deletions from the table and the audit trail.
+ * And the adaptive batch size where a row costs milliseconds: where it starts on a table other
+ * tables refer to, and how fast it shrinks after a batch far over its aim. */
 #include "rtest.h"
 #include "writer.h"
 
@@ -170,6 +172,100 @@ static void test_pace_zero_never_waits(void **state) {
         free(ci);
 }
 
+/* Batch sizes, read back from the rows each transaction deleted: a trigger of the superuser
+ * (code retentiond trusts) writes each deleted row's transaction id to app.txlog. `extra` is SQL
+ * run after the table is made (a foreign key to it, a slower trigger). */
+static PGconn *make_sized_db(const char *name, char **ci, int due, const char *extra) {
+        PGconn *c = rt_db(name, ci);
+        pgtest_exec(c, "CREATE TABLE app.items (id bigint PRIMARY KEY, at timestamptz NOT NULL)");
+        pgtest_exec(c, "CREATE INDEX ON app.items (at)");
+        pgtest_exec(c, "INSERT INTO app.items SELECT g, now() - interval '8 days' - g * interval '1 second'"
+                       " FROM generate_series(1, %d) g",
+                    due);
+        pgtest_exec(c, "INSERT INTO app.items SELECT 100000 + g, now() - g * interval '1 second' FROM generate_series(1, 5) g");
+        pgtest_exec(c, "CREATE TABLE app.txlog (id bigserial PRIMARY KEY, tx bigint NOT NULL)");
+        pgtest_exec(c, "CREATE FUNCTION app.log_tx() RETURNS trigger LANGUAGE plpgsql AS"
+                       " $$BEGIN INSERT INTO app.txlog (tx) VALUES (txid_current()); RETURN OLD; END$$");
+        pgtest_exec(c, "CREATE TRIGGER log_tx AFTER DELETE ON app.items FOR EACH ROW EXECUTE FUNCTION app.log_tx()");
+        if (extra)
+                pgtest_exec(c, "%s", extra);
+        pgtest_exec(c, "ANALYZE");
+        return c;
+}
+
+static char *run_sized(const char *ci, int batch_size) {
+        char *yaml = rt_asprintf("version: 1\n"
+                                 "rules:\n"
+                                 "  items:\n"
+                                 "    clause: \"items are kept 7 days\"\n"
+                                 "    table: app.items\n"
+                                 "    column: at\n"
+                                 "    retain: 7 days\n"
+                                 "    action: delete\n"
+                                 "    batch_size: %d\n"
+                                 "    max_fraction: 100%%\n",
+                                 batch_size);
+        char *pol = rt_policy(yaml);
+        char *out = NULL;
+        rt_expect(0, &out, NULL, "-p", pol, "-d", ci, "--json", "--pace", "0", "run");
+        free(pol);
+        free(yaml);
+        return out;
+}
+
+/* The rows the n-th transaction (0: the first) deleted. A probed range of a batch of n rows ends
+ * at the n-th row's age, which it excludes: n - 1 rows. */
+#define NTH_BATCH_SQL "SELECT count(*) FROM app.txlog WHERE tx = (SELECT tx FROM app.txlog GROUP BY tx ORDER BY min(id) OFFSET %d LIMIT 1)"
+
+/* A table a foreign key refers to: every row deleted costs a lookup in the referencing table, in
+ * each of its partitions (milliseconds a row with many), so the first batch starts at the least
+ * (10 rows) and grows from there; a table nothing refers to starts at 1,000 (here: all 100). */
+static void test_referenced_table_starts_small(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = make_sized_db("pace_referenced", &ci, 100,
+                                  "CREATE TABLE app.refs (id bigint PRIMARY KEY, item bigint REFERENCES app.items (id));"
+                                  " INSERT INTO app.refs VALUES (1, 100001)");
+        char *out = run_sized(ci, 5000);
+        assert_int_equal(json_int(out, "rows_deleted"), 100);
+        rt_assert_sql(c, "100", "SELECT rows_deleted FROM retention.rule_runs WHERE outcome = 'success'");
+        rt_assert_sql(c, "5", "SELECT count(*) FROM app.items");
+        rt_assert_sql(c, "9", NTH_BATCH_SQL, 0);
+        assert_true(json_int(out, "batches") >= 4);
+        free(out);
+        PQfinish(c);
+        free(ci);
+
+        c = make_sized_db("pace_unreferenced", &ci, 100, NULL);
+        out = run_sized(ci, 5000);
+        assert_int_equal(json_int(out, "rows_deleted"), 100);
+        rt_assert_sql(c, "100", NTH_BATCH_SQL, 0); /* all there are: the range has no upper end */
+        free(out);
+        PQfinish(c);
+        free(ci);
+}
+
+/* A batch far over its aim (200 rows at 2 ms each, 400 ms against 6 ms) held its row locks that
+ * long: the next is sized from its rate at once (the least, 10 rows, and a predicted range of
+ * about that many), not halved to 100. All 300 due rows still go. */
+static void test_slow_batch_shrinks_at_once(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = make_sized_db("pace_slow", &ci, 300,
+                                  "CREATE FUNCTION app.slow() RETURNS trigger LANGUAGE plpgsql AS"
+                                  " $$BEGIN PERFORM pg_sleep(0.002); RETURN OLD; END$$;"
+                                  " CREATE TRIGGER slow BEFORE DELETE ON app.items FOR EACH ROW EXECUTE FUNCTION app.slow()");
+        char *out = run_sized(ci, 200);
+        assert_int_equal(json_int(out, "rows_deleted"), 300);
+        rt_assert_sql(c, "300", "SELECT rows_deleted FROM retention.rule_runs WHERE outcome = 'success'");
+        rt_assert_sql(c, "5", "SELECT count(*) FROM app.items");
+        rt_assert_sql(c, "199", NTH_BATCH_SQL, 0);
+        rt_assert_sql(c, "t", "SELECT (" NTH_BATCH_SQL ") <= 20", 1);
+        free(out);
+        PQfinish(c);
+        free(ci);
+}
+
 static void test_bad_values(void **state) {
         (void) state;
         char *err = NULL;
@@ -190,6 +286,8 @@ int main(void) {
                 cmocka_unit_test(test_idle_never_waits),
                 cmocka_unit_test(test_writer_makes_it_wait),
                 cmocka_unit_test(test_pace_zero_never_waits),
+                cmocka_unit_test(test_referenced_table_starts_small),
+                cmocka_unit_test(test_slow_batch_shrinks_at_once),
                 cmocka_unit_test(test_bad_values),
         };
         return cmocka_run_group_tests(tests, setup, rt_group_teardown);
