@@ -50,6 +50,14 @@ void rule_run_fail(RuleRun *rr, RuleOutcome outcome, const PgError *e) {
                 rr->res.error.primary = e->primary ? xstrdup(e->primary) : NULL;
                 rr->res.error.detail = e->detail ? xstrdup(e->detail) : NULL;
                 rr->res.error.hint = e->hint ? xstrdup(e->hint) : NULL;
+                /* A privilege the role lacks, the server's words alone ("permission denied for
+                 * table payment_d2"): check -d names each one the policy needs, and why. */
+                if (!e->hint && streq(e->sqlstate, "42501"))
+                        rr->res.error.hint = xstrdup(
+                                "Run \"retentiond check --database\" as this role: it names every privilege the policy"
+                                " needs that the role lacks, which sql/retentiond-role.sql grants (tables only read, such"
+                                " as a foreign key's referencing table, in read_tables). Code the rule runs, a trigger"
+                                " for instance, may need privileges of its own.");
         }
         rr->phase = PHASE_DONE;
 }

@@ -231,6 +231,20 @@ static void test_check_as_role(void **state) {
         rt_assert_not_contains(out, "database OK");
         free(out);
         free(err);
+        /* A run that meets them anyway fails each rule with the server's words and a hint that
+         * points to check -d; nothing is deleted. */
+        rt_assert_sql(c, "120 20", "SELECT (SELECT count(*) FROM app.payment) || ' ' || (SELECT count(*) FROM app.customer)");
+        rt_expect(1, NULL, &err, "-p", pol, "-d", eci, "run");
+        rt_assert_contains(err, "retentiond: error: rule \"customers\": permission denied for table payment_d2\n"
+                                "HINT:  Run \"retentiond check --database\" as this role: it names every privilege the"
+                                " policy needs that the role lacks, which sql/retentiond-role.sql grants (tables only read,"
+                                " such as a foreign key's referencing table, in read_tables). Code the rule runs, a trigger"
+                                " for instance, may need privileges of its own.\n");
+        free(err);
+        rt_assert_sql(c, "120 20", "SELECT (SELECT count(*) FROM app.payment) || ' ' || (SELECT count(*) FROM app.customer)");
+        rt_assert_sql(c, "customers failed 42501 0",
+                      "SELECT rule || ' ' || outcome || ' ' || sqlstate || ' ' || rows_deleted FROM retention.rule_runs"
+                      " WHERE rule = 'customers' ORDER BY id DESC LIMIT 1");
 
         /* The script, run again, grants them back; UPDATE for anonymisation too. */
         free(pgtest_engine_role(ci, "lp_role_c", "app.payment, app.customer", NULL));
