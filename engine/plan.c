@@ -1644,11 +1644,16 @@ static void finish_bound(Gen *g, const Rule *r, PlanStatement *st, const char *a
          * gives the rows' density, from which the next ranges may be predicted (batch_step). */
         const char *span = p->age_kind == COLKIND_DATE ? "s.b - s.a" : "(extract(epoch FROM s.b - s.a) * 1000000)::bigint";
         _cleanup_free_ char *spanc = xasprintf("CASE WHEN isfinite(s.a) AND isfinite(s.b) THEN %s END", span);
+        /* The LIMIT's value goes through a subquery, out of the planner's sight: seen, a small one
+         * (a batch of 10 rows) was planned as if that many rows would come at once, as a nested
+         * loop that looks each row up in every partition of a referencing table, which walks
+         * every due row when most of them are kept (the benchmark's rentals, a repeat run: 161 ms
+         * against 6 ms with the hash anti-join a LIMIT it cannot see is planned with). */
         finish_statement(g, st,
                          xasprintf("SELECT (CASE WHEN s.n < %s::bigint OR s.b IS NULL THEN NULL WHEN s.b = %s::%s"
                                    " THEN s.b + %s ELSE s.b END)::text, coalesce(s.n >= %s::bigint AND s.b = %s::%s, false),"
                                    " s.n, %s FROM (SELECT min(q.k) AS a, max(q.k) AS b, count(*) AS n FROM (SELECT %s AS k"
-                                   " FROM %s t WHERE %s >= %s::%s AND %s ORDER BY %s LIMIT %s) q) s",
+                                   " FROM %s t WHERE %s >= %s::%s AND %s ORDER BY %s LIMIT (SELECT %s::bigint)) q) s",
                                    lim, last, ty, eps, lim, last, ty, spanc, age, tq, age, last, ty, act, age, lim));
 }
 

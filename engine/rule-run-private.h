@@ -14,7 +14,8 @@
 #include "rule-run.h"
 
 /* Adaptive batch size: aim each batch at BATCH_TARGET_USEC, never above the rule's
- * batch_size, never below BATCH_MIN_ROWS; start at BATCH_START_ROWS. The aim sits below the 10 ms
+ * batch_size, never below BATCH_MIN_ROWS; start at BATCH_START_ROWS (at BATCH_MIN_ROWS for a
+ * delete from a table a foreign key refers to, rule-run.c). The aim sits below the 10 ms
  * a transaction should last, not at it: batches of one run vary around it by half again (aimed at
  * 10 ms, the longest of a 1M-row delete took 16 ms; at 6 ms, 7-10 ms, for the same total time of
  * the run). An aim, not a bound: one batch may still run long (a cold page, a checkpoint). */
@@ -26,9 +27,10 @@
  * where they are (no index entry goes), and the pacing waits in proportion to the batch. */
 #define BATCH_TARGET_USEC_ANONYMISE 20000
 #define BATCH_TARGET_USEC_CITUS 100000 /* Citus: see pace_adapt_batch_size() */
-/* The least is low for rows that cost milliseconds each (a delete checked against every
- * partition of a referencing table): 100 of them held their locks 100-150 ms. */
-#define BATCH_MIN_ROWS 10
+/* The least, and where a delete from a table a foreign key refers to starts (rule-run.c). Not
+ * lower: the batch size is also the LIMIT of the SKIP LOCKED batches, which do not adapt (ties,
+ * while_held, delete_with), and the number of rows one age value must hold to be a tie. */
+#define BATCH_MIN_ROWS 100
 #define BATCH_START_ROWS 1000
 #define BATCH_START_ROWS_CITUS 10000 /* the same start for BATCH_TARGET_USEC_CITUS */
 

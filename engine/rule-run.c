@@ -291,10 +291,11 @@ static int start_plan(RuleRun *rr, CatCache *cache, PgError *err) {
         /* Citus: batches aimed at BATCH_TARGET_USEC_CITUS start as many times larger. */
         if (cat_table_is_citus(rr->plan->table))
                 rr->batch_size = rr->rule->batch_size < BATCH_START_ROWS_CITUS ? rr->rule->batch_size : BATCH_START_ROWS_CITUS;
-        /* Deleting from a table a foreign key refers to: each row costs a lookup in the
-         * referencing table (in each of its partitions, when it is partitioned; its referential
-         * actions, when it has some), milliseconds a row at worst. The first batch, whose rate
-         * nothing has measured yet, starts at the least and grows by half per batch. */
+        /* Deleting from a table a foreign key refers to (another table's or its own): each row
+         * costs a lookup in the referencing table (in each of its partitions, when it is
+         * partitioned; its referential actions, when it has some), milliseconds a row at worst.
+         * The first batch, whose rate nothing has measured yet, starts at the least; the fast
+         * path's batches then grow by at most half per batch. */
         else if (rr->rule->action == ACTION_DELETE && rr->plan->table->n_referenced_by > 0)
                 rr->batch_size = rr->rule->batch_size < BATCH_MIN_ROWS ? rr->rule->batch_size : BATCH_MIN_ROWS;
         for (size_t i = 0; i < rr->plan->n_warnings; i++)

@@ -219,48 +219,48 @@ static char *run_sized(const char *ci, int batch_size) {
 
 /* A table a foreign key refers to: every row deleted costs a lookup in the referencing table, in
  * each of its partitions (milliseconds a row with many), so the first batch starts at the least
- * (10 rows) and grows from there; a table nothing refers to starts at 1,000 (here: all 100). */
+ * (100 rows) and grows from there; a table nothing refers to starts at 1,000 (here: all 300). */
 static void test_referenced_table_starts_small(void **state) {
         (void) state;
         char *ci;
-        PGconn *c = make_sized_db("pace_referenced", &ci, 100,
+        PGconn *c = make_sized_db("pace_referenced", &ci, 300,
                                   "CREATE TABLE app.refs (id bigint PRIMARY KEY, item bigint REFERENCES app.items (id));"
                                   " INSERT INTO app.refs VALUES (1, 100001)");
         char *out = run_sized(ci, 5000);
-        assert_int_equal(json_int(out, "rows_deleted"), 100);
-        rt_assert_sql(c, "100", "SELECT rows_deleted FROM retention.rule_runs WHERE outcome = 'success'");
+        assert_int_equal(json_int(out, "rows_deleted"), 300);
+        rt_assert_sql(c, "300", "SELECT rows_deleted FROM retention.rule_runs WHERE outcome = 'success'");
         rt_assert_sql(c, "5", "SELECT count(*) FROM app.items");
-        rt_assert_sql(c, "9", NTH_BATCH_SQL, 0);
-        assert_true(json_int(out, "batches") >= 4);
+        rt_assert_sql(c, "99", NTH_BATCH_SQL, 0);
+        assert_true(json_int(out, "batches") >= 2);
         free(out);
         PQfinish(c);
         free(ci);
 
-        c = make_sized_db("pace_unreferenced", &ci, 100, NULL);
+        c = make_sized_db("pace_unreferenced", &ci, 300, NULL);
         out = run_sized(ci, 5000);
-        assert_int_equal(json_int(out, "rows_deleted"), 100);
-        rt_assert_sql(c, "100", NTH_BATCH_SQL, 0); /* all there are: the range has no upper end */
+        assert_int_equal(json_int(out, "rows_deleted"), 300);
+        rt_assert_sql(c, "300", NTH_BATCH_SQL, 0); /* all there are: the range has no upper end */
         free(out);
         PQfinish(c);
         free(ci);
 }
 
-/* A batch far over its aim (200 rows at 2 ms each, 400 ms against 6 ms) held its row locks that
- * long: the next is sized from its rate at once (the least, 10 rows, and a predicted range of
- * about that many), not halved to 100. All 300 due rows still go. */
+/* A batch far over its aim (999 rows at 0.5 ms each, half a second against 6 ms) held its row
+ * locks that long: the next is sized from its rate at once (the least, 100 rows), not halved to
+ * 500. All 1,300 due rows still go. */
 static void test_slow_batch_shrinks_at_once(void **state) {
         (void) state;
         char *ci;
-        PGconn *c = make_sized_db("pace_slow", &ci, 300,
+        PGconn *c = make_sized_db("pace_slow", &ci, 1300,
                                   "CREATE FUNCTION app.slow() RETURNS trigger LANGUAGE plpgsql AS"
-                                  " $$BEGIN PERFORM pg_sleep(0.002); RETURN OLD; END$$;"
+                                  " $$BEGIN PERFORM pg_sleep(0.0005); RETURN OLD; END$$;"
                                   " CREATE TRIGGER slow BEFORE DELETE ON app.items FOR EACH ROW EXECUTE FUNCTION app.slow()");
-        char *out = run_sized(ci, 200);
-        assert_int_equal(json_int(out, "rows_deleted"), 300);
-        rt_assert_sql(c, "300", "SELECT rows_deleted FROM retention.rule_runs WHERE outcome = 'success'");
+        char *out = run_sized(ci, 1000);
+        assert_int_equal(json_int(out, "rows_deleted"), 1300);
+        rt_assert_sql(c, "1300", "SELECT rows_deleted FROM retention.rule_runs WHERE outcome = 'success'");
         rt_assert_sql(c, "5", "SELECT count(*) FROM app.items");
-        rt_assert_sql(c, "199", NTH_BATCH_SQL, 0);
-        rt_assert_sql(c, "t", "SELECT (" NTH_BATCH_SQL ") <= 20", 1);
+        rt_assert_sql(c, "999", NTH_BATCH_SQL, 0);
+        rt_assert_sql(c, "t", "SELECT (" NTH_BATCH_SQL ") <= 110", 1);
         free(out);
         PQfinish(c);
         free(ci);
