@@ -265,6 +265,13 @@ def run_retentiond(cl, db, policy_file, extra=()):
     return dt, json.loads(out)
 
 
+def add_batches(res, prefix, js):
+    """The first rule's batches, and of them predicted and redone, into res[prefix + "_batches"], ..."""
+    j = js["rules"][0]
+    for k, key in (("batches", "batches"), ("predicted", "batches_predicted"), ("redone", "batches_redone")):
+        res[f"{prefix}_{k}"].append(j[key])
+
+
 def run_rss(cl, db, policy_file):
     """Peak RSS (KiB) of one retentiond run, as GNU time reports it (the kernel's rusage of its
     child). Not from wait4() here: a child forked from this Python process counts Python's own
@@ -661,8 +668,7 @@ def main():
             res["del_wal_r"].append(wal_bytes(cl, "b", l0, wal_lsn(cl, "b")))
             res["del_r"].append(dt)
             res["del_longest"].append(js["rules"][0]["longest_batch_usec"] / 1000.0)
-            for k in ("batches", "predicted", "redone"):
-                res["del_" + k].append(js["rules"][0]["batches" if k == "batches" else "batches_" + k])
+            add_batches(res, "del", js)
             assert js["rules"][0]["rows_deleted"] >= due * 0.99, js
             # 7. a second run straight after
             dt2, js2 = run_retentiond(cl, "b", pols["delete"])
@@ -689,8 +695,7 @@ def main():
             dt, js = run_retentiond(cl, "b", pols["anonymise"])
             res["an_r"].append(dt)
             res["an_longest"].append(js["rules"][0]["longest_batch_usec"] / 1000.0)
-            for k in ("batches", "predicted", "redone"):
-                res["an_" + k].append(js["rules"][0]["batches" if k == "batches" else "batches_" + k])
+            add_batches(res, "an", js)
             fresh(cl, "tmpl_plain", "b")
             res["an_b"].append(timed_sql(cl, "b", "UPDATE app.access_log SET ip = network(set_masklen(ip, 24))::inet,"
                                          f" user_agent = NULL WHERE requested_at < {CUTOFF_SQL}"))

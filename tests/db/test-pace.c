@@ -213,6 +213,15 @@ static char *run_sized(const char *ci, int batch_size) {
         return out;
 }
 
+/* Every one of the `due` rows went, as the report and the trail say, and the 5 young ones stayed. */
+static void assert_all_deleted(PGconn *c, const char *out, int due) {
+        char n[16];
+        snprintf(n, sizeof(n), "%d", due);
+        assert_int_equal(json_int(out, "rows_deleted"), due);
+        rt_assert_sql(c, n, "SELECT rows_deleted FROM retention.rule_runs WHERE outcome = 'success'");
+        rt_assert_sql(c, "5", "SELECT count(*) FROM app.items");
+}
+
 /* The rows the n-th transaction (0: the first) deleted. A probed range of a batch of n rows ends
  * at the n-th row's age, which it excludes: n - 1 rows. */
 #define NTH_BATCH_SQL "SELECT count(*) FROM app.txlog WHERE tx = (SELECT tx FROM app.txlog GROUP BY tx ORDER BY min(id) OFFSET %d LIMIT 1)"
@@ -227,9 +236,7 @@ static void test_referenced_table_starts_small(void **state) {
                                   "CREATE TABLE app.refs (id bigint PRIMARY KEY, item bigint REFERENCES app.items (id));"
                                   " INSERT INTO app.refs VALUES (1, 100001)");
         char *out = run_sized(ci, 5000);
-        assert_int_equal(json_int(out, "rows_deleted"), 300);
-        rt_assert_sql(c, "300", "SELECT rows_deleted FROM retention.rule_runs WHERE outcome = 'success'");
-        rt_assert_sql(c, "5", "SELECT count(*) FROM app.items");
+        assert_all_deleted(c, out, 300);
         rt_assert_sql(c, "99", NTH_BATCH_SQL, 0);
         assert_true(json_int(out, "batches") >= 2);
         free(out);
@@ -238,7 +245,7 @@ static void test_referenced_table_starts_small(void **state) {
 
         c = make_sized_db("pace_unreferenced", &ci, 300, NULL);
         out = run_sized(ci, 5000);
-        assert_int_equal(json_int(out, "rows_deleted"), 300);
+        assert_all_deleted(c, out, 300);
         rt_assert_sql(c, "300", NTH_BATCH_SQL, 0); /* all there are: the range has no upper end */
         free(out);
         PQfinish(c);
@@ -256,9 +263,7 @@ static void test_slow_batch_shrinks_at_once(void **state) {
                                   " $$BEGIN PERFORM pg_sleep(0.0005); RETURN OLD; END$$;"
                                   " CREATE TRIGGER slow BEFORE DELETE ON app.items FOR EACH ROW EXECUTE FUNCTION app.slow()");
         char *out = run_sized(ci, 1000);
-        assert_int_equal(json_int(out, "rows_deleted"), 1300);
-        rt_assert_sql(c, "1300", "SELECT rows_deleted FROM retention.rule_runs WHERE outcome = 'success'");
-        rt_assert_sql(c, "5", "SELECT count(*) FROM app.items");
+        assert_all_deleted(c, out, 1300);
         rt_assert_sql(c, "999", NTH_BATCH_SQL, 0);
         rt_assert_sql(c, "t", "SELECT (" NTH_BATCH_SQL ") <= 110", 1);
         free(out);
