@@ -154,6 +154,7 @@ typedef struct SpawnOpts {
         bool as_postgres;
         uid_t uid;
         gid_t gid;
+        int deadline_sec; /* > 0: a child still running after this long is examined and killed */
 } SpawnOpts;
 
 static char **build_env(const char *const *add) {
@@ -211,6 +212,11 @@ static void free_argv(char **v) {
 /* fork+exec argv[0] (a path), stdin /dev/null, capture stdout and stderr completely by polling both
  * pipes (so a chatty child never blocks on a full pipe). Returns exit status or 128+signal, -1 if
  * the child could not be started (errno set, message in *err). */
+static void diagnose_hung(pid_t pid, const char *what, int after_sec);
+
+/* Exit status of a child spawn() killed at its deadline (after diagnose_hung()). */
+#define SPAWN_HUNG (-3)
+
 static int spawn(const char *const *argv, const SpawnOpts *o, char **out, char **err) {
         int po[2], pe[2];
         if (pipe2(po, O_CLOEXEC) < 0)
@@ -269,12 +275,33 @@ static int spawn(const char *const *argv, const SpawnOpts *o, char **out, char *
                 { .fd = pe[0], .events = POLLIN },
         };
         int open_fds = 2;
+        bool hung = false;
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
         while (open_fds > 0) {
-                if (poll(fds, 2, -1) < 0) {
+                int wait_ms = -1;
+                if (o && o->deadline_sec > 0 && !hung) {
+                        struct timespec now;
+                        clock_gettime(CLOCK_MONOTONIC, &now);
+                        long long left = (long long) o->deadline_sec * 1000 - ((long long) (now.tv_sec - start.tv_sec) * 1000 +
+                                                                               (now.tv_nsec - start.tv_nsec) / 1000000);
+                        if (left <= 0) {
+                                /* Examined while it still hangs, then killed: its pipes close. */
+                                diagnose_hung(pid, argv[0], o->deadline_sec);
+                                kill(pid, SIGKILL);
+                                hung = true;
+                                continue;
+                        }
+                        wait_ms = left > 1000000 ? 1000000 : (int) left;
+                }
+                int n = poll(fds, 2, wait_ms);
+                if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
                 }
+                if (n == 0)
+                        continue;
                 for (int i = 0; i < 2; i++) {
                         if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
                                 continue;
@@ -312,6 +339,8 @@ static int spawn(const char *const *argv, const SpawnOpts *o, char **out, char *
         else
                 free(se);
 
+        if (hung)
+                return SPAWN_HUNG;
         if (WIFEXITED(status))
                 return WEXITSTATUS(status);
         if (WIFSIGNALED(status))
@@ -466,6 +495,107 @@ static void start_watchdog(PgTest *t) {
 
 /* ---- API ------------------------------------------------------------------------------------- */
 
+/* ---- a child that hangs ------------------------------------------------------------------------ */
+
+/* The clusters this process started, for diagnose_hung(). */
+static PgTest *clusters[8];
+
+static void clusters_add(PgTest *t) {
+        for (size_t i = 0; i < sizeof(clusters) / sizeof(clusters[0]); i++)
+                if (!clusters[i]) {
+                        clusters[i] = t;
+                        return;
+                }
+}
+
+static void clusters_remove(PgTest *t) {
+        for (size_t i = 0; i < sizeof(clusters) / sizeof(clusters[0]); i++)
+                if (clusters[i] == t)
+                        clusters[i] = NULL;
+}
+
+static void print_proc_file(pid_t pid, const char *name) {
+        char path[64], buf[4096];
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                fprintf(stderr, "  %s: %s\n", path, strerror(errno));
+                return;
+        }
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        buf[n > 0 ? n : 0] = '\0';
+        fprintf(stderr, "  %s:\n%s%s", path, buf, n > 0 && buf[n - 1] == '\n' ? "" : "\n");
+}
+
+/* Every session of every cluster this process started: what it waits for and runs. */
+static void print_sessions(void) {
+        for (size_t i = 0; i < sizeof(clusters) / sizeof(clusters[0]); i++) {
+                PgTest *t = clusters[i];
+                if (!t)
+                        continue;
+                char *host = conninfo_quote(t->host), *user = conninfo_quote(t->user);
+                char *ci = xasprintf_("host=%s port=%d dbname=postgres user=%s connect_timeout=10"
+                                      " options='-c statement_timeout=10000'",
+                                      host, t->port, user);
+                free(host);
+                free(user);
+                PGconn *c = PQconnectdb(ci);
+                free(ci);
+                if (PQstatus(c) != CONNECTION_OK) {
+                        fprintf(stderr, "  cluster on port %d: cannot connect: %s", t->port, PQerrorMessage(c));
+                        PQfinish(c);
+                        continue;
+                }
+                PGresult *r = PQexec(c,
+                                     "SELECT a.pid, a.datname, a.usename, a.application_name, a.backend_type, a.state,"
+                                     " a.wait_event_type, a.wait_event, now() - a.xact_start, now() - a.query_start,"
+                                     " (SELECT string_agg(l.locktype || ' ' || l.mode || ' on ' || coalesce(l.relation::regclass::text,"
+                                     " l.objid::text, l.transactionid::text, '?'), '; ') FROM pg_locks l WHERE l.pid = a.pid"
+                                     " AND NOT l.granted), pg_blocking_pids(a.pid), left(regexp_replace(a.query, '\\s+', ' ', 'g'), 300)"
+                                     " FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid() ORDER BY a.pid");
+                fprintf(stderr, "  sessions of the cluster on port %d:\n", t->port);
+                if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+                        for (int row = 0; row < PQntuples(r); row++) {
+                                fprintf(stderr, "   ");
+                                for (int f = 0; f < PQnfields(r); f++)
+                                        fprintf(stderr, " %s=%s", PQfname(r, f), PQgetisnull(r, row, f) ? "-" : PQgetvalue(r, row, f));
+                                fputc('\n', stderr);
+                        }
+                } else
+                        fprintf(stderr, "    %s", PQerrorMessage(c));
+                PQclear(r);
+                PQfinish(c);
+        }
+}
+
+/* A child (`what`) still runs after `after_sec` seconds, far longer than it should: what it is
+ * blocked in (kernel, and every thread's stack through gdb when there is one) and what the
+ * clusters' sessions wait for, so that a hang in CI says where it hangs. */
+static void diagnose_hung(pid_t pid, const char *what, int after_sec) {
+        static bool diagnosing;
+        fprintf(stderr, "pgtest: %s (pid %d) still runs after %d s; killing it; where it is:\n", what, (int) pid, after_sec);
+        if (diagnosing)
+                return; /* the debugger itself hung */
+        diagnosing = true;
+        print_proc_file(pid, "wchan");
+        print_proc_file(pid, "syscall");
+        print_proc_file(pid, "stack");
+        if (is_executable("/usr/bin", "gdb")) {
+                char spid[16];
+                snprintf(spid, sizeof(spid), "%d", (int) pid);
+                const char *argv[] = { "/usr/bin/gdb", "-nx", "-batch", "-p", spid, "-ex", "thread apply all bt", NULL };
+                SpawnOpts o = { .deadline_sec = 60 };
+                char *out = NULL, *err = NULL;
+                int r = spawn(argv, &o, &out, &err);
+                fprintf(stderr, "  gdb (exit %d):\n%s%s", r, out ? out : "", err ? err : "");
+                free(out);
+                free(err);
+        }
+        print_sessions();
+        diagnosing = false;
+}
+
 PgTest *pgtest_start(void) {
         return pgtest_start_conf(NULL);
 }
@@ -595,12 +725,14 @@ PgTest *pgtest_start_conf(const char *extra_conf) {
         free(output);
 
         start_watchdog(t);
+        clusters_add(t);
         return t;
 }
 
 void pgtest_stop(PgTest *t) {
         if (!t)
                 return;
+        clusters_remove(t);
         if (!t->external && t->owner == getpid()) {
                 if (t->watchdog > 0) {
                         close(t->watchdog_fd);
@@ -682,6 +814,12 @@ PGconn *pgtest_connect(const char *conninfo) {
                 fail_msg("pgtest: cannot connect to \"%s\": %s", conninfo, msg);
         }
         PQsetNoticeProcessor(c, quiet_notices, NULL);
+        /* A test's own statement that waits far longer than any should fails with its text
+         * instead of the test being killed at meson's timeout without a word. */
+        PGresult *r = PQexec(c, "SET statement_timeout = '150s'");
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+                fail_msg("pgtest: SET statement_timeout: %s", PQerrorMessage(c));
+        PQclear(r);
         return c;
 }
 
@@ -828,6 +966,15 @@ void pgtest_exec_file(PGconn *c, const char *path) {
         free(resolved);
 }
 
+/* How long one retentiond command of a test may run: far above any (a run under ASan on a busy
+ * machine takes seconds), below the 300 s meson gives a whole test, so that a hang is examined
+ * (diagnose_hung()) instead of the test being killed without a word. */
+static int run_deadline_sec(void) {
+        const char *v = getenv("RETENTIOND_TEST_RUN_DEADLINE");
+        int s = v && *v ? atoi(v) : 0;
+        return s > 0 ? s : 120;
+}
+
 int pgtest_run(const char *const *args, const char *const *env, char **out, char **err) {
         const char *bin = getenv("RETENTIOND_BIN");
         if (!bin || !*bin)
@@ -842,10 +989,22 @@ int pgtest_run(const char *const *args, const char *const *env, char **out, char
                 argv[i + 1] = args[i];
         argv[n + 1] = NULL;
 
-        SpawnOpts o = { .env = env };
+        SpawnOpts o = { .env = env, .deadline_sec = run_deadline_sec() };
         int r = spawn(argv, &o, out, err);
         int e = errno;
         free(argv);
+        if (r == SPAWN_HUNG) {
+                Buf cmd = {};
+                for (size_t i = 0; i < n; i++) {
+                        buf_append(&cmd, " ", 1);
+                        buf_append(&cmd, args[i], strlen(args[i]));
+                }
+                char *c = buf_steal(&cmd);
+                print_error("pgtest: %s%s did not exit within %d s (RETENTIOND_TEST_RUN_DEADLINE); where it was is above\n", bin,
+                            c ? c : "", o.deadline_sec);
+                free(c);
+                fail();
+        }
         if (r < 0)
                 fail_msg("pgtest: cannot run %s: %s", bin, strerror(e));
         return r;
