@@ -549,10 +549,11 @@ static void print_sessions(void) {
                 }
                 PGresult *r = PQexec(c,
                                      "SELECT a.pid, a.datname, a.usename, a.application_name, a.backend_type, a.state,"
-                                     " a.wait_event_type, a.wait_event, now() - a.xact_start, now() - a.query_start,"
+                                     " a.wait_event_type, a.wait_event, now() - a.xact_start AS in_xact, now() - a.query_start AS in_query,"
                                      " (SELECT string_agg(l.locktype || ' ' || l.mode || ' on ' || coalesce(l.relation::regclass::text,"
                                      " l.objid::text, l.transactionid::text, '?'), '; ') FROM pg_locks l WHERE l.pid = a.pid"
-                                     " AND NOT l.granted), pg_blocking_pids(a.pid), left(regexp_replace(a.query, '\\s+', ' ', 'g'), 300)"
+                                     " AND NOT l.granted) AS waits_for, pg_blocking_pids(a.pid) AS blocked_by,"
+                                     " left(regexp_replace(a.query, '\\s+', ' ', 'g'), 300) AS query"
                                      " FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid() ORDER BY a.pid");
                 fprintf(stderr, "  sessions of the cluster on port %d:\n", t->port);
                 if (PQresultStatus(r) == PGRES_TUPLES_OK) {
