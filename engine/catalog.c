@@ -139,7 +139,10 @@ static int many_facts(Pg *pg, Many *m, bool *citus, PgError *err) {
                         "   WHERE pt.partrelid = c.oid AND pt.partstrat = 'r' AND pt.partnatts = 1),"
                         " to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL,"
                         " c.relhassubclass OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid),"
-                        " c.relispartition"
+                        " c.relispartition,"
+                        " EXISTS (SELECT 1 FROM pg_class r WHERE (r.oid = c.oid OR r.oid IN (SELECT pt.relid FROM pg_partition_tree(c.oid) pt))"
+                        "  AND (r.relhasrules OR EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = r.oid AND NOT tg.tgisinternal"
+                        "   AND tg.tgenabled <> 'D' AND tg.tgtype::int & 3 = 3 AND tg.tgtype::int & 16 <> 0)))"
                         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
                         " WHERE c.oid = ANY($1::oid[])");
         if (k)
@@ -163,6 +166,7 @@ static int many_facts(Pg *pg, Many *m, bool *citus, PgError *err) {
                         t->citus = streq(PQgetvalue(r, row, 9), "t");
                         t->has_children = streq(PQgetvalue(r, row, 10), "t");
                         t->is_partition = streq(PQgetvalue(r, row, 11), "t");
+                        t->rewrites_update = streq(PQgetvalue(r, row, 12), "t");
                         *citus = *citus || t->citus;
                         break;
                 }

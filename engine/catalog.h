@@ -89,6 +89,9 @@ typedef struct CatTable {
         /* Partitions or inheritance children (pg_class.relhassubclass, which may stay true after
          * the last one went: a reason to be careful, never to be less so); a partition itself. */
         bool has_children, is_partition;
+        /* An UPDATE of it may write other values than the statement's: an enabled BEFORE UPDATE
+         * row trigger (of any role) on it or one of its partitions, or a rule. */
+        bool rewrites_update;
         CatUntrusted *untrusted; /* code of another role on it or its partitions (catalog_load_untrusted) */
         size_t n_untrusted;
         /* what the list above was read from, as one string (catalog.c, UNTRUSTED_FINGERPRINT_SQL),

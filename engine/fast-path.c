@@ -239,6 +239,10 @@ static bool undo_over_limit(RuleRun *rr, bool tie, bool predicted, int64_t chang
                  * bounds every batch: the probe, whose LIMIT is both, takes it again. */
                 pg_rollback_quietly(rr->pg);
                 cascade_mark_done(before);
+                /* The transaction id the undone range took is the engine's own, not another
+                 * session's write: pacing counts afresh from the next batch (else it waited
+                 * after every redone range, on a database nobody else wrote to). */
+                rr->next_xid = 0;
                 predict_redo(rr);
                 return true;
         }
@@ -246,6 +250,7 @@ static bool undo_over_limit(RuleRun *rr, bool tie, bool predicted, int64_t chang
                 return false;
         pg_rollback_quietly(rr->pg);
         cascade_mark_done(before);
+        rr->next_xid = 0;
         rr->swept_cleanly = false;
         if (!rr->plan->slices)
                 rule_run_end_phase(rr);
@@ -254,11 +259,12 @@ static bool undo_over_limit(RuleRun *rr, bool tie, bool predicted, int64_t chang
         return true;
 }
 
-/* After a committed batch of `changed` rows that took `dt`: the result's counts, the next batch's
+/* After a committed batch that took `dt`, `written` rows written, `changed` of them deleted or
+ * anonymised (they are counted; the written ones size the batches): the result's counts, the next batch's
  * size (and slice, or predicted width), pacing, and where the next range starts (`upper`; NULL:
  * the phase is over). */
-static void batch_done(RuleRun *rr, const FastPair *fp, bool del, int64_t changed, uint64_t dt, uint64_t next,
-                       const char *upper, bool predicted, int64_t found, int64_t span) {
+static void batch_done(RuleRun *rr, const FastPair *fp, bool del, int64_t changed, int64_t written, uint64_t dt,
+                       uint64_t next, const char *upper, bool predicted, int64_t found, int64_t span) {
         rr->res.batches++;
         if (del)
                 rr->res.deleted += changed;
@@ -269,21 +275,21 @@ static void batch_done(RuleRun *rr, const FastPair *fp, bool del, int64_t change
         if (!rr->plan->slices) {
                 if (!predicted)
                         pace_adapt_batch_size(rr, rr->batch_size, dt);
-                else if (changed >= batch_target(rr) / 2)
-                        pace_adapt_batch_size(rr, changed, dt);
+                else if (written >= batch_target(rr) / 2)
+                        pace_adapt_batch_size(rr, written, dt);
                 rr->last_batch_usec = dt;
                 if (predicted)
                         rr->predict_backoff /= 2;
                 else if (rr->predict_wait > 0)
                         rr->predict_wait--;
                 if (upper && fp->step->sql)
-                        predict_next(rr, predicted, changed, found, span);
+                        predict_next(rr, predicted, written, found, span);
         } else {
                 /* A slice holds what the density said, more or fewer: its own rows give the rate,
                  * unless they were too few to tell it from a distributed commit's fixed cost. */
-                if (changed >= batch_target(rr) / 2)
-                        pace_adapt_batch_size(rr, changed, dt);
-                slices_next(rr, changed);
+                if (written >= batch_target(rr) / 2)
+                        pace_adapt_batch_size(rr, written, dt);
+                slices_next(rr, written);
         }
         pace_after_batch(rr, dt, 1, next);
         if (!upper) {
@@ -418,12 +424,17 @@ int fast_path_step(RuleRun *rr) {
         }
         if (ranged)
                 rule_run_bind_done(&br, fp.range->n_params);
+        /* written: the rows the range's statement wrote (they size the batches and bound them);
+         * changed: those it deleted, or anonymised as they were written (plan->range_counted). */
+        int64_t written = 0;
         if (k == 0) {
-                changed = rc ? strtoll(PQcmdTuples(rc), NULL, 10) : 0;
+                bool counted = rc && fp.range == &rr->plan->batch_range && rr->plan->range_counted;
+                written = !rc ? 0 : counted ? pg_int64_at(rc, 0, 0) : strtoll(PQcmdTuples(rc), NULL, 10);
+                changed = counted ? pg_int64_at(rc, 0, 1) : written;
                 k = untrusted_batch_verdict(rr, &ub, &err);
         }
         untrusted_batch_done(&ub);
-        if (k == 0 && fp.main && undo_over_limit(rr, tie, predicted, changed, &before))
+        if (k == 0 && fp.main && undo_over_limit(rr, tie, predicted, written, &before))
                 return 0;
 
         /* What the batch cascaded, the counters, and COMMIT (rule_run_commit()): no change
@@ -477,6 +488,6 @@ int fast_path_step(RuleRun *rr) {
         int64_t span = predicted || PQnfields(rb) < 4 || PQgetisnull(rb, 0, 3) ? -1 : strtoll(PQgetvalue(rb, 0, 3), NULL, 10);
         if (predicted)
                 rr->res.batches_predicted++;
-        batch_done(rr, &fp, del, changed, dt, next, upper, predicted, found, span);
+        batch_done(rr, &fp, del, changed, written, dt, next, upper, predicted, found, span);
         return 0;
 }

@@ -1608,10 +1608,19 @@ static char *change_head(Gen *g, const char *tq, const char *a, bool delete, con
  * the trail never claims more than happened: rows deleted (or anonymised) and one batch, through
  * retention.add_rule_run_counts() (the engine's role writes the trail only through its functions).
  * A CTE that changes nothing runs only when used: the statement selects FROM trail (TRAIL_FROM). */
+/* How many rows a SKIP LOCKED batch changed: every row its DELETE removed; of the rows its UPDATE
+ * wrote, those anonymised as they are now (`changed` returns `ok`, the done predicate on the row
+ * written). A BEFORE UPDATE trigger of the table may have put an old value back (a column it
+ * keeps unchanged): such a row was written but not anonymised; it is neither counted in the trail
+ * nor taken for progress, so a batch that found only such rows ends the phase (the stall rule of
+ * rule_run_step()) instead of selecting them again forever. */
+#define CHANGED_ROWS "(SELECT count(*) FROM changed)"
+#define CHANGED_OK_ROWS "(SELECT count(*) FROM changed WHERE ok)"
+#define CHANGED_COUNT(del) ((del) ? CHANGED_ROWS : CHANGED_OK_ROWS)
+
 static char *trail_cte(bool delete, const char *rule_run_param) {
         return xasprintf(", trail AS (SELECT retention.add_rule_run_counts(%s::bigint, %s, %s, 1, 0) AS rule_run)",
-                         rule_run_param, delete ? "(SELECT count(*) FROM changed)" : "0",
-                         delete ? "0" : "(SELECT count(*) FROM changed)");
+                         rule_run_param, delete ? CHANGED_COUNT(true) : "0", delete ? "0" : CHANGED_COUNT(false));
 }
 #define TRAIL_FROM " FROM trail"
 
@@ -1764,9 +1773,21 @@ static void build_batch_range(Gen *g, const Rule *r) {
         _cleanup_free_ char *act = actionable_expr(&pr);
         bool del = r->action == ACTION_DELETE;
         _cleanup_free_ char *head = change_head(g, tq, "t", del, r->columns, r->n_columns);
-        finish_statement(g, &p->batch_range,
-                         xasprintf("%s WHERE %s >= %s::%s AND %s < coalesce(%s::%s%s, 'infinity'::%s) AND %s", head, age, last,
-                                   ty, age, upper, ty, h, ty, act));
+        _cleanup_free_ char *range = xasprintf("%s WHERE %s >= %s::%s AND %s < coalesce(%s::%s%s, 'infinity'::%s) AND %s", head, age,
+                                               last, ty, age, upper, ty, h, ty, act);
+        /* A trigger (or rule) that may rewrite the UPDATE, e.g. one that keeps a column's old
+         * value: the rows written are not all anonymised. Only those the done predicate finds
+         * anonymised as written are counted (the rest stay due: skipped, refused by the
+         * database); the rows written still size the batches. Elsewhere the command tag counts,
+         * without the cost of collecting the rows (see above). */
+        p->range_counted = !del && p->table->rewrites_update && !citus;
+        if (p->range_counted) {
+                _cleanup_free_ char *done = all_done_expr(g, r->columns, r->n_columns, "t");
+                finish_statement(g, &p->batch_range,
+                                 xasprintf("WITH changed AS (%s RETURNING %s AS ok) SELECT count(*), " CHANGED_OK_ROWS " FROM changed",
+                                           range, done));
+        } else
+                finish_statement(g, &p->batch_range, TAKE_PTR(range));
         preds_done(&pr);
 }
 
@@ -1794,12 +1815,13 @@ static void build_batch(Gen *g, const Rule *r) {
         bool del = r->action == ACTION_DELETE;
         _cleanup_free_ char *head = change_head(g, tq, "d", del, r->columns, r->n_columns);
         _cleanup_free_ char *trail = trail_cte(del, rr);
-        _cleanup_free_ char *ret = del ? with_returning(r, "d") : xstrdup("1");
+        _cleanup_free_ char *done = del ? NULL : all_done_expr(g, r->columns, r->n_columns, "d");
+        _cleanup_free_ char *ret = del ? with_returning(r, "d") : xasprintf("%s AS ok", done);
         _cleanup_free_ char *with = del ? with_ctes(g, r) : xstrdup("");
         strbuf_appendf(&b, ", changed AS (%s %s batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING %s)%s%s", head,
                        del ? "USING" : "FROM", part ? " AND d.tableoid = b.toid" : "", dage, ce, ret, with, trail);
-        strbuf_append(&b, " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch), "
-                          NEXT_XID_SQL TRAIL_FROM);
+        strbuf_appendf(&b, " SELECT (SELECT count(*) FROM batch), %s, (SELECT max(k)::text FROM batch), " NEXT_XID_SQL TRAIL_FROM,
+                       CHANGED_COUNT(del));
         finish_statement(g, &p->batch, strbuf_steal(&b));
 
         if (r->action == ACTION_DELETE) {
@@ -1847,6 +1869,7 @@ static void build_while_held(Gen *g, const Rule *r) {
         _cleanup_free_ char *held = held_expr(&pr);
         _cleanup_free_ char *due = due_expr(&pr);
         _cleanup_free_ char *done = all_done_expr(g, r->while_held_columns, r->n_while_held_columns, "t");
+        _cleanup_free_ char *ddone = all_done_expr(g, r->while_held_columns, r->n_while_held_columns, "d");
         _cleanup_free_ char *head = change_head(g, tq, "d", false, r->while_held_columns, r->n_while_held_columns);
         _cleanup_free_ char *trail = trail_cte(false, rr);
         size_t cut = slot_get(p, SLOT_CUTOFF, r, &r->retain, NULL);
@@ -1856,12 +1879,12 @@ static void build_while_held(Gen *g, const Rule *r) {
         finish_statement(g, &p->while_held_batch,
                          xasprintf("WITH batch AS MATERIALIZED (SELECT t.ctid AS rid%s, %s AS k FROM %s t"
                                    " WHERE %s >= %s::%s AND %s AND %s AND NOT %s ORDER BY %s LIMIT %s FOR UPDATE OF t SKIP LOCKED)"
-                                   ", changed AS (%s FROM batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING 1)%s"
-                                   " SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM changed), (SELECT max(k)::text FROM batch), "
+                                   ", changed AS (%s FROM batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING %s AS ok)%s"
+                                    " SELECT (SELECT count(*) FROM batch), " CHANGED_OK_ROWS ", (SELECT max(k)::text FROM batch), "
                                    NEXT_XID_SQL TRAIL_FROM,
                                    part ? ", t.tableoid AS toid" : "", age, tq, age, last, kind_sql_type(p->age_kind), due,
                                    held ? held : "false", done, age, lim, head, part ? " AND d.tableoid = b.toid" : "",
-                                   dage, ce, trail));
+                                   dage, ce, ddone, trail));
         preds_done(&pr);
 }
 

@@ -93,6 +93,9 @@ typedef struct Plan {
         PlanStatement batch_first; /* batch_start without the count (NULL): the breaker estimated it */
         PlanStatement while_held_start;
         PlanStatement batch_range;      /* fast path: DELETE/UPDATE of the actionable rows in [last key, upper end); count: command tag */
+        /* batch_range returns one row, (rows written, rows anonymised as written), instead of its
+         * command tag: an anonymise rule on a table whose UPDATE a trigger or rule may rewrite */
+        bool range_counted;
         PlanStatement batch;            /* rows one by one, FOR UPDATE SKIP LOCKED -> selected, changed, last key, next xid */
         PlanStatement while_held_batch; /* sql NULL when the rule has no while_held */
         /* Citus: the while_held phase by ranges, as batch_bound and batch_range (sql NULL otherwise) */

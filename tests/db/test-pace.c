@@ -123,6 +123,39 @@ static void test_idle_never_waits(void **state) {
         free(ci);
 }
 
+/* Its own rolled-back transactions are not other sessions' writes: a predicted range that found
+ * more rows than batch_size (a dense burst after sparse rows) is rolled back and taken again by
+ * the probe; the transaction id it used must not make the next batch wait, nor compress WAL. */
+static void test_idle_redone_never_waits(void **state) {
+        (void) state;
+        char *ci;
+        PGconn *c = rt_db("pace_redone", &ci);
+        pgtest_exec(c, "CREATE TABLE app.logs (id bigserial PRIMARY KEY, at timestamptz NOT NULL, ip inet)");
+        pgtest_exec(c, "CREATE INDEX ON app.logs (at)");
+        /* 30 days old: 6,000 rows a second apart, 3,000 within 3 seconds, 6,000 a second apart */
+        pgtest_exec(c, "INSERT INTO app.logs (at, ip) SELECT now() - interval '30 days' + g * interval '1 second', '192.0.2.1'"
+                       " FROM generate_series(1, 6000) g");
+        pgtest_exec(c, "INSERT INTO app.logs (at, ip) SELECT now() - interval '30 days' + interval '6000 seconds'"
+                       " + g * interval '1 millisecond', '192.0.2.1' FROM generate_series(1, 3000) g");
+        pgtest_exec(c, "INSERT INTO app.logs (at, ip) SELECT now() - interval '30 days' + interval '6010 seconds'"
+                       " + g * interval '1 second', '192.0.2.1' FROM generate_series(1, 6000) g");
+        pgtest_exec(c, "ANALYZE app.logs");
+        pgtest_exec(c, "ALTER DATABASE pace_redone SET log_min_duration_statement = 0");
+        long from = log_size();
+        char *out = run(ci, "1", false, NULL);
+        print_message("redone: %lld batches, %lld predicted, %lld redone, paused %lld us\n", json_int(out, "batches"),
+                      json_int(out, "batches_predicted"), json_int(out, "batches_redone"), json_int(out, "paused_usec"));
+        assert_int_equal(json_int(out, "rows_deleted"), 15000);
+        assert_true(json_int(out, "batches_redone") >= 1);
+        assert_int_equal(json_int(out, "paused_usec"), 0);
+        assert_int_equal(wal_compression_switches(from, false), 0);
+        assert_int_equal(wal_compression_switches(from, true), 0);
+        rt_assert_sql(c, "0", "SELECT count(*) FROM app.logs");
+        free(out);
+        PQfinish(c);
+        free(ci);
+}
+
 static void test_writer_makes_it_wait(void **state) {
         (void) state;
         char *ci;
@@ -289,6 +322,7 @@ static void test_bad_values(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_idle_never_waits),
+                cmocka_unit_test(test_idle_redone_never_waits),
                 cmocka_unit_test(test_writer_makes_it_wait),
                 cmocka_unit_test(test_pace_zero_never_waits),
                 cmocka_unit_test(test_referenced_table_starts_small),
