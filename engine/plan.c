@@ -1604,10 +1604,6 @@ static char *change_head(Gen *g, const char *tq, const char *a, bool delete, con
         return xasprintf("UPDATE %s %s SET %s", tq, a, set);
 }
 
-/* The CTE that adds the batch's count to the audit trail in the batch's own transaction, so
- * the trail never claims more than happened: rows deleted (or anonymised) and one batch, through
- * retention.add_rule_run_counts() (the engine's role writes the trail only through its functions).
- * A CTE that changes nothing runs only when used: the statement selects FROM trail (TRAIL_FROM). */
 /* How many rows a SKIP LOCKED batch changed: every row its DELETE removed; of the rows its UPDATE
  * wrote, those anonymised as they are now (`changed` returns `ok`, the done predicate on the row
  * written). A BEFORE UPDATE trigger of the table may have put an old value back (a column it
@@ -1618,9 +1614,13 @@ static char *change_head(Gen *g, const char *tq, const char *a, bool delete, con
 #define CHANGED_OK_ROWS "(SELECT count(*) FROM changed WHERE ok)"
 #define CHANGED_COUNT(del) ((del) ? CHANGED_ROWS : CHANGED_OK_ROWS)
 
+/* The CTE that adds the batch's count to the audit trail in the batch's own transaction, so
+ * the trail never claims more than happened: rows deleted (or anonymised) and one batch, through
+ * retention.add_rule_run_counts() (the engine's role writes the trail only through its functions).
+ * A CTE that changes nothing runs only when used: the statement selects FROM trail (TRAIL_FROM). */
 static char *trail_cte(bool delete, const char *rule_run_param) {
         return xasprintf(", trail AS (SELECT retention.add_rule_run_counts(%s::bigint, %s, %s, 1, 0) AS rule_run)",
-                         rule_run_param, delete ? CHANGED_COUNT(true) : "0", delete ? "0" : CHANGED_COUNT(false));
+                         rule_run_param, delete ? CHANGED_ROWS : "0", delete ? "0" : CHANGED_OK_ROWS);
 }
 #define TRAIL_FROM " FROM trail"
 
@@ -1880,7 +1880,7 @@ static void build_while_held(Gen *g, const Rule *r) {
                          xasprintf("WITH batch AS MATERIALIZED (SELECT t.ctid AS rid%s, %s AS k FROM %s t"
                                    " WHERE %s >= %s::%s AND %s AND %s AND NOT %s ORDER BY %s LIMIT %s FOR UPDATE OF t SKIP LOCKED)"
                                    ", changed AS (%s FROM batch b WHERE d.ctid = b.rid%s AND %s < %s RETURNING %s AS ok)%s"
-                                    " SELECT (SELECT count(*) FROM batch), " CHANGED_OK_ROWS ", (SELECT max(k)::text FROM batch), "
+                                   " SELECT (SELECT count(*) FROM batch), " CHANGED_OK_ROWS ", (SELECT max(k)::text FROM batch), "
                                    NEXT_XID_SQL TRAIL_FROM,
                                    part ? ", t.tableoid AS toid" : "", age, tq, age, last, kind_sql_type(p->age_kind), due,
                                    held ? held : "false", done, age, lim, head, part ? " AND d.tableoid = b.toid" : "",
