@@ -272,6 +272,8 @@ static void batch_done(RuleRun *rr, const FastPair *fp, bool del, int64_t change
                 rr->res.anonymised += changed;
         if (!fp->main)
                 rr->while_held_changed += changed;
+        /* First: whether others wrote during this batch sets the aim the next is sized for. */
+        pace_after_batch(rr, dt, 1, next);
         if (!rr->plan->slices) {
                 if (!predicted)
                         pace_adapt_batch_size(rr, rr->batch_size, dt);
@@ -291,7 +293,6 @@ static void batch_done(RuleRun *rr, const FastPair *fp, bool del, int64_t change
                         pace_adapt_batch_size(rr, written, dt);
                 slices_next(rr, written);
         }
-        pace_after_batch(rr, dt, 1, next);
         if (!upper) {
                 rule_run_end_phase(rr);
                 return;

@@ -12,10 +12,13 @@
 
 uint64_t pace_batch_aim_usec(const RuleRun *rr) {
         /* Citus: a batch is a distributed transaction, its commit two-phase on every worker it
-         * touched (10-20 ms whatever its size); aimed at 10 ms, batches shrank to their least. */
-        return cat_table_is_citus(rr->plan->table)       ? BATCH_TARGET_USEC_CITUS
-               : rr->rule->action == ACTION_ANONYMISE ? BATCH_TARGET_USEC_ANONYMISE
-                                                      : BATCH_TARGET_USEC;
+         * touched (10-20 ms whatever its size); aimed at 10 ms, batches shrank to their least.
+         * Never paced, so never contended (paced()). */
+        if (cat_table_is_citus(rr->plan->table))
+                return BATCH_TARGET_USEC_CITUS;
+        if (rr->contended)
+                return BATCH_TARGET_USEC_CONTENDED;
+        return rr->rule->action == ACTION_ANONYMISE ? BATCH_TARGET_USEC_ANONYMISE : BATCH_TARGET_USEC;
 }
 
 void pace_adapt_batch_size(RuleRun *rr, int64_t rows, uint64_t usec) {
@@ -120,6 +123,7 @@ void pace_after_batch(RuleRun *rr, uint64_t usec, unsigned own_xids, uint64_t ne
                         rr->pause_usec = p > 10e6 ? 10000000u : (uint64_t) p;
                         rr->res.paused_usec += (int64_t) rr->pause_usec;
                 }
+                rr->contended = others;
                 pace_gentle_wal(rr, others);
         }
         rr->next_xid = next;

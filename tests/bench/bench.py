@@ -290,7 +290,7 @@ def timed_sql(cl, db, sql):
     return time.monotonic() - t0
 
 
-def pgbench_during(cl, db, tmp, action, seconds_before=3.0, alone_window=2.0):
+def pgbench_during(cl, db, tmp, action, seconds_before=7.0, alone_window=6.0):
     """Runs the OLTP workload (2 clients) and, after `seconds_before`, `action`. Returns the
     latencies (ms) of the transactions that started in the `alone_window` seconds before the
     action (the application alone) and of those that started while the action ran."""
