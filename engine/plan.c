@@ -70,9 +70,14 @@ typedef struct Gen {
         PlanParam *params;
         size_t n_params;
         unsigned alias_counter;
+        /* a cutoff is the column s<slot> of the subquery c instead of a parameter
+         * (build_cutoffs_probe()) */
+        bool inline_slots;
 } Gen;
 
 static char *param(Gen *g, ParamKind kind, size_t slot, const char *value, const char *label) {
+        if (kind == PARAM_TIME && g->inline_slots)
+                return xasprintf("c.s%zu", slot);
         for (size_t i = 0; i < g->n_params; i++) {
                 PlanParam *p = &g->params[i];
                 if (p->kind == kind && p->slot == slot && streq_ptr(p->value, value))
@@ -1575,6 +1580,7 @@ void plan_free(Plan *p) {
         plan_statement_done(&p->breaker_count);
         plan_statement_done(&p->breaker_estimate);
         plan_statement_done(&p->idle_probe);
+        plan_statement_done(&p->cutoffs_probe);
         plan_statement_done(&p->tally);
         plan_statement_done(&p->skipped_locked);
         plan_statement_done(&p->row_by_row_select);
@@ -1923,6 +1929,22 @@ static void build_while_held_range(Gen *g, const Rule *r) {
         }
 }
 
+/* Whether no row is due, as a boolean expression: the first due row by age, not EXISTS.
+ * PostgreSQL drops an ORDER BY and LIMIT inside EXISTS and, expecting an early match, takes a
+ * sequential scan; in order, the age column's index serves, and for an anonymise rule the partial
+ * index of the rows still to anonymise (plan_todo_index()) finds none without reading the
+ * anonymised ones (1M rows, all anonymised: 1,000 ms as EXISTS, 0.3 ms so). Citus keeps EXISTS,
+ * with LIMIT 1: a plain EXISTS over a distributed table is planned as a subplan whose every row
+ * the shards ship to the coordinator first (1.0-1.3 s for the benchmark's 200,000 due rows); with
+ * LIMIT 1 each shard sends one row at most (10-40 ms). */
+static char *idle_probe_sql(Gen *g, const Rule *r, const char *due) {
+        _cleanup_free_ char *tq = qualified_name_quote(&g->plan->table->name);
+        _cleanup_free_ char *age = col("t", r->column);
+        if (cat_table_is_citus(g->plan->table))
+                return xasprintf("NOT EXISTS (SELECT 1 FROM %s t WHERE %s LIMIT 1)", tq, due);
+        return xasprintf("(SELECT 1 FROM %s t WHERE %s ORDER BY %s LIMIT 1) IS NULL", tq, due, age);
+}
+
 static void build_breaker(Gen *g, const Rule *r) {
         Plan *p = g->plan;
         Preds pr;
@@ -1956,19 +1978,8 @@ static void build_breaker(Gen *g, const Rule *r) {
         Preds p3; /* a statement's parameters are its own: the predicates built again */
         preds_build_due(g, r, "t", &p3);
         _cleanup_free_ char *due3 = due_expr(&p3);
-        /* The first due row by age, not EXISTS: PostgreSQL drops an ORDER BY and LIMIT inside
-         * EXISTS and, expecting an early match, takes a sequential scan; in order, the age
-         * column's index serves, and for an anonymise rule the partial index of the rows still to
-         * anonymise (plan_todo_index()) finds none without reading the anonymised ones (1M rows,
-         * all anonymised: 1,000 ms as EXISTS, 0.3 ms so). Citus keeps EXISTS, with LIMIT 1: a
-         * plain EXISTS over a distributed table is planned as a subplan whose every row the shards
-         * ship to the coordinator first (1.0-1.3 s for the benchmark's 200,000 due rows); with
-         * LIMIT 1 each shard sends one row at most (10-40 ms). */
-        _cleanup_free_ char *age3 = col("t", r->column);
-        finish_statement(g, &p->idle_probe,
-                         cat_table_is_citus(p->table)
-                                 ? xasprintf("SELECT NOT EXISTS (SELECT 1 FROM %s t WHERE %s LIMIT 1)", tq, due3)
-                                 : xasprintf("SELECT (SELECT 1 FROM %s t WHERE %s ORDER BY %s LIMIT 1) IS NULL", tq, due3, age3));
+        _cleanup_free_ char *probe = idle_probe_sql(g, r, due3);
+        finish_statement(g, &p->idle_probe, xasprintf("SELECT %s", probe));
         preds_done(&p3);
 }
 
@@ -2300,6 +2311,38 @@ static void build_cutoffs(Gen *g) {
         finish_statement(g, &p->cutoffs, strbuf_steal(&b));
 }
 
+/* The cutoffs and whether any row is due at them, in one statement: what a rule with no row due
+ * asks (most rule runs of a daemon), in one round trip instead of two. The cutoffs are
+ * computed once, in the subquery c, exactly as the cutoffs statement computes them (the same
+ * expressions, the same now(): one statement), and the probe compares with them as the
+ * idle probe compares with their text sent back as parameters: c.s<slot>::timestamptz. After
+ * build_cutoffs(): every slot is known, and generating the probe again must add none. */
+static void build_cutoffs_probe(Gen *g, const Rule *r) {
+        Plan *p = g->plan;
+        if (!p->idle_probe.sql)
+                return;
+        size_t n_slots = p->n_slots;
+        g->inline_slots = true;
+        Preds pr;
+        preds_build_due(g, r, "t", &pr);
+        _cleanup_free_ char *due = due_expr(&pr);
+        _cleanup_free_ char *probe = idle_probe_sql(g, r, due);
+        preds_done(&pr);
+        g->inline_slots = false;
+        StrBuf b = {};
+        strbuf_append(&b, "SELECT c.*, ");
+        strbuf_append(&b, probe);
+        strbuf_append(&b, " FROM (SELECT ");
+        for (size_t i = 0; i < p->n_slots; i++) {
+                _cleanup_free_ char *e = slot_cutoff_sql(g, &p->slots[i]);
+                strbuf_appendf(&b, "%s AS s%zu, ", e, i);
+        }
+        strbuf_append(&b, "now()::text AS started, extract(epoch FROM now())::float8 AS clock) c");
+        finish_statement(g, &p->cutoffs_probe, strbuf_steal(&b));
+        if (p->n_slots != n_slots) /* never: the probe's slots are the plan's */
+                plan_statement_done(&p->cutoffs_probe);
+}
+
 static void plan_set_purposes(Plan *p) {
         bool del = p->rule->action == ACTION_DELETE;
         p->cutoffs.purpose = "the computation of the cutoffs";
@@ -2316,6 +2359,7 @@ static void plan_set_purposes(Plan *p) {
         p->breaker_count.purpose = "the circuit breaker's count of the due rows";
         p->breaker_estimate.purpose = "the circuit breaker's estimate of the due rows";
         p->idle_probe.purpose = "the check whether any row is due";
+        p->cutoffs_probe.purpose = "the computation of the cutoffs and the check whether any row is due";
         p->tally.purpose = "the count of the due, held and still referenced rows";
         p->skipped_locked.purpose = "the count of the skipped rows that other sessions lock";
         p->row_by_row_select.purpose = "the selection of rows to delete one by one (foreign-key isolation)";
@@ -2360,6 +2404,7 @@ int plan_build(const Policy *policy, const Rule *rule, const CatCache *cache, Pl
         build_tally(&g, rule);
         build_partitions(&g, rule);
         build_cutoffs(&g); /* last: every slot is known now */
+        build_cutoffs_probe(&g, rule);
         free(g.params);
         plan_set_purposes(p);
         *ret = p;

@@ -104,6 +104,9 @@ typedef struct Plan {
         PlanStatement breaker_count;    /* count of rows this run would change, LIMIT param */
         PlanStatement breaker_estimate; /* EXPLAIN (FORMAT JSON) of the due rows: the planner's estimate */
         PlanStatement idle_probe;       /* one row: true when no row is due (the tally's rows, a superset of any change's) */
+        /* cutoffs' columns, then idle_probe's answer at those cutoffs, in one statement (one
+         * now()); sql NULL where idle_probe's is */
+        PlanStatement cutoffs_probe;
         PlanStatement tally;            /* see plan.c: fixed columns then per hold then per fk */
         PlanStatement skipped_locked;   /* of the tally's actionable rows, those another session's open transaction holds */
         PlanStatement row_by_row_select; /* batch selection FOR UPDATE (foreign-key isolation) */

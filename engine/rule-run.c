@@ -181,6 +181,18 @@ int rule_run_tally(RuleRun *rr, PgError *err) {
         return 0;
 }
 
+/* The cutoffs from r's first nf columns (plan->cutoffs' columns): one per slot, then the
+ * database's clock as text (the rule run's start) and as epoch, checked against this host's. */
+static int take_cutoffs(RuleRun *rr, PGresult *r, int nf, PgError *err) {
+        rr->n_slots = nf > 1 ? (size_t) nf - 2 : 0;
+        rr->started_db = xstrdup(PQgetvalue(r, 0, nf - 2));
+        rr->slot_values = xcalloc(rr->n_slots ? rr->n_slots : 1, sizeof(char *));
+        for (size_t i = 0; i < rr->n_slots; i++)
+                rr->slot_values[i] = xstrdup(PQgetvalue(r, 0, (int) i));
+        rr->res.cutoff = xstrdup(rr->slot_values[0]);
+        return breaker_check_clock(rr, strtod(PQgetvalue(r, 0, nf - 1), NULL), err);
+}
+
 static int compute_cutoffs(RuleRun *rr, PgError *err) {
         _cleanup_pgresult_ PGresult *r = NULL;
         /* Its only values are the policy's durations and the clock: a data exception is about
@@ -190,15 +202,29 @@ static int compute_cutoffs(RuleRun *rr, PgError *err) {
         rr->pg->input_errors = false;
         if (k)
                 return k;
+        return take_cutoffs(rr, r, PQnfields(r), err);
+}
+
+/* The cutoffs and whether any row is due at them, in one statement (plan->cutoffs_probe): the
+ * round trip a rule with no row due saves. *done: it answered; else (no such statement, or it
+ * failed other than by the connection: its error may be the rows', which are never shown whole)
+ * the cutoffs and the probe go one by one, and their own errors say which failed. */
+static int cutoffs_and_probe(RuleRun *rr, bool *idle, bool *done, PgError *err) {
+        *idle = *done = false;
+        if (!rr->plan->cutoffs_probe.sql || rr->plan->can_drop_partitions)
+                return 0;
+        _cleanup_pgresult_ PGresult *r = NULL;
+        int k = rule_run_exec(rr, &rr->plan->cutoffs_probe, &r, err, NULL, NULL, 0);
+        if (k == PG_ERR_CONNECTION)
+                return k;
+        if (k) {
+                pg_error_done(err);
+                return 0;
+        }
         int nf = PQnfields(r);
-        /* The last two columns are the database's clock: as text (the rule run's start), as epoch. */
-        rr->n_slots = nf > 1 ? (size_t) nf - 2 : 0;
-        rr->started_db = xstrdup(PQgetvalue(r, 0, nf - 2));
-        rr->slot_values = xcalloc(rr->n_slots ? rr->n_slots : 1, sizeof(char *));
-        for (size_t i = 0; i < rr->n_slots; i++)
-                rr->slot_values[i] = xstrdup(PQgetvalue(r, 0, (int) i));
-        rr->res.cutoff = xstrdup(rr->slot_values[0]);
-        return breaker_check_clock(rr, strtod(PQgetvalue(r, 0, nf - 1), NULL), err);
+        *done = true;
+        *idle = PQntuples(r) == 1 && streq(PQgetvalue(r, 0, nf - 1), "t");
+        return take_cutoffs(rr, r, nf - 1, err);
 }
 
 /* The hash method's pads reach the server by COPY into a temporary table of this session
@@ -341,15 +367,20 @@ static int probe_idle(RuleRun *rr, bool *idle, PgError *err) {
  * or (audit) the tally taken. A rule with no row due ends here: its record is written whole when
  * it finishes (trail_rule_end()), in one transaction. */
 static int start_cutoffs(RuleRun *rr, PgError *err) {
-        int k = compute_cutoffs(rr, err);
+        bool idle = false, done = false;
+        int k = rr->o->dry_run ? 0 : cutoffs_and_probe(rr, &idle, &done, err);
         if (k)
                 return k;
-        if (rr->o->dry_run)
-                return rule_run_tally(rr, err); /* the audit: count now, decide what the breaker would do */
-        bool idle;
-        k = probe_idle(rr, &idle, err);
-        if (k)
-                return k;
+        if (!done) {
+                k = compute_cutoffs(rr, err);
+                if (k)
+                        return k;
+                if (rr->o->dry_run)
+                        return rule_run_tally(rr, err); /* the audit: count now, decide what the breaker would do */
+                k = probe_idle(rr, &idle, err);
+                if (k)
+                        return k;
+        }
         if (idle) {
                 rr->idle = true;
                 rr->phase = PHASE_DONE;

@@ -8,6 +8,8 @@
  * exact counts in the run's output and the audit trail. */
 #include "rtest.h"
 
+#include <sys/stat.h>
+
 static const char *ANON_POLICY = "version: 1\n"
                                  "rules:\n"
                                  "  logs:\n"
@@ -376,10 +378,32 @@ static void test_nothing_due_recorded_whole(void **state) {
         char *eci = pgtest_engine_role(ci, "idle_engine", "app.logs", NULL);
         char *pol = rt_policy(LOGS_POLICY);
 
+        /* Every statement of the engine's session into the server log: the cutoffs and the
+         * question whether any row is due go as one statement (one round trip, one now()). */
+        pgtest_exec(c, "ALTER ROLE idle_engine SET log_min_duration_statement = 0");
+        char *logpath = rt_asprintf("%s/server.log", pgtest_host(rt_pg));
+        struct stat st;
+        long from = stat(logpath, &st) == 0 ? (long) st.st_size : 0;
         rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
         rt_assert_contains(out, "\"outcome\":\"success\",\"rule_run_id\":1,\"rows_deleted\":0,");
         rt_assert_contains(out, "\"batches\":0,");
         free(out);
+        int together = 0, apart = 0, probe = 0;
+        FILE *lf = fopen(logpath, "re");
+        assert_non_null(lf);
+        fseek(lf, from, SEEK_SET);
+        char line[8192];
+        while (fgets(line, sizeof(line), lf)) {
+                together += strstr(line, "execute <unnamed>: SELECT c.*, (SELECT 1 FROM \"app\".\"logs\" t") != NULL;
+                apart += strstr(line, "execute <unnamed>: SELECT (now() - ") != NULL;
+                probe += strstr(line, "execute <unnamed>: SELECT (SELECT 1 FROM \"app\".\"logs\" t") != NULL;
+        }
+        fclose(lf);
+        free(logpath);
+        assert_int_equal(together, 1);
+        assert_int_equal(apart, 0);
+        assert_int_equal(probe, 0);
+        pgtest_exec(c, "ALTER ROLE idle_engine RESET log_min_duration_statement");
         rt_assert_sql(c, "success/0/0/1/true/true/true",
                       "SELECT outcome || '/' || rows_deleted || '/' || batches || '/' || seq || '/'"
                       " || (cutoff = started_at - interval '7 days') || '/' || (started_at <= finished_at)"

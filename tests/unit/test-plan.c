@@ -215,6 +215,7 @@ static void print_plan(FILE *f, const Policy *policy, const CatCache *cache, Pla
         print_statement(f, n, "breaker_count", &p->breaker_count);
         print_statement(f, n, "breaker_estimate", &p->breaker_estimate);
         print_statement(f, n, "idle_probe", &p->idle_probe);
+        print_statement(f, n, "cutoffs_probe", &p->cutoffs_probe);
         print_statement(f, n, "tally", &p->tally);
         print_statement(f, n, "skipped_locked", &p->skipped_locked);
         print_statement(f, n, "row_by_row_select", &p->row_by_row_select);
