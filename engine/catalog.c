@@ -425,6 +425,39 @@ static const char untrusted_sql[] =
         " SELECT u.root, 'f', " UNTRUSTED_FINGERPRINT_SQL ", NULL, NULL, NULL, 0 FROM unnest($1::oid[]) AS u(root)"
         " ORDER BY 1, 2 DESC, 3, 4";
 
+/* For each root table ($1) its fingerprint (as untrusted_sql's 'f' rows) and whether any table
+ * of its tree has a trigger, a rule or row-level security at all: pg_class says so
+ * (relhastriggers and relhasrules stay true once set, until a VACUUM finds none; a foreign key's
+ * internal triggers count too). Where no tree has any, untrusted_sql would list nothing but the
+ * fingerprints: this one cheap statement stands for it (untrusted_sql took 9-13 ms to plan in a
+ * new session, most of a run's catalog read). */
+static const char untrusted_quick_sql[] =
+        "SELECT u.root, " UNTRUSTED_FINGERPRINT_SQL ","
+        "       EXISTS (SELECT 1 FROM pg_class c"
+        "                WHERE (c.oid = u.root OR c.oid IN (SELECT pt.relid FROM pg_partition_tree(u.root) pt))"
+        "                  AND (c.relhastriggers OR c.relhasrules OR c.relrowsecurity))"
+        "  FROM unnest($1::oid[]) AS u(root)";
+
+/* The quick answer (untrusted_quick_sql) in r: true, with every table's fingerprint set and no
+ * code listed, when no tree has a trigger, rule or row-level security; false when untrusted_sql
+ * must list them (nothing changed then). */
+static bool untrusted_none(CatTable *const *tables, size_t n, const PGresult *r) {
+        if (PQntuples(r) != (int) n)
+                return false;
+        for (int row = 0; row < PQntuples(r); row++)
+                if (!streq(PQgetvalue(r, row, 2), "f"))
+                        return false;
+        for (size_t i = 0; i < n; i++)
+                untrusted_free(tables[i]);
+        for (int row = 0; row < PQntuples(r); row++) {
+                uint32_t root = (uint32_t) strtoul(PQgetvalue(r, row, 0), NULL, 10);
+                for (size_t i = 0; i < n; i++)
+                        if (tables[i]->oid == root)
+                                tables[i]->untrusted_seen = xstrdup(PQgetvalue(r, row, 1));
+        }
+        return true;
+}
+
 int catalog_load_untrusted(Pg *pg, CatTable *const *tables, size_t n, PgError *err) {
         if (n == 0)
                 return 0;
@@ -433,9 +466,16 @@ int catalog_load_untrusted(Pg *pg, CatTable *const *tables, size_t n, PgError *e
         for (size_t i = 0; i < n; i++)
                 strbuf_appendf(&b, "%s%u", i ? "," : "", tables[i]->oid);
         strbuf_append(&b, "}");
-        _cleanup_pgresult_ PGresult *r = NULL;
+        _cleanup_pgresult_ PGresult *q = NULL;
         const char *p[] = { strbuf_str(&b) };
-        int k = pg_exec(pg, &r, err, untrusted_sql, 1, p);
+        int k = pg_exec(pg, &q, err, untrusted_quick_sql, 1, p);
+        if (k == 0 && untrusted_none(tables, n, q)) {
+                strbuf_done(&b);
+                return 0;
+        }
+        _cleanup_pgresult_ PGresult *r = NULL;
+        if (k == 0)
+                k = pg_exec(pg, &r, err, untrusted_sql, 1, p);
         strbuf_done(&b);
         if (k)
                 return k;
