@@ -313,6 +313,8 @@ static char *oid_array(const uint32_t *oids, size_t n) {
         return strbuf_steal(&b);
 }
 
+static int load_untrusted(Pg *pg, CatTable *const *tables, size_t n, bool fingerprints, PgError *err);
+
 /* Loads the tables of oids[0..n) into ret[0..n) (NULL where no table has that oid any more).
  * Returns 0 or a PgErrorClass (then nothing is returned). */
 static int load_many(Pg *pg, const uint32_t *oids, size_t n, CatTable **ret, PgError *err) {
@@ -335,7 +337,7 @@ static int load_many(Pg *pg, const uint32_t *oids, size_t n, CatTable **ret, PgE
                 if (ret[i])
                         found[nf++] = ret[i];
         if (k == 0)
-                k = catalog_load_untrusted(pg, found, nf, err);
+                k = load_untrusted(pg, found, nf, false, err);
         free(m.array);
         if (k)
                 for (size_t i = 0; i < n; i++) {
@@ -431,12 +433,19 @@ static const char untrusted_sql[] =
  * internal triggers count too). Where no tree has any, untrusted_sql would list nothing but the
  * fingerprints: this one cheap statement stands for it (untrusted_sql took 9-13 ms to plan in a
  * new session, most of a run's catalog read). */
+#define UNTRUSTED_MAYBE_SQL \
+        "EXISTS (SELECT 1 FROM pg_class c" \
+        "         WHERE (c.oid = u.root OR c.oid IN (SELECT pt.relid FROM pg_partition_tree(u.root) pt))" \
+        "           AND (c.relhastriggers OR c.relhasrules OR c.relrowsecurity))"
 static const char untrusted_quick_sql[] =
-        "SELECT u.root, " UNTRUSTED_FINGERPRINT_SQL ","
-        "       EXISTS (SELECT 1 FROM pg_class c"
-        "                WHERE (c.oid = u.root OR c.oid IN (SELECT pt.relid FROM pg_partition_tree(u.root) pt))"
-        "                  AND (c.relhastriggers OR c.relhasrules OR c.relrowsecurity))"
-        "  FROM unnest($1::oid[]) AS u(root)";
+        "SELECT u.root, " UNTRUSTED_FINGERPRINT_SQL ", " UNTRUSTED_MAYBE_SQL " FROM unnest($1::oid[]) AS u(root)";
+/* The same without the fingerprints, for the run's first read of the catalog: computing them
+ * reads catalogs (pg_trigger, pg_rewrite, pg_policy, pg_roles) that a new session has not read
+ * yet, 10 ms and more, and nothing compares them before a rule has rows to change. A table with
+ * no fingerprint has its code read again, with one, before its rule changes a row
+ * (untrusted_refresh(), untrusted_batch_verdict()). */
+static const char untrusted_maybe_sql[] =
+        "SELECT u.root, NULL, " UNTRUSTED_MAYBE_SQL " FROM unnest($1::oid[]) AS u(root)";
 
 /* The quick answer (untrusted_quick_sql) in r: true, with every table's fingerprint set and no
  * code listed, when no tree has a trigger, rule or row-level security; false when untrusted_sql
@@ -451,7 +460,7 @@ static bool untrusted_none(CatTable *const *tables, size_t n, const PGresult *r)
                 untrusted_free(tables[i]);
         for (int row = 0; row < PQntuples(r); row++) {
                 uint32_t root = (uint32_t) strtoul(PQgetvalue(r, row, 0), NULL, 10);
-                for (size_t i = 0; i < n; i++)
+                for (size_t i = 0; i < n && !PQgetisnull(r, row, 1); i++)
                         if (tables[i]->oid == root)
                                 tables[i]->untrusted_seen = xstrdup(PQgetvalue(r, row, 1));
         }
@@ -459,6 +468,12 @@ static bool untrusted_none(CatTable *const *tables, size_t n, const PGresult *r)
 }
 
 int catalog_load_untrusted(Pg *pg, CatTable *const *tables, size_t n, PgError *err) {
+        return load_untrusted(pg, tables, n, true, err);
+}
+
+/* fingerprints: false only where nothing compares them yet (load_many()); a table with code of
+ * another role gets its fingerprint either way (untrusted_sql). */
+static int load_untrusted(Pg *pg, CatTable *const *tables, size_t n, bool fingerprints, PgError *err) {
         if (n == 0)
                 return 0;
         StrBuf b = {};
@@ -468,7 +483,7 @@ int catalog_load_untrusted(Pg *pg, CatTable *const *tables, size_t n, PgError *e
         strbuf_append(&b, "}");
         _cleanup_pgresult_ PGresult *q = NULL;
         const char *p[] = { strbuf_str(&b) };
-        int k = pg_exec(pg, &q, err, untrusted_quick_sql, 1, p);
+        int k = pg_exec(pg, &q, err, fingerprints ? untrusted_quick_sql : untrusted_maybe_sql, 1, p);
         if (k == 0 && untrusted_none(tables, n, q)) {
                 strbuf_done(&b);
                 return 0;
