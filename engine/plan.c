@@ -2312,14 +2312,16 @@ static void build_cutoffs(Gen *g) {
 }
 
 /* The cutoffs and whether any row is due at them, in one statement: what a rule with no row due
- * asks (most rule runs of a daemon), in one round trip instead of two. The cutoffs are
+ * asks (most rule runs of a daemon), in one round trip instead of two. Plain PostgreSQL only. The cutoffs are
  * computed once, in the subquery c, exactly as the cutoffs statement computes them (the same
  * expressions, the same now(): one statement), and the probe compares with them as the
  * idle probe compares with their text sent back as parameters: c.s<slot>::timestamptz. After
  * build_cutoffs(): every slot is known, and generating the probe again must add none. */
 static void build_cutoffs_probe(Gen *g, const Rule *r) {
         Plan *p = g->plan;
-        if (!p->idle_probe.sql)
+        /* Not on Citus: a subquery that refers to the outer query's cutoff is not pushed down to
+         * the shards as the probe with a parameter is (one row from each at most). */
+        if (!p->idle_probe.sql || cat_table_is_citus(p->table))
                 return;
         size_t n_slots = p->n_slots;
         g->inline_slots = true;
