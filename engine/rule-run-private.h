@@ -77,8 +77,8 @@ struct RuleRun {
         int64_t isolation_rows; /* > 0: the row-by-row selection's size, not cut to the breaker */
         uint64_t next_xid;   /* the cluster's next transaction id after the last batch; 0: unknown */
         uint64_t pause_usec; /* to wait before the next batch (pacing) */
-        bool contended;      /* other sessions wrote during the last batch: shorter batches (pacing) */
         uint64_t started;
+        bool contended;      /* other sessions wrote during the last batch: shorter batches (pacing) */
         bool fatal_connection;
         bool hash_key_installed; /* HASH_KEY_TABLE holds the pads: dropped by rule_run_finish() */
         CatCache *cache;     /* the catalog the rule was planned on: untrusted_batch_check() reads it again */
