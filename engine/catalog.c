@@ -458,9 +458,9 @@ static bool untrusted_none(CatTable *const *tables, size_t n, const PGresult *r)
                         return false;
         for (size_t i = 0; i < n; i++)
                 untrusted_free(tables[i]);
-        for (int row = 0; row < PQntuples(r); row++) {
+        for (int row = 0; row < PQntuples(r) && !PQgetisnull(r, row, 1); row++) {
                 uint32_t root = (uint32_t) strtoul(PQgetvalue(r, row, 0), NULL, 10);
-                for (size_t i = 0; i < n && !PQgetisnull(r, row, 1); i++)
+                for (size_t i = 0; i < n; i++)
                         if (tables[i]->oid == root)
                                 tables[i]->untrusted_seen = xstrdup(PQgetvalue(r, row, 1));
         }
