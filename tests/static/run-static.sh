@@ -3,13 +3,15 @@
 # the compile commands of the normal build), cppcheck (warning, performance, portability), and
 # gcc -fanalyzer (a separate build with -Dc_args=-fanalyzer, warnings are errors). Each must be
 # clean; a finding is fixed in the code, or suppressed inline with the reason next to it.
-#   BUILD_DIR (default build; configured when missing), ANALYZER_BUILD_DIR (default build-analyzer)
+#   BUILD_DIR (default build; configured when missing), ANALYZER_BUILD_DIR (default build-analyzer),
+#   STATIC_JOBS (processes for each check; default: the number of cores)
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
 build=${BUILD_DIR:-$root/build}
 abuild=${ANALYZER_BUILD_DIR:-$root/build-analyzer}
+jobs=${STATIC_JOBS:-$(nproc)}
 status=0
 summary=()
 
@@ -25,11 +27,11 @@ sources=(engine/*.c)
 echo "==> clang-tidy (engine/.clang-tidy) on ${#sources[@]} files"
 log=$(mktemp)
 logs=$(mktemp -d)
-# One clang-tidy per core, a few files each: it is the slowest of the three checks. Each writes
+# One clang-tidy per job (core), a few files each: it is the slowest of the three checks. Each writes
 # its own log (no interleaved lines), gathered in the files' order; any finding fails xargs.
 export build logs
 if printf '%s\0' "${sources[@]}" |
-        xargs -0 -n 4 -P "$(nproc)" sh -c 'clang-tidy -p "$build" --quiet --extra-arg=-Wno-unknown-warning-option "$@" \
+        xargs -0 -n 4 -P "$jobs" sh -c 'clang-tidy -p "$build" --quiet --extra-arg=-Wno-unknown-warning-option "$@" \
                 >"$logs/$(basename "$1").log" 2>&1' clang-tidy; then
         summary+=("clang-tidy: clean (${#sources[@]} files)")
 else
@@ -46,7 +48,7 @@ rm -rf "$logs"
 # 2. cppcheck.
 echo "==> cppcheck --enable=warning,performance,portability"
 log=$(mktemp)
-if cppcheck -j "$(nproc)" --enable=warning,performance,portability --error-exitcode=1 --inline-suppr --quiet \
+if cppcheck -j "$jobs" --enable=warning,performance,portability --error-exitcode=1 --inline-suppr --quiet \
         --std=c11 -D_GNU_SOURCE -D__GNUC__ -I engine -I "$build" --suppress=missingIncludeSystem \
         "${sources[@]}" >"$log" 2>&1; then
         summary+=("cppcheck: clean (${#sources[@]} files)")
@@ -65,7 +67,7 @@ else
         meson setup "$abuild" -Dwerror=true -Dc_args=-fanalyzer >/dev/null
 fi
 log=$(mktemp)
-if meson compile -C "$abuild" engine/retentiond >"$log" 2>&1; then
+if meson compile -C "$abuild" -j "$jobs" engine/retentiond >"$log" 2>&1; then
         summary+=("gcc -fanalyzer: clean")
 else
         grep -E "warning:|error:" "$log" >&2 || tail -40 "$log" >&2
