@@ -437,13 +437,31 @@ static void test_nothing_due_recorded_whole(void **state) {
                                             " FROM retention.rule_runs WHERE id = 2");
         pgtest_exec(c, "DROP TRIGGER noop ON app.logs");
 
+        /* The database's clock two hours ahead of this host's (a now() of its own, searched first
+         * by the engine role's sessions): still no row due, and the one statement that computes
+         * the cutoffs and asks whether any row is due brings the database's clock back with them;
+         * the breaker trips on it as for a rule with rows due, and the rule run is recorded so,
+         * not as a success. */
+        pgtest_exec(c, "CREATE SCHEMA clockhack");
+        pgtest_exec(c, "CREATE FUNCTION clockhack.now() RETURNS timestamptz LANGUAGE sql STABLE"
+                       " AS $$ SELECT pg_catalog.now() + interval '2 hours' $$");
+        pgtest_exec(c, "GRANT USAGE ON SCHEMA clockhack TO idle_engine");
+        pgtest_exec(c, "ALTER ROLE idle_engine SET search_path = clockhack, pg_catalog, public");
+        rt_expect(1, NULL, &err, "-p", pol, "-d", eci, "run");
+        rt_assert_contains(err, "the database clock and this host's clock disagree");
+        free(err);
+        rt_assert_sql(c, "breaker/0/3/0", "SELECT outcome || '/' || rows_deleted || '/' || seq || '/' || batches"
+                                          " FROM retention.rule_runs WHERE id = 3");
+        rt_assert_sql(c, "3", "SELECT count(*) FROM retention.rule_runs");
+        pgtest_exec(c, "ALTER ROLE idle_engine RESET search_path");
+
         /* A row due now: found, deleted, and the rule run begun before its batch with the same start. */
         pgtest_exec(c, "UPDATE app.logs SET at = now() - interval '8 days' WHERE id = 7");
         rt_expect(0, &out, NULL, "-p", pol, "-d", eci, "--json", "run");
         rt_assert_contains(out, "\"rows_deleted\":1,");
         free(out);
-        rt_assert_sql(c, "success/1/3/true", "SELECT outcome || '/' || rows_deleted || '/' || seq || '/'"
-                                             " || (cutoff = started_at - interval '7 days') FROM retention.rule_runs WHERE id = 3");
+        rt_assert_sql(c, "success/1/4/true", "SELECT outcome || '/' || rows_deleted || '/' || seq || '/'"
+                                             " || (cutoff = started_at - interval '7 days') FROM retention.rule_runs WHERE id = 4");
         rt_assert_sql(c, "49|0", "SELECT count(*) || '|' || count(*) FILTER (WHERE id = 7) FROM app.logs");
         rt_expect(0, NULL, NULL, "-d", eci, "verify");
         free(pol);
