@@ -458,6 +458,7 @@ static bool untrusted_none(CatTable *const *tables, size_t n, const PGresult *r)
                         return false;
         for (size_t i = 0; i < n; i++)
                 untrusted_free(tables[i]);
+        /* The fingerprint is NULL in every row (untrusted_maybe_sql) or in none. */
         for (int row = 0; row < PQntuples(r) && !PQgetisnull(r, row, 1); row++) {
                 uint32_t root = (uint32_t) strtoul(PQgetvalue(r, row, 0), NULL, 10);
                 for (size_t i = 0; i < n; i++)
